@@ -1,0 +1,56 @@
+import pino, { type DestinationStream, type Level, type Logger } from 'pino';
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LogOptions {
+  /** Append JSON lines here; stdout when absent. */
+  logfile?: string | undefined;
+  level: LogLevel;
+  /** 0 = the daemon process. */
+  workerId: number;
+}
+
+export interface DaemonLogger {
+  logger: Logger;
+  /** Reopen the logfile (SIGUSR1, after logrotate moved it). No-op on stdout. */
+  reopen(): void;
+  /** Write out what is buffered; call before process.exit. */
+  flush(): void;
+}
+
+interface Reopenable extends DestinationStream {
+  reopen(): void;
+  flushSync(): void;
+}
+
+export function createLogger(opts: LogOptions): DaemonLogger {
+  const dest = pino.destination({
+    dest: opts.logfile ?? 1,
+    sync: false,
+    mkdir: opts.logfile !== undefined,
+    minLength: 0,
+  }) as Reopenable;
+  const logger = pino(
+    {
+      level: opts.level as Level,
+      base: { pid: process.pid, worker: opts.workerId },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    dest,
+  );
+  return {
+    logger,
+    reopen() {
+      if (opts.logfile !== undefined) dest.reopen();
+    },
+    flush() {
+      try {
+        dest.flushSync();
+      } catch {
+        // sonic-boom throws when nothing is open yet (very early exit); nothing to flush then.
+      }
+    },
+  };
+}

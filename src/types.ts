@@ -1,0 +1,37 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Process model names accepted by `-m`; aliases are folded by `canonicalModel`. */
+export type ModelName = 'IOMP' | 'LF' | 'IF' | 'TLF';
+export type ModelFlag = ModelName | 'IO' | 'WIN-TLF';
+
+/** What a handler gets besides its socket. One object per connection. */
+export interface TcpdaemonEnv {
+  /** The canonical model serving this connection. */
+  readonly model: ModelName;
+  /** 0 = the daemon process itself; 1..N = workers. */
+  readonly workerId: number;
+  /** Unique within the daemon: `${workerId}-${n}`. */
+  readonly connectionId: string;
+  /** Child logger bound to this connection (pid, worker, conn, remote). */
+  readonly logger: Logger;
+  /** The real peer: after a PROXY header when one is enabled; 'unix' on a unix socket. */
+  readonly remoteAddress: string;
+  /** 0 on a unix socket. */
+  readonly remotePort: number;
+  /** Aborted when the daemon starts shutting down: finish up and return. */
+  readonly signal: AbortSignal;
+  /** `--param k=v` values, or `params` of the library call. Frozen. */
+  readonly params: Readonly<Record<string, string>>;
+  /** Per-connection scratch space for the handler (Lars' `param`). */
+  readonly state: Record<string, unknown>;
+}
+
+/**
+ * The one handler contract. A returned promise ends the connection when it settles:
+ * resolved -> `socket.end()` if still open; rejected -> error logged, `socket.destroy()`.
+ * Returning nothing leaves the socket open until it closes.
+ */
+export type Tcpmain = (socket: Socket, env: TcpdaemonEnv) => void | Promise<unknown>;

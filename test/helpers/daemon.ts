@@ -1,0 +1,164 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = resolve(ROOT, 'bin/tcpdaemon');
+export const EXAMPLES = resolve(ROOT, 'examples');
+export const FIXTURES = resolve(ROOT, 'test/fixtures');
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
+
+export interface ExitResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A spawned `bin/tcpdaemon` with its output collected line by line. */
+export class DaemonProcess {
+  readonly child: ChildProcess;
+  readonly logs: LogLine[] = [];
+  readonly stdoutLines: string[] = [];
+  stderr = '';
+  readonly exited: Promise<ExitResult>;
+  private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+
+  constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+    this.child = spawn(BIN, args, {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.exited = new Promise((res) => {
+      this.child.on('exit', (code, signal) => res({ code, signal }));
+    });
+    let buf = '';
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      buf += d;
+      let i = buf.indexOf('\n');
+      while (i >= 0) {
+        this.onLine(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+        i = buf.indexOf('\n');
+      }
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      this.stderr += d;
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  private onLine(line: string): void {
+    this.stdoutLines.push(line);
+    let parsed: LogLine;
+    try {
+      parsed = JSON.parse(line) as LogLine;
+    } catch {
+      return;
+    }
+    this.logs.push(parsed);
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.pred(parsed)) return true;
+      w.resolve(parsed);
+      return false;
+    });
+  }
+
+  /** Resolves with the first log line (past or future) matching `pred`. */
+  waitForLog(pred: (l: LogLine) => boolean, timeoutMs = 15000): Promise<LogLine> {
+    const seen = this.logs.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((res, rej) => {
+      const timer = setTimeout(() => {
+        rej(
+          new Error(
+            `no matching log line within ${timeoutMs} ms; stdout:\n${this.stdoutLines.join('\n')}\nstderr:\n${this.stderr}`,
+          ),
+        );
+      }, timeoutMs);
+      const done = (l: LogLine) => {
+        clearTimeout(timer);
+        res(l);
+      };
+      this.waiters.push({ pred, resolve: done });
+      this.exited.then(() => {
+        setTimeout(() => {
+          clearTimeout(timer);
+          rej(
+            new Error(
+              `daemon exited before the log line came; stdout:\n${this.stdoutLines.join('\n')}\nstderr:\n${this.stderr}`,
+            ),
+          );
+        }, 50);
+      });
+    });
+  }
+
+  waitForMsg(msg: string, timeoutMs?: number): Promise<LogLine> {
+    return this.waitForLog((l) => l.msg === msg, timeoutMs);
+  }
+
+  async waitForExit(timeoutMs = 20000): Promise<ExitResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, rej) => {
+      timer = setTimeout(() => rej(new Error(`daemon did not exit within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    this.child.kill(sig);
+  }
+
+  /** SIGKILL if still running; resolves when it has exited. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+export interface Listening {
+  daemon: DaemonProcess;
+  port: number;
+  host: string;
+}
+
+/** Starts `bin/tcpdaemon args` and waits for its `listening` log line. */
+export async function startDaemon(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Listening> {
+  const daemon = new DaemonProcess(args, opts);
+  try {
+    const line = await daemon.waitForMsg('listening', opts.timeoutMs ?? 20000);
+    const address = String(line.address);
+    const m = /^\[?(.*?)\]?:(\d+)$/.exec(address);
+    return { daemon, host: m ? m[1]! : address, port: m ? Number(m[2]) : 0 };
+  } catch (err) {
+    await daemon.kill();
+    throw err;
+  }
+}
+
+/** Runs `bin/tcpdaemon args` to completion. */
+export async function runCli(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ExitResult & { stdout: string; stderr: string }> {
+  const daemon = new DaemonProcess(args, opts);
+  try {
+    const res = await daemon.waitForExit(opts.timeoutMs ?? 20000);
+    await once(daemon.child.stdout!, 'close').catch(() => undefined);
+    return { ...res, stdout: daemon.stdoutLines.join('\n'), stderr: daemon.stderr };
+  } finally {
+    await daemon.kill();
+  }
+}

@@ -1,0 +1,66 @@
+import { once } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
+
+export async function connect(target: number | string, host = '127.0.0.1'): Promise<Socket> {
+  const socket = typeof target === 'number' ? netConnect(target, host) : netConnect(target);
+  await once(socket, 'connect');
+  return socket;
+}
+
+/** Reads until `n` bytes arrived (rejects if the socket closes first). */
+export function readBytes(socket: Socket, n: number, timeoutMs = 10000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const timer = setTimeout(
+      () => finish(new Error(`read ${got}/${n} bytes within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const onData = (d: Buffer) => {
+      chunks.push(d);
+      got += d.length;
+      if (got >= n) finish();
+    };
+    const onClose = () => finish(new Error(`socket closed after ${got}/${n} bytes`));
+    const onError = (err: Error) => finish(err);
+    function finish(err?: Error) {
+      clearTimeout(timer);
+      socket.off('data', onData).off('close', onClose).off('error', onError);
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks));
+    }
+    socket.on('data', onData).on('close', onClose).on('error', onError);
+  });
+}
+
+/** Writes `data` and reads the same number of bytes back. */
+export async function roundTrip(socket: Socket, data: string | Buffer): Promise<string> {
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  socket.write(buf);
+  return (await readBytes(socket, buf.length)).toString();
+}
+
+export interface CloseInfo {
+  data: string;
+  error: NodeJS.ErrnoException | undefined;
+}
+
+/** Resolves when the socket closes, with what it read and any error (ECONNRESET, ...). */
+export function untilClosed(socket: Socket, timeoutMs = 10000): Promise<CloseInfo> {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    let error: NodeJS.ErrnoException | undefined;
+    const timer = setTimeout(() => reject(new Error(`socket still open after ${timeoutMs} ms`)), timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      data += d;
+    });
+    socket.on('error', (err) => {
+      error = err;
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ data, error });
+    });
+  });
+}
