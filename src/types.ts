@@ -34,4 +34,5 @@ export interface TcpdaemonEnv {
  * resolved -> `socket.end()` if still open; rejected -> error logged, `socket.destroy()`.
  * Returning nothing leaves the socket open until it closes.
  */
+// biome-ignore lint/suspicious/noConfusingVoidType: `void` lets plain functions that return nothing fit.
 export type Tcpmain = (socket: Socket, env: TcpdaemonEnv) => void | Promise<unknown>;
