@@ -22,6 +22,7 @@ const { host, port } = listenAddress(positionals[0]);
 if (cluster.isPrimary) {
   let listening = 0;
   let stopping = false;
+  let exitCode = 0;
   cluster.on('listening', (_worker, address) => {
     listening += 1;
     if (listening === workers) {
@@ -30,18 +31,23 @@ if (cluster.isPrimary) {
     }
   });
   cluster.on('exit', (worker, code, signal) => {
-    if (stopping) return;
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(exitCode);
+      return;
+    }
     process.stderr.write(`worker ${worker.process.pid} died (${signal ?? code}); stopping\n`);
-    process.exit(1);
+    stop(1);
   });
   for (let i = 0; i < workers; i++) cluster.fork();
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(sig, () => {
-      stopping = true;
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
-      process.exit(0);
-    });
-  }
+  // Stops the workers and exits once they are gone (so none is left unreaped).
+  const stop = (code: number) => {
+    stopping = true;
+    exitCode = code;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+    setTimeout(() => process.exit(code), 3000).unref();
+    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(code);
+  };
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop(0));
 } else {
   const server = createServer((socket) => {
     socket.on('error', () => socket.destroy());
