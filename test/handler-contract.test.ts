@@ -9,7 +9,14 @@ checkNoLeftoverProcesses();
 
 for (const file of ['echo.js', 'echo.ts']) {
   test(`echo through bin/tcpdaemon with a ${file.slice(-2)} handler`, async () => {
-    const { daemon, port } = await startDaemon(['-m', 'IOMP', '-l', '127.0.0.1:0', '-s', join(EXAMPLES, file)]);
+    const { daemon, port } = await startDaemon([
+      '-m',
+      'IOMP',
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      join(EXAMPLES, file),
+    ]);
     try {
       const line = daemon.logs.find((l) => l.msg === 'listening')!;
       assert.equal(line.model, 'IOMP');

@@ -6,10 +6,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { parseListenAddress } from '../src/listen-address.js';
 import { EXAMPLES, runCli, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, roundTrip } from './helpers/net.js';
-import { parseListenAddress } from '../src/listen-address.js';
 
 checkNoLeftoverProcesses();
 const echo = join(EXAMPLES, 'echo.js');

@@ -102,12 +102,20 @@ test('a SIGTERM during start-up is not lost: the daemon stops cleanly', async ()
 test('SIGUSR1 reopens the log file after it was moved away', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-log-'));
   const logfile = join(dir, 'app.log');
-  const daemon = new DaemonProcess(['-l', '127.0.0.1:0', '-s', join(EXAMPLES, 'echo.js'), '--logfile', logfile]);
+  const daemon = new DaemonProcess([
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    join(EXAMPLES, 'echo.js'),
+    '--logfile',
+    logfile,
+  ]);
   try {
     while (!existsSync(logfile) || !readFileSync(logfile, 'utf8').includes('"listening"')) await sleep(20);
     renameSync(logfile, `${logfile}.1`);
     daemon.signal('SIGUSR1');
-    while (!existsSync(logfile) || !readFileSync(logfile, 'utf8').includes('log file reopened')) await sleep(20);
+    while (!existsSync(logfile) || !readFileSync(logfile, 'utf8').includes('log file reopened'))
+      await sleep(20);
     daemon.signal('SIGTERM');
     assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
     assert.match(readFileSync(`${logfile}.1`, 'utf8'), /"msg":"listening"/);
