@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DaemonProcess, EXAMPLES, FIXTURES, runCli, startDaemon } from './helpers/daemon.js';
+import { DaemonProcess, EXAMPLES, FIXTURES, runCli, startDaemon, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes, roundTrip, untilClosed } from './helpers/net.js';
 
@@ -12,8 +12,7 @@ checkNoLeftoverProcesses();
 const drain = join(FIXTURES, 'drain.mjs');
 
 test('SIGTERM drains an in-flight connection, refuses new ones, then exits 0', async () => {
-  const { daemon, port } = await startDaemon(['-l', '127.0.0.1:0', '-s', drain]);
-  try {
+  await withDaemon(['-l', '127.0.0.1:0', '-s', drain], async ({ daemon, port }) => {
     const s = await connect(port);
     assert.equal((await readBytes(s, 8)).toString(), 'started\n');
     const closed = untilClosed(s);
@@ -26,9 +25,7 @@ test('SIGTERM drains an in-flight connection, refuses new ones, then exits 0', a
     const exit = await daemon.waitForExit();
     assert.deepEqual(exit, { code: 0, signal: null });
     assert.ok(daemon.logs.some((l) => l.msg === 'stopped'));
-  } finally {
-    await daemon.kill();
-  }
+  });
 });
 
 test('SIGINT stops the same way', async () => {
