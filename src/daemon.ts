@@ -28,6 +28,8 @@ export interface TcpdaemonHandle extends EventEmitter {
   readonly connections: number;
   /** Graceful stop: stop accepting, let connections finish up to shutdownTimeout, cut the rest. */
   close(): Promise<void>;
+  /** Serve new connections with the handler module as it is on disk now (what SIGHUP does). */
+  reload(): Promise<void>;
   readonly logger: Logger;
 }
 
@@ -81,6 +83,7 @@ export async function tcpdaemon(
 
 class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
   private closing: Promise<void> | undefined;
+  private reloading: Promise<void> | undefined;
 
   constructor(
     private readonly params: ResolvedParams,
@@ -103,6 +106,18 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
 
   get connections(): number {
     return this.running.connections;
+  }
+
+  /** Re-reads the handler module from disk (SIGHUP); overlapping calls share one reload. */
+  reload(): Promise<void> {
+    if (!this.running.reload) {
+      this.log.logger.warn('reload requested, but this model cannot reload');
+      return Promise.resolve();
+    }
+    this.reloading ??= this.running.reload().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
   }
 
   close(): Promise<void> {
@@ -142,7 +157,7 @@ function attachSignals(handle: DaemonHandle, inbox: SignalInbox, exit: (code: nu
       handle.log.reopen();
       logger.info('log file reopened (SIGUSR1)');
     } else if (sig === 'SIGHUP') {
-      logger.warn('SIGHUP: this model has no reload; ignored');
+      if (!stopping) handle.reload();
     } else if (!stopping) {
       stopping = true;
       logger.info({ signal: sig }, 'stop requested');

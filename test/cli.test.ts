@@ -24,18 +24,24 @@ async function rejects(args: string[], reason: RegExp): Promise<void> {
 }
 
 describe('CLI parse errors: one-line reason + usage, exit 1, nothing listens', () => {
-  test('unknown flag', () => rejects(['-l', '127.0.0.1:0', '-s', echo, '--frobnicate'], /unknown flag '--frobnicate'/));
+  test('unknown flag', () =>
+    rejects(['-l', '127.0.0.1:0', '-s', echo, '--frobnicate'], /unknown flag '--frobnicate'/));
   test('missing value', () => rejects(['-s', echo, '-l'], /flag -l, --listen needs a value/));
-  test('stray positional argument', () => rejects(['-l', '127.0.0.1:0', '-s', echo, 'extra'], /unexpected argument 'extra'/));
+  test('stray positional argument', () =>
+    rejects(['-l', '127.0.0.1:0', '-s', echo, 'extra'], /unexpected argument 'extra'/));
   test('bad port', () => rejects(['-l', '127.0.0.1:70000', '-s', echo], /port must be 0\.\.65535/));
-  test('listen without port', () => rejects(['-l', '127.0.0.1', '-s', echo], /listen \(-l\) expected ip:port/));
-  test('-c 0', () => rejects(['-l', '127.0.0.1:0', '-s', echo, '-c', '0'], /workers \(-c\) must be a whole number >= 1/));
+  test('listen without port', () =>
+    rejects(['-l', '127.0.0.1', '-s', echo], /listen \(-l\) expected ip:port/));
+  test('-c 0', () =>
+    rejects(['-l', '127.0.0.1:0', '-s', echo, '-c', '0'], /workers \(-c\) must be a whole number >= 1/));
   test('-c not a number', () => rejects(['-l', '127.0.0.1:0', '-s', echo, '-c', 'many'], /workers \(-c\)/));
   test('negative timeout', () => rejects(['-l', '127.0.0.1:0', '-s', echo, '--timeout', '-1'], /--timeout/));
-  test('unknown model', () => rejects(['-m', 'FORK', '-l', '127.0.0.1:0', '-s', echo], /model \(-m\) must be one of/));
+  test('unknown model', () =>
+    rejects(['-m', 'FORK', '-l', '127.0.0.1:0', '-s', echo], /model \(-m\) must be one of/));
   test('missing -l', () => rejects(['-s', echo], /listen \(-l\) is required/));
   test('missing -s', () => rejects(['-l', '127.0.0.1:0'], /handler \(-s\) is required/));
-  test('bad --param', () => rejects(['-l', '127.0.0.1:0', '-s', echo, '--param', 'novalue'], /--param expects KEY=VALUE/));
+  test('bad --param', () =>
+    rejects(['-l', '127.0.0.1:0', '-s', echo, '--param', 'novalue'], /--param expects KEY=VALUE/));
   test('two log levels', () =>
     rejects(['-l', '127.0.0.1:0', '-s', echo, '--loglevel-debug', '--loglevel', 'warn'], /one log level/));
   test('bad log level', () => rejects(['-l', '127.0.0.1:0', '-s', echo, '--loglevel', 'loud'], /loglevel/));
@@ -91,8 +97,10 @@ describe('handler load errors: path + reason, exit 1, nothing listens', () => {
     writeFileSync(path, 'const x: number = ;\nexport default () => x;\n');
     return loadFails(path, /failed to load: .*syntax\.ts:1:\d+/);
   });
-  test('no function export', () => loadFails(join(FIXTURES, 'no-export.mjs'), /exports no function .*found notAHandler/));
-  test('throws while loading', () => loadFails(join(FIXTURES, 'throws-at-load.mjs'), /handler refuses to load/));
+  test('no function export', () =>
+    loadFails(join(FIXTURES, 'no-export.mjs'), /exports no function .*found notAHandler/));
+  test('throws while loading', () =>
+    loadFails(join(FIXTURES, 'throws-at-load.mjs'), /handler refuses to load/));
   test('unsupported extension', () => {
     const path = join(tmp, 'handler.py');
     writeFileSync(path, 'print(1)\n');

@@ -22,6 +22,8 @@ export interface RunningModel {
   close(deadlineMs: number): Promise<void>;
   /** SIGUSR1: every process of the model reopens the logfile. */
   reopenLogs?(): void;
+  /** SIGHUP: serve new connections with the handler as it is on disk now; none refused meanwhile. */
+  reload?(): Promise<void>;
 }
 
 export interface Model {
