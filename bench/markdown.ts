@@ -64,9 +64,9 @@ export function renderSection(report: RunReport): string {
   if (echo.length > 0) {
     out.push('', '### Echo: 50 connections, messages verified byte for byte', '');
     out.push(
-      '| scenario | server | msg/s | MB/s each way | p50 ms | p99 ms | max ms | errors | load threads busy |',
+      '| scenario | server | msg/s | MB/s each way | p50 ms | p99 ms | max ms | errors | server CPU | load threads busy |',
     );
-    out.push('|---|---|--:|--:|--:|--:|--:|---|---|');
+    out.push('|---|---|--:|--:|--:|--:|--:|---|--:|---|');
     for (const r of echo) {
       const x = r.result;
       out.push(
