@@ -22,7 +22,7 @@ import {
   toolThreads,
 } from './scenarios.js';
 
-const TOOL = [process.execPath, 'bench/tool.mjs'];
+const TOOL = ['bin/tcpdaemon', 'bench'];
 /** ms a server gets after its listening line before the idle RSS is read. */
 const SETTLE_MS = 500;
 
@@ -64,7 +64,7 @@ async function runOne(scenario: Scenario, serverName: ServerName, load: LoadSpec
   try {
     const threads = toolThreads(load, spec, availableParallelism());
     const args = toolArgs(load, threads, server.host, server.port);
-    record.toolCommand = `node bench/tool.mjs ${args.join(' ').replace(` ${server.port} `, ' PORT ')}`;
+    record.toolCommand = `tcpdaemon bench ${args.join(' ').replace(` ${server.port} `, ' PORT ')}`;
     await sleep(SETTLE_MS);
     const before = treeRss(server.pid);
     const cpuBefore = treeCpuSeconds(server.pid);

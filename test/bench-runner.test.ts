@@ -47,7 +47,7 @@ test('the built tool runs as a child and prints one JSON result', async () => {
   try {
     const load = { mode: 'echo' as const, connections: 2, depth: 2, size: 16, seconds: 0.3 };
     const run = await runTool(
-      [process.execPath, 'bench/tool.mjs', ...toolArgs(load, 1, server.host, server.port)],
+      ['bin/tcpdaemon', 'bench', ...toolArgs(load, 1, server.host, server.port)],
       20_000,
     );
     assert.equal(run.code, 0, run.stderr);
@@ -75,7 +75,7 @@ describe('BENCHMARKS.md section', () => {
     server: 'node net',
     load: { mode: 'echo', connections: 50, seconds: 1 },
     serverCommand: 'node bench/servers/plain-echo.ts',
-    toolCommand: 'node bench/tool.mjs --port PORT',
+    toolCommand: 'tcpdaemon bench --port PORT',
     exitCode: null,
     failure: 'server did not start: boom | bang\nmore',
   };
@@ -99,7 +99,7 @@ describe('BENCHMARKS.md section', () => {
     assert.match(section, /Quick run/);
     assert.match(section, /\| cpu \| Test CPU, 2 cores/);
     assert.match(section, /\| echo-50x1-64B \| node net \| failed: server did not start: boom \/ bang \|/);
-    assert.match(section, /load \*\*echo-50x1-64B\*\*: `node bench\/tool.mjs --port PORT`/);
+    assert.match(section, /load \*\*echo-50x1-64B\*\*: `tcpdaemon bench --port PORT`/);
   });
 
   test('replaces only what lies between the markers', () => {
