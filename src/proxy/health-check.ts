@@ -63,6 +63,14 @@ export class ConnectChecker {
     this.tracks.set(target.id, { target, ok: 0, failed: 0, reportedDown: startsDown, inFlight: undefined });
   }
 
+  /** `id` went down by other means (its process exited): `rise` passes bring it up again. */
+  setDown(id: string): void {
+    const t = this.tracks.get(id);
+    if (!t) return;
+    t.reportedDown = true;
+    t.ok = 0;
+  }
+
   remove(id: string): void {
     this.tracks.get(id)?.inFlight?.destroy();
     this.tracks.delete(id);
