@@ -43,6 +43,11 @@ export interface ClientPeer {
   port: number;
 }
 
+/** Where to log: the connection's env (its logger is built only when something is logged). */
+export interface LogSource {
+  readonly logger: Logger;
+}
+
 export type ForwardOutcome =
   | { kind: 'forwarded'; backend: string }
   | { kind: 'rejected'; reason: string }
@@ -57,7 +62,7 @@ export async function forward(
   peer: ClientPeer,
   pool: BackendPool,
   opts: ForwardOptions,
-  logger: Logger,
+  log: LogSource,
 ): Promise<ForwardOutcome> {
   const tried = new Set<string>();
   const failures: string[] = [];
@@ -75,7 +80,7 @@ export async function forward(
       const retrying = attempt < opts.retries && !clientGone;
       pool.connectFailed(b, retrying);
       failures.push(`${b.id}: ${result}`);
-      logger.debug({ backend: b.id, reason: result, attempt }, 'backend connect failed');
+      log.logger.debug({ backend: b.id, reason: result, attempt }, 'backend connect failed');
       continue;
     }
     client.off('close', onClientGone);
@@ -84,7 +89,7 @@ export async function forward(
       return { kind: 'client-gone' };
     }
     pool.connected(b);
-    await splice(client, result, b, peer, pool, opts, logger);
+    await splice(client, result, b, peer, pool, opts, log);
     return { kind: 'forwarded', backend: b.id };
   }
   client.off('close', onClientGone);
@@ -96,7 +101,7 @@ export async function forward(
         : 'no healthy backend'
       : `all ${failures.length} connect attempts failed (${failures.join('; ')})`;
   pool.rejectedClient();
-  logger.warn({ reason }, 'client closed: no backend could take it');
+  log.logger.warn({ reason }, 'client closed: no backend could take it');
   client.destroy();
   return { kind: 'rejected', reason };
 }
@@ -139,7 +144,7 @@ function splice(
   peer: ClientPeer,
   pool: BackendPool,
   opts: ForwardOptions,
-  logger: Logger,
+  log: LogSource,
 ): Promise<void> {
   return new Promise((resolve) => {
     // Our FIN to the client must wait for the backend's, whatever the server was created with.
@@ -155,19 +160,16 @@ function splice(
     if (opts.idleTimeoutMs > 0) {
       client.setTimeout(opts.idleTimeoutMs);
       client.once('timeout', () => {
-        logger.info({ backend: b.id, idleMs: opts.idleTimeoutMs }, 'idle timeout; connection closed');
+        log.logger.info({ backend: b.id, idleMs: opts.idleTimeoutMs }, 'idle timeout; connection closed');
         client.destroy();
       });
     }
     let backendBroke: string | undefined;
     let open = 2;
-    const closed = () => {
-      if (--open === 0) resolve();
-    };
 
-    client.on('error', () => {
-      // logged by the connection's owner; our part is to close the backend (on 'close')
-    });
+    const fromClient = pump(client, backend);
+    pump(backend, client);
+    client.on('error', ignore); // the connection's owner logs it; we close the backend on 'close'
     client.once('close', () => {
       if (!backend.destroyed) {
         // Nobody to deliver to: drop the backend, unless it already sent its FIN and only
@@ -175,9 +177,8 @@ function splice(
         if (!backend.readableEnded || client.errored) backend.destroy();
         else setTimeout(() => backend.destroy(), BACKEND_LINGER_MS).unref();
       }
-      closed();
+      if (--open === 0) resolve();
     });
-
     backend.on('error', (err: NodeJS.ErrnoException) => {
       backendBroke = err.code ?? err.message;
     });
@@ -189,20 +190,40 @@ function splice(
         backendBroke !== undefined,
       );
       if (backendBroke !== undefined) {
-        logger.info({ backend: b.id, reason: backendBroke }, 'backend broke the connection; client closed');
+        log.logger.info(
+          { backend: b.id, reason: backendBroke },
+          'backend broke the connection; client closed',
+        );
         client.destroy();
       } else if (!client.destroyed) {
         // The backend is gone both ways: deliver what it sent, then close; what the client
         // still sends has nowhere to go.
-        client.unpipe(backend);
+        client.off('data', fromClient);
+        client.pause();
         client.end();
         if (client.writableFinished) client.destroy();
         else client.once('finish', () => client.destroy());
       }
-      closed();
+      if (--open === 0) resolve();
     });
-
-    client.pipe(backend);
-    backend.pipe(client);
   });
 }
+
+/**
+ * src -> dst with backpressure: src is not read while dst holds more than its highWaterMark
+ * unsent; src's FIN is passed on. Lighter than stream.pipe (three listeners, no state).
+ * Returns the data listener.
+ */
+function pump(src: Socket, dst: Socket): (chunk: Buffer) => void {
+  const onData = (chunk: Buffer) => {
+    if (!dst.write(chunk)) src.pause();
+  };
+  src.on('data', onData);
+  dst.on('drain', () => src.resume());
+  src.once('end', () => {
+    if (!dst.destroyed) dst.end();
+  });
+  return onData;
+}
+
+function ignore(): void {}

@@ -1,4 +1,4 @@
-import type { Tcpmain } from '../types.js';
+import type { Logger, Tcpmain } from '../types.js';
 import { type ForwardOptions, forward } from './forward.js';
 import type { BackendPool } from './pool.js';
 import { readProxyHeader } from './proxy-protocol.js';
@@ -18,7 +18,7 @@ export interface FrontOptions extends ForwardOptions {
 export function createProxyHandler(pool: BackendPool, opts: FrontOptions): Tcpmain {
   if (!opts.proxyProtocol) {
     return (socket, env) =>
-      forward(socket, { address: env.remoteAddress, port: env.remotePort }, pool, opts, env.logger);
+      forward(socket, { address: env.remoteAddress, port: env.remotePort }, pool, opts, env);
   }
   return async (socket, env) => {
     const r = await readProxyHeader(socket, { timeoutMs: opts.headerTimeoutMs });
@@ -26,7 +26,14 @@ export function createProxyHandler(pool: BackendPool, opts: FrontOptions): Tcpma
       env.logger.warn({ reason: r.reason }, 'PROXY header refused; connection closed');
       return;
     }
-    const logger = env.logger.child({ client: `${r.remoteAddress}:${r.remotePort}` });
-    return forward(socket, { address: r.remoteAddress, port: r.remotePort }, pool, opts, logger);
+    const client = `${r.remoteAddress}:${r.remotePort}`;
+    let logger: Logger | undefined;
+    const log = {
+      get logger() {
+        logger ??= env.logger.child({ client });
+        return logger;
+      },
+    };
+    return forward(socket, { address: r.remoteAddress, port: r.remotePort }, pool, opts, log);
   };
 }

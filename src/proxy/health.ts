@@ -94,6 +94,8 @@ export class HealthTracker {
   private access = 0;
   /** Rotates probes over the overloaded backends. */
   private probeTurn = 0;
+  /** Entries in the overloaded state, so a pick with none costs nothing. */
+  private overloadedCount = 0;
 
   constructor(options: Partial<PassiveHealthOptions>, onChange: (change: HealthChange) => void = () => {}) {
     this.options = { ...DEFAULT_PASSIVE_HEALTH, ...options };
@@ -115,12 +117,17 @@ export class HealthTracker {
     };
     this.entries.set(id, e);
     if (initial === 'up') this.resetUp(id, e);
-    else if (initial === 'overloaded') this.resetOverloaded(id, e);
+    else if (initial === 'overloaded') {
+      this.overloadedCount++;
+      this.resetOverloaded(id, e);
+    }
   }
 
   remove(id: string): void {
     const e = this.entries.get(id);
-    if (e) clearTimeout(e.timer);
+    if (!e) return;
+    clearTimeout(e.timer);
+    if (e.state === 'overloaded') this.overloadedCount--;
     this.entries.delete(id);
   }
 
@@ -139,6 +146,7 @@ export class HealthTracker {
    * a probe, undefined otherwise.
    */
   probe(exclude: ReadonlySet<string>): string | undefined {
+    if (this.overloadedCount === 0) return undefined;
     const overloaded: string[] = [];
     for (const [id, e] of this.entries) if (e.state === 'overloaded' && !exclude.has(id)) overloaded.push(id);
     if (overloaded.length === 0) return undefined;
@@ -198,6 +206,7 @@ export class HealthTracker {
   close(): void {
     for (const e of this.entries.values()) clearTimeout(e.timer);
     this.entries.clear();
+    this.overloadedCount = 0;
   }
 
   private toUp(id: string, e: Entry, reason: string): void {
@@ -213,6 +222,7 @@ export class HealthTracker {
   private transition(id: string, e: Entry, to: BackendState, reason: string): void {
     const from = e.state;
     e.state = to;
+    this.overloadedCount += (to === 'overloaded' ? 1 : 0) - (from === 'overloaded' ? 1 : 0);
     if (from !== to) this.onChange({ id, from, to, reason });
   }
 

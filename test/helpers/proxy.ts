@@ -86,7 +86,7 @@ export async function startFront(pool: BackendPool, opts: ForwardOptions, logger
   const outcomes: Promise<unknown>[] = [];
   const t = await listen((s) => {
     clients.push(s);
-    outcomes.push(forward(s, { address: s.remoteAddress!, port: s.remotePort! }, pool, opts, logger));
+    outcomes.push(forward(s, { address: s.remoteAddress!, port: s.remotePort! }, pool, opts, { logger }));
   });
   return Object.assign(t, { clients, outcomes });
 }

@@ -1,0 +1,144 @@
+// A backend with a front in front of it, as one "server" for the benchmark runner: the
+// backend (node echo, or redis-server) on a free port, then the front (ours, HAProxy, or
+// none), and one `listening` line with the front's address. Both fronts forward in TCP mode
+// with one process/thread each; SIGTERM stops everything.
+// usage: node --import tsx bench/servers/proxy-stack.ts --backend echo|redis --front none|tcpdaemon|haproxy [--strategy NAME]
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { announceListening } from './listen-address.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'echo' },
+    front: { type: 'string', default: 'tcpdaemon' },
+    strategy: { type: 'string' },
+  },
+});
+const children: ChildProcess[] = [];
+const tmp = mkdtempSync(join(tmpdir(), 'tcpdaemon-bench-stack-'));
+
+function stop(code: number): never {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+  process.exit(code);
+}
+for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop(0));
+
+function fail(why: string): never {
+  process.stderr.write(`proxy-stack: ${why}\n`);
+  stop(1);
+}
+
+function run(argv: string[], onLine?: (line: string) => void): ChildProcess {
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  child.once('exit', (code, sig) => fail(`${argv[0]} exited (${sig ?? code})`));
+  let buf = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      onLine?.(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  return child;
+}
+
+/** A port free right now: for programs that cannot listen on port 0 and report it. */
+function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function untilAccepting(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((res) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => res(true)).once('error', () => res(false));
+      s.once('connect', () => s.destroy());
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  fail(`nothing accepts on port ${port}`);
+}
+
+function listeningPort(line: string): number | undefined {
+  try {
+    const l = JSON.parse(line) as { msg?: string; address?: string };
+    if (l.msg === 'listening' && l.address) return Number(/:(\d+)$/.exec(l.address)?.[1]);
+  } catch {
+    // not a log line
+  }
+  return undefined;
+}
+
+async function startBackend(): Promise<number> {
+  if (values.backend === 'redis') {
+    const port = await freePort();
+    run(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    await untilAccepting(port);
+    return port;
+  }
+  return new Promise((res) => {
+    run([process.execPath, '--import', 'tsx', 'bench/servers/plain-echo.ts', '127.0.0.1:0'], (line) => {
+      const port = listeningPort(line);
+      if (port) res(port);
+    });
+  });
+}
+
+async function startFront(backendPort: number): Promise<number> {
+  if (values.front === 'none') return backendPort;
+  if (values.front === 'haproxy') {
+    const port = await freePort();
+    const cfg = join(tmp, 'haproxy.cfg');
+    writeFileSync(
+      cfg,
+      [
+        'global',
+        '  nbthread 1',
+        '  maxconn 4096',
+        'defaults',
+        '  mode tcp',
+        '  timeout connect 5s',
+        '  timeout client 60s',
+        '  timeout server 60s',
+        'frontend fe',
+        `  bind 127.0.0.1:${port}`,
+        '  default_backend be',
+        'backend be',
+        `  server s1 127.0.0.1:${backendPort}`,
+        '',
+      ].join('\n'),
+    );
+    run(['haproxy', '-db', '-f', cfg]);
+    await untilAccepting(port);
+    return port;
+  }
+  if (values.front !== 'tcpdaemon') fail(`unknown --front ${values.front}`);
+  const args = ['-l', '127.0.0.1:0', '--backend', `127.0.0.1:${backendPort}`];
+  if (values.strategy) args.push('--strategy', values.strategy);
+  return new Promise((res) => {
+    run([process.execPath, 'bench/servers/proxy-cli.mjs', ...args], (line) => {
+      const port = listeningPort(line);
+      if (port) res(port);
+    });
+  });
+}
+
+const backendPort = await startBackend();
+const port = await startFront(backendPort);
+announceListening(
+  { address: '127.0.0.1', family: 'IPv4', port },
+  { front: values.front, backend: values.backend },
+);
