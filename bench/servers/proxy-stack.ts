@@ -2,7 +2,8 @@
 // backend (node echo, or redis-server) on a free port, then the front (ours, HAProxy, or
 // none), and one `listening` line with the front's address. Both fronts forward in TCP mode
 // with one process/thread each; SIGTERM stops everything.
-// usage: node --import tsx bench/servers/proxy-stack.ts --backend echo|redis --front none|tcpdaemon|haproxy [--strategy NAME]
+// usage: node --import tsx bench/servers/proxy-stack.ts --backend echo|redis --front none|tcpdaemon|haproxy
+//          [--strategy NAME] [--backends N] [--slow-ms MS]   (N echo backends, the first answering MS late)
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -17,8 +18,12 @@ const { values } = parseArgs({
     backend: { type: 'string', default: 'echo' },
     front: { type: 'string', default: 'tcpdaemon' },
     strategy: { type: 'string' },
+    backends: { type: 'string', default: '1' },
+    'slow-ms': { type: 'string', default: '0' },
   },
 });
+const backendCount = Number(values.backends);
+const slowMs = Number(values['slow-ms']);
 const children: ChildProcess[] = [];
 const tmp = mkdtempSync(join(tmpdir(), 'tcpdaemon-bench-stack-'));
 
@@ -37,6 +42,9 @@ function fail(why: string): never {
 function run(argv: string[], onLine?: (line: string) => void): ChildProcess {
   const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
+  child.once('error', (err: NodeJS.ErrnoException) =>
+    fail(`cannot run ${argv[0]}: ${err.code ?? err.message}`),
+  );
   child.once('exit', (code, sig) => fail(`${argv[0]} exited (${sig ?? code})`));
   let buf = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -82,23 +90,39 @@ function listeningPort(line: string): number | undefined {
   return undefined;
 }
 
-async function startBackend(): Promise<number> {
+/** Echo backends; with --slow-ms, the first one answers each chunk that much later. */
+function startEchoBackends(): Promise<number[]> {
+  return Promise.all(
+    Array.from({ length: backendCount }, (_, i) => {
+      const argv =
+        i === 0 && slowMs > 0
+          ? [process.execPath, '--import', 'tsx', 'bench/servers/slow-echo.ts', '127.0.0.1:0', String(slowMs)]
+          : [process.execPath, '--import', 'tsx', 'bench/servers/plain-echo.ts', '127.0.0.1:0'];
+      return new Promise<number>((res) => {
+        run(argv, (line) => {
+          const port = listeningPort(line);
+          if (port) res(port);
+        });
+      });
+    }),
+  );
+}
+
+async function startBackends(): Promise<number[]> {
   if (values.backend === 'redis') {
     const port = await freePort();
     run(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
     await untilAccepting(port);
-    return port;
+    return [port];
   }
-  return new Promise((res) => {
-    run([process.execPath, '--import', 'tsx', 'bench/servers/plain-echo.ts', '127.0.0.1:0'], (line) => {
-      const port = listeningPort(line);
-      if (port) res(port);
-    });
-  });
+  return startEchoBackends();
 }
 
-async function startFront(backendPort: number): Promise<number> {
-  if (values.front === 'none') return backendPort;
+async function startFront(backendPorts: number[]): Promise<number> {
+  if (values.front === 'none') {
+    if (backendPorts.length !== 1) fail('--front none takes one backend');
+    return backendPorts[0]!;
+  }
   if (values.front === 'haproxy') {
     const port = await freePort();
     const cfg = join(tmp, 'haproxy.cfg');
@@ -117,7 +141,7 @@ async function startFront(backendPort: number): Promise<number> {
         `  bind 127.0.0.1:${port}`,
         '  default_backend be',
         'backend be',
-        `  server s1 127.0.0.1:${backendPort}`,
+        ...backendPorts.map((p, i) => `  server s${i + 1} 127.0.0.1:${p}`),
         '',
       ].join('\n'),
     );
@@ -126,7 +150,7 @@ async function startFront(backendPort: number): Promise<number> {
     return port;
   }
   if (values.front !== 'tcpdaemon') fail(`unknown --front ${values.front}`);
-  const args = ['-l', '127.0.0.1:0', '--backend', `127.0.0.1:${backendPort}`];
+  const args = ['-l', '127.0.0.1:0', ...backendPorts.flatMap((p) => ['--backend', `127.0.0.1:${p}`])];
   if (values.strategy) args.push('--strategy', values.strategy);
   return new Promise((res) => {
     run([process.execPath, 'bench/servers/proxy-cli.mjs', ...args], (line) => {
@@ -136,8 +160,7 @@ async function startFront(backendPort: number): Promise<number> {
   });
 }
 
-const backendPort = await startBackend();
-const port = await startFront(backendPort);
+const port = await startFront(await startBackends());
 announceListening(
   { address: '127.0.0.1', family: 'IPv4', port },
   { front: values.front, backend: values.backend },
