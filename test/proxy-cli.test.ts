@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, connect as netConnect } from 'node:net';
+import { type AddressInfo, createServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { readProxyHeader } from '../src/proxy/proxy-protocol.js';
+import { ProxyConfigError, readProxyHeader, startProxy } from '../src/proxy/index.js';
 import { FIXTURES, type Listening, runCli, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes, roundTrip, untilClosed } from './helpers/net.js';
@@ -234,5 +234,43 @@ describe('PROXY protocol between our proxies', () => {
     await p.daemon.waitForLog(
       (l) => l.msg === 'PROXY header refused; connection closed' && /within 300 ms/.test(String(l.reason)),
     );
+  });
+});
+
+describe('startProxy (library)', () => {
+  it('serves, reports per-backend stats, and refuses bad config with ProxyConfigError', async () => {
+    const a = await backend('a');
+    const gone = await listen(() => {});
+    await gone.close();
+    const p = await startProxy({
+      listen: '127.0.0.1:0',
+      backends: [`127.0.0.1:${a.port}`, `127.0.0.1:${gone.port}`],
+      strategy: 'roundrobin',
+      healthInterval: 0,
+      loglevel: 'fatal',
+      statsInterval: 0,
+    });
+    try {
+      const { port } = p.address() as AddressInfo;
+      for (let i = 0; i < 4; i++) {
+        const c = await connect(port);
+        c.write('.');
+        assert.equal((await readBytes(c, 3)).toString(), 'a\n.');
+        c.destroy();
+      }
+      const stats = p.stats();
+      const live = stats.backends.find((b) => b.id === `127.0.0.1:${a.port}`)!;
+      const dead = stats.backends.find((b) => b.id === `127.0.0.1:${gone.port}`)!;
+      assert.equal(live.total, 4);
+      assert.equal(live.state, 'up');
+      assert.equal(dead.total, 0);
+      assert.ok(dead.errors >= 1);
+      assert.equal(stats.retried, dead.errors);
+      assert.equal(stats.rejected, 0);
+    } finally {
+      await p.close();
+    }
+    await assert.rejects(startProxy({ listen: '127.0.0.1:0', backends: ['nope'] }), ProxyConfigError);
+    await assert.rejects(startProxy({ listen: '127.0.0.1:0' }), /give at least one --backend/);
   });
 });
