@@ -184,6 +184,15 @@ describe('forwarding with each strategy', () => {
   });
 });
 
+it('forwards a client socket that arrives paused (pauseOnConnect, as models that hand sockets over use)', async () => {
+  const [b] = await backends(1);
+  const f = await startFront(pool([b!.port]), opts, memoryLogger().logger, { pauseOnConnect: true });
+  cleanup.push(() => f.close());
+  const { s, tag } = await via(f);
+  assert.equal(tag, 'b0');
+  assert.equal(await roundTrip(s, 'hello'), 'hello');
+});
+
 describe('connect failures', () => {
   it('retries the next backend on a refused connect, invisibly to the client', async () => {
     const [live] = await backends(1);

@@ -219,6 +219,7 @@ function pump(src: Socket, dst: Socket): (chunk: Buffer) => void {
     if (!dst.write(chunk)) src.pause();
   };
   src.on('data', onData);
+  src.resume(); // a socket handed over paused (pauseOnConnect) does not start on 'data' alone
   dst.on('drain', () => src.resume());
   src.once('end', () => {
     if (!dst.destroyed) dst.end();

@@ -37,10 +37,14 @@ export interface TestServer {
 
 export async function listen(
   onConnection: (s: Socket) => void,
-  opts: { allowHalfOpen?: boolean } = {},
+  opts: { allowHalfOpen?: boolean; pauseOnConnect?: boolean } = {},
 ): Promise<TestServer> {
   const sockets = new Set<Socket>();
-  const server = createServer({ allowHalfOpen: opts.allowHalfOpen ?? false }, (s) => {
+  const serverOpts = {
+    allowHalfOpen: opts.allowHalfOpen ?? false,
+    pauseOnConnect: opts.pauseOnConnect ?? false,
+  };
+  const server = createServer(serverOpts, (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
@@ -81,12 +85,17 @@ export interface Front extends TestServer {
 }
 
 /** A front whose connection handler is `forward` (created with allowHalfOpen false, like the daemon's). */
-export async function startFront(pool: BackendPool, opts: ForwardOptions, logger: Logger): Promise<Front> {
+export async function startFront(
+  pool: BackendPool,
+  opts: ForwardOptions,
+  logger: Logger,
+  server: { pauseOnConnect?: boolean } = {},
+): Promise<Front> {
   const clients: Socket[] = [];
   const outcomes: Promise<unknown>[] = [];
   const t = await listen((s) => {
     clients.push(s);
     outcomes.push(forward(s, { address: s.remoteAddress!, port: s.remotePort! }, pool, opts, { logger }));
-  });
+  }, server);
   return Object.assign(t, { clients, outcomes });
 }
