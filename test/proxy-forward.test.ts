@@ -212,8 +212,8 @@ describe('connect failures', () => {
     assert.equal(snap.rejected, 0);
   });
 
-  it('retries on a connect timeout too', async (t) => {
-    // A listener with a full accept queue that never accepts: further SYNs go unanswered.
+  /** A port whose listener never accepts and whose queue is full: connects to it hang. */
+  async function stuckPort(): Promise<number | undefined> {
     const py = spawn(
       'python3',
       [
@@ -227,17 +227,23 @@ describe('connect failures', () => {
       await once(py, 'exit').catch(() => {});
     });
     const [line] = (await once(py.stdout!, 'data')) as [Buffer];
-    const stuckPort = Number(line.toString().trim());
-    if (!(stuckPort > 0)) return t.skip('python3 not usable here');
-    // Fill the queue (backlog 0 admits one or two) so the proxy's SYN is dropped.
+    const port = Number(line.toString().trim());
+    if (!(port > 0)) return undefined;
+    // Fill the queue (backlog 0 admits one or two) so further SYNs are dropped.
     for (let i = 0; i < 3; i++) {
-      const filler = netConnect(stuckPort, '127.0.0.1');
+      const filler = netConnect(port, '127.0.0.1');
       filler.on('error', () => {});
       cleanup.push(() => filler.destroy());
     }
     await sleep(100);
+    return port;
+  }
+
+  it('retries on a connect timeout too', async (t) => {
+    const stuck = await stuckPort();
+    if (stuck === undefined) return t.skip('python3 not usable here');
     const [live] = await backends(1);
-    const p = pool([stuckPort, live!.port], { strategy: 'roundrobin' });
+    const p = pool([stuck, live!.port], { strategy: 'roundrobin' });
     const f = await front(p, { ...opts, connectTimeoutMs: 200 });
     const tags: string[] = [];
     for (let i = 0; i < 4; i++) {
@@ -246,7 +252,20 @@ describe('connect failures', () => {
       s.destroy();
     }
     assert.deepEqual(tags, ['b0', 'b0', 'b0', 'b0']);
-    assert.ok(p.snapshot().backends.find((b) => b.id.endsWith(`:${stuckPort}`))!.errors >= 1);
+    assert.ok(p.snapshot().backends.find((b) => b.id.endsWith(`:${stuck}`))!.errors >= 1);
+  });
+
+  it('a client that leaves while the proxy is still connecting costs the backend nothing', async (t) => {
+    const stuck = await stuckPort();
+    if (stuck === undefined) return t.skip('python3 not usable here');
+    const p = pool([stuck]);
+    const f = await front(p, { ...opts, connectTimeoutMs: 5000 });
+    const c = await connect(f.port);
+    await sleep(100);
+    c.destroy();
+    assert.deepEqual(await f.outcomes[0], { kind: 'client-gone' });
+    assert.equal(p.snapshot().backends[0]!.errors, 0);
+    assert.equal(p.snapshot().rejected, 0);
   });
 
   it('closes the client with a logged reason when no backend can take it', async () => {

@@ -77,7 +77,8 @@ export async function forward(
     tried.add(b.id);
     const result = await connectBackend(b, opts, client);
     if (typeof result === 'string') {
-      const retrying = attempt < opts.retries && !clientGone;
+      if (clientGone) break; // not the backend's failure
+      const retrying = attempt < opts.retries;
       pool.connectFailed(b, retrying);
       failures.push(`${b.id}: ${result}`);
       log.logger.debug({ backend: b.id, reason: result, attempt }, 'backend connect failed');
