@@ -67,6 +67,19 @@ describe('tcpdaemon proxy: flags', () => {
     );
     await rejects([...l, '--backend', '127.0.0.1:1', '--spawn-count', '2'], /needs --spawn COMMAND/);
     await rejects([...l, '--spawn', 'node server.js'], /must contain the \{port\} placeholder/);
+    await rejects(
+      [...l, '--spawn', "node 'server.js {port}"],
+      /spawn \(--spawn\) unterminated ' quote in command/,
+    );
+    await rejects(
+      [...l, '--backend', '127.0.0.1:1', '--spawn-unix'],
+      /spawnUnix \(--spawn-unix\) needs --spawn COMMAND/,
+    );
+    await rejects(
+      [...l, '--spawn', 'x {port}', '--spawn-port', '65535', '--spawn-count', '2'],
+      /leaves no room for 2 ports/,
+    );
+    await rejects([...l, '--spawn', 'x {port}', '--spawn-port', '7000', '--spawn-unix'], /not both/);
     await rejects([...l, '--backend', '127.0.0.1:1', '--frobnicate'], /unknown flag '--frobnicate'/);
     await rejects(['--backend', '127.0.0.1:1'], /listen \(-l\) is required/);
   });

@@ -16,8 +16,11 @@ export const PROXY_USAGE = `usage: tcpdaemon proxy -l ADDRESS --backend HOST:POR
 
   -l ADDRESS              where the front listens: ip:port, [ipv6]:port or a unix socket path
   --backend TARGET        HOST:PORT, [IPV6]:PORT or a socket path, optionally ,weight=N (1..100); repeatable
-  --spawn 'COMMAND'       start N backends; {port} in COMMAND becomes each one's port
+  --spawn 'COMMAND'       start N backends and supervise them; {port} in COMMAND (and the variable
+                          TCPDAEMON_BACKEND_PORT) becomes each one's port; split into words, no shell
   --spawn-count N         how many to spawn (default 1)
+  --spawn-port BASE       spawned backends listen on BASE..BASE+N-1 (default: free ports picked at start)
+  --spawn-unix            spawned backends get unix socket paths (in a private directory) instead of ports
   --strategy NAME         roundrobin (weighted), leastconn, p2c, hash (client address); default p2c
   --health-interval S     seconds between TCP connect checks of each backend (default 2; 0 = off)
   --connect-timeout S     per connect attempt to a backend (default 3)
@@ -38,6 +41,7 @@ const VALUE_FLAGS = {
   listen: { short: 'l', key: 'listen' },
   spawn: { key: 'spawn' },
   'spawn-count': { key: 'spawnCount' },
+  'spawn-port': { key: 'spawnPort' },
   strategy: { key: 'strategy' },
   'health-interval': { key: 'healthInterval' },
   'connect-timeout': { key: 'connectTimeout' },
@@ -63,6 +67,7 @@ function parserOptions(): Options {
   const options: Options = {
     backend: { type: 'string', multiple: true },
     'proxy-protocol': { type: 'boolean' },
+    'spawn-unix': { type: 'boolean' },
     config: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
@@ -89,6 +94,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig | 'help' {
   }
   if (values.backend) fromFlags.backends = values.backend;
   if (values['proxy-protocol']) fromFlags.proxyProtocol = true;
+  if (values['spawn-unix']) fromFlags.spawnUnix = true;
   const levels = LOG_LEVELS.filter((l) => values[`loglevel-${l}`]);
   if (levels.length + (values.loglevel === undefined ? 0 : 1) > 1) {
     throw new ProxyConfigError('give one log level (--loglevel LEVEL or one --loglevel-LEVEL)');

@@ -9,6 +9,7 @@ import { type BackendSpec, parseBackendSpec } from './backend.js';
 import { DEFAULT_PASSIVE_HEALTH, type PassiveHealthOptions } from './health.js';
 import { DEFAULT_ACTIVE_CHECK } from './health-check.js';
 import { DEFAULT_HEADER_TIMEOUT_MS } from './proxy-protocol.js';
+import { PORT_PLACEHOLDER, splitCommand } from './spawn-command.js';
 import { DEFAULT_STATS_INTERVAL_MS } from './stats.js';
 import { DEFAULT_STRATEGY, STRATEGY_NAMES, type StrategyName } from './strategies/index.js';
 
@@ -21,6 +22,10 @@ export interface ProxyConfig {
   spawn?: string;
   /** `--spawn-count N`: how many of them. Default 1 when --spawn is given. */
   spawnCount?: number;
+  /** `--spawn-port BASE`: spawned backends listen on BASE..BASE+N-1 (default: free ports picked at start). */
+  spawnPort?: number;
+  /** `--spawn-unix`: spawned backends get unix socket paths in a private directory instead of ports. */
+  spawnUnix?: boolean;
   /** `--strategy`: roundrobin, leastconn, p2c, hash. */
   strategy?: string;
   /** `--health-interval S`: seconds between active connect checks; 0 = passive tracking only. */
@@ -59,7 +64,16 @@ export interface ProxyConfig {
 export interface ResolvedProxyConfig {
   listen: string;
   backends: BackendSpec[];
-  spawn: { command: string; count: number } | undefined;
+  spawn:
+    | {
+        /** The command's words, {port} still in them. */
+        words: string[];
+        count: number;
+        /** First fixed port; undefined = free ports (or unix paths). */
+        basePort: number | undefined;
+        unix: boolean;
+      }
+    | undefined;
   strategy: StrategyName;
   healthIntervalMs: number;
   connectTimeoutMs: number;
@@ -94,6 +108,8 @@ const FLAGS: Record<string, string> = {
   backends: '--backend',
   spawn: '--spawn',
   spawnCount: '--spawn-count',
+  spawnPort: '--spawn-port',
+  spawnUnix: '--spawn-unix',
   strategy: '--strategy',
   healthInterval: '--health-interval',
   connectTimeout: '--connect-timeout',
@@ -201,17 +217,38 @@ export function validateProxyConfig(input: unknown): ResolvedProxyConfig {
   const spawnCount = optional(raw, 'spawnCount', (v) =>
     number('spawnCount', v, { min: 1, max: 256, integer: true }),
   );
-  if (spawnCount !== undefined && command === undefined) {
-    throw new ProxyConfigError('spawnCount (--spawn-count) needs --spawn COMMAND');
+  const spawnPort = optional(raw, 'spawnPort', (v) =>
+    number('spawnPort', v, { min: 1, max: 65535, integer: true }),
+  );
+  const spawnUnix = optional(raw, 'spawnUnix', (v) => boolean('spawnUnix', v)) ?? false;
+  for (const key of ['spawnCount', 'spawnPort', 'spawnUnix'] as const) {
+    if (raw[key] !== undefined && command === undefined) {
+      throw new ProxyConfigError(`${key} (${FLAGS[key]}) needs --spawn COMMAND`);
+    }
   }
-  if (command !== undefined && !command.includes('{port}')) {
-    fail(
-      'spawn',
-      "must contain the {port} placeholder (the backend's port or socket path goes there)",
-      command,
-    );
+  let spawn: ResolvedProxyConfig['spawn'];
+  if (command !== undefined) {
+    let words: string[];
+    try {
+      words = splitCommand(command);
+    } catch (err) {
+      fail('spawn', (err as Error).message, command);
+    }
+    if (!words.some((w) => w.includes(PORT_PLACEHOLDER))) {
+      fail(
+        'spawn',
+        "must contain the {port} placeholder (the backend's port or socket path goes there)",
+        command,
+      );
+    }
+    const count = spawnCount ?? 1;
+    if (spawnPort !== undefined && spawnUnix)
+      throw new ProxyConfigError('give --spawn-port or --spawn-unix, not both');
+    if (spawnPort !== undefined && spawnPort + count - 1 > 65535) {
+      fail('spawnPort', `leaves no room for ${count} ports below 65536`, spawnPort);
+    }
+    spawn = { words, count, basePort: spawnPort, unix: spawnUnix };
   }
-  const spawn = command === undefined ? undefined : { command, count: spawnCount ?? 1 };
   if (backends.length === 0 && spawn === undefined) {
     throw new ProxyConfigError('give at least one --backend HOST:PORT or --spawn COMMAND');
   }
