@@ -178,7 +178,7 @@ export class MessageConn implements MessagePeer {
     let opened: { seq: number; reply: Promise<Buffer> };
     try {
       const timeout = checkTimeout(options.timeout ?? this.opts.requestTimeout);
-      opened = this.pending.open(options.replyMsgid ?? msgid, timeout);
+      opened = this.pending.open(this.codec.hasMsgid ? (options.replyMsgid ?? msgid) : 0, timeout);
     } catch (err) {
       return Promise.reject(err);
     }
