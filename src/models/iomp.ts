@@ -1,0 +1,64 @@
+// IOMP -c 1: the daemon process serves every connection on its own event loop.
+import { ConnectionRunner } from '../connection.js';
+import { ConnectionTracker } from '../connection-tracker.js';
+import { loadHandler } from '../handler/load.js';
+import { ThrottledCount } from '../throttled-count.js';
+import type { Model, ModelHost, RunningModel } from './model.js';
+
+export const iomp: Model = {
+  unavailable: (params) =>
+    params.workers > 1
+      ? 'model IOMP with -c > 1 (several event-loop processes) is not available yet'
+      : undefined,
+  pauseOnConnect: () => false,
+  start: async (host) => startInProcess(host),
+};
+
+function startInProcess(host: ModelHost): RunningModel {
+  const { params, server, logger } = host;
+  const tracker = new ConnectionTracker();
+  const runner = new ConnectionRunner({
+    model: 'IOMP',
+    workerId: 0,
+    tcpmain: host.tcpmain,
+    logger,
+    signal: host.stopSignal,
+    tracker,
+    params: params.params,
+    idleTimeout: params.timeout,
+    tcpNodelay: params.tcpNodelay,
+    tcpLinger: params.tcpLinger,
+    unix: params.listenAddress.kind === 'unix',
+  });
+  server.on('connection', (socket) => runner.serve(socket));
+  if (params.maxConnections > 0) {
+    server.maxConnections = params.maxConnections;
+    const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
+    server.on('drop', (data) => drops.add({ max: params.maxConnections, remote: data?.remoteAddress }));
+  }
+  return {
+    get connections() {
+      return tracker.size;
+    },
+    // Each reload imports a new copy of the module; ESM offers no way to unload the old one.
+    async reload() {
+      if (host.handlerPath === undefined) {
+        logger.warn('SIGHUP: the handler is a function, not a module; nothing to reload');
+        return;
+      }
+      try {
+        runner.opts.tcpmain = await loadHandler(host.handlerPath, { fresh: true });
+        logger.info({ handler: host.handlerPath }, 'handler reloaded; new connections use it');
+      } catch (err) {
+        logger.error(
+          { err: (err as Error).message },
+          'reload failed; still serving with the previous handler',
+        );
+      }
+    },
+    async close(deadlineMs) {
+      const cut = await tracker.drain(deadlineMs);
+      if (cut > 0) logger.warn({ count: cut }, 'shutdown timeout: open connections destroyed');
+    },
+  };
+}
