@@ -209,6 +209,35 @@ describe('hooks', () => {
   test('onClose runs once: shutdown (env.signal aborted) ends the connection gracefully', () =>
     closeOnce({}, (_c, srv) => void srv.close(), /^shutdown$/));
 
+  test('at shutdown a running handler finishes and its reply still goes out before the FIN', async () => {
+    const closes: string[] = [];
+    let started = false;
+    const handler = createMessageHandler({
+      onClose: (_c, why) => void closes.push(why),
+      routes: {
+        1: async (body) => {
+          started = true;
+          await sleep(150);
+          return body;
+        },
+      },
+    });
+    const srv = await serveInProcess(handler);
+    try {
+      const c = await FramedSocket.connect(srv.port, lars);
+      c.send(1, 'finish me');
+      await until(() => started, 5000, 'handler running');
+      const stopping = srv.close();
+      const [frame] = await c.waitFrames(1);
+      assert.equal(frame!.body.toString(), 'finish me');
+      await c.closed;
+      await stopping;
+      assert.deepEqual(closes, ['shutdown']);
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('onClose runs once: a non-numeric TDHB header', () =>
     closeOnce(
       { codec: 'tdhb:4' },

@@ -114,9 +114,12 @@ export class MessageConn implements MessagePeer {
     if (socket.destroyed) queueMicrotask(this.onClose);
   }
 
-  /** Open for sending: not closing, not closed. */
+  /**
+   * Open for sending: not ended, not closed. After close() it stays open until the handlers still
+   * running have finished, so their replies go out.
+   */
   get isOpen(): boolean {
-    return !this.ending && !this.hasClosed && this.reason === undefined;
+    return !this.ending && !this.hasClosed && this.socket.writable;
   }
 
   /** Bytes queued in the socket, not yet taken by the kernel. */
