@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -100,6 +101,50 @@ describe('reconnect', () => {
     await assert.rejects(c.connect(), /ECONNREFUSED/);
     assert.equal(c.stats.failedConnects, 1);
     await c.close();
+  });
+});
+
+describe('connect timeout', () => {
+  // A listener that never accepts, its backlog filled: Linux then drops further SYNs and a connect hangs.
+  const python = spawnSync('python3', ['--version']).status === 0;
+  test('a connect that hangs is abandoned after connectTimeout and retried', {
+    skip: python ? false : 'no python3',
+  }, async () => {
+    const child = spawn(
+      'python3',
+      [
+        '-c',
+        'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(30)',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const fillers: Socket[] = [];
+    try {
+      const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+      const port = Number(line.toString().trim());
+      // Fill the accept queue until a connect no longer completes.
+      for (let i = 0; i < 8; i++) {
+        const s = createConnection(port, '127.0.0.1');
+        s.on('error', () => {});
+        fillers.push(s);
+        const connected = await Promise.race([
+          once(s, 'connect').then(() => true),
+          sleep(300).then(() => false),
+        ]);
+        if (!connected) break;
+      }
+      const logs = captureLogs('warn');
+      const c = new MessageClient({ port, connectTimeout: 150, reconnect: fastRetry, logger: logs.logger });
+      void c.connect().catch(() => undefined);
+      await until(() => c.stats.failedConnects >= 2, 5000, 'two timed-out attempts');
+      const line2 = await logs.waitFor((l) => l.msg === 'reconnecting');
+      assert.equal(line2.reason, 'connect failed: connect timeout after 150 ms');
+      await c.close();
+    } finally {
+      for (const s of fillers) s.destroy();
+      child.kill('SIGKILL');
+      await once(child, 'exit').catch(() => undefined);
+    }
   });
 });
 
