@@ -1,6 +1,6 @@
 // The client for examples/lars-echo.ts:  node --import tsx examples/lars-client.ts [HOST] PORT
 // Prints the welcome, sends msgid 1 and prints the echo, sends msgid 2, then leaves.
-import { MessageClient } from '../src/message/index.js';
+import { MessageClient } from 'tcpdaemon';
 
 const args = process.argv.slice(2);
 const port = Number(args.at(-1));

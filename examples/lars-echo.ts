@@ -2,7 +2,7 @@
 //   tcpdaemon -m IOMP -l 127.0.0.1:7777 -s examples/lars-echo.ts
 // On connect it sends msgid 101 "welcome! you online.."; msgid 1 is echoed back as msgid 1;
 // msgid 2 is logged. examples/lars-client.ts (or a Lars C++ client) talks to it.
-import { createMessageHandler } from '../src/message/index.js';
+import { createMessageHandler } from 'tcpdaemon';
 
 export default createMessageHandler({
   codec: 'lars',

@@ -2,7 +2,7 @@
 // msgid and seq, REPLY flag); a throw becomes an error reply. Replies may go out of order.
 //   tcpdaemon -m IOMP -l 127.0.0.1:7778 -s examples/seq-echo.ts
 // A MessageClient with codec 'seq' gets them with client.request(1, body).
-import { createMessageHandler } from '../src/message/index.js';
+import { createMessageHandler } from 'tcpdaemon';
 
 export default createMessageHandler({
   codec: 'seq',

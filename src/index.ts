@@ -4,3 +4,4 @@ export { ListenError } from './listen.js';
 export { ParamError, type TcpdaemonParams } from './params.js';
 export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
 export { VERSION } from './version.js';
+export * from './message/index.js';
