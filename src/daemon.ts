@@ -1,5 +1,5 @@
 // tcpdaemon(params): validate, load the handler, listen once, start the model, stop gracefully.
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { resolve } from 'node:path';
@@ -55,6 +55,8 @@ export async function tcpdaemon(
     logger,
   );
   const stopper = new AbortController();
+  // Handlers listen on the shared stop signal once per connection: thousands of listeners are normal.
+  setMaxListeners(0, stopper.signal);
   let running: RunningModel;
   try {
     running = await model.start({ params, server, logger, tcpmain, handlerPath, stopSignal: stopper.signal });
@@ -127,9 +129,11 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
 
   private async stop(): Promise<void> {
     const { logger } = this.log;
-    const open = this.running.connections;
-    logger.info({ connections: open, timeoutS: this.params.shutdownTimeout }, 'stopping: no new connections');
     const closed = new Promise<void>((r) => this.server.close(() => r()));
+    logger.info(
+      { connections: this.running.connections, timeoutS: this.params.shutdownTimeout },
+      'stopping: no new connections',
+    );
     this.stopper.abort();
     await this.running.close(this.params.shutdownTimeout * 1000);
     await closed;
