@@ -5,6 +5,8 @@ import { type AddressInfo, createServer, connect as netConnect } from 'node:net'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
+import { parseProxyArgs } from '../src/proxy/cli.js';
+import { validateProxyConfig } from '../src/proxy/config.js';
 import { ProxyConfigError, readProxyHeader, startProxy } from '../src/proxy/index.js';
 import { FIXTURES, type Listening, runCli, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
@@ -45,43 +47,66 @@ async function rejects(args: string[], reason: RegExp): Promise<void> {
 
 describe('tcpdaemon proxy: flags', () => {
   it('refuses bad flags with one line and exit 1, before listening', async () => {
+    await rejects(['-l', '127.0.0.1:0'], /give at least one --backend HOST:PORT or --spawn COMMAND/);
+    await rejects(
+      ['-l', '127.0.0.1:0', '--backend', '127.0.0.1:1', '--frobnicate'],
+      /unknown flag '--frobnicate'/,
+    );
+  });
+
+  it('names the flag and the mistake for every kind of bad value', () => {
     const l = ['-l', '127.0.0.1:0'];
-    await rejects([...l], /give at least one --backend HOST:PORT or --spawn COMMAND/);
-    await rejects([...l, '--backend', '127.0.0.1'], /--backend backend '127\.0\.0\.1': expected HOST:PORT/);
-    await rejects([...l, '--backend', '127.0.0.1:1,weight=0'], /weight must be 1\.\.100/);
-    await rejects(
-      [...l, '--backend', '127.0.0.1:1', '--backend', '127.0.0.1:1'],
-      /127\.0\.0\.1:1 is given twice/,
-    );
-    await rejects(
-      [...l, '--backend', '127.0.0.1:1', '--strategy', 'random'],
-      /strategy \(--strategy\) must be one of roundrobin, leastconn, p2c, hash/,
-    );
-    await rejects(
-      [...l, '--backend', '127.0.0.1:1', '--send-proxy', 'v3'],
-      /sendProxy \(--send-proxy\) must be one of v1, v2/,
-    );
-    await rejects(
-      [...l, '--backend', '127.0.0.1:1', '--retries=-1'],
-      /retries \(--retries\) must be a whole number >= 0/,
-    );
-    await rejects([...l, '--backend', '127.0.0.1:1', '--spawn-count', '2'], /needs --spawn COMMAND/);
-    await rejects([...l, '--spawn', 'node server.js'], /must contain the \{port\} placeholder/);
-    await rejects(
-      [...l, '--spawn', "node 'server.js {port}"],
-      /spawn \(--spawn\) unterminated ' quote in command/,
-    );
-    await rejects(
-      [...l, '--backend', '127.0.0.1:1', '--spawn-unix'],
-      /spawnUnix \(--spawn-unix\) needs --spawn COMMAND/,
-    );
-    await rejects(
-      [...l, '--spawn', 'x {port}', '--spawn-port', '65535', '--spawn-count', '2'],
-      /leaves no room for 2 ports/,
-    );
-    await rejects([...l, '--spawn', 'x {port}', '--spawn-port', '7000', '--spawn-unix'], /not both/);
-    await rejects([...l, '--backend', '127.0.0.1:1', '--frobnicate'], /unknown flag '--frobnicate'/);
-    await rejects(['--backend', '127.0.0.1:1'], /listen \(-l\) is required/);
+    const cases: [string[], RegExp][] = [
+      [[...l, '--backend', '127.0.0.1'], /--backend backend '127\.0\.0\.1': expected HOST:PORT/],
+      [[...l, '--backend', '127.0.0.1:1,weight=0'], /weight must be 1\.\.100/],
+      [[...l, '--backend', '127.0.0.1:1', '--backend', '127.0.0.1:1'], /127\.0\.0\.1:1 is given twice/],
+      [
+        [...l, '--backend', '127.0.0.1:1', '--strategy', 'random'],
+        /strategy \(--strategy\) must be one of roundrobin, leastconn, p2c, hash/,
+      ],
+      [
+        [...l, '--backend', '127.0.0.1:1', '--send-proxy', 'v3'],
+        /sendProxy \(--send-proxy\) must be one of v1, v2/,
+      ],
+      [
+        [...l, '--backend', '127.0.0.1:1', '--retries=-1'],
+        /retries \(--retries\) must be a whole number >= 0/,
+      ],
+      [
+        [...l, '--backend', '127.0.0.1:1', '--connect-timeout', 'soon'],
+        /connectTimeout \(--connect-timeout\) must be a number >= 0/,
+      ],
+      [[...l, '--backend', '127.0.0.1:1', '-c', '0'], /workers \(-c\) must be a whole number >= 1/],
+      [[...l, '--backend', '127.0.0.1:1', '-m', 'FORK'], /model \(-m\) must be one of/],
+      [
+        [...l, '--backend', '127.0.0.1:1', '--spawn-count', '2'],
+        /spawnCount \(--spawn-count\) needs --spawn COMMAND/,
+      ],
+      [[...l, '--spawn', 'node server.js'], /must contain the \{port\} placeholder/],
+      [[...l, '--spawn', "node 'server.js {port}"], /spawn \(--spawn\) unterminated ' quote in command/],
+      [
+        [...l, '--backend', '127.0.0.1:1', '--spawn-unix'],
+        /spawnUnix \(--spawn-unix\) needs --spawn COMMAND/,
+      ],
+      [
+        [...l, '--spawn', 'x {port}', '--spawn-port', '65535', '--spawn-count', '2'],
+        /leaves no room for 2 ports/,
+      ],
+      [[...l, '--spawn', 'x {port}', '--spawn-port', '7000', '--spawn-unix'], /not both/],
+      [[...l, '--backend', '127.0.0.1:1', '--loglevel', 'info', '--loglevel-debug'], /give one log level/],
+      [[...l, '--backend', '127.0.0.1:1', '--retries'], /flag --retries needs a value/],
+      [['--backend', '127.0.0.1:1'], /listen \(-l\) is required/],
+    ];
+    for (const [argv, reason] of cases) {
+      assert.throws(
+        () => {
+          const config = parseProxyArgs(argv);
+          if (config !== 'help') validateProxyConfig(config);
+        },
+        (err: Error) => err instanceof ProxyConfigError && reason.test(err.message),
+        argv.join(' '),
+      );
+    }
   });
 
   it('reads --config, flags override it; unknown keys are refused', async () => {
