@@ -22,6 +22,8 @@ export class DaemonProcess {
   readonly stdoutLines: string[] = [];
   stderr = '';
   readonly exited: Promise<ExitResult>;
+  /** Resolves once stdout and stderr have been read to their end. */
+  readonly drained: Promise<void>;
   private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
   constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
@@ -33,6 +35,9 @@ export class DaemonProcess {
     this.exited = new Promise((res) => {
       this.child.on('exit', (code, signal) => res({ code, signal }));
     });
+    this.drained = Promise.all([once(this.child.stdout!, 'close'), once(this.child.stderr!, 'close')]).then(
+      () => undefined,
+    );
     let buf = '';
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       buf += d;
@@ -156,7 +161,7 @@ export async function runCli(
   const daemon = new DaemonProcess(args, opts);
   try {
     const res = await daemon.waitForExit(opts.timeoutMs ?? 20000);
-    await once(daemon.child.stdout!, 'close').catch(() => undefined);
+    await daemon.drained;
     return { ...res, stdout: daemon.stdoutLines.join('\n'), stderr: daemon.stderr };
   } finally {
     await daemon.kill();

@@ -1,0 +1,24 @@
+export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [options]
+       tcpdaemon bench --port PORT [options]      (load tool; tcpdaemon bench -h)
+
+  -m MODEL               IOMP (alias IO), LF, IF, TLF (alias WIN-TLF); default IOMP
+  -l ADDRESS             ip:port, 0:port (all IPv4), [ipv6]:port, or a unix socket path
+  -s HANDLER             handler module: .js .mjs .cjs .ts .mts .cts
+  -c N                   workers: processes (IOMP, LF, IF) or threads (TLF); default 1
+  -n N                   recycle a worker after N connections (0 = never)
+  --timeout SECONDS      idle timeout per connection (fractions allowed; 0 = none)
+  --max-connections N    close connections above N at once, counted in the log (0 = no limit)
+  --shutdown-timeout S   on SIGTERM/SIGINT, seconds connections get to finish (default 10)
+  --tcp-nodelay          disable Nagle's algorithm on accepted sockets
+  --tcp-linger N         0: close with RST; N: after our FIN, RST if the peer has not closed in N s
+  --param KEY=VALUE      handed to the handler as env.params (repeatable)
+  --logfile PATH         JSON log lines go here instead of stdout (SIGUSR1 reopens it)
+  --loglevel LEVEL       debug, info, warn, error, fatal (also --loglevel-LEVEL); default info
+  --work-path DIR        change to DIR after paths on the command line are resolved
+  --daemon-level         detach from the terminal (needs --logfile)
+  --pid-file PATH        write the daemon's pid here once listening
+  --config FILE.json     parameters as JSON (library keys); flags override it
+  -v                     print the version
+  -h, --help             print this help
+
+signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGUSR1 reopens the log file`;

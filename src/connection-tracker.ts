@@ -1,0 +1,39 @@
+import type { Socket } from 'node:net';
+
+/** The open connections of one process, so a stop can wait for them and then cut the rest. */
+export class ConnectionTracker {
+  readonly sockets = new Set<Socket>();
+  private emptyWaiters: (() => void)[] = [];
+
+  get size(): number {
+    return this.sockets.size;
+  }
+
+  add(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      if (this.sockets.size === 0) for (const w of this.emptyWaiters.splice(0)) w();
+    });
+  }
+
+  /**
+   * Waits until every connection closed or `timeoutMs` passed, then destroys what is left.
+   * Resolves with the number of connections that had to be destroyed.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    if (this.sockets.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((r) => this.emptyWaiters.push(r)),
+        new Promise<void>((r) => {
+          timer = setTimeout(r, timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    const left = this.sockets.size;
+    for (const s of this.sockets) s.destroy();
+    return left;
+  }
+}

@@ -1,0 +1,33 @@
+import type { Server } from 'node:net';
+import type { ResolvedParams } from '../params.js';
+import type { Logger, Tcpmain } from '../types.js';
+
+/** What the daemon gives a model: the one listening server and everything loaded before listening. */
+export interface ModelHost {
+  params: ResolvedParams;
+  /** Listening; owned by the daemon. A model attaches to it, never closes it. */
+  server: Server;
+  logger: Logger;
+  tcpmain: Tcpmain;
+  /** Absolute module path, or undefined when the library was given a function. */
+  handlerPath: string | undefined;
+  /** Aborted when the daemon starts stopping. */
+  stopSignal: AbortSignal;
+}
+
+export interface RunningModel {
+  /** Open connections across the model's workers. */
+  readonly connections: number;
+  /** Connections have `deadlineMs` to finish after accepting stopped; then the rest are cut. */
+  close(deadlineMs: number): Promise<void>;
+  /** SIGUSR1: every process of the model reopens the logfile. */
+  reopenLogs?(): void;
+}
+
+export interface Model {
+  /** Why these parameters cannot run on this model (checked before listening), or undefined. */
+  unavailable(params: ResolvedParams): string | undefined;
+  /** Whether accepted sockets must start paused (they are handed to another process). */
+  pauseOnConnect(params: ResolvedParams): boolean;
+  start(host: ModelHost): Promise<RunningModel>;
+}

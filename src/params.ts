@@ -1,0 +1,223 @@
+// The one parameter schema. The CLI and --config only turn their input into this object;
+// everything is validated here, with one message per mistake naming the key and its flag.
+
+import { type ListenAddress, parseListenAddress } from './listen-address.js';
+import { LOG_LEVELS, type LogLevel } from './logger.js';
+import type { ModelFlag, ModelName, Tcpmain } from './types.js';
+
+export interface TcpdaemonParams {
+  /** `-m`: IOMP (alias IO), LF, IF, TLF (alias WIN-TLF). Default IOMP. */
+  model?: ModelFlag;
+  /** `-l`: ip:port, 0:port, [v6]:port or a unix socket path. */
+  listen: string;
+  /** `-s`: a module path (.js .mjs .cjs .ts .mts .cts) or, in the library, the function itself. */
+  handler: string | Tcpmain;
+  /** `-c`: processes (IOMP, LF, IF) or threads (TLF). Default 1. */
+  workers?: number;
+  /** `-n`: recycle a worker after this many connections; 0 = never. */
+  recycleAfter?: number;
+  /** `--work-path`: chdir here after paths on the command line are resolved. */
+  workPath?: string;
+  /** `--logfile`: JSON lines appended here; stdout when absent. */
+  logfile?: string;
+  /** `--loglevel`, `--loglevel-LEVEL`. Default info. */
+  loglevel?: LogLevel;
+  /** `--tcp-nodelay`: disable Nagle on accepted sockets. */
+  tcpNodelay?: boolean;
+  /** `--tcp-linger`: seconds; 0 = close with RST; N = after our FIN, give the peer N s, then RST. */
+  tcpLinger?: number;
+  /** `--timeout`: idle timeout in seconds (fractions allowed); 0 = none. */
+  timeout?: number;
+  /** `--daemon-level`: detach from the terminal (needs --logfile). */
+  daemonLevel?: boolean;
+  /** `--pid-file`: written once listening, removed at exit. */
+  pidFile?: string;
+  /** `--max-connections`: excess connections are closed at once and counted; 0 = no limit. */
+  maxConnections?: number;
+  /** `--shutdown-timeout`: seconds open connections get to finish on stop. Default 10. */
+  shutdownTimeout?: number;
+  /** `--param k=v`: handed to the handler as `env.params`. */
+  params?: Record<string, string>;
+}
+
+/** Validated parameters with every default filled in. */
+export interface ResolvedParams
+  extends Required<Omit<TcpdaemonParams, 'model' | 'logfile' | 'workPath' | 'pidFile' | 'tcpLinger'>> {
+  model: ModelName;
+  listenAddress: ListenAddress;
+  logfile: string | undefined;
+  workPath: string | undefined;
+  pidFile: string | undefined;
+  tcpLinger: number | undefined;
+}
+
+export class ParamError extends Error {
+  override name = 'ParamError';
+}
+
+const MODEL_ALIASES: Record<string, ModelName> = {
+  IOMP: 'IOMP',
+  IO: 'IOMP',
+  LF: 'LF',
+  IF: 'IF',
+  TLF: 'TLF',
+  'WIN-TLF': 'TLF',
+};
+export const MODEL_FLAGS = Object.keys(MODEL_ALIASES) as ModelFlag[];
+
+type Field<T> = { flag: string; parse: (value: unknown, name: string) => T };
+
+function fail(name: string, flag: string, what: string, value: unknown): never {
+  const shown = typeof value === 'string' ? `'${value}'` : JSON.stringify(value);
+  throw new ParamError(`${name} (${flag}) ${what}, got ${shown}`);
+}
+
+function num(flag: string, opts: { min: number; max?: number; integer: boolean }): Field<number> {
+  const what = `must be ${opts.integer ? 'a whole number' : 'a number'} >= ${opts.min}${opts.max === undefined ? '' : ` and <= ${opts.max}`}`;
+  return {
+    flag,
+    parse(value, name) {
+      const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isFinite(n)) fail(name, flag, what, value);
+      if (
+        (opts.integer && !Number.isInteger(n)) ||
+        n < opts.min ||
+        (opts.max !== undefined && n > opts.max)
+      ) {
+        fail(name, flag, what, value);
+      }
+      return n;
+    },
+  };
+}
+
+function str(flag: string): Field<string> {
+  return {
+    flag,
+    parse(value, name) {
+      if (typeof value !== 'string' || value === '') fail(name, flag, 'must be a non-empty string', value);
+      return value;
+    },
+  };
+}
+
+function bool(flag: string): Field<boolean> {
+  return {
+    flag,
+    parse(value, name) {
+      if (typeof value !== 'boolean') fail(name, flag, 'must be true or false', value);
+      return value;
+    },
+  };
+}
+
+function oneOf<T extends string>(
+  flag: string,
+  values: readonly T[],
+  fold: (v: string) => string = (v) => v,
+): Field<T> {
+  return {
+    flag,
+    parse(value, name) {
+      if (typeof value !== 'string' || !values.includes(fold(value) as T)) {
+        fail(name, flag, `must be one of ${values.join(', ')}`, value);
+      }
+      return fold(value) as T;
+    },
+  };
+}
+
+const FIELDS: { [K in keyof TcpdaemonParams]-?: Field<Exclude<TcpdaemonParams[K], undefined>> } = {
+  model: oneOf('-m', MODEL_FLAGS, (v) => v.toUpperCase()),
+  listen: str('-l'),
+  handler: {
+    flag: '-s',
+    parse(value, name) {
+      if (typeof value === 'function') return value as Tcpmain;
+      if (typeof value === 'string' && value !== '') return value;
+      fail(
+        name,
+        '-s',
+        'must be a module path or a function',
+        typeof value === 'object' ? String(value) : value,
+      );
+    },
+  },
+  workers: num('-c', { min: 1, max: 1024, integer: true }),
+  recycleAfter: num('-n', { min: 0, integer: true }),
+  workPath: str('--work-path'),
+  logfile: str('--logfile'),
+  loglevel: oneOf('--loglevel', LOG_LEVELS, (v) => v.toLowerCase()),
+  tcpNodelay: bool('--tcp-nodelay'),
+  tcpLinger: num('--tcp-linger', { min: 0, max: 3600, integer: true }),
+  timeout: num('--timeout', { min: 0, integer: false }),
+  daemonLevel: bool('--daemon-level'),
+  pidFile: str('--pid-file'),
+  maxConnections: num('--max-connections', { min: 0, integer: true }),
+  shutdownTimeout: num('--shutdown-timeout', { min: 0, integer: false }),
+  params: {
+    flag: '--param',
+    parse(value, name) {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        fail(name, '--param', 'must be an object of string values', value);
+      }
+      for (const [k, v] of Object.entries(value)) {
+        if (typeof v !== 'string') fail(`${name}.${k}`, '--param', 'must be a string', v);
+      }
+      return Object.freeze({ ...(value as Record<string, string>) });
+    },
+  },
+};
+
+/** Validates library/CLI/config input; throws ParamError with a one-line reason. */
+export function validateParams(input: unknown): ResolvedParams {
+  if (typeof input !== 'object' || input === null) throw new ParamError('parameters must be an object');
+  const raw = input as Record<string, unknown>;
+  for (const key of Object.keys(raw)) {
+    if (!(key in FIELDS)) throw new ParamError(`unknown parameter '${key}'`);
+  }
+  const get = <K extends keyof TcpdaemonParams>(
+    key: K,
+  ): Exclude<TcpdaemonParams[K], undefined> | undefined =>
+    raw[key] === undefined
+      ? undefined
+      : (FIELDS[key] as Field<Exclude<TcpdaemonParams[K], undefined>>).parse(raw[key], key);
+  for (const key of ['listen', 'handler'] as const) {
+    if (raw[key] === undefined) throw new ParamError(`${key} (${FIELDS[key].flag}) is required`);
+  }
+  const listen = get('listen')!;
+  let listenAddress: ListenAddress;
+  try {
+    listenAddress = parseListenAddress(listen);
+  } catch (err) {
+    throw new ParamError(`listen (-l) ${(err as Error).message}`);
+  }
+  const resolved: ResolvedParams = {
+    model: MODEL_ALIASES[get('model') ?? 'IOMP']!,
+    listen,
+    listenAddress,
+    handler: get('handler')!,
+    workers: get('workers') ?? 1,
+    recycleAfter: get('recycleAfter') ?? 0,
+    workPath: get('workPath'),
+    logfile: get('logfile'),
+    loglevel: get('loglevel') ?? 'info',
+    tcpNodelay: get('tcpNodelay') ?? false,
+    tcpLinger: get('tcpLinger'),
+    timeout: get('timeout') ?? 0,
+    daemonLevel: get('daemonLevel') ?? false,
+    pidFile: get('pidFile'),
+    maxConnections: get('maxConnections') ?? 0,
+    shutdownTimeout: get('shutdownTimeout') ?? 10,
+    params: get('params') ?? Object.freeze({}),
+  };
+  if (resolved.daemonLevel && resolved.logfile === undefined) {
+    throw new ParamError(
+      'daemonLevel (--daemon-level) needs --logfile: a detached daemon has no terminal to log to',
+    );
+  }
+  if (resolved.timeout > 0 && resolved.timeout * 1000 > 2 ** 31 - 1) {
+    fail('timeout', '--timeout', 'must be at most 2147483 seconds', resolved.timeout);
+  }
+  return resolved;
+}

@@ -1,0 +1,14 @@
+import type { Logger } from './types.js';
+
+/**
+ * A throw inside a handler's own event callback (socket.on('data', ...)) cannot be tied to its
+ * connection; it is logged and the process keeps serving its other connections.
+ */
+export function keepServingOnUncaught(logger: Logger): void {
+  process.on('uncaughtException', (err) => {
+    logger.error({ err }, 'uncaught exception in handler code; process keeps serving');
+  });
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: reason }, 'unhandled promise rejection in handler code; process keeps serving');
+  });
+}

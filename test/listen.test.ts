@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parseListenAddress } from '../src/listen-address.js';
+import { EXAMPLES, runCli, startDaemon } from './helpers/daemon.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { connect, roundTrip } from './helpers/net.js';
+
+checkNoLeftoverProcesses();
+const echo = join(EXAMPLES, 'echo.js');
+
+test('listen address spellings', () => {
+  assert.deepEqual(parseListenAddress('0:9527'), { kind: 'tcp', host: '0.0.0.0', port: 9527 });
+  assert.deepEqual(parseListenAddress('127.0.0.1:0'), { kind: 'tcp', host: '127.0.0.1', port: 0 });
+  assert.deepEqual(parseListenAddress('[::1]:80'), { kind: 'tcp', host: '::1', port: 80 });
+  assert.deepEqual(parseListenAddress('localhost:8080'), { kind: 'tcp', host: 'localhost', port: 8080 });
+  assert.deepEqual(parseListenAddress('/run/app.sock'), { kind: 'unix', path: '/run/app.sock' });
+  assert.deepEqual(parseListenAddress('./app.sock'), { kind: 'unix', path: './app.sock' });
+  assert.deepEqual(parseListenAddress('unix:app.sock'), { kind: 'unix', path: 'app.sock' });
+  assert.throws(() => parseListenAddress('9527'), /expected ip:port/);
+  assert.throws(() => parseListenAddress(':9527'), /missing host/);
+  assert.throws(() => parseListenAddress('1.2.3.4:99999'), /port must be/);
+  assert.throws(() => parseListenAddress(`/${'x'.repeat(120)}`), /longer than 107 bytes/);
+});
+
+test('IPv6 [::1]:0', async () => {
+  const { daemon, port, host } = await startDaemon(['-l', '[::1]:0', '-s', echo]);
+  try {
+    assert.equal(host, '::1');
+    const s = await connect(port, '::1');
+    assert.equal(await roundTrip(s, 'v6'), 'v6');
+    s.end();
+  } finally {
+    await daemon.kill();
+  }
+});
+
+test('0:port listens on all IPv4 addresses', async () => {
+  const { daemon, port, host } = await startDaemon(['-l', '0:0', '-s', echo]);
+  try {
+    assert.equal(host, '0.0.0.0');
+    const s = await connect(port, '127.0.0.1');
+    assert.equal(await roundTrip(s, 'any'), 'any');
+    s.end();
+  } finally {
+    await daemon.kill();
+  }
+});
+
+test('unix socket, and a stale socket file from a crashed daemon is replaced', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-unix-'));
+  const path = join(dir, 'echo.sock');
+  // A socket file nobody listens on: what a SIGKILLed daemon leaves behind.
+  const crashed = spawn(process.execPath, [
+    '-e',
+    `require('net').createServer().listen(${JSON.stringify(path)}, () => process.stdout.write('up'))`,
+  ]);
+  await once(crashed.stdout, 'data');
+  crashed.kill('SIGKILL');
+  await once(crashed, 'exit');
+  assert.ok(existsSync(path), 'the killed listener left its socket file');
+  const { daemon } = await startDaemon(['-l', path, '-s', echo]);
+  try {
+    assert.ok(daemon.logs.some((l) => l.msg === 'removing stale unix socket (nothing listens on it)'));
+    const s = await connect(path);
+    assert.equal(await roundTrip(s, 'over unix'), 'over unix');
+    s.end();
+  } finally {
+    await daemon.kill();
+  }
+});
+
+test('a live unix socket is not taken over', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-unix-'));
+  const path = join(dir, 'busy.sock');
+  const live = createServer();
+  await new Promise<void>((r) => live.listen(path, r));
+  try {
+    const res = await runCli(['-l', path, '-s', echo]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /cannot listen on .*busy\.sock: address already in use/);
+  } finally {
+    live.close();
+  }
+});

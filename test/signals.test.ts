@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DaemonProcess, EXAMPLES, FIXTURES, runCli, startDaemon } from './helpers/daemon.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { connect, readBytes, roundTrip, untilClosed } from './helpers/net.js';
+
+checkNoLeftoverProcesses();
+const drain = join(FIXTURES, 'drain.mjs');
+
+test('SIGTERM drains an in-flight connection, refuses new ones, then exits 0', async () => {
+  const { daemon, port } = await startDaemon(['-l', '127.0.0.1:0', '-s', drain]);
+  try {
+    const s = await connect(port);
+    assert.equal((await readBytes(s, 8)).toString(), 'started\n');
+    const closed = untilClosed(s);
+    daemon.signal('SIGTERM');
+    await daemon.waitForMsg('stopping: no new connections');
+    await assert.rejects(connect(port), /ECONNREFUSED/);
+    const { data, error } = await closed;
+    assert.equal(data, 'finished\n');
+    assert.equal(error, undefined);
+    const exit = await daemon.waitForExit();
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.ok(daemon.logs.some((l) => l.msg === 'stopped'));
+  } finally {
+    await daemon.kill();
+  }
+});
+
+test('SIGINT stops the same way', async () => {
+  const { daemon, port } = await startDaemon(['-l', '127.0.0.1:0', '-s', join(EXAMPLES, 'echo.js')]);
+  const s = await connect(port);
+  assert.equal(await roundTrip(s, 'x'), 'x');
+  s.end();
+  daemon.signal('SIGINT');
+  assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+});
+
+test('--shutdown-timeout: connections still open then are destroyed, exit 0', async () => {
+  const { daemon, port } = await startDaemon([
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    drain,
+    '--param',
+    'ignore=1',
+    '--shutdown-timeout',
+    '0.5',
+  ]);
+  const s = await connect(port);
+  await readBytes(s, 8);
+  const closed = untilClosed(s);
+  daemon.signal('SIGTERM');
+  await closed;
+  assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+  const cut = daemon.logs.find((l) => l.msg === 'shutdown timeout: open connections destroyed');
+  assert.equal(cut?.count, 1);
+});
+
+test('a second SIGTERM forces the exit at once', async () => {
+  const { daemon, port } = await startDaemon([
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    drain,
+    '--param',
+    'ignore=1',
+    '--shutdown-timeout',
+    '600',
+  ]);
+  const s = await connect(port);
+  await readBytes(s, 8);
+  const closed = untilClosed(s);
+  daemon.signal('SIGTERM');
+  await daemon.waitForMsg('stopping: no new connections');
+  daemon.signal('SIGTERM');
+  const exit = await daemon.waitForExit(10_000);
+  assert.deepEqual(exit, { code: 1, signal: null });
+  await daemon.waitForMsg('second stop signal: exiting now');
+  await closed;
+});
+
+test('a SIGTERM during start-up is not lost: the daemon stops cleanly', async () => {
+  const daemon = new DaemonProcess(['-l', '127.0.0.1:0', '-s', join(FIXTURES, 'slow-load.mjs')]);
+  try {
+    while (!daemon.stderr.includes('slow-load: loading')) {
+      assert.equal(daemon.child.exitCode, null, 'still starting');
+      await sleep(20);
+    }
+    daemon.signal('SIGTERM');
+    assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+    assert.ok(daemon.logs.some((l) => l.msg === 'stopped'));
+  } finally {
+    await daemon.kill();
+  }
+});
+
+test('SIGUSR1 reopens the log file after it was moved away', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-log-'));
+  const logfile = join(dir, 'app.log');
+  const daemon = new DaemonProcess([
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    join(EXAMPLES, 'echo.js'),
+    '--logfile',
+    logfile,
+  ]);
+  try {
+    while (!existsSync(logfile) || !readFileSync(logfile, 'utf8').includes('"listening"')) await sleep(20);
+    renameSync(logfile, `${logfile}.1`);
+    daemon.signal('SIGUSR1');
+    while (!existsSync(logfile) || !readFileSync(logfile, 'utf8').includes('log file reopened'))
+      await sleep(20);
+    daemon.signal('SIGTERM');
+    assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+    assert.match(readFileSync(`${logfile}.1`, 'utf8'), /"msg":"listening"/);
+    const fresh = readFileSync(logfile, 'utf8');
+    assert.match(fresh, /"msg":"stopped"/);
+    assert.doesNotMatch(fresh, /"msg":"listening"/);
+    assert.equal(daemon.stdoutLines.length, 0, 'nothing logged to stdout with --logfile');
+  } finally {
+    await daemon.kill();
+  }
+});
+
+test('--daemon-level detaches, writes --pid-file, logs to --logfile; start-up errors reach the terminal', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-detach-'));
+  const logfile = join(dir, 'd.log');
+  const pidFile = join(dir, 'd.pid');
+  const res = await runCli([
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    join(EXAMPLES, 'echo.js'),
+    '--daemon-level',
+    '--logfile',
+    logfile,
+    '--pid-file',
+    pidFile,
+  ]);
+  assert.equal(res.code, 0, res.stderr);
+  const m = /running in the background as pid (\d+), listening on 127\.0\.0\.1:(\d+)/.exec(res.stdout);
+  assert.ok(m, res.stdout);
+  const pid = Number(m[1]);
+  try {
+    assert.equal(readFileSync(pidFile, 'utf8').trim(), String(pid));
+    const s = await connect(Number(m[2]));
+    assert.equal(await roundTrip(s, 'detached'), 'detached');
+    s.end();
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 200 && existsSync(pidFile); i++) await sleep(50);
+    assert.equal(existsSync(pidFile), false, 'pid file removed at exit');
+    assert.match(readFileSync(logfile, 'utf8'), /"msg":"stopped"/);
+  } finally {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // exited already
+    }
+  }
+  const failed = await runCli([
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    join(dir, 'missing.js'),
+    '--daemon-level',
+    '--logfile',
+    logfile,
+  ]);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /missing\.js: no such file/);
+});
