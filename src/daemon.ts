@@ -4,7 +4,7 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { resolve } from 'node:path';
 import { loadHandler } from './handler/load.js';
-import { boundAddress, listenOnce } from './listen.js';
+import { bindShared, boundAddress, type Listening, listenOnce, type SharedListener } from './listen.js';
 import { formatAddress } from './listen-address.js';
 import { createLogger, type DaemonLogger } from './logger.js';
 import { modelFor } from './models/index.js';
@@ -13,6 +13,8 @@ import { type ResolvedParams, type TcpdaemonParams, validateParams } from './par
 import type { SignalInbox } from './signals.js';
 import type { Logger, Tcpmain } from './types.js';
 import { VERSION } from './version.js';
+import { currentWorkerConfig, takeWorkerConfig, type WorkerConfig } from './worker/config.js';
+import { type RunningWorker, startWorker } from './worker/run.js';
 
 export interface DaemonOptions {
   /** Act on SIGTERM/SIGINT (stop; a second one forces), SIGUSR1 (reopen log). The CLI passes its inbox. */
@@ -31,11 +33,17 @@ export interface TcpdaemonHandle extends EventEmitter {
   readonly logger: Logger;
 }
 
+/** tcpdaemon() calls made in this process so far: a re-run worker serves the call with its index. */
+let calls = 0;
+
 export async function tcpdaemon(
   input: TcpdaemonParams,
   options: DaemonOptions = {},
 ): Promise<TcpdaemonHandle> {
+  const callIndex = calls++;
   const params = validateParams(input);
+  const worker = currentWorkerConfig() ?? takeWorkerConfig();
+  if (worker) return workerHandle(params, worker, callIndex);
   const model = modelFor(params);
   const handlerPath = typeof params.handler === 'string' ? resolve(params.handler) : undefined;
   const logfile = params.logfile === undefined ? undefined : resolve(params.logfile);
@@ -47,21 +55,34 @@ export async function tcpdaemon(
   const tcpmain: Tcpmain =
     handlerPath === undefined ? (params.handler as Tcpmain) : await loadHandler(handlerPath);
 
-  const server = await listenOnce(
-    params.listenAddress,
-    { pauseOnConnect: model.pauseOnConnect(params) },
-    logger,
-  );
+  const sharedMode = model.listenMode?.(params) === 'shared';
+  let server: Server | null = null;
+  let shared: SharedListener | null = null;
+  if (sharedMode) shared = await bindShared(params.listenAddress, logger);
+  else
+    server = await listenOnce(params.listenAddress, { pauseOnConnect: model.pauseOnConnect(params) }, logger);
+  const listening: Listening = (server ?? shared)!;
+  const address = formatAddress(boundAddress(listening, params.listenAddress));
   const stopper = new AbortController();
   let running: RunningModel;
   try {
-    running = await model.start({ params, server, logger, tcpmain, handlerPath, stopSignal: stopper.signal });
+    running = await model.start({
+      params,
+      server,
+      shared,
+      address,
+      logger,
+      tcpmain,
+      handlerPath,
+      callIndex,
+      logfile,
+      stopSignal: stopper.signal,
+    });
   } catch (err) {
-    server.close();
+    listening.close();
     throw err;
   }
   if (pidFile !== undefined) writeFileSync(pidFile, `${process.pid}\n`);
-  const address = formatAddress(boundAddress(server, params.listenAddress));
   logger.info(
     {
       model: params.model,
@@ -74,7 +95,7 @@ export async function tcpdaemon(
     'listening',
   );
 
-  const handle = new DaemonHandle(params, server, running, stopper, log, pidFile);
+  const handle = new DaemonHandle(params, listening, running, stopper, log, pidFile);
   if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
   return handle;
 }
@@ -84,7 +105,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
 
   constructor(
     private readonly params: ResolvedParams,
-    private readonly server: Server,
+    private readonly server: Listening,
     private readonly running: RunningModel,
     private readonly stopper: AbortController,
     readonly log: DaemonLogger,
@@ -103,6 +124,21 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
 
   get connections(): number {
     return this.running.connections;
+  }
+
+  /** SIGHUP: a rolling replacement of the workers; a model without workers has nothing to reload. */
+  reload(): Promise<void> {
+    const { logger } = this.log;
+    if (!this.running.reload) {
+      logger.warn('SIGHUP: this model has no reload; ignored');
+      return Promise.resolve();
+    }
+    return this.running.reload();
+  }
+
+  reopenLogs(): void {
+    this.log.reopen();
+    this.running.reopenLogs?.();
   }
 
   close(): Promise<void> {
@@ -139,10 +175,10 @@ function attachSignals(handle: DaemonHandle, inbox: SignalInbox, exit: (code: nu
   inbox.attach((sig) => {
     const { logger } = handle.log;
     if (sig === 'SIGUSR1') {
-      handle.log.reopen();
+      handle.reopenLogs();
       logger.info('log file reopened (SIGUSR1)');
     } else if (sig === 'SIGHUP') {
-      logger.warn('SIGHUP: this model has no reload; ignored');
+      if (!stopping) void handle.reload();
     } else if (!stopping) {
       stopping = true;
       logger.info({ signal: sig }, 'stop requested');
@@ -161,4 +197,46 @@ function attachSignals(handle: DaemonHandle, inbox: SignalInbox, exit: (code: nu
       exit(1);
     }
   });
+}
+
+/**
+ * In a worker that re-runs the calling script (function handler): the call the worker serves runs
+ * the worker; the script's other tcpdaemon() calls return an idle handle and listen nowhere.
+ */
+async function workerHandle(
+  params: ResolvedParams,
+  config: WorkerConfig,
+  callIndex: number,
+): Promise<TcpdaemonHandle> {
+  if (callIndex !== config.callIndex || typeof params.handler !== 'function')
+    return new WorkerSideHandle(config);
+  const tcpmain = params.handler;
+  const running = await startWorker(config, () => tcpmain);
+  return new WorkerSideHandle(config, running, params.shutdownTimeout * 1000);
+}
+
+/** What tcpdaemon() returns inside a worker: address() is the daemon's, close() retires this worker. */
+class WorkerSideHandle extends EventEmitter implements TcpdaemonHandle {
+  readonly logger: Logger;
+
+  constructor(
+    private readonly config: WorkerConfig,
+    private readonly running?: RunningWorker,
+    private readonly graceMs = 0,
+  ) {
+    super();
+    this.logger = running?.logger ?? createLogger({ level: 'fatal', workerId: 0 }).logger;
+  }
+
+  address(): AddressInfo | string | null {
+    return this.running ? (this.config.addressInfo as AddressInfo | string | null) : null;
+  }
+
+  get connections(): number {
+    return this.running?.connections ?? 0;
+  }
+
+  async close(): Promise<void> {
+    await this.running?.retire(this.graceMs);
+  }
 }

@@ -288,6 +288,7 @@ describe('supervisor with node workers', () => {
     const r = recorded({
       size: 1,
       spec: { start: forkFixture(WORKER, () => ({ FIXTURE_IGNORE_RETIRE: '1' })) },
+      killMarginMs: 200,
     });
     await r.supervisor.start();
     await r.supervisor.stop(300);

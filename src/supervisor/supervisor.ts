@@ -51,8 +51,10 @@ export interface SupervisorOptions {
   heartbeatMs?: number;
   /** Recycle a worker whose RSS exceeds this many bytes. 0 = off (default). */
   maxRssBytes?: number;
-  /** How long a worker retired by reload or recycling may drain before SIGKILL, ms. Default 10 000. */
+  /** How long a worker retired by reload or recycling may drain, ms. Default 10 000. */
   retireGraceMs?: number;
+  /** A retired worker still alive this long (ms) after its drain deadline is SIGKILLed. Default 2000. */
+  killMarginMs?: number;
   /** This many failures in a row mark the slot as crash-looping in the log. Default 3. */
   crashLoopAfter?: number;
 }
@@ -90,8 +92,8 @@ export interface SupervisorEvents {
   retire: [worker: WorkerHandle];
   /** A worker is gone (reaped). Work still assigned to it is lost. */
   exit: [worker: WorkerHandle, info: ExitInfo];
-  /** A message that is not part of the supervisor protocol. */
-  message: [worker: WorkerHandle, message: unknown];
+  /** A message that is not part of the supervisor protocol, with the handle sent along, if any. */
+  message: [worker: WorkerHandle, message: unknown, handle: unknown];
 }
 
 class Worker implements WorkerHandle {
@@ -171,6 +173,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private readonly heartbeatMs: number;
   private readonly maxRssBytes: number;
   private readonly retireGraceMs: number;
+  private readonly killMarginMs: number;
   private readonly crashLoopAfter: number;
   private readonly readiness: Readiness;
   private readonly slots: Slot[];
@@ -203,6 +206,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     );
     this.maxRssBytes = nonNegative('maxRssBytes', opts.maxRssBytes ?? 0);
     this.retireGraceMs = nonNegative('retireGraceMs', opts.retireGraceMs ?? 10_000);
+    this.killMarginMs = nonNegative('killMarginMs', opts.killMarginMs ?? 2000);
     this.crashLoopAfter = opts.crashLoopAfter ?? 3;
     this.readiness = opts.spec.readiness ?? readyOnMessage();
     this.slots = Array.from({ length: this.size }, (_, index) => ({
@@ -304,8 +308,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /**
-   * Graceful stop: no more restarts; every worker is told to finish within `graceMs`, then
-   * SIGKILLed. Resolves when all workers have exited and been reaped. Idempotent.
+   * Graceful stop: no more restarts; every worker is told to finish within `graceMs`; one still
+   * alive killMarginMs later is SIGKILLed. Resolves when all workers have exited and been reaped.
+   * Idempotent.
    */
   stop(graceMs: number = this.retireGraceMs): Promise<void> {
     if (this.stopping) return this.stopping;
@@ -379,7 +384,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         this.log.debug({ slot: slot.index, workerPid: child.pid, err: err.message }, 'worker channel error');
       }
     });
-    child.on('message', (m: unknown) => this.onMessage(w, m));
+    child.on('message', (m: unknown, handle: unknown) => this.onMessage(w, m, handle));
     w.ready = this.awaitReady(w);
     return w;
   }
@@ -409,10 +414,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.log.info({ slot: w.slot, workerPid: w.pid, startMs: w.readyAt - w.startedAt }, 'worker ready');
   }
 
-  private onMessage(w: Worker, m: unknown): void {
+  private onMessage(w: Worker, m: unknown, handle: unknown): void {
     w.lastSignOfLife = Date.now();
     if (!isProtocolMessage(m)) {
-      this.emit('message', w, m);
+      this.emit('message', w, m, handle);
       return;
     }
     const msg = m as WorkerMessage;
@@ -447,6 +452,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       signal: sig,
       uptimeMs: info.uptimeMs,
       reason: info.reason,
+      served: w.served,
     };
     if (!w.failure || this.stopping) {
       this.log.info(fields, 'worker exited');
@@ -518,7 +524,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private retire(w: Worker, reason: string, graceMs: number): void {
     if (w.exited) return;
-    const deadline = Date.now() + graceMs;
+    const deadline = Date.now() + graceMs + this.killMarginMs;
     if (w.state === 'retiring') {
       this.armKill(w, deadline); // already draining: a stop may only shorten the deadline
       return;
