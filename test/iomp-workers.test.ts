@@ -92,7 +92,10 @@ test('kill -9 of one worker under a load loop: the other keeps serving, a replac
     // Only the connections the killed worker was serving at that moment may be lost (reset).
     assert.ok(!stats.errors.includes('ECONNREFUSED'), `refused: ${stats.errors.join(', ')}`);
     assert.ok(stats.failed <= 3, `failed: ${stats.errors.join(', ')}`);
-    assert.ok(stats.errors.every((e) => e === 'ECONNRESET'), stats.errors.join(', '));
+    assert.ok(
+      stats.errors.every((e) => e === 'ECONNRESET'),
+      stats.errors.join(', '),
+    );
   } finally {
     daemon.signal('SIGTERM');
     await daemon.waitForExit();

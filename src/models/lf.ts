@@ -120,14 +120,19 @@ export class LfDispatcher {
       }
       this.busy.add(w);
       const msg: ToWorker = { tdm: 'conn' };
-      w.send(msg, socket).catch(() => {
-        // The worker is going away (its exit removes it); the connection goes to another.
-        this.busy.delete(w);
-        if (!socket.destroyed) {
+      // keepOpen: our copy is closed as soon as the socket is on its way, not when the worker
+      // acknowledges it; if the worker dies first, the kernel drops its copy and the peer sees
+      // the connection end at once instead of hanging on a copy we would never close.
+      w.send(msg, socket, { keepOpen: true }).then(
+        () => socket.destroy(),
+        () => {
+          // The worker is going away (its exit removes it); the connection goes to another.
+          this.busy.delete(w);
+          if (socket.destroyed) return;
           this.waiting.unshift(socket);
           queueMicrotask(() => this.pump());
-        }
-      });
+        },
+      );
     }
   }
 }

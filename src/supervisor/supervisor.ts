@@ -3,7 +3,7 @@
 // LF, IF, the proxy's backends, the gateway's workers) describe how to start a worker in a
 // WorkerSpec and react to the 'ready' / 'retire' / 'exit' events; the supervisor does the rest:
 // readiness, restarts with backoff, hang detection, recycling, rolling reload, graceful stop.
-import type { ChildProcess, SendHandle } from 'node:child_process';
+import type { ChildProcess, MessageOptions, SendHandle } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { accountExit, type BackoffOptions, checkBackoff, DEFAULT_BACKOFF } from './backoff.js';
@@ -70,8 +70,8 @@ export interface WorkerHandle extends ReadinessTarget {
   readonly served: number;
   readonly active: number;
   readonly rssBytes: number | undefined;
-  /** Sends over IPC; rejects when the worker has no channel or it is gone. */
-  send(message: unknown, handle?: SendHandle): Promise<void>;
+  /** Sends over IPC; resolves once written, rejects when the worker has no channel or it is gone. */
+  send(message: unknown, handle?: SendHandle, options?: MessageOptions): Promise<void>;
 }
 
 export interface ExitInfo {
@@ -138,11 +138,11 @@ class Worker implements WorkerHandle {
     return this.child.pid;
   }
 
-  send(message: unknown, handle?: SendHandle): Promise<void> {
+  send(message: unknown, handle?: SendHandle, options: MessageOptions = {}): Promise<void> {
     return new Promise((resolve, reject) => {
       if (!this.child.connected) return reject(new Error(`worker ${this.pid} has no IPC channel`));
       try {
-        this.child.send(message as object, handle, {}, (err) => (err ? reject(err) : resolve()));
+        this.child.send(message as object, handle, options, (err) => (err ? reject(err) : resolve()));
       } catch (err) {
         reject(err);
       }
