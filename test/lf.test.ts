@@ -95,14 +95,13 @@ test('-n recycles an LF worker after N connections: pids change', async () => {
     assert.notEqual(pids[1], pids[2], `pids: ${pids.join(' ')}`);
     assert.equal(pids[2], pids[3]);
     assert.notEqual(pids[3], pids[4], `pids: ${pids.join(' ')}`);
-    const recycled = daemon.logs.filter(
-      (l) => l.msg === 'worker exited' && l.reason === 'recycle: served 2 connections',
-    );
-    await waitUntil(
-      () => daemon.logs.filter((l) => l.msg === 'worker exited' && l.code === 0).length >= 2 || undefined,
-      'recycled workers to exit',
-    );
-    assert.ok(recycled.every((l) => l.code === 0));
+    const recycled = await waitUntil(() => {
+      const found = daemon.logs.filter(
+        (l) => l.msg === 'worker exited' && l.reason === 'recycle: served 2 connections',
+      );
+      return found.length >= 2 && found;
+    }, 'recycled workers to exit');
+    assert.deepEqual(new Set(recycled.map((l) => l.code)), new Set([0]));
   } finally {
     await stop(daemon);
   }

@@ -110,7 +110,10 @@ test('a reload to a broken handler keeps the old workers; a crashed worker then 
     const delays = loop.map((l) => l.nextDelayMs as number);
     assert.ok(loop.length >= 4 && loop.length <= 14, `restarts in 2.5 s: ${loop.length}`);
     assert.ok(delays[1]! < delays[2]! && delays[2]! < delays[3]!, `delays grow: ${delays.join(', ')}`);
-    assert.ok(delays.every((d) => d <= 400));
+    assert.ok(
+      delays.every((d) => d <= 400),
+      `delays: ${delays.join(', ')}`,
+    );
     assert.equal(loop.at(-1)!.crashLoop, true);
     assert.ok(
       daemon.logs.some(

@@ -272,9 +272,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    */
   recycle(slot: number, reason: string): void {
     const w = this.slots[slot]?.current;
-    if (!w || w.intent !== undefined) return;
-    w.recycleWanted ??= reason;
-    this.maybeRecycle(this.slots[slot]!);
+    if (w) this.wantRecycle(w, reason);
   }
 
   /** Kills `worker` at once (SIGKILL); it is restarted like a crashed one. */
@@ -426,7 +424,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       w.active = Number(msg.active) || 0;
       w.rssBytes = Number(msg.rssBytes) || undefined;
     } else if (msg.tdw === 'recycle') {
-      this.recycle(w.slot, String(msg.reason));
+      this.wantRecycle(w, String(msg.reason));
     }
   }
 
@@ -498,10 +496,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (old) this.retire(old, reason, this.retireGraceMs);
     };
     const p = run().finally(() => {
-      if (slot.replacing === p) slot.replacing = undefined;
+      if (slot.replacing !== p) return;
+      slot.replacing = undefined;
+      // The new worker may have asked to be recycled already (a small -n): do not wait a tick.
+      this.maybeRecycle(slot);
     });
     slot.replacing = p;
     return p;
+  }
+
+  /** Marks `w` for replacement; a worker still starting is replaced once it is in service. */
+  private wantRecycle(w: Worker, reason: string): void {
+    if (w.exited || w.intent !== undefined) return;
+    w.recycleWanted ??= reason;
+    this.maybeRecycle(this.slots[w.slot]!);
   }
 
   private maybeRecycle(slot: Slot): void {
