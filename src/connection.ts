@@ -7,6 +7,7 @@ import type { Logger, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
 export interface RunnerOptions {
   model: ModelName;
   workerId: number;
+  /** Replaceable (reload): a connection keeps the handler it started with. */
   tcpmain: Tcpmain;
   logger: Logger;
   /** Aborted when the process starts stopping. */

@@ -30,6 +30,8 @@ export interface TcpdaemonHandle extends EventEmitter {
   readonly connections: number;
   /** Graceful stop: stop accepting, let connections finish up to shutdownTimeout, cut the rest. */
   close(): Promise<void>;
+  /** Serve new connections with the handler module as it is on disk now (what SIGHUP does). */
+  reload(): Promise<void>;
   readonly logger: Logger;
 }
 
@@ -102,6 +104,8 @@ export async function tcpdaemon(
 
 class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
   private closing: Promise<void> | undefined;
+  private reloading: Promise<void> | undefined;
+  private reloadQueued: Promise<void> | undefined;
 
   constructor(
     private readonly params: ResolvedParams,
@@ -126,14 +130,26 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     return this.running.connections;
   }
 
-  /** SIGHUP: a rolling replacement of the workers; a model without workers has nothing to reload. */
+  /**
+   * Re-reads the handler module from disk (SIGHUP). A call while a reload runs queues one more
+   * (the file may have changed after the running one read it); further calls join the queued one.
+   */
   reload(): Promise<void> {
-    const { logger } = this.log;
     if (!this.running.reload) {
-      logger.warn('SIGHUP: this model has no reload; ignored');
+      this.log.logger.warn('reload requested, but this model cannot reload');
       return Promise.resolve();
     }
-    return this.running.reload();
+    if (this.reloading === undefined) {
+      this.reloading = this.running.reload().finally(() => {
+        this.reloading = undefined;
+      });
+      return this.reloading;
+    }
+    this.reloadQueued ??= this.reloading.then(() => {
+      this.reloadQueued = undefined;
+      return this.reload();
+    });
+    return this.reloadQueued;
   }
 
   reopenLogs(): void {
@@ -238,5 +254,10 @@ class WorkerSideHandle extends EventEmitter implements TcpdaemonHandle {
 
   async close(): Promise<void> {
     await this.running?.retire(this.graceMs);
+  }
+
+  /** Reloading replaces every worker: the daemon's job (SIGHUP to the daemon), not a worker's. */
+  async reload(): Promise<void> {
+    this.logger.warn('reload asked inside a worker; send SIGHUP to the daemon instead');
   }
 }

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EXAMPLES, FIXTURES, startDaemon } from './helpers/daemon.js';
+import { EXAMPLES, FIXTURES, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, roundTrip, untilClosed } from './helpers/net.js';
 
@@ -10,8 +12,7 @@ checkNoLeftoverProcesses();
 const echo = join(EXAMPLES, 'echo.js');
 
 test('--timeout closes an idle peer, not an active one', async () => {
-  const { daemon, port } = await startDaemon(['-l', '127.0.0.1:0', '-s', echo, '--timeout', '0.4']);
-  try {
+  await withDaemon(['-l', '127.0.0.1:0', '-s', echo, '--timeout', '0.4'], async ({ daemon, port }) => {
     const idle = await connect(port);
     const active = await connect(port);
     const idleClosed = untilClosed(idle);
@@ -39,14 +40,11 @@ test('--timeout closes an idle peer, not an active one', async () => {
     const line = await daemon.waitForMsg('idle timeout; connection closed');
     assert.equal(line.conn, '0-1');
     active.end();
-  } finally {
-    await daemon.kill();
-  }
+  });
 });
 
 test('--max-connections: excess connections are closed at once and counted', async () => {
-  const { daemon, port } = await startDaemon(['-l', '127.0.0.1:0', '-s', echo, '--max-connections', '2']);
-  try {
+  await withDaemon(['-l', '127.0.0.1:0', '-s', echo, '--max-connections', '2'], async ({ daemon, port }) => {
     const a = await connect(port);
     const b = await connect(port);
     assert.equal(await roundTrip(a, 'a'), 'a');
@@ -67,74 +65,65 @@ test('--max-connections: excess connections are closed at once and counted', asy
     assert.equal(await roundTrip(c, 'c'), 'c');
     a.end();
     c.end();
-  } finally {
-    await daemon.kill();
-  }
+  });
 });
 
-test('--tcp-linger 0 closes with RST', async () => {
-  const { daemon, port } = await startDaemon([
+// Without --tcp-linger the same handler closes with FIN: handler-contract.test.ts, 'a resolved promise ...'.
+/**
+ * Whether the daemon reset the connection: libuv reports a hang-up after a partial read as EOF,
+ * so the peer (half-open) also writes after the close, which fails only on a reset connection.
+ */
+async function closedWithReset(port: number, delayMs: number): Promise<NodeJS.ErrnoException | undefined> {
+  const s = netConnect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  await once(s, 'connect');
+  const closed = untilClosed(s);
+  s.write('hi');
+  try {
+    await once(s, 'end');
+  } catch (err) {
+    return err as NodeJS.ErrnoException; // the reset surfaced directly
+  }
+  await sleep(delayMs);
+  s.end('after close');
+  return (await closed).error;
+}
+
+test('--tcp-linger 0 closes with RST; without it the same handler closes with FIN', async () => {
+  const args = [
     '-l',
     '127.0.0.1:0',
     '-s',
     join(FIXTURES, 'settle.mjs'),
     '--param',
-    'mode=resolve',
-    '--tcp-linger',
-    '0',
-  ]);
-  try {
-    const s = await connect(port);
-    const { error } = await untilClosed(s);
-    assert.equal(error?.code, 'ECONNRESET');
-  } finally {
-    await daemon.kill();
-  }
-});
-
-test('without --tcp-linger the same handler closes with FIN', async () => {
-  const { daemon, port } = await startDaemon([
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    join(FIXTURES, 'settle.mjs'),
-    '--param',
-    'mode=resolve',
-  ]);
-  try {
-    const { data, error } = await untilClosed(await connect(port));
-    assert.equal(data, 'bye\n');
-    assert.equal(error, undefined);
-  } finally {
-    await daemon.kill();
-  }
+    'mode=resolve-after-data',
+  ];
+  await withDaemon([...args, '--tcp-linger', '0'], async ({ port }) => {
+    const error = await closedWithReset(port, 50);
+    assert.ok(error?.code === 'EPIPE' || error?.code === 'ECONNRESET', `reset (got ${error?.code})`);
+  });
+  await withDaemon(args, async ({ port }) => {
+    assert.equal(await closedWithReset(port, 50), undefined, 'a FIN close lets the half-open peer finish');
+  });
 });
 
 test('--tcp-linger N resets a peer that does not close within N s after our FIN', async () => {
-  const { daemon, port } = await startDaemon([
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    join(FIXTURES, 'settle.mjs'),
-    '--param',
-    'mode=resolve',
-    '--tcp-linger',
-    '1',
-  ]);
-  try {
-    const { connect: rawConnect } = await import('node:net');
-    // allowHalfOpen: this peer reads our FIN but keeps its own side open, and writes 1.5 s later.
-    const s = rawConnect({ port, host: '127.0.0.1', allowHalfOpen: true });
-    const closed = untilClosed(s);
-    await new Promise((r) => s.once('end', r));
-    await sleep(1500);
-    s.write('too late');
-    const { error } = await closed;
-    assert.ok(
-      error?.code === 'EPIPE' || error?.code === 'ECONNRESET',
-      `the daemon reset the connection after the linger time (got ${error?.code})`,
-    );
-  } finally {
-    await daemon.kill();
-  }
+  await withDaemon(
+    [
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      join(FIXTURES, 'settle.mjs'),
+      '--param',
+      'mode=resolve-after-data',
+      '--tcp-linger',
+      '1',
+    ],
+    async ({ port }) => {
+      const error = await closedWithReset(port, 1500);
+      assert.ok(
+        error?.code === 'EPIPE' || error?.code === 'ECONNRESET',
+        `reset after 1 s (got ${error?.code})`,
+      );
+    },
+  );
 });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseListenAddress } from '../src/listen-address.js';
-import { EXAMPLES, runCli, startDaemon } from './helpers/daemon.js';
+import { EXAMPLES, runCli, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, roundTrip } from './helpers/net.js';
 
@@ -29,27 +29,21 @@ test('listen address spellings', () => {
 });
 
 test('IPv6 [::1]:0', async () => {
-  const { daemon, port, host } = await startDaemon(['-l', '[::1]:0', '-s', echo]);
-  try {
+  await withDaemon(['-l', '[::1]:0', '-s', echo], async ({ port, host }) => {
     assert.equal(host, '::1');
     const s = await connect(port, '::1');
     assert.equal(await roundTrip(s, 'v6'), 'v6');
     s.end();
-  } finally {
-    await daemon.kill();
-  }
+  });
 });
 
 test('0:port listens on all IPv4 addresses', async () => {
-  const { daemon, port, host } = await startDaemon(['-l', '0:0', '-s', echo]);
-  try {
+  await withDaemon(['-l', '0:0', '-s', echo], async ({ port, host }) => {
     assert.equal(host, '0.0.0.0');
     const s = await connect(port, '127.0.0.1');
     assert.equal(await roundTrip(s, 'any'), 'any');
     s.end();
-  } finally {
-    await daemon.kill();
-  }
+  });
 });
 
 test('unix socket, and a stale socket file from a crashed daemon is replaced', async () => {
@@ -64,15 +58,12 @@ test('unix socket, and a stale socket file from a crashed daemon is replaced', a
   crashed.kill('SIGKILL');
   await once(crashed, 'exit');
   assert.ok(existsSync(path), 'the killed listener left its socket file');
-  const { daemon } = await startDaemon(['-l', path, '-s', echo]);
-  try {
+  await withDaemon(['-l', path, '-s', echo], async ({ daemon }) => {
     assert.ok(daemon.logs.some((l) => l.msg === 'removing stale unix socket (nothing listens on it)'));
     const s = await connect(path);
     assert.equal(await roundTrip(s, 'over unix'), 'over unix');
     s.end();
-  } finally {
-    await daemon.kill();
-  }
+  });
 });
 
 test('a live unix socket is not taken over', async () => {

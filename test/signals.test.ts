@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DaemonProcess, EXAMPLES, FIXTURES, runCli, startDaemon } from './helpers/daemon.js';
+import { DaemonProcess, EXAMPLES, FIXTURES, runCli, startDaemon, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes, roundTrip, untilClosed } from './helpers/net.js';
 
@@ -12,8 +13,7 @@ checkNoLeftoverProcesses();
 const drain = join(FIXTURES, 'drain.mjs');
 
 test('SIGTERM drains an in-flight connection, refuses new ones, then exits 0', async () => {
-  const { daemon, port } = await startDaemon(['-l', '127.0.0.1:0', '-s', drain]);
-  try {
+  await withDaemon(['-l', '127.0.0.1:0', '-s', drain], async ({ daemon, port }) => {
     const s = await connect(port);
     assert.equal((await readBytes(s, 8)).toString(), 'started\n');
     const closed = untilClosed(s);
@@ -26,9 +26,7 @@ test('SIGTERM drains an in-flight connection, refuses new ones, then exits 0', a
     const exit = await daemon.waitForExit();
     assert.deepEqual(exit, { code: 0, signal: null });
     assert.ok(daemon.logs.some((l) => l.msg === 'stopped'));
-  } finally {
-    await daemon.kill();
-  }
+  });
 });
 
 test('SIGINT stops the same way', async () => {
@@ -174,4 +172,47 @@ test('--daemon-level detaches, writes --pid-file, logs to --logfile; start-up er
   ]);
   assert.equal(failed.code, 1);
   assert.match(failed.stderr, /missing\.js: no such file/);
+});
+
+test('SIGHUP (IOMP -c 1) re-reads the handler: new connections get it, open ones keep theirs, a broken module is refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-hup-'));
+  const handler = join(dir, 'versioned.mjs');
+  const version = (v: string) =>
+    `export default async (s) => { for await (const c of s) s.write('${v}:' + c); };\n`;
+  const ask = async (s: Socket, text: string) => {
+    s.write(text);
+    return (await readBytes(s, 3 + text.length)).toString();
+  };
+  writeFileSync(handler, version('v1'));
+  await withDaemon(['-l', '127.0.0.1:0', '-s', handler], async ({ daemon, port }) => {
+    const old = await connect(port);
+    assert.equal(await ask(old, 'a'), 'v1:a');
+    // A load loop runs through the reload: every connection is accepted and answered.
+    let stop = false;
+    let answered = 0;
+    const loop = (async () => {
+      while (!stop) {
+        const s = await connect(port);
+        assert.match(await ask(s, 'x'), /^v[12]:x$/);
+        s.destroy();
+        answered++;
+      }
+    })();
+    writeFileSync(handler, version('v2'));
+    daemon.signal('SIGHUP');
+    await daemon.waitForMsg('handler reloaded; new connections use it');
+    stop = true;
+    await loop;
+    assert.ok(answered > 0);
+    const fresh = await connect(port);
+    assert.equal(await ask(fresh, 'b'), 'v2:b');
+    assert.equal(await ask(old, 'c'), 'v1:c', 'an open connection keeps its handler');
+    writeFileSync(handler, 'export default async (s) => {\n');
+    daemon.signal('SIGHUP');
+    const failed = await daemon.waitForMsg('reload failed; still serving with the previous handler');
+    assert.equal(failed.level, 'error');
+    const after = await connect(port);
+    assert.equal(await ask(after, 'd'), 'v2:d');
+    for (const s of [old, fresh, after]) s.end();
+  });
 });

@@ -2,6 +2,7 @@
 // IOMP -c N: N worker processes accept from the socket the daemon bound (iomp-workers.ts).
 import { ConnectionRunner } from '../connection.js';
 import { ConnectionTracker } from '../connection-tracker.js';
+import { loadHandler } from '../handler/load.js';
 import { canBindShared } from '../listen.js';
 import { ThrottledCount } from '../throttled-count.js';
 import { startIompWorkers } from './iomp-workers.js';
@@ -46,6 +47,22 @@ function startInProcess(host: ModelHost): RunningModel {
   return {
     get connections() {
       return tracker.size;
+    },
+    // Each reload imports a new copy of the module; ESM offers no way to unload the old one.
+    async reload() {
+      if (host.handlerPath === undefined) {
+        logger.warn('SIGHUP: the handler is a function, not a module; nothing to reload');
+        return;
+      }
+      try {
+        runner.opts.tcpmain = await loadHandler(host.handlerPath, { fresh: true });
+        logger.info({ handler: host.handlerPath }, 'handler reloaded; new connections use it');
+      } catch (err) {
+        logger.error(
+          { err: (err as Error).message },
+          'reload failed; still serving with the previous handler',
+        );
+      }
     },
     async close(deadlineMs) {
       const cut = await tracker.drain(deadlineMs);

@@ -31,7 +31,10 @@ export interface RunningModel {
   close(deadlineMs: number): Promise<void>;
   /** SIGUSR1: every process of the model reopens the logfile. */
   reopenLogs?(): void;
-  /** SIGHUP: replace every worker, one by one, with one running the handler as it is on disk now. */
+  /**
+   * SIGHUP: serve new connections with the handler as it is on disk now; none refused meanwhile.
+   * Worker models replace their workers one by one (a new process loads the module afresh).
+   */
   reload?(): Promise<void>;
 }
 

@@ -167,3 +167,17 @@ export async function runCli(
     await daemon.kill();
   }
 }
+
+/** Runs `body` against a started daemon and always kills it afterwards. */
+export async function withDaemon<T>(
+  args: string[],
+  body: (d: Listening) => Promise<T>,
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<T> {
+  const started = await startDaemon(args, opts);
+  try {
+    return await body(started);
+  } finally {
+    await started.daemon.kill();
+  }
+}
