@@ -25,6 +25,8 @@ export interface RunRecord {
   rss?: { before: number; holding: number; perConnection: number };
   /** CPU the server used over the load, in cores (CPU seconds / load seconds). */
   serverCpu?: number;
+  /** workers: connections each worker process served over the run. */
+  perWorker?: number[];
 }
 
 export interface RunReport {
@@ -106,6 +108,23 @@ export function renderSection(report: RunReport): string {
         x
           ? `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} | ${x.latencyMs.p99} | ${cores(r.serverCpu)} | ${cores(x.tool.cpuCores)} | ${busy(x)} | ${errors(x)} |`
           : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | |`,
+      );
+    }
+  }
+
+  const multi = report.runs.filter((r) => r.table === 'workers');
+  if (multi.length > 0) {
+    out.push('', '### Worker processes: IOMP -c 2 vs node cluster, LF -c 8', '');
+    out.push(
+      '| scenario | server | msg/s or conn/s | p50 ms | p99 ms | errors | server CPU | load threads busy | connections per worker |',
+    );
+    out.push('|---|---|--:|--:|--:|---|--:|---|---|');
+    for (const r of multi) {
+      const x = r.result;
+      out.push(
+        x
+          ? `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} | ${x.latencyMs.p50} | ${x.latencyMs.p99} | ${errors(x)} | ${cores(r.serverCpu)} | ${busy(x)} | ${(r.perWorker ?? []).map(int).join(' / ')} |`
+          : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | | |`,
       );
     }
   }

@@ -33,6 +33,16 @@ export const SERVERS = {
     command: [...TSX, 'bench/servers/cluster-echo.ts', '127.0.0.1:0', '--workers', '2'],
     cores: 2,
   },
+  'tcpdaemon IOMP -c 2': {
+    description: 'tcpdaemon, 2 event-loop worker processes accepting from one socket, examples/echo.js',
+    command: ['bin/tcpdaemon', '-m', 'IOMP', '-c', '2', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'],
+    cores: 2,
+  },
+  'tcpdaemon LF -c 8': {
+    description: 'tcpdaemon, a pool of 8 worker processes serving one connection each, examples/echo.js',
+    command: ['bin/tcpdaemon', '-m', 'LF', '-c', '8', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'],
+    cores: 2,
+  },
 } satisfies Record<string, ServerSpec>;
 
 export type ServerName = keyof typeof SERVERS;
@@ -56,7 +66,7 @@ export interface Scenario {
   /** Unique; `npm run bench -- --only NAME`. */
   name: string;
   /** The report table it goes into; also accepted by --only. */
-  table: 'echo' | 'hold' | 'tool';
+  table: 'echo' | 'hold' | 'tool' | 'workers';
   /** Run one after the other with the same load, each on a fresh server. */
   servers: ServerName[];
   load: LoadSpec;
@@ -84,6 +94,12 @@ function toolCheck(threads: number): Scenario {
   };
 }
 
+/** Multi-process models against node's cluster: throughput, connect rate, spread per worker. */
+function workers(name: string, servers: ServerName[], load: LoadSpec): Scenario {
+  return { name, table: 'workers', servers, load };
+}
+const iompVsCluster: ServerName[] = ['tcpdaemon IOMP -c 2', 'node cluster 2'];
+
 export const SCENARIOS: Scenario[] = [
   echo(1, 64),
   echo(1, 4096),
@@ -98,6 +114,39 @@ export const SCENARIOS: Scenario[] = [
   toolCheck(1),
   toolCheck(2),
   toolCheck(4),
+  workers('workers-echo-50x1', iompVsCluster, {
+    mode: 'echo',
+    connections: 50,
+    depth: 1,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+  workers('workers-echo-50x16', iompVsCluster, {
+    mode: 'echo',
+    connections: 50,
+    depth: 16,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+  workers('workers-connect-50', iompVsCluster, {
+    mode: 'connect',
+    connections: 50,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+  workers('lf-echo-8x1', ['tcpdaemon LF -c 8'], {
+    mode: 'echo',
+    connections: 8,
+    depth: 1,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+  workers('lf-connect-8', ['tcpdaemon LF -c 8'], {
+    mode: 'connect',
+    connections: 8,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
 ];
 
 /** --quick: the same scenarios with short times, to smoke-test the runner. */

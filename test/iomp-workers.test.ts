@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
+import { fairCeilings } from '../src/models/fair-share.js';
 import { type DaemonProcess, FIXTURES, type LogLine, runCli, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes, roundTrip, startLoadLoop, untilClosed } from './helpers/net.js';
@@ -32,6 +34,21 @@ function readyPids(daemon: DaemonProcess): number[] {
 function exitsOf(daemon: DaemonProcess, pred: (l: LogLine) => boolean = () => true): LogLine[] {
   return daemon.logs.filter((l) => l.msg === 'worker exited' && pred(l));
 }
+
+test('fair share: a worker may hold the busiest other load plus a slack; never two at their ceiling', () => {
+  assert.deepEqual(fairCeilings([0, 0], 0), { ceilings: [6, 6], full: false });
+  assert.deepEqual(fairCeilings([30, 10, 10], 0), { ceilings: [16, 36, 36], full: false });
+  assert.deepEqual(fairCeilings([7], 0), { ceilings: [null], full: false });
+  assert.deepEqual(fairCeilings([2, 2], 2).full, true);
+  assert.deepEqual(fairCeilings([2, 1], 2).full, false);
+  fc.assert(
+    fc.property(fc.array(fc.nat(500), { minLength: 2, maxLength: 16 }), (loads) => {
+      const { ceilings } = fairCeilings(loads, 0);
+      // From one snapshot, at most one worker is at or above its ceiling: someone always accepts.
+      return loads.filter((l, i) => l >= ceilings[i]!).length <= 1;
+    }),
+  );
+});
 
 test('IOMP -c 2: two worker processes serve, each many connections at once, spread evenly', async () => {
   const { daemon, port } = await startDaemon(['-m', 'IOMP', '-c', '2', '-l', '127.0.0.1:0', '-s', ECHO]);

@@ -21,7 +21,7 @@ export async function startIompWorkers(host: ModelHost): Promise<RunningModel> {
     if (!isModelMessage(m)) return;
     const msg = m as FromWorker;
     if (msg.tdm === 'want-listen') w.send(listen, shared.handle as SendHandle).catch(() => undefined);
-    else if (msg.tdm === 'load') fair.report(w, Number(msg.active), msg.listening === true);
+    else if (msg.tdm === 'load') fair.report(w, Number(msg.active));
     else if (msg.tdm === 'spent') fair.remove(w);
   });
   supervisor.on('ready', (w) => fair.add(w));

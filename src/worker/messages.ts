@@ -7,16 +7,17 @@ export type ToWorker =
   /** With an accepted socket: serve it (LF). */
   | { tdm: 'conn' }
   /**
-   * Stop accepting while `n` or more connections are open here, so that less loaded workers take
-   * the next ones; null = never stop (IOMP).
+   * ceiling: stop accepting while this many connections are open here, so that less loaded
+   * workers take the next ones (null = none). full: every worker is at its --max-connections
+   * share: accept and close the excess instead of pausing (IOMP).
    */
-  | { tdm: 'limit'; n: number | null };
+  | { tdm: 'accept'; ceiling: number | null; full: boolean };
 
 export type FromWorker =
-  /** Send me the listening handle: I am ready to accept (again). */
+  /** Send me a copy of the listening handle (to accept on, or to keep as a spare). */
   | { tdm: 'want-listen' }
-  /** Open connections and whether this worker accepts; sent on change, at most every LOAD_REPORT_MS (IOMP). */
-  | { tdm: 'load'; active: number; listening: boolean }
+  /** Open connections; sent on change, at most every LOAD_REPORT_MS, at once on reaching the cap (IOMP). */
+  | { tdm: 'load'; active: number }
   /** The one connection is over: send the next (LF). */
   | { tdm: 'idle' }
   /** Served its -n connections: send nothing more; a replacement is on its way. */

@@ -91,37 +91,56 @@ export async function startWorker(
     unix: config.unix,
   });
   const shared = config.accept === 'shared';
-  /** IOMP: stop accepting while this many connections are open (the daemon's fair share). */
-  let limit = Number.POSITIVE_INFINITY;
-  let wantPending = false;
+  const cap = config.maxConnections;
+  /** IOMP, from the daemon: stop accepting at this many open connections (fair share). */
+  let ceiling = Number.POSITIVE_INFINITY;
+  /** IOMP, from the daemon: every worker is at its cap; accept and close the excess. */
+  let full = false;
+  /** IOMP: a copy of the listening handle kept unused, so accepting again needs no round trip. */
+  let spare: unknown;
+  let handlesAsked = 0;
   let ready = false;
   const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
 
   const reportNow = () => {
     clearTimeout(reportTimer);
     reportTimer = undefined;
-    if (!retiring)
-      send({ tdm: 'load', active: tracker.size, listening: server !== undefined }).catch(() => undefined);
+    if (!retiring) send({ tdm: 'load', active: tracker.size }).catch(() => undefined);
   };
   const reportSoon = () => {
     if (shared && !reportTimer && !retiring) reportTimer = setTimeout(reportNow, LOAD_REPORT_MS);
   };
-  const wantListen = () => {
-    if (server || wantPending || spent || retiring || tracker.size >= limit) return;
-    wantPending = true;
-    send({ tdm: 'want-listen' }).catch(() => {
-      wantPending = false;
-    });
+  const atCap = () => cap > 0 && tracker.size >= cap;
+  const wantAccept = () => tracker.size < ceiling && !(atCap() && !full) && !spent && !retiring;
+  /** Keep one handle listening (when accepting) and one spare, asking the daemon for what is missing. */
+  const askHandles = () => {
+    const want = (!server && wantAccept() ? 1 : 0) + (spare === undefined ? 1 : 0) - handlesAsked;
+    for (let k = 0; k < want; k++) {
+      handlesAsked++;
+      send({ tdm: 'want-listen' }).catch(() => {
+        handlesAsked--;
+      });
+    }
   };
-  const stopListening = () => {
-    server?.close();
-    server = undefined;
-    reportNow();
+  /** IOMP: listen or not, from what this worker knows now. */
+  const reconcile = () => {
+    if (!shared || !ready) return;
+    const accept = wantAccept();
+    if (accept && !server && spare !== undefined) {
+      const handle = spare;
+      spare = undefined;
+      listenOn(handle);
+    } else if (!accept && server) {
+      server.close();
+      server = undefined;
+      reportNow(); // the daemon raises the others' ceilings, or ours
+    }
+    if (!spent && !retiring) askHandles();
   };
   const onClosed = () => {
     if (shared) {
       reportSoon();
-      wantListen();
+      reconcile();
     } else if (!spent && !retiring) {
       send({ tdm: 'idle' }).catch(() => undefined);
     }
@@ -132,26 +151,25 @@ export async function startWorker(
     socket.once('close', onClosed);
     if (config.recycleAfter > 0 && served >= config.recycleAfter && !spent) {
       spent = true;
-      if (server) stopListening();
       send({ tdm: 'spent' }).catch(() => undefined);
       channel.requestRecycle(`served ${served} connections`);
-    } else if (shared) {
-      if (tracker.size >= limit && server) stopListening();
-      else reportSoon();
     }
+    if (!shared) return;
+    if (atCap())
+      reportNow(); // the daemon decides at once whether all workers are full
+    else reportSoon();
+    reconcile();
   };
   // Counted over all of this worker's connections: a server made by an earlier listenOn still has some.
   const onAccepted = (socket: Socket) => {
-    if (config.maxConnections > 0 && tracker.size >= config.maxConnections) {
-      drops.add({ max: config.maxConnections, remote: socket.remoteAddress });
+    if (atCap()) {
+      drops.add({ max: cap, remote: socket.remoteAddress });
       socket.destroy();
       return;
     }
     serve(socket);
   };
   const listenOn = (handle: unknown) => {
-    wantPending = false;
-    if (server || spent || retiring) return closeHandle(handle);
     const s = createServer(onAccepted);
     server = s;
     s.on('error', (err) => {
@@ -164,25 +182,30 @@ export async function startWorker(
         ready = true;
         channel.ready();
       }
-      reportNow();
-      // The limit may have dropped while the handle was on its way.
-      if (server === s && tracker.size >= limit) stopListening();
+      reconcile(); // things may have changed while the handle was on its way
     });
+  };
+  const onHandle = (handle: unknown) => {
+    handlesAsked = Math.max(0, handlesAsked - 1);
+    if (spent || retiring) closeHandle(handle);
+    else if (!server && wantAccept()) listenOn(handle);
+    else if (spare === undefined) spare = handle;
+    else closeHandle(handle);
   };
 
   process.on('message', (m: unknown, handle: unknown) => {
     if (!isModelMessage(m)) return;
     const msg = m as ToWorker;
     if (msg.tdm === 'listen') {
-      if (handle) listenOn(handle);
+      if (handle) onHandle(handle);
     } else if (msg.tdm === 'conn') {
       // A message whose socket was lost on the way still frees this worker.
       if (handle) serve(handle as Socket);
       else onClosed();
-    } else if (msg.tdm === 'limit') {
-      limit = msg.n === null ? Number.POSITIVE_INFINITY : Number(msg.n);
-      if (server && tracker.size >= limit) stopListening();
-      else wantListen();
+    } else if (msg.tdm === 'accept') {
+      ceiling = typeof msg.ceiling === 'number' ? msg.ceiling : Number.POSITIVE_INFINITY;
+      full = msg.full === true;
+      reconcile();
     }
   });
 
@@ -201,7 +224,7 @@ export async function startWorker(
     return retiring;
   }
 
-  if (shared) wantListen();
+  if (shared) askHandles();
   else channel.ready();
 
   return {
