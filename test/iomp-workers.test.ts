@@ -253,6 +253,37 @@ test('--max-connections holds for the whole daemon: split across workers, the ex
   }
 });
 
+test('kill -9 of the daemon: its workers drain and exit on their own', async () => {
+  const { daemon, port } = await startDaemon([
+    '-m',
+    'IOMP',
+    '-c',
+    '2',
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    ECHO,
+    '--shutdown-timeout',
+    '0.5',
+  ]);
+  const workers = readyPids(daemon);
+  await who(port);
+  await daemon.kill();
+  await waitUntil(
+    () =>
+      workers.every((pid) => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      }),
+    'orphaned workers to exit',
+    5000,
+  );
+});
+
 test('IOMP -c 2 on a unix socket', async () => {
   const path = join(mkdtempSync(join(tmpdir(), 'tcpd-')), 'd.sock');
   const { daemon } = await startDaemon(['-m', 'IOMP', '-c', '2', '-l', path, '-s', ECHO]);
