@@ -1,5 +1,5 @@
 // tcpdaemon(params): validate, load the handler, listen once, start the model, stop gracefully.
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { resolve } from 'node:path';
@@ -66,6 +66,8 @@ export async function tcpdaemon(
   const listening: Listening = (server ?? shared)!;
   const address = formatAddress(boundAddress(listening, params.listenAddress));
   const stopper = new AbortController();
+  // Handlers listen on the shared stop signal once per connection: thousands of listeners are normal.
+  setMaxListeners(0, stopper.signal);
   let running: RunningModel;
   try {
     running = await model.start({

@@ -1,6 +1,7 @@
 export { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from './daemon.js';
 export { HandlerLoadError } from './handler/load.js';
 export { ListenError } from './listen.js';
+export * from './message/index.js';
 export { WorkerStartError } from './models/worker-pool.js';
 export { ParamError, type TcpdaemonParams } from './params.js';
 export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
