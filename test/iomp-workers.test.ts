@@ -316,32 +316,35 @@ test('workers that cannot load the handler: start-up fails with the reason, exit
   );
 });
 
-test('library: a function handler runs in workers that re-run the calling script', async () => {
-  const script = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'library-workers.ts')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  script.stdout.setEncoding('utf8').on('data', (d: string) => {
-    out += d;
-  });
-  try {
-    const line = await waitUntil(
-      () => out.includes('\n') && out.split('\n')[0],
-      'the script to listen',
-      15000,
-    );
-    const { port } = JSON.parse(line) as { port: number };
-    const seen = new Set<string>();
-    for (let i = 0; i < 20 && seen.size < 2; i++) {
-      const s = await connect(port);
-      const [pid, id] = (await roundTrip(s, 'q')).split(' ');
-      s.destroy();
-      assert.notEqual(Number(pid), script.pid, 'served in a worker, not in the calling process');
-      seen.add(id!);
+for (const model of ['IOMP', 'LF']) {
+  test(`library, ${model}: a function handler runs in workers that re-run the calling script`, async () => {
+    const script = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'library-workers.ts')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, FIXTURE_MODEL: model },
+    });
+    let out = '';
+    script.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    try {
+      const line = await waitUntil(
+        () => out.includes('\n') && out.split('\n')[0],
+        'the script to listen',
+        15000,
+      );
+      const { port } = JSON.parse(line) as { port: number };
+      const seen = new Set<string>();
+      for (let i = 0; i < 20 && seen.size < 2; i++) {
+        const s = await connect(port);
+        const [pid, id] = (await roundTrip(s, 'q')).split(' ');
+        s.destroy();
+        assert.notEqual(Number(pid), script.pid, 'served in a worker, not in the calling process');
+        seen.add(id!);
+      }
+      assert.deepEqual([...seen].sort(), ['1', '2']);
+    } finally {
+      script.kill('SIGTERM');
+      await new Promise((r) => script.once('exit', r));
     }
-    assert.deepEqual([...seen].sort(), ['1', '2']);
-  } finally {
-    script.kill('SIGTERM');
-    await new Promise((r) => script.once('exit', r));
-  }
-});
+  });
+}
