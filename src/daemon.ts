@@ -166,9 +166,11 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
 
   private async stop(): Promise<void> {
     const { logger } = this.log;
-    const open = this.running.connections;
-    logger.info({ connections: open, timeoutS: this.params.shutdownTimeout }, 'stopping: no new connections');
     const closed = new Promise<void>((r) => this.server.close(() => r()));
+    logger.info(
+      { connections: this.running.connections, timeoutS: this.params.shutdownTimeout },
+      'stopping: no new connections',
+    );
     this.stopper.abort();
     await this.running.close(this.params.shutdownTimeout * 1000);
     await closed;
