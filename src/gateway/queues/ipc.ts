@@ -319,7 +319,8 @@ export class IpcWorkerQueue implements WorkerQueue {
   private send(g: GatewayLink, target: string, msgid: number, body: Buffer): Promise<DeliverResult> {
     const via = g.link.open ? g : [...this.gateways].find((x) => x.link.open);
     if (!via) return Promise.reject(new Error('no gateway is connected'));
-    const id = (this.lastSendId = (this.lastSendId % 0xffffffff) + 1);
+    this.lastSendId = (this.lastSendId % 0xffffffff) + 1;
+    const id = this.lastSendId;
     return new Promise<DeliverResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.sends.delete(id);

@@ -60,6 +60,10 @@ export interface GatewayQueueOptions {
   maxBody: number;
   /** Requests one gateway keeps outstanding at one worker. */
   perWorkerBound: number;
+  /** Stored messages per offline name (NATS: the stream's per-subject limit). */
+  storeMax?: number;
+  /** Stored messages live this long, ms. */
+  storeTtlMs?: number;
 }
 
 export interface WorkerQueueOptions {
