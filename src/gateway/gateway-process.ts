@@ -13,6 +13,7 @@ import { readChildParams } from './child-env.js';
 import { GatewayServer } from './gateway-server.js';
 import { Rpc } from './ipc-rpc.js';
 import { openGatewayQueue } from './queues/index.js';
+import type { GatewayQueue } from './queues/queue.js';
 
 /** How often closed connections are reported to the daemon in one message, ms. */
 const CLOSED_FLUSH_MS = 20;
@@ -52,19 +53,26 @@ server = new GatewayServer({
   maxWaiting: params.maxWaiting,
   logger,
 });
-const queue = await openGatewayQueue(
-  params.queue,
-  {
-    instance,
-    logger,
-    maxBody: params.maxBody,
-    perWorkerBound: perGatewayBound(params.workerConcurrency, params.gateways),
-    storeMax: params.storeMax,
-    storeTtlMs: params.storeTtlMs,
-  },
-  server.events,
-  { rpc },
-);
+let queue: GatewayQueue;
+try {
+  queue = await openGatewayQueue(
+    params.queue,
+    {
+      instance,
+      logger,
+      maxBody: params.maxBody,
+      perWorkerBound: perGatewayBound(params.workerConcurrency, params.gateways),
+      storeMax: params.storeMax,
+      storeTtlMs: params.storeTtlMs,
+    },
+    server.events,
+    { rpc },
+  );
+} catch (err) {
+  logger.fatal({ err: (err as Error).message }, 'gateway start-up failed');
+  log.flush();
+  process.exit(1);
+}
 server.attach(queue);
 
 let closedBatch: string[] = [];

@@ -19,19 +19,25 @@ const log = createLogger({ logfile: params.logfile, level: params.loglevel, work
 const logger = log.logger.child({ role: 'worker' });
 keepServingOnUncaught(logger);
 
-const handler = await loadBusiness(params.business!);
-const dir = process.env[CHILD_ENV.socketDir];
-queue = await openWorkerQueue(
-  params.queue,
-  {
-    handler,
-    workerId: channel.workerId,
-    logger,
-    maxBody: params.maxBody,
-    maxConcurrent: params.workerConcurrency,
-  },
-  { socketPath: dir === undefined ? undefined : workerSocketPath(dir, channel.spawnId) },
-);
+try {
+  const handler = await loadBusiness(params.business!);
+  const dir = process.env[CHILD_ENV.socketDir];
+  queue = await openWorkerQueue(
+    params.queue,
+    {
+      handler,
+      workerId: channel.workerId,
+      logger,
+      maxBody: params.maxBody,
+      maxConcurrent: params.workerConcurrency,
+    },
+    { socketPath: dir === undefined ? undefined : workerSocketPath(dir, channel.spawnId) },
+  );
+} catch (err) {
+  logger.fatal({ err: (err as Error).message }, 'worker start-up failed');
+  log.flush();
+  process.exit(1);
+}
 if (!channel.retiring) channel.ready();
 
 async function retire(graceMs: number): Promise<void> {
