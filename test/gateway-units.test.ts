@@ -293,7 +293,7 @@ describe('gateway parameters', () => {
     ];
     for (const [input, role, re] of cases) assert.throws(() => validateGatewayParams(input, role), re);
     const ok = validateGatewayParams(
-      { listen: '127.0.0.1:0', business: 'b.ts', requestTimeout: '0.25' },
+      { listen: '127.0.0.1:0', business: 'b.ts', requestTimeout: 0.25 },
       'gateway',
     );
     assert.equal(ok.requestTimeoutMs, 250);
