@@ -24,7 +24,7 @@ export interface GatewayContext {
   readonly workerId: number;
   /** Bound to this worker; add fields with .child(). */
   readonly logger: Logger;
-  /** Aborted when the request's deadline passes (the client has had its timeout error by then). */
+  /** Aborted just after the request's deadline (the client has had its timeout error by then). */
   readonly signal: AbortSignal;
   /**
    * Sends one message to another client, by session id or registered name. Resolves 'delivered'

@@ -33,11 +33,23 @@ export interface GatewayServerOptions {
   logger: Logger;
 }
 
+/** What one client frame gets back: a reply, nothing (one-way), or an error. */
+type Outcome = ReplyValue | undefined | GatewayError;
+
+const PENDING = Symbol('pending');
+
+interface Slot {
+  outcome: Outcome | typeof PENDING;
+}
+
 interface Session {
   readonly id: string;
   readonly conn: MessageConn;
   name: string | undefined;
   inflight: number;
+  /** Codecs without seq: answers waiting for their turn, oldest first, from `lineHead`. */
+  line: Slot[];
+  lineHead: number;
 }
 
 const kSession = 'gateway.session';
@@ -84,12 +96,19 @@ export class GatewayServer {
       routes: [
         [GATEWAY_MSGID.register, (body, _msgid, conn) => this.register(conn, body)],
         [GATEWAY_MSGID.relay, (body, _msgid, conn) => this.relay(conn, body)],
-        [GATEWAY_MSGID.session, (_body, _msgid, conn) => this.session(conn).id],
+        [
+          GATEWAY_MSGID.session,
+          (_body, _msgid, conn) => {
+            const s = this.session(conn);
+            return this.respond(s, { msgid: GATEWAY_MSGID.session, body: Buffer.from(s.id) });
+          },
+        ],
       ],
       fallback: (body, msgid, conn) => this.request(conn, msgid, body),
       onConnect: (conn) => this.open(conn),
       onClose: (conn) => this.closeSession(conn),
-      // One more than ours, so the request past our limit reaches us and is refused, not queued.
+      // seq codec: one more than ours, so the request past our limit reaches us and is refused,
+      // not queued. Other codecs: our handlers return at once and answers keep order in `line`.
       maxInFlight: opts.maxInflightPerConn + 1,
     });
   }
@@ -134,6 +153,8 @@ export class GatewayServer {
       conn,
       name: undefined,
       inflight: 0,
+      line: [],
+      lineHead: 0,
     };
     conn.state[kSession] = s;
     this.sessions.set(s.id, s);
@@ -164,15 +185,16 @@ export class GatewayServer {
 
   private request(conn: MessageConn, msgid: number, body: Buffer): Promise<RouteReply> | RouteReply {
     const s = this.session(conn);
-    if (isReserved(msgid))
-      return this.answerError(conn, new GatewayError('refused', `msgid ${msgid} is reserved`));
+    if (isReserved(msgid)) {
+      return this.respond(s, new GatewayError('refused', `msgid ${msgid} is reserved`));
+    }
     if (s.inflight >= this.opts.maxInflightPerConn) {
       this.log.warn(
         { session: s.id, limit: this.opts.maxInflightPerConn },
         'request refused: too many in flight',
       );
-      return this.answerError(
-        conn,
+      return this.respond(
+        s,
         new GatewayError(
           'refused',
           `too many requests in flight on this connection (limit ${this.opts.maxInflightPerConn})`,
@@ -183,37 +205,82 @@ export class GatewayServer {
     // A copy: the body is a view into the socket's chunk, and a retry needs it later.
     const { request, reply } = this.requests.open(msgid, Buffer.from(body), this.info(s));
     this.submit(request);
-    return reply.then(
-      (value) => {
-        s.inflight--;
-        return this.answer(conn, msgid, value);
-      },
-      (err: GatewayError) => {
-        s.inflight--;
-        return this.answerError(conn, err);
-      },
+    return this.respond(
+      s,
+      reply.then(
+        (value) => {
+          s.inflight--;
+          return value;
+        },
+        (err: GatewayError) => {
+          s.inflight--;
+          return err;
+        },
+      ),
     );
   }
 
-  /** The reply as the message layer should send it (it adds seq and flags). */
-  private answer(conn: MessageConn, requestMsgid: number, value: ReplyValue | undefined): Buffer | undefined {
-    if (value === undefined) return undefined;
-    if (value.msgid === requestMsgid || this.codec.hasSeq || !this.codec.hasMsgid) return value.body;
-    // lars: a reply with its own msgid; the connection runs one request at a time, so order holds.
-    conn.send(value.msgid, value.body);
+  /**
+   * Sends what a client frame gets back. seq codec: through the message layer, which pairs it with
+   * its request by seq (an error becomes an error reply). Other codecs: in request order, from the
+   * session's line, so requests of one connection still run at once on several workers.
+   */
+  private respond(s: Session, outcome: Outcome | Promise<Outcome>): Promise<RouteReply> | RouteReply {
+    if (this.codec.hasSeq) {
+      const toRoute = (o: Outcome): RouteReply => {
+        if (o instanceof GatewayError) throw o;
+        return o?.body;
+      };
+      return outcome instanceof Promise ? outcome.then(toRoute) : toRoute(outcome);
+    }
+    const slot: Slot = { outcome: PENDING };
+    s.line.push(slot);
+    if (outcome instanceof Promise) {
+      void outcome.then((o) => {
+        slot.outcome = o;
+        this.flushLine(s);
+      });
+    } else {
+      slot.outcome = outcome;
+      this.flushLine(s);
+    }
     return undefined;
   }
 
-  /**
-   * seq codec: throwing makes the message layer send an error reply for this request. lars: an
-   * error notice (msgid -1) in the reply's place. No msgid at all: the throw closes the connection.
-   */
-  private answerError(conn: MessageConn, err: GatewayError): undefined {
-    if (this.codec.hasMsgid && !this.codec.hasSeq) {
-      conn.send(GATEWAY_MSGID.error, err.message);
-      return undefined;
+  /** Writes the answers at the head of the line that are ready. */
+  private flushLine(s: Session): void {
+    while (s.lineHead < s.line.length) {
+      const slot = s.line[s.lineHead]!;
+      if (slot.outcome === PENDING) break;
+      s.line[s.lineHead++] = undefined as unknown as Slot;
+      this.write(s, slot.outcome);
     }
-    throw err;
+    if (s.lineHead === s.line.length) {
+      s.line = [];
+      s.lineHead = 0;
+    }
+  }
+
+  /** Codecs without seq: a reply frame; an error notice (msgid -1); without msgids an error closes. */
+  private write(s: Session, o: Outcome): void {
+    if (o === undefined || !s.conn.isOpen) return;
+    if (!(o instanceof GatewayError)) {
+      try {
+        s.conn.send(o.msgid, o.body);
+        return;
+      } catch (err) {
+        o = new GatewayError('refused', `reply not sent: ${(err as Error).message}`);
+      }
+    }
+    if (this.codec.hasMsgid) {
+      s.conn.send(GATEWAY_MSGID.error, o.message);
+      return;
+    }
+    this.log.warn(
+      { session: s.id, reason: o.message },
+      'request failed; closing the connection (its codec has no error frame)',
+    );
+    s.conn.close(`request failed: ${o.message}`);
   }
 
   private work(r: PendingRequest): WorkRequest {
@@ -285,24 +352,22 @@ export class GatewayServer {
 
   // ---- names, relay, delivery
 
-  private async register(conn: MessageConn, body: Buffer): Promise<RouteReply> {
+  private register(conn: MessageConn, body: Buffer): Promise<RouteReply> | RouteReply {
     const s = this.session(conn);
-    const name = body.toString('utf8');
+    return this.respond(s, this.registerName(s, body.toString('utf8')));
+  }
+
+  private async registerName(s: Session, name: string): Promise<Outcome> {
+    const ok: Outcome = { msgid: GATEWAY_MSGID.register, body: Buffer.from(s.id) };
     if (!isValidName(name)) {
-      return this.answerError(
-        conn,
-        new GatewayError('refused', `cannot register '${name}': ${describeNameRule()}`),
-      );
+      return new GatewayError('refused', `cannot register '${name}': ${describeNameRule()}`);
     }
-    if (s.name === name) return s.id;
+    if (s.name === name) return ok;
     if (s.name !== undefined) this.dropName(s);
     try {
       await this.queue!.register(name, s.id);
     } catch (err) {
-      return this.answerError(
-        conn,
-        new GatewayError('refused', `cannot register '${name}': ${(err as Error).message}`),
-      );
+      return new GatewayError('refused', `cannot register '${name}': ${(err as Error).message}`);
     }
     if (!this.sessions.has(s.id)) return undefined;
     const before = this.names.get(name);
@@ -310,7 +375,7 @@ export class GatewayServer {
     s.name = name;
     this.names.set(name, s);
     this.log.debug({ session: s.id, name }, 'name registered');
-    return s.id;
+    return ok;
   }
 
   private dropName(s: Session): void {
@@ -329,14 +394,17 @@ export class GatewayServer {
     this.log.info({ session: id, name }, 'name taken over by a newer registration');
   }
 
-  private async relay(conn: MessageConn, body: Buffer): Promise<RouteReply> {
+  private relay(conn: MessageConn, body: Buffer): Promise<RouteReply> | RouteReply {
+    const s = this.session(conn);
     const frame = decodeRelay(body);
-    if (typeof frame === 'string') return this.answerError(conn, new GatewayError('refused', frame));
-    try {
-      return await this.deliver(frame.target, frame.msgid, Buffer.from(frame.body));
-    } catch (err) {
-      return this.answerError(conn, new GatewayError('refused', (err as Error).message));
-    }
+    if (typeof frame === 'string') return this.respond(s, new GatewayError('refused', frame));
+    return this.respond(
+      s,
+      this.deliver(frame.target, frame.msgid, Buffer.from(frame.body)).then(
+        (result): Outcome => ({ msgid: GATEWAY_MSGID.relay, body: Buffer.from(result) }),
+        (err: Error) => new GatewayError('refused', err.message),
+      ),
+    );
   }
 
   /** To a client here when it is here, else through the queue (another gateway, or the store). */

@@ -7,6 +7,9 @@ import { type Envelope, KIND } from './envelope.js';
 
 type RequestEnvelope = Extract<Envelope, { kind: 1 }>;
 
+/** At least this much longer than the client's timeout the worker waits for its handler, ms. */
+const WORKER_SLACK_MS = 100;
+
 /** Delivers ctx.send for the request it came with (the queue knows the way). */
 export type SendFn = (target: string, msgid: number, body: Buffer) => Promise<DeliverResult>;
 
@@ -54,6 +57,9 @@ export class WorkerRunner {
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<Envelope>((resolve) => {
       if (req.timeoutMs === 0) return;
+      // The client's timeout is the gateway's; the worker stops waiting a little later, so that
+      // its own error does not overtake the gateway's timeout error (it arrives late, and is dropped).
+      const waitMs = req.timeoutMs + Math.max(WORKER_SLACK_MS, req.timeoutMs / 10);
       timer = setTimeout(() => {
         deadline.abort(new Error('request deadline passed'));
         resolve({
@@ -61,7 +67,7 @@ export class WorkerRunner {
           id: req.id,
           message: `handler did not finish within ${req.timeoutMs} ms`,
         });
-      }, req.timeoutMs);
+      }, waitMs);
     });
     const ctx: GatewayContext = {
       workerId: this.opts.workerId,

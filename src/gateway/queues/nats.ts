@@ -13,7 +13,6 @@ import { randomBytes } from 'node:crypto';
 import {
   AckPolicy,
   type Consumer,
-  type ConsumerMessages,
   DiscardPolicy,
   JetStreamApiError,
   type JetStreamClient,
@@ -48,8 +47,12 @@ const DEAD_AFTER_MS = 2000;
 const DELIVER_TIMEOUT_MS = 5000;
 /** Store limits a worker uses if it has to create the stream before any gateway did. */
 const DEFAULT_STORE = { maxPerName: 100, ttlMs: 300_000 };
-/** A stored message not acked within this is handed out again (the client dropped mid-delivery), ms. */
-const STORE_ACK_WAIT_MS = 30_000;
+/** A stored message not acked within this is handed out again (its gateway died mid-delivery), ms. */
+const STORE_ACK_WAIT_MS = 10_000;
+/** One fetch of stored messages waits at most this long, ms. */
+const STORE_FETCH_MS = 1000;
+/** After a registration, the store is checked once more this much later, ms. */
+const STORE_RECHECK_MS = 1000;
 /** A name's durable consumer is removed after this long unused, ms. */
 const CONSUMER_IDLE_MS = 24 * 3600_000;
 /** The answer a gateway gives when the target session is no longer there (the deliverer stores then). */
@@ -143,7 +146,6 @@ async function deliverVia(
 interface Holder {
   sessionId: string;
   sub: Subscription;
-  messages: ConsumerMessages | undefined;
   /** Live messages wait here until the stored ones are out, so the name sees them in order. */
   held: { msgid: number; body: Buffer; reply: (ok: boolean) => void }[] | undefined;
 }
@@ -306,7 +308,7 @@ export class NatsGatewayQueue implements GatewayQueue {
     if (before) this.release(name, before);
     const P = this.prefix;
     this.nc.publish(`${P}.claim.${name}`, sessionId);
-    const h: Holder = { sessionId, sub: undefined as unknown as Subscription, messages: undefined, held: [] };
+    const h: Holder = { sessionId, sub: undefined as unknown as Subscription, held: [] };
     h.sub = this.nc.subscribe(`${P}.n.${name}`, {
       callback: (_e, m) =>
         this.answerDelivery(m, (msgid, body) => {
@@ -320,27 +322,41 @@ export class NatsGatewayQueue implements GatewayQueue {
     });
     this.holders.set(name, h);
     await this.nc.flush();
+    await this.drainStore(name, h);
+    this.releaseHeld(h);
+    // Once more a little later: a sender that found the name offline just before we subscribed
+    // may still have been storing its message.
+    setTimeout(() => void this.drainStore(name, h).catch(() => undefined), STORE_RECHECK_MS).unref();
+  }
+
+  /**
+   * Hands what is stored for `name` to `h`'s session, oldest first. Each fetch runs to its end:
+   * a message it brings after the session is gone is nak'ed (available again at once), never left
+   * in a dropped inbox until its ack wait passes.
+   */
+  private async drainStore(name: string, h: Holder): Promise<void> {
     const consumer = await this.storeConsumer(name);
-    const pending = await consumer.info();
-    if (pending.num_pending + pending.num_ack_pending === 0) this.releaseHeld(h);
-    const messages = await consumer.consume({ max_messages: 64 });
-    h.messages = messages;
-    void (async () => {
-      try {
-        for await (const sm of messages) {
-          if (this.holders.get(name) !== h) break;
+    for (let round = 0; round < 100 && this.holders.get(name) === h; round++) {
+      const { num_pending: pending } = await consumer.info();
+      if (pending === 0) return;
+      const batch = await consumer.fetch({ max_messages: Math.min(pending, 256), expires: STORE_FETCH_MS });
+      for await (const sm of batch) {
+        let pushed = false;
+        try {
           const e = decodeEnvelope(Buffer.from(sm.data));
-          if (e.kind === KIND.send && !this.events.push(sessionId, e.msgid, e.body)) {
-            sm.nak();
-            break;
-          }
-          sm.ack();
-          if (sm.info.pending === 0) this.releaseHeld(h);
+          pushed =
+            e.kind === KIND.send &&
+            this.holders.get(name) === h &&
+            this.events.push(h.sessionId, e.msgid, e.body);
+        } catch (err) {
+          this.opts.logger.warn({ name, err: (err as Error).message }, 'bad stored message; dropped');
+          sm.term();
+          continue;
         }
-      } catch (err) {
-        this.opts.logger.warn({ name, err: (err as Error).message }, 'stored messages: consumer stopped');
+        if (pushed) sm.ack();
+        else sm.nak();
       }
-    })();
+    }
   }
 
   /** The stored messages are out: live ones held meanwhile follow, in order. */
@@ -371,8 +387,9 @@ export class NatsGatewayQueue implements GatewayQueue {
 
   private release(name: string, h: Holder): void {
     if (this.holders.get(name) === h) this.holders.delete(name);
-    h.sub.unsubscribe();
-    void h.messages?.close();
+    // drain, not unsubscribe: a message already on its way still gets its answer (GONE, so the
+    // sender stores it) instead of being dropped here and timing out there.
+    h.sub.drain().catch(() => undefined);
   }
 
   unregister(name: string, sessionId: string): void {
