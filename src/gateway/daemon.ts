@@ -17,6 +17,7 @@ import { VERSION } from '../version.js';
 import { Acceptor } from './acceptor.js';
 import { loadBusiness } from './business.js';
 import { CHILD_ENV, childEntry, workerSocketPath } from './child-env.js';
+import { raiseFdLimit } from './fd-limit.js';
 import type { GatewayStats } from './gateway-server.js';
 import { Rpc } from './ipc-rpc.js';
 import { type GatewayParams, type ResolvedGatewayParams, validateGatewayParams } from './params.js';
@@ -67,6 +68,8 @@ async function start(
   };
   const log = createLogger({ logfile: resolved.logfile, level: resolved.loglevel, workerId: 0 });
   const logger = log.logger;
+  // Before any child starts: they inherit it.
+  const fds = raiseFdLimit();
   // A broken business module is reported before anything starts, with the path and the reason.
   if (resolved.business !== undefined) await loadBusiness(resolved.business);
 
@@ -188,6 +191,7 @@ async function start(
       business: resolved.business,
       workers: workers ? resolved.workers : 0,
       gateways: gateways ? resolved.gateways : 0,
+      openFiles: fds.soft ?? 'unlimited',
       version: VERSION,
       node: process.version,
     },

@@ -2,6 +2,7 @@
 // from the daemon, serves them with GatewayServer, reaches workers (and other gateways) through
 // the queue. Retiring: finish what is in flight, close clients, exit.
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import { ConnectionRunner } from '../connection.js';
 import { ConnectionTracker } from '../connection-tracker.js';
@@ -20,6 +21,8 @@ const CLOSED_FLUSH_MS = 20;
 
 const params = readChildParams();
 const stopper = new AbortController();
+// Every client connection listens on it (the message layer closes them on stop).
+setMaxListeners(0, stopper.signal);
 let server: GatewayServer | undefined;
 const tracker = new ConnectionTracker();
 const channel = joinSupervisor({
