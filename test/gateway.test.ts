@@ -293,6 +293,45 @@ describe('gateway, ipc queue', () => {
     });
   });
 
+  test('SIGHUP replaces the workers one by one; requests keep flowing, none fails', async () => {
+    await withDaemon(gatewayArgs('--workers', '2'), async ({ port, daemon }) => {
+      const c = await gatewayClient(port);
+      try {
+        const before = new Set(
+          daemon.logs
+            .filter((l) => l.msg === 'worker ready' && l.supervisor === 'workers')
+            .map((l) => l.workerPid),
+        );
+        let stop = false;
+        let served = 0;
+        const failures: string[] = [];
+        const loops = Array.from({ length: 4 }, async () => {
+          for (let i = 0; !stop && i < 10_000; i++) {
+            try {
+              await c.client.request(2, '20');
+              served++;
+            } catch (err) {
+              failures.push((err as Error).message);
+            }
+          }
+        });
+        daemon.signal('SIGHUP');
+        await daemon.waitForLog((l) => l.msg === 'reload done');
+        await new Promise((r) => setTimeout(r, 200));
+        stop = true;
+        await Promise.all(loops);
+        assert.deepEqual(failures, []);
+        assert.ok(served > 0);
+        const pids = (await Promise.all([c.client.request(2, '100'), c.client.request(2, '100')])).map((b) =>
+          Number(b.toString().slice(4)),
+        );
+        for (const pid of pids) assert.ok(!before.has(pid), `pid ${pid} is a new worker`);
+      } finally {
+        await c.close();
+      }
+    });
+  });
+
   test('bad flags are refused before anything starts', async () => {
     const { runCli } = await import('./helpers/daemon.js');
     const r = await runCli(['gateway', '-l', '127.0.0.1:0']);
