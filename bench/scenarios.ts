@@ -13,6 +13,8 @@ export interface ServerSpec {
   command: string[];
   /** Cores the server can keep busy (its processes); the load tool gets the rest. */
   cores: number;
+  /** How it frames messages, as the load tool's --codec names it; default raw (byte echo). */
+  codec?: 'raw' | 'lars';
 }
 
 const TSX = [execPath, '--import', 'tsx'];
@@ -47,6 +49,7 @@ export const SERVERS = {
       'bench/servers/message-echo.ts',
     ],
     cores: 1,
+    codec: 'lars',
   },
   'gateway ipc 2 workers': {
     description: 'tcpdaemon gateway, 1 gateway process, 2 ipc workers, examples/gateway-echo.ts, Lars frames',
@@ -63,11 +66,13 @@ export const SERVERS = {
       '2',
     ],
     cores: 2,
+    codec: 'lars',
   },
   'gateway nats 2 workers': {
     description: 'tcpdaemon gateway + tcpdaemon worker (2 workers) through a local nats-server, Lars frames',
     command: [...TSX, 'bench/servers/gateway-nats.ts', '127.0.0.1:0'],
     cores: 2,
+    codec: 'lars',
   },
 } satisfies Record<string, ServerSpec>;
 
