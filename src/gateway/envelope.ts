@@ -74,36 +74,59 @@ class Writer {
     this.push(bytes);
     return this;
   }
-  u16(n: number): this {
-    const b = Buffer.allocUnsafe(2);
-    b.writeUInt16LE(n & 0xffff, 0);
-    this.push(b);
-    return this;
-  }
-  u32(n: number): this {
-    const b = Buffer.allocUnsafe(4);
-    b.writeUInt32LE(Math.max(0, Math.min(0xffffffff, Math.round(n))), 0);
-    this.push(b);
-    return this;
-  }
   end(body?: Uint8Array): Buffer {
     if (body && body.length > 0) this.push(Buffer.from(body.buffer, body.byteOffset, body.length));
     return Buffer.concat(this.parts, this.length);
   }
 }
 
+function writeFixed(out: Buffer, kind: number, id: number, msgid: number): void {
+  out[0] = kind;
+  out.writeUInt32LE(id >>> 0, 1);
+  out.writeInt32LE(msgid | 0, 5);
+}
+
+function checkedLength(s: string): number {
+  const n = Buffer.byteLength(s, 'utf8');
+  if (n > MAX_STRING) throw new RangeError(`envelope string of ${n} bytes is too long`);
+  return n;
+}
+
+/** The hot path: sized first, written into one allocation. */
+function encodeRequest(e: Extract<Envelope, { kind: 1 }>): Buffer {
+  const { id: sid, name, remoteAddress } = e.session;
+  const a = checkedLength(sid);
+  const b = checkedLength(name);
+  const c = checkedLength(remoteAddress);
+  const out = Buffer.allocUnsafe(FIXED + 6 + a + b + c + 6 + e.body.length);
+  writeFixed(out, e.kind, e.id, e.msgid);
+  let off = FIXED;
+  for (const [text, len] of [
+    [sid, a],
+    [name, b],
+    [remoteAddress, c],
+  ] as const) {
+    out.writeUInt16LE(len, off);
+    off += 2;
+    off += out.write(text, off, len, 'utf8');
+  }
+  out.writeUInt16LE(e.session.remotePort & 0xffff, off);
+  out.writeUInt32LE(Math.max(0, Math.min(0xffffffff, Math.round(e.timeoutMs))), off + 2);
+  out.set(e.body, off + 6);
+  return out;
+}
+
 export function encodeEnvelope(e: Envelope): Buffer {
   switch (e.kind) {
     case KIND.request:
-      return new Writer(e.kind, e.id, e.msgid)
-        .str(e.session.id)
-        .str(e.session.name)
-        .str(e.session.remoteAddress)
-        .u16(e.session.remotePort)
-        .u32(e.timeoutMs)
-        .end(e.body);
-    case KIND.reply:
-      return new Writer(e.kind, e.id, e.msgid).end(e.body);
+      return encodeRequest(e);
+    case KIND.reply: {
+      // The hot path: one allocation.
+      const out = Buffer.allocUnsafe(FIXED + e.body.length);
+      writeFixed(out, e.kind, e.id, e.msgid);
+      out.set(e.body, FIXED);
+      return out;
+    }
     case KIND.error:
       return new Writer(e.kind, e.id, 0).end(Buffer.from(e.message, 'utf8'));
     case KIND.ack:

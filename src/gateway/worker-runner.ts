@@ -41,7 +41,7 @@ export class WorkerRunner {
   run(req: RequestEnvelope, send: SendFn, answer: (e: Envelope) => void): void {
     const job = { req, send, answer };
     if (this.active >= this.opts.maxConcurrent) this.waiting.push(job);
-    else void this.start(job);
+    else this.start(job);
   }
 
   /** Resolves once nothing runs and nothing waits. */
@@ -50,29 +50,51 @@ export class WorkerRunner {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private async start(job: Job): Promise<void> {
+  private start(job: Job): void {
     const { req } = job;
     this.active++;
-    const deadline = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<Envelope>((resolve) => {
-      if (req.timeoutMs === 0) return;
-      // The client's timeout is the gateway's; the worker stops waiting a little later, so that
-      // its own error does not overtake the gateway's timeout error (it arrives late, and is dropped).
-      const waitMs = req.timeoutMs + Math.max(WORKER_SLACK_MS, req.timeoutMs / 10);
-      timer = setTimeout(() => {
-        deadline.abort(new Error('request deadline passed'));
-        resolve({
-          kind: KIND.error,
-          id: req.id,
-          message: `handler did not finish within ${req.timeoutMs} ms`,
-        });
-      }, waitMs);
-    });
+    let done = false;
+    let expired = false;
+    // Made on first use of ctx.signal: most handlers never look at it.
+    let controller: AbortController | undefined;
+    const finish = (answer: Envelope) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      job.answer(answer);
+      this.active--;
+      this.served++;
+      const next = this.waiting.shift();
+      if (next) this.start(next);
+      else if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
+    };
+    // The client's timeout is the gateway's; the worker stops waiting a little later, so that
+    // its own error does not overtake the gateway's timeout error (it arrives late, and is dropped).
+    const timer =
+      req.timeoutMs === 0
+        ? undefined
+        : setTimeout(
+            () => {
+              expired = true;
+              controller?.abort(new Error('request deadline passed'));
+              finish({
+                kind: KIND.error,
+                id: req.id,
+                message: `handler did not finish within ${req.timeoutMs} ms`,
+              });
+            },
+            req.timeoutMs + Math.max(WORKER_SLACK_MS, req.timeoutMs / 10),
+          );
     const ctx: GatewayContext = {
       workerId: this.opts.workerId,
       logger: this.opts.logger,
-      signal: deadline.signal,
+      get signal() {
+        if (!controller) {
+          controller = new AbortController();
+          if (expired) controller.abort(new Error('request deadline passed'));
+        }
+        return controller.signal;
+      },
       send: (to, msgid, body) => {
         const bytes =
           body === undefined ? Buffer.alloc(0) : typeof body === 'string' ? Buffer.from(body) : body;
@@ -89,14 +111,7 @@ export class WorkerRunner {
         remotePort: req.session.remotePort,
       },
     };
-    const answer = await Promise.race([this.invoke(msg, ctx, req), expired]);
-    clearTimeout(timer);
-    job.answer(answer);
-    this.active--;
-    this.served++;
-    const next = this.waiting.shift();
-    if (next) void this.start(next);
-    else if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
+    void this.invoke(msg, ctx, req).then(finish);
   }
 
   private async invoke(
