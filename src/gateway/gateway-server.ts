@@ -116,10 +116,12 @@ export class GatewayServer {
   /** The queue's callbacks; pass them when opening the queue, then `attach` it. */
   readonly events: GatewayQueueEvents = {
     reply: (id, msgid, body) => {
+      this.corkFor(id);
       const value: ReplyValue | undefined = body === undefined ? undefined : { msgid, body };
       if (!this.requests.resolve(id, value)) this.late.add({ id });
     },
     fail: (id, message) => {
+      this.corkFor(id);
       if (!this.requests.reject(id, new GatewayError('remote', message))) this.late.add({ id });
     },
     lost: (ids, reason) => this.onLost(ids, reason),
@@ -127,6 +129,25 @@ export class GatewayServer {
     push: (id, msgid, body) => this.push(id, msgid, body),
     nameTaken: (name, id) => this.nameTaken(name, id),
     send: (target, msgid, body) => this.deliver(target, msgid, body),
+  };
+
+  /**
+   * Replies come in bursts from a worker link; each would be its own write syscall on its client
+   * socket. The socket stays corked until the burst's promise callbacks have run.
+   */
+  private corkFor(id: number): void {
+    const r = this.requests.get(id);
+    const s = r && this.sessions.get(r.session.id);
+    if (!s || this.corked.has(s) || !s.conn.isOpen) return;
+    s.conn.socket.cork();
+    this.corked.add(s);
+    if (this.corked.size === 1) setImmediate(this.uncorkAll);
+  }
+
+  private readonly corked = new Set<Session>();
+  private readonly uncorkAll = (): void => {
+    for (const s of this.corked) s.conn.socket.uncork();
+    this.corked.clear();
   };
 
   attach(queue: GatewayQueue): void {
