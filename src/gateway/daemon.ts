@@ -145,7 +145,12 @@ async function start(
       const rpcFor = (w: WorkerHandle): Rpc => {
         let rpc = rpcs.get(w.spawnId);
         if (!rpc) {
-          rpc = new Rpc({ post: (m, handle) => (w.send(m, handle as never).catch(() => undefined), true) });
+          rpc = new Rpc({
+            post: (m, handle) => {
+              w.send(m, handle as never).catch(() => undefined);
+              return true;
+            },
+          });
           rpc.on('closed', (m) => acceptor.closed(w.spawnId, (m.remotes as string[]) ?? []));
           rpcs.set(w.spawnId, rpc);
         }
@@ -204,9 +209,10 @@ async function start(
     address: () => server?.address() ?? null,
     stats: () =>
       Promise.all(
-        (gateways?.readyWorkers() ?? []).map((w) =>
-          (rpcs.get(w.spawnId) ?? new Rpc({ post: () => false })).call<GatewayStats>({ gw: 'stats' }),
-        ),
+        (gateways?.readyWorkers() ?? []).flatMap((w) => {
+          const rpc = rpcs.get(w.spawnId);
+          return rpc ? [rpc.call<GatewayStats>({ gw: 'stats' })] : [];
+        }),
       ),
     async reload() {
       if (!workers) return;

@@ -447,7 +447,7 @@ export class GatewayServer {
   /** Writes to a session here; false when it is not here or closing. Throws RangeError for a body the codec cannot carry. */
   push(id: string, msgid: number, body: Buffer): boolean {
     const s = this.sessions.get(id);
-    if (!s || !s.conn.isOpen) return false;
+    if (!s?.conn.isOpen) return false;
     s.conn.send(msgid, body);
     return true;
   }
