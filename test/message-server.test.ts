@@ -178,8 +178,7 @@ describe('hooks', () => {
       },
       /^protocol error: negative body length -1$/,
     );
-    const line = logs!.lines.find((l) => l.msg === 'protocol error; closing connection');
-    assert.ok(line);
+    const line = await logs!.waitFor((l) => l.msg === 'protocol error; closing connection');
     assert.match(String(line.remote), /^127\.0\.0\.1:\d+$/);
     assert.equal(line.reason, 'negative body length -1');
   });

@@ -255,6 +255,8 @@ export class MessageClient {
     const timer = setTimeout(() => {
       socket.destroy(new Error(`connect timeout after ${this.connectTimeout} ms`));
     }, this.connectTimeout);
+    // close() destroys a connecting socket without an error: the timer must go with it.
+    socket.once('close', () => clearTimeout(timer));
     const onError = (err: Error) => {
       clearTimeout(timer);
       this.connecting = undefined;

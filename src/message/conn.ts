@@ -65,6 +65,8 @@ export class MessageConn implements MessagePeer {
   readonly remotePort: number;
   /** Resolves with the reason once the socket has closed. Never rejects. */
   readonly closed: Promise<string>;
+  /** Bound to this connection (the daemon's env.logger on a server). */
+  readonly logger: Logger;
 
   private resolveClosed!: (reason: string) => void;
   private reason: string | undefined;
@@ -84,7 +86,6 @@ export class MessageConn implements MessagePeer {
   /** Async handler calls at once: 1 keeps replies in request order for codecs without seq. */
   private readonly concurrency: number;
   private readonly codec: Codec;
-  private readonly logger: Logger;
 
   constructor(
     /** The underlying socket; write to it only through this connection. */
@@ -178,7 +179,7 @@ export class MessageConn implements MessagePeer {
     let opened: { seq: number; reply: Promise<Buffer> };
     try {
       const timeout = checkTimeout(options.timeout ?? this.opts.requestTimeout);
-      opened = this.pending.open(options.replyMsgid ?? msgid, timeout);
+      opened = this.pending.open(this.codec.hasMsgid ? (options.replyMsgid ?? msgid) : 0, timeout);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -227,7 +227,7 @@ export class UdpMessageClient {
     try {
       if (this.socket === undefined || this.closed) throw this.closedError();
       opened = this.pending.open(
-        options.replyMsgid ?? msgid,
+        this.routing.codec.hasMsgid ? (options.replyMsgid ?? msgid) : 0,
         checkTimeout(options.timeout ?? this.requestTimeout),
       );
     } catch (err) {

@@ -1,17 +1,24 @@
-// Helpers for message-layer tests: a logger that keeps its lines, and a plain net.Server that
-// runs a Tcpmain the way the daemon does (env per connection, promise ends the socket).
+// Helpers for message-layer tests: a logger that keeps its lines, a daemon (the library, in this
+// process) serving a handler with its log read back, and a raw socket that speaks a codec.
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type AddressInfo, createConnection, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { type TcpdaemonHandle, type Tcpmain, tcpdaemon } from '../../src/index.js';
 import type { Codec, Frame } from '../../src/message/index.js';
-import type { TcpdaemonEnv, Tcpmain } from '../../src/types.js';
-import type { LogLine } from './daemon.js';
+import { type LogLine, ROOT } from './daemon.js';
 
-export interface LogCapture {
-  logger: Logger;
-  lines: LogLine[];
+export interface LogReader {
+  readonly lines: LogLine[];
   /** Resolves with the first line (past or future) matching `pred`. */
   waitFor(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+}
+
+export interface LogCapture extends LogReader {
+  logger: Logger;
 }
 
 export function captureLogs(level: pino.Level = 'debug'): LogCapture {
@@ -60,80 +67,86 @@ export function captureLogs(level: pino.Level = 'debug'): LogCapture {
 }
 
 export interface InProcessServer {
-  server: Server;
+  handle: TcpdaemonHandle;
   port: number;
-  logs: LogCapture;
-  /** Sockets open on the server side. */
-  readonly sockets: ReadonlySet<Socket>;
-  /** Aborts env.signal (graceful shutdown), stops listening, destroys what is left after `graceMs`. */
-  close(graceMs?: number): Promise<void>;
+  /** The daemon's log (its logfile, read back). */
+  logs: LogReader;
+  /** Graceful stop (env.signal aborts); idempotent. */
+  close(): Promise<void>;
 }
 
-/** Serves `tcpmain` on 127.0.0.1 (port 0 unless given) with a daemon-like env. */
+/** The lines of a JSON-lines log file as it grows. */
+function tailLogs(path: string): LogReader {
+  const lines: LogLine[] = [];
+  let read = 0;
+  const refresh = () => {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch {
+      return;
+    }
+    const end = text.lastIndexOf('\n') + 1;
+    for (const line of text.slice(read, end).split('\n'))
+      if (line !== '') lines.push(JSON.parse(line) as LogLine);
+    read = end;
+  };
+  return {
+    get lines() {
+      refresh();
+      return lines;
+    },
+    async waitFor(pred, timeoutMs = 10000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        refresh();
+        const seen = lines.find(pred);
+        if (seen) return seen;
+        if (Date.now() > deadline) {
+          throw new Error(
+            `no matching log line in ${timeoutMs} ms; got:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+  };
+}
+
+// The daemons' log files (the logger may still write while a daemon closes): removed at exit.
+let logDir: string | undefined;
+let daemons = 0;
+
+/**
+ * Serves `tcpmain` with the library (`tcpdaemon()`, IOMP in this process) on 127.0.0.1, port 0
+ * unless given, logging at debug level to a temporary file that `logs` reads.
+ */
 export async function serveInProcess(
   tcpmain: Tcpmain,
   opts: { port?: number } = {},
 ): Promise<InProcessServer> {
-  const logs = captureLogs();
-  const controller = new AbortController();
-  const sockets = new Set<Socket>();
-  const settled = new Set<Promise<unknown>>();
-  let seq = 0;
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    const connectionId = `0-${++seq}`;
-    const remoteAddress = socket.remoteAddress ?? '';
-    const remotePort = socket.remotePort ?? 0;
-    const env: TcpdaemonEnv = {
-      model: 'IOMP',
-      workerId: 0,
-      connectionId,
-      logger: logs.logger.child({ conn: connectionId, remote: `${remoteAddress}:${remotePort}` }),
-      remoteAddress,
-      remotePort,
-      signal: controller.signal,
-      params: Object.freeze({}),
-      state: {},
-    };
-    let result: unknown;
-    try {
-      result = tcpmain(socket, env);
-    } catch {
-      socket.destroy();
-      return;
-    }
-    if (result instanceof Promise) {
-      const p = result.then(
-        () => {
-          if (!socket.destroyed) socket.end();
-        },
-        () => socket.destroy(),
-      );
-      settled.add(p);
-      void p.finally(() => settled.delete(p));
-    }
+  if (logDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-msg-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    logDir = dir;
+  }
+  const logfile = join(logDir, `daemon-${++daemons}.log`);
+  const handle = await tcpdaemon({
+    listen: `127.0.0.1:${opts.port ?? 0}`,
+    handler: tcpmain,
+    loglevel: 'debug',
+    logfile,
+    shutdownTimeout: 5,
   });
-  server.listen(opts.port ?? 0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const { port } = handle.address() as AddressInfo;
+  let closing: Promise<void> | undefined;
   return {
-    server,
+    handle,
     port,
-    logs,
-    sockets,
-    async close(graceMs = 2000) {
-      controller.abort();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      const timer = setTimeout(() => {
-        for (const s of sockets) s.destroy();
-      }, graceMs);
-      await Promise.all([...settled]);
-      for (const s of sockets) s.destroy();
-      await closed;
-      clearTimeout(timer);
+    logs: tailLogs(logfile),
+    close() {
+      closing ??= handle.close();
+      return closing;
     },
   };
 }
@@ -209,4 +222,20 @@ export class FramedSocket {
   destroy(): void {
     this.socket.destroy();
   }
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program to completion (killed after `timeoutMs`), collecting its output. */
+export function runProgram(file: string, args: string[], timeoutMs = 20000): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(file, args, { cwd: ROOT, timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
