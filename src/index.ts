@@ -12,6 +12,8 @@ export type { GatewayParams } from './gateway/params.js';
 export { decodeRelay, encodeRelay, GATEWAY_MSGID } from './gateway/protocol.js';
 export { HandlerLoadError } from './handler/load.js';
 export { ListenError } from './listen.js';
+export { WorkerStartError } from './models/worker-pool.js';
 export { ParamError, type TcpdaemonParams } from './params.js';
 export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
 export { VERSION } from './version.js';
+export { isWorkerProcess as isTcpdaemonWorker } from './worker/config.js';

@@ -3,7 +3,7 @@
 // LF, IF, the proxy's backends, the gateway's workers) describe how to start a worker in a
 // WorkerSpec and react to the 'ready' / 'retire' / 'exit' events; the supervisor does the rest:
 // readiness, restarts with backoff, hang detection, recycling, rolling reload, graceful stop.
-import type { ChildProcess, SendHandle } from 'node:child_process';
+import type { ChildProcess, MessageOptions, SendHandle } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { accountExit, type BackoffOptions, checkBackoff, DEFAULT_BACKOFF } from './backoff.js';
@@ -51,8 +51,10 @@ export interface SupervisorOptions {
   heartbeatMs?: number;
   /** Recycle a worker whose RSS exceeds this many bytes. 0 = off (default). */
   maxRssBytes?: number;
-  /** How long a worker retired by reload or recycling may drain before SIGKILL, ms. Default 10 000. */
+  /** How long a worker retired by reload or recycling may drain, ms. Default 10 000. */
   retireGraceMs?: number;
+  /** A retired worker still alive this long (ms) after its drain deadline is SIGKILLed. Default 2000. */
+  killMarginMs?: number;
   /** This many failures in a row mark the slot as crash-looping in the log. Default 3. */
   crashLoopAfter?: number;
 }
@@ -68,8 +70,8 @@ export interface WorkerHandle extends ReadinessTarget {
   readonly served: number;
   readonly active: number;
   readonly rssBytes: number | undefined;
-  /** Sends over IPC; rejects when the worker has no channel or it is gone. */
-  send(message: unknown, handle?: SendHandle): Promise<void>;
+  /** Sends over IPC; resolves once written, rejects when the worker has no channel or it is gone. */
+  send(message: unknown, handle?: SendHandle, options?: MessageOptions): Promise<void>;
 }
 
 export interface ExitInfo {
@@ -90,8 +92,8 @@ export interface SupervisorEvents {
   retire: [worker: WorkerHandle];
   /** A worker is gone (reaped). Work still assigned to it is lost. */
   exit: [worker: WorkerHandle, info: ExitInfo];
-  /** A message that is not part of the supervisor protocol. */
-  message: [worker: WorkerHandle, message: unknown];
+  /** A message that is not part of the supervisor protocol, with the handle sent along, if any. */
+  message: [worker: WorkerHandle, message: unknown, handle: unknown];
 }
 
 class Worker implements WorkerHandle {
@@ -136,11 +138,11 @@ class Worker implements WorkerHandle {
     return this.child.pid;
   }
 
-  send(message: unknown, handle?: SendHandle): Promise<void> {
+  send(message: unknown, handle?: SendHandle, options: MessageOptions = {}): Promise<void> {
     return new Promise((resolve, reject) => {
       if (!this.child.connected) return reject(new Error(`worker ${this.pid} has no IPC channel`));
       try {
-        this.child.send(message as object, handle, {}, (err) => (err ? reject(err) : resolve()));
+        this.child.send(message as object, handle, options, (err) => (err ? reject(err) : resolve()));
       } catch (err) {
         reject(err);
       }
@@ -171,6 +173,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private readonly heartbeatMs: number;
   private readonly maxRssBytes: number;
   private readonly retireGraceMs: number;
+  private readonly killMarginMs: number;
   private readonly crashLoopAfter: number;
   private readonly readiness: Readiness;
   private readonly slots: Slot[];
@@ -203,6 +206,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     );
     this.maxRssBytes = nonNegative('maxRssBytes', opts.maxRssBytes ?? 0);
     this.retireGraceMs = nonNegative('retireGraceMs', opts.retireGraceMs ?? 10_000);
+    this.killMarginMs = nonNegative('killMarginMs', opts.killMarginMs ?? 2000);
     this.crashLoopAfter = opts.crashLoopAfter ?? 3;
     this.readiness = opts.spec.readiness ?? readyOnMessage();
     this.slots = Array.from({ length: this.size }, (_, index) => ({
@@ -268,9 +272,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    */
   recycle(slot: number, reason: string): void {
     const w = this.slots[slot]?.current;
-    if (!w || w.intent !== undefined) return;
-    w.recycleWanted ??= reason;
-    this.maybeRecycle(this.slots[slot]!);
+    if (w) this.wantRecycle(w, reason);
   }
 
   /** Kills `worker` at once (SIGKILL); it is restarted like a crashed one. */
@@ -304,8 +306,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /**
-   * Graceful stop: no more restarts; every worker is told to finish within `graceMs`, then
-   * SIGKILLed. Resolves when all workers have exited and been reaped. Idempotent.
+   * Graceful stop: no more restarts; every worker is told to finish within `graceMs`; one still
+   * alive killMarginMs later is SIGKILLed. Resolves when all workers have exited and been reaped.
+   * Idempotent.
    */
   stop(graceMs: number = this.retireGraceMs): Promise<void> {
     if (this.stopping) return this.stopping;
@@ -379,7 +382,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         this.log.debug({ slot: slot.index, workerPid: child.pid, err: err.message }, 'worker channel error');
       }
     });
-    child.on('message', (m: unknown) => this.onMessage(w, m));
+    child.on('message', (m: unknown, handle: unknown) => this.onMessage(w, m, handle));
     w.ready = this.awaitReady(w);
     return w;
   }
@@ -409,10 +412,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.log.info({ slot: w.slot, workerPid: w.pid, startMs: w.readyAt - w.startedAt }, 'worker ready');
   }
 
-  private onMessage(w: Worker, m: unknown): void {
+  private onMessage(w: Worker, m: unknown, handle: unknown): void {
     w.lastSignOfLife = Date.now();
     if (!isProtocolMessage(m)) {
-      this.emit('message', w, m);
+      this.emit('message', w, m, handle);
       return;
     }
     const msg = m as WorkerMessage;
@@ -421,7 +424,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       w.active = Number(msg.active) || 0;
       w.rssBytes = Number(msg.rssBytes) || undefined;
     } else if (msg.tdw === 'recycle') {
-      this.recycle(w.slot, String(msg.reason));
+      this.wantRecycle(w, String(msg.reason));
     }
   }
 
@@ -447,6 +450,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       signal: sig,
       uptimeMs: info.uptimeMs,
       reason: info.reason,
+      served: w.served,
     };
     if (!w.failure || this.stopping) {
       this.log.info(fields, 'worker exited');
@@ -492,10 +496,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (old) this.retire(old, reason, this.retireGraceMs);
     };
     const p = run().finally(() => {
-      if (slot.replacing === p) slot.replacing = undefined;
+      if (slot.replacing !== p) return;
+      slot.replacing = undefined;
+      // The new worker may have asked to be recycled already (a small -n): do not wait a tick.
+      this.maybeRecycle(slot);
     });
     slot.replacing = p;
     return p;
+  }
+
+  /** Marks `w` for replacement; a worker still starting is replaced once it is in service. */
+  private wantRecycle(w: Worker, reason: string): void {
+    if (w.exited || w.intent !== undefined) return;
+    w.recycleWanted ??= reason;
+    this.maybeRecycle(this.slots[w.slot]!);
   }
 
   private maybeRecycle(slot: Slot): void {
@@ -518,7 +532,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private retire(w: Worker, reason: string, graceMs: number): void {
     if (w.exited) return;
-    const deadline = Date.now() + graceMs;
+    const deadline = Date.now() + graceMs + this.killMarginMs;
     if (w.state === 'retiring') {
       this.armKill(w, deadline); // already draining: a stop may only shorten the deadline
       return;

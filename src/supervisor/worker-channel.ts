@@ -23,6 +23,8 @@ export interface WorkerChannel {
   ready(): void;
   /** Ask to be replaced; keep serving until the retire request comes. */
   requestRecycle(reason: string): void;
+  /** Sends a heartbeat now (final counts before exiting); resolves once written. */
+  beat(): Promise<void>;
   /** True once a retire was asked for. */
   readonly retiring: boolean;
 }
@@ -44,8 +46,13 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
   const counts = opts.counts ?? (() => ({ served: 0, active: 0 }));
   let retiring = false;
 
-  const send = (m: WorkerMessage) => {
-    if (process.connected) process.send!(m, undefined, {}, () => undefined);
+  const send = (m: WorkerMessage, done: () => void = () => undefined) => {
+    if (process.connected) process.send!(m, undefined, {}, () => done());
+    else done();
+  };
+  const heartbeat = (done?: () => void) => {
+    const { served, active } = counts();
+    send({ tdw: 'hb', served, active, rssBytes: process.memoryUsage.rss() }, done);
   };
   const retire = (graceMs: number, selfEnforce: boolean) => {
     if (retiring) return;
@@ -59,10 +66,7 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
     else process.exit(0);
   };
 
-  const beat = setInterval(() => {
-    const { served, active } = counts();
-    send({ tdw: 'hb', served, active, rssBytes: process.memoryUsage.rss() });
-  }, heartbeatMs);
+  const beat = setInterval(() => heartbeat(), heartbeatMs);
   beat.unref();
 
   process.on('message', (m: unknown) => {
@@ -81,6 +85,7 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
     spawnId: Number(process.env[ENV.spawnId]) || 0,
     ready: () => send({ tdw: 'ready' }),
     requestRecycle: (reason) => send({ tdw: 'recycle', reason }),
+    beat: () => new Promise((resolve) => heartbeat(resolve)),
     get retiring() {
       return retiring;
     },
