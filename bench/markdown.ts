@@ -97,6 +97,29 @@ export function renderSection(report: RunReport): string {
     }
   }
 
+  const gateway = report.runs.filter((r) => r.table === 'gateway');
+  if (gateway.length > 0) {
+    out.push(
+      '',
+      '### Gateway: 50 connections x 16 in flight, 64-byte Lars frames, echo business handler',
+      '',
+    );
+    out.push(
+      '| scenario | server | msg/s | vs message layer | p50 ms | p99 ms | max ms | errors | server CPU |',
+    );
+    out.push('|---|---|--:|--:|--:|--:|--:|---|--:|');
+    const direct = gateway.find((r) => r.server === 'message layer lars')?.result?.perSecond;
+    for (const r of gateway) {
+      const x = r.result;
+      const ratio = x && direct ? `${(x.perSecond / direct).toFixed(2)}x` : '';
+      out.push(
+        x
+          ? `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} | ${ratio} | ${x.latencyMs.p50} | ${x.latencyMs.p99} | ${x.latencyMs.max} | ${errors(x)} | ${cores(r.serverCpu)} |`
+          : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | | |`,
+      );
+    }
+  }
+
   const tool = report.runs.filter((r) => r.table === 'tool');
   if (tool.length > 0) {
     out.push('', '### The load tool itself: same load, 1, 2 and 4 load threads', '');

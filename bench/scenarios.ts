@@ -13,6 +13,8 @@ export interface ServerSpec {
   command: string[];
   /** Cores the server can keep busy (its processes); the load tool gets the rest. */
   cores: number;
+  /** How it frames messages, as the load tool's --codec names it; default raw (byte echo). */
+  codec?: 'raw' | 'lars';
 }
 
 const TSX = [execPath, '--import', 'tsx'];
@@ -43,6 +45,45 @@ export const SERVERS = {
     command: ['bin/tcpdaemon', '-m', 'LF', '-c', '8', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'],
     cores: 2,
   },
+  'message layer lars': {
+    description: 'the message layer serving the echo handler directly (IOMP -c 1), Lars frames',
+    command: [
+      'bin/tcpdaemon',
+      '-m',
+      'IOMP',
+      '-c',
+      '1',
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      'bench/servers/message-echo.ts',
+    ],
+    cores: 1,
+    codec: 'lars',
+  },
+  'gateway ipc 2 workers': {
+    description: 'tcpdaemon gateway, 1 gateway process, 2 ipc workers, examples/gateway-echo.ts, Lars frames',
+    command: [
+      'bin/tcpdaemon',
+      'gateway',
+      '-l',
+      '127.0.0.1:0',
+      '--codec',
+      'lars',
+      '-s',
+      'examples/gateway-echo.ts',
+      '--workers',
+      '2',
+    ],
+    cores: 2,
+    codec: 'lars',
+  },
+  'gateway nats 2 workers': {
+    description: 'tcpdaemon gateway + tcpdaemon worker (2 workers) through a local nats-server, Lars frames',
+    command: [...TSX, 'bench/servers/gateway-nats.ts', '127.0.0.1:0'],
+    cores: 2,
+    codec: 'lars',
+  },
 } satisfies Record<string, ServerSpec>;
 
 export type ServerName = keyof typeof SERVERS;
@@ -60,13 +101,15 @@ export interface LoadSpec {
   holdSeconds?: number;
   /** load threads; default: the cores the server leaves free, at least 1 (see toolThreads) */
   threads?: number;
+  /** echo framing of the load tool (`--codec`); default raw */
+  codec?: string;
 }
 
 export interface Scenario {
   /** Unique; `npm run bench -- --only NAME`. */
   name: string;
   /** The report table it goes into; also accepted by --only. */
-  table: 'echo' | 'hold' | 'tool' | 'workers';
+  table: 'echo' | 'hold' | 'tool' | 'workers' | 'gateway';
   /** Run one after the other with the same load, each on a fresh server. */
   servers: ServerName[];
   load: LoadSpec;
@@ -147,6 +190,12 @@ export const SCENARIOS: Scenario[] = [
     size: 64,
     seconds: ECHO_SECONDS,
   }),
+  {
+    name: 'gateway-50x16-64B',
+    table: 'gateway',
+    servers: ['message layer lars', 'gateway ipc 2 workers', 'gateway nats 2 workers'],
+    load: { mode: 'echo', connections: 50, depth: 16, size: 64, seconds: ECHO_SECONDS, codec: 'lars' },
+  },
 ];
 
 /** --quick: the same scenarios with short times, to smoke-test the runner. */
@@ -174,6 +223,7 @@ export function toolArgs(load: LoadSpec, threads: number, host: string, port: nu
   if (load.depth !== undefined) args.push('--depth', String(load.depth));
   if (load.size !== undefined) args.push('--size', String(load.size));
   if (load.holdSeconds !== undefined) args.push('--hold-seconds', String(load.holdSeconds));
+  if (load.codec !== undefined) args.push('--codec', load.codec);
   args.push('--threads', String(threads));
   args.push('--json');
   return args;

@@ -1,4 +1,15 @@
 export { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from './daemon.js';
+export type {
+  BusinessHandler,
+  BusinessReply,
+  DeliverResult,
+  GatewayContext,
+  GatewayMessage,
+  GatewaySession,
+} from './gateway/business.js';
+export { type GatewayHandle, startGateway, startWorkers } from './gateway/daemon.js';
+export type { GatewayParams } from './gateway/params.js';
+export { decodeRelay, encodeRelay, GATEWAY_MSGID } from './gateway/protocol.js';
 export { HandlerLoadError } from './handler/load.js';
 export { ListenError } from './listen.js';
 export * from './message/index.js';

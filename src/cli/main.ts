@@ -16,6 +16,8 @@ import { USAGE } from './usage.js';
 /** Subcommands, loaded only when used so the daemon's start stays lean. */
 const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
   bench: async () => (await import('../bench/cli.js')).benchMain,
+  gateway: async () => (await import('../gateway/cli.js')).gatewayMain,
+  worker: async () => (await import('../gateway/cli.js')).workerMain,
 };
 
 function exitNow(code: number): never {
