@@ -1,5 +1,7 @@
 export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [options]
-       tcpdaemon bench --port PORT [options]      (load tool; tcpdaemon bench -h)
+       tcpdaemon gateway -l ADDRESS -s BUSINESS --workers N [options]   (tcpdaemon gateway -h)
+       tcpdaemon worker -s BUSINESS --queue nats://HOST:PORT [options]   (tcpdaemon worker -h)
+       tcpdaemon bench --port PORT [options]                            (load tool; tcpdaemon bench -h)
 
   -m MODEL               IOMP (alias IO), LF, IF, TLF (alias WIN-TLF); default IOMP
   -l ADDRESS             ip:port, 0:port (all IPv4), [ipv6]:port, or a unix socket path
