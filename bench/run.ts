@@ -98,6 +98,7 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
     return record;
   } finally {
     await server.stop();
+    if (scenario.table === 'workers') record.perWorker = server.workerCounts();
   }
 }
 

@@ -38,6 +38,14 @@ export interface TcpdaemonParams {
   shutdownTimeout?: number;
   /** `--param k=v`: handed to the handler as `env.params`. */
   params?: Record<string, string>;
+  /** `--hang-timeout`: seconds a worker's event loop may stay blocked before it is replaced; 0 = never. */
+  hangTimeout?: number;
+  /** `--max-memory`: recycle a worker whose RSS exceeds this many MB; 0 = never. */
+  maxMemory?: number;
+  /** `--restart-delay`: seconds before the first restart of a crashed worker (doubles per crash). Default 0.1. */
+  restartDelay?: number;
+  /** `--restart-delay-max`: the restart delay never exceeds this many seconds. Default 10. */
+  restartDelayMax?: number;
 }
 
 /** Validated parameters with every default filled in. */
@@ -155,6 +163,10 @@ const FIELDS: { [K in keyof TcpdaemonParams]-?: Field<Exclude<TcpdaemonParams[K]
   pidFile: str('--pid-file'),
   maxConnections: num('--max-connections', { min: 0, integer: true }),
   shutdownTimeout: num('--shutdown-timeout', { min: 0, integer: false }),
+  hangTimeout: num('--hang-timeout', { min: 0, max: 86400, integer: false }),
+  maxMemory: num('--max-memory', { min: 0, max: 1048576, integer: false }),
+  restartDelay: num('--restart-delay', { min: 0, max: 3600, integer: false }),
+  restartDelayMax: num('--restart-delay-max', { min: 0, max: 3600, integer: false }),
   params: {
     flag: '--param',
     parse(value, name) {
@@ -210,7 +222,19 @@ export function validateParams(input: unknown): ResolvedParams {
     maxConnections: get('maxConnections') ?? 0,
     shutdownTimeout: get('shutdownTimeout') ?? 10,
     params: get('params') ?? Object.freeze({}),
+    hangTimeout: get('hangTimeout') ?? 0,
+    maxMemory: get('maxMemory') ?? 0,
+    restartDelay: get('restartDelay') ?? 0.1,
+    restartDelayMax: get('restartDelayMax') ?? 10,
   };
+  if (resolved.restartDelayMax < resolved.restartDelay) {
+    fail(
+      'restartDelayMax',
+      '--restart-delay-max',
+      `must be >= restartDelay (--restart-delay, ${resolved.restartDelay})`,
+      resolved.restartDelayMax,
+    );
+  }
   if (resolved.daemonLevel && resolved.logfile === undefined) {
     throw new ParamError(
       'daemonLevel (--daemon-level) needs --logfile: a detached daemon has no terminal to log to',

@@ -8,6 +8,7 @@ import { BEGIN, END, type RunRecord, renderSection, replaceSection } from '../be
 import { runTool, startServer, treeCpuSeconds, treeRss } from '../bench/processes.js';
 import { SERVERS, type ServerName, type ServerSpec, toolArgs, toolThreads } from '../bench/scenarios.js';
 import type { BenchResult } from '../src/bench/report.js';
+import { larsCodec } from '../src/message/codecs/lars.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes } from './helpers/net.js';
 
@@ -25,9 +26,14 @@ describe('servers of the scenario table', () => {
         assert.ok(server.port > 0);
         const socket = await connect(server.port);
         const spec: ServerSpec = SERVERS[name];
-        const probe = spec.probe ?? { send: 'ping\n', reply: 'ping\n' };
+        const ping =
+          spec.codec === 'lars' ? larsCodec().encode(1, Buffer.from('ping\n')) : Buffer.from('ping\n');
+        const probe = spec.probe ?? { send: ping, reply: ping };
         socket.write(probe.send);
-        assert.equal((await readBytes(socket, probe.reply.length)).toString(), probe.reply);
+        assert.equal(
+          (await readBytes(socket, Buffer.byteLength(probe.reply))).toString('latin1'),
+          Buffer.from(probe.reply).toString('latin1'),
+        );
         socket.destroy();
         const own =
           Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))![1]) * 1024;

@@ -22,6 +22,10 @@ const VALUE_FLAGS = {
   'pid-file': { key: 'pidFile' },
   'max-connections': { key: 'maxConnections' },
   'shutdown-timeout': { key: 'shutdownTimeout' },
+  'hang-timeout': { key: 'hangTimeout' },
+  'max-memory': { key: 'maxMemory' },
+  'restart-delay': { key: 'restartDelay' },
+  'restart-delay-max': { key: 'restartDelayMax' },
 } as const satisfies Record<string, { short?: string; key: keyof TcpdaemonParams }>;
 
 const SWITCH_FLAGS = {

@@ -2,11 +2,12 @@
 import { ParamError, type ResolvedParams } from '../params.js';
 import type { ModelName } from '../types.js';
 import { iomp } from './iomp.js';
+import { lf } from './lf.js';
 import type { Model } from './model.js';
 
 const MODELS: Record<ModelName, Model | undefined> = {
   IOMP: iomp,
-  LF: undefined,
+  LF: lf,
   IF: undefined,
   TLF: undefined,
 };
