@@ -46,6 +46,7 @@ export class BackendPool {
   private upCache: Backend[] | undefined;
   private rejected = 0;
   private retried = 0;
+  private upWaiters: (() => void)[] = [];
 
   constructor(specs: readonly BackendSpec[], opts: PoolOptions) {
     this.logger = opts.logger;
@@ -170,8 +171,26 @@ export class BackendPool {
     this.health.close();
   }
 
+  /** Resolves once some backend is up (at once if one is), or after `timeoutMs`. */
+  whenAnyUp(timeoutMs: number): Promise<void> {
+    if ([...this.backends.keys()].some((id) => this.health.state(id) === 'up')) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      timer.unref();
+      const waiters = this.upWaiters;
+      function done() {
+        clearTimeout(timer);
+        const i = waiters.indexOf(done);
+        if (i >= 0) waiters.splice(i, 1);
+        resolve();
+      }
+      waiters.push(done);
+    });
+  }
+
   private onHealthChange(c: HealthChange): void {
     this.upCache = undefined;
+    if (c.to === 'up') for (const w of this.upWaiters.splice(0)) w();
     const b = this.backends.get(c.id);
     const fields = { backend: c.id, from: c.from, to: c.to, reason: c.reason, active: b?.stats.active };
     if (c.to === 'up') this.logger.info(fields, 'backend back in rotation');

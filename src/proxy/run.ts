@@ -1,25 +1,40 @@
-// The proxy as a library call: a daemon whose handler forwards to a pool of backends.
+// The proxy as a library call: a daemon whose handler forwards to a pool of backends, and
+// (with spawn) the supervised backend processes behind it.
 import { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from '../daemon.js';
 import type { Tcpmain } from '../types.js';
-import { type ProxyConfig, ProxyConfigError, validateProxyConfig } from './config.js';
+import { isWorkerProcess } from '../worker/config.js';
+import type { BackendAddress, BackendSpec } from './backend.js';
+import { backendId } from './backend.js';
+import { type ProxyConfig, type ResolvedProxyConfig, validateProxyConfig } from './config.js';
 import { createProxyHandler } from './front.js';
 import { BackendPool } from './pool.js';
+import { planAddresses, SPAWNED_ENV, SpawnedBackends } from './spawn.js';
 import { logStatsEvery, type ProxyStatsSnapshot } from './stats.js';
 
 export interface ProxyHandle extends TcpdaemonHandle {
   /** Per-backend state and counters of this process's pool. */
   stats(): ProxyStatsSnapshot;
   readonly pool: BackendPool;
+  /** The spawned backends (primary process only). */
+  readonly spawned: SpawnedBackends | undefined;
 }
+
+/** How long the first clients may wait for the first spawned backend to accept, ms. */
+const FIRST_BACKEND_WAIT_MS = 10_000;
 
 /**
  * Starts `tcpdaemon proxy`: validates `config` (ProxyConfigError), listens like the daemon,
- * forwards every connection to a backend. Health checks and the stats log run until close().
+ * forwards every connection to a backend. Health checks, the stats log and spawned backends run
+ * until close(), which lets open connections finish before it stops the backends.
  */
 export async function startProxy(config: ProxyConfig, options: DaemonOptions = {}): Promise<ProxyHandle> {
   const cfg = validateProxyConfig(config);
-  if (cfg.spawn !== undefined)
-    throw new ProxyConfigError('--spawn is not available yet (the supervisor has not landed)');
+  const inWorker = isWorkerProcess();
+  let planned: { addresses: BackendAddress[]; dir?: string } | undefined;
+  if (cfg.spawn !== undefined) {
+    planned = inWorker ? { addresses: spawnedFromPrimary() } : await planAddresses(cfg.spawn);
+    if (!inWorker) process.env[SPAWNED_ENV] = JSON.stringify(planned.addresses);
+  }
   // The pool logs through the daemon's own logger, which exists once tcpdaemon() resolves; a
   // connection accepted before that waits for it.
   let handler: Tcpmain | undefined;
@@ -50,17 +65,25 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
   const pool = new BackendPool(cfg.backends, {
     strategy: cfg.strategy,
     passive: cfg.passive,
-    checks:
-      cfg.healthIntervalMs > 0
-        ? {
-            intervalMs: cfg.healthIntervalMs,
-            timeoutMs: cfg.checks.timeoutMs,
-            rise: cfg.checks.rise,
-            fall: cfg.checks.fall,
-          }
-        : false,
+    checks: checkOptions(cfg),
     logger,
   });
+  let spawned: SpawnedBackends | undefined;
+  if (cfg.spawn !== undefined && planned !== undefined) {
+    if (inWorker) {
+      // The primary supervises them; here connect checks and passive tracking follow them.
+      for (const address of planned.addresses) pool.add({ id: backendId(address), address, weight: 1 });
+    } else {
+      spawned = new SpawnedBackends(cfg.spawn, planned.addresses, planned.dir, pool, logger, {
+        graceMs: (d.shutdownTimeout ?? 10) * 1000,
+      });
+      for (const spec of spawned.specs) pool.add(spec, { down: true });
+      // The first clients wait for the first backend, unless every one failed its first start.
+      const firstUp = pool.whenAnyUp(FIRST_BACKEND_WAIT_MS);
+      spawned.start();
+      await Promise.race([firstUp, spawned.firstOutcomes]);
+    }
+  }
   handler = createProxyHandler(pool, {
     connectTimeoutMs: cfg.connectTimeoutMs,
     retries: cfg.retries,
@@ -73,7 +96,8 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
   ready(handler);
   logger.info(
     {
-      backends: cfg.backends.map((b) => (b.weight === 1 ? b.id : `${b.id},weight=${b.weight}`)),
+      backends: describe(pool, cfg.backends, spawned?.specs ?? []),
+      spawned: spawned ? { count: spawned.specs.length, pids: spawned.pids() } : null,
       strategy: cfg.strategy,
       healthIntervalMs: cfg.healthIntervalMs,
       connectTimeoutMs: cfg.connectTimeoutMs,
@@ -84,9 +108,35 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
     'proxy ready',
   );
   const stopStats = logStatsEvery(cfg.statsIntervalMs, () => pool.snapshot(), logger);
-  handle.once('close', () => {
-    stopStats();
-    pool.close();
+  // Open connections finish first (they need their backends), then the backends stop.
+  const closeDaemon = handle.close.bind(handle);
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      await closeDaemon();
+      stopStats();
+      pool.close();
+      await spawned?.stop();
+    })();
+    return closing;
+  };
+  return Object.assign(handle, { close, stats: () => pool.snapshot(), pool, spawned });
+}
+
+function checkOptions(cfg: ResolvedProxyConfig) {
+  if (cfg.healthIntervalMs === 0) return false as const;
+  const { rise, fall, timeoutMs } = cfg.checks;
+  return { intervalMs: cfg.healthIntervalMs, timeoutMs, rise, fall };
+}
+
+function spawnedFromPrimary(): BackendAddress[] {
+  const raw = process.env[SPAWNED_ENV];
+  return raw === undefined ? [] : (JSON.parse(raw) as BackendAddress[]);
+}
+
+function describe(pool: BackendPool, listed: BackendSpec[], spawned: BackendSpec[]): string[] {
+  return [...listed, ...spawned].map((b) => {
+    const text = b.weight === 1 ? b.id : `${b.id},weight=${b.weight}`;
+    return spawned.includes(b) ? `${text} (spawned, ${pool.state(b.id)})` : text;
   });
-  return Object.assign(handle, { stats: () => pool.snapshot(), pool });
 }
