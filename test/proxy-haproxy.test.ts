@@ -83,6 +83,37 @@ async function haproxy(port: number, server: string, serverOptions: string): Pro
 describe('HAProxy interop', {
   skip: haproxyMissing && 'haproxy is not installed (apt-get install -y haproxy)',
 }, () => {
+  for (const model of [
+    ['-m', 'IOMP', '-c', '1'],
+    ['-m', 'LF', '-c', '2'],
+  ]) {
+    it(`HAProxy send-proxy-v2 -> tcpdaemon ${model.slice(1).join(' ')} --proxy-protocol: env shows the real client`, async () => {
+      const d = await startDaemon(
+        [...model, '-l', '127.0.0.1:0', '-s', join(FIXTURES, 'env-report.ts'), '--proxy-protocol'],
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      cleanup.push(async () => {
+        d.daemon.signal('SIGTERM');
+        await d.daemon.waitForExit(20_000).catch(() => d.daemon.kill());
+      });
+      const port = await freePort();
+      await haproxy(port, `127.0.0.1:${d.port}`, 'send-proxy-v2');
+      const c = netConnect({ port, host: '127.0.0.1', localAddress: '127.0.0.9' });
+      await once(c, 'connect');
+      const clientPort = c.localPort;
+      const { data } = await untilClosed(c);
+      const seen = JSON.parse(data.split('\n')[0]!) as Record<string, unknown>;
+      assert.equal(seen.remoteAddress, '127.0.0.9');
+      assert.equal(seen.remotePort, clientPort);
+      assert.equal(
+        d.daemon.logs.filter((l) => l.msg === 'PROXY header refused; connection closed').length,
+        0,
+      );
+    });
+  }
+
   for (const [option, version] of [
     ['send-proxy-v2', 2],
     ['send-proxy', 1],

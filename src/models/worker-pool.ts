@@ -41,6 +41,7 @@ export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supe
     address: host.address,
     addressInfo: (host.shared ?? host.server)?.address() ?? null,
     idleTimeout: params.timeout,
+    proxyHeaderTimeoutMs: params.proxyProtocol ? params.proxyHeaderTimeout * 1000 : null,
     tcpNodelay: params.tcpNodelay,
     tcpLinger: params.tcpLinger ?? null,
     unix: params.listenAddress.kind === 'unix',

@@ -86,6 +86,8 @@ export async function startWorker(
     tracker,
     params: Object.freeze({ ...config.params }),
     idleTimeout: config.idleTimeout,
+    proxyProtocol:
+      config.proxyHeaderTimeoutMs === null ? undefined : { timeoutMs: config.proxyHeaderTimeoutMs },
     tcpNodelay: config.tcpNodelay,
     tcpLinger: config.tcpLinger ?? undefined,
     unix: config.unix,
