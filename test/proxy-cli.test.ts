@@ -259,7 +259,7 @@ describe('PROXY protocol between our proxies', () => {
       '--backend',
       `127.0.0.1:${b.port}`,
       '--proxy-protocol',
-      '--header-timeout',
+      '--proxy-header-timeout',
       '0.3',
     ]);
     const plain = await connect(p.port);

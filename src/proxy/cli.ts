@@ -28,7 +28,7 @@ export const PROXY_USAGE = `usage: tcpdaemon proxy -l ADDRESS --backend HOST:POR
   --timeout S             idle timeout per connection, both directions (default 0 = none)
   --send-proxy v1|v2      send a PROXY protocol header to backends
   --proxy-protocol        read a PROXY header (v1/v2) from a balancer in front of this proxy
-  --header-timeout S      the PROXY header must arrive within S seconds (default 5)
+  --proxy-header-timeout S  the PROXY header must arrive within S seconds (default 5)
   --stats-interval S      log per-backend stats every S seconds at info level (default 30; 0 = never)
   -m MODEL, -c N          process model and workers of the front (as for tcpdaemon)
   --max-connections N, --shutdown-timeout S, --logfile PATH, --loglevel LEVEL, --pid-file PATH
@@ -48,7 +48,7 @@ const VALUE_FLAGS = {
   retries: { key: 'retries' },
   timeout: { key: 'timeout' },
   'send-proxy': { key: 'sendProxy' },
-  'header-timeout': { key: 'headerTimeout' },
+  'proxy-header-timeout': { key: 'proxyHeaderTimeout' },
   'stats-interval': { key: 'statsInterval' },
   model: { short: 'm', key: 'model' },
   workers: { short: 'c', key: 'workers' },

@@ -40,8 +40,8 @@ export interface ProxyConfig {
   sendProxy?: 'v1' | 'v2';
   /** `--proxy-protocol`: clients arrive through a balancer that sends a PROXY header. */
   proxyProtocol?: boolean;
-  /** `--header-timeout S`: the PROXY header must arrive within this. */
-  headerTimeout?: number;
+  /** `--proxy-header-timeout S`: the PROXY header must arrive within this. */
+  proxyHeaderTimeout?: number;
   /** `--stats-interval S`: per-backend stats logged at info level; 0 = never. */
   statsInterval?: number;
   /** Passive (Lars) thresholds; config file only. */
@@ -82,7 +82,8 @@ export interface ResolvedProxyConfig {
   timeout: number;
   sendProxy: 'v1' | 'v2' | undefined;
   proxyProtocol: boolean;
-  headerTimeoutMs: number;
+  /** Seconds, as the daemon takes it. */
+  proxyHeaderTimeout: number;
   statsIntervalMs: number;
   passive: PassiveHealthOptions;
   checks: { rise: number; fall: number; timeoutMs: number };
@@ -117,7 +118,7 @@ const FLAGS: Record<string, string> = {
   timeout: '--timeout',
   sendProxy: '--send-proxy',
   proxyProtocol: '--proxy-protocol',
-  headerTimeout: '--header-timeout',
+  proxyHeaderTimeout: '--proxy-header-timeout',
   statsInterval: '--stats-interval',
   passive: '--config',
   checks: '--config',
@@ -293,8 +294,10 @@ export function validateProxyConfig(input: unknown): ResolvedProxyConfig {
       oneOf('sendProxy', v, ['v1', 'v2'] as const, (s) => s.toLowerCase()),
     ),
     proxyProtocol: optional(raw, 'proxyProtocol', (v) => boolean('proxyProtocol', v)) ?? false,
-    headerTimeoutMs:
-      optional(raw, 'headerTimeout', (v) => seconds('headerTimeout', v)) ?? DEFAULT_HEADER_TIMEOUT_MS,
+    proxyHeaderTimeout:
+      optional(raw, 'proxyHeaderTimeout', (v) =>
+        number('proxyHeaderTimeout', v, { min: 0.001, max: 3600 }),
+      ) ?? DEFAULT_HEADER_TIMEOUT_MS / 1000,
     statsIntervalMs:
       optional(raw, 'statsInterval', (v) => seconds('statsInterval', v)) ?? DEFAULT_STATS_INTERVAL_MS,
     passive,

@@ -58,6 +58,9 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
       shutdownTimeout: d.shutdownTimeout,
       tcpNodelay: d.tcpNodelay,
       timeout: cfg.timeout,
+      // The daemon reads a balancer's PROXY header; env then names the client (hash key, --send-proxy).
+      proxyProtocol: cfg.proxyProtocol,
+      proxyHeaderTimeout: cfg.proxyHeaderTimeout,
     },
     options,
   );
@@ -90,8 +93,6 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
     idleTimeoutMs: 0, // the daemon's --timeout covers the client socket, hence both directions
     sendProxy: cfg.sendProxy,
     noDelay: true,
-    proxyProtocol: cfg.proxyProtocol,
-    headerTimeoutMs: cfg.headerTimeoutMs,
   });
   ready(handler);
   logger.info(
