@@ -200,6 +200,26 @@ describe('tcpdaemon proxy: serving', () => {
     assert.match(String(up.reason), /connect check passed 2 times in a row/);
   });
 
+  it('--timeout closes an idle connection, both sides, while a busy one lives on', async () => {
+    const b = await backend('b');
+    const p = await proxy(['-l', '127.0.0.1:0', '--backend', `127.0.0.1:${b.port}`, '--timeout', '0.4']);
+    const idle = await connect(p.port);
+    const busy = await connect(p.port);
+    const idleClosed = untilClosed(idle);
+    // Traffic in either direction keeps a connection alive: here the backend's echo of each write.
+    for (let i = 0; i < 8; i++) {
+      busy.write('.');
+      await readBytes(busy, i === 0 ? 3 : 1);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal((await idleClosed).data, 'b\n');
+    assert.equal(busy.destroyed, false, 'the busy connection is still open');
+    await p.daemon.waitForMsg('idle timeout; connection closed');
+    for (let i = 0; i < 100 && b.sockets.size > 1; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(b.sockets.size, 1, "the idle connection's backend side is closed too");
+    busy.destroy();
+  });
+
   it('closes a client with a logged reason when no backend is reachable', async () => {
     const gone = await listen(() => {});
     await gone.close();
