@@ -1,7 +1,7 @@
 // A backend with a front in front of it, as one "server" for the benchmark runner: the
 // backend (node echo, or redis-server) on a free port, then the front (ours, HAProxy, or
 // none), and one `listening` line with the front's address. Both fronts forward in TCP mode
-// with one process/thread each; SIGTERM stops everything.
+// with one process/thread each, after a second of warm-up traffic; SIGTERM stops everything.
 // usage: node --import tsx bench/servers/proxy-stack.ts --backend echo|redis --front none|tcpdaemon|haproxy
 //          [--strategy NAME] [--backends N] [--slow-ms MS]   (N echo backends, the first answering MS late)
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -160,7 +160,33 @@ async function startFront(backendPorts: number[]): Promise<number> {
   });
 }
 
+/**
+ * Traffic through the front before it is measured, the same for every front: JIT-compiled
+ * code (ours) and warm caches (both) are what a running proxy has; the runs are seconds long.
+ */
+async function warmUp(port: number, ms: number): Promise<void> {
+  const [send, reply] = values.backend === 'redis' ? ['PING\r\n', '+PONG\r\n'] : ['warm-up\n', 'warm-up\n'];
+  const until = Date.now() + ms;
+  const loop = async () => {
+    while (Date.now() < until) {
+      await new Promise<void>((res) => {
+        const s = connect(port, '127.0.0.1');
+        let got = 0;
+        s.on('connect', () => s.write(send));
+        s.on('data', (d: Buffer) => {
+          got += d.length;
+          if (got >= reply.length) s.end();
+        });
+        s.on('close', () => res());
+        s.on('error', () => undefined);
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, loop));
+}
+
 const port = await startFront(await startBackends());
+if (values.front !== 'none') await warmUp(port, 1000);
 announceListening(
   { address: '127.0.0.1', family: 'IPv4', port },
   { front: values.front, backend: values.backend },
