@@ -313,6 +313,7 @@ describe('readProxyHeader on a live connection', () => {
   before(async () => {
     reader = readers['data events']!;
     server = createServer((socket) => {
+      socket.on('error', () => {}); // clients of the failure cases hang up abruptly
       results.push(
         (async () => {
           const result = await readProxyHeader(socket, { timeoutMs: 300 });
