@@ -2,7 +2,7 @@
 // which applies the socket options and runs the handler under the contract in DESIGN.md.
 import type { Socket } from 'node:net';
 import type { ConnectionTracker } from './connection-tracker.js';
-import { readProxyHeader } from './proxy/proxy-protocol.js';
+import { readProxyHeader } from './proxy-protocol/header.js';
 import type { Logger, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
 
 export interface RunnerOptions {

@@ -15,6 +15,7 @@ export { ListenError } from './listen.js';
 export * from './message/index.js';
 export { WorkerStartError } from './models/worker-pool.js';
 export { ParamError, type TcpdaemonParams } from './params.js';
+export * from './proxy/index.js';
 export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
 export { VERSION } from './version.js';
 export { isWorkerProcess as isTcpdaemonWorker } from './worker/config.js';

@@ -8,7 +8,7 @@ import { afterEach, describe, it } from 'node:test';
 import { parseProxyArgs } from '../src/proxy/cli.js';
 import { validateProxyConfig } from '../src/proxy/config.js';
 import { ProxyConfigError, readProxyHeader, startProxy } from '../src/proxy/index.js';
-import { FIXTURES, type Listening, runCli, startDaemon } from './helpers/daemon.js';
+import { BIN, type Listening, runCli, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes, roundTrip, untilClosed } from './helpers/net.js';
 import { listen, type TestServer, taggedEcho } from './helpers/proxy.js';
@@ -21,7 +21,7 @@ afterEach(async () => {
 checkNoLeftoverProcesses();
 
 /** `tcpdaemon proxy` (through its entry until the CLI dispatcher routes the subcommand). */
-const PROXY = { command: [process.execPath, '--import', 'tsx', join(FIXTURES, 'proxy-main.ts')] };
+const PROXY = { command: [BIN, 'proxy'] };
 const tmp = mkdtempSync(join(tmpdir(), 'tcpdaemon-proxy-cli-'));
 
 async function proxy(args: string[]): Promise<Listening> {

@@ -7,8 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseBackendSpec } from '../src/proxy/backend.js';
 import { DEFAULT_FORWARD, type ForwardOptions } from '../src/proxy/forward.js';
 import { BackendPool, type PoolOptions } from '../src/proxy/pool.js';
-import { readProxyHeader } from '../src/proxy/proxy-protocol.js';
 import type { StrategyName } from '../src/proxy/strategies/index.js';
+import { readProxyHeader } from '../src/proxy-protocol/header.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, roundTrip, untilClosed } from './helpers/net.js';
 import {

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readProxyHeader } from '../src/proxy/proxy-protocol.js';
-import { FIXTURES, startDaemon } from './helpers/daemon.js';
+import { readProxyHeader } from '../src/proxy-protocol/header.js';
+import { BIN, FIXTURES, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { untilClosed } from './helpers/net.js';
 import { listen } from './helpers/proxy.js';
@@ -22,7 +22,7 @@ afterEach(async () => {
 
 checkNoLeftoverProcesses();
 
-const PROXY = { command: [process.execPath, '--import', 'tsx', join(FIXTURES, 'proxy-main.ts')] };
+const PROXY = { command: [BIN, 'proxy'] };
 const haproxyMissing = spawnSync('haproxy', ['-v']).error !== undefined;
 const tmp = mkdtempSync(join(tmpdir(), 'tcpdaemon-haproxy-'));
 

@@ -5,8 +5,8 @@ import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { encodeProxyV1, encodeProxyV2 } from '../src/proxy/proxy-protocol.js';
-import { FIXTURES, type Listening, startDaemon } from './helpers/daemon.js';
+import { encodeProxyV1, encodeProxyV2 } from '../src/proxy-protocol/header.js';
+import { BIN, FIXTURES, type Listening, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, untilClosed } from './helpers/net.js';
 
@@ -17,7 +17,7 @@ afterEach(async () => {
 
 checkNoLeftoverProcesses();
 
-const PROXY = { command: [process.execPath, '--import', 'tsx', join(FIXTURES, 'proxy-main.ts')] };
+const PROXY = { command: [BIN, 'proxy'] };
 const REPORT = join(FIXTURES, 'env-report.ts');
 
 async function daemon(args: string[], opts = {}): Promise<Listening> {

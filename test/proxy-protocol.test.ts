@@ -5,7 +5,6 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
-import { bytesToIpv6, ipv6ToBytes } from '../src/proxy/ip.js';
 import {
   encodeProxyV1,
   encodeProxyV2,
@@ -16,7 +15,8 @@ import {
   readProxyHeader,
   V1_MAX_LENGTH,
   V2_SIGNATURE,
-} from '../src/proxy/proxy-protocol.js';
+} from '../src/proxy-protocol/header.js';
+import { bytesToIpv6, ipv6ToBytes } from '../src/proxy-protocol/ip.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect } from './helpers/net.js';
 

@@ -4,7 +4,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FIXTURES, type Listening, type LogLine, startDaemon } from './helpers/daemon.js';
+import { BIN, FIXTURES, type Listening, type LogLine, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { untilClosed } from './helpers/net.js';
 
@@ -15,7 +15,7 @@ afterEach(async () => {
 
 checkNoLeftoverProcesses();
 
-const PROXY = { command: [process.execPath, '--import', 'tsx', join(FIXTURES, 'proxy-main.ts')] };
+const PROXY = { command: [BIN, 'proxy'] };
 const BACKEND = `${process.execPath} ${join(FIXTURES, 'pid-echo.mjs')} {port}`;
 
 async function proxy(args: string[]): Promise<Listening> {

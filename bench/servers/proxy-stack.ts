@@ -153,7 +153,7 @@ async function startFront(backendPorts: number[]): Promise<number> {
   const args = ['-l', '127.0.0.1:0', ...backendPorts.flatMap((p) => ['--backend', `127.0.0.1:${p}`])];
   if (values.strategy) args.push('--strategy', values.strategy);
   return new Promise((res) => {
-    run([process.execPath, 'bench/servers/proxy-cli.mjs', ...args], (line) => {
+    run(['bin/tcpdaemon', 'proxy', ...args], (line) => {
       const port = listeningPort(line);
       if (port) res(port);
     });

@@ -16,6 +16,7 @@ import { USAGE } from './usage.js';
 /** Subcommands, loaded only when used so the daemon's start stays lean. */
 const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
   bench: async () => (await import('../bench/cli.js')).benchMain,
+  proxy: async () => (await import('../proxy/cli.js')).proxyMain,
   gateway: async () => (await import('../gateway/cli.js')).gatewayMain,
   worker: async () => (await import('../gateway/cli.js')).workerMain,
 };

@@ -1,6 +1,7 @@
 export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [options]
        tcpdaemon gateway -l ADDRESS -s BUSINESS --workers N [options]   (tcpdaemon gateway -h)
        tcpdaemon worker -s BUSINESS --queue nats://HOST:PORT [options]   (tcpdaemon worker -h)
+       tcpdaemon proxy -l ADDRESS --backend HOST:PORT|--spawn CMD [options] (tcpdaemon proxy -h)
        tcpdaemon bench --port PORT [options]                            (load tool; tcpdaemon bench -h)
 
   -m MODEL               IOMP (alias IO), LF, IF, TLF (alias WIN-TLF); default IOMP

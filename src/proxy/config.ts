@@ -4,11 +4,11 @@
 
 import { LOG_LEVELS, type LogLevel } from '../logger.js';
 import { MODEL_FLAGS } from '../params.js';
+import { DEFAULT_HEADER_TIMEOUT_MS } from '../proxy-protocol/header.js';
 import type { ModelFlag } from '../types.js';
 import { type BackendSpec, parseBackendSpec } from './backend.js';
 import { DEFAULT_PASSIVE_HEALTH, type PassiveHealthOptions } from './health.js';
 import { DEFAULT_ACTIVE_CHECK } from './health-check.js';
-import { DEFAULT_HEADER_TIMEOUT_MS } from './proxy-protocol.js';
 import { PORT_PLACEHOLDER, splitCommand } from './spawn-command.js';
 import { DEFAULT_STATS_INTERVAL_MS } from './stats.js';
 import { DEFAULT_STRATEGY, STRATEGY_NAMES, type StrategyName } from './strategies/index.js';

@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
+import { encodeProxyV1, encodeProxyV2 } from '../proxy-protocol/header.js';
 import type { Logger } from '../types.js';
 import type { Backend, BackendPool } from './pool.js';
-import { encodeProxyV1, encodeProxyV2 } from './proxy-protocol.js';
 
 /**
  * Splices one client connection to one backend:
