@@ -54,16 +54,25 @@ export async function tcpdaemon(
     { pauseOnConnect: model.pauseOnConnect(params) },
     logger,
   );
+  const bound = server.address();
+  const address = formatAddress(boundAddress(server, params.listenAddress));
   const stopper = new AbortController();
   let running: RunningModel;
   try {
-    running = await model.start({ params, server, logger, tcpmain, handlerPath, stopSignal: stopper.signal });
+    running = await model.start({
+      params,
+      server,
+      logger,
+      logfile,
+      tcpmain,
+      handlerPath,
+      stopSignal: stopper.signal,
+    });
   } catch (err) {
     server.close();
     throw err;
   }
   if (pidFile !== undefined) writeFileSync(pidFile, `${process.pid}\n`);
-  const address = formatAddress(boundAddress(server, params.listenAddress));
   logger.info(
     {
       model: params.model,
@@ -76,7 +85,7 @@ export async function tcpdaemon(
     'listening',
   );
 
-  const handle = new DaemonHandle(params, server, running, stopper, log, pidFile);
+  const handle = new DaemonHandle(params, server, bound, running, stopper, log, pidFile);
   if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
   return handle;
 }
@@ -88,6 +97,8 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
   constructor(
     private readonly params: ResolvedParams,
     private readonly server: Server,
+    /** Read once: a model may stop the daemon's own accepting (TLF), the address stays. */
+    private readonly bound: AddressInfo | string | null,
     private readonly running: RunningModel,
     private readonly stopper: AbortController,
     readonly log: DaemonLogger,
@@ -101,7 +112,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
   }
 
   address(): AddressInfo | string | null {
-    return this.server.address();
+    return this.bound;
   }
 
   get connections(): number {
@@ -118,6 +129,10 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
       this.reloading = undefined;
     });
     return this.reloading;
+  }
+
+  reopenWorkerLogs(): void {
+    this.running.reopenLogs?.();
   }
 
   close(): Promise<void> {
@@ -155,6 +170,7 @@ function attachSignals(handle: DaemonHandle, inbox: SignalInbox, exit: (code: nu
     const { logger } = handle.log;
     if (sig === 'SIGUSR1') {
       handle.log.reopen();
+      handle.reopenWorkerLogs();
       logger.info('log file reopened (SIGUSR1)');
     } else if (sig === 'SIGHUP') {
       if (!stopping) handle.reload();

@@ -38,6 +38,10 @@ export interface TcpdaemonParams {
   shutdownTimeout?: number;
   /** `--param k=v`: handed to the handler as `env.params`. */
   params?: Record<string, string>;
+  /** `--spares`: IF: processes started ahead, each ready to take the next connection. Default min(-c, 2). */
+  spares?: number;
+  /** `--queue`: IF: connections that may wait for a process; beyond it they are closed, logged. Default 64. */
+  queue?: number;
 }
 
 /** Validated parameters with every default filled in. */
@@ -155,6 +159,8 @@ const FIELDS: { [K in keyof TcpdaemonParams]-?: Field<Exclude<TcpdaemonParams[K]
   pidFile: str('--pid-file'),
   maxConnections: num('--max-connections', { min: 0, integer: true }),
   shutdownTimeout: num('--shutdown-timeout', { min: 0, integer: false }),
+  spares: num('--spares', { min: 1, max: 1024, integer: true }),
+  queue: num('--queue', { min: 0, max: 1_000_000, integer: true }),
   params: {
     flag: '--param',
     parse(value, name) {
@@ -210,7 +216,10 @@ export function validateParams(input: unknown): ResolvedParams {
     maxConnections: get('maxConnections') ?? 0,
     shutdownTimeout: get('shutdownTimeout') ?? 10,
     params: get('params') ?? Object.freeze({}),
+    spares: 0,
+    queue: get('queue') ?? 64,
   };
+  resolved.spares = get('spares') ?? Math.min(resolved.workers, 2);
   if (resolved.daemonLevel && resolved.logfile === undefined) {
     throw new ParamError(
       'daemonLevel (--daemon-level) needs --logfile: a detached daemon has no terminal to log to',

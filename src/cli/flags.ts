@@ -22,6 +22,8 @@ const VALUE_FLAGS = {
   'pid-file': { key: 'pidFile' },
   'max-connections': { key: 'maxConnections' },
   'shutdown-timeout': { key: 'shutdownTimeout' },
+  spares: { key: 'spares' },
+  queue: { key: 'queue' },
 } as const satisfies Record<string, { short?: string; key: keyof TcpdaemonParams }>;
 
 const SWITCH_FLAGS = {

@@ -9,6 +9,8 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
   --timeout SECONDS      idle timeout per connection (fractions allowed; 0 = none)
   --max-connections N    close connections above N at once, counted in the log (0 = no limit)
   --shutdown-timeout S   on SIGTERM/SIGINT, seconds connections get to finish (default 10)
+  --spares K             IF: processes started ahead to take the next connections (default min(N, 2))
+  --queue Q              IF: connections that may wait for a process (default 64); more are closed
   --tcp-nodelay          disable Nagle's algorithm on accepted sockets
   --tcp-linger N         0: close with RST; N: after our FIN, RST if the peer has not closed in N s
   --param KEY=VALUE      handed to the handler as env.params (repeatable)

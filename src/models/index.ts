@@ -3,12 +3,13 @@ import { ParamError, type ResolvedParams } from '../params.js';
 import type { ModelName } from '../types.js';
 import { iomp } from './iomp.js';
 import type { Model } from './model.js';
+import { tlf } from './tlf.js';
 
 const MODELS: Record<ModelName, Model | undefined> = {
   IOMP: iomp,
   LF: undefined,
   IF: undefined,
-  TLF: undefined,
+  TLF: tlf,
 };
 
 /** The model for these parameters; ParamError when it cannot run them (yet). */

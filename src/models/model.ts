@@ -5,9 +5,15 @@ import type { Logger, Tcpmain } from '../types.js';
 /** What the daemon gives a model: the one listening server and everything loaded before listening. */
 export interface ModelHost {
   params: ResolvedParams;
-  /** Listening; owned by the daemon. A model attaches to it, never closes it. */
+  /**
+   * Listening; owned by the daemon. A model attaches to it and never closes it, except a model
+   * whose workers accept on their own copies of the socket (TLF: models/listener-copy.ts), which
+   * stops the daemon's accepting. The daemon reads the bound address before `start`.
+   */
   server: Server;
   logger: Logger;
+  /** Absolute path of --logfile (resolved before --work-path), or undefined for stdout. */
+  logfile: string | undefined;
   tcpmain: Tcpmain;
   /** Absolute module path, or undefined when the library was given a function. */
   handlerPath: string | undefined;
