@@ -1,6 +1,7 @@
 // The one place that maps a model name to its implementation.
 import { ParamError, type ResolvedParams } from '../params.js';
 import type { ModelName } from '../types.js';
+import { instantFork } from './if.js';
 import { iomp } from './iomp.js';
 import type { Model } from './model.js';
 import { tlf } from './tlf.js';
@@ -8,7 +9,7 @@ import { tlf } from './tlf.js';
 const MODELS: Record<ModelName, Model | undefined> = {
   IOMP: iomp,
   LF: undefined,
-  IF: undefined,
+  IF: instantFork,
   TLF: tlf,
 };
 

@@ -30,6 +30,7 @@ export function readBytes(socket: Socket, n: number, timeoutMs = 10000): Promise
       else resolve(Buffer.concat(chunks));
     }
     socket.on('data', onData).on('close', onClose).on('error', onError);
+    socket.resume(); // readLine leaves the socket paused
   });
 }
 
@@ -62,10 +63,11 @@ export function untilClosed(socket: Socket, timeoutMs = 10000): Promise<CloseInf
       clearTimeout(timer);
       resolve({ data, error });
     });
+    socket.resume(); // readLine leaves the socket paused
   });
 }
 
-/** Reads up to and including the next '\n' and returns the line without it. */
+/** Reads up to and including the next '\n' and returns the line without it; leaves the socket paused. */
 export function readLine(socket: Socket, timeoutMs = 10000): Promise<string> {
   return new Promise((resolve, reject) => {
     let got = '';
@@ -77,9 +79,10 @@ export function readLine(socket: Socket, timeoutMs = 10000): Promise<string> {
       got += d.toString('latin1');
       const i = got.indexOf('\n');
       if (i < 0) return;
-      if (i + 1 < got.length) socket.unshift(Buffer.from(got.slice(i + 1), 'latin1'));
+      const rest = got.slice(i + 1);
       got = got.slice(0, i);
-      finish();
+      finish(); // listeners off and paused first: unshift must not re-enter onData
+      if (rest !== '') socket.unshift(Buffer.from(rest, 'latin1'));
     };
     const onClose = () => finish(new Error(`socket closed before a line (got '${got}')`));
     const onError = (err: Error) => finish(err);
