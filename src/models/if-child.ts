@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { loadHandler } from '../handler/load.js';
-import { createLogger } from '../logger.js';
+import { createLazyLogger } from '../lazy-logger.js';
 import { joinSupervisor } from '../supervisor/worker-channel.js';
 import { IF_CONFIG_ENV, isIfMessage } from './if-protocol.js';
 import { type WorkerConfig, workerRunner } from './worker-config.js';
@@ -26,7 +26,7 @@ const channel = joinSupervisor({
   onReopenLog: () => log.reopen(),
 });
 // workerId: this process's start number, so connection ids stay unique across the daemon.
-const log = createLogger({ logfile: config.logfile, level: config.loglevel, workerId: channel.spawnId });
+const log = createLazyLogger({ logfile: config.logfile, level: config.loglevel, workerId: channel.spawnId });
 const { logger } = log;
 
 function exit(code: number): void {
