@@ -13,7 +13,9 @@ import { parseCli } from './flags.js';
 import { USAGE } from './usage.js';
 
 /** Subcommands, loaded only when used so the daemon's start stays lean. */
-const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {};
+const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
+  bench: async () => (await import('../bench/cli.js')).benchMain,
+};
 
 function exitNow(code: number): never {
   process.exit(code);

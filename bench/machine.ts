@@ -1,0 +1,55 @@
+// The facts a benchmark figure depends on: machine, system limits, software versions.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
+import { ROOT } from './processes.js';
+
+export interface Machine {
+  date: string;
+  cpu: string;
+  /** Cores this process may use. */
+  cores: number;
+  /** bytes */
+  memory: number;
+  kernel: string;
+  node: string;
+  /** 1-minute load average when the run started: how quiet the machine was. */
+  load1: number;
+  /** Hard open-file limit the children run with (ulimit -Hn). */
+  openFiles: string;
+  /** Commit of the code measured, with `+dirty` when the tree has changes. */
+  commit: string;
+}
+
+export function describeMachine(): Machine {
+  return {
+    date: new Date().toISOString(),
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: availableParallelism(),
+    memory: totalmem(),
+    kernel: release(),
+    node: process.version,
+    load1: Math.round(loadavg()[0]! * 100) / 100,
+    openFiles: hardOpenFiles(),
+    commit: commit(),
+  };
+}
+
+function hardOpenFiles(): string {
+  try {
+    const m = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function commit(): string {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+  try {
+    const head = git('rev-parse', '--short', 'HEAD');
+    return git('status', '--porcelain', '--untracked-files=no') === '' ? head : `${head}+dirty`;
+  } catch {
+    return 'unknown';
+  }
+}

@@ -1,0 +1,172 @@
+// `npm run bench [-- --quick] [-- --only NAME[,NAME...]] [-- --write]`
+// Runs every scenario of scenarios.ts against each of its servers, each on a fresh server,
+// one after the other, and writes the raw results to .bench-out/ and the tables to
+// BENCHMARKS.md (between its markers). A --only run writes BENCHMARKS.md only with --write.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { BenchResult } from '../src/bench/report.js';
+import { describeMachine } from './machine.js';
+import { type RunRecord, type RunReport, renderSection, replaceSection } from './markdown.js';
+import { ROOT, runTool, startServer, treeCpuSeconds, treeRss } from './processes.js';
+import {
+  type LoadSpec,
+  quickLoad,
+  SCENARIOS,
+  type Scenario,
+  SERVERS,
+  type ServerName,
+  toolArgs,
+  toolThreads,
+} from './scenarios.js';
+
+const TOOL = ['bin/tcpdaemon', 'bench'];
+/** ms a server gets after its listening line before the idle RSS is read. */
+const SETTLE_MS = 500;
+
+function usage(reason: string): never {
+  const names = [...new Set([...SCENARIOS.map((s) => s.table), ...SCENARIOS.map((s) => s.name)])];
+  process.stderr.write(
+    `bench/run.ts: ${reason}\nusage: npm run bench -- [--quick] [--only NAME[,NAME...]] [--write]\nnames: ${names.join(', ')}\n`,
+  );
+  process.exit(1);
+}
+
+function selectScenarios(only: string[] | undefined): Scenario[] {
+  if (!only) return SCENARIOS;
+  for (const name of only) {
+    if (!SCENARIOS.some((s) => s.name === name || s.table === name))
+      usage(`no scenario or table named '${name}'`);
+  }
+  return SCENARIOS.filter((s) => only.includes(s.name) || only.includes(s.table));
+}
+
+async function runOne(scenario: Scenario, serverName: ServerName, load: LoadSpec): Promise<RunRecord> {
+  const spec = SERVERS[serverName];
+  const record: RunRecord = {
+    scenario: scenario.name,
+    table: scenario.table,
+    server: serverName,
+    load,
+    serverCommand: spec.command.join(' ').replace(process.execPath, 'node'),
+    toolCommand: '',
+    exitCode: null,
+  };
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(spec.command);
+  } catch (err) {
+    record.failure = `server did not start: ${(err as Error).message}`;
+    return record;
+  }
+  try {
+    const threads = toolThreads(load, spec, availableParallelism());
+    const args = toolArgs(load, threads, server.host, server.port);
+    record.toolCommand = `tcpdaemon bench ${args.join(' ').replace(` ${server.port} `, ' PORT ')}`;
+    await sleep(SETTLE_MS);
+    const before = treeRss(server.pid);
+    const cpuBefore = treeCpuSeconds(server.pid);
+    let holding: Promise<number> | undefined;
+    const timeoutMs = (load.seconds + (load.holdSeconds ?? 0)) * 1000 + 60_000;
+    const run = await runTool([...TOOL, ...args], timeoutMs, (line) => {
+      // Read the server's memory halfway through the hold.
+      if (line.startsWith('holding '))
+        holding = sleep((load.holdSeconds ?? 0) * 500).then(() => treeRss(server.pid));
+    });
+    record.exitCode = run.code;
+    if (run.code !== 0 && run.code !== 2) {
+      record.failure = `load tool exited ${run.code}: ${run.stderr.trim()}`;
+      return record;
+    }
+    const result = JSON.parse(run.stdout) as BenchResult;
+    record.result = result;
+    // The tool's start and end add little server CPU, so this is close to the load's average.
+    if (result.mode !== 'hold') record.serverCpu = (treeCpuSeconds(server.pid) - cpuBefore) / result.seconds;
+    if (holding && result.hold) {
+      const rss = await holding;
+      const open = Math.max(1, result.hold.open);
+      record.rss = { before, holding: rss, perConnection: (rss - before) / open };
+    }
+    return record;
+  } catch (err) {
+    record.failure = (err as Error).message;
+    return record;
+  } finally {
+    await server.stop();
+  }
+}
+
+function summary(r: RunRecord): string {
+  const head = `${r.scenario.padEnd(18)} ${r.server.padEnd(20)}`;
+  if (!r.result) return `${head} FAILED ${r.failure}`;
+  const x = r.result;
+  const errs = x.errorTotal > 0 ? `  errors ${JSON.stringify(x.errors)}` : '';
+  if (r.rss && x.hold) {
+    return `${head} open ${x.hold.open}/${x.connections}  rss ${(r.rss.before / 2 ** 20).toFixed(1)} -> ${(r.rss.holding / 2 ** 20).toFixed(1)} MiB = ${Math.round(r.rss.perConnection)} B/conn${errs}`;
+  }
+  const cpu = `server ${r.serverCpu?.toFixed(2)} cores, tool ${x.tool.cpuCores} cores (threads busy ${x.tool.threadBusy.join(' ')})`;
+  return `${head} ${Math.round(x.perSecond)}/s  p50 ${x.latencyMs.p50} ms  p99 ${x.latencyMs.p99} ms  ${cpu}${errs}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function main(): Promise<number> {
+  let values: { quick?: boolean; only?: string[]; write?: boolean };
+  try {
+    values = parseArgs({
+      options: {
+        quick: { type: 'boolean' },
+        only: { type: 'string', multiple: true },
+        write: { type: 'boolean' },
+      },
+    }).values;
+  } catch (err) {
+    usage((err as Error).message);
+  }
+  const only = values.only?.flatMap((o) => o.split(',')).filter((o) => o !== '');
+  const quick = values.quick ?? false;
+  const scenarios = selectScenarios(only);
+  const report: RunReport = { machine: describeMachine(), quick, ...(only ? { only } : {}), runs: [] };
+  process.stdout.write(
+    `bench: ${report.machine.cpu}, ${report.machine.cores} cores, node ${report.machine.node}${quick ? ', quick' : ''}\n`,
+  );
+  for (const scenario of scenarios) {
+    const load = quick ? quickLoad(scenario.load) : scenario.load;
+    for (const server of scenario.servers) {
+      const record = await runOne(scenario, server, load);
+      report.runs.push(record);
+      process.stdout.write(`${summary(record)}\n`);
+    }
+  }
+
+  const outDir = join(ROOT, '.bench-out');
+  mkdirSync(outDir, { recursive: true });
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  const stamp = report.machine.date.replaceAll(':', '-');
+  writeFileSync(join(outDir, `${stamp}${quick ? '-quick' : ''}.json`), json);
+  writeFileSync(join(outDir, 'latest.json'), json);
+  process.stdout.write(`raw results: .bench-out/latest.json\n`);
+  if (!only || values.write) {
+    const path = join(ROOT, 'BENCHMARKS.md');
+    let doc = '# Benchmarks\n';
+    try {
+      doc = readFileSync(path, 'utf8');
+    } catch {
+      // first run: the file is created
+    }
+    writeFileSync(path, replaceSection(doc, renderSection(report)));
+    // The project's formatter owns Markdown layout (table padding); without this, lint fails.
+    const biome = spawnSync(join(ROOT, 'node_modules/.bin/biome'), ['format', '--write', path], {
+      encoding: 'utf8',
+    });
+    if (biome.status !== 0) process.stderr.write(`biome format BENCHMARKS.md failed:\n${biome.stderr}`);
+    process.stdout.write('tables written to BENCHMARKS.md\n');
+  }
+  return report.runs.every((r) => r.result) ? 0 : 1;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,131 @@
+// What `npm run bench` measures: the servers it can start and the scenarios it runs
+// against them. A later comparison (IOMP -c 2 vs cluster, LF, IF, proxy vs HAProxy, ...)
+// is one more SERVERS entry and one more SCENARIOS entry; the runner does not change.
+import { execPath } from 'node:process';
+
+export interface ServerSpec {
+  /** What it is, for the report. */
+  description: string;
+  /**
+   * argv, run from the repository root. The server listens on port 0 and prints a JSON
+   * line with "msg":"listening" and "address":"HOST:PORT" on stdout.
+   */
+  command: string[];
+  /** Cores the server can keep busy (its processes); the load tool gets the rest. */
+  cores: number;
+}
+
+const TSX = [execPath, '--import', 'tsx'];
+
+export const SERVERS = {
+  'tcpdaemon IOMP -c 1': {
+    description: 'tcpdaemon, one event-loop process, examples/echo.ts',
+    command: ['bin/tcpdaemon', '-m', 'IOMP', '-c', '1', '-l', '127.0.0.1:0', '-s', 'examples/echo.ts'],
+    cores: 1,
+  },
+  'node net': {
+    description: 'raw node:net echo (socket.pipe(socket)), one process',
+    command: [...TSX, 'bench/servers/plain-echo.ts', '127.0.0.1:0'],
+    cores: 1,
+  },
+  'node cluster 2': {
+    description: 'node:cluster echo, 2 workers, round-robin',
+    command: [...TSX, 'bench/servers/cluster-echo.ts', '127.0.0.1:0', '--workers', '2'],
+    cores: 2,
+  },
+} satisfies Record<string, ServerSpec>;
+
+export type ServerName = keyof typeof SERVERS;
+
+/** Flags of the load tool, as numbers; `--quick` shortens the times (see quickLoad). */
+export interface LoadSpec {
+  mode: 'echo' | 'connect' | 'hold';
+  connections: number;
+  depth?: number;
+  /** bytes per message */
+  size?: number;
+  /** seconds of load; hold mode: the longest the ramp may take */
+  seconds: number;
+  /** hold mode: seconds to hold the connections idle */
+  holdSeconds?: number;
+  /** load threads; default: the cores the server leaves free, at least 1 (see toolThreads) */
+  threads?: number;
+}
+
+export interface Scenario {
+  /** Unique; `npm run bench -- --only NAME`. */
+  name: string;
+  /** The report table it goes into; also accepted by --only. */
+  table: 'echo' | 'hold' | 'tool';
+  /** Run one after the other with the same load, each on a fresh server. */
+  servers: ServerName[];
+  load: LoadSpec;
+}
+
+const ECHO_SECONDS = 3;
+const echoVs: ServerName[] = ['tcpdaemon IOMP -c 1', 'node net'];
+
+function echo(depth: number, size: number): Scenario {
+  return {
+    name: `echo-50x${depth}-${size}B`,
+    table: 'echo',
+    servers: echoVs,
+    load: { mode: 'echo', connections: 50, depth, size, seconds: ECHO_SECONDS },
+  };
+}
+
+/** Is the tool the bottleneck? The same load with 1, 2 and 4 load threads. */
+function toolCheck(threads: number): Scenario {
+  return {
+    name: `tool-threads-${threads}`,
+    table: 'tool',
+    servers: ['node net'],
+    load: { mode: 'echo', connections: 50, depth: 16, size: 64, seconds: ECHO_SECONDS, threads },
+  };
+}
+
+export const SCENARIOS: Scenario[] = [
+  echo(1, 64),
+  echo(1, 4096),
+  echo(16, 64),
+  echo(16, 4096),
+  {
+    name: 'hold-10k',
+    table: 'hold',
+    servers: echoVs,
+    load: { mode: 'hold', connections: 10_000, size: 1, seconds: 60, holdSeconds: 5 },
+  },
+  toolCheck(1),
+  toolCheck(2),
+  toolCheck(4),
+];
+
+/** --quick: the same scenarios with short times, to smoke-test the runner. */
+export function quickLoad(load: LoadSpec): LoadSpec {
+  return {
+    ...load,
+    seconds: load.mode === 'hold' ? load.seconds : Math.min(load.seconds, 0.5),
+    ...(load.holdSeconds !== undefined ? { holdSeconds: Math.min(load.holdSeconds, 1) } : {}),
+  };
+}
+
+/**
+ * Load threads against `server` on a machine of `cores` cores: the scenario's own figure,
+ * else the cores the server leaves free (at least 1), so tool and server do not take
+ * each other's CPU on a small machine.
+ */
+export function toolThreads(load: LoadSpec, server: ServerSpec, cores: number): number {
+  return load.threads ?? Math.max(1, cores - server.cores);
+}
+
+/** Arguments of `tcpdaemon bench` for `load` with `threads` against HOST:PORT, with --json. */
+export function toolArgs(load: LoadSpec, threads: number, host: string, port: number): string[] {
+  const args = ['--host', host, '--port', String(port), '--mode', load.mode];
+  args.push('--connections', String(load.connections), '--duration', String(load.seconds));
+  if (load.depth !== undefined) args.push('--depth', String(load.depth));
+  if (load.size !== undefined) args.push('--size', String(load.size));
+  if (load.holdSeconds !== undefined) args.push('--hold-seconds', String(load.holdSeconds));
+  args.push('--threads', String(threads));
+  args.push('--json');
+  return args;
+}

@@ -1,0 +1,14 @@
+// Raw node:net echo server, the baseline tcpdaemon is compared with.
+// usage: node --import tsx bench/servers/plain-echo.ts [HOST:PORT]   (default 127.0.0.1:0)
+// Prints one `listening` JSON line with the address; SIGTERM or SIGINT closes it.
+import { type AddressInfo, createServer } from 'node:net';
+import { announceListening, listenAddress } from './listen-address.js';
+
+const { host, port } = listenAddress(process.argv[2]);
+const server = createServer((socket) => {
+  socket.on('error', () => socket.destroy());
+  socket.pipe(socket);
+});
+server.listen({ host, port, backlog: 4096 }, () => announceListening(server.address() as AddressInfo));
+
+for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => process.exit(0));

@@ -1,0 +1,118 @@
+// The benchmark runner's parts: its servers, process handling, tool runs and the
+// BENCHMARKS.md section. (The runner as a whole is smoke-tested by `npm run bench -- --quick`.)
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { BEGIN, END, type RunRecord, renderSection, replaceSection } from '../bench/markdown.js';
+import { runTool, startServer, treeCpuSeconds, treeRss } from '../bench/processes.js';
+import { SERVERS, type ServerName, toolArgs, toolThreads } from '../bench/scenarios.js';
+import type { BenchResult } from '../src/bench/report.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { connect, roundTrip } from './helpers/net.js';
+
+checkNoLeftoverProcesses();
+
+describe('servers of the scenario table', () => {
+  for (const name of Object.keys(SERVERS) as ServerName[]) {
+    test(`${name}: starts on port 0, echoes, is measured, stops with every process`, async () => {
+      const server = await startServer(SERVERS[name].command);
+      try {
+        assert.equal(server.host, '127.0.0.1');
+        assert.ok(server.port > 0);
+        const socket = await connect(server.port);
+        assert.equal(await roundTrip(socket, 'ping\n'), 'ping\n');
+        socket.destroy();
+        const own =
+          Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))![1]) * 1024;
+        const tree = treeRss(server.pid);
+        if (SERVERS[name].cores > 1) assert.ok(tree > 1.5 * own, `workers counted: ${tree} vs ${own}`);
+        else assert.ok(tree >= own && tree < 1.5 * own, `one process: ${tree} vs ${own}`);
+        assert.ok(treeCpuSeconds(server.pid) > 0);
+      } finally {
+        await server.stop();
+      }
+    });
+  }
+
+  test('a server that exits before listening is reported with its stderr', async () => {
+    await assert.rejects(
+      startServer([process.execPath, '-e', 'console.error("no port for you"); process.exit(3)']),
+      /exited \(3\) before listening[\s\S]*no port for you/,
+    );
+  });
+});
+
+test('the built tool runs as a child and prints one JSON result', async () => {
+  const server = await startServer(SERVERS['node net'].command);
+  try {
+    const load = { mode: 'echo' as const, connections: 2, depth: 2, size: 16, seconds: 0.3 };
+    const run = await runTool(
+      ['bin/tcpdaemon', 'bench', ...toolArgs(load, 1, server.host, server.port)],
+      20_000,
+    );
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout) as BenchResult;
+    assert.equal(result.threads, 1);
+    assert.equal(result.depth, 2);
+    assert.ok(result.completed > 0);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('the tool gets the cores the server leaves free, at least one', () => {
+  const load = { mode: 'echo' as const, connections: 50, seconds: 1 };
+  assert.equal(toolThreads(load, SERVERS['node net'], 2), 1);
+  assert.equal(toolThreads(load, SERVERS['node net'], 8), 7);
+  assert.equal(toolThreads(load, SERVERS['node cluster 2'], 2), 1);
+  assert.equal(toolThreads({ ...load, threads: 4 }, SERVERS['node net'], 2), 4);
+});
+
+describe('BENCHMARKS.md section', () => {
+  const failed: RunRecord = {
+    scenario: 'echo-50x1-64B',
+    table: 'echo',
+    server: 'node net',
+    load: { mode: 'echo', connections: 50, seconds: 1 },
+    serverCommand: 'node bench/servers/plain-echo.ts',
+    toolCommand: 'tcpdaemon bench --port PORT',
+    exitCode: null,
+    failure: 'server did not start: boom | bang\nmore',
+  };
+  const section = renderSection({
+    machine: {
+      date: '2026-01-01T00:00:00.000Z',
+      cpu: 'Test CPU',
+      cores: 2,
+      memory: 2 ** 30,
+      kernel: '6.0',
+      node: 'v20.20.2',
+      load1: 0.5,
+      openFiles: '20000',
+      commit: 'abc1234',
+    },
+    quick: true,
+    runs: [failed],
+  });
+
+  test('says it is a quick run, names the machine and the commands, shows failures on one line', () => {
+    assert.match(section, /Quick run/);
+    assert.match(section, /\| cpu \| Test CPU, 2 cores/);
+    assert.match(section, /\| echo-50x1-64B \| node net \| failed: server did not start: boom \/ bang \|/);
+    assert.match(section, /load \*\*echo-50x1-64B\*\*: `tcpdaemon bench --port PORT`/);
+  });
+
+  test('replaces only what lies between the markers', () => {
+    const doc = `# Benchmarks\n\nprose before\n\n${BEGIN}\nold tables\n${END}\n\nprose after\n`;
+    const next = replaceSection(doc, section);
+    assert.ok(next.startsWith('# Benchmarks\n\nprose before\n\n'));
+    assert.ok(next.endsWith(`${END}\n\nprose after\n`));
+    assert.doesNotMatch(next, /old tables/);
+    assert.equal(replaceSection(next, section), next, 'idempotent');
+  });
+
+  test('appends the markers to a file that has none', () => {
+    const next = replaceSection('# Benchmarks\n\nprose\n', 'tables');
+    assert.equal(next, `# Benchmarks\n\nprose\n\n${BEGIN}\ntables\n${END}\n`);
+  });
+});

@@ -1,0 +1,375 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer as netCreateServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { benchMain } from '../src/bench/cli.js';
+import { splitConnections } from '../src/bench/pool.js';
+import type { BenchResult } from '../src/bench/report.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+
+checkNoLeftoverProcesses();
+
+interface Outcome {
+  code: number;
+  out: string;
+  err: string;
+}
+
+async function bench(args: string[]): Promise<Outcome> {
+  let out = '';
+  let err = '';
+  const code = await benchMain(args, {
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+  });
+  return { code, out, err };
+}
+
+async function benchJson(args: string[]): Promise<Outcome & { result: BenchResult }> {
+  const o = await bench([...args, '--json']);
+  const lines = o.out.trim().split('\n');
+  assert.equal(lines.length, 1, `one JSON line on stdout, got:\n${o.out}\nstderr:\n${o.err}`);
+  return { ...o, result: JSON.parse(lines[0]!) as BenchResult };
+}
+
+/** A TCP server on 127.0.0.1:0 whose connections run `onSocket`; closed after the file. */
+async function serve(onSocket: (s: Socket) => void): Promise<{ server: Server; port: number }> {
+  const server = createServer((s) => {
+    s.on('error', () => s.destroy());
+    onSocket(s);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  after(() => closeServer(server));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** Stops listening and destroys the connections still open. */
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    for (const s of connections.get(server) ?? []) s.destroy();
+  });
+}
+
+/** Open server-side sockets of every server made by `createServer` below. */
+const connections = new WeakMap<Server, Set<Socket>>();
+function createServer(onSocket: (s: Socket) => void): Server {
+  const open = new Set<Socket>();
+  const server = netCreateServer((s) => {
+    open.add(s);
+    s.on('close', () => open.delete(s));
+    onSocket(s);
+  });
+  connections.set(server, open);
+  return server;
+}
+
+const echo = (s: Socket) => s.pipe(s);
+
+describe('echo mode', () => {
+  test('counts verified messages and no errors against a correct echo server', async () => {
+    const { port } = await serve(echo);
+    const { code, result } = await benchJson([
+      '--port',
+      String(port),
+      '--connections',
+      '4',
+      '--depth',
+      '8',
+      '--size',
+      '100',
+      '--duration',
+      '0.5',
+      '--threads',
+      '2',
+    ]);
+    assert.equal(code, 0);
+    assert.equal(result.mode, 'echo');
+    assert.equal(result.errorTotal, 0, JSON.stringify(result.errors));
+    assert.ok(result.completed > 0, 'some messages echoed');
+    assert.equal(result.threads, 2);
+    assert.equal(result.tool.threadBusy.length, 2);
+    assert.ok(result.perSecond > 0);
+    assert.ok(result.mbPerSecond > 0);
+    assert.ok(result.latencyMs.p50 > 0 && result.latencyMs.p50 <= result.latencyMs.p99);
+    assert.ok(result.latencyMs.p99 <= result.latencyMs.max);
+  });
+
+  test('large messages arrive in many chunks and still verify', async () => {
+    const { port } = await serve(echo);
+    const { code, result } = await benchJson([
+      '--port',
+      String(port),
+      '--connections',
+      '2',
+      '--depth',
+      '2',
+      '--size',
+      '300000',
+      '--duration',
+      '0.5',
+    ]);
+    assert.equal(code, 0, JSON.stringify(result.errors));
+    assert.ok(result.completed > 0);
+    assert.equal(result.mbPerSecond > 0, true);
+  });
+
+  // Each server breaks the byte stream in one way; every one must show as verify errors.
+  const broken: [string, (s: Socket) => void][] = [
+    [
+      'flips a byte',
+      (s) =>
+        s.on('data', (d: Buffer) => {
+          const copy = Buffer.from(d);
+          copy[copy.length - 1]! ^= 0x01;
+          s.write(copy);
+        }),
+    ],
+    ['drops a byte', (s) => s.on('data', (d: Buffer) => s.write(d.length > 1 ? d.subarray(1) : d))],
+    ['repeats what it got', (s) => s.on('data', (d: Buffer) => s.write(Buffer.concat([d, d])))],
+    [
+      // depth 2 x 32 bytes: the first 64 bytes are the first two messages.
+      'swaps the first two messages',
+      (s) => {
+        let got = Buffer.alloc(0);
+        s.on('data', (d: Buffer) => {
+          got = Buffer.concat([got, d]);
+          if (got.length >= 64)
+            s.write(Buffer.concat([got.subarray(32, 64), got.subarray(0, 32), got.subarray(64)]));
+        });
+      },
+    ],
+  ];
+  for (const [name, behaviour] of broken) {
+    test(`a server that ${name} is caught as verify errors`, async () => {
+      const { port } = await serve(behaviour);
+      const { code, result } = await benchJson([
+        '--port',
+        String(port),
+        '--connections',
+        '2',
+        '--depth',
+        '2',
+        '--size',
+        '32',
+        '--duration',
+        '0.4',
+      ]);
+      assert.equal(code, 2);
+      assert.ok(result.errors.verify > 0, JSON.stringify(result.errors));
+    });
+  }
+
+  test('a server that closes connections shows eof errors, and the tool reconnects', async () => {
+    let accepted = 0;
+    const { port } = await serve((s) => {
+      accepted += 1;
+      s.once('data', (d: Buffer) => s.end(d));
+    });
+    const { code, result } = await benchJson([
+      '--port',
+      String(port),
+      '--connections',
+      '2',
+      '--duration',
+      '0.4',
+    ]);
+    assert.equal(code, 2);
+    assert.ok(result.errors.eof > 0, JSON.stringify(result.errors));
+    assert.ok(accepted > 2, `reconnected: ${accepted} connections`);
+  });
+
+  test('works over a unix socket (--path)', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'echo.sock');
+    const server = createServer(echo);
+    server.listen(path);
+    await once(server, 'listening');
+    t.after(() => closeServer(server));
+    const { code, result } = await benchJson(['--path', path, '--connections', '2', '--duration', '0.3']);
+    assert.equal(code, 0, JSON.stringify(result.errors));
+    assert.equal(result.target, path);
+    assert.ok(result.completed > 0);
+  });
+
+  test('text output names the figures and their units', async () => {
+    const { port } = await serve(echo);
+    const { code, out } = await bench(['--port', String(port), '--connections', '2', '--duration', '0.3']);
+    assert.equal(code, 0);
+    assert.match(out, /msg\/s/);
+    assert.match(out, /MB\/s each way/);
+    assert.match(out, /latency ms\s+p50 [\d.]+\s+p90/);
+    assert.match(out, /errors\s+none/);
+  });
+});
+
+describe('connect mode', () => {
+  test('counts connect cycles, each one a connection the server saw', async () => {
+    let accepted = 0;
+    const { port } = await serve((s) => {
+      accepted += 1;
+      s.pipe(s);
+    });
+    const { code, result } = await benchJson([
+      '--port',
+      String(port),
+      '--mode',
+      'connect',
+      '--connections',
+      '3',
+      '--size',
+      '1',
+      '--duration',
+      '0.4',
+    ]);
+    assert.equal(code, 0, JSON.stringify(result.errors));
+    assert.ok(result.completed > 0);
+    assert.ok(result.completed <= accepted, `${result.completed} cycles, ${accepted} accepted`);
+    assert.ok(accepted - result.completed <= 3, 'at most one cycle per loop cut off by the end of the run');
+  });
+
+  test('a refused port is reported as connect errors with exit status 2', async () => {
+    const { server, port } = await serve(echo);
+    await closeServer(server);
+    const { code, result } = await benchJson([
+      '--port',
+      String(port),
+      '--mode',
+      'connect',
+      '--duration',
+      '0.3',
+    ]);
+    assert.equal(code, 2);
+    assert.equal(result.completed, 0);
+    assert.ok(result.errors.connect > 0);
+    assert.equal(result.errorCodes.ECONNREFUSED, result.errors.connect);
+  });
+});
+
+describe('hold mode', () => {
+  test('opens every connection, says so once they are all accepted, then closes them', async () => {
+    const { server, port } = await serve(echo);
+    let seenWhenHolding = -1;
+    let out = '';
+    let err = '';
+    const code = await benchMain(
+      ['--port', String(port), '--mode', 'hold', '--connections', '60', '--hold-seconds', '0.3', '--json'],
+      {
+        out: (t) => {
+          out += t;
+        },
+        err: (t) => {
+          err += t;
+          if (t.startsWith('holding ')) server.getConnections((_e, n) => (seenWhenHolding = n));
+        },
+      },
+    );
+    assert.equal(code, 0, err);
+    assert.match(err, /^holding 60 open 0 failed$/m);
+    assert.equal(seenWhenHolding, 60, 'the server held all 60 when the line came');
+    const result = JSON.parse(out) as BenchResult;
+    assert.deepEqual(
+      { ...result.hold, rampSeconds: 0, holdSeconds: 0 },
+      {
+        open: 60,
+        failed: 0,
+        dropped: 0,
+        rampSeconds: 0,
+        holdSeconds: 0,
+      },
+    );
+    assert.ok(result.hold!.holdSeconds >= 0.3);
+    await new Promise((r) => setTimeout(r, 100));
+    const left = await new Promise<number>((r) => server.getConnections((_e, n) => r(n)));
+    assert.equal(left, 0, 'closed after the hold');
+  });
+
+  test('connections the server drops while held are counted', async () => {
+    const sockets: Socket[] = [];
+    const { port } = await serve((s) => {
+      s.pipe(s);
+      sockets.push(s);
+    });
+    let out = '';
+    const code = await benchMain(
+      ['--port', String(port), '--mode', 'hold', '--connections', '4', '--hold-seconds', '0.5', '--json'],
+      {
+        out: (t) => {
+          out += t;
+        },
+        err: (t) => {
+          if (t.startsWith('holding ')) for (const s of sockets.splice(0, 2)) s.end();
+        },
+      },
+    );
+    const result = JSON.parse(out) as BenchResult;
+    assert.equal(code, 2);
+    assert.equal(result.hold!.open, 4);
+    assert.equal(result.hold!.dropped, 2);
+    assert.equal(result.errors.eof, 2);
+  });
+});
+
+describe('flags', () => {
+  const bad: [string[], RegExp][] = [
+    [[], /--port or --path is required/],
+    [['--port', '1', '--path', '/x'], /not both/],
+    [['--port', '70000'], /--port must be between 1 and 65535/],
+    [['--port', '1', '--connections', '60001'], /--connections must be between 1 and 60000/],
+    [['--port', '1', '--size', String(64 * 1024 * 1024 + 1)], /--size must be between/],
+    [['--port', '1', '--size', '1k'], /--size must be a whole number/],
+    [['--port', '1', '--depth', '0'], /--depth must be between 1/],
+    [['--port', '1', '--duration', '0'], /--duration must be above 0/],
+    [['--port', '1', '--duration', 'soon'], /--duration must be seconds/],
+    [['--port', '1', '--duration', '3601'], /--duration must be above 0 up to 3600/],
+    [['--port', '1', '--mode', 'flood'], /--mode must be one of echo, connect, hold/],
+    [['--port', '1', '--codec', 'lars'], /--codec must be one of raw/],
+    [['--port', '1', '--threads', '65'], /--threads must be between 1 and 64/],
+    [['--port', '1', '--connections', '60000', '--depth', '1024', '--size', '65536'], /in flight/],
+    [['--port', '1', '--bogus'], /Unknown option '--bogus'/],
+    [['--port', '1', 'extra'], /positional/],
+  ];
+  for (const [args, reason] of bad) {
+    test(`refuses ${args.join(' ') || 'no flags'}`, async () => {
+      const { code, out, err } = await bench(args);
+      assert.equal(code, 1);
+      assert.equal(out, '');
+      const [first, second] = err.split('\n');
+      assert.match(first!, /^tcpdaemon bench: /);
+      assert.match(first!, reason);
+      assert.match(second!, /^usage: tcpdaemon bench/);
+    });
+  }
+
+  test('--help prints the usage and exits 0', async () => {
+    const { code, out } = await bench(['--help']);
+    assert.equal(code, 0);
+    assert.match(out, /^usage: tcpdaemon bench/);
+  });
+});
+
+test('splitConnections spreads ids evenly and never makes an empty thread', () => {
+  assert.deepEqual(splitConnections(5, 2), [
+    [0, 1, 2],
+    [3, 4],
+  ]);
+  assert.deepEqual(splitConnections(2, 4), [[0], [1]]);
+  const parts = splitConnections(10000, 3);
+  assert.deepEqual(
+    parts.map((p) => p.length),
+    [3334, 3333, 3333],
+  );
+  assert.deepEqual(
+    parts.flat(),
+    Array.from({ length: 10000 }, (_, i) => i),
+  );
+});
