@@ -77,6 +77,21 @@ export function renderSection(report: RunReport): string {
     }
   }
 
+  const connect = report.runs.filter((r) => r.table === 'connect');
+  if (connect.length > 0) {
+    out.push('', '### Connect: connect, one 64-byte echo, close; N loops', '');
+    out.push('| scenario | server | connections/s | p50 ms | p99 ms | max ms | errors | server CPU |');
+    out.push('|---|---|--:|--:|--:|--:|---|--:|');
+    for (const r of connect) {
+      const x = r.result;
+      out.push(
+        x
+          ? `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} | ${x.latencyMs.p50} | ${x.latencyMs.p99} | ${x.latencyMs.max} | ${errors(x)} | ${cores(r.serverCpu)} |`
+          : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | |`,
+      );
+    }
+  }
+
   const hold = report.runs.filter((r) => r.table === 'hold');
   if (hold.length > 0) {
     out.push('', '### Idle connections: server memory (VmRSS) per held connection', '');

@@ -33,6 +33,38 @@ export const SERVERS = {
     command: [...TSX, 'bench/servers/cluster-echo.ts', '127.0.0.1:0', '--workers', '2'],
     cores: 2,
   },
+  'tcpdaemon IF -c 4': {
+    description: 'tcpdaemon, a fresh process per connection, 4 warm spares, examples/echo.js',
+    command: [
+      'bin/tcpdaemon',
+      '-m',
+      'IF',
+      '-c',
+      '4',
+      '--spares',
+      '4',
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      'examples/echo.js',
+    ],
+    cores: 2,
+  },
+  'node -e 0 per connection': {
+    description: 'reference for IF: a bare `node -e 0` started and awaited per connection, then echo',
+    command: [...TSX, 'bench/servers/spawn-per-connection.ts', '127.0.0.1:0'],
+    cores: 2,
+  },
+  'tcpdaemon TLF -c 2': {
+    description: 'tcpdaemon, 2 worker threads in one process, examples/echo.ts',
+    command: ['bin/tcpdaemon', '-m', 'TLF', '-c', '2', '-l', '127.0.0.1:0', '-s', 'examples/echo.ts'],
+    cores: 2,
+  },
+  'tcpdaemon IOMP -c 2': {
+    description: 'tcpdaemon, 2 event-loop processes, examples/echo.ts',
+    command: ['bin/tcpdaemon', '-m', 'IOMP', '-c', '2', '-l', '127.0.0.1:0', '-s', 'examples/echo.ts'],
+    cores: 2,
+  },
 } satisfies Record<string, ServerSpec>;
 
 export type ServerName = keyof typeof SERVERS;
@@ -56,7 +88,7 @@ export interface Scenario {
   /** Unique; `npm run bench -- --only NAME`. */
   name: string;
   /** The report table it goes into; also accepted by --only. */
-  table: 'echo' | 'hold' | 'tool';
+  table: 'echo' | 'connect' | 'hold' | 'tool';
   /** Run one after the other with the same load, each on a fresh server. */
   servers: ServerName[];
   load: LoadSpec;
@@ -98,6 +130,26 @@ export const SCENARIOS: Scenario[] = [
   toolCheck(1),
   toolCheck(2),
   toolCheck(4),
+  // IF: connections/s and first-byte latency against bare node starts/s, at concurrency 4.
+  {
+    name: 'connect-4-if',
+    table: 'connect',
+    servers: ['tcpdaemon IF -c 4', 'node -e 0 per connection'],
+    load: { mode: 'connect', connections: 4, size: 64, seconds: 5 },
+  },
+  // TLF -c 2 against IOMP -c 2: echo msg/s and connect rate.
+  {
+    name: 'echo-50x16-64B-2w',
+    table: 'echo',
+    servers: ['tcpdaemon TLF -c 2', 'tcpdaemon IOMP -c 2'],
+    load: { mode: 'echo', connections: 50, depth: 16, size: 64, seconds: ECHO_SECONDS },
+  },
+  {
+    name: 'connect-8-2w',
+    table: 'connect',
+    servers: ['tcpdaemon TLF -c 2', 'tcpdaemon IOMP -c 2'],
+    load: { mode: 'connect', connections: 8, size: 64, seconds: ECHO_SECONDS },
+  },
 ];
 
 /** --quick: the same scenarios with short times, to smoke-test the runner. */
