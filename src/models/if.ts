@@ -117,7 +117,9 @@ class Dispatcher implements RunningModel {
         );
         socket.destroy();
       });
-      this.supervisor.recycle(spare.slot, 'took a connection');
+      // Not synchronously: from inside the supervisor's 'ready' event the slot still counts as
+      // replacing, and the request would wait for the supervisor's next tick (1 s).
+      setImmediate(() => this.supervisor.recycle(spare.slot, 'took a connection'));
     }
   }
 
