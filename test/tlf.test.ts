@@ -6,11 +6,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { type DaemonProcess, EXAMPLES, FIXTURES, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
-import { ask, connect, readBytes, roundTrip, untilClosed } from './helpers/net.js';
+import { ask, connect, roundTrip, untilClosed } from './helpers/net.js';
 
 checkNoLeftoverProcesses();
 const commands = join(FIXTURES, 'commands.mjs');
-const drain = join(FIXTURES, 'drain.mjs');
 
 interface Who {
   socket: Socket;
@@ -114,40 +113,30 @@ test('a throw from handler code in a thread is logged; the thread keeps serving'
   );
 });
 
-test('SIGHUP reloads thread by thread with no refused connection; a thread that does not finish in time is terminated', async () => {
+test('SIGHUP reloads thread by thread with no refused connection; a blocked thread is terminated, the rest keep serving', async () => {
   await withDaemon(
-    [
-      '-m',
-      'TLF',
-      '-c',
-      '2',
-      '-l',
-      '127.0.0.1:0',
-      '-s',
-      drain,
-      '--param',
-      'ignore=1',
-      '--shutdown-timeout',
-      '0.5',
-    ],
+    ['-m', 'TLF', '-c', '2', '-l', '127.0.0.1:0', '-s', commands, '--shutdown-timeout', '0.2'],
     async ({ daemon, port }) => {
-      const held = await connect(port);
-      assert.equal((await readBytes(held, 8)).toString(), 'started\n');
-      const heldClosed = untilClosed(held);
+      const [blocked, other] = await onTwoThreads(port);
+      const blockedClosed = untilClosed(blocked.socket);
+      blocked.socket.write('block\n'); // its thread's event loop never turns again
+      assert.equal(await ask(other.socket, 'other thread'), 'other thread');
+      other.socket.end();
       daemon.signal('SIGHUP');
       let served = 0;
       while (!daemon.logs.some((l) => l.msg === 'reload done') && served < 500) {
-        const s = await connect(port); // ECONNREFUSED would throw
-        assert.equal((await readBytes(s, 8)).toString(), 'started\n');
-        s.destroy();
+        const w = await who(port); // ECONNREFUSED would throw
+        assert.notEqual(w.threadId, blocked.threadId);
+        w.socket.destroy();
         served++;
       }
       await daemon.waitForMsg('reload done');
-      await daemon.waitForMsg('worker did not finish in time; killing it');
-      await heldClosed;
-      const s = await connect(port);
-      assert.equal((await readBytes(s, 8)).toString(), 'started\n');
-      s.destroy();
+      const killed = await daemon.waitForMsg('worker did not finish in time; killing it');
+      assert.equal(killed.workerPid, blocked.threadId);
+      await blockedClosed;
+      const after = await who(port);
+      assert.equal(await ask(after.socket, 'after'), 'after');
+      after.socket.end();
       assert.equal(daemon.child.exitCode, null);
     },
   );

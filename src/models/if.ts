@@ -12,8 +12,11 @@ import { IF_CONFIG_ENV, type IfMessage } from './if-protocol.js';
 import type { Model, ModelHost, RunningModel } from './model.js';
 import { workerConfig } from './worker-config.js';
 
-/** A retired connection process keeps its connection as long as the client keeps it (ms; max timer). */
-const UNLIMITED_MS = 2 ** 31 - 1;
+/**
+ * A retired connection process keeps its connection as long as the client keeps it: 24 days, ms.
+ * Below node's timer limit (2^31 - 1 ms) with room for the supervisor's kill margin added to it.
+ */
+const UNLIMITED_MS = 24 * 24 * 3600 * 1000;
 
 export const instantFork: Model = {
   unavailable: (params) =>

@@ -19,10 +19,11 @@ export function joinSupervisorFromThread(
   let retiring = false;
   const send = (m: WorkerMessage) => port.postMessage(m);
 
-  const beat = setInterval(() => {
+  const heartbeat = () => {
     const { served, active } = counts();
     send({ tdw: 'hb', served, active, rssBytes: process.memoryUsage.rss() });
-  }, heartbeatMs);
+  };
+  const beat = setInterval(heartbeat, heartbeatMs);
   beat.unref();
 
   port.on('message', (m: unknown) => {
@@ -42,13 +43,19 @@ export function joinSupervisorFromThread(
     }
   });
 
-  return {
+  const channel = {
     workerId: Number(process.env[ENV.workerId]) || 0,
     spawnId: Number(process.env[ENV.spawnId]) || 0,
     ready: () => send({ tdw: 'ready' }),
-    requestRecycle: (reason) => send({ tdw: 'recycle', reason }),
+    requestRecycle: (reason: string) => send({ tdw: 'recycle', reason }),
+    /** postMessage is synchronous: written once this returns. */
+    beat: () => {
+      heartbeat();
+      return Promise.resolve();
+    },
     get retiring() {
       return retiring;
     },
   };
+  return channel;
 }
