@@ -11,8 +11,10 @@ export interface ServerSpec {
    * line with "msg":"listening" and "address":"HOST:PORT" on stdout.
    */
   command: string[];
-  /** Cores the server can keep busy (its processes); the load tool gets the rest. */
+  /** Cores the server can keep busy (its processes or threads); the load tool gets the rest. */
   cores: number;
+  /** It keeps child processes (workers, spares) beside its main one while idle. */
+  children?: boolean;
 }
 
 const TSX = [execPath, '--import', 'tsx'];
@@ -32,6 +34,7 @@ export const SERVERS = {
     description: 'node:cluster echo, 2 workers, round-robin',
     command: [...TSX, 'bench/servers/cluster-echo.ts', '127.0.0.1:0', '--workers', '2'],
     cores: 2,
+    children: true,
   },
   'tcpdaemon IF -c 4': {
     description: 'tcpdaemon, a fresh process per connection, 4 warm spares, examples/echo.js',
@@ -49,6 +52,7 @@ export const SERVERS = {
       'examples/echo.js',
     ],
     cores: 2,
+    children: true,
   },
   'node -e 0 per connection': {
     description: 'reference for IF: a bare `node -e 0` started and awaited per connection, then echo',
@@ -64,6 +68,7 @@ export const SERVERS = {
     description: 'tcpdaemon, 2 event-loop processes, examples/echo.ts',
     command: ['bin/tcpdaemon', '-m', 'IOMP', '-c', '2', '-l', '127.0.0.1:0', '-s', 'examples/echo.ts'],
     cores: 2,
+    children: true,
   },
 } satisfies Record<string, ServerSpec>;
 
