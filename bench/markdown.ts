@@ -25,6 +25,8 @@ export interface RunRecord {
   rss?: { before: number; holding: number; perConnection: number };
   /** CPU the server used over the load, in cores (CPU seconds / load seconds). */
   serverCpu?: number;
+  /** workers: connections each worker process served over the run. */
+  perWorker?: number[];
 }
 
 export interface RunReport {
@@ -110,6 +112,29 @@ export function renderSection(report: RunReport): string {
     }
   }
 
+  const gateway = report.runs.filter((r) => r.table === 'gateway');
+  if (gateway.length > 0) {
+    out.push(
+      '',
+      '### Gateway: 50 connections x 16 in flight, 64-byte Lars frames, echo business handler',
+      '',
+    );
+    out.push(
+      '| scenario | server | msg/s | vs message layer | p50 ms | p99 ms | max ms | errors | server CPU |',
+    );
+    out.push('|---|---|--:|--:|--:|--:|--:|---|--:|');
+    const direct = gateway.find((r) => r.server === 'message layer lars')?.result?.perSecond;
+    for (const r of gateway) {
+      const x = r.result;
+      const ratio = x && direct ? `${(x.perSecond / direct).toFixed(2)}x` : '';
+      out.push(
+        x
+          ? `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} | ${ratio} | ${x.latencyMs.p50} | ${x.latencyMs.p99} | ${x.latencyMs.max} | ${errors(x)} | ${cores(r.serverCpu)} |`
+          : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | | |`,
+      );
+    }
+  }
+
   const tool = report.runs.filter((r) => r.table === 'tool');
   if (tool.length > 0) {
     out.push('', '### The load tool itself: same load, 1, 2 and 4 load threads', '');
@@ -121,6 +146,23 @@ export function renderSection(report: RunReport): string {
         x
           ? `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} | ${x.latencyMs.p99} | ${cores(r.serverCpu)} | ${cores(x.tool.cpuCores)} | ${busy(x)} | ${errors(x)} |`
           : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | |`,
+      );
+    }
+  }
+
+  const multi = report.runs.filter((r) => r.table === 'workers');
+  if (multi.length > 0) {
+    out.push('', '### Worker processes: IOMP -c 2 vs node cluster, LF -c 8', '');
+    out.push(
+      '| scenario | server | msg/s or conn/s | p50 ms | p99 ms | errors | server CPU | load threads busy | connections per worker |',
+    );
+    out.push('|---|---|--:|--:|--:|---|--:|---|---|');
+    for (const r of multi) {
+      const x = r.result;
+      out.push(
+        x
+          ? `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} | ${x.latencyMs.p50} | ${x.latencyMs.p99} | ${errors(x)} | ${cores(r.serverCpu)} | ${busy(x)} | ${(r.perWorker ?? []).map(int).join(' / ')} |`
+          : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | | |`,
       );
     }
   }

@@ -53,6 +53,8 @@ export interface RunningServer {
   pid: number;
   host: string;
   port: number;
+  /** Connections each worker process served, from its `worker exited` line (after stop()). */
+  workerCounts(): number[];
   /** SIGTERM, then SIGKILL to the whole group after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -61,6 +63,7 @@ export interface RunningServer {
 export function startServer(command: string[], timeoutMs = 30_000): Promise<RunningServer> {
   const child = spawnRaised(command);
   const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  const counts: number[] = [];
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     stderr = (stderr + d).slice(-2000);
@@ -85,12 +88,13 @@ export function startServer(command: string[], timeoutMs = 30_000): Promise<Runn
       fail(`exited (${sig ?? code}) before listening`);
     child.once('exit', early);
     eachLine(child.stdout!, (line) => {
-      let log: { msg?: unknown; address?: unknown };
+      let log: { msg?: unknown; address?: unknown; served?: unknown };
       try {
         log = JSON.parse(line);
       } catch {
         return;
       }
+      if (log.msg === 'worker exited' && typeof log.served === 'number') counts.push(log.served);
       if (log.msg !== 'listening' || typeof log.address !== 'string') return;
       const m = /^\[?(.*?)\]?:(\d+)$/.exec(log.address);
       if (!m) return fail(`unreadable address ${log.address}`);
@@ -98,7 +102,7 @@ export function startServer(command: string[], timeoutMs = 30_000): Promise<Runn
       settled = true;
       clearTimeout(timer);
       child.off('exit', early);
-      resolvePromise({ pid: child.pid!, host: m[1]!, port: Number(m[2]), stop });
+      resolvePromise({ pid: child.pid!, host: m[1]!, port: Number(m[2]), stop, workerCounts: () => counts });
     });
   });
 }

@@ -95,6 +95,7 @@ async function runOne(scenario: Scenario, serverName: ServerName, load: LoadSpec
     return record;
   } finally {
     await server.stop();
+    if (scenario.table === 'workers') record.perWorker = server.workerCounts();
   }
 }
 

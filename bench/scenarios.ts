@@ -15,6 +15,8 @@ export interface ServerSpec {
   cores: number;
   /** It keeps child processes (workers, spares) beside its main one while idle. */
   children?: boolean;
+  /** How it frames messages, as the load tool's --codec names it; default raw (byte echo). */
+  codec?: 'raw' | 'lars';
 }
 
 const TSX = [execPath, '--import', 'tsx'];
@@ -60,15 +62,62 @@ export const SERVERS = {
     cores: 2,
   },
   'tcpdaemon TLF -c 2': {
-    description: 'tcpdaemon, 2 worker threads in one process, examples/echo.ts',
-    command: ['bin/tcpdaemon', '-m', 'TLF', '-c', '2', '-l', '127.0.0.1:0', '-s', 'examples/echo.ts'],
+    description: 'tcpdaemon, 2 worker threads in one process, examples/echo.js',
+    command: ['bin/tcpdaemon', '-m', 'TLF', '-c', '2', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'],
     cores: 2,
   },
   'tcpdaemon IOMP -c 2': {
-    description: 'tcpdaemon, 2 event-loop processes, examples/echo.ts',
-    command: ['bin/tcpdaemon', '-m', 'IOMP', '-c', '2', '-l', '127.0.0.1:0', '-s', 'examples/echo.ts'],
+    description: 'tcpdaemon, 2 event-loop worker processes accepting from one socket, examples/echo.js',
+    command: ['bin/tcpdaemon', '-m', 'IOMP', '-c', '2', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'],
     cores: 2,
     children: true,
+  },
+  'tcpdaemon LF -c 8': {
+    description: 'tcpdaemon, a pool of 8 worker processes serving one connection each, examples/echo.js',
+    command: ['bin/tcpdaemon', '-m', 'LF', '-c', '8', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'],
+    cores: 2,
+    children: true,
+  },
+  'message layer lars': {
+    description: 'the message layer serving the echo handler directly (IOMP -c 1), Lars frames',
+    command: [
+      'bin/tcpdaemon',
+      '-m',
+      'IOMP',
+      '-c',
+      '1',
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      'bench/servers/message-echo.ts',
+    ],
+    cores: 1,
+    codec: 'lars',
+  },
+  'gateway ipc 2 workers': {
+    description: 'tcpdaemon gateway, 1 gateway process, 2 ipc workers, examples/gateway-echo.ts, Lars frames',
+    command: [
+      'bin/tcpdaemon',
+      'gateway',
+      '-l',
+      '127.0.0.1:0',
+      '--codec',
+      'lars',
+      '-s',
+      'examples/gateway-echo.ts',
+      '--workers',
+      '2',
+    ],
+    cores: 2,
+    children: true,
+    codec: 'lars',
+  },
+  'gateway nats 2 workers': {
+    description: 'tcpdaemon gateway + tcpdaemon worker (2 workers) through a local nats-server, Lars frames',
+    command: [...TSX, 'bench/servers/gateway-nats.ts', '127.0.0.1:0'],
+    cores: 2,
+    children: true,
+    codec: 'lars',
   },
 } satisfies Record<string, ServerSpec>;
 
@@ -87,13 +136,15 @@ export interface LoadSpec {
   holdSeconds?: number;
   /** load threads; default: the cores the server leaves free, at least 1 (see toolThreads) */
   threads?: number;
+  /** echo framing of the load tool (`--codec`); default raw */
+  codec?: string;
 }
 
 export interface Scenario {
   /** Unique; `npm run bench -- --only NAME`. */
   name: string;
   /** The report table it goes into; also accepted by --only. */
-  table: 'echo' | 'connect' | 'hold' | 'tool';
+  table: 'echo' | 'connect' | 'hold' | 'tool' | 'workers' | 'gateway';
   /** Run one after the other with the same load, each on a fresh server. */
   servers: ServerName[];
   load: LoadSpec;
@@ -121,6 +172,12 @@ function toolCheck(threads: number): Scenario {
   };
 }
 
+/** Multi-process models against node's cluster: throughput, connect rate, spread per worker. */
+function workers(name: string, servers: ServerName[], load: LoadSpec): Scenario {
+  return { name, table: 'workers', servers, load };
+}
+const iompVsCluster: ServerName[] = ['tcpdaemon IOMP -c 2', 'node cluster 2'];
+
 export const SCENARIOS: Scenario[] = [
   echo(1, 64),
   echo(1, 4096),
@@ -135,6 +192,45 @@ export const SCENARIOS: Scenario[] = [
   toolCheck(1),
   toolCheck(2),
   toolCheck(4),
+  workers('workers-echo-50x1', iompVsCluster, {
+    mode: 'echo',
+    connections: 50,
+    depth: 1,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+  workers('workers-echo-50x16', iompVsCluster, {
+    mode: 'echo',
+    connections: 50,
+    depth: 16,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+  workers('workers-connect-50', iompVsCluster, {
+    mode: 'connect',
+    connections: 50,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+  workers('lf-echo-8x1', ['tcpdaemon LF -c 8'], {
+    mode: 'echo',
+    connections: 8,
+    depth: 1,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+  workers('lf-connect-8', ['tcpdaemon LF -c 8'], {
+    mode: 'connect',
+    connections: 8,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+  {
+    name: 'gateway-50x16-64B',
+    table: 'gateway',
+    servers: ['message layer lars', 'gateway ipc 2 workers', 'gateway nats 2 workers'],
+    load: { mode: 'echo', connections: 50, depth: 16, size: 64, seconds: ECHO_SECONDS, codec: 'lars' },
+  },
   // IF: connections/s and first-byte latency against bare node starts/s, at concurrency 4.
   {
     name: 'connect-4-if',
@@ -182,6 +278,7 @@ export function toolArgs(load: LoadSpec, threads: number, host: string, port: nu
   if (load.depth !== undefined) args.push('--depth', String(load.depth));
   if (load.size !== undefined) args.push('--size', String(load.size));
   if (load.holdSeconds !== undefined) args.push('--hold-seconds', String(load.holdSeconds));
+  if (load.codec !== undefined) args.push('--codec', load.codec);
   args.push('--threads', String(threads));
   args.push('--json');
   return args;

@@ -21,6 +21,8 @@ export interface RunnerOptions {
   tcpLinger: number | undefined;
   /** True when listening on a unix socket (peers have no address). */
   unix: boolean;
+  /** Connection ids are `${prefix}-${n}`; default String(workerId). Workers add their spawn number. */
+  connectionIdPrefix?: string;
 }
 
 /** The peer as the handler should see it (after a PROXY header, when one is read). */
@@ -63,7 +65,7 @@ class ConnectionEnv implements TcpdaemonEnv {
     return this.runner.opts.workerId;
   }
   get connectionId(): string {
-    return `${this.runner.opts.workerId}-${this.seq}`;
+    return `${this.runner.opts.connectionIdPrefix ?? this.runner.opts.workerId}-${this.seq}`;
   }
   get signal(): AbortSignal {
     return this.runner.opts.signal;

@@ -1,10 +1,10 @@
 // tcpdaemon(params): validate, load the handler, listen once, start the model, stop gracefully.
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { resolve } from 'node:path';
 import { loadHandler } from './handler/load.js';
-import { boundAddress, listenOnce } from './listen.js';
+import { bindShared, boundAddress, type Listening, listenOnce, type SharedListener } from './listen.js';
 import { formatAddress } from './listen-address.js';
 import { createLogger, type DaemonLogger } from './logger.js';
 import { modelFor } from './models/index.js';
@@ -13,6 +13,8 @@ import { type ResolvedParams, type TcpdaemonParams, validateParams } from './par
 import type { SignalInbox } from './signals.js';
 import type { Logger, Tcpmain } from './types.js';
 import { VERSION } from './version.js';
+import { currentWorkerConfig, takeWorkerConfig, type WorkerConfig } from './worker/config.js';
+import { type RunningWorker, startWorker } from './worker/run.js';
 
 export interface DaemonOptions {
   /** Act on SIGTERM/SIGINT (stop; a second one forces), SIGUSR1 (reopen log). The CLI passes its inbox. */
@@ -33,11 +35,17 @@ export interface TcpdaemonHandle extends EventEmitter {
   readonly logger: Logger;
 }
 
+/** tcpdaemon() calls made in this process so far: a re-run worker serves the call with its index. */
+let calls = 0;
+
 export async function tcpdaemon(
   input: TcpdaemonParams,
   options: DaemonOptions = {},
 ): Promise<TcpdaemonHandle> {
+  const callIndex = calls++;
   const params = validateParams(input);
+  const worker = currentWorkerConfig() ?? takeWorkerConfig();
+  if (worker) return workerHandle(params, worker, callIndex);
   const model = modelFor(params);
   const handlerPath = typeof params.handler === 'string' ? resolve(params.handler) : undefined;
   const logfile = params.logfile === undefined ? undefined : resolve(params.logfile);
@@ -49,27 +57,33 @@ export async function tcpdaemon(
   const tcpmain: Tcpmain =
     handlerPath === undefined ? (params.handler as Tcpmain) : await loadHandler(handlerPath);
 
-  const server = await listenOnce(
-    params.listenAddress,
-    { pauseOnConnect: model.pauseOnConnect(params) },
-    logger,
-  );
-  const bound = server.address();
-  const address = formatAddress(boundAddress(server, params.listenAddress));
+  const sharedMode = model.listenMode?.(params) === 'shared';
+  let server: Server | null = null;
+  let shared: SharedListener | null = null;
+  if (sharedMode) shared = await bindShared(params.listenAddress, logger);
+  else
+    server = await listenOnce(params.listenAddress, { pauseOnConnect: model.pauseOnConnect(params) }, logger);
+  const listening: Listening = (server ?? shared)!;
+  const address = formatAddress(boundAddress(listening, params.listenAddress));
   const stopper = new AbortController();
+  // Handlers listen on the shared stop signal once per connection: thousands of listeners are normal.
+  setMaxListeners(0, stopper.signal);
   let running: RunningModel;
   try {
     running = await model.start({
       params,
       server,
+      shared,
+      address,
       logger,
-      logfile,
       tcpmain,
       handlerPath,
+      callIndex,
+      logfile,
       stopSignal: stopper.signal,
     });
   } catch (err) {
-    server.close();
+    listening.close();
     throw err;
   }
   if (pidFile !== undefined) writeFileSync(pidFile, `${process.pid}\n`);
@@ -85,7 +99,7 @@ export async function tcpdaemon(
     'listening',
   );
 
-  const handle = new DaemonHandle(params, server, bound, running, stopper, log, pidFile);
+  const handle = new DaemonHandle(params, listening, running, stopper, log, pidFile);
   if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
   return handle;
 }
@@ -93,12 +107,11 @@ export async function tcpdaemon(
 class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
   private closing: Promise<void> | undefined;
   private reloading: Promise<void> | undefined;
+  private reloadQueued: Promise<void> | undefined;
 
   constructor(
     private readonly params: ResolvedParams,
-    private readonly server: Server,
-    /** Read once: a model may stop the daemon's own accepting (TLF), the address stays. */
-    private readonly bound: AddressInfo | string | null,
+    private readonly server: Listening,
     private readonly running: RunningModel,
     private readonly stopper: AbortController,
     readonly log: DaemonLogger,
@@ -112,26 +125,37 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
   }
 
   address(): AddressInfo | string | null {
-    return this.bound;
+    return this.server.address();
   }
 
   get connections(): number {
     return this.running.connections;
   }
 
-  /** Re-reads the handler module from disk (SIGHUP); overlapping calls share one reload. */
+  /**
+   * Re-reads the handler module from disk (SIGHUP). A call while a reload runs queues one more
+   * (the file may have changed after the running one read it); further calls join the queued one.
+   */
   reload(): Promise<void> {
     if (!this.running.reload) {
       this.log.logger.warn('reload requested, but this model cannot reload');
       return Promise.resolve();
     }
-    this.reloading ??= this.running.reload().finally(() => {
-      this.reloading = undefined;
+    if (this.reloading === undefined) {
+      this.reloading = this.running.reload().finally(() => {
+        this.reloading = undefined;
+      });
+      return this.reloading;
+    }
+    this.reloadQueued ??= this.reloading.then(() => {
+      this.reloadQueued = undefined;
+      return this.reload();
     });
-    return this.reloading;
+    return this.reloadQueued;
   }
 
-  reopenWorkerLogs(): void {
+  reopenLogs(): void {
+    this.log.reopen();
     this.running.reopenLogs?.();
   }
 
@@ -142,9 +166,11 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
 
   private async stop(): Promise<void> {
     const { logger } = this.log;
-    const open = this.running.connections;
-    logger.info({ connections: open, timeoutS: this.params.shutdownTimeout }, 'stopping: no new connections');
     const closed = new Promise<void>((r) => this.server.close(() => r()));
+    logger.info(
+      { connections: this.running.connections, timeoutS: this.params.shutdownTimeout },
+      'stopping: no new connections',
+    );
     this.stopper.abort();
     await this.running.close(this.params.shutdownTimeout * 1000);
     await closed;
@@ -169,11 +195,10 @@ function attachSignals(handle: DaemonHandle, inbox: SignalInbox, exit: (code: nu
   inbox.attach((sig) => {
     const { logger } = handle.log;
     if (sig === 'SIGUSR1') {
-      handle.log.reopen();
-      handle.reopenWorkerLogs();
+      handle.reopenLogs();
       logger.info('log file reopened (SIGUSR1)');
     } else if (sig === 'SIGHUP') {
-      if (!stopping) handle.reload();
+      if (!stopping) void handle.reload();
     } else if (!stopping) {
       stopping = true;
       logger.info({ signal: sig }, 'stop requested');
@@ -192,4 +217,51 @@ function attachSignals(handle: DaemonHandle, inbox: SignalInbox, exit: (code: nu
       exit(1);
     }
   });
+}
+
+/**
+ * In a worker that re-runs the calling script (function handler): the call the worker serves runs
+ * the worker; the script's other tcpdaemon() calls return an idle handle and listen nowhere.
+ */
+async function workerHandle(
+  params: ResolvedParams,
+  config: WorkerConfig,
+  callIndex: number,
+): Promise<TcpdaemonHandle> {
+  if (callIndex !== config.callIndex || typeof params.handler !== 'function')
+    return new WorkerSideHandle(config);
+  const tcpmain = params.handler;
+  const running = await startWorker(config, () => tcpmain);
+  return new WorkerSideHandle(config, running, params.shutdownTimeout * 1000);
+}
+
+/** What tcpdaemon() returns inside a worker: address() is the daemon's, close() retires this worker. */
+class WorkerSideHandle extends EventEmitter implements TcpdaemonHandle {
+  readonly logger: Logger;
+
+  constructor(
+    private readonly config: WorkerConfig,
+    private readonly running?: RunningWorker,
+    private readonly graceMs = 0,
+  ) {
+    super();
+    this.logger = running?.logger ?? createLogger({ level: 'fatal', workerId: 0 }).logger;
+  }
+
+  address(): AddressInfo | string | null {
+    return this.running ? (this.config.addressInfo as AddressInfo | string | null) : null;
+  }
+
+  get connections(): number {
+    return this.running?.connections ?? 0;
+  }
+
+  async close(): Promise<void> {
+    await this.running?.retire(this.graceMs);
+  }
+
+  /** Reloading replaces every worker: the daemon's job (SIGHUP to the daemon), not a worker's. */
+  async reload(): Promise<void> {
+    this.logger.warn('reload asked inside a worker; send SIGHUP to the daemon instead');
+  }
 }

@@ -1,6 +1,20 @@
 export { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from './daemon.js';
+export type {
+  BusinessHandler,
+  BusinessReply,
+  DeliverResult,
+  GatewayContext,
+  GatewayMessage,
+  GatewaySession,
+} from './gateway/business.js';
+export { type GatewayHandle, startGateway, startWorkers } from './gateway/daemon.js';
+export type { GatewayParams } from './gateway/params.js';
+export { decodeRelay, encodeRelay, GATEWAY_MSGID } from './gateway/protocol.js';
 export { HandlerLoadError } from './handler/load.js';
 export { ListenError } from './listen.js';
+export * from './message/index.js';
+export { WorkerStartError } from './models/worker-pool.js';
 export { ParamError, type TcpdaemonParams } from './params.js';
 export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
 export { VERSION } from './version.js';
+export { isWorkerProcess as isTcpdaemonWorker } from './worker/config.js';

@@ -1,6 +1,9 @@
+import { lookup } from 'node:dns/promises';
 import { once } from 'node:events';
 import { unlink } from 'node:fs/promises';
-import { connect, createServer, type Server } from 'node:net';
+import * as net from 'node:net';
+import { type AddressInfo, connect, createServer, type Server } from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import { formatAddress, type ListenAddress } from './listen-address.js';
 import type { Logger } from './types.js';
 
@@ -41,6 +44,86 @@ async function tryListen(addr: ListenAddress, opts: ListenOptions): Promise<Serv
   return server;
 }
 
+/** What the daemon holds while it listens: a net.Server, or a SharedListener. */
+export interface Listening {
+  address(): AddressInfo | string | null;
+  close(callback?: () => void): void;
+}
+
+/**
+ * A socket the daemon binds and holds but never accepts on: workers listen on copies of it and
+ * accept from it directly. While the daemon holds it, the socket stays in the kernel's listen
+ * state even when no worker is alive, so connections wait in the backlog instead of being refused.
+ */
+export interface SharedListener extends Listening {
+  /** The libuv handle (TCP or Pipe) to send to workers with child.send(message, handle). */
+  readonly handle: object;
+  address(): AddressInfo | string;
+}
+
+interface RawHandle {
+  getsockname?(out: Record<string, unknown>): number;
+  close(callback?: () => void): void;
+}
+
+type CreateServerHandle = (address: string, port: number, addressType: number) => RawHandle | number;
+
+/** node's own bind-without-listen, as node:cluster uses it; undefined if this Node lacks it. */
+const createServerHandle = (net as unknown as { _createServerHandle?: CreateServerHandle })
+  ._createServerHandle;
+
+export function canBindShared(): boolean {
+  return typeof createServerHandle === 'function';
+}
+
+/** Binds `addr` for workers to listen on (see SharedListener); stale unix sockets are replaced. */
+export async function bindShared(addr: ListenAddress, logger: Logger): Promise<SharedListener> {
+  try {
+    return await tryBindShared(addr);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' && addr.kind === 'unix' && (await isStaleUnixSocket(addr.path))) {
+      logger.warn({ path: addr.path }, 'removing stale unix socket (nothing listens on it)');
+      await unlink(addr.path);
+      return tryBindShared(addr).catch((e: unknown) => {
+        throw listenError(e, addr);
+      });
+    }
+    throw listenError(err, addr);
+  }
+}
+
+async function tryBindShared(addr: ListenAddress): Promise<SharedListener> {
+  if (!createServerHandle) throw new Error('this Node.js cannot bind a socket for workers to share');
+  let handle: RawHandle | number;
+  if (addr.kind === 'unix') {
+    handle = createServerHandle(addr.path, -1, -1);
+  } else {
+    const family = net.isIP(addr.host);
+    const ip = family === 0 ? await lookup(addr.host) : { address: addr.host, family };
+    handle = createServerHandle(ip.address, addr.port, ip.family);
+  }
+  if (typeof handle === 'number') {
+    const code = getSystemErrorName(handle);
+    throw Object.assign(new Error(code), { code });
+  }
+  const raw = handle;
+  const path = addr.kind === 'unix' ? addr.path : undefined;
+  return {
+    handle: raw,
+    address() {
+      if (path !== undefined) return path;
+      const out: Record<string, unknown> = {};
+      raw.getsockname?.(out);
+      return out as unknown as AddressInfo;
+    },
+    close(callback) {
+      // Closing a bound Pipe also unlinks its path (libuv).
+      raw.close(callback);
+    },
+  };
+}
+
 function listenError(err: unknown, addr: ListenAddress): ListenError {
   const where = formatAddress(addr);
   const code = (err as NodeJS.ErrnoException).code;
@@ -69,7 +152,7 @@ function isStaleUnixSocket(path: string): Promise<boolean> {
 }
 
 /** The bound address, with the real port when 0 was asked for. */
-export function boundAddress(server: Server, asked: ListenAddress): ListenAddress {
+export function boundAddress(server: Listening, asked: ListenAddress): ListenAddress {
   const a = server.address();
   if (a === null || typeof a === 'string') return asked;
   return { kind: 'tcp', host: a.address, port: a.port };

@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { DestinationStream, Level, Logger } from 'pino';
 
@@ -24,19 +25,30 @@ export interface DaemonLogger {
   flush(): void;
 }
 
-interface Reopenable extends DestinationStream {
+interface Reopenable extends DestinationStream, EventEmitter {
   reopen(): void;
   flushSync(): void;
 }
 
 export function createLogger(opts: LogOptions): DaemonLogger {
   const pino = requirePino();
+  // Synchronous writes: nothing is lost at exit, and nothing needs flushing then. (sonic-boom's
+  // flushSync retries a failed write forever, so an exit flush after EPIPE or ENOSPC would spin.)
   const dest = pino.destination({
     dest: opts.logfile ?? 1,
-    sync: false,
+    sync: true,
     mkdir: opts.logfile !== undefined,
-    minLength: 0,
   }) as Reopenable;
+  let broken = false;
+  // pino silences EPIPE itself; any other failure (disk full, ...) is said once on stderr, not thrown.
+  dest.on('error', (err: NodeJS.ErrnoException) => {
+    if (broken) return;
+    broken = true;
+    process.stderr.on('error', () => undefined);
+    process.stderr.write(
+      `tcpdaemon: log destination failed (${err.code ?? err.message}); log lines are lost\n`,
+    );
+  });
   const logger = pino(
     {
       level: opts.level as Level,
@@ -52,6 +64,7 @@ export function createLogger(opts: LogOptions): DaemonLogger {
       if (opts.logfile !== undefined) dest.reopen();
     },
     flush() {
+      if (broken) return;
       try {
         dest.flushSync();
       } catch {

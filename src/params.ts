@@ -38,10 +38,18 @@ export interface TcpdaemonParams {
   shutdownTimeout?: number;
   /** `--param k=v`: handed to the handler as `env.params`. */
   params?: Record<string, string>;
+  /** `--hang-timeout`: seconds a worker's event loop may stay blocked before it is replaced; 0 = never. */
+  hangTimeout?: number;
+  /** `--max-memory`: recycle a worker whose RSS exceeds this many MB; 0 = never. */
+  maxMemory?: number;
+  /** `--restart-delay`: seconds before the first restart of a crashed worker (doubles per crash). Default 0.1. */
+  restartDelay?: number;
+  /** `--restart-delay-max`: the restart delay never exceeds this many seconds. Default 10. */
+  restartDelayMax?: number;
   /** `--spares`: IF: processes started ahead, each ready to take the next connection. Default min(-c, 2). */
   spares?: number;
-  /** `--queue`: IF: connections that may wait for a process; beyond it they are closed, logged. Default 64. */
-  queue?: number;
+  /** `--max-waiting`: IF: connections that may wait for a process; beyond it they are closed, logged. Default 64. */
+  maxWaiting?: number;
 }
 
 /** Validated parameters with every default filled in. */
@@ -159,8 +167,12 @@ const FIELDS: { [K in keyof TcpdaemonParams]-?: Field<Exclude<TcpdaemonParams[K]
   pidFile: str('--pid-file'),
   maxConnections: num('--max-connections', { min: 0, integer: true }),
   shutdownTimeout: num('--shutdown-timeout', { min: 0, integer: false }),
+  hangTimeout: num('--hang-timeout', { min: 0, max: 86400, integer: false }),
+  maxMemory: num('--max-memory', { min: 0, max: 1048576, integer: false }),
+  restartDelay: num('--restart-delay', { min: 0, max: 3600, integer: false }),
+  restartDelayMax: num('--restart-delay-max', { min: 0, max: 3600, integer: false }),
   spares: num('--spares', { min: 1, max: 1024, integer: true }),
-  queue: num('--queue', { min: 0, max: 1_000_000, integer: true }),
+  maxWaiting: num('--max-waiting', { min: 0, max: 1_000_000, integer: true }),
   params: {
     flag: '--param',
     parse(value, name) {
@@ -216,10 +228,22 @@ export function validateParams(input: unknown): ResolvedParams {
     maxConnections: get('maxConnections') ?? 0,
     shutdownTimeout: get('shutdownTimeout') ?? 10,
     params: get('params') ?? Object.freeze({}),
+    hangTimeout: get('hangTimeout') ?? 0,
+    maxMemory: get('maxMemory') ?? 0,
+    restartDelay: get('restartDelay') ?? 0.1,
+    restartDelayMax: get('restartDelayMax') ?? 10,
     spares: 0,
-    queue: get('queue') ?? 64,
+    maxWaiting: get('maxWaiting') ?? 64,
   };
   resolved.spares = get('spares') ?? Math.min(resolved.workers, 2);
+  if (resolved.restartDelayMax < resolved.restartDelay) {
+    fail(
+      'restartDelayMax',
+      '--restart-delay-max',
+      `must be >= restartDelay (--restart-delay, ${resolved.restartDelay})`,
+      resolved.restartDelayMax,
+    );
+  }
   if (resolved.daemonLevel && resolved.logfile === undefined) {
     throw new ParamError(
       'daemonLevel (--daemon-level) needs --logfile: a detached daemon has no terminal to log to',

@@ -13,7 +13,7 @@ export interface TcpdaemonEnv {
   readonly model: ModelName;
   /** 0 = the daemon process itself; 1..N = workers. */
   readonly workerId: number;
-  /** Unique within the daemon: `${workerId}-${n}`. */
+  /** Unique within the daemon: `${workerId}-${n}`; in worker processes `${workerId}.${spawn}-${n}` (unique across restarts). */
   readonly connectionId: string;
   /** Child logger bound to this connection (pid, worker, conn, remote). */
   readonly logger: Logger;

@@ -7,6 +7,7 @@ import { BEGIN, END, type RunRecord, renderSection, replaceSection } from '../be
 import { runTool, startServer, treeCpuSeconds, treeRss } from '../bench/processes.js';
 import { SERVERS, type ServerName, type ServerSpec, toolArgs, toolThreads } from '../bench/scenarios.js';
 import type { BenchResult } from '../src/bench/report.js';
+import { larsCodec } from '../src/message/codecs/lars.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, roundTrip } from './helpers/net.js';
 
@@ -20,7 +21,11 @@ describe('servers of the scenario table', () => {
         assert.equal(server.host, '127.0.0.1');
         assert.ok(server.port > 0);
         const socket = await connect(server.port);
-        assert.equal(await roundTrip(socket, 'ping\n'), 'ping\n');
+        const probe =
+          (SERVERS[name] as ServerSpec).codec === 'lars'
+            ? larsCodec().encode(1, Buffer.from('ping\n'))
+            : Buffer.from('ping\n');
+        assert.equal(await roundTrip(socket, probe), probe.toString());
         socket.destroy();
         const own =
           Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))![1]) * 1024;

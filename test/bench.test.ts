@@ -332,7 +332,7 @@ describe('flags', () => {
     [['--port', '1', '--duration', 'soon'], /--duration must be seconds/],
     [['--port', '1', '--duration', '3601'], /--duration must be above 0 up to 3600/],
     [['--port', '1', '--mode', 'flood'], /--mode must be one of echo, connect, hold/],
-    [['--port', '1', '--codec', 'lars'], /--codec must be one of raw/],
+    [['--port', '1', '--codec', 'nope'], /--codec must be one of raw, lars/],
     [['--port', '1', '--threads', '65'], /--threads must be between 1 and 64/],
     [['--port', '1', '--connections', '60000', '--depth', '1024', '--size', '65536'], /in flight/],
     [['--port', '1', '--bogus'], /Unknown option '--bogus'/],

@@ -60,8 +60,25 @@ describe('CLI parse errors: one-line reason + usage, exit 1, nothing listens', (
     return rejects(['--config', path], /unknown parameter 'colour'/);
   });
   test('models not available yet', async () => {
-    await rejects(['-m', 'LF', '-l', '127.0.0.1:0', '-s', echo], /model LF is not available yet/);
-    await rejects(['-m', 'IOMP', '-c', '2', '-l', '127.0.0.1:0', '-s', echo], /not available yet/);
+    await rejects(['-m', 'IF', '-l', '127.0.0.1:0', '-s', echo], /model IF is not available yet/);
+    await rejects(
+      ['-m', 'TLF', '-c', '2', '-l', '127.0.0.1:0', '-s', echo],
+      /model TLF is not available yet/,
+    );
+  });
+  test('worker supervision flags', async () => {
+    await rejects(
+      ['-m', 'LF', '-l', '127.0.0.1:0', '-s', echo, '--hang-timeout', 'soon'],
+      /hangTimeout \(--hang-timeout\) must be a number >= 0 and <= 86400, got 'soon'/,
+    );
+    await rejects(
+      ['-m', 'LF', '-l', '127.0.0.1:0', '-s', echo, '--max-memory=-5'],
+      /maxMemory \(--max-memory\) must be a number >= 0/,
+    );
+    await rejects(
+      ['-l', '127.0.0.1:0', '-s', echo, '--restart-delay', '2', '--restart-delay-max', '1'],
+      /restartDelayMax \(--restart-delay-max\) must be >= restartDelay \(--restart-delay, 2\), got 1/,
+    );
   });
 });
 

@@ -64,9 +64,9 @@ test('bytes the client sends before its process has the socket are all served', 
   );
 });
 
-test('above -c N connections wait in a bounded queue; beyond --queue they are closed with a logged reason', async () => {
+test('above -c N connections wait in a bounded queue; beyond --max-waiting they are closed with a logged reason', async () => {
   await withDaemon(
-    ['-m', 'IF', '-c', '1', '--spares', '1', '--queue', '1', '-l', '127.0.0.1:0', '-s', counter],
+    ['-m', 'IF', '-c', '1', '--spares', '1', '--max-waiting', '1', '-l', '127.0.0.1:0', '-s', counter],
     async ({ daemon, port }) => {
       const busy = await connect(port);
       await readLine(busy);
@@ -143,11 +143,11 @@ test('SIGTERM: a connection that finishes in time ends normally; env.signal is a
   });
 });
 
-test('bad --spares and --queue values stop before listening', async () => {
+test('bad --spares and --max-waiting values stop before listening', async () => {
   const spares = await runCli(['-m', 'IF', '-l', '127.0.0.1:0', '-s', counter, '--spares', '0']);
   assert.equal(spares.code, 1);
   assert.match(spares.stderr, /spares \(--spares\) must be a whole number >= 1/);
-  const queue = await runCli(['-m', 'IF', '-l', '127.0.0.1:0', '-s', counter, '--queue', 'many']);
-  assert.equal(queue.code, 1);
-  assert.match(queue.stderr, /queue \(--queue\) must be a whole number >= 0/);
+  const waiting = await runCli(['-m', 'IF', '-l', '127.0.0.1:0', '-s', counter, '--max-waiting', 'many']);
+  assert.equal(waiting.code, 1);
+  assert.match(waiting.stderr, /maxWaiting \(--max-waiting\) must be a whole number >= 0/);
 });

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -67,32 +69,60 @@ test('--max-connections: excess connections are closed at once and counted', asy
 });
 
 // Without --tcp-linger the same handler closes with FIN: handler-contract.test.ts, 'a resolved promise ...'.
-test('--tcp-linger 0 closes with RST', async () => {
-  await withDaemon(
-    ['-l', '127.0.0.1:0', '-s', join(FIXTURES, 'settle.mjs'), '--param', 'mode=resolve', '--tcp-linger', '0'],
-    async ({ port }) => {
-      const s = await connect(port);
-      const { error } = await untilClosed(s);
-      assert.equal(error?.code, 'ECONNRESET');
-    },
-  );
+/**
+ * Whether the daemon reset the connection: libuv reports a hang-up after a partial read as EOF,
+ * so the peer (half-open) also writes after the close, which fails only on a reset connection.
+ */
+async function closedWithReset(port: number, delayMs: number): Promise<NodeJS.ErrnoException | undefined> {
+  const s = netConnect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  await once(s, 'connect');
+  const closed = untilClosed(s);
+  s.write('hi');
+  try {
+    await once(s, 'end');
+  } catch (err) {
+    return err as NodeJS.ErrnoException; // the reset surfaced directly
+  }
+  await sleep(delayMs);
+  s.end('after close');
+  return (await closed).error;
+}
+
+test('--tcp-linger 0 closes with RST; without it the same handler closes with FIN', async () => {
+  const args = [
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    join(FIXTURES, 'settle.mjs'),
+    '--param',
+    'mode=resolve-after-data',
+  ];
+  await withDaemon([...args, '--tcp-linger', '0'], async ({ port }) => {
+    const error = await closedWithReset(port, 50);
+    assert.ok(error?.code === 'EPIPE' || error?.code === 'ECONNRESET', `reset (got ${error?.code})`);
+  });
+  await withDaemon(args, async ({ port }) => {
+    assert.equal(await closedWithReset(port, 50), undefined, 'a FIN close lets the half-open peer finish');
+  });
 });
 
 test('--tcp-linger N resets a peer that does not close within N s after our FIN', async () => {
   await withDaemon(
-    ['-l', '127.0.0.1:0', '-s', join(FIXTURES, 'settle.mjs'), '--param', 'mode=resolve', '--tcp-linger', '1'],
+    [
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      join(FIXTURES, 'settle.mjs'),
+      '--param',
+      'mode=resolve-after-data',
+      '--tcp-linger',
+      '1',
+    ],
     async ({ port }) => {
-      const { connect: rawConnect } = await import('node:net');
-      // allowHalfOpen: this peer reads our FIN but keeps its own side open, and writes 1.5 s later.
-      const s = rawConnect({ port, host: '127.0.0.1', allowHalfOpen: true });
-      const closed = untilClosed(s);
-      await new Promise((r) => s.once('end', r));
-      await sleep(1500);
-      s.write('too late');
-      const { error } = await closed;
+      const error = await closedWithReset(port, 1500);
       assert.ok(
         error?.code === 'EPIPE' || error?.code === 'ECONNRESET',
-        `the daemon reset the connection after the linger time (got ${error?.code})`,
+        `reset after 1 s (got ${error?.code})`,
       );
     },
   );

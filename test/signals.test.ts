@@ -216,3 +216,16 @@ test('SIGHUP (IOMP -c 1) re-reads the handler: new connections get it, open ones
     for (const s of [old, fresh, after]) s.end();
   });
 });
+
+test('a daemon whose stdout reader went away still stops on SIGTERM (no spin on EPIPE)', async () => {
+  const daemon = new DaemonProcess(['-l', '127.0.0.1:0', '-s', join(EXAMPLES, 'echo.js')]);
+  try {
+    await daemon.waitForMsg('listening');
+    daemon.child.stdout!.destroy();
+    daemon.signal('SIGTERM');
+    assert.deepEqual(await daemon.waitForExit(10_000), { code: 0, signal: null });
+    assert.match(daemon.stderr, /log destination failed \(EPIPE\)/);
+  } finally {
+    await daemon.kill();
+  }
+});

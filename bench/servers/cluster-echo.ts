@@ -49,10 +49,15 @@ if (cluster.isPrimary) {
   };
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop(0));
 } else {
+  let served = 0;
   const server = createServer((socket) => {
+    served++;
     socket.on('error', () => socket.destroy());
     socket.pipe(socket);
   });
   server.listen({ host, port, backlog: 4096 }, () => undefined);
-  process.on('SIGTERM', () => process.exit(0));
+  // The spread per worker, in the line tcpdaemon's supervisor writes for its workers.
+  process.on('SIGTERM', () => {
+    process.stdout.write(`${JSON.stringify({ msg: 'worker exited', served })}\n`, () => process.exit(0));
+  });
 }

@@ -3,6 +3,9 @@
 // each request in flight, so any codec whose reply is known in advance plugs in here.
 // Codecs are chosen by name (`--codec`) because load threads get plain data, not functions.
 
+import { MAX_BODY_LIMIT } from '../message/codecs/codec.js';
+import { larsCodec } from '../message/codecs/lars.js';
+
 export interface EchoCodec {
   readonly name: string;
   /** Wire bytes of one request carrying `body`. */
@@ -21,6 +24,18 @@ const raw: EchoCodec = {
   expectedReply: (_body, request) => request,
 };
 
+/**
+ * lars: the message layer's Lars frame (int32 LE msgid 1, int32 LE body length, body); an echo
+ * business module (examples/gateway-echo.ts) sends the same frame back.
+ */
+const larsFrames = larsCodec({ maxBody: MAX_BODY_LIMIT });
+const lars: EchoCodec = {
+  name: 'lars',
+  encode: (body) => larsFrames.encode(1, body),
+  expectedReply: (_body, request) => request,
+};
+
 export const CODECS: Readonly<Record<string, (opts: CodecOptions) => EchoCodec>> = {
   raw: () => raw,
+  lars: () => lars,
 };

@@ -22,8 +22,12 @@ const VALUE_FLAGS = {
   'pid-file': { key: 'pidFile' },
   'max-connections': { key: 'maxConnections' },
   'shutdown-timeout': { key: 'shutdownTimeout' },
+  'hang-timeout': { key: 'hangTimeout' },
+  'max-memory': { key: 'maxMemory' },
+  'restart-delay': { key: 'restartDelay' },
+  'restart-delay-max': { key: 'restartDelayMax' },
   spares: { key: 'spares' },
-  queue: { key: 'queue' },
+  'max-waiting': { key: 'maxWaiting' },
 } as const satisfies Record<string, { short?: string; key: keyof TcpdaemonParams }>;
 
 const SWITCH_FLAGS = {

@@ -4,6 +4,7 @@ import { HandlerLoadError } from '../handler/load.js';
 import { ListenError } from '../listen.js';
 import { formatAddress, parseListenAddress } from '../listen-address.js';
 import { modelFor } from '../models/index.js';
+import { WorkerStartError } from '../models/worker-pool.js';
 import { ParamError, validateParams } from '../params.js';
 import { keepServingOnUncaught } from '../process-guards.js';
 import { SignalInbox } from '../signals.js';
@@ -15,6 +16,8 @@ import { USAGE } from './usage.js';
 /** Subcommands, loaded only when used so the daemon's start stays lean. */
 const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
   bench: async () => (await import('../bench/cli.js')).benchMain,
+  gateway: async () => (await import('../gateway/cli.js')).gatewayMain,
+  worker: async () => (await import('../gateway/cli.js')).workerMain,
 };
 
 function exitNow(code: number): never {
@@ -58,7 +61,11 @@ async function main(argv: string[]): Promise<void> {
       reportStart({ ready: true, address });
     }
   } catch (err) {
-    const known = err instanceof ParamError || err instanceof HandlerLoadError || err instanceof ListenError;
+    const known =
+      err instanceof ParamError ||
+      err instanceof HandlerLoadError ||
+      err instanceof ListenError ||
+      err instanceof WorkerStartError;
     const message = known
       ? (err as Error).message
       : `start-up failed: ${(err as Error).stack ?? String(err)}`;

@@ -1,5 +1,7 @@
 export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [options]
-       tcpdaemon bench --port PORT [options]      (load tool; tcpdaemon bench -h)
+       tcpdaemon gateway -l ADDRESS -s BUSINESS --workers N [options]   (tcpdaemon gateway -h)
+       tcpdaemon worker -s BUSINESS --queue nats://HOST:PORT [options]   (tcpdaemon worker -h)
+       tcpdaemon bench --port PORT [options]                            (load tool; tcpdaemon bench -h)
 
   -m MODEL               IOMP (alias IO), LF, IF, TLF (alias WIN-TLF); default IOMP
   -l ADDRESS             ip:port, 0:port (all IPv4), [ipv6]:port, or a unix socket path
@@ -9,8 +11,12 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
   --timeout SECONDS      idle timeout per connection (fractions allowed; 0 = none)
   --max-connections N    close connections above N at once, counted in the log (0 = no limit)
   --shutdown-timeout S   on SIGTERM/SIGINT, seconds connections get to finish (default 10)
+  --hang-timeout S       replace a worker whose event loop is blocked longer than S seconds (0 = never)
+  --max-memory MB        recycle a worker whose resident memory exceeds MB (0 = never)
+  --restart-delay S      first restart delay of a crashed worker, doubling per crash (default 0.1)
+  --restart-delay-max S  cap of the restart delay (default 10)
   --spares K             IF: processes started ahead to take the next connections (default min(N, 2))
-  --queue Q              IF: connections that may wait for a process (default 64); more are closed
+  --max-waiting Q        IF: connections that may wait for a process (default 64); more are closed
   --tcp-nodelay          disable Nagle's algorithm on accepted sockets
   --tcp-linger N         0: close with RST; N: after our FIN, RST if the peer has not closed in N s
   --param KEY=VALUE      handed to the handler as env.params (repeatable)
@@ -23,4 +29,5 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
   -v                     print the version
   -h, --help             print this help
 
-signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGUSR1 reopens the log file`;
+signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGUSR1 reopens the log file,
+         SIGHUP reloads the workers of IOMP -c N and LF one by one (new handler code, no connection refused)`;

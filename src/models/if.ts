@@ -49,7 +49,7 @@ class Dispatcher implements RunningModel {
     const { params, logger } = host;
     this.logger = logger;
     this.maxBusy = params.workers;
-    this.maxWaiting = params.queue;
+    this.maxWaiting = params.maxWaiting;
     this.maxConnections = params.maxConnections;
     this.queueFull = new ThrottledCount(
       logger,
@@ -73,6 +73,7 @@ class Dispatcher implements RunningModel {
     });
     this.supervisor.on('ready', () => this.pump());
     this.supervisor.on('exit', (w, info) => this.onExit(w, info));
+    if (!host.server) throw new Error('IF needs the listening server');
     host.server.on('connection', (socket) => this.accept(socket));
   }
 

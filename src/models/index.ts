@@ -3,12 +3,13 @@ import { ParamError, type ResolvedParams } from '../params.js';
 import type { ModelName } from '../types.js';
 import { instantFork } from './if.js';
 import { iomp } from './iomp.js';
+import { lf } from './lf.js';
 import type { Model } from './model.js';
 import { tlf } from './tlf.js';
 
 const MODELS: Record<ModelName, Model | undefined> = {
   IOMP: iomp,
-  LF: undefined,
+  LF: lf,
   IF: instantFork,
   TLF: tlf,
 };

@@ -1,21 +1,29 @@
 // IOMP -c 1: the daemon process serves every connection on its own event loop.
+// IOMP -c N: N worker processes accept from the socket the daemon bound (iomp-workers.ts).
 import { ConnectionRunner } from '../connection.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { loadHandler } from '../handler/load.js';
+import { canBindShared } from '../listen.js';
 import { ThrottledCount } from '../throttled-count.js';
+import { startIompWorkers } from './iomp-workers.js';
 import type { Model, ModelHost, RunningModel } from './model.js';
+import { workerLaunchProblem } from './worker-pool.js';
 
 export const iomp: Model = {
-  unavailable: (params) =>
-    params.workers > 1
-      ? 'model IOMP with -c > 1 (several event-loop processes) is not available yet'
-      : undefined,
+  unavailable: (params) => {
+    if (params.workers === 1) return undefined;
+    if (!canBindShared()) return `model IOMP with -c > 1 needs a Node.js that can share a listening socket`;
+    return workerLaunchProblem(params.handler);
+  },
   pauseOnConnect: () => false,
-  start: async (host) => startInProcess(host),
+  listenMode: (params) => (params.workers > 1 ? 'shared' : 'accept'),
+  start: async (host) => (host.params.workers > 1 ? startIompWorkers(host) : startInProcess(host)),
 };
 
 function startInProcess(host: ModelHost): RunningModel {
-  const { params, server, logger } = host;
+  const { params, logger } = host;
+  const server = host.server;
+  if (!server) throw new Error('IOMP -c 1 needs the listening server');
   const tracker = new ConnectionTracker();
   const runner = new ConnectionRunner({
     model: 'IOMP',

@@ -5,9 +5,6 @@
 // a tiny helper process sends back the listening socket it was given. This works on every Node
 // version we support, for TCP and unix sockets alike: no version switch is needed.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { linkSync, renameSync, unlinkSync } from 'node:fs';
-import type { Server } from 'node:net';
-import type { ListenAddress } from '../listen-address.js';
 
 /** A raw libuv TCP or Pipe handle as node's IPC delivers it: listening, not polled by anyone. */
 export interface RawListenHandle {
@@ -15,8 +12,6 @@ export interface RawListenHandle {
   close(callback?: () => void): void;
 }
 
-/** Gives back the handle it is sent. */
-const ECHO_HANDLE = "process.once('message',(m,h)=>process.send('copy',h,{},()=>process.exit(0)))";
 /** Sends back its fd 3 (a listening socket it inherited) without accepting on it. */
 const SEND_FD_3 =
   "const s=new (require('node:net').Socket)({fd:3,readable:false,writable:false});process.send('copy',s._handle,{},()=>process.exit(0))";
@@ -52,37 +47,6 @@ function copyFrom(helper: ChildProcess, what: string): Promise<RawListenHandle> 
   });
 }
 
-/**
- * Daemon side: takes a second descriptor of `server`'s socket (the keeper, never polled), then stops
- * the daemon's own accepting so only the threads accept. The socket stays in LISTEN as long as any
- * copy is open: while no thread polls (all restarting), connections wait in the backlog.
- * A unix socket path survives the close (libuv unlinks it; it is linked back at once).
- */
-export async function keepListener(server: Server, addr: ListenAddress): Promise<RawListenHandle> {
-  const helper = spawn(process.execPath, ['-e', ECHO_HANDLE], {
-    env: helperEnv(),
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  const copied = copyFrom(helper, 'copying the listening socket');
-  const own = (server as unknown as { _handle: object | null })._handle;
-  if (!own) {
-    helper.kill('SIGKILL');
-    await copied.catch(() => undefined);
-    throw new Error('copying the listening socket: the server is not listening');
-  }
-  helper.send('keep', own as never);
-  const keeper = await copied;
-  if (addr.kind === 'unix') {
-    const spare = `${addr.path}.tcpdaemon-${process.pid}`;
-    linkSync(addr.path, spare);
-    server.close(); // unlinks addr.path synchronously ...
-    renameSync(spare, addr.path); // ... and it is back within the same tick
-  } else {
-    server.close();
-  }
-  return keeper;
-}
-
 /** Thread side: a new descriptor of the socket the keeper holds at `keeperFd`. */
 export function copyListener(keeperFd: number): Promise<RawListenHandle> {
   const helper = spawn(process.execPath, ['-e', SEND_FD_3], {
@@ -90,15 +54,4 @@ export function copyListener(keeperFd: number): Promise<RawListenHandle> {
     stdio: ['ignore', 'ignore', 'inherit', keeperFd, 'ipc'],
   });
   return copyFrom(helper, 'copying the listening socket for a thread');
-}
-
-/** Daemon side, at stop: closes the keeper; removes the unix socket file the daemon created. */
-export function releaseListener(keeper: RawListenHandle, addr: ListenAddress): void {
-  keeper.close();
-  if (addr.kind !== 'unix') return;
-  try {
-    unlinkSync(addr.path);
-  } catch {
-    // already gone
-  }
 }

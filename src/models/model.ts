@@ -1,22 +1,25 @@
 import type { Server } from 'node:net';
+import type { SharedListener } from '../listen.js';
 import type { ResolvedParams } from '../params.js';
 import type { Logger, Tcpmain } from '../types.js';
 
 /** What the daemon gives a model: the one listening server and everything loaded before listening. */
 export interface ModelHost {
   params: ResolvedParams;
-  /**
-   * Listening; owned by the daemon. A model attaches to it and never closes it, except a model
-   * whose workers accept on their own copies of the socket (TLF: models/listener-copy.ts), which
-   * stops the daemon's accepting. The daemon reads the bound address before `start`.
-   */
-  server: Server;
+  /** Listening and accepting in the daemon (listenMode 'accept'); owned by the daemon, never closed by a model. */
+  server: Server | null;
+  /** Bound for workers to accept on (listenMode 'shared'); owned by the daemon. */
+  shared: SharedListener | null;
+  /** The address as logged, e.g. `127.0.0.1:9527` (with the real port when 0 was asked for). */
+  address: string;
   logger: Logger;
-  /** Absolute path of --logfile (resolved before --work-path), or undefined for stdout. */
-  logfile: string | undefined;
   tcpmain: Tcpmain;
   /** Absolute module path, or undefined when the library was given a function. */
   handlerPath: string | undefined;
+  /** Which tcpdaemon() call of this process started the daemon (0 = the first): a re-run worker finds its call by it. */
+  callIndex: number;
+  /** Absolute --logfile, or undefined for stdout. */
+  logfile: string | undefined;
   /** Aborted when the daemon starts stopping. */
   stopSignal: AbortSignal;
 }
@@ -28,7 +31,10 @@ export interface RunningModel {
   close(deadlineMs: number): Promise<void>;
   /** SIGUSR1: every process of the model reopens the logfile. */
   reopenLogs?(): void;
-  /** SIGHUP: serve new connections with the handler as it is on disk now; none refused meanwhile. */
+  /**
+   * SIGHUP: serve new connections with the handler as it is on disk now; none refused meanwhile.
+   * Worker models replace their workers one by one (a new process loads the module afresh).
+   */
   reload?(): Promise<void>;
 }
 
@@ -37,5 +43,10 @@ export interface Model {
   unavailable(params: ResolvedParams): string | undefined;
   /** Whether accepted sockets must start paused (they are handed to another process). */
   pauseOnConnect(params: ResolvedParams): boolean;
+  /**
+   * 'accept' (default): the daemon listens and accepts (host.server). 'shared': the daemon only
+   * binds and holds the socket; the model's workers accept from it (host.shared).
+   */
+  listenMode?(params: ResolvedParams): 'accept' | 'shared';
   start(host: ModelHost): Promise<RunningModel>;
 }

@@ -5,7 +5,6 @@
 import { Worker } from 'node:worker_threads';
 import { Supervisor } from '../supervisor/index.js';
 import { workerEntry } from './entry.js';
-import { keepListener, releaseListener } from './listener-copy.js';
 import type { Model, ModelHost, RunningModel } from './model.js';
 import { ThreadProcess } from './thread-process.js';
 import type { ThreadData } from './tlf-thread.js';
@@ -17,6 +16,8 @@ export const tlf: Model = {
       ? undefined
       : 'model TLF needs the handler as a module path (-s FILE): a function cannot be sent to a thread',
   pauseOnConnect: () => false,
+  // The daemon binds and holds the socket (the keeper); threads accept on copies of it.
+  listenMode: () => 'shared',
   start: startThreads,
 };
 
@@ -25,7 +26,8 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
   const config = workerConfig(host)!;
   const graceMs = params.shutdownTimeout * 1000;
   const entry = workerEntry('tlf-thread');
-  const keeper = await keepListener(host.server, params.listenAddress);
+  if (!host.shared) throw new Error('TLF needs the shared listening socket');
+  const keeper = host.shared.handle as { fd: number };
   const data: ThreadData = {
     config,
     keeperFd: keeper.fd,
@@ -46,12 +48,7 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
       },
     },
   });
-  try {
-    await supervisor.start();
-  } catch (err) {
-    releaseListener(keeper, params.listenAddress);
-    throw err;
-  }
+  await supervisor.start();
   return {
     get connections() {
       let n = 0;
@@ -63,11 +60,6 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
       const result = await supervisor.reload();
       if (result.ok) logger.info({ threads: result.replaced }, 'threads reloaded');
     },
-    async close(deadlineMs) {
-      // Threads are told to stop accepting first; the socket closes with the keeper right after.
-      const stopped = supervisor.stop(deadlineMs);
-      releaseListener(keeper, params.listenAddress);
-      await stopped;
-    },
+    close: (deadlineMs) => supervisor.stop(deadlineMs),
   };
 }

@@ -103,3 +103,53 @@ export async function ask(socket: Socket, line: string): Promise<string> {
   socket.write(`${line}\n`);
   return readLine(socket);
 }
+
+export interface LoadStats {
+  /** Round trips that completed. */
+  ok: number;
+  /** Connections refused, reset, or not answered; with their error codes. */
+  failed: number;
+  errors: string[];
+}
+
+/**
+ * Runs `loops` concurrent cycles of connect, send "ping\n", read it back, close, until stop() or
+ * `maxMs`. A test asserts on the failures it saw (refused, reset, timed out).
+ */
+export function startLoadLoop(
+  port: number,
+  opts: { loops?: number; maxMs?: number; host?: string } = {},
+): { stats: LoadStats; stop(): Promise<LoadStats> } {
+  const stats: LoadStats = { ok: 0, failed: 0, errors: [] };
+  const deadline = Date.now() + (opts.maxMs ?? 20000);
+  let running = true;
+  const cycle = async () => {
+    let socket: Socket | undefined;
+    try {
+      socket = await connect(port, opts.host);
+      if ((await roundTrip(socket, 'ping\n')) !== 'ping\n') throw new Error('wrong echo');
+      stats.ok++;
+    } catch (err) {
+      stats.failed++;
+      if (stats.errors.length < 20)
+        stats.errors.push((err as NodeJS.ErrnoException).code ?? (err as Error).message);
+    } finally {
+      socket?.destroy();
+    }
+  };
+  const loop = async () => {
+    while (running && Date.now() < deadline) {
+      await cycle();
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  };
+  const loops = Array.from({ length: opts.loops ?? 2 }, loop);
+  return {
+    stats,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return stats;
+    },
+  };
+}

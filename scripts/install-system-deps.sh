@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Debian packages of the programs the test suite starts: nats-server (the gateway's NATS queue).
+# Installs only what is missing; uses sudo when not root.
+set -euo pipefail
+missing=()
+for pkg_cmd in nats-server:nats-server; do
+  command -v "${pkg_cmd#*:}" >/dev/null 2>&1 || missing+=("${pkg_cmd%%:*}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "installing ${missing[*]} (Debian packages the tests need)" >&2
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -1,0 +1,288 @@
+// `tcpdaemon gateway` and `tcpdaemon worker`: the daemon process. It supervises G gateway processes
+// and (ipc) N business workers through src/supervisor, accepts client connections once and hands
+// them out (acceptor.ts), hosts the ipc queue's directory (queues/ipc-hub.ts), and carries signals.
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import type { AddressInfo, Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { boundAddress, listenOnce } from '../listen.js';
+import { formatAddress } from '../listen-address.js';
+import { createLogger, type DaemonLogger } from '../logger.js';
+import { createCodec } from '../message/codecs/index.js';
+import type { SignalInbox } from '../signals.js';
+import { Supervisor, type WorkerHandle, type WorkerSpec } from '../supervisor/index.js';
+import type { Logger } from '../types.js';
+import { VERSION } from '../version.js';
+import { Acceptor } from './acceptor.js';
+import { loadBusiness } from './business.js';
+import { CHILD_ENV, childEntry, workerSocketPath } from './child-env.js';
+import { raiseFdLimit } from './fd-limit.js';
+import type { GatewayStats } from './gateway-server.js';
+import { Rpc } from './ipc-rpc.js';
+import { type GatewayParams, type ResolvedGatewayParams, validateGatewayParams } from './params.js';
+import { IpcHub } from './queues/ipc-hub.js';
+
+export interface GatewayDaemonOptions {
+  /** Act on SIGTERM/SIGINT (stop), SIGHUP (reload workers), SIGUSR1 (reopen logs). */
+  signals?: SignalInbox;
+  /** Called when the process should end (CLI: process.exit). */
+  exit?: (code: number) => void;
+}
+
+export interface GatewayHandle {
+  /** Where clients connect (gateway command); null for the worker command. */
+  address(): AddressInfo | string | null;
+  /** Per gateway process: sessions, pending, late replies, timeouts, retries. */
+  stats(): Promise<GatewayStats[]>;
+  /** Rolling reload of the business workers (SIGHUP). */
+  reload(): Promise<void>;
+  /** Graceful stop: no new connections; in-flight requests get shutdownTimeout; then workers stop. */
+  close(): Promise<void>;
+  readonly logger: Logger;
+}
+
+export async function startGateway(
+  input: GatewayParams,
+  options: GatewayDaemonOptions = {},
+): Promise<GatewayHandle> {
+  return start(validateGatewayParams(input, 'gateway'), 'gateway', options);
+}
+
+export async function startWorkers(
+  input: GatewayParams,
+  options: GatewayDaemonOptions = {},
+): Promise<GatewayHandle> {
+  return start(validateGatewayParams(input, 'worker'), 'worker', options);
+}
+
+async function start(
+  params: ResolvedGatewayParams,
+  role: 'gateway' | 'worker',
+  options: GatewayDaemonOptions,
+): Promise<GatewayHandle> {
+  const resolved: ResolvedGatewayParams = {
+    ...params,
+    business: params.business === undefined ? undefined : resolve(params.business),
+    logfile: params.logfile === undefined ? undefined : resolve(params.logfile),
+  };
+  const log = createLogger({ logfile: resolved.logfile, level: resolved.loglevel, workerId: 0 });
+  const logger = log.logger;
+  // Before any child starts: they inherit it.
+  const fds = raiseFdLimit();
+  // A broken business module is reported before anything starts, with the path and the reason.
+  if (resolved.business !== undefined) await loadBusiness(resolved.business);
+
+  const ipc = resolved.queue.kind === 'ipc';
+  const socketDir = ipc && role === 'gateway' ? mkdtempSync(join(tmpdir(), 'tcpdaemon-gw-')) : undefined;
+  const cleanup: (() => void)[] = [];
+  if (socketDir) cleanup.push(() => rmSync(socketDir, { recursive: true, force: true }));
+  const childEnv = {
+    [CHILD_ENV.params]: JSON.stringify(resolved),
+    ...(socketDir ? { [CHILD_ENV.socketDir]: socketDir } : {}),
+  };
+  const spec = (entry: string): WorkerSpec => {
+    const { file, execArgv } = childEntry(entry);
+    return {
+      start: (ctx) =>
+        fork(file, [], {
+          execArgv,
+          env: { ...process.env, ...childEnv, ...ctx.env },
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        }),
+    };
+  };
+  const graceMs = resolved.shutdownTimeout * 1000;
+
+  let workers: Supervisor | undefined;
+  let gateways: Supervisor | undefined;
+  let server: Server | undefined;
+  let hub: IpcHub | undefined;
+  const rpcs = new Map<number, Rpc>();
+  try {
+    if (role === 'worker' || ipc) {
+      workers = new Supervisor({
+        spec: spec('worker-process'),
+        size: resolved.workers,
+        logger,
+        name: 'workers',
+        retireGraceMs: graceMs,
+      });
+    }
+    if (ipc && role === 'gateway') {
+      hub = new IpcHub(
+        { maxPerName: resolved.storeMax, ttlMs: resolved.storeTtlMs, maxBytes: resolved.storeBytes },
+        logger,
+      );
+      const h = hub;
+      workers!.on('ready', (w) => h.workerUp(w.spawnId, workerSocketPath(socketDir!, w.spawnId)));
+      workers!.on('retire', (w) => h.workerGone(w.spawnId));
+      workers!.on('exit', (w) => {
+        h.workerGone(w.spawnId);
+        try {
+          unlinkSync(workerSocketPath(socketDir!, w.spawnId));
+        } catch {
+          // it removed its socket, or never made one
+        }
+      });
+    }
+    if (workers) await startOrFail(workers, 'worker');
+
+    if (role === 'gateway') {
+      const codec = createCodec(resolved.codec, { maxBody: resolved.maxBody });
+      const acceptor = new Acceptor(
+        codec,
+        { maxConnections: resolved.maxConnections, maxConnsPerIp: resolved.maxConnsPerIp },
+        logger,
+      );
+      gateways = new Supervisor({
+        spec: spec('gateway-process'),
+        size: resolved.gateways,
+        logger,
+        name: 'gateways',
+        retireGraceMs: graceMs,
+      });
+      const rpcFor = (w: WorkerHandle): Rpc => {
+        let rpc = rpcs.get(w.spawnId);
+        if (!rpc) {
+          rpc = new Rpc({
+            post: (m, handle) => {
+              w.send(m, handle as never).catch(() => undefined);
+              return true;
+            },
+          });
+          rpc.on('closed', (m) => acceptor.closed(w.spawnId, (m.remotes as string[]) ?? []));
+          rpcs.set(w.spawnId, rpc);
+        }
+        return rpc;
+      };
+      gateways.on('message', (w, m) => rpcFor(w).receive(m));
+      gateways.on('ready', (w) => {
+        hub?.addGateway(w, rpcFor(w));
+        acceptor.addGateway(w);
+      });
+      gateways.on('retire', (w) => acceptor.retireGateway(w.spawnId));
+      gateways.on('exit', (w) => {
+        acceptor.removeGateway(w.spawnId);
+        hub?.removeGateway(w.spawnId);
+        rpcs.get(w.spawnId)?.closed('gateway process exited');
+        rpcs.delete(w.spawnId);
+      });
+      await startOrFail(gateways, 'gateway');
+      server = await listenOnce(resolved.listenAddress!, { pauseOnConnect: true }, logger);
+      acceptor.attach(server);
+    }
+  } catch (err) {
+    server?.close();
+    await Promise.all([gateways?.stop(0), workers?.stop(0)]);
+    hub?.close();
+    for (const c of cleanup) c();
+    log.flush();
+    throw err;
+  }
+
+  if (resolved.pidFile !== undefined) {
+    const pidFile = resolve(resolved.pidFile);
+    writeFileSync(pidFile, `${process.pid}\n`);
+    cleanup.push(() => rmSync(pidFile, { force: true }));
+  }
+  const address = server ? formatAddress(boundAddress(server, resolved.listenAddress!)) : undefined;
+  logger.info(
+    {
+      role,
+      address,
+      queue: resolved.queue.kind === 'ipc' ? 'ipc' : resolved.queue.servers.join(','),
+      codec: resolved.codec,
+      business: resolved.business,
+      workers: workers ? resolved.workers : 0,
+      gateways: gateways ? resolved.gateways : 0,
+      openFiles: fds.soft ?? 'unlimited',
+      version: VERSION,
+      node: process.version,
+    },
+    role === 'gateway' ? 'listening' : 'workers ready',
+  );
+
+  let closing: Promise<void> | undefined;
+  const handle: GatewayHandle = {
+    logger,
+    address: () => server?.address() ?? null,
+    stats: () =>
+      Promise.all(
+        (gateways?.readyWorkers() ?? []).flatMap((w) => {
+          const rpc = rpcs.get(w.spawnId);
+          return rpc ? [rpc.call<GatewayStats>({ gw: 'stats' })] : [];
+        }),
+      ),
+    async reload() {
+      if (!workers) return;
+      const r = await workers.reload();
+      if (!r.ok) logger.error({ slot: r.slot, err: r.error }, 'reload of the workers stopped');
+    },
+    close() {
+      closing ??= (async () => {
+        logger.info({ timeoutS: resolved.shutdownTimeout }, 'stopping: no new connections');
+        const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
+        // Gateways first, so requests in flight still find their workers.
+        await gateways?.stop(graceMs);
+        await workers?.stop(graceMs);
+        await closed;
+        hub?.close();
+        for (const c of cleanup) c();
+        logger.info('stopped');
+        log.flush();
+      })();
+      return closing;
+    },
+  };
+  if (options.signals)
+    attachSignals(handle, log, [gateways, workers], options.signals, options.exit ?? (() => undefined));
+  return handle;
+}
+
+/** Resolves once every slot had a ready process; rejects if one exits during start-up. */
+function startOrFail(supervisor: Supervisor, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onExit = (_w: WorkerHandle, info: { code: number | null; signal: NodeJS.Signals | null }) =>
+      reject(new Error(`a ${what} process exited during start-up (${info.signal ?? `code ${info.code}`})`));
+    supervisor.once('exit', onExit);
+    supervisor.start().then(() => {
+      supervisor.off('exit', onExit);
+      resolve();
+    }, reject);
+  });
+}
+
+function attachSignals(
+  handle: GatewayHandle,
+  log: DaemonLogger,
+  supervisors: (Supervisor | undefined)[],
+  inbox: SignalInbox,
+  exit: (code: number) => void,
+): void {
+  let stopping = false;
+  inbox.attach((sig) => {
+    if (sig === 'SIGUSR1') {
+      log.reopen();
+      for (const s of supervisors) s?.broadcast({ tdw: 'reopen-log' });
+      log.logger.info('log files reopened (SIGUSR1)');
+    } else if (sig === 'SIGHUP') {
+      if (!stopping) void handle.reload();
+    } else if (!stopping) {
+      stopping = true;
+      log.logger.info({ signal: sig }, 'stop requested');
+      handle.close().then(
+        () => exit(0),
+        (err: unknown) => {
+          log.logger.error({ err }, 'stop failed');
+          log.flush();
+          exit(1);
+        },
+      );
+    } else {
+      log.logger.warn({ signal: sig }, 'second stop signal: exiting now');
+      log.flush();
+      exit(1);
+    }
+  });
+}

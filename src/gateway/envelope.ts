@@ -1,0 +1,204 @@
+// The envelope: one binary message between a gateway and a worker, the same over every queue
+// (framed by the message layer's u32be codec on ipc sockets; one NATS message payload on NATS).
+//   [0]      kind u8
+//   [1..4]   id   u32 LE (request id, or send id for SEND / SEND_RESULT)
+//   [5..8]   msgid int32 LE (0 where unused)
+//   then the kind's strings, each u16 LE byte length + UTF-8, then the body (the rest).
+
+export const KIND = {
+  /** gateway -> worker: one client message. Strings: session id, name, remote address; u16 port, u32 timeout ms. */
+  request: 1,
+  /** worker -> gateway: the reply to request `id`. */
+  reply: 2,
+  /** worker -> gateway: request `id` failed; body = UTF-8 message. */
+  error: 3,
+  /** worker -> gateway: request `id` was taken by the worker named in the string (NATS crash detection). */
+  ack: 4,
+  /** worker -> gateway: ctx.send(target, msgid, body); `id` correlates the SEND_RESULT. */
+  send: 5,
+  /** gateway -> worker: the outcome of SEND `id`; string: 'delivered' | 'stored' | error message; msgid 1 = ok. */
+  sendResult: 6,
+  /** worker -> gateway: the worker is retiring; send it nothing more and answer BYE_ACK. */
+  bye: 7,
+  /** gateway -> worker: nothing more will be sent on this connection. */
+  byeAck: 8,
+  /** worker -> gateway: request `id` is done and the handler sent no reply (a one-way message). */
+  none: 9,
+} as const;
+export type Kind = (typeof KIND)[keyof typeof KIND];
+
+export interface SessionInfo {
+  /** `<gateway instance>:<n>`, unique across gateways. */
+  id: string;
+  /** The name the client registered, '' when none. */
+  name: string;
+  remoteAddress: string;
+  remotePort: number;
+}
+
+export type Envelope =
+  | { kind: 1; id: number; msgid: number; session: SessionInfo; timeoutMs: number; body: Buffer }
+  | { kind: 2; id: number; msgid: number; body: Buffer }
+  | { kind: 3; id: number; message: string }
+  | { kind: 4; id: number; worker: string }
+  | { kind: 5; id: number; msgid: number; target: string; body: Buffer }
+  | { kind: 6; id: number; ok: boolean; text: string }
+  | { kind: 7 }
+  | { kind: 8 }
+  | { kind: 9; id: number };
+
+const FIXED = 9;
+const MAX_STRING = 0xffff;
+
+class Writer {
+  private readonly parts: Buffer[] = [];
+  private length = 0;
+  constructor(kind: number, id: number, msgid: number) {
+    const head = Buffer.allocUnsafe(FIXED);
+    head[0] = kind;
+    head.writeUInt32LE(id >>> 0, 1);
+    head.writeInt32LE(msgid | 0, 5);
+    this.push(head);
+  }
+  private push(b: Buffer): void {
+    this.parts.push(b);
+    this.length += b.length;
+  }
+  str(s: string): this {
+    const bytes = Buffer.from(s, 'utf8');
+    if (bytes.length > MAX_STRING)
+      throw new RangeError(`envelope string of ${bytes.length} bytes is too long`);
+    const len = Buffer.allocUnsafe(2);
+    len.writeUInt16LE(bytes.length, 0);
+    this.push(len);
+    this.push(bytes);
+    return this;
+  }
+  end(body?: Uint8Array): Buffer {
+    if (body && body.length > 0) this.push(Buffer.from(body.buffer, body.byteOffset, body.length));
+    return Buffer.concat(this.parts, this.length);
+  }
+}
+
+function writeFixed(out: Buffer, kind: number, id: number, msgid: number): void {
+  out[0] = kind;
+  out.writeUInt32LE(id >>> 0, 1);
+  out.writeInt32LE(msgid | 0, 5);
+}
+
+function checkedLength(s: string): number {
+  const n = Buffer.byteLength(s, 'utf8');
+  if (n > MAX_STRING) throw new RangeError(`envelope string of ${n} bytes is too long`);
+  return n;
+}
+
+/** The hot path: sized first, written into one allocation. */
+function encodeRequest(e: Extract<Envelope, { kind: 1 }>): Buffer {
+  const { id: sid, name, remoteAddress } = e.session;
+  const a = checkedLength(sid);
+  const b = checkedLength(name);
+  const c = checkedLength(remoteAddress);
+  const out = Buffer.allocUnsafe(FIXED + 6 + a + b + c + 6 + e.body.length);
+  writeFixed(out, e.kind, e.id, e.msgid);
+  let off = FIXED;
+  for (const [text, len] of [
+    [sid, a],
+    [name, b],
+    [remoteAddress, c],
+  ] as const) {
+    out.writeUInt16LE(len, off);
+    off += 2;
+    off += out.write(text, off, len, 'utf8');
+  }
+  out.writeUInt16LE(e.session.remotePort & 0xffff, off);
+  out.writeUInt32LE(Math.max(0, Math.min(0xffffffff, Math.round(e.timeoutMs))), off + 2);
+  out.set(e.body, off + 6);
+  return out;
+}
+
+export function encodeEnvelope(e: Envelope): Buffer {
+  switch (e.kind) {
+    case KIND.request:
+      return encodeRequest(e);
+    case KIND.reply: {
+      // The hot path: one allocation.
+      const out = Buffer.allocUnsafe(FIXED + e.body.length);
+      writeFixed(out, e.kind, e.id, e.msgid);
+      out.set(e.body, FIXED);
+      return out;
+    }
+    case KIND.error:
+      return new Writer(e.kind, e.id, 0).end(Buffer.from(e.message, 'utf8'));
+    case KIND.ack:
+      return new Writer(e.kind, e.id, 0).str(e.worker).end();
+    case KIND.send:
+      return new Writer(e.kind, e.id, e.msgid).str(e.target).end(e.body);
+    case KIND.sendResult:
+      return new Writer(e.kind, e.id, e.ok ? 1 : 0).str(e.text).end();
+    case KIND.bye:
+    case KIND.byeAck:
+      return new Writer(e.kind, 0, 0).end();
+    case KIND.none:
+      return new Writer(e.kind, e.id, 0).end();
+  }
+}
+
+class Reader {
+  off = FIXED;
+  constructor(private readonly buf: Buffer) {}
+  str(): string {
+    const len = this.u16();
+    if (this.off + len > this.buf.length) throw new RangeError('envelope string runs past the end');
+    const s = this.buf.toString('utf8', this.off, this.off + len);
+    this.off += len;
+    return s;
+  }
+  u16(): number {
+    if (this.off + 2 > this.buf.length) throw new RangeError('envelope is truncated');
+    const n = this.buf.readUInt16LE(this.off);
+    this.off += 2;
+    return n;
+  }
+  u32(): number {
+    if (this.off + 4 > this.buf.length) throw new RangeError('envelope is truncated');
+    const n = this.buf.readUInt32LE(this.off);
+    this.off += 4;
+    return n;
+  }
+  rest(): Buffer {
+    return this.buf.subarray(this.off);
+  }
+}
+
+/** Decodes one envelope; throws RangeError naming what is wrong (the caller drops that link). */
+export function decodeEnvelope(buf: Buffer): Envelope {
+  if (buf.length < FIXED) throw new RangeError(`envelope of ${buf.length} bytes is shorter than its header`);
+  const kind = buf[0]!;
+  const id = buf.readUInt32LE(1);
+  const msgid = buf.readInt32LE(5);
+  const r = new Reader(buf);
+  switch (kind) {
+    case KIND.request: {
+      const session = { id: r.str(), name: r.str(), remoteAddress: r.str(), remotePort: r.u16() };
+      const timeoutMs = r.u32();
+      return { kind, id, msgid, session, timeoutMs, body: r.rest() };
+    }
+    case KIND.reply:
+      return { kind, id, msgid, body: r.rest() };
+    case KIND.error:
+      return { kind, id, message: r.rest().toString('utf8') };
+    case KIND.ack:
+      return { kind, id, worker: r.str() };
+    case KIND.send:
+      return { kind, id, msgid, target: r.str(), body: r.rest() };
+    case KIND.sendResult:
+      return { kind, id, ok: msgid === 1, text: r.str() };
+    case KIND.bye:
+    case KIND.byeAck:
+      return { kind };
+    case KIND.none:
+      return { kind, id };
+    default:
+      throw new RangeError(`unknown envelope kind ${kind}`);
+  }
+}

@@ -1,0 +1,128 @@
+// A gateway process: started and supervised by the gateway daemon. Gets accepted client sockets
+// from the daemon, serves them with GatewayServer, reaches workers (and other gateways) through
+// the queue. Retiring: finish what is in flight, close clients, exit.
+import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import type { Socket } from 'node:net';
+import { ConnectionRunner } from '../connection.js';
+import { ConnectionTracker } from '../connection-tracker.js';
+import { createLogger } from '../logger.js';
+import { keepServingOnUncaught } from '../process-guards.js';
+import { joinSupervisor } from '../supervisor/worker-channel.js';
+import { perGatewayBound } from './balancer.js';
+import { readChildParams } from './child-env.js';
+import { GatewayServer } from './gateway-server.js';
+import { Rpc } from './ipc-rpc.js';
+import { openGatewayQueue } from './queues/index.js';
+import type { GatewayQueue } from './queues/queue.js';
+
+/** How often closed connections are reported to the daemon in one message, ms. */
+const CLOSED_FLUSH_MS = 20;
+
+const params = readChildParams();
+const stopper = new AbortController();
+// Every client connection listens on it (the message layer closes them on stop).
+setMaxListeners(0, stopper.signal);
+let server: GatewayServer | undefined;
+const tracker = new ConnectionTracker();
+const channel = joinSupervisor({
+  counts: () => ({ served: 0, active: tracker.size }),
+  onRetire: (graceMs) => void retire(graceMs),
+  onReopenLog: () => log.reopen(),
+});
+const log = createLogger({ logfile: params.logfile, level: params.loglevel, workerId: channel.workerId });
+const logger = log.logger.child({ role: 'gateway' });
+keepServingOnUncaught(logger);
+
+// ipc: session ids carry the spawn id, which the daemon maps back to this process.
+const instance = params.queue.kind === 'ipc' ? `g${channel.spawnId}` : randomBytes(5).toString('hex');
+const rpc = new Rpc({
+  post: (m, handle) => {
+    if (!process.connected) return false;
+    process.send!(m, handle as never, {}, () => undefined);
+    return true;
+  },
+});
+process.on('message', (m: unknown, handle: unknown) => rpc.receive(m, handle));
+process.on('disconnect', () => rpc.closed('the daemon is gone'));
+
+server = new GatewayServer({
+  instance,
+  codec: params.codec,
+  maxBody: params.maxBody,
+  requestTimeoutMs: params.requestTimeoutMs,
+  retryOnCrash: params.retryOnCrash,
+  maxInflightPerConn: params.maxInflightPerConn,
+  maxWaiting: params.maxWaiting,
+  logger,
+});
+let queue: GatewayQueue;
+try {
+  queue = await openGatewayQueue(
+    params.queue,
+    {
+      instance,
+      logger,
+      maxBody: params.maxBody,
+      perWorkerBound: perGatewayBound(params.workerConcurrency, params.gateways),
+      storeMax: params.storeMax,
+      storeTtlMs: params.storeTtlMs,
+    },
+    server.events,
+    { rpc },
+  );
+} catch (err) {
+  logger.fatal({ err: (err as Error).message }, 'gateway start-up failed');
+  log.flush();
+  process.exit(1);
+}
+server.attach(queue);
+
+let closedBatch: string[] = [];
+server.onSessionClosed = (remote) => {
+  if (closedBatch.length === 0) setTimeout(flushClosed, CLOSED_FLUSH_MS).unref();
+  closedBatch.push(remote);
+};
+function flushClosed(): void {
+  if (closedBatch.length === 0) return;
+  rpc.post({ gw: 'closed', remotes: closedBatch });
+  closedBatch = [];
+}
+
+const runner = new ConnectionRunner({
+  model: 'IOMP',
+  workerId: channel.workerId,
+  tcpmain: server.handler,
+  logger,
+  signal: stopper.signal,
+  tracker,
+  params: {},
+  idleTimeout: params.timeout,
+  tcpNodelay: false,
+  tcpLinger: undefined,
+  unix: params.listenAddress?.kind === 'unix',
+});
+rpc.on('conn', (m, handle) => {
+  const socket = handle as Socket | undefined;
+  if (!socket) return;
+  if (stopper.signal.aborted) {
+    socket.destroy();
+    return;
+  }
+  runner.serve(socket, { address: String(m.address), port: Number(m.port) });
+});
+rpc.on('stats', () => server?.stats);
+
+channel.ready();
+logger.debug({ instance }, 'gateway ready');
+
+async function retire(graceMs: number): Promise<void> {
+  stopper.abort();
+  const cut = await tracker.drain(graceMs);
+  if (cut > 0) logger.warn({ count: cut }, 'shutdown timeout: open client connections destroyed');
+  flushClosed();
+  logger.info({ ...server!.stats }, 'gateway stopped');
+  await queue.close().catch(() => undefined);
+  log.flush();
+  process.exit(0);
+}

@@ -1,0 +1,454 @@
+// The client side of one gateway process: every client connection is a message-layer connection
+// (createMessageHandler); each business message becomes a pending request (requests.ts) that a
+// queue (queues/) carries to a worker; the reply is routed back by request id. Reserved msgids
+// (protocol.ts) register names, relay to other clients and ask for the session id.
+import { type Codec, createCodec } from '../message/codecs/index.js';
+import type { MessageConn } from '../message/conn.js';
+import type { RouteReply } from '../message/router.js';
+import { createMessageHandler, type MessageHandler } from '../message/server.js';
+import { ThrottledCount } from '../throttled-count.js';
+import type { Logger } from '../types.js';
+import type { DeliverResult } from './business.js';
+import type { SessionInfo } from './envelope.js';
+import { describeNameRule, isValidName, parseTarget, sessionId } from './names.js';
+import { decodeRelay, GATEWAY_MSGID, isReserved } from './protocol.js';
+import type { GatewayQueue, GatewayQueueEvents, WorkRequest } from './queues/queue.js';
+import { GatewayError, type PendingRequest, type ReplyValue, RequestTable } from './requests.js';
+
+export interface GatewayServerOptions {
+  /** Prefix of this process's session ids (unique across gateways). */
+  instance: string;
+  /** Codec name (`seq` by default) as the message layer spells it. */
+  codec: string;
+  /** Largest body, bytes. */
+  maxBody: number;
+  /** From a client's message to its timeout error, ms. */
+  requestTimeoutMs: number;
+  /** Send a request lost with a crashed worker to another worker once (idempotent handlers only). */
+  retryOnCrash: boolean;
+  /** Requests one connection may have in flight; one more is refused with an error frame. */
+  maxInflightPerConn: number;
+  /** Requests waiting for a worker with room, per gateway; one more is refused. */
+  maxWaiting: number;
+  logger: Logger;
+}
+
+/** What one client frame gets back: a reply, nothing (one-way), or an error. */
+type Outcome = ReplyValue | undefined | GatewayError;
+
+const PENDING = Symbol('pending');
+
+interface Slot {
+  outcome: Outcome | typeof PENDING;
+}
+
+interface Session {
+  readonly id: string;
+  readonly conn: MessageConn;
+  name: string | undefined;
+  inflight: number;
+  /** Codecs without seq: answers waiting for their turn, oldest first, from `lineHead`. */
+  line: Slot[];
+  lineHead: number;
+}
+
+const kSession = 'gateway.session';
+
+export interface GatewayStats {
+  sessions: number;
+  pending: number;
+  waiting: number;
+  lateReplies: number;
+  timeouts: number;
+  retries: number;
+  lostToCrashes: number;
+}
+
+export class GatewayServer {
+  readonly handler: MessageHandler;
+  readonly codec: Codec;
+  readonly requests: RequestTable;
+  /** Called once per closed client connection (the daemon keeps per-IP counts). */
+  onSessionClosed: (remoteAddress: string) => void = () => undefined;
+  private queue: GatewayQueue | undefined;
+  private readonly sessions = new Map<string, Session>();
+  private readonly names = new Map<string, Session>();
+  /** Requests waiting for a worker with room, oldest first, from `waitHead`. */
+  private waiting: PendingRequest[] = [];
+  private waitHead = 0;
+  private lastSession = 0;
+  private retries = 0;
+  private lostToCrashes = 0;
+  private readonly late: ThrottledCount;
+  private readonly timedOut: ThrottledCount;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: GatewayServerOptions) {
+    this.log = opts.logger;
+    this.codec = createCodec(opts.codec, { maxBody: opts.maxBody });
+    this.late = new ThrottledCount(this.log, 'late reply dropped (its request had timed out or was retried)');
+    this.timedOut = new ThrottledCount(this.log, 'request timed out; error sent to the client');
+    this.requests = new RequestTable(opts.requestTimeoutMs, (r) =>
+      this.timedOut.add({ msgid: r.msgid, session: r.session.id }),
+    );
+    this.handler = createMessageHandler({
+      codec: this.codec,
+      routes: [
+        [GATEWAY_MSGID.register, (body, _msgid, conn) => this.register(conn, body)],
+        [GATEWAY_MSGID.relay, (body, _msgid, conn) => this.relay(conn, body)],
+        [
+          GATEWAY_MSGID.session,
+          (_body, _msgid, conn) => {
+            const s = this.session(conn);
+            return this.respond(s, { msgid: GATEWAY_MSGID.session, body: Buffer.from(s.id) });
+          },
+        ],
+      ],
+      fallback: (body, msgid, conn) => this.request(conn, msgid, body),
+      onConnect: (conn) => this.open(conn),
+      onClose: (conn) => this.closeSession(conn),
+      // seq codec: one more than ours, so the request past our limit reaches us and is refused,
+      // not queued. Other codecs: our handlers return at once and answers keep order in `line`.
+      maxInFlight: opts.maxInflightPerConn + 1,
+    });
+  }
+
+  /** The queue's callbacks; pass them when opening the queue, then `attach` it. */
+  readonly events: GatewayQueueEvents = {
+    reply: (id, msgid, body) => {
+      this.corkFor(id);
+      const value: ReplyValue | undefined = body === undefined ? undefined : { msgid, body };
+      if (!this.requests.resolve(id, value)) this.late.add({ id });
+    },
+    fail: (id, message) => {
+      this.corkFor(id);
+      if (!this.requests.reject(id, new GatewayError('remote', message))) this.late.add({ id });
+    },
+    lost: (ids, reason) => this.onLost(ids, reason),
+    capacity: () => this.pump(),
+    push: (id, msgid, body) => this.push(id, msgid, body),
+    nameTaken: (name, id) => this.nameTaken(name, id),
+    send: (target, msgid, body) => this.deliver(target, msgid, body),
+  };
+
+  /**
+   * Replies come in bursts from a worker link; each would be its own write syscall on its client
+   * socket. The socket stays corked until the burst's promise callbacks have run.
+   */
+  private corkFor(id: number): void {
+    const r = this.requests.get(id);
+    const s = r && this.sessions.get(r.session.id);
+    if (!s || this.corked.has(s) || !s.conn.isOpen) return;
+    s.conn.socket.cork();
+    this.corked.add(s);
+    if (this.corked.size === 1) setImmediate(this.uncorkAll);
+  }
+
+  private readonly corked = new Set<Session>();
+  private readonly uncorkAll = (): void => {
+    for (const s of this.corked) s.conn.socket.uncork();
+    this.corked.clear();
+  };
+
+  attach(queue: GatewayQueue): void {
+    this.queue = queue;
+  }
+
+  get stats(): GatewayStats {
+    return {
+      sessions: this.sessions.size,
+      pending: this.requests.size,
+      waiting: this.waiting.length - this.waitHead,
+      lateReplies: this.requests.lateReplies,
+      timeouts: this.requests.timeouts,
+      retries: this.retries,
+      lostToCrashes: this.lostToCrashes,
+    };
+  }
+
+  // ---- connections
+
+  private open(conn: MessageConn): void {
+    const s: Session = {
+      id: sessionId(this.opts.instance, ++this.lastSession),
+      conn,
+      name: undefined,
+      inflight: 0,
+      line: [],
+      lineHead: 0,
+    };
+    conn.state[kSession] = s;
+    this.sessions.set(s.id, s);
+  }
+
+  private session(conn: MessageConn): Session {
+    return conn.state[kSession] as Session;
+  }
+
+  private closeSession(conn: MessageConn): void {
+    const s = this.session(conn);
+    if (!s) return;
+    this.sessions.delete(s.id);
+    if (s.name !== undefined) this.dropName(s);
+    this.onSessionClosed(conn.remoteAddress);
+  }
+
+  private info(s: Session): SessionInfo {
+    return {
+      id: s.id,
+      name: s.name ?? '',
+      remoteAddress: s.conn.remoteAddress,
+      remotePort: s.conn.remotePort,
+    };
+  }
+
+  // ---- requests
+
+  private request(conn: MessageConn, msgid: number, body: Buffer): Promise<RouteReply> | RouteReply {
+    const s = this.session(conn);
+    if (isReserved(msgid)) {
+      return this.respond(s, new GatewayError('refused', `msgid ${msgid} is reserved`));
+    }
+    if (s.inflight >= this.opts.maxInflightPerConn) {
+      this.log.warn(
+        { session: s.id, limit: this.opts.maxInflightPerConn },
+        'request refused: too many in flight',
+      );
+      return this.respond(
+        s,
+        new GatewayError(
+          'refused',
+          `too many requests in flight on this connection (limit ${this.opts.maxInflightPerConn})`,
+        ),
+      );
+    }
+    s.inflight++;
+    // A copy: the body is a view into the socket's chunk, and a retry needs it later.
+    const { request, reply } = this.requests.open(msgid, Buffer.from(body), this.info(s));
+    this.submit(request);
+    return this.respond(
+      s,
+      reply.then(
+        (value) => {
+          s.inflight--;
+          return value;
+        },
+        (err: GatewayError) => {
+          s.inflight--;
+          return err;
+        },
+      ),
+    );
+  }
+
+  /**
+   * Sends what a client frame gets back. seq codec: through the message layer, which pairs it with
+   * its request by seq (an error becomes an error reply). Other codecs: in request order, from the
+   * session's line, so requests of one connection still run at once on several workers.
+   */
+  private respond(s: Session, outcome: Outcome | Promise<Outcome>): Promise<RouteReply> | RouteReply {
+    if (this.codec.hasSeq) {
+      const toRoute = (o: Outcome): RouteReply => {
+        if (o instanceof GatewayError) throw o;
+        return o?.body;
+      };
+      return outcome instanceof Promise ? outcome.then(toRoute) : toRoute(outcome);
+    }
+    const slot: Slot = { outcome: PENDING };
+    s.line.push(slot);
+    if (outcome instanceof Promise) {
+      void outcome.then((o) => {
+        slot.outcome = o;
+        this.flushLine(s);
+      });
+    } else {
+      slot.outcome = outcome;
+      this.flushLine(s);
+    }
+    return undefined;
+  }
+
+  /** Writes the answers at the head of the line that are ready. */
+  private flushLine(s: Session): void {
+    while (s.lineHead < s.line.length) {
+      const slot = s.line[s.lineHead]!;
+      if (slot.outcome === PENDING) break;
+      s.line[s.lineHead++] = undefined as unknown as Slot;
+      this.write(s, slot.outcome);
+    }
+    if (s.lineHead === s.line.length) {
+      s.line = [];
+      s.lineHead = 0;
+    }
+  }
+
+  /** Codecs without seq: a reply frame; an error notice (msgid -1); without msgids an error closes. */
+  private write(s: Session, o: Outcome): void {
+    if (o === undefined || !s.conn.isOpen) return;
+    if (!(o instanceof GatewayError)) {
+      try {
+        s.conn.send(o.msgid, o.body);
+        return;
+      } catch (err) {
+        o = new GatewayError('refused', `reply not sent: ${(err as Error).message}`);
+      }
+    }
+    if (this.codec.hasMsgid) {
+      s.conn.send(GATEWAY_MSGID.error, o.message);
+      return;
+    }
+    this.log.warn(
+      { session: s.id, reason: o.message },
+      'request failed; closing the connection (its codec has no error frame)',
+    );
+    s.conn.close(`request failed: ${o.message}`);
+  }
+
+  private work(r: PendingRequest): WorkRequest {
+    return {
+      id: r.id,
+      msgid: r.msgid,
+      body: r.body,
+      session: r.session,
+      timeoutMs: Math.max(1, r.deadline - Date.now()),
+    };
+  }
+
+  private submit(r: PendingRequest): void {
+    if (this.waitHead === this.waiting.length && this.queue?.dispatch(this.work(r))) return;
+    if (this.waiting.length - this.waitHead >= this.opts.maxWaiting) {
+      this.requests.reject(
+        r.id,
+        new GatewayError(
+          'refused',
+          `gateway overloaded: ${this.opts.maxWaiting} requests already wait for a worker`,
+        ),
+      );
+      return;
+    }
+    this.waiting.push(r);
+  }
+
+  /** A worker has room: send what waits, oldest first; skip what timed out meanwhile. */
+  private pump(): void {
+    while (this.waitHead < this.waiting.length) {
+      const r = this.waiting[this.waitHead]!;
+      if (this.requests.get(r.id) === r) {
+        if (!this.queue?.dispatch(this.work(r))) break;
+      }
+      this.waiting[this.waitHead++] = undefined as unknown as PendingRequest;
+    }
+    if (this.waitHead === this.waiting.length) {
+      this.waiting = [];
+      this.waitHead = 0;
+    } else if (this.waitHead > 1024 && this.waitHead * 2 > this.waiting.length) {
+      this.waiting = this.waiting.slice(this.waitHead);
+      this.waitHead = 0;
+    }
+  }
+
+  private onLost(ids: number[], reason: string): void {
+    for (const id of ids) {
+      const r = this.requests.get(id);
+      if (!r) continue;
+      this.lostToCrashes++;
+      if (this.opts.retryOnCrash && r.attempts < 2) {
+        const again = this.requests.reissue(id)!;
+        this.retries++;
+        this.log.warn(
+          { msgid: r.msgid, session: r.session.id, reason },
+          'worker lost a request; retrying it once',
+        );
+        this.submit(again);
+      } else {
+        this.log.warn({ msgid: r.msgid, session: r.session.id, reason }, 'worker lost a request; error sent');
+        this.requests.reject(
+          id,
+          new GatewayError('worker-lost', `the worker died before replying (${reason})`),
+        );
+      }
+    }
+    this.pump();
+  }
+
+  // ---- names, relay, delivery
+
+  private register(conn: MessageConn, body: Buffer): Promise<RouteReply> | RouteReply {
+    const s = this.session(conn);
+    return this.respond(s, this.registerName(s, body.toString('utf8')));
+  }
+
+  private async registerName(s: Session, name: string): Promise<Outcome> {
+    const ok: Outcome = { msgid: GATEWAY_MSGID.register, body: Buffer.from(s.id) };
+    if (!isValidName(name)) {
+      return new GatewayError('refused', `cannot register '${name}': ${describeNameRule()}`);
+    }
+    if (s.name === name) return ok;
+    if (s.name !== undefined) this.dropName(s);
+    try {
+      await this.queue!.register(name, s.id);
+    } catch (err) {
+      return new GatewayError('refused', `cannot register '${name}': ${(err as Error).message}`);
+    }
+    if (!this.sessions.has(s.id)) return undefined;
+    const before = this.names.get(name);
+    if (before && before !== s) before.name = undefined;
+    s.name = name;
+    this.names.set(name, s);
+    this.log.debug({ session: s.id, name }, 'name registered');
+    return ok;
+  }
+
+  private dropName(s: Session): void {
+    const name = s.name!;
+    s.name = undefined;
+    if (this.names.get(name) === s) this.names.delete(name);
+    this.queue?.unregister(name, s.id);
+  }
+
+  private nameTaken(name: string, id: string): void {
+    const s = this.sessions.get(id);
+    if (!s || s.name !== name) return;
+    s.name = undefined;
+    if (this.names.get(name) === s) this.names.delete(name);
+    s.conn.send(GATEWAY_MSGID.error, `name '${name}' was registered by another session`);
+    this.log.info({ session: id, name }, 'name taken over by a newer registration');
+  }
+
+  private relay(conn: MessageConn, body: Buffer): Promise<RouteReply> | RouteReply {
+    const s = this.session(conn);
+    const frame = decodeRelay(body);
+    if (typeof frame === 'string') return this.respond(s, new GatewayError('refused', frame));
+    return this.respond(
+      s,
+      this.deliver(frame.target, frame.msgid, Buffer.from(frame.body)).then(
+        (result): Outcome => ({ msgid: GATEWAY_MSGID.relay, body: Buffer.from(result) }),
+        (err: Error) => new GatewayError('refused', err.message),
+      ),
+    );
+  }
+
+  /** To a client here when it is here, else through the queue (another gateway, or the store). */
+  async deliver(targetText: string, msgid: number, body: Buffer): Promise<DeliverResult> {
+    const target = parseTarget(targetText);
+    if (typeof target === 'string') throw new Error(target);
+    if (target.kind === 'session' && target.instance === this.opts.instance) {
+      if (this.push(target.sessionId, msgid, body)) return 'delivered';
+      throw new Error(`no session ${target.sessionId}`);
+    }
+    if (target.kind === 'name') {
+      const s = this.names.get(target.name);
+      if (s && this.push(s.id, msgid, body)) return 'delivered';
+    }
+    if (!this.queue) throw new Error('the gateway is not connected to its queue');
+    return this.queue.deliver(target, msgid, body);
+  }
+
+  /** Writes to a session here; false when it is not here or closing. Throws RangeError for a body the codec cannot carry. */
+  push(id: string, msgid: number, body: Buffer): boolean {
+    const s = this.sessions.get(id);
+    if (!s?.conn.isOpen) return false;
+    s.conn.send(msgid, body);
+    return true;
+  }
+}

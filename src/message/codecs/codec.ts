@@ -1,0 +1,109 @@
+// The one interface every wire format implements. A codec turns (msgid, body, seq, flags) into
+// bytes and back; it knows nothing about sockets, routes or requests.
+
+/** `seq` codec flag: this frame answers the request with the same seq. */
+export const FLAG_REPLY = 0x01;
+/** `seq` codec flag: the reply is an error; its body is the UTF-8 message. */
+export const FLAG_ERROR = 0x02;
+
+/** Lars' MESSAGE_LENGTH_LIMIT (65535 minus its 8-byte header): the default body limit, bytes. */
+export const DEFAULT_MAX_BODY = 65527;
+/** The largest body limit any codec accepts, bytes (lars and seq carry an int32 length). */
+export const MAX_BODY_LIMIT = 0x7fffffff;
+
+export interface CodecOptions {
+  /** Largest body accepted or sent, bytes. Default 65527. */
+  maxBody?: number;
+}
+
+/** Receives what a decoder finds, in wire order. */
+export interface FrameSink {
+  /**
+   * One whole frame. Codecs without a msgid report 0; without seq/flags, 0 and 0.
+   * `body` belongs to the callee: the decoder never writes to it again. Must not throw.
+   */
+  frame(msgid: number, body: Buffer, seq: number, flags: number): void;
+  /** The input is not this codec's (`reason` says what was wrong). Called once; the decoder is dead after it. */
+  error(reason: string): void;
+}
+
+/** Incremental decoder for one byte stream (one connection). */
+export interface Decoder {
+  /**
+   * Feeds the next bytes, split anywhere. Calls `sink.frame` for every frame completed, then keeps
+   * the rest. Never throws on bad input: calls `sink.error` and returns false (and false forever after).
+   */
+  push(chunk: Buffer): boolean;
+  /** Stops for good: later pushes are ignored. For a consumer that closes mid-chunk. */
+  stop(): void;
+  /** Bytes of an unfinished frame held, bytes. */
+  readonly buffered: number;
+}
+
+export interface Codec {
+  /** The name it was created with, parameter included (`tdhb:4`). */
+  readonly name: string;
+  /** The wire carries a msgid; if not, frames decode with msgid 0 and `encode` ignores msgid. */
+  readonly hasMsgid: boolean;
+  /** The wire carries seq and flags (replies may come back out of order); if not, they decode as 0. */
+  readonly hasSeq: boolean;
+  /** Largest body accepted or sent, bytes. */
+  readonly maxBody: number;
+  createDecoder(sink: FrameSink): Decoder;
+  /**
+   * One whole frame, ready to write. Throws RangeError for what this format cannot carry
+   * (a body over `maxBody`, a msgid outside int32, a newline inside a `line` body).
+   */
+  encode(msgid: number, body: Uint8Array, seq?: number, flags?: number): Buffer;
+}
+
+/** A frame as a value (UDP, tests); the stream path passes fields positionally instead. */
+export interface Frame {
+  msgid: number;
+  body: Buffer;
+  seq: number;
+  flags: number;
+}
+
+/** Exactly one frame from `datagram` (UDP: one datagram = one frame), or why not. */
+export function decodeDatagram(codec: Codec, datagram: Buffer): Frame | string {
+  let found: Frame | undefined;
+  let count = 0;
+  let problem: string | undefined;
+  const decoder = codec.createDecoder({
+    frame(msgid, body, seq, flags) {
+      count++;
+      found ??= { msgid, body, seq, flags };
+    },
+    error(reason) {
+      problem = reason;
+    },
+  });
+  decoder.push(datagram);
+  if (problem !== undefined) return problem;
+  if (count === 0) return `datagram of ${datagram.length} bytes holds no whole frame`;
+  if (count > 1 || decoder.buffered > 0) {
+    return `datagram of ${datagram.length} bytes holds more than its frame`;
+  }
+  return found!;
+}
+
+export function checkMaxBody(maxBody: number | undefined): number {
+  if (maxBody === undefined) return DEFAULT_MAX_BODY;
+  if (!Number.isSafeInteger(maxBody) || maxBody < 0 || maxBody > MAX_BODY_LIMIT) {
+    throw new RangeError(`maxBody must be an integer from 0 to ${MAX_BODY_LIMIT} bytes, got ${maxBody}`);
+  }
+  return maxBody;
+}
+
+export function checkBody(codec: string, body: Uint8Array, maxBody: number): void {
+  if (body.length > maxBody) {
+    throw new RangeError(`${codec}: body of ${body.length} bytes is over the limit of ${maxBody} bytes`);
+  }
+}
+
+export function checkInt32(what: string, value: number): void {
+  if (!Number.isInteger(value) || value < -0x80000000 || value > 0x7fffffff) {
+    throw new RangeError(`${what} must be an int32, got ${value}`);
+  }
+}

@@ -1,0 +1,396 @@
+// One framed message connection over a net.Socket: decodes frames, routes them, sends replies,
+// correlates requests, applies backpressure and the output cap, and closes exactly once with a
+// reason. Both the server handler and MessageClient are built on it.
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { type Codec, type Decoder, FLAG_ERROR, FLAG_REPLY } from './codecs/index.js';
+import { MessageError } from './errors.js';
+import { checkTimeout, PendingRequests, type ReplyStats, type RequestOptions } from './pending.js';
+import { isThenable, type MessagePeer, type Router, replyBytes } from './router.js';
+
+export interface MessageStats extends ReplyStats {
+  /** Frames with no route and no fallback: dropped (and logged). */
+  unroutable: number;
+}
+
+export function newStats(): MessageStats {
+  return { lateReplies: 0, unroutable: 0 };
+}
+
+/** Bytes queued for a peer before it is closed as not reading. */
+export const DEFAULT_OUTPUT_CAP = 8 * 1024 * 1024;
+/** Async route handlers running at once on one connection (seq codec; other codecs run one at a time). */
+export const DEFAULT_MAX_IN_FLIGHT = 64;
+/** Requests waiting for replies on one connection. */
+export const DEFAULT_MAX_PENDING = 1024;
+/** After we end a connection, how long the peer has to finish before the socket is destroyed, ms. */
+const END_GRACE_MS = 5000;
+
+const PAUSE_BACKPRESSURE = 1;
+const PAUSE_BUSY = 2;
+const EMPTY = Buffer.alloc(0);
+
+export interface MessageConnOptions {
+  id: string;
+  codec: Codec;
+  router: Router<MessageConn>;
+  logger: Logger;
+  state: Record<string, unknown>;
+  remoteAddress: string;
+  remotePort: number;
+  /** Bytes. */
+  outputCap: number;
+  maxInFlight: number;
+  maxPending: number;
+  /** Ms, for request() without a timeout. */
+  requestTimeout: number;
+  stats: MessageStats;
+}
+
+interface Waiting {
+  msgid: number;
+  body: Buffer;
+  seq: number;
+}
+
+export function toBytes(body: Uint8Array | string | undefined): Uint8Array {
+  if (body === undefined) return EMPTY;
+  return typeof body === 'string' ? Buffer.from(body) : body;
+}
+
+export class MessageConn implements MessagePeer {
+  readonly id: string;
+  readonly state: Record<string, unknown>;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** Resolves with the reason once the socket has closed. Never rejects. */
+  readonly closed: Promise<string>;
+  /** Bound to this connection (the daemon's env.logger on a server). */
+  readonly logger: Logger;
+
+  private resolveClosed!: (reason: string) => void;
+  private reason: string | undefined;
+  private started = false;
+  private reading = false;
+  private ending = false;
+  private hasClosed = false;
+  private paused = 0;
+  private inFlight = 0;
+  /** Frames waiting for a handler slot (reading is paused meanwhile), from `backlogHead`. */
+  private backlog: Waiting[] = [];
+  private backlogHead = 0;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private readonly decoder: Decoder;
+  private readonly pending: PendingRequests;
+  private readonly withSeq: boolean;
+  /** Async handler calls at once: 1 keeps replies in request order for codecs without seq. */
+  private readonly concurrency: number;
+  private readonly codec: Codec;
+
+  constructor(
+    /** The underlying socket; write to it only through this connection. */
+    readonly socket: Socket,
+    private readonly opts: MessageConnOptions,
+  ) {
+    this.id = opts.id;
+    this.state = opts.state;
+    this.remoteAddress = opts.remoteAddress;
+    this.remotePort = opts.remotePort;
+    this.codec = opts.codec;
+    this.logger = opts.logger;
+    this.withSeq = opts.codec.hasSeq;
+    this.concurrency = this.withSeq ? opts.maxInFlight : 1;
+    this.pending = new PendingRequests(this.withSeq, opts.maxPending, opts.stats);
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+    this.decoder = opts.codec.createDecoder({
+      frame: (msgid, body, seq, flags) => this.onFrame(msgid, body, seq, flags),
+      error: (reason) => this.onProtocolError(reason),
+    });
+    socket.on('error', this.onError);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onClose);
+    if (socket.destroyed) queueMicrotask(this.onClose);
+  }
+
+  /**
+   * Open for sending: not ended, not closed. After close() it stays open until the handlers still
+   * running have finished, so their replies go out.
+   */
+  get isOpen(): boolean {
+    return !this.ending && !this.hasClosed && this.socket.writable;
+  }
+
+  /** Bytes queued in the socket, not yet taken by the kernel. */
+  get bufferedAmount(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Requests waiting for replies. */
+  get pendingRequests(): number {
+    return this.pending.size;
+  }
+
+  /** Starts reading and dispatching (after onConnect). Called by the server or client. */
+  start(): void {
+    if (this.started || !this.isOpen) return;
+    this.started = true;
+    this.reading = true;
+    // Output may already be past the high-water mark (a big welcome): stay paused until it drains.
+    if (this.paused !== 0) this.socket.pause();
+    this.socket.on('data', this.onData);
+  }
+
+  /**
+   * Sends one frame (seq 0, no flags). True when the socket is below its high-water mark; false when
+   * the connection is closed or the caller should wait (`drained()`). Throws RangeError when the
+   * codec cannot carry the body.
+   */
+  send(msgid: number, body?: Uint8Array | string): boolean {
+    if (!this.isOpen) return false;
+    return this.write(this.codec.encode(msgid, toBytes(body)));
+  }
+
+  /** Sends a frame already encoded with this connection's codec (broadcast encodes once). */
+  sendEncoded(frame: Buffer): boolean {
+    if (!this.isOpen) return false;
+    return this.write(frame);
+  }
+
+  /** Resolves when the socket's queue is below its high-water mark again (at once if it is). */
+  drained(): Promise<void> {
+    if (!this.socket.writableNeedDrain || this.hasClosed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done).off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done).on('close', done);
+    });
+  }
+
+  /**
+   * Sends a request and resolves with its reply's body: matched by seq with the seq codec, else
+   * the next frame with `replyMsgid` (default msgid) in request order. Rejects with MessageError
+   * ERR_MESSAGE_TIMEOUT, ERR_MESSAGE_REMOTE, ERR_MESSAGE_CLOSED or ERR_MESSAGE_TOO_MANY_REQUESTS.
+   */
+  request(msgid: number, body?: Uint8Array | string, options: RequestOptions = {}): Promise<Buffer> {
+    if (!this.isOpen) {
+      return Promise.reject(new MessageError('ERR_MESSAGE_CLOSED', `connection ${this.id} is closed`));
+    }
+    let opened: { seq: number; reply: Promise<Buffer> };
+    try {
+      const timeout = checkTimeout(options.timeout ?? this.opts.requestTimeout);
+      opened = this.pending.open(this.codec.hasMsgid ? (options.replyMsgid ?? msgid) : 0, timeout);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    try {
+      this.write(this.codec.encode(msgid, toBytes(body), opened.seq, 0));
+    } catch (err) {
+      this.pending.abandon(opened.seq, err as Error);
+    }
+    return opened.reply;
+  }
+
+  /** Ends gracefully: stops dispatching, lets running handlers finish, flushes output, then FIN. */
+  close(reason = 'closed by handler'): void {
+    this.reason ??= reason;
+    if (this.hasClosed || this.ending) return;
+    this.stopReading();
+    this.graceTimer ??= setTimeout(() => this.socket.destroy(), END_GRACE_MS).unref();
+    if (this.inFlight === 0) this.endNow();
+  }
+
+  /** Closes at once; queued output is lost. */
+  destroy(reason: string): void {
+    this.reason ??= reason;
+    this.stopReading();
+    this.socket.destroy();
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (!this.reading) return;
+    const socket = this.socket;
+    socket.cork();
+    this.decoder.push(chunk);
+    socket.uncork();
+  };
+
+  private onFrame(msgid: number, body: Buffer, seq: number, flags: number): void {
+    if (!this.reading) return;
+    if (this.withSeq) {
+      if ((flags & FLAG_REPLY) !== 0) {
+        this.pending.settleSeq(seq, body, (flags & FLAG_ERROR) !== 0);
+        return;
+      }
+    } else if (this.pending.size > 0 && this.pending.settleInOrder(msgid, body)) {
+      return;
+    }
+    if (this.inFlight >= this.concurrency || this.backlogHead < this.backlog.length) {
+      this.backlog.push({ msgid, body, seq });
+      this.pause(PAUSE_BUSY);
+      return;
+    }
+    this.dispatch(msgid, body, seq);
+  }
+
+  private dispatch(msgid: number, body: Buffer, seq: number): void {
+    const handler = this.opts.router.get(msgid);
+    if (handler === undefined) {
+      this.opts.stats.unroutable++;
+      this.logger.warn({ msgid, bytes: body.length }, 'no route for msgid; message dropped');
+      return;
+    }
+    let result: unknown;
+    try {
+      result = handler(body, msgid, this);
+    } catch (err) {
+      this.handlerFailed(err, msgid, seq);
+      return;
+    }
+    if (isThenable(result)) {
+      this.inFlight++;
+      result.then(
+        (value) => this.handlerDone(value, msgid, seq),
+        (err: unknown) => this.handlerDone(undefined, msgid, seq, err),
+      );
+    } else if (result !== undefined) {
+      this.reply(result, msgid, seq);
+    }
+  }
+
+  private handlerDone(value: unknown, msgid: number, seq: number, err?: unknown): void {
+    this.inFlight--;
+    if (err !== undefined) this.handlerFailed(err, msgid, seq);
+    else if (value !== undefined) this.reply(value, msgid, seq);
+    if (!this.reading) {
+      if (this.inFlight === 0 && this.reason !== undefined && !this.ending && !this.hasClosed) this.endNow();
+      return;
+    }
+    this.socket.cork();
+    while (this.backlogHead < this.backlog.length && this.inFlight < this.concurrency && this.reading) {
+      const next = this.backlog[this.backlogHead++]!;
+      this.dispatch(next.msgid, next.body, next.seq);
+    }
+    this.socket.uncork();
+    if (this.backlogHead === this.backlog.length) {
+      this.backlog = [];
+      this.backlogHead = 0;
+      this.unpause(PAUSE_BUSY);
+    }
+  }
+
+  /** A handler's return value goes back: as the reply to `seq` (seq codec), else as a frame with the same msgid. */
+  private reply(value: unknown, msgid: number, seq: number): void {
+    if (!this.isOpen) return;
+    let frame: Buffer;
+    try {
+      const bytes = replyBytes(value);
+      if (bytes === undefined) return;
+      frame =
+        this.withSeq && seq !== 0
+          ? this.codec.encode(msgid, bytes, seq, FLAG_REPLY)
+          : this.codec.encode(msgid, bytes);
+    } catch (err) {
+      this.handlerFailed(err, msgid, seq);
+      return;
+    }
+    this.write(frame);
+  }
+
+  /** With the seq codec a failed request gets an error reply; otherwise the connection is closed. */
+  private handlerFailed(err: unknown, msgid: number, seq: number): void {
+    if (!this.isOpen) return;
+    const message = err instanceof Error ? err.message : String(err);
+    if (this.withSeq && seq !== 0) {
+      this.logger.warn({ err, msgid, seq }, 'route handler failed; error reply sent');
+      const text = Buffer.from(message);
+      const body = text.length > this.codec.maxBody ? text.subarray(0, this.codec.maxBody) : text;
+      this.write(this.codec.encode(msgid, body, seq, FLAG_REPLY | FLAG_ERROR));
+      return;
+    }
+    this.logger.error({ err, msgid }, 'route handler failed; closing connection');
+    this.destroy(`handler error: ${message}`);
+  }
+
+  private write(frame: Buffer): boolean {
+    const socket = this.socket;
+    if (!socket.writable) return false;
+    socket.write(frame);
+    const queued = socket.writableLength;
+    if (queued > this.opts.outputCap) {
+      this.logger.warn(
+        { remote: this.peerName(), queued, outputCap: this.opts.outputCap },
+        'output cap exceeded: the peer does not read; closing connection',
+      );
+      this.destroy(`output cap exceeded: ${queued} bytes queued`);
+      return false;
+    }
+    if (!socket.writableNeedDrain) return true;
+    if ((this.paused & PAUSE_BACKPRESSURE) === 0) {
+      this.pause(PAUSE_BACKPRESSURE);
+      socket.once('drain', this.onDrain);
+    }
+    return false;
+  }
+
+  private readonly onDrain = (): void => this.unpause(PAUSE_BACKPRESSURE);
+
+  private pause(why: number): void {
+    if (this.paused === 0 && this.reading) this.socket.pause();
+    this.paused |= why;
+  }
+
+  private unpause(why: number): void {
+    this.paused &= ~why;
+    if (this.paused === 0 && this.reading) this.socket.resume();
+  }
+
+  /** No more dispatching; input is still read (and dropped) so the peer's FIN is seen. */
+  private stopReading(): void {
+    this.reading = false;
+    this.decoder.stop();
+    this.backlog = [];
+    this.backlogHead = 0;
+    this.paused = 0;
+    if (this.started && !this.socket.destroyed) this.socket.resume();
+  }
+
+  private endNow(): void {
+    this.ending = true;
+    this.socket.end();
+  }
+
+  private peerName(): string {
+    return this.remoteAddress === 'unix' ? 'unix' : `${this.remoteAddress}:${this.remotePort}`;
+  }
+
+  private onProtocolError(reason: string): void {
+    this.logger.warn({ remote: this.peerName(), reason }, 'protocol error; closing connection');
+    this.destroy(`protocol error: ${reason}`);
+  }
+
+  private readonly onEnd = (): void => this.close('peer closed');
+
+  private readonly onError = (err: NodeJS.ErrnoException): void => {
+    this.reason ??= `socket error: ${err.code ?? err.message}`;
+    this.logger.debug({ err }, 'socket error');
+  };
+
+  private readonly onClose = (): void => {
+    if (this.hasClosed) return;
+    this.hasClosed = true;
+    this.reading = false;
+    this.decoder.stop();
+    this.backlog = [];
+    clearTimeout(this.graceTimer);
+    const reason = this.reason ?? 'connection closed';
+    this.reason = reason;
+    this.pending.rejectAll(
+      new MessageError('ERR_MESSAGE_CLOSED', `connection closed before the reply: ${reason}`),
+    );
+    this.resolveClosed(reason);
+  };
+}

@@ -1,0 +1,121 @@
+// IOMP -c N workers all accept from one shared socket, and the kernel hands a new connection to
+// whichever worker asks first: fast, and even under steady churn, but a burst of long-lived
+// connections can land on one worker (node's cluster round-robin skews the same way). FairShare
+// gives each worker a ceiling: the load of the busiest other worker plus a slack. A worker at its
+// ceiling stops accepting by itself, at once (no round trip), so the kernel hands the next
+// connections to the others; it reports its load, the daemon raises the ceilings as the others
+// catch up, and it accepts again. Ceilings come from one snapshot of the loads, so no two
+// workers can both be above theirs; a stale snapshot costs one report's round trip at most.
+//
+// --max-connections is split evenly (perWorkerMax per worker). A worker at its cap stops
+// accepting while another has room; once every worker is at its cap, all accept again and close
+// the excess at once ("full"), so connections above the limit are refused, not left waiting.
+import type { WorkerHandle } from '../supervisor/supervisor.js';
+import type { ToWorker } from '../worker/messages.js';
+
+export interface FairShareOptions {
+  /** Connections one worker may hold (its share of --max-connections); 0 = no cap. */
+  perWorkerMax: number;
+  /** False: no worker ever stops accepting (unix sockets: re-listening would leak a handle). */
+  enabled: boolean;
+}
+
+/** A worker may always hold this many connections more than the busiest other one. */
+const MIN_SLACK = 6;
+
+export interface FairCeilings {
+  /** Per worker: stop accepting at this many open connections; null = no ceiling. */
+  ceilings: (number | null)[];
+  /** Every worker is at its cap: accept and close the excess. */
+  full: boolean;
+}
+
+/** Ceilings for `loads` (open connections per accepting worker). Pure, so it is tested alone. */
+export function fairCeilings(loads: readonly number[], perWorkerMax: number): FairCeilings {
+  const full = perWorkerMax > 0 && loads.length > 0 && loads.every((l) => l >= perWorkerMax);
+  if (loads.length < 2) return { ceilings: loads.map(() => null), full };
+  const avg = loads.reduce((a, b) => a + b, 0) / loads.length;
+  const slack = Math.max(MIN_SLACK, Math.ceil(avg / 5));
+  // The two highest loads: each worker's busiest other is the top one, or the second for the top.
+  let top = -1;
+  let second = -1;
+  for (const l of loads) {
+    if (l > top) {
+      second = top;
+      top = l;
+    } else if (l > second) second = l;
+  }
+  let topSeen = false;
+  const ceilings = loads.map((l) => {
+    const isTop = l === top && !topSeen;
+    if (isTop) topSeen = true;
+    return (isTop ? second : top) + slack;
+  });
+  return { ceilings, full };
+}
+
+interface Entry {
+  active: number;
+  /** What this worker was last told (undefined: nothing yet). */
+  told: { ceiling: number | null; full: boolean } | undefined;
+}
+
+export class FairShare {
+  private readonly loads = new Map<WorkerHandle, Entry>();
+
+  constructor(private readonly opts: FairShareOptions) {}
+
+  /** Open connections reported by the accepting workers (lags by up to LOAD_REPORT_MS). */
+  get connections(): number {
+    let n = 0;
+    for (const l of this.loads.values()) n += l.active;
+    return n;
+  }
+
+  add(w: WorkerHandle): void {
+    this.loads.set(w, { active: 0, told: undefined });
+    this.update();
+  }
+
+  remove(w: WorkerHandle): void {
+    if (this.loads.delete(w)) this.update();
+  }
+
+  report(w: WorkerHandle, active: number): void {
+    const e = this.loads.get(w);
+    if (!e) return;
+    e.active = Math.max(0, active);
+    this.update();
+  }
+
+  private update(): void {
+    const workers = [...this.loads.keys()];
+    const entries = [...this.loads.values()];
+    const { ceilings, full } = this.opts.enabled
+      ? fairCeilings(
+          entries.map((e) => e.active),
+          this.opts.perWorkerMax,
+        )
+      : { ceilings: entries.map(() => null), full: true }; // never pause: at the cap, close the excess
+    workers.forEach((w, i) => {
+      const e = entries[i]!;
+      const ceiling = ceilings[i] ?? null;
+      if (e.told && !this.worthTelling(e, ceiling, full)) return;
+      e.told = { ceiling, full };
+      const msg: ToWorker = { tdm: 'accept', ceiling, full };
+      w.send(msg).catch(() => undefined);
+    });
+  }
+
+  /**
+   * Ceilings move with every report; a worker hears of it only when it matters: it is near its
+   * ceiling (it may be holding back and waits for a raise), or the ceiling moved by half a slack.
+   */
+  private worthTelling(e: Entry, ceiling: number | null, full: boolean): boolean {
+    const told = e.told!;
+    if (told.full !== full) return true;
+    if (told.ceiling === null || ceiling === null) return told.ceiling !== ceiling;
+    if (e.active >= told.ceiling - 1 || e.active >= ceiling) return told.ceiling !== ceiling;
+    return Math.abs(ceiling - told.ceiling) >= MIN_SLACK / 2;
+  }
+}

@@ -1,0 +1,42 @@
+// IOMP -c N: N worker processes, each an event loop serving many connections, all accepting from
+// the one socket the daemon bound (no IPC per connection). FairShare keeps the spread even.
+import type { SendHandle } from 'node:child_process';
+import type { WorkerHandle } from '../supervisor/supervisor.js';
+import { type FromWorker, isModelMessage, type ToWorker } from '../worker/messages.js';
+import { FairShare } from './fair-share.js';
+import type { ModelHost, RunningModel } from './model.js';
+import { createSupervisor, startWorkers } from './worker-pool.js';
+
+export async function startIompWorkers(host: ModelHost): Promise<RunningModel> {
+  const { params } = host;
+  const shared = host.shared;
+  if (!shared) throw new Error('IOMP -c N needs the shared listening socket');
+  // --max-connections is split evenly: each worker holds at most its share and closes the excess.
+  const perWorkerMax = params.maxConnections > 0 ? Math.ceil(params.maxConnections / params.workers) : 0;
+  const supervisor = createSupervisor(host, { accept: 'shared', perWorkerMax });
+  const fair = new FairShare({ perWorkerMax, enabled: params.listenAddress.kind === 'tcp' });
+  const listen: ToWorker = { tdm: 'listen' };
+
+  supervisor.on('message', (w: WorkerHandle, m: unknown) => {
+    if (!isModelMessage(m)) return;
+    const msg = m as FromWorker;
+    if (msg.tdm === 'want-listen') w.send(listen, shared.handle as SendHandle).catch(() => undefined);
+    else if (msg.tdm === 'load') fair.report(w, Number(msg.active));
+    else if (msg.tdm === 'spent') fair.remove(w);
+  });
+  supervisor.on('ready', (w) => fair.add(w));
+  supervisor.on('retire', (w) => fair.remove(w));
+  supervisor.on('exit', (w) => fair.remove(w));
+  await startWorkers(supervisor);
+
+  return {
+    get connections() {
+      return fair.connections;
+    },
+    close: (deadlineMs) => supervisor.stop(deadlineMs),
+    reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
+    reload: async () => {
+      await supervisor.reload();
+    },
+  };
+}

@@ -1,0 +1,113 @@
+// The worker processes of IOMP -c N and LF: how to start one (WorkerSpec), the supervisor built
+// from the daemon's parameters, and a start that fails fast when workers cannot start at all.
+import { fork } from 'node:child_process';
+import { Supervisor } from '../supervisor/index.js';
+import type { ExitInfo, WorkerHandle } from '../supervisor/supervisor.js';
+import { type WorkerConfig, workerEnv } from '../worker/config.js';
+import { entryLaunch, rerunLaunch } from '../worker/launch.js';
+import { isModelMessage } from '../worker/messages.js';
+import type { ModelHost } from './model.js';
+
+/** Workers could not start (each slot died this many times before any worker was ready). */
+export class WorkerStartError extends Error {
+  override name = 'WorkerStartError';
+}
+
+/** Failed starts of one slot, before its first ready worker, after which start-up gives up. */
+const START_ATTEMPTS = 3;
+
+/** Variables of the daemon's own environment that a worker must not inherit. */
+const NOT_INHERITED = ['TCPDAEMON_DETACHED'];
+
+export interface WorkerPoolOptions {
+  accept: WorkerConfig['accept'];
+  /** Cap of connections per worker (IOMP's share of --max-connections); 0 = none. */
+  perWorkerMax: number;
+}
+
+/** Why a function handler cannot run in worker processes here, or undefined. */
+export function workerLaunchProblem(handler: unknown): string | undefined {
+  if (typeof handler !== 'function' || rerunLaunch()) return undefined;
+  return 'a function handler with worker processes needs a script to re-run (process.argv[1]); pass a module path instead';
+}
+
+export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supervisor {
+  const { params } = host;
+  const config: WorkerConfig = {
+    model: params.model,
+    accept: opts.accept,
+    handlerPath: host.handlerPath ?? null,
+    callIndex: host.callIndex,
+    address: host.address,
+    addressInfo: (host.shared ?? host.server)?.address() ?? null,
+    idleTimeout: params.timeout,
+    tcpNodelay: params.tcpNodelay,
+    tcpLinger: params.tcpLinger ?? null,
+    unix: params.listenAddress.kind === 'unix',
+    params: { ...params.params },
+    loglevel: params.loglevel,
+    logfile: host.logfile ?? null,
+    recycleAfter: params.recycleAfter,
+    maxConnections: opts.perWorkerMax,
+  };
+  const launch = host.handlerPath === undefined ? rerunLaunch() : entryLaunch();
+  if (!launch) throw new WorkerStartError(workerLaunchProblem(params.handler));
+  const baseEnv: NodeJS.ProcessEnv = { ...process.env, ...workerEnv(config) };
+  for (const name of NOT_INHERITED) delete baseEnv[name];
+  return new Supervisor({
+    name: params.model.toLowerCase(),
+    size: params.workers,
+    logger: host.logger,
+    spec: {
+      start: (ctx) =>
+        fork(launch.file, launch.args, {
+          execArgv: launch.execArgv,
+          env: { ...baseEnv, ...ctx.env },
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        }),
+    },
+    backoff: { initialMs: params.restartDelay * 1000, maxMs: params.restartDelayMax * 1000 },
+    hangTimeoutMs: params.hangTimeout * 1000,
+    maxRssBytes: params.maxMemory * 1048576,
+    retireGraceMs: params.shutdownTimeout * 1000,
+  });
+}
+
+/**
+ * Starts every worker; resolves once all are ready. If a slot dies START_ATTEMPTS times before
+ * its first ready worker, stops them all and rejects with the reason the worker gave.
+ */
+export function startWorkers(supervisor: Supervisor): Promise<void> {
+  let lastFatal: string | undefined;
+  const failures = new Map<number, number>();
+  const readySlots = new Set<number>();
+  let failed = false;
+  return new Promise((resolve, reject) => {
+    const onMessage = (_w: WorkerHandle, m: unknown) => {
+      if (isModelMessage(m) && m.tdm === 'fatal') lastFatal = String((m as { message?: unknown }).message);
+    };
+    const onReady = (w: WorkerHandle) => {
+      readySlots.add(w.slot);
+    };
+    const onExit = (w: WorkerHandle, info: ExitInfo) => {
+      if (readySlots.has(w.slot)) return;
+      const n = (failures.get(w.slot) ?? 0) + 1;
+      failures.set(w.slot, n);
+      if (n < START_ATTEMPTS || failed) return;
+      failed = true;
+      done();
+      const how = info.signal ? `signal ${info.signal}` : `code ${info.code}`;
+      const why = lastFatal ?? `worker exited with ${how} (${info.reason})`;
+      supervisor.stop(0).then(() => reject(new WorkerStartError(`workers could not start: ${why}`)));
+    };
+    const done = () => {
+      supervisor.off('message', onMessage).off('ready', onReady).off('exit', onExit);
+    };
+    supervisor.on('message', onMessage).on('ready', onReady).on('exit', onExit);
+    supervisor.start().then(() => {
+      if (failed) return;
+      done();
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,36 @@
+// The wire between the supervisor and a node worker: IPC messages and environment variables.
+// Imported by the worker side too, so it imports nothing.
+
+/** Environment a supervised worker is started with. */
+export const ENV = {
+  /** Set to '1' in every supervised worker. */
+  supervised: 'TCPDAEMON_SUPERVISED',
+  /** 1..N: the slot the worker fills (a replacement keeps its slot's id). */
+  workerId: 'TCPDAEMON_WORKER_ID',
+  /** Unique per start within one supervisor, increasing from 1. */
+  spawnId: 'TCPDAEMON_SPAWN_ID',
+  /** Send a heartbeat this often, ms. */
+  heartbeatMs: 'TCPDAEMON_HEARTBEAT_MS',
+  /** Drain this long (ms) when the supervisor disappears or SIGTERM arrives without a retire message. */
+  graceMs: 'TCPDAEMON_GRACE_MS',
+} as const;
+
+/** Every supervisor-protocol message carries `tdw` (tcpdaemon worker); other messages go to the model. */
+export type WorkerMessage =
+  /** The worker can take work now. */
+  | { tdw: 'ready' }
+  /** Sent from the worker's event loop: proof that it turns. Counts are totals since start. */
+  | { tdw: 'hb'; served: number; active: number; rssBytes: number }
+  /** The worker asks to be replaced (served its `-n` connections, ...); it keeps serving until retired. */
+  | { tdw: 'recycle'; reason: string };
+
+export type SupervisorMessage =
+  /** Stop taking work, finish what is open within `graceMs`, then exit 0. SIGKILL follows the deadline. */
+  | { tdw: 'retire'; graceMs: number }
+  /** Reopen the log file (SIGUSR1 in the daemon). */
+  | { tdw: 'reopen-log' };
+
+/** True for a supervisor-protocol message (either direction); the caller then switches on `tdw`. */
+export function isProtocolMessage(m: unknown): m is { tdw: string } {
+  return typeof m === 'object' && m !== null && typeof (m as { tdw?: unknown }).tdw === 'string';
+}

@@ -1,0 +1,92 @@
+// What "ready" means for a worker: pluggable, because not every worker is a node process that
+// speaks our protocol (the proxy supervises arbitrary backend commands).
+
+import type { ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { isProtocolMessage } from './protocol.js';
+
+/** Resolves when the worker can take work. `signal` aborts when the worker exits or times out. */
+export type Readiness = (worker: ReadinessTarget, signal: AbortSignal) => Promise<void>;
+
+/** What a readiness check may look at. */
+export interface ReadinessTarget {
+  readonly slot: number;
+  readonly workerId: number;
+  readonly child: ChildProcess;
+}
+
+/** Ready when the worker sends `{ tdw: 'ready' }` over IPC (node workers using worker-channel). */
+export function readyOnMessage(): Readiness {
+  return (worker, signal) =>
+    new Promise<void>((resolve, reject) => {
+      const onMessage = (m: unknown) => {
+        if (isProtocolMessage(m) && m.tdw === 'ready') finish();
+      };
+      const onAbort = () => finish(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      function finish(err?: Error) {
+        worker.child.off('message', onMessage);
+        signal.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      }
+      if (signal.aborted) return onAbort();
+      worker.child.on('message', onMessage);
+      signal.addEventListener('abort', onAbort);
+    });
+}
+
+export interface TcpReadinessOptions {
+  host?: string;
+  /** The port the worker listens on; may depend on the worker's slot. */
+  port: number | ((worker: ReadinessTarget) => number);
+  /** Between connect attempts, ms. */
+  intervalMs?: number;
+}
+
+/** Ready when a TCP connect to the worker's port succeeds (backends that know nothing of us). */
+export function readyOnTcpPort(opts: TcpReadinessOptions): Readiness {
+  const host = opts.host ?? '127.0.0.1';
+  const intervalMs = opts.intervalMs ?? 50;
+  return async (worker, signal) => {
+    const port = typeof opts.port === 'function' ? opts.port(worker) : opts.port;
+    while (!signal.aborted) {
+      if (await tryConnect(host, port, signal)) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, intervalMs);
+        function done() {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          resolve();
+        }
+        signal.addEventListener('abort', done);
+      });
+    }
+    throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+  };
+}
+
+function tryConnect(host: string, port: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const finish = (ok: boolean) => {
+      signal.removeEventListener('abort', onAbort);
+      socket.destroy();
+      resolve(ok);
+    };
+    const onAbort = () => finish(false);
+    signal.addEventListener('abort', onAbort);
+    socket.once('connect', () => finish(true));
+    socket.once('error', () => finish(false));
+  });
+}
+
+/** Ready as soon as the process has started (no better signal is available). */
+export function readyOnSpawn(): Readiness {
+  return (worker, signal) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason);
+      if (worker.child.pid !== undefined) return resolve();
+      worker.child.once('spawn', () => resolve());
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    });
+}

@@ -1,0 +1,664 @@
+// The one place where child lifetimes are managed. A supervisor owns `size` slots; each slot holds
+// one serving worker (plus, briefly, its replacement or a retiring predecessor). Models (IOMP -c N,
+// LF, IF, the proxy's backends, the gateway's workers) describe how to start a worker in a
+// WorkerSpec and react to the 'ready' / 'retire' / 'exit' events; the supervisor does the rest:
+// readiness, restarts with backoff, hang detection, recycling, rolling reload, graceful stop.
+import type { ChildProcess, MessageOptions, SendHandle } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { accountExit, type BackoffOptions, checkBackoff, DEFAULT_BACKOFF } from './backoff.js';
+import { ENV, isProtocolMessage, type SupervisorMessage, type WorkerMessage } from './protocol.js';
+import { type Readiness, type ReadinessTarget, readyOnMessage } from './readiness.js';
+import { readRssBytes } from './rss.js';
+
+/** starting: spawned, not ready yet; ready: in service; retiring: told to finish and exit. */
+export type WorkerState = 'starting' | 'ready' | 'retiring';
+
+export interface WorkerStartContext {
+  /** 0..size-1. */
+  slot: number;
+  /** slot + 1: what handlers see as `env.workerId`. */
+  workerId: number;
+  /** Unique per start, increasing from 1. */
+  spawnId: number;
+  /** Protocol variables (ENV.*) the worker must receive in its environment. */
+  env: Record<string, string>;
+}
+
+/** How to start one worker and what "ready" means for it. */
+export interface WorkerSpec {
+  /** Starts the process. Throwing counts as a failed start (logged, retried with backoff). */
+  start(ctx: WorkerStartContext): ChildProcess;
+  /** Default: the worker's `{ tdw: 'ready' }` IPC message. */
+  readiness?: Readiness;
+  /** The worker sends heartbeats (it uses worker-channel). Hang detection needs them. Default: it has IPC. */
+  heartbeats?: boolean;
+}
+
+export interface SupervisorOptions {
+  spec: WorkerSpec;
+  /** Number of slots (workers in service), >= 1. */
+  size: number;
+  logger: Logger;
+  /** Shown in every log line as `supervisor`. */
+  name?: string;
+  backoff?: Partial<BackoffOptions>;
+  /** A worker not ready within this (ms) is killed and counts as a failure. Default 30 000. */
+  readyTimeoutMs?: number;
+  /** A ready worker silent longer than this (ms) is killed and replaced. 0 = off (default). */
+  hangTimeoutMs?: number;
+  /** Heartbeat period asked of workers and period of the supervisor's checks, ms. Default min(1000, hang/4). */
+  heartbeatMs?: number;
+  /** Recycle a worker whose RSS exceeds this many bytes. 0 = off (default). */
+  maxRssBytes?: number;
+  /** How long a worker retired by reload or recycling may drain, ms. Default 10 000. */
+  retireGraceMs?: number;
+  /** A retired worker still alive this long (ms) after its drain deadline is SIGKILLed. Default 2000. */
+  killMarginMs?: number;
+  /** This many failures in a row mark the slot as crash-looping in the log. Default 3. */
+  crashLoopAfter?: number;
+}
+
+/** A live worker as models see it. */
+export interface WorkerHandle extends ReadinessTarget {
+  readonly spawnId: number;
+  readonly pid: number | undefined;
+  readonly state: WorkerState;
+  /** Date.now() at spawn, ms. */
+  readonly startedAt: number;
+  /** Totals from the last heartbeat. */
+  readonly served: number;
+  readonly active: number;
+  readonly rssBytes: number | undefined;
+  /** Sends over IPC; resolves once written, rejects when the worker has no channel or it is gone. */
+  send(message: unknown, handle?: SendHandle, options?: MessageOptions): Promise<void>;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Since spawn, ms. */
+  uptimeMs: number;
+  /** Why it ended: 'crashed', or what the supervisor asked ('reload', 'recycle: …', 'stop', 'hung', 'not ready'). */
+  reason: string;
+}
+
+export type ReloadResult = { ok: true; replaced: number } | { ok: false; slot: number; error: string };
+
+export interface SupervisorEvents {
+  /** A worker went into service: give it work from now on. */
+  ready: [worker: WorkerHandle];
+  /** A worker was told to finish: give it no more work. */
+  retire: [worker: WorkerHandle];
+  /** A worker is gone (reaped). Work still assigned to it is lost. */
+  exit: [worker: WorkerHandle, info: ExitInfo];
+  /** A message that is not part of the supervisor protocol, with the handle sent along, if any. */
+  message: [worker: WorkerHandle, message: unknown, handle: unknown];
+}
+
+class Worker implements WorkerHandle {
+  state: WorkerState = 'starting';
+  readonly startedAt = Date.now();
+  readyAt = 0;
+  lastSignOfLife = Date.now();
+  served = 0;
+  active = 0;
+  rssBytes: number | undefined;
+  /** Why the supervisor ended it; undefined = still wanted (an exit is then a crash). */
+  intent: string | undefined;
+  /** Its exit counts as a failure of the slot (crash, hang, readiness timeout), not a retirement. */
+  failure = true;
+  /** Set when the worker should be replaced when possible (memory, served count, request). */
+  recycleWanted: string | undefined;
+  killTimer: NodeJS.Timeout | undefined;
+  /** Date.now() at which killTimer fires, ms. */
+  killDeadline = Number.POSITIVE_INFINITY;
+  exited = false;
+  readonly readyAbort = new AbortController();
+  readonly gone: Promise<void>;
+  markGone!: () => void;
+  /** Resolves when ready, rejects when it exits or times out first. */
+  ready!: Promise<void>;
+
+  constructor(
+    readonly slot: number,
+    readonly spawnId: number,
+    readonly child: ChildProcess,
+  ) {
+    this.gone = new Promise((resolve) => {
+      this.markGone = resolve;
+    });
+  }
+
+  get workerId(): number {
+    return this.slot + 1;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  send(message: unknown, handle?: SendHandle, options: MessageOptions = {}): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (!this.child.connected) return reject(new Error(`worker ${this.pid} has no IPC channel`));
+      try {
+        this.child.send(message as object, handle, options, (err) => (err ? reject(err) : resolve()));
+      } catch (err) {
+        reject(err);
+      }
+    });
+  }
+}
+
+interface Slot {
+  readonly index: number;
+  /** The worker in service (or starting to be). */
+  current: Worker | undefined;
+  /** A replacement being started while `current` serves. */
+  next: Worker | undefined;
+  replacing: Promise<void> | undefined;
+  failures: number;
+  restartTimer: NodeJS.Timeout | undefined;
+  /** No recycling before this Date.now() (a failed replacement backs off too), ms. */
+  recycleNotBefore: number;
+}
+
+export class Supervisor extends EventEmitter<SupervisorEvents> {
+  readonly size: number;
+  private readonly spec: WorkerSpec;
+  private readonly log: Logger;
+  private readonly backoff: BackoffOptions;
+  private readonly readyTimeoutMs: number;
+  private readonly hangTimeoutMs: number;
+  private readonly heartbeatMs: number;
+  private readonly maxRssBytes: number;
+  private readonly retireGraceMs: number;
+  private readonly killMarginMs: number;
+  private readonly crashLoopAfter: number;
+  private readonly readiness: Readiness;
+  private readonly slots: Slot[];
+  private readonly retiring = new Set<Worker>();
+  private spawnSeq = 0;
+  private started = false;
+  private stopping: Promise<void> | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private lastTickAt = Date.now();
+  private reloadRunning: Promise<ReloadResult> | undefined;
+  private reloadQueued: Promise<ReloadResult> | undefined;
+  private startDone: (() => void) | undefined;
+
+  constructor(opts: SupervisorOptions) {
+    super();
+    if (!(Number.isInteger(opts.size) && opts.size >= 1)) {
+      throw new RangeError(`supervisor: size must be an integer >= 1, got ${opts.size}`);
+    }
+    this.size = opts.size;
+    this.spec = opts.spec;
+    this.log = opts.logger.child({ supervisor: opts.name ?? 'workers' });
+    this.backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
+    checkBackoff(this.backoff);
+    this.readyTimeoutMs = nonNegative('readyTimeoutMs', opts.readyTimeoutMs ?? 30_000);
+    this.hangTimeoutMs = nonNegative('hangTimeoutMs', opts.hangTimeoutMs ?? 0);
+    this.heartbeatMs = nonNegative(
+      'heartbeatMs',
+      opts.heartbeatMs ??
+        (this.hangTimeoutMs > 0 ? Math.min(1000, Math.max(10, this.hangTimeoutMs / 4)) : 1000),
+    );
+    this.maxRssBytes = nonNegative('maxRssBytes', opts.maxRssBytes ?? 0);
+    this.retireGraceMs = nonNegative('retireGraceMs', opts.retireGraceMs ?? 10_000);
+    this.killMarginMs = nonNegative('killMarginMs', opts.killMarginMs ?? 2000);
+    this.crashLoopAfter = opts.crashLoopAfter ?? 3;
+    this.readiness = opts.spec.readiness ?? readyOnMessage();
+    this.slots = Array.from({ length: this.size }, (_, index) => ({
+      index,
+      current: undefined,
+      next: undefined,
+      replacing: undefined,
+      failures: 0,
+      restartTimer: undefined,
+      recycleNotBefore: 0,
+    }));
+  }
+
+  /**
+   * Starts every slot in parallel; resolves once each slot has had a ready worker (or on stop).
+   * A slot that never gets ready (crash loop) keeps it pending: do not block serving on it.
+   */
+  start(): Promise<void> {
+    if (this.started) throw new Error('supervisor: already started');
+    this.started = true;
+    this.lastTickAt = Date.now();
+    this.tickTimer = setInterval(() => this.tick(), this.heartbeatMs);
+    this.tickTimer.unref();
+    return new Promise((resolve) => {
+      const pending = new Set(this.slots.map((s) => s.index));
+      const onReady = (w: WorkerHandle) => {
+        pending.delete(w.slot);
+        if (pending.size === 0) this.startDone?.();
+      };
+      this.startDone = () => {
+        this.startDone = undefined;
+        this.off('ready', onReady);
+        resolve();
+      };
+      this.on('ready', onReady);
+      for (const slot of this.slots) this.launchCurrent(slot);
+    });
+  }
+
+  /** Live workers: in service, starting and retiring. */
+  workers(): WorkerHandle[] {
+    const out: Worker[] = [];
+    for (const s of this.slots) {
+      if (s.current) out.push(s.current);
+      if (s.next) out.push(s.next);
+    }
+    return [...out, ...this.retiring];
+  }
+
+  /** The workers in service now. */
+  readyWorkers(): WorkerHandle[] {
+    return this.slots.flatMap((s) => (s.current?.state === 'ready' ? [s.current] : []));
+  }
+
+  /** Sends `message` to every live worker with an IPC channel (e.g. `{ tdw: 'reopen-log' }`). */
+  broadcast(message: SupervisorMessage | object): void {
+    for (const w of this.workers()) (w as Worker).send(message).catch(() => undefined);
+  }
+
+  /**
+   * Asks for `slot`'s worker to be replaced: a new one starts, and once it is ready the old one
+   * retires gracefully. Repeated asks while one is underway are merged.
+   */
+  recycle(slot: number, reason: string): void {
+    const w = this.slots[slot]?.current;
+    if (w) this.wantRecycle(w, reason);
+  }
+
+  /** Kills `worker` at once (SIGKILL); it is restarted like a crashed one. */
+  kill(worker: WorkerHandle, reason: string): void {
+    const w = worker as Worker;
+    if (w.exited) return;
+    if (w.intent === undefined) {
+      w.intent = reason;
+      w.failure = true;
+    }
+    signal(w, 'SIGKILL');
+  }
+
+  /**
+   * Rolling reload: slot by slot, start a replacement, wait until it is ready, then retire the old
+   * worker gracefully. Stops at the first replacement that fails (the old workers keep serving).
+   * A reload asked for while one runs is queued once.
+   */
+  reload(): Promise<ReloadResult> {
+    if (this.reloadRunning === undefined) {
+      this.reloadRunning = this.runReload().finally(() => {
+        this.reloadRunning = undefined;
+      });
+      return this.reloadRunning;
+    }
+    this.reloadQueued ??= this.reloadRunning.then(() => {
+      this.reloadQueued = undefined;
+      return this.reload();
+    });
+    return this.reloadQueued;
+  }
+
+  /**
+   * Graceful stop: no more restarts; every worker is told to finish within `graceMs`; one still
+   * alive killMarginMs later is SIGKILLed. Resolves when all workers have exited and been reaped.
+   * Idempotent.
+   */
+  stop(graceMs: number = this.retireGraceMs): Promise<void> {
+    if (this.stopping) return this.stopping;
+    clearInterval(this.tickTimer);
+    this.startDone?.();
+    const live = this.workers() as Worker[];
+    for (const slot of this.slots) {
+      clearTimeout(slot.restartTimer);
+      slot.restartTimer = undefined;
+    }
+    for (const w of live) this.retire(w, 'stop', graceMs);
+    this.log.info({ workers: live.length, graceMs }, 'stopping workers');
+    this.stopping = Promise.all(live.map((w) => w.gone)).then(() => {
+      this.log.info('workers stopped');
+    });
+    return this.stopping;
+  }
+
+  // ---- internals ----
+
+  private launchCurrent(slot: Slot): void {
+    const w = this.launch(slot);
+    if (!w) return;
+    slot.current = w;
+    w.ready.then(
+      () => {
+        if (slot.current === w && !this.stopping) this.emit('ready', w);
+      },
+      () => undefined, // the exit handler accounts for it
+    );
+  }
+
+  /** Spawns a worker for `slot`; undefined if the spec could not even start it (retried later). */
+  private launch(slot: Slot): Worker | undefined {
+    if (this.stopping) return undefined;
+    const spawnId = ++this.spawnSeq;
+    const ctx: WorkerStartContext = {
+      slot: slot.index,
+      workerId: slot.index + 1,
+      spawnId,
+      env: {
+        [ENV.supervised]: '1',
+        [ENV.workerId]: String(slot.index + 1),
+        [ENV.spawnId]: String(spawnId),
+        [ENV.heartbeatMs]: String(this.heartbeatMs),
+        [ENV.graceMs]: String(this.retireGraceMs),
+      },
+    };
+    let child: ChildProcess;
+    try {
+      child = this.spec.start(ctx);
+    } catch (err) {
+      const { failures, delayMs } = accountExit(slot.failures, 0, this.backoff);
+      slot.failures = failures;
+      this.log.error(
+        { slot: slot.index, err, failures, nextDelayMs: delayMs },
+        'worker could not be started',
+      );
+      this.scheduleRestart(slot, delayMs);
+      return undefined;
+    }
+    const w = new Worker(slot.index, spawnId, child);
+    this.log.debug({ slot: slot.index, workerPid: child.pid, spawnId }, 'worker starting');
+    child.on('exit', (code, sig) => this.onExit(w, code, sig));
+    child.on('error', (err) => {
+      // A failed spawn reports here and never emits 'exit'.
+      if (child.pid === undefined) {
+        this.log.error({ slot: slot.index, err: err.message }, 'worker could not be spawned');
+        this.onExit(w, null, null);
+      } else {
+        this.log.debug({ slot: slot.index, workerPid: child.pid, err: err.message }, 'worker channel error');
+      }
+    });
+    child.on('message', (m: unknown, handle: unknown) => this.onMessage(w, m, handle));
+    w.ready = this.awaitReady(w);
+    return w;
+  }
+
+  private async awaitReady(w: Worker): Promise<void> {
+    const timer =
+      this.readyTimeoutMs > 0
+        ? setTimeout(() => {
+            if (w.state !== 'starting' || w.exited) return;
+            this.log.error(
+              { slot: w.slot, workerPid: w.pid, readyTimeoutMs: this.readyTimeoutMs },
+              'worker not ready in time',
+            );
+            this.kill(w, 'not ready');
+          }, this.readyTimeoutMs)
+        : undefined;
+    try {
+      await this.readiness(w, w.readyAbort.signal);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (w.exited) throw new Error('exited before it was ready');
+    if (w.state !== 'starting') throw new Error(`${w.intent ?? 'retired'} before it was ready`);
+    w.state = 'ready';
+    w.readyAt = Date.now();
+    w.lastSignOfLife = w.readyAt;
+    this.log.info({ slot: w.slot, workerPid: w.pid, startMs: w.readyAt - w.startedAt }, 'worker ready');
+  }
+
+  private onMessage(w: Worker, m: unknown, handle: unknown): void {
+    w.lastSignOfLife = Date.now();
+    if (!isProtocolMessage(m)) {
+      this.emit('message', w, m, handle);
+      return;
+    }
+    const msg = m as WorkerMessage;
+    if (msg.tdw === 'hb') {
+      w.served = Number(msg.served) || 0;
+      w.active = Number(msg.active) || 0;
+      w.rssBytes = Number(msg.rssBytes) || undefined;
+    } else if (msg.tdw === 'recycle') {
+      this.wantRecycle(w, String(msg.reason));
+    }
+  }
+
+  private onExit(w: Worker, code: number | null, sig: NodeJS.Signals | null): void {
+    if (w.exited) return;
+    w.exited = true;
+    clearTimeout(w.killTimer);
+    w.readyAbort.abort(new Error(`exited (code ${code}, signal ${sig}) before it was ready`));
+    const slot = this.slots[w.slot]!;
+    if (slot.current === w) slot.current = undefined;
+    if (slot.next === w) slot.next = undefined;
+    this.retiring.delete(w);
+    const info: ExitInfo = {
+      code,
+      signal: sig,
+      uptimeMs: Date.now() - w.startedAt,
+      reason: w.intent ?? 'crashed',
+    };
+    const fields = {
+      slot: w.slot,
+      workerPid: w.pid,
+      code,
+      signal: sig,
+      uptimeMs: info.uptimeMs,
+      reason: info.reason,
+      served: w.served,
+    };
+    if (!w.failure || this.stopping) {
+      this.log.info(fields, 'worker exited');
+    } else {
+      const healthyMs = w.readyAt > 0 ? Date.now() - w.readyAt : 0;
+      const { failures, delayMs } = accountExit(slot.failures, healthyMs, this.backoff);
+      slot.failures = failures;
+      slot.recycleNotBefore = Date.now() + delayMs;
+      const crashLoop = failures >= this.crashLoopAfter;
+      // A replacement already starting (or the worker it was replacing) fills the slot.
+      const restarts = slot.next === undefined && slot.current === undefined;
+      const nextDelayMs = restarts ? delayMs : null;
+      const level = crashLoop ? 'error' : 'warn';
+      this.log[level]({ ...fields, failures, nextDelayMs, crashLoop }, 'worker exited');
+      if (restarts) this.scheduleRestart(slot, delayMs);
+    }
+    this.emit('exit', w, info);
+    w.markGone();
+  }
+
+  private scheduleRestart(slot: Slot, delayMs: number): void {
+    if (this.stopping) return;
+    clearTimeout(slot.restartTimer);
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = undefined;
+      if (!this.stopping && slot.current === undefined) this.launchCurrent(slot);
+    }, delayMs);
+  }
+
+  /** Starts a replacement for `slot.current`, and once it is ready, retires the old worker. */
+  private replace(slot: Slot, reason: string): Promise<void> {
+    const run = async () => {
+      const w = this.launch(slot);
+      if (!w) throw new Error(this.stopping ? 'stopping' : 'could not be started');
+      slot.next = w;
+      await w.ready;
+      slot.next = undefined;
+      const old = slot.current;
+      slot.current = w;
+      clearTimeout(slot.restartTimer);
+      slot.restartTimer = undefined;
+      this.emit('ready', w);
+      if (old) this.retire(old, reason, this.retireGraceMs);
+    };
+    const p = run().finally(() => {
+      if (slot.replacing !== p) return;
+      slot.replacing = undefined;
+      // The new worker may have asked to be recycled already (a small -n): do not wait a tick.
+      this.maybeRecycle(slot);
+    });
+    slot.replacing = p;
+    return p;
+  }
+
+  /** Marks `w` for replacement; a worker still starting is replaced once it is in service. */
+  private wantRecycle(w: Worker, reason: string): void {
+    if (w.exited || w.intent !== undefined) return;
+    w.recycleWanted ??= reason;
+    this.maybeRecycle(this.slots[w.slot]!);
+  }
+
+  private maybeRecycle(slot: Slot): void {
+    const w = slot.current;
+    if (!w?.recycleWanted || w.state !== 'ready' || this.stopping || this.reloadRunning) return;
+    if (slot.replacing || Date.now() < slot.recycleNotBefore) return;
+    const reason = `recycle: ${w.recycleWanted}`;
+    this.log.info(
+      { slot: slot.index, workerPid: w.pid, reason: w.recycleWanted, served: w.served },
+      'recycling worker',
+    );
+    this.replace(slot, reason).catch((err: Error) => {
+      if (this.stopping) return;
+      this.log.error(
+        { slot: slot.index, workerPid: w.pid, err: err.message },
+        'recycle failed; the old worker keeps serving',
+      );
+    });
+  }
+
+  private retire(w: Worker, reason: string, graceMs: number): void {
+    if (w.exited) return;
+    const deadline = Date.now() + graceMs + this.killMarginMs;
+    if (w.state === 'retiring') {
+      this.armKill(w, deadline); // already draining: a stop may only shorten the deadline
+      return;
+    }
+    const wasReady = w.state === 'ready';
+    w.intent = reason;
+    w.failure = false;
+    w.state = 'retiring';
+    const slot = this.slots[w.slot]!;
+    if (slot.current === w) slot.current = undefined;
+    if (slot.next === w) slot.next = undefined;
+    this.retiring.add(w);
+    if (wasReady) this.emit('retire', w);
+    if (wasReady && w.child.connected) {
+      const msg: SupervisorMessage = { tdw: 'retire', graceMs };
+      w.send(msg).catch(() => signal(w, 'SIGTERM'));
+    } else {
+      signal(w, 'SIGTERM');
+    }
+    this.armKill(w, deadline);
+  }
+
+  private armKill(w: Worker, deadline: number): void {
+    if (w.killDeadline <= deadline) return;
+    clearTimeout(w.killTimer);
+    w.killDeadline = deadline;
+    w.killTimer = setTimeout(
+      () => {
+        this.log.warn(
+          { slot: w.slot, workerPid: w.pid, reason: w.intent },
+          'worker did not finish in time; killing it',
+        );
+        signal(w, 'SIGKILL');
+      },
+      Math.max(0, deadline - Date.now()),
+    );
+  }
+
+  private async runReload(): Promise<ReloadResult> {
+    this.log.info({ workers: this.size }, 'reload started');
+    let replaced = 0;
+    for (const slot of this.slots) {
+      await slot.replacing?.catch(() => undefined);
+      if (this.stopping) return { ok: false, slot: slot.index, error: 'stopping' };
+      try {
+        if (slot.current?.state === 'ready') {
+          await this.replace(slot, 'reload');
+        } else {
+          // Nothing in service here (crashed, backing off, or starting old code): start afresh now.
+          clearTimeout(slot.restartTimer);
+          slot.restartTimer = undefined;
+          if (slot.current) this.retire(slot.current, 'reload', 0);
+          slot.failures = 0;
+          this.launchCurrent(slot);
+          if (!slot.current) throw new Error(this.stopping ? 'stopping' : 'could not be started');
+          await (slot.current as Worker).ready;
+        }
+        replaced++;
+      } catch (err) {
+        const error = (err as Error).message;
+        if (this.stopping) return { ok: false, slot: slot.index, error: 'stopping' };
+        this.log.error(
+          { slot: slot.index, err: error, replaced },
+          'reload failed; remaining workers keep serving',
+        );
+        return { ok: false, slot: slot.index, error };
+      }
+    }
+    this.log.info({ replaced }, 'reload done');
+    return { ok: true, replaced };
+  }
+
+  /** Hang detection and recycling checks, every heartbeatMs. */
+  private tick(): void {
+    const now = Date.now();
+    const stalled = now - this.lastTickAt > this.heartbeatMs + this.hangTimeoutMs / 2;
+    this.lastTickAt = now;
+    for (const slot of this.slots) {
+      const w = slot.current;
+      if (w?.state !== 'ready') continue;
+      if (stalled) {
+        // Our own loop was blocked: heartbeats may be waiting unread; judge nobody this round.
+        w.lastSignOfLife = now;
+      } else if (
+        this.hangTimeoutMs > 0 &&
+        this.heartbeatsOn(w) &&
+        now - w.lastSignOfLife > this.hangTimeoutMs
+      ) {
+        this.log.error(
+          { slot: slot.index, workerPid: w.pid, silentMs: now - w.lastSignOfLife },
+          'worker hung; killing it',
+        );
+        this.kill(w, 'hung');
+        continue;
+      }
+      if (this.maxRssBytes > 0) this.checkRss(slot, w);
+      this.maybeRecycle(slot);
+    }
+  }
+
+  private heartbeatsOn(w: Worker): boolean {
+    return this.spec.heartbeats ?? w.child.connected;
+  }
+
+  private checkRss(slot: Slot, w: Worker): void {
+    const judge = (rss: number | undefined) => {
+      if (rss === undefined || rss <= this.maxRssBytes || w.recycleWanted) return;
+      w.recycleWanted = `rss ${Math.round(rss / 1048576)} MB > ${Math.round(this.maxRssBytes / 1048576)} MB`;
+      this.maybeRecycle(slot);
+    };
+    if (this.heartbeatsOn(w) && w.rssBytes !== undefined) judge(w.rssBytes);
+    else if (w.pid !== undefined) readRssBytes(w.pid).then(judge, () => undefined);
+  }
+}
+
+function signal(w: Worker, sig: NodeJS.Signals): void {
+  if (w.exited || w.child.pid === undefined) return;
+  try {
+    w.child.kill(sig);
+  } catch {
+    // already gone; 'exit' follows
+  }
+}
+
+function nonNegative(name: string, v: number): number {
+  if (!(Number.isFinite(v) && v >= 0))
+    throw new RangeError(`supervisor: ${name} must be a number >= 0, got ${v}`);
+  return v;
+}

@@ -1,0 +1,93 @@
+// The worker side of the supervisor protocol. Imported by every worker process at start-up, so it
+// imports nothing heavy: readiness, heartbeats from the event loop, retire and log-reopen requests.
+import { ENV, isProtocolMessage, type SupervisorMessage, type WorkerMessage } from './protocol.js';
+
+export interface WorkerChannelOptions {
+  /** Totals sent with each heartbeat. */
+  counts?: () => { served: number; active: number };
+  /**
+   * Stop taking work, finish what is open within `graceMs` (ms), then exit. Called once, for a
+   * retire message, SIGTERM, or the supervisor's disappearance. Default: exit(0) at once.
+   */
+  onRetire?: (graceMs: number) => void;
+  /** Reopen the log file. */
+  onReopenLog?: () => void;
+}
+
+export interface WorkerChannel {
+  /** 1..N, the slot this worker fills. */
+  readonly workerId: number;
+  /** Unique per start within the supervisor. */
+  readonly spawnId: number;
+  /** Tell the supervisor this worker can take work. */
+  ready(): void;
+  /** Ask to be replaced; keep serving until the retire request comes. */
+  requestRecycle(reason: string): void;
+  /** Sends a heartbeat now (final counts before exiting); resolves once written. */
+  beat(): Promise<void>;
+  /** True once a retire was asked for. */
+  readonly retiring: boolean;
+}
+
+/** True in a process started by a supervisor. */
+export function isSupervisedWorker(): boolean {
+  return process.env[ENV.supervised] === '1' && typeof process.send === 'function';
+}
+
+/**
+ * Joins the supervisor that started this process: starts heartbeats, wires retire (IPC message,
+ * SIGTERM, or the parent's disappearance) and log reopening. SIGINT and SIGHUP are ignored: the
+ * daemon coordinates those for all its workers (a terminal's Ctrl-C reaches the whole group).
+ */
+export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
+  if (!isSupervisedWorker()) throw new Error('joinSupervisor: this process was not started by a supervisor');
+  const heartbeatMs = Number(process.env[ENV.heartbeatMs]) || 1000;
+  const defaultGraceMs = Number(process.env[ENV.graceMs]) || 10_000;
+  const counts = opts.counts ?? (() => ({ served: 0, active: 0 }));
+  let retiring = false;
+
+  const send = (m: WorkerMessage, done: () => void = () => undefined) => {
+    if (process.connected) process.send!(m, undefined, {}, () => done());
+    else done();
+  };
+  const heartbeat = (done?: () => void) => {
+    const { served, active } = counts();
+    send({ tdw: 'hb', served, active, rssBytes: process.memoryUsage.rss() }, done);
+  };
+  const retire = (graceMs: number, selfEnforce: boolean) => {
+    if (retiring) return;
+    retiring = true;
+    clearInterval(beat);
+    if (selfEnforce) {
+      // Nobody is left to SIGKILL us at the deadline: do it ourselves.
+      setTimeout(() => process.exit(0), graceMs).unref();
+    }
+    if (opts.onRetire) opts.onRetire(graceMs);
+    else process.exit(0);
+  };
+
+  const beat = setInterval(() => heartbeat(), heartbeatMs);
+  beat.unref();
+
+  process.on('message', (m: unknown) => {
+    if (!isProtocolMessage(m)) return;
+    const msg = m as SupervisorMessage;
+    if (msg.tdw === 'retire') retire(Number(msg.graceMs) || 0, false);
+    else if (msg.tdw === 'reopen-log') opts.onReopenLog?.();
+  });
+  process.on('disconnect', () => retire(defaultGraceMs, true));
+  process.on('SIGTERM', () => retire(defaultGraceMs, false));
+  process.on('SIGINT', () => undefined);
+  process.on('SIGHUP', () => undefined);
+
+  return {
+    workerId: Number(process.env[ENV.workerId]) || 0,
+    spawnId: Number(process.env[ENV.spawnId]) || 0,
+    ready: () => send({ tdw: 'ready' }),
+    requestRecycle: (reason) => send({ tdw: 'recycle', reason }),
+    beat: () => new Promise((resolve) => heartbeat(resolve)),
+    get retiring() {
+      return retiring;
+    },
+  };
+}

@@ -1,0 +1,63 @@
+// What a worker process needs to know, passed by the daemon in one environment variable.
+// Imported by the worker entry: types and JSON only.
+import type { LogLevel } from '../logger.js';
+import type { ModelName } from '../types.js';
+
+const WORKER_ENV = 'TCPDAEMON_WORKER';
+
+let taken: WorkerConfig | undefined;
+
+export interface WorkerConfig {
+  model: ModelName;
+  /**
+   * 'shared': accept from the listening handle the daemon sends (IOMP -c N).
+   * 'dispatched': serve the sockets the daemon sends, one at a time (LF).
+   */
+  accept: 'shared' | 'dispatched';
+  /** Absolute handler module path; null = the function passed to tcpdaemon() in the re-run script. */
+  handlerPath: string | null;
+  /** Which tcpdaemon() call of the re-run script this worker serves (0 = the first). */
+  callIndex: number;
+  /** The daemon's address as logged, and as address() returns it in a function-handler worker. */
+  address: string;
+  addressInfo: { address: string; family: string; port: number } | string | null;
+  /** Seconds; 0 = none. */
+  idleTimeout: number;
+  tcpNodelay: boolean;
+  /** Seconds; null = OS default close. */
+  tcpLinger: number | null;
+  unix: boolean;
+  params: Record<string, string>;
+  loglevel: LogLevel;
+  logfile: string | null;
+  /** Serve this many connections, then ask to be replaced; 0 = never. */
+  recycleAfter: number;
+  /** Connections this worker holds at most; more are closed at once and counted (IOMP); 0 = no cap. */
+  maxConnections: number;
+}
+
+export function workerEnv(config: WorkerConfig): Record<string, string> {
+  return { [WORKER_ENV]: JSON.stringify(config) };
+}
+
+/** True in a process the daemon started as a worker. */
+export function isWorkerProcess(): boolean {
+  return taken !== undefined || (process.env[WORKER_ENV] !== undefined && typeof process.send === 'function');
+}
+
+/**
+ * Reads this worker's config and removes it from the environment, so processes the handler
+ * starts do not take themselves for workers. Undefined when this is no worker.
+ */
+export function takeWorkerConfig(): WorkerConfig | undefined {
+  const raw = process.env[WORKER_ENV];
+  if (raw === undefined || typeof process.send !== 'function') return undefined;
+  taken = JSON.parse(raw) as WorkerConfig;
+  delete process.env[WORKER_ENV];
+  return taken;
+}
+
+/** The config takeWorkerConfig() read in this process, if any. */
+export function currentWorkerConfig(): WorkerConfig | undefined {
+  return taken;
+}

@@ -1,0 +1,33 @@
+// Messages between the daemon and its workers about connections (the supervisor's own messages
+// carry `tdw`; these carry `tdm`). A listening handle or a socket travels with some of them.
+
+export type ToWorker =
+  /** With the listening handle, in answer to 'want-listen' (IOMP). */
+  | { tdm: 'listen' }
+  /** With an accepted socket: serve it (LF). */
+  | { tdm: 'conn' }
+  /**
+   * ceiling: stop accepting while this many connections are open here, so that less loaded
+   * workers take the next ones (null = none). full: every worker is at its --max-connections
+   * share: accept and close the excess instead of pausing (IOMP).
+   */
+  | { tdm: 'accept'; ceiling: number | null; full: boolean };
+
+export type FromWorker =
+  /** Send me a copy of the listening handle (to accept on, or to keep as a spare). */
+  | { tdm: 'want-listen' }
+  /** Open connections; sent on change, at most every LOAD_REPORT_MS, at once on reaching the cap (IOMP). */
+  | { tdm: 'load'; active: number }
+  /** The one connection is over: send the next (LF). */
+  | { tdm: 'idle' }
+  /** Served its -n connections: send nothing more; a replacement is on its way. */
+  | { tdm: 'spent' }
+  /** Could not start (handler failed to load, ...): why, just before exiting 1. */
+  | { tdm: 'fatal'; message: string };
+
+/** Longest delay (ms) between a change of a worker's connection count and its report. */
+export const LOAD_REPORT_MS = 10;
+
+export function isModelMessage(m: unknown): m is { tdm: string } {
+  return typeof m === 'object' && m !== null && typeof (m as { tdm?: unknown }).tdm === 'string';
+}

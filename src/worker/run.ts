@@ -1,0 +1,237 @@
+// A worker process of IOMP -c N or LF: joins the supervisor, loads the handler, takes connections
+// from the shared listening socket (IOMP) or from the daemon (LF), serves them through the
+// connection path, and when retired stops taking new ones, drains, and exits 0.
+import { createServer, type Server, type Socket } from 'node:net';
+import { ConnectionRunner } from '../connection.js';
+import { ConnectionTracker } from '../connection-tracker.js';
+import { createLogger, type DaemonLogger } from '../logger.js';
+import { keepServingOnUncaught } from '../process-guards.js';
+import { joinSupervisor } from '../supervisor/worker-channel.js';
+import { ThrottledCount } from '../throttled-count.js';
+import type { Logger, Tcpmain } from '../types.js';
+import type { WorkerConfig } from './config.js';
+import { type FromWorker, isModelMessage, LOAD_REPORT_MS, type ToWorker } from './messages.js';
+
+export interface RunningWorker {
+  readonly logger: Logger;
+  /** Open connections in this worker. */
+  readonly connections: number;
+  /** Drain (up to `graceMs`) and exit, as when the supervisor retires this worker. */
+  retire(graceMs: number): Promise<void>;
+}
+
+function send(m: FromWorker): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!process.connected) return reject(new Error('no channel to the daemon'));
+    process.send!(m, undefined, {}, (err: Error | null) => (err ? reject(err) : resolve()));
+  });
+}
+
+function closeHandle(handle: unknown): void {
+  try {
+    (handle as { close(): void }).close();
+  } catch {
+    // not a handle we can close; nothing leaks with it
+  }
+}
+
+/**
+ * Runs this process as a worker. A handler that cannot be loaded is reported to the daemon and
+ * the log, and the process exits 1 (the supervisor backs off before the next try).
+ */
+export async function startWorker(
+  config: WorkerConfig,
+  getHandler: () => Promise<Tcpmain> | Tcpmain,
+): Promise<RunningWorker> {
+  // Everything the channel's callbacks touch exists before the channel does.
+  let retiring: Promise<void> | undefined;
+  let served = 0;
+  let spent = false;
+  let server: Server | undefined;
+  let reportTimer: NodeJS.Timeout | undefined;
+  let log: DaemonLogger | undefined;
+  const tracker = new ConnectionTracker();
+  const stopper = new AbortController();
+  const channel = joinSupervisor({
+    counts: () => ({ served, active: tracker.size }),
+    onRetire: (graceMs) => void retire(graceMs),
+    onReopenLog: () => log?.reopen(),
+  });
+  log = createLogger({
+    logfile: config.logfile ?? undefined,
+    level: config.loglevel,
+    workerId: channel.workerId,
+  });
+  const { logger } = log;
+
+  let tcpmain: Tcpmain;
+  try {
+    tcpmain = await getHandler();
+  } catch (err) {
+    const message = (err as Error).message;
+    logger.fatal({ err: message }, 'worker could not start');
+    log.flush();
+    await send({ tdm: 'fatal', message }).catch(() => undefined);
+    process.exit(1);
+  }
+  keepServingOnUncaught(logger);
+
+  const runner = new ConnectionRunner({
+    model: config.model,
+    workerId: channel.workerId,
+    connectionIdPrefix: `${channel.workerId}.${channel.spawnId}`,
+    tcpmain,
+    logger,
+    signal: stopper.signal,
+    tracker,
+    params: Object.freeze({ ...config.params }),
+    idleTimeout: config.idleTimeout,
+    tcpNodelay: config.tcpNodelay,
+    tcpLinger: config.tcpLinger ?? undefined,
+    unix: config.unix,
+  });
+  const shared = config.accept === 'shared';
+  const cap = config.maxConnections;
+  /** IOMP, from the daemon: stop accepting at this many open connections (fair share). */
+  let ceiling = Number.POSITIVE_INFINITY;
+  /** IOMP, from the daemon: every worker is at its cap; accept and close the excess. */
+  let full = false;
+  /** IOMP: a copy of the listening handle kept unused, so accepting again needs no round trip. */
+  let spare: unknown;
+  let handlesAsked = 0;
+  let ready = false;
+  const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
+
+  const reportNow = () => {
+    clearTimeout(reportTimer);
+    reportTimer = undefined;
+    if (!retiring) send({ tdm: 'load', active: tracker.size }).catch(() => undefined);
+  };
+  const reportSoon = () => {
+    if (shared && !reportTimer && !retiring) reportTimer = setTimeout(reportNow, LOAD_REPORT_MS);
+  };
+  const atCap = () => cap > 0 && tracker.size >= cap;
+  const wantAccept = () => tracker.size < ceiling && !(atCap() && !full) && !spent && !retiring;
+  /** Keep one handle listening (when accepting) and one spare, asking the daemon for what is missing. */
+  const askHandles = () => {
+    const want = (!server && wantAccept() ? 1 : 0) + (spare === undefined ? 1 : 0) - handlesAsked;
+    for (let k = 0; k < want; k++) {
+      handlesAsked++;
+      send({ tdm: 'want-listen' }).catch(() => {
+        handlesAsked--;
+      });
+    }
+  };
+  /** IOMP: listen or not, from what this worker knows now. */
+  const reconcile = () => {
+    if (!shared || !ready) return;
+    const accept = wantAccept();
+    if (accept && !server && spare !== undefined) {
+      const handle = spare;
+      spare = undefined;
+      listenOn(handle);
+    } else if (!accept && server) {
+      server.close();
+      server = undefined;
+      reportNow(); // the daemon raises the others' ceilings, or ours
+    }
+    if (!spent && !retiring) askHandles();
+  };
+  const onClosed = () => {
+    if (shared) {
+      reportSoon();
+      reconcile();
+    } else if (!spent && !retiring) {
+      send({ tdm: 'idle' }).catch(() => undefined);
+    }
+  };
+  const serve = (socket: Socket) => {
+    served++;
+    runner.serve(socket);
+    socket.once('close', onClosed);
+    if (config.recycleAfter > 0 && served >= config.recycleAfter && !spent) {
+      spent = true;
+      send({ tdm: 'spent' }).catch(() => undefined);
+      channel.requestRecycle(`served ${served} connections`);
+    }
+    if (!shared) return;
+    if (atCap())
+      reportNow(); // the daemon decides at once whether all workers are full
+    else reportSoon();
+    reconcile();
+  };
+  // Counted over all of this worker's connections: a server made by an earlier listenOn still has some.
+  const onAccepted = (socket: Socket) => {
+    if (atCap()) {
+      drops.add({ max: cap, remote: socket.remoteAddress });
+      socket.destroy();
+      return;
+    }
+    serve(socket);
+  };
+  const listenOn = (handle: unknown) => {
+    const s = createServer(onAccepted);
+    server = s;
+    s.on('error', (err) => {
+      logger.fatal({ err: err.message }, 'worker cannot accept on the shared socket');
+      log?.flush();
+      process.exit(1);
+    });
+    s.listen(handle as Parameters<Server['listen']>[0], () => {
+      if (!ready) {
+        ready = true;
+        channel.ready();
+      }
+      reconcile(); // things may have changed while the handle was on its way
+    });
+  };
+  const onHandle = (handle: unknown) => {
+    handlesAsked = Math.max(0, handlesAsked - 1);
+    if (spent || retiring) closeHandle(handle);
+    else if (!server && wantAccept()) listenOn(handle);
+    else if (spare === undefined) spare = handle;
+    else closeHandle(handle);
+  };
+
+  process.on('message', (m: unknown, handle: unknown) => {
+    if (!isModelMessage(m)) return;
+    const msg = m as ToWorker;
+    if (msg.tdm === 'listen') {
+      if (handle) onHandle(handle);
+    } else if (msg.tdm === 'conn') {
+      // A message whose socket was lost on the way still frees this worker.
+      if (handle) serve(handle as Socket);
+      else onClosed();
+    } else if (msg.tdm === 'accept') {
+      ceiling = typeof msg.ceiling === 'number' ? msg.ceiling : Number.POSITIVE_INFINITY;
+      full = msg.full === true;
+      reconcile();
+    }
+  });
+
+  // A declaration: the channel may call it while the handler is still loading.
+  function retire(graceMs: number): Promise<void> {
+    retiring ??= (async () => {
+      stopper.abort();
+      server?.close();
+      clearTimeout(reportTimer);
+      const cut = await tracker.drain(graceMs);
+      if (cut > 0) log?.logger.warn({ count: cut }, 'shutdown timeout: open connections destroyed');
+      await channel.beat();
+      log?.flush();
+      process.exit(0);
+    })();
+    return retiring;
+  }
+
+  if (shared) askHandles();
+  else channel.ready();
+
+  return {
+    logger,
+    get connections() {
+      return tracker.size;
+    },
+    retire,
+  };
+}

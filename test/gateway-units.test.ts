@@ -1,0 +1,310 @@
+// The gateway's pure parts: envelope, request correlation, balancing, store, directory, names, params.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { leastOutstanding, perGatewayBound } from '../src/gateway/balancer.js';
+import { toReply } from '../src/gateway/business.js';
+import { Directory, type Holder } from '../src/gateway/directory.js';
+import { decodeEnvelope, type Envelope, encodeEnvelope, KIND } from '../src/gateway/envelope.js';
+import { parseTarget } from '../src/gateway/names.js';
+import { validateGatewayParams } from '../src/gateway/params.js';
+import { decodeRelay, encodeRelay } from '../src/gateway/protocol.js';
+import { GatewayError, RequestTable } from '../src/gateway/requests.js';
+import { MessageStore } from '../src/gateway/store.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+
+checkNoLeftoverProcesses();
+
+const session = { id: 'g1:1', name: '', remoteAddress: '127.0.0.1', remotePort: 5000 };
+
+describe('envelope', () => {
+  test('every kind round-trips', () => {
+    const all: Envelope[] = [
+      {
+        kind: KIND.request,
+        id: 7,
+        msgid: -3,
+        session: { ...session, name: 'alice' },
+        timeoutMs: 1500,
+        body: Buffer.from('x'),
+      },
+      { kind: KIND.reply, id: 0xffffffff, msgid: 2147483647, body: Buffer.alloc(0) },
+      { kind: KIND.error, id: 1, message: 'ünïcode failure' },
+      { kind: KIND.ack, id: 9, worker: 'wabc' },
+      { kind: KIND.send, id: 3, msgid: 5, target: 'bob', body: Buffer.from([0, 1, 2]) },
+      { kind: KIND.sendResult, id: 3, ok: true, text: 'stored' },
+      { kind: KIND.sendResult, id: 4, ok: false, text: 'store full' },
+      { kind: KIND.bye },
+      { kind: KIND.byeAck },
+      { kind: KIND.none, id: 12 },
+    ];
+    for (const e of all) assert.deepEqual(decodeEnvelope(encodeEnvelope(e)), e);
+  });
+
+  test('requests with any body and strings round-trip; truncations are errors, never garbage', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.string({ maxLength: 40 }),
+        fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+        (body, name, msgid) => {
+          const e: Envelope = {
+            kind: KIND.request,
+            id: 1,
+            msgid,
+            session: { ...session, name },
+            timeoutMs: 10,
+            body: Buffer.from(body),
+          };
+          const bytes = encodeEnvelope(e);
+          assert.deepEqual(decodeEnvelope(bytes), e);
+          // Cut inside the strings: a RangeError, not a wrong envelope.
+          const cut = 9 + 2 + Buffer.byteLength(session.id) + 1;
+          assert.throws(() => decodeEnvelope(bytes.subarray(0, cut)), RangeError);
+        },
+      ),
+    );
+    assert.throws(
+      () => decodeEnvelope(Buffer.from([99, 0, 0, 0, 0, 0, 0, 0, 0])),
+      /unknown envelope kind 99/,
+    );
+    assert.throws(() => decodeEnvelope(Buffer.alloc(3)), /shorter than its header/);
+  });
+});
+
+describe('RequestTable', () => {
+  test('one outcome per request; a reply after the timeout is dropped and counted', async () => {
+    const timedOut: number[] = [];
+    const t = new RequestTable(50, (r) => timedOut.push(r.id));
+    const a = t.open(1, Buffer.from('a'), session);
+    const b = t.open(2, Buffer.from('b'), session);
+    assert.notEqual(a.request.id, b.request.id);
+    assert.equal(t.resolve(a.request.id, { msgid: 1, body: Buffer.from('A') }), true);
+    assert.equal(t.resolve(a.request.id, { msgid: 1, body: Buffer.from('again') }), false);
+    assert.equal((await a.reply)!.body.toString(), 'A');
+    await assert.rejects(b.reply, (e: GatewayError) => e.code === 'timeout' && /50 ms/.test(e.message));
+    assert.deepEqual(timedOut, [b.request.id]);
+    assert.equal(t.resolve(b.request.id, { msgid: 2, body: Buffer.from('late') }), false);
+    assert.equal(t.reject(b.request.id, new GatewayError('remote', 'late error')), false);
+    assert.equal(t.lateReplies, 3);
+    assert.equal(t.timeouts, 1);
+    assert.equal(t.size, 0);
+  });
+
+  test('reissue gives a retry a new id and keeps the deadline; the old id is late', async () => {
+    const t = new RequestTable(10_000);
+    const { request, reply } = t.open(5, Buffer.from('x'), session);
+    const old = request.id;
+    const again = t.reissue(old)!;
+    assert.notEqual(again.id, old);
+    assert.equal(again.attempts, 2);
+    assert.equal(again.deadline, request.deadline);
+    assert.equal(t.resolve(old, undefined), false);
+    assert.equal(t.resolve(again.id, undefined), true);
+    assert.equal(await reply, undefined);
+    assert.equal(t.reissue(again.id), undefined);
+    const c = t.open(6, Buffer.alloc(0), session);
+    t.rejectAll(new GatewayError('closed', 'bye'));
+    await assert.rejects(c.reply, /bye/);
+  });
+});
+
+describe('leastOutstanding', () => {
+  const w = (outstanding: number, accepting = true) => ({ outstanding, accepting });
+  test('fewest outstanding below the bound; none when all are full or retiring', () => {
+    assert.equal(leastOutstanding([w(3), w(1), w(2)], 10), 1);
+    assert.equal(leastOutstanding([w(3), w(1, false), w(2)], 10), 2);
+    assert.equal(leastOutstanding([w(4), w(4)], 4), -1);
+    assert.equal(leastOutstanding([], 4), -1);
+    assert.equal(leastOutstanding([w(0, false)], 4), -1);
+  });
+  test('ties rotate with start, so idle workers share the load', () => {
+    const idle = [w(0), w(0), w(0)];
+    assert.deepEqual(
+      [0, 1, 2, 3].map((s) => leastOutstanding(idle, 5, s)),
+      [0, 1, 2, 0],
+    );
+  });
+  test('property: the pick is accepting, below the bound, and no accepting worker has fewer', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ outstanding: fc.nat(20), accepting: fc.boolean() }), { maxLength: 12 }),
+        fc.integer({ min: 1, max: 25 }),
+        fc.nat(100),
+        (ws, bound, start) => {
+          const i = leastOutstanding(ws, bound, start);
+          const eligible = ws.filter((x) => x.accepting && x.outstanding < bound);
+          if (eligible.length === 0) return i === -1;
+          const min = Math.min(...eligible.map((x) => x.outstanding));
+          return i >= 0 && ws[i]!.accepting && ws[i]!.outstanding === min;
+        },
+      ),
+    );
+  });
+  test('perGatewayBound splits a worker bound among gateways, at least 1', () => {
+    assert.equal(perGatewayBound(64, 1), 64);
+    assert.equal(perGatewayBound(64, 3), 21);
+    assert.equal(perGatewayBound(2, 4), 1);
+  });
+});
+
+describe('MessageStore', () => {
+  test('keeps order, bounds count per name and bytes in all, expires by TTL', () => {
+    let now = 1000;
+    const s = new MessageStore({ maxPerName: 2, ttlMs: 100, maxBytes: 10 }, () => now);
+    assert.deepEqual(s.put('a', 1, Buffer.from('one')), { ok: true });
+    assert.deepEqual(s.put('a', 2, Buffer.from('two')), { ok: true });
+    assert.equal(s.put('a', 3, Buffer.from('x')).ok, false);
+    const bytes = s.put('b', 1, Buffer.from('12345'));
+    assert.deepEqual(bytes, { ok: false, reason: 'store is full (10 bytes)' });
+    assert.equal(s.heldBytes, 6);
+    now += 50;
+    assert.ok(s.put('b', 9, Buffer.from('b')).ok);
+    now += 60; // 'a' messages are 110 ms old now, 'b' 60 ms
+    assert.deepEqual(s.take('a'), []);
+    assert.equal(s.expired, 2);
+    assert.deepEqual(
+      s.take('b').map((m) => m.msgid),
+      [9],
+    );
+    assert.equal(s.size, 0);
+    assert.equal(s.heldBytes, 0);
+  });
+  test('sweep drops expired messages of every name', () => {
+    let now = 0;
+    const s = new MessageStore({ maxPerName: 10, ttlMs: 10, maxBytes: 1000 }, () => now);
+    s.put('a', 1, Buffer.from('x'));
+    s.put('b', 1, Buffer.from('y'));
+    now = 5;
+    s.put('b', 2, Buffer.from('z'));
+    now = 12;
+    assert.equal(s.sweep(), 2);
+    assert.equal(s.size, 1);
+  });
+});
+
+describe('Directory', () => {
+  function directory(online: Set<string>) {
+    const taken: [Holder, string][] = [];
+    const pushed: string[] = [];
+    const d = new Directory(new MessageStore({ maxPerName: 5, ttlMs: 60_000, maxBytes: 1 << 20 }), {
+      push: async (_instance, sessionId, msgid, body) => {
+        if (!online.has(sessionId)) return false;
+        pushed.push(`${sessionId}:${msgid}:${body}`);
+        return true;
+      },
+      nameTaken: (h, name) => taken.push([h, name]),
+    });
+    return { d, taken, pushed };
+  }
+  const name = (n: string) => ({ kind: 'name' as const, name: n });
+
+  test('offline names are stored and handed over in order on register; newest registration wins', async () => {
+    const online = new Set<string>();
+    const { d, taken, pushed } = directory(online);
+    assert.equal(await d.deliver(name('bob'), 1, Buffer.from('first')), 'stored');
+    assert.equal(await d.deliver(name('bob'), 2, Buffer.from('second')), 'stored');
+    online.add('g1:1');
+    const stored = d.register('bob', { instance: 'g1', sessionId: 'g1:1' });
+    assert.deepEqual(
+      stored.map((m) => m.body.toString()),
+      ['first', 'second'],
+    );
+    assert.equal(await d.deliver(name('bob'), 3, Buffer.from('live')), 'delivered');
+    online.add('g2:7');
+    d.register('bob', { instance: 'g2', sessionId: 'g2:7' });
+    assert.deepEqual(taken, [[{ instance: 'g1', sessionId: 'g1:1' }, 'bob']]);
+    assert.equal(await d.deliver(name('bob'), 4, Buffer.from('to newest')), 'delivered');
+    assert.deepEqual(pushed, ['g1:1:3:live', 'g2:7:4:to newest']);
+    // The old holder unregistering does not drop the new one.
+    d.unregister('bob', 'g1:1');
+    assert.equal(d.holder('bob')?.sessionId, 'g2:7');
+  });
+
+  test('a holder that closed unnoticed: the message is stored; unknown sessions fail; a gone gateway frees its names', async () => {
+    const online = new Set<string>();
+    const { d } = directory(online);
+    d.register('eve', { instance: 'g3', sessionId: 'g3:1' });
+    assert.equal(await d.deliver(name('eve'), 1, Buffer.from('x')), 'stored');
+    assert.equal(d.holder('eve'), undefined);
+    const target = parseTarget('g3:2');
+    assert.ok(typeof target !== 'string');
+    await assert.rejects(d.deliver(target, 1, Buffer.from('x')), /no session g3:2/);
+    d.register('zed', { instance: 'g4', sessionId: 'g4:1' });
+    d.forgetInstance('g4');
+    assert.equal(d.holder('zed'), undefined);
+  });
+});
+
+describe('names, relay frames, replies', () => {
+  test('targets are session ids or names; anything else is refused with a reason', () => {
+    assert.deepEqual(parseTarget('g12:345'), {
+      kind: 'session',
+      sessionId: 'g12:345',
+      instance: 'g12',
+      n: '345',
+    });
+    assert.deepEqual(parseTarget('alice_1'), { kind: 'name', name: 'alice_1' });
+    for (const bad of ['', 'a.b', 'with space', '-dash', 'g1:0', 'x'.repeat(65), 'a*', '>']) {
+      assert.equal(typeof parseTarget(bad), 'string', bad);
+    }
+  });
+  test('relay frames round-trip; short ones are refused', () => {
+    const f = encodeRelay('bob', -7, Buffer.from('payload'));
+    assert.deepEqual(decodeRelay(f), { target: 'bob', msgid: -7, body: Buffer.from('payload') });
+    assert.equal(typeof decodeRelay(Buffer.from([5, 97])), 'string');
+    assert.equal(typeof decodeRelay(Buffer.alloc(0)), 'string');
+  });
+  test('toReply accepts bytes, strings, { msgid, body } and nothing; refuses the rest', () => {
+    assert.deepEqual(toReply('hi', 3), { msgid: 3, body: Buffer.from('hi') });
+    assert.deepEqual(toReply({ msgid: 9 }, 3), { msgid: 9, body: Buffer.alloc(0) });
+    assert.deepEqual(toReply(new Uint8Array([1]), 3), { msgid: 3, body: Buffer.from([1]) });
+    assert.equal(toReply(undefined, 3), undefined);
+    assert.throws(() => toReply(42, 3), /returned number/);
+    assert.throws(() => toReply({ msgid: 1.5 }, 3), /int32/);
+    assert.throws(() => toReply({ msgid: 1, body: 5 }, 3), /body must be/);
+  });
+});
+
+describe('gateway parameters', () => {
+  test('one clear reason per mistake', () => {
+    const cases: [Record<string, unknown>, 'gateway' | 'worker', RegExp][] = [
+      [{ business: 'b.ts' }, 'gateway', /-l ADDRESS is required/],
+      [{ listen: '127.0.0.1:0' }, 'gateway', /-s BUSINESS_MODULE is required/],
+      [
+        { listen: '127.0.0.1:0', business: 'b.ts', queue: 'redis://x' },
+        'gateway',
+        /--queue must be ipc or nats/,
+      ],
+      [{ listen: '127.0.0.1:0', business: 'b.ts', queue: 'nats://h:4222' }, 'gateway', /separate command/],
+      [{ business: 'b.ts' }, 'worker', /needs --queue nats/],
+      [
+        { listen: '127.0.0.1:0', business: 'b.ts', workers: '0' },
+        'gateway',
+        /--workers must be a whole number from 1/,
+      ],
+      [
+        { listen: '127.0.0.1:0', business: 'b.ts', requestTimeout: 'soon' },
+        'gateway',
+        /--request-timeout must be a number/,
+      ],
+      [{ listen: '127.0.0.1:0', business: 'b.ts', codec: 'tdhb:99' }, 'gateway', /--codec: tdhb width/],
+      [{ listen: '127.0.0.1:0', business: 'b.ts', nope: 1 }, 'gateway', /unknown parameter 'nope'/],
+    ];
+    for (const [input, role, re] of cases) assert.throws(() => validateGatewayParams(input, role), re);
+    const ok = validateGatewayParams(
+      { listen: '127.0.0.1:0', business: 'b.ts', requestTimeout: 0.25 },
+      'gateway',
+    );
+    assert.equal(ok.requestTimeoutMs, 250);
+    assert.equal(ok.codec, 'seq');
+    assert.deepEqual(
+      validateGatewayParams({ business: 'b.ts', queue: 'nats://127.0.0.1:4222' }, 'worker').queue,
+      {
+        kind: 'nats',
+        servers: ['nats://127.0.0.1:4222'],
+        prefix: 'tcpdaemon',
+      },
+    );
+  });
+});

@@ -1,0 +1,350 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
+import { fairCeilings } from '../src/models/fair-share.js';
+import { type DaemonProcess, FIXTURES, type LogLine, runCli, startDaemon } from './helpers/daemon.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { connect, readBytes, roundTrip, startLoadLoop, untilClosed } from './helpers/net.js';
+import { waitUntil } from './helpers/supervisor.js';
+
+checkNoLeftoverProcesses();
+
+const ECHO = join(FIXTURES, 'worker-echo.mjs');
+
+/** Asks a worker-echo connection who serves it: [pid, workerId, version]. */
+async function who(port: number | string): Promise<[number, number, string]> {
+  const s = await connect(port);
+  try {
+    const [pid, id, version] = (await roundTrip(s, 'who\n')).trim().split(' ');
+    return [Number(pid), Number(id), version!];
+  } finally {
+    s.destroy();
+  }
+}
+
+function readyPids(daemon: DaemonProcess): number[] {
+  return daemon.logs.filter((l) => l.msg === 'worker ready').map((l) => l.workerPid as number);
+}
+
+function exitsOf(daemon: DaemonProcess, pred: (l: LogLine) => boolean = () => true): LogLine[] {
+  return daemon.logs.filter((l) => l.msg === 'worker exited' && pred(l));
+}
+
+test('fair share: a worker may hold the busiest other load plus a slack; never two at their ceiling', () => {
+  assert.deepEqual(fairCeilings([0, 0], 0), { ceilings: [6, 6], full: false });
+  assert.deepEqual(fairCeilings([30, 10, 10], 0), { ceilings: [16, 36, 36], full: false });
+  assert.deepEqual(fairCeilings([7], 0), { ceilings: [null], full: false });
+  assert.deepEqual(fairCeilings([2, 2], 2).full, true);
+  assert.deepEqual(fairCeilings([2, 1], 2).full, false);
+  fc.assert(
+    fc.property(fc.array(fc.nat(500), { minLength: 2, maxLength: 16 }), (loads) => {
+      const { ceilings } = fairCeilings(loads, 0);
+      // From one snapshot, at most one worker is at or above its ceiling: someone always accepts.
+      return loads.filter((l, i) => l >= ceilings[i]!).length <= 1;
+    }),
+  );
+});
+
+test('IOMP -c 2: two worker processes serve, each many connections at once, spread evenly', async () => {
+  const { daemon, port } = await startDaemon(['-m', 'IOMP', '-c', '2', '-l', '127.0.0.1:0', '-s', ECHO]);
+  try {
+    const workers = readyPids(daemon);
+    assert.equal(workers.length, 2);
+    const listening = daemon.logs.find((l) => l.msg === 'listening')!;
+    assert.equal(listening.workers, 2);
+    // 40 connections held open together: both workers serve, neither holds them all.
+    const sockets = await Promise.all(Array.from({ length: 40 }, () => connect(port)));
+    const seen = new Map<number, number>();
+    for (const s of sockets) {
+      const [pid, id] = (await roundTrip(s, 'who\n')).trim().split(' ').map(Number) as [number, number];
+      assert.ok(workers.includes(pid), `served by a worker, not the daemon (${pid})`);
+      assert.ok(id === 1 || id === 2, `worker id ${id}`);
+      seen.set(pid, (seen.get(pid) ?? 0) + 1);
+    }
+    for (const s of sockets) s.destroy();
+    assert.equal(seen.size, 2, `both workers serve: ${JSON.stringify([...seen])}`);
+    for (const n of seen.values()) assert.ok(n >= 10, `spread ${JSON.stringify([...seen])}`);
+  } finally {
+    daemon.signal('SIGTERM');
+    assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+  }
+});
+
+test('kill -9 of one worker under a load loop: the other keeps serving, a replacement gets ready, nothing refused', async () => {
+  const { daemon, port } = await startDaemon([
+    '-m',
+    'IOMP',
+    '-c',
+    '2',
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    ECHO,
+    '--restart-delay',
+    '0.05',
+  ]);
+  try {
+    const [victim] = readyPids(daemon) as [number];
+    const load = startLoadLoop(port, { loops: 3 });
+    await waitUntil(() => load.stats.ok >= 50, 'load before the kill');
+    process.kill(victim, 'SIGKILL');
+    const exit = await daemon.waitForLog((l) => l.msg === 'worker exited' && l.workerPid === victim);
+    assert.equal(exit.signal, 'SIGKILL');
+    assert.equal(typeof exit.nextDelayMs, 'number');
+    await daemon.waitForLog(
+      (l) =>
+        l.msg === 'worker ready' &&
+        !readyPids(daemon)
+          .slice(0, 2)
+          .includes(l.workerPid as number),
+    );
+    const before = load.stats.ok;
+    await waitUntil(() => load.stats.ok >= before + 50, 'load after the replacement');
+    const stats = await load.stop();
+    // Only the connections the killed worker was serving at that moment may be lost (reset).
+    assert.ok(!stats.errors.includes('ECONNREFUSED'), `refused: ${stats.errors.join(', ')}`);
+    assert.ok(stats.failed <= 3, `failed: ${stats.errors.join(', ')}`);
+    assert.ok(
+      stats.errors.every((e) => e === 'ECONNRESET'),
+      stats.errors.join(', '),
+    );
+  } finally {
+    daemon.signal('SIGTERM');
+    await daemon.waitForExit();
+  }
+});
+
+test('-n recycles a worker after N connections: its pid changes, the connection count is logged', async () => {
+  const { daemon, port } = await startDaemon([
+    '-m',
+    'IOMP',
+    '-c',
+    '2',
+    '-n',
+    '3',
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    ECHO,
+  ]);
+  try {
+    const first = readyPids(daemon);
+    for (let i = 0; i < 12; i++) await who(port);
+    const recycled = await daemon.waitForLog(
+      (l) => l.msg === 'worker exited' && l.reason === 'recycle: served 3 connections',
+    );
+    assert.equal(recycled.code, 0);
+    assert.ok(first.includes(recycled.workerPid as number), 'a first-generation worker was recycled');
+    // Serving goes on with new processes (a worker may serve before its 'worker ready' line is read).
+    const [pid] = await who(port);
+    await waitUntil(() => readyPids(daemon).includes(pid), `worker ${pid} to be a logged replacement`);
+    assert.ok(!first.includes(pid), 'served by a replacement');
+  } finally {
+    daemon.signal('SIGTERM');
+    assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+  }
+});
+
+test('SIGTERM drains an in-flight connection in a worker, then exits 0 with no child left', async () => {
+  const { daemon, port } = await startDaemon([
+    '-m',
+    'IOMP',
+    '-c',
+    '2',
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    join(FIXTURES, 'drain.mjs'),
+  ]);
+  const workers = readyPids(daemon);
+  const s = await connect(port);
+  assert.equal((await readBytes(s, 8)).toString(), 'started\n');
+  const closed = untilClosed(s);
+  daemon.signal('SIGTERM');
+  const { data, error } = await closed;
+  assert.equal(data, 'finished\n');
+  assert.equal(error, undefined);
+  assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+  assert.deepEqual(
+    exitsOf(daemon).map((l) => [l.code, l.reason]),
+    [
+      [0, 'stop'],
+      [0, 'stop'],
+    ],
+  );
+  for (const pid of workers) assert.throws(() => process.kill(pid, 0), /ESRCH/);
+});
+
+test('hang detection replaces a worker stuck in a busy loop; the others keep serving', async () => {
+  const { daemon, port } = await startDaemon([
+    '-m',
+    'IOMP',
+    '-c',
+    '2',
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    ECHO,
+    '--hang-timeout',
+    '0.6',
+  ]);
+  try {
+    const stuck = await connect(port);
+    const [pid] = (await roundTrip(stuck, 'who\n')).trim().split(' ').map(Number) as [number];
+    stuck.write('hang\n');
+    const lost = untilClosed(stuck);
+    // Meanwhile the other worker answers.
+    assert.notEqual((await who(port))[0], pid);
+    const hung = await daemon.waitForMsg('worker hung; killing it');
+    assert.equal(hung.workerPid, pid);
+    await lost;
+    const exit = await daemon.waitForLog((l) => l.msg === 'worker exited' && l.workerPid === pid);
+    assert.equal(exit.reason, 'hung');
+    await waitUntil(() => readyPids(daemon).length === 3, 'a replacement');
+    const [other] = await who(port);
+    assert.notEqual(other, pid);
+  } finally {
+    daemon.signal('SIGTERM');
+    await daemon.waitForExit();
+  }
+});
+
+test('--max-connections holds for the whole daemon: split across workers, the excess closed at once', async () => {
+  const { daemon, port } = await startDaemon([
+    '-m',
+    'IOMP',
+    '-c',
+    '2',
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    ECHO,
+    '--max-connections',
+    '4',
+  ]);
+  try {
+    const held = [];
+    for (let i = 0; i < 4; i++) {
+      const s = await connect(port);
+      assert.equal(await roundTrip(s, 'x'), 'x', `connection ${i + 1} of 4 is served`);
+      held.push(s);
+    }
+    const extra = await Promise.all([connect(port), connect(port)]);
+    for (const r of await Promise.all(extra.map((s) => untilClosed(s)))) {
+      assert.equal(r.data, '', 'an excess connection gets nothing and is closed');
+    }
+    const line = await daemon.waitForMsg('connection refused: --max-connections reached');
+    assert.equal(line.max, 2, 'each of the 2 workers holds at most 4 / 2');
+    const closed = untilClosed(held[0]!);
+    held[0]!.end();
+    await closed;
+    await sleep(100);
+    const again = await connect(port);
+    assert.equal(await roundTrip(again, 'y'), 'y');
+    for (const s of [...held, again]) s.destroy();
+  } finally {
+    daemon.signal('SIGTERM');
+    await daemon.waitForExit();
+  }
+});
+
+test('kill -9 of the daemon: its workers drain and exit on their own', async () => {
+  const { daemon, port } = await startDaemon([
+    '-m',
+    'IOMP',
+    '-c',
+    '2',
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    ECHO,
+    '--shutdown-timeout',
+    '0.5',
+  ]);
+  const workers = readyPids(daemon);
+  await who(port);
+  await daemon.kill();
+  await waitUntil(
+    () =>
+      workers.every((pid) => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      }),
+    'orphaned workers to exit',
+    5000,
+  );
+});
+
+test('IOMP -c 2 on a unix socket', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'tcpd-')), 'd.sock');
+  const { daemon } = await startDaemon(['-m', 'IOMP', '-c', '2', '-l', path, '-s', ECHO]);
+  try {
+    const [pid] = await who(path);
+    await waitUntil(() => readyPids(daemon).includes(pid), `worker ${pid} in the log`);
+  } finally {
+    daemon.signal('SIGTERM');
+    assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+  }
+});
+
+test('workers that cannot load the handler: start-up fails with the reason, exit 1, nothing left', async () => {
+  const res = await runCli([
+    '-m',
+    'IOMP',
+    '-c',
+    '2',
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    join(FIXTURES, 'throws-in-workers.mjs'),
+    '--restart-delay',
+    '0.02',
+  ]);
+  assert.equal(res.code, 1);
+  assert.match(
+    res.stderr,
+    /tcpdaemon: workers could not start: handler .*throws-in-workers\.mjs: failed to load: Error: fixture: broken in workers/,
+  );
+});
+
+for (const model of ['IOMP', 'LF']) {
+  test(`library, ${model}: a function handler runs in workers that re-run the calling script`, async () => {
+    const script = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'library-workers.ts')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, FIXTURE_MODEL: model },
+    });
+    let out = '';
+    script.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    try {
+      const line = await waitUntil(
+        () => out.includes('\n') && out.split('\n')[0],
+        'the script to listen',
+        15000,
+      );
+      const { port } = JSON.parse(line) as { port: number };
+      const seen = new Set<string>();
+      for (let i = 0; i < 20 && seen.size < 2; i++) {
+        const s = await connect(port);
+        const [pid, id] = (await roundTrip(s, 'q')).split(' ');
+        s.destroy();
+        assert.notEqual(Number(pid), script.pid, 'served in a worker, not in the calling process');
+        seen.add(id!);
+      }
+      assert.deepEqual([...seen].sort(), ['1', '2']);
+    } finally {
+      script.kill('SIGTERM');
+      await new Promise((r) => script.once('exit', r));
+    }
+  });
+}

@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DaemonProcess, FIXTURES, type LogLine, startDaemon } from './helpers/daemon.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { connect, roundTrip, startLoadLoop } from './helpers/net.js';
+import { waitUntil } from './helpers/supervisor.js';
+
+checkNoLeftoverProcesses();
+
+/** A copy of worker-echo.mjs in a fresh folder, so a test can rewrite it. */
+function handlerCopy(): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'tcpd-reload-')), 'handler.mjs');
+  copyFileSync(join(FIXTURES, 'worker-echo.mjs'), path);
+  return path;
+}
+
+function setVersion(path: string, version: string): void {
+  const text = readFileSync(path, 'utf8').replace(
+    /const VERSION = '[^']*';/,
+    `const VERSION = '${version}';`,
+  );
+  writeFileSync(path, text);
+}
+
+async function version(port: number): Promise<string> {
+  const s = await connect(port);
+  try {
+    return (await roundTrip(s, 'who\n')).trim().split(' ')[2]!;
+  } finally {
+    s.destroy();
+  }
+}
+
+async function stop(daemon: DaemonProcess): Promise<void> {
+  daemon.signal('SIGTERM');
+  assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+}
+
+for (const model of ['IOMP', 'LF']) {
+  test(`${model}: SIGHUP under a load loop: zero failed connections, the new handler code answers afterwards`, async () => {
+    const handler = handlerCopy();
+    const { daemon, port } = await startDaemon(['-m', model, '-c', '2', '-l', '127.0.0.1:0', '-s', handler]);
+    try {
+      assert.equal(await version(port), 'v1');
+      const before = daemon.logs.filter((l) => l.msg === 'worker ready').map((l) => l.workerPid);
+      const load = startLoadLoop(port, { loops: 2 });
+      await waitUntil(() => load.stats.ok >= 30, 'load before the reload');
+      setVersion(handler, 'v2');
+      daemon.signal('SIGHUP');
+      await daemon.waitForMsg('reload done');
+      const during = load.stats.ok;
+      await waitUntil(() => load.stats.ok >= during + 30, 'load after the reload');
+      const stats = await load.stop();
+      assert.deepEqual(stats.errors, []);
+      assert.equal(stats.failed, 0);
+      for (let i = 0; i < 4; i++) assert.equal(await version(port), 'v2');
+      // Every old worker was retired gracefully (exit 0), after its replacement was ready.
+      const exits = await waitUntil(() => {
+        const found = daemon.logs.filter((l) => l.msg === 'worker exited' && before.includes(l.workerPid));
+        return found.length === 2 && found;
+      }, 'old workers to exit');
+      assert.deepEqual(
+        exits.map((l) => [l.code, l.reason]),
+        [
+          [0, 'reload'],
+          [0, 'reload'],
+        ],
+      );
+    } finally {
+      await stop(daemon);
+    }
+  });
+}
+
+test('a reload to a broken handler keeps the old workers; a crashed worker then backs off with CPU to spare', async () => {
+  const handler = handlerCopy();
+  const { daemon, port } = await startDaemon([
+    '-m',
+    'IOMP',
+    '-c',
+    '2',
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    handler,
+    '--restart-delay',
+    '0.05',
+    '--restart-delay-max',
+    '0.4',
+  ]);
+  try {
+    writeFileSync(handler, "throw new Error('deployed a broken handler');\n");
+    daemon.signal('SIGHUP');
+    const failed = await daemon.waitForMsg('reload failed; remaining workers keep serving');
+    assert.match(String(failed.err), /exited/);
+    assert.equal(await version(port), 'v1', 'the old workers still serve');
+
+    // A worker that dies now restarts into the broken file: a crash loop, visible and cheap.
+    const [victim] = daemon.logs.filter((l) => l.msg === 'worker ready').map((l) => l.workerPid as number);
+    const cpu0 = cpuSeconds(daemon.pid);
+    const t0 = Date.now();
+    process.kill(victim!, 'SIGKILL');
+    await sleep(2500);
+    const cpuShare = (cpuSeconds(daemon.pid) - cpu0) / ((Date.now() - t0) / 1000);
+    const loop: LogLine[] = daemon.logs.filter((l) => l.msg === 'worker exited' && l.reason === 'crashed');
+    const delays = loop.map((l) => l.nextDelayMs as number);
+    assert.ok(loop.length >= 4 && loop.length <= 14, `restarts in 2.5 s: ${loop.length}`);
+    assert.ok(delays[1]! < delays[2]! && delays[2]! < delays[3]!, `delays grow: ${delays.join(', ')}`);
+    assert.ok(
+      delays.every((d) => d <= 400),
+      `delays: ${delays.join(', ')}`,
+    );
+    assert.equal(loop.at(-1)!.crashLoop, true);
+    assert.ok(
+      daemon.logs.some(
+        (l) => l.msg === 'worker could not start' && /deployed a broken handler/.test(String(l.err)),
+      ),
+      'the worker says why',
+    );
+    assert.ok(cpuShare < 0.6, `CPU share of one core (daemon and its workers): ${cpuShare.toFixed(2)}`);
+    assert.equal(await version(port), 'v1', 'the other worker keeps serving');
+  } finally {
+    await stop(daemon);
+  }
+});
+
+test('SIGUSR1: the daemon and every worker reopen the log file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpd-log-'));
+  const logfile = join(dir, 'd.log');
+  const daemon = new DaemonProcess([
+    '-m',
+    'IOMP',
+    '-c',
+    '2',
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    join(FIXTURES, 'worker-echo.mjs'),
+    '--logfile',
+    logfile,
+    '--loglevel',
+    'debug',
+  ]);
+  const lines = (path: string): LogLine[] =>
+    existsSync(path)
+      ? readFileSync(path, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as LogLine)
+      : [];
+  try {
+    const listening = await waitUntil(() => lines(logfile).find((l) => l.msg === 'listening'), 'listening');
+    const port = Number(/:(\d+)$/.exec(String(listening.address))![1]);
+    renameSync(logfile, `${logfile}.1`);
+    daemon.signal('SIGUSR1');
+    await waitUntil(
+      () => lines(logfile).some((l) => l.msg === 'log file reopened (SIGUSR1)'),
+      'the reopened file',
+    );
+    await sleep(200);
+    // New connections in both workers log into the new file.
+    const workers = new Set<unknown>();
+    for (let i = 0; i < 20 && workers.size < 2; i++) {
+      const s = await connect(port);
+      await roundTrip(s, 'x');
+      s.destroy();
+      await sleep(20);
+      for (const l of lines(logfile)) if (l.msg === 'connection open') workers.add(l.worker);
+    }
+    assert.deepEqual([...workers].sort(), [1, 2]);
+  } finally {
+    await stop(daemon);
+  }
+});
+
+/** User and system CPU of `pid` and of its reaped children, seconds. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
+}
