@@ -48,7 +48,7 @@ export interface TcpdaemonParams {
   restartDelayMax?: number;
   /** `--spares`: IF: processes started ahead, each ready to take the next connection. Default min(-c, 2). */
   spares?: number;
-  /** `--max-waiting`: IF: connections that may wait for a process; beyond it they are closed, logged. Default 64. */
+  /** `--max-waiting`: LF, IF: connections that may wait for a free worker; more are closed, logged. Default LF 1024, IF 64. */
   maxWaiting?: number;
 }
 
@@ -210,12 +210,14 @@ export function validateParams(input: unknown): ResolvedParams {
   } catch (err) {
     throw new ParamError(`listen (-l) ${(err as Error).message}`);
   }
+  const model = MODEL_ALIASES[get('model') ?? 'IOMP']!;
+  const workers = get('workers') ?? 1;
   const resolved: ResolvedParams = {
-    model: MODEL_ALIASES[get('model') ?? 'IOMP']!,
+    model,
     listen,
     listenAddress,
     handler: get('handler')!,
-    workers: get('workers') ?? 1,
+    workers,
     recycleAfter: get('recycleAfter') ?? 0,
     workPath: get('workPath'),
     logfile: get('logfile'),
@@ -232,10 +234,9 @@ export function validateParams(input: unknown): ResolvedParams {
     maxMemory: get('maxMemory') ?? 0,
     restartDelay: get('restartDelay') ?? 0.1,
     restartDelayMax: get('restartDelayMax') ?? 10,
-    spares: 0,
-    maxWaiting: get('maxWaiting') ?? 64,
+    spares: get('spares') ?? Math.min(workers, 2),
+    maxWaiting: get('maxWaiting') ?? (model === 'IF' ? 64 : 1024),
   };
-  resolved.spares = get('spares') ?? Math.min(resolved.workers, 2);
   if (resolved.restartDelayMax < resolved.restartDelay) {
     fail(
       'restartDelayMax',

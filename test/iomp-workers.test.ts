@@ -131,6 +131,8 @@ test('-n recycles a worker after N connections: its pid changes, the connection 
     '127.0.0.1:0',
     '-s',
     ECHO,
+    '--loglevel', // routine recycling is logged at debug
+    'debug',
   ]);
   try {
     const first = readyPids(daemon);
@@ -316,7 +318,7 @@ test('workers that cannot load the handler: start-up fails with the reason, exit
   );
 });
 
-for (const model of ['IOMP', 'LF']) {
+for (const model of ['IOMP', 'LF', 'IF']) {
   test(`library, ${model}: a function handler runs in workers that re-run the calling script`, async () => {
     const script = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'library-workers.ts')], {
       stdio: ['ignore', 'pipe', 'inherit'],

@@ -1,160 +1,64 @@
-// IF: a fresh process for every connection. The supervisor keeps `--spares K` connection processes
-// started ahead (its slots); an accepted socket (paused: no byte read in the daemon) goes to a free
-// spare over IPC, and that slot starts its replacement at once (a recycle). At most `-c N` processes
-// hold connections; above that, or while no spare is ready, connections wait in a bounded queue.
-import { spawn } from 'node:child_process';
-import type { Socket } from 'node:net';
-import { type ExitInfo, Supervisor, type WorkerHandle } from '../supervisor/index.js';
-import { ThrottledCount } from '../throttled-count.js';
+// IF: a fresh process for every connection. The supervisor keeps `--spares K` worker processes
+// started ahead (its slots), each with the handler loaded. An accepted socket (paused: the daemon
+// reads no byte of it) goes to a ready spare, which the supervisor hands over (take) and replaces
+// at once; the process serves that one connection and exits when it closes. At most `-c N`
+// processes hold connections; above that, or while no spare is ready, connections wait (bounded).
+import type { ExitInfo, WorkerHandle } from '../supervisor/supervisor.js';
 import type { Logger } from '../types.js';
-import { workerEntry } from './entry.js';
-import { IF_CONFIG_ENV, type IfMessage } from './if-protocol.js';
+import { Handoff } from './handoff.js';
 import type { Model, ModelHost, RunningModel } from './model.js';
-import { workerConfig } from './worker-config.js';
-
-/**
- * A retired connection process keeps its connection as long as the client keeps it: 24 days, ms.
- * Below node's timer limit (2^31 - 1 ms) with room for the supervisor's kill margin added to it.
- */
-const UNLIMITED_MS = 24 * 24 * 3600 * 1000;
+import { createSupervisor, startWorkers, workerLaunchProblem } from './worker-pool.js';
 
 export const instantFork: Model = {
-  unavailable: (params) =>
-    typeof params.handler === 'string'
-      ? undefined
-      : 'model IF needs the handler as a module path (-s FILE): every connection process loads it',
+  unavailable: (params) => workerLaunchProblem(params.handler),
   pauseOnConnect: () => true,
-  start: async (host) => {
-    const dispatcher = new Dispatcher(host);
-    await dispatcher.start();
-    return dispatcher;
-  },
+  start: startIf,
 };
 
-class Dispatcher implements RunningModel {
-  private readonly supervisor: Supervisor;
-  private readonly logger: Logger;
-  /** Processes that took a connection and have not exited: at most `maxBusy`. */
-  private readonly busy = new Set<WorkerHandle>();
-  /** Accepted, paused sockets waiting for a process; at most `maxWaiting`. */
-  private readonly waiting: Socket[] = [];
-  private readonly maxBusy: number;
-  private readonly maxWaiting: number;
-  private readonly maxConnections: number;
-  private readonly queueFull: ThrottledCount;
-  private readonly drops: ThrottledCount;
-  private stopping = false;
+async function startIf(host: ModelHost): Promise<RunningModel> {
+  const { params, logger } = host;
+  const server = host.server;
+  if (!server) throw new Error('IF needs the listening server');
+  const supervisor = createSupervisor(host, { accept: 'single', perWorkerMax: 0, size: params.spares });
+  const handoff = new Handoff({
+    logger,
+    maxConnections: params.maxConnections,
+    maxWaiting: params.maxWaiting,
+    maxBusy: params.workers,
+    onHandout: (w) => supervisor.take(w),
+  });
+  supervisor.on('ready', (w) => handoff.add(w));
+  supervisor.on('retire', (w) => handoff.remove(w));
+  supervisor.on('exit', (w, info) => {
+    handoff.remove(w);
+    logLost(logger, w, info);
+  });
+  server.on('connection', (socket) => handoff.offer(socket));
+  await startWorkers(supervisor);
 
-  constructor(host: ModelHost) {
-    const { params, logger } = host;
-    this.logger = logger;
-    this.maxBusy = params.workers;
-    this.maxWaiting = params.maxWaiting;
-    this.maxConnections = params.maxConnections;
-    this.queueFull = new ThrottledCount(
-      logger,
-      'connection closed: all connection processes busy and the queue is full',
-    );
-    this.drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
-    const config = JSON.stringify(workerConfig(host));
-    const entry = workerEntry('if-child');
-    this.supervisor = new Supervisor({
-      name: 'connection processes',
-      size: params.spares,
-      logger,
-      retireGraceMs: UNLIMITED_MS,
-      spec: {
-        start: (ctx) =>
-          spawn(process.execPath, [...entry.execArgv, entry.file], {
-            env: { ...process.env, ...ctx.env, [IF_CONFIG_ENV]: config },
-            stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-          }),
-      },
-    });
-    this.supervisor.on('ready', () => this.pump());
-    this.supervisor.on('exit', (w, info) => this.onExit(w, info));
-    if (!host.server) throw new Error('IF needs the listening server');
-    host.server.on('connection', (socket) => this.accept(socket));
-  }
+  return {
+    get connections() {
+      return handoff.connections;
+    },
+    async close(deadlineMs) {
+      const closed = handoff.closeWaiting();
+      if (closed > 0) logger.warn({ count: closed }, 'stopping: waiting connections closed');
+      // Connection processes are retired with the spares: env.signal aborts, they get deadlineMs.
+      await supervisor.stop(deadlineMs);
+    },
+    reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
+    // New spares load the handler from disk; connections being served keep their processes.
+    reload: async () => {
+      await supervisor.reload();
+    },
+  };
+}
 
-  start(): Promise<void> {
-    return this.supervisor.start();
-  }
-
-  get connections(): number {
-    return this.busy.size + this.waiting.length;
-  }
-
-  private accept(socket: Socket): void {
-    socket.on('error', () => undefined); // a reset while waiting: the socket is dropped below
-    if (this.stopping) {
-      socket.destroy();
-      return;
-    }
-    if (this.maxConnections > 0 && this.connections >= this.maxConnections) {
-      this.drops.add({ max: this.maxConnections, remote: socket.remoteAddress });
-      socket.destroy();
-      return;
-    }
-    this.waiting.push(socket);
-    this.pump();
-    if (this.waiting.length > this.maxWaiting) {
-      const newest = this.waiting.pop()!;
-      this.queueFull.add({ busy: this.busy.size, queue: this.maxWaiting, remote: newest.remoteAddress });
-      newest.destroy();
-    }
-  }
-
-  /** Hands waiting sockets to free spares while the -c cap allows. */
-  private pump(): void {
-    while (this.waiting.length > 0 && this.busy.size < this.maxBusy && !this.stopping) {
-      const spare = this.supervisor.readyWorkers().find((w) => !this.busy.has(w));
-      if (!spare) return;
-      const socket = this.waiting.shift()!;
-      if (socket.destroyed) continue;
-      this.busy.add(spare);
-      const msg: IfMessage = { tdif: 'conn' };
-      spare.send(msg, socket).catch((err: Error) => {
-        this.logger.warn(
-          { err: err.message, workerPid: spare.pid },
-          'connection could not be handed over; closed',
-        );
-        socket.destroy();
-      });
-      // Not synchronously: from inside the supervisor's 'ready' event the slot still counts as
-      // replacing, and the request would wait for the supervisor's next tick (1 s).
-      setImmediate(() => this.supervisor.recycle(spare.slot, 'took a connection'));
-    }
-  }
-
-  private onExit(w: WorkerHandle, info: ExitInfo): void {
-    if (this.busy.delete(w) && (info.code !== 0 || info.signal !== null) && info.reason !== 'stop') {
-      this.logger.warn(
-        { workerPid: w.pid, code: info.code, signal: info.signal, uptimeMs: info.uptimeMs },
-        'connection process ended abnormally; its connection is lost',
-      );
-    }
-    this.pump();
-  }
-
-  reopenLogs(): void {
-    this.supervisor.broadcast({ tdw: 'reopen-log' });
-  }
-
-  /** Fresh spares; connections being served keep their processes until they end. */
-  async reload(): Promise<void> {
-    const result = await this.supervisor.reload();
-    if (result.ok) this.logger.info({ spares: result.replaced }, 'spare connection processes reloaded');
-  }
-
-  async close(deadlineMs: number): Promise<void> {
-    this.stopping = true;
-    const waiting = this.waiting.splice(0);
-    for (const s of waiting) s.destroy();
-    if (waiting.length > 0)
-      this.logger.warn({ count: waiting.length }, 'stopping: waiting connections closed');
-    const stop: IfMessage = { tdif: 'stop' };
-    for (const w of this.busy) w.send(stop).catch(() => undefined);
-    await this.supervisor.stop(deadlineMs);
-  }
+/** A connection process that ended with an error code or a signal lost its connection. */
+function logLost(logger: Logger, w: WorkerHandle, info: ExitInfo): void {
+  if (info.reason !== 'taken' || (info.code === 0 && info.signal === null)) return;
+  logger.warn(
+    { workerPid: w.pid, code: info.code, signal: info.signal, uptimeMs: info.uptimeMs },
+    'connection process ended abnormally; its connection is lost',
+  );
 }

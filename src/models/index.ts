@@ -7,17 +7,16 @@ import { lf } from './lf.js';
 import type { Model } from './model.js';
 import { tlf } from './tlf.js';
 
-const MODELS: Record<ModelName, Model | undefined> = {
+const MODELS: Record<ModelName, Model> = {
   IOMP: iomp,
   LF: lf,
   IF: instantFork,
   TLF: tlf,
 };
 
-/** The model for these parameters; ParamError when it cannot run them (yet). */
+/** The model for these parameters; ParamError when it cannot run them. */
 export function modelFor(params: ResolvedParams): Model {
   const model = MODELS[params.model];
-  if (!model) throw new ParamError(`model ${params.model} is not available yet`);
   const why = model.unavailable(params);
   if (why) throw new ParamError(why);
   return model;

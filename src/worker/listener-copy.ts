@@ -2,11 +2,11 @@
 // that exits (throw, process.exit, terminate) closes only its copy. On Node 20, threads sharing one
 // fd number break when one exits: the fd is closed for all, and its reuse aborts the process.
 // Node has no dup(); a handle sent over an IPC channel arrives as a new descriptor (SCM_RIGHTS), so
-// a tiny helper process sends back the listening socket it was given. This works on every Node
-// version we support, for TCP and unix sockets alike: no version switch is needed.
+// a tiny helper process, which inherits the daemon's descriptor, sends it back to the thread. This
+// works on every Node version we support, for TCP and unix sockets alike: no version switch.
 import { type ChildProcess, spawn } from 'node:child_process';
 
-/** A raw libuv TCP or Pipe handle as node's IPC delivers it: listening, not polled by anyone. */
+/** A raw libuv TCP or Pipe handle as node's IPC delivers it: bound, not polled by anyone yet. */
 export interface RawListenHandle {
   readonly fd: number;
   close(callback?: () => void): void;
@@ -47,7 +47,7 @@ function copyFrom(helper: ChildProcess, what: string): Promise<RawListenHandle> 
   });
 }
 
-/** Thread side: a new descriptor of the socket the keeper holds at `keeperFd`. */
+/** A new descriptor of the socket the daemon holds at `keeperFd`, once the helper is reaped. */
 export function copyListener(keeperFd: number): Promise<RawListenHandle> {
   const helper = spawn(process.execPath, ['-e', SEND_FD_3], {
     env: helperEnv(),
