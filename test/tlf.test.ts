@@ -4,6 +4,8 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { ThreadProcess } from '../src/models/thread-process.js';
 import { type DaemonProcess, EXAMPLES, FIXTURES, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { ask, connect, roundTrip, untilClosed } from './helpers/net.js';
@@ -161,4 +163,25 @@ test('a function handler cannot run in threads: clear error before listening', a
     tcpdaemon({ model: 'TLF', listen: '127.0.0.1:0', handler: () => undefined }),
     /model TLF needs the handler as a module path/,
   );
+});
+
+test('a thread killed while its socket-copy helper runs is terminated only once the helper is reaped (no zombie)', async () => {
+  // Stands for worker/thread-main.ts: a helper process first, then 'copied', then the event loop blocks.
+  const code = `
+    const { spawn } = require('node:child_process');
+    const { parentPort } = require('node:worker_threads');
+    const helper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 300)'], { stdio: 'ignore' });
+    parentPort.postMessage({ helper: helper.pid });
+    helper.on('close', () => {
+      parentPort.postMessage({ tdm: 'copied' });
+      for (;;);
+    });`;
+  const thread = new ThreadProcess(new Worker(code, { eval: true }), 1000);
+  const helperPid = await new Promise<number>((resolve) =>
+    thread.on('message', (m) => resolve((m as { helper: number }).helper)),
+  );
+  const exited = new Promise((resolve) => thread.on('exit', resolve));
+  thread.kill('SIGKILL'); // while the helper runs
+  await exited;
+  assert.equal(existsSync(`/proc/${helperPid}`), false, 'the helper was reaped, not left a zombie');
 });
