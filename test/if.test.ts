@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FIXTURES, withDaemon } from './helpers/daemon.js';
+import { assertSigtermDrains, FIXTURES, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses, findLeftovers } from './helpers/leftovers.js';
 import { ask, connect, readBytes, readLine, untilClosed } from './helpers/net.js';
 import { waitUntil } from './helpers/supervisor.js';
@@ -134,16 +134,9 @@ test('SIGTERM with a connection process running: no spinning, the connection is 
 });
 
 test('SIGTERM: a connection that finishes in time ends normally; env.signal is aborted in the child', async () => {
-  await withDaemon(['-m', 'IF', '-l', '127.0.0.1:0', '-s', drain], async ({ daemon, port }) => {
-    const s = await connect(port);
-    assert.equal((await readBytes(s, 8)).toString(), 'started\n');
-    const closed = untilClosed(s);
-    daemon.signal('SIGTERM');
-    const { data, error } = await closed;
-    assert.equal(data, 'finished\n');
-    assert.equal(error, undefined);
-    assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
-  });
+  await withDaemon(['-m', 'IF', '-l', '127.0.0.1:0', '-s', drain], ({ daemon, port }) =>
+    assertSigtermDrains(daemon, port),
+  );
 });
 
 test('a unix socket: every connection gets its own process; stop removes the socket file', async () => {

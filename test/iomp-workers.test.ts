@@ -7,9 +7,16 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { fairCeilings } from '../src/models/fair-share.js';
-import { type DaemonProcess, FIXTURES, type LogLine, runCli, startDaemon } from './helpers/daemon.js';
+import {
+  assertSigtermDrains,
+  type DaemonProcess,
+  FIXTURES,
+  type LogLine,
+  runCli,
+  startDaemon,
+} from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
-import { connect, readBytes, roundTrip, startLoadLoop, untilClosed } from './helpers/net.js';
+import { connect, roundTrip, startLoadLoop, untilClosed } from './helpers/net.js';
 import { waitUntil } from './helpers/supervisor.js';
 
 checkNoLeftoverProcesses();
@@ -164,14 +171,7 @@ test('SIGTERM drains an in-flight connection in a worker, then exits 0 with no c
     join(FIXTURES, 'drain.mjs'),
   ]);
   const workers = readyPids(daemon);
-  const s = await connect(port);
-  assert.equal((await readBytes(s, 8)).toString(), 'started\n');
-  const closed = untilClosed(s);
-  daemon.signal('SIGTERM');
-  const { data, error } = await closed;
-  assert.equal(data, 'finished\n');
-  assert.equal(error, undefined);
-  assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+  await assertSigtermDrains(daemon, port);
   assert.deepEqual(
     exitsOf(daemon).map((l) => [l.code, l.reason]),
     [

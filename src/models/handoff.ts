@@ -2,10 +2,45 @@
 // connection to a free worker process over IPC; while none is free, connections wait in the
 // daemon, accepted, up to a bound.
 import type { Socket } from 'node:net';
-import type { WorkerHandle } from '../supervisor/supervisor.js';
+import type { Supervisor, WorkerHandle } from '../supervisor/supervisor.js';
 import { ThrottledCount } from '../throttled-count.js';
 import type { Logger } from '../types.js';
 import type { ToWorker } from '../worker/messages.js';
+import type { ModelHost, RunningModel } from './model.js';
+import { startWorkers } from './worker-pool.js';
+
+/**
+ * Feeds the daemon's accepted sockets to `handoff`, gives it the supervisor's workers as they come
+ * into and go out of service, and starts them (failing fast if they cannot start).
+ */
+export async function serveByHandoff(
+  host: ModelHost,
+  supervisor: Supervisor,
+  handoff: Handoff,
+): Promise<RunningModel> {
+  const server = host.server;
+  if (!server) throw new Error(`${host.params.model} needs the listening server`);
+  supervisor.on('ready', (w) => handoff.add(w));
+  supervisor.on('retire', (w) => handoff.remove(w));
+  supervisor.on('exit', (w) => handoff.remove(w));
+  server.on('connection', (socket) => handoff.offer(socket));
+  await startWorkers(supervisor);
+  return {
+    get connections() {
+      return handoff.connections;
+    },
+    async close(deadlineMs) {
+      const closed = handoff.closeWaiting();
+      if (closed > 0) host.logger.warn({ count: closed }, 'stopping: waiting connections closed');
+      await supervisor.stop(deadlineMs);
+    },
+    reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
+    // New workers load the handler from disk; connections being served keep their workers.
+    reload: async () => {
+      await supervisor.reload();
+    },
+  };
+}
 
 export interface HandoffOptions {
   logger: Logger;

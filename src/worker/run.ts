@@ -82,9 +82,7 @@ export async function startWorker(
   if (single) exitOnUncaught(logger, () => log?.flush());
   else keepServingOnUncaught(logger);
 
-  const runner = workerRunner(config, {
-    workerId: channel.workerId,
-    spawnId: channel.spawnId,
+  const runner = workerRunner(config, channel, {
     tcpmain,
     logger,
     signal: stopper.signal,

@@ -2,14 +2,11 @@
 // set up from the WorkerConfig the daemon sent.
 import { ConnectionRunner } from '../connection.js';
 import type { ConnectionTracker } from '../connection-tracker.js';
+import type { WorkerChannel } from '../supervisor/worker-channel.js';
 import type { Logger, Tcpmain } from '../types.js';
 import type { WorkerConfig } from './config.js';
 
 export interface RunnerParts {
-  /** 1..N, the supervisor slot: what handlers see as env.workerId. */
-  workerId: number;
-  /** Unique per start: connection ids are `workerId.spawnId-n`, unique across restarts. */
-  spawnId: number;
   tcpmain: Tcpmain;
   logger: Logger;
   /** Aborted when this worker starts stopping. */
@@ -17,11 +14,19 @@ export interface RunnerParts {
   tracker: ConnectionTracker;
 }
 
-export function workerRunner(config: WorkerConfig, parts: RunnerParts): ConnectionRunner {
+/**
+ * env.workerId is the worker's slot (1..N); connection ids are `workerId.spawnId-n`, unique across
+ * the worker's restarts.
+ */
+export function workerRunner(
+  config: WorkerConfig,
+  channel: Pick<WorkerChannel, 'workerId' | 'spawnId'>,
+  parts: RunnerParts,
+): ConnectionRunner {
   return new ConnectionRunner({
     model: config.model,
-    workerId: parts.workerId,
-    connectionIdPrefix: `${parts.workerId}.${parts.spawnId}`,
+    workerId: channel.workerId,
+    connectionIdPrefix: `${channel.workerId}.${channel.spawnId}`,
     tcpmain: parts.tcpmain,
     logger: parts.logger,
     signal: parts.signal,

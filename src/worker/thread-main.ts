@@ -70,9 +70,7 @@ try {
     exit();
   }
   const tcpmain = await loadHandler(config.handlerPath!);
-  const runner = workerRunner(config, {
-    workerId: channel.workerId,
-    spawnId: channel.spawnId,
+  const runner = workerRunner(config, channel, {
     tcpmain,
     logger,
     signal: stopper.signal,
