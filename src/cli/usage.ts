@@ -30,4 +30,5 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
   -h, --help             print this help
 
 signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGUSR1 reopens the log file,
-         SIGHUP reloads the workers of IOMP -c N and LF one by one (new handler code, no connection refused)`;
+         SIGHUP reloads the workers of IOMP -c N, LF and TLF one by one, and IF's spares
+         (new handler code, no connection refused)`;
