@@ -11,13 +11,16 @@ import type { BenchResult } from '../src/bench/report.js';
 import { describeMachine } from './machine.js';
 import { type RunRecord, type RunReport, renderSection, replaceSection } from './markdown.js';
 import { ROOT, runTool, startServer, treeCpuSeconds, treeRss } from './processes.js';
+import { runRedisOne } from './redis.js';
 import {
   type LoadSpec,
   quickLoad,
+  quickRedis,
   SCENARIOS,
   type Scenario,
   SERVERS,
   type ServerName,
+  type ToolScenario,
   toolArgs,
   toolThreads,
 } from './scenarios.js';
@@ -43,7 +46,7 @@ function selectScenarios(only: string[] | undefined): Scenario[] {
   return SCENARIOS.filter((s) => only.includes(s.name) || only.includes(s.table));
 }
 
-async function runOne(scenario: Scenario, serverName: ServerName, load: LoadSpec): Promise<RunRecord> {
+async function runOne(scenario: ToolScenario, serverName: ServerName, load: LoadSpec): Promise<RunRecord> {
   const spec = SERVERS[serverName];
   const record: RunRecord = {
     scenario: scenario.name,
@@ -101,6 +104,10 @@ async function runOne(scenario: Scenario, serverName: ServerName, load: LoadSpec
 
 function summary(r: RunRecord): string {
   const head = `${r.scenario.padEnd(18)} ${r.server.padEnd(20)}`;
+  if (r.redisResult) {
+    const rows = r.redisResult.map((x) => `${x.test} ${Math.round(x.rps)}/s p50 ${x.p50} ms p99 ${x.p99} ms`);
+    return `${head} ${rows.join('  ')}  server ${r.serverCpu?.toFixed(2)} cores`;
+  }
   if (!r.result) return `${head} FAILED ${r.failure}`;
   const x = r.result;
   const errs = x.errorTotal > 0 ? `  errors ${JSON.stringify(x.errors)}` : '';
@@ -136,9 +143,11 @@ async function main(): Promise<number> {
     `bench: ${report.machine.cpu}, ${report.machine.cores} cores, node ${report.machine.node}${quick ? ', quick' : ''}\n`,
   );
   for (const scenario of scenarios) {
-    const load = quick ? quickLoad(scenario.load) : scenario.load;
     for (const server of scenario.servers) {
-      const record = await runOne(scenario, server, load);
+      const record =
+        scenario.table === 'redis'
+          ? await runRedisOne(scenario, server, quick ? quickRedis(scenario.redis) : scenario.redis)
+          : await runOne(scenario, server, quick ? quickLoad(scenario.load) : scenario.load);
       report.runs.push(record);
       process.stdout.write(`${summary(record)}\n`);
     }
@@ -167,7 +176,7 @@ async function main(): Promise<number> {
     if (biome.status !== 0) process.stderr.write(`biome format BENCHMARKS.md failed:\n${biome.stderr}`);
     process.stdout.write('tables written to BENCHMARKS.md\n');
   }
-  return report.runs.every((r) => r.result) ? 0 : 1;
+  return report.runs.every((r) => r.result || r.redisResult) ? 0 : 1;
 }
 
 process.exitCode = await main();

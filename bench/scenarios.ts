@@ -15,9 +15,15 @@ export interface ServerSpec {
   cores: number;
   /** It keeps child processes (workers, spares) beside its main one while idle. */
   children?: boolean;
+  /** A request and its whole reply, to check the server answers; default an echo of 'ping\n'. */
+  probe?: { send: string; reply: string };
+  /** Programs it runs besides node (Debian packages haproxy, redis-server). */
+  needs?: string[];
   /** How it frames messages, as the load tool's --codec names it; default raw (byte echo). */
   codec?: 'raw' | 'lars';
 }
+
+const REDIS_PING = { send: 'PING\r\n', reply: '+PONG\r\n' };
 
 const TSX = [execPath, '--import', 'tsx'];
 
@@ -119,9 +125,82 @@ export const SERVERS = {
     children: true,
     codec: 'lars',
   },
+  // The proxy comparisons: the same backend process, reached directly or through a front
+  // with one process (ours: IOMP -c 1) or one thread (HAProxy: nbthread 1), TCP mode.
+  'echo direct': {
+    description: 'node:net echo, no proxy (bench/servers/proxy-stack.ts --front none)',
+    command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'echo', '--front', 'none'],
+    cores: 2, // as the proxied paths: the tool gets the same threads on every path
+    children: true, // the backend (and the front) are its child processes
+  },
+  'echo via tcpdaemon proxy': {
+    description: 'tcpdaemon proxy (one process, default strategy) in front of the node:net echo',
+    command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'echo', '--front', 'tcpdaemon'],
+    cores: 2,
+    children: true,
+  },
+  'echo via HAProxy': {
+    description: 'HAProxy, mode tcp, nbthread 1, in front of the node:net echo',
+    command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'echo', '--front', 'haproxy'],
+    cores: 2,
+    children: true,
+    needs: ['haproxy'],
+  },
+  ...strategyServers(),
+  'redis direct': {
+    description: 'redis-server, no proxy',
+    command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'redis', '--front', 'none'],
+    cores: 2, // as the proxied paths
+    children: true,
+    probe: REDIS_PING,
+    needs: ['redis-server'],
+  },
+  'redis via tcpdaemon proxy': {
+    description: 'tcpdaemon proxy (one process) in front of redis-server',
+    command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'redis', '--front', 'tcpdaemon'],
+    cores: 2,
+    children: true,
+    probe: REDIS_PING,
+    needs: ['redis-server'],
+  },
+  'redis via HAProxy': {
+    description: 'HAProxy, mode tcp, nbthread 1, in front of redis-server',
+    command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'redis', '--front', 'haproxy'],
+    cores: 2,
+    children: true,
+    probe: REDIS_PING,
+    needs: ['redis-server', 'haproxy'],
+  },
 } satisfies Record<string, ServerSpec>;
 
 export type ServerName = keyof typeof SERVERS;
+
+/** Ours with each strategy over three echo backends, the first answering 20 ms late. */
+function strategyServers() {
+  const one = (strategy: string): ServerSpec => ({
+    description: `tcpdaemon proxy --strategy ${strategy}, 3 echo backends, one of them 20 ms slow`,
+    command: [
+      ...TSX,
+      'bench/servers/proxy-stack.ts',
+      '--front',
+      'tcpdaemon',
+      '--backends',
+      '3',
+      '--slow-ms',
+      '20',
+      '--strategy',
+      strategy,
+    ],
+    cores: 2,
+    children: true,
+  });
+  return {
+    'strategy roundrobin': one('roundrobin'),
+    'strategy leastconn': one('leastconn'),
+    'strategy p2c': one('p2c'),
+    'strategy hash': one('hash'),
+  };
+}
 
 /** Flags of the load tool, as numbers; `--quick` shortens the times (see quickLoad). */
 export interface LoadSpec {
@@ -140,20 +219,44 @@ export interface LoadSpec {
   codec?: string;
 }
 
-export interface Scenario {
+interface ScenarioBase {
   /** Unique; `npm run bench -- --only NAME`. */
   name: string;
-  /** The report table it goes into; also accepted by --only. */
-  table: 'echo' | 'connect' | 'hold' | 'tool' | 'workers' | 'gateway';
   /** Run one after the other with the same load, each on a fresh server. */
   servers: ServerName[];
+}
+
+/** Load from `tcpdaemon bench`. */
+export interface ToolScenario extends ScenarioBase {
+  /** The report table it goes into; also accepted by --only. */
+  table: 'echo' | 'connect' | 'hold' | 'tool' | 'workers' | 'gateway' | 'proxy';
   load: LoadSpec;
 }
+
+/** Flags of redis-benchmark. */
+export interface RedisLoad {
+  /** -t: comma-separated commands, e.g. 'get,set'. */
+  tests: string;
+  /** -n: requests per command. */
+  requests: number;
+  /** -c: parallel connections. */
+  clients: number;
+  /** -P: requests pipelined per connection; default 1. */
+  pipeline?: number;
+}
+
+/** A real client/server pair: redis-benchmark against redis-server, direct or through a front. */
+export interface RedisScenario extends ScenarioBase {
+  table: 'redis';
+  redis: RedisLoad;
+}
+
+export type Scenario = ToolScenario | RedisScenario;
 
 const ECHO_SECONDS = 3;
 const echoVs: ServerName[] = ['tcpdaemon IOMP -c 1', 'node net'];
 
-function echo(depth: number, size: number): Scenario {
+function echo(depth: number, size: number): ToolScenario {
   return {
     name: `echo-50x${depth}-${size}B`,
     table: 'echo',
@@ -163,7 +266,7 @@ function echo(depth: number, size: number): Scenario {
 }
 
 /** Is the tool the bottleneck? The same load with 1, 2 and 4 load threads. */
-function toolCheck(threads: number): Scenario {
+function toolCheck(threads: number): ToolScenario {
   return {
     name: `tool-threads-${threads}`,
     table: 'tool',
@@ -251,7 +354,64 @@ export const SCENARIOS: Scenario[] = [
     servers: ['tcpdaemon TLF -c 2', 'tcpdaemon IOMP -c 2'],
     load: { mode: 'connect', connections: 8, size: 64, seconds: ECHO_SECONDS },
   },
+  ...proxyScenarios(),
 ];
+
+/** Our proxy vs HAProxy over the same echo backend, and both vs no proxy at all. */
+function proxyScenarios(): Scenario[] {
+  const servers: ServerName[] = ['echo direct', 'echo via tcpdaemon proxy', 'echo via HAProxy'];
+  const redis: ServerName[] = ['redis direct', 'redis via tcpdaemon proxy', 'redis via HAProxy'];
+  return [
+    {
+      name: 'proxy-echo-50x1-64B',
+      table: 'proxy',
+      servers,
+      load: { mode: 'echo', connections: 50, depth: 1, size: 64, seconds: ECHO_SECONDS },
+    },
+    {
+      name: 'proxy-echo-50x16-4096B',
+      table: 'proxy',
+      servers,
+      load: { mode: 'echo', connections: 50, depth: 16, size: 4096, seconds: ECHO_SECONDS },
+    },
+    {
+      name: 'proxy-connect-20',
+      table: 'proxy',
+      servers,
+      load: { mode: 'connect', connections: 20, size: 64, seconds: ECHO_SECONDS },
+    },
+    {
+      name: 'proxy-strategy-connect-20',
+      table: 'proxy',
+      servers: ['strategy roundrobin', 'strategy leastconn', 'strategy p2c', 'strategy hash'],
+      load: { mode: 'connect', connections: 20, size: 64, seconds: ECHO_SECONDS },
+    },
+    {
+      name: 'redis-get-set-50',
+      table: 'redis',
+      servers: redis,
+      redis: { tests: 'get,set', requests: 100_000, clients: 50 },
+    },
+    {
+      name: 'redis-get-set-50-P16',
+      table: 'redis',
+      servers: redis,
+      redis: { tests: 'get,set', requests: 400_000, clients: 50, pipeline: 16 },
+    },
+  ];
+}
+
+/** --quick for redis-benchmark: a tenth of the requests. */
+export function quickRedis(load: RedisLoad): RedisLoad {
+  return { ...load, requests: Math.max(1000, Math.round(load.requests / 10)) };
+}
+
+/** Arguments of redis-benchmark for `load` against HOST:PORT, CSV on stdout. */
+export function redisArgs(load: RedisLoad, host: string, port: number): string[] {
+  const args = ['-h', host, '-p', String(port), '-t', load.tests, '-n', String(load.requests)];
+  args.push('-c', String(load.clients), '-P', String(load.pipeline ?? 1), '--csv');
+  return args;
+}
 
 /** --quick: the same scenarios with short times, to smoke-test the runner. */
 export function quickLoad(load: LoadSpec): LoadSpec {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages of the programs the test suite starts: nats-server (the gateway's NATS queue).
+# Debian packages of the programs the test suite starts: nats-server (the gateway's NATS queue),
+# haproxy (proxy interop and benchmarks), redis-server and redis-tools (proxy benchmarks).
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 missing=()
-for pkg_cmd in nats-server:nats-server; do
+for pkg_cmd in nats-server:nats-server haproxy:haproxy redis-server:redis-server redis-tools:redis-benchmark; do
   command -v "${pkg_cmd#*:}" >/dev/null 2>&1 || missing+=("${pkg_cmd%%:*}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

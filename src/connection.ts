@@ -2,6 +2,7 @@
 // which applies the socket options and runs the handler under the contract in DESIGN.md.
 import type { Socket } from 'node:net';
 import type { ConnectionTracker } from './connection-tracker.js';
+import { readProxyHeader } from './proxy/proxy-protocol.js';
 import type { Logger, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
 
 export interface RunnerOptions {
@@ -23,6 +24,8 @@ export interface RunnerOptions {
   unix: boolean;
   /** Connection ids are `${prefix}-${n}`; default String(workerId). Workers add their spawn number. */
   connectionIdPrefix?: string;
+  /** --proxy-protocol: read a PROXY header first (within timeoutMs); a connection without one is closed. */
+  proxyProtocol?: { timeoutMs: number };
 }
 
 /** The peer as the handler should see it (after a PROXY header, when one is read). */
@@ -98,6 +101,22 @@ export class ConnectionRunner {
   /** Serves one accepted socket; never throws. */
   serve(socket: Socket, peer?: Peer): void {
     const { opts } = this;
+    opts.tracker.add(socket);
+    if (opts.proxyProtocol && peer === undefined) {
+      readProxyHeader(socket, opts.proxyProtocol).then((r) => {
+        if (r.ok) this.run(socket, { address: r.remoteAddress, port: r.remotePort });
+        else {
+          const remote = opts.unix ? 'unix' : `${socket.remoteAddress}:${socket.remotePort}`;
+          opts.logger.warn({ remote, reason: r.reason }, 'PROXY header refused; connection closed');
+        }
+      });
+      return;
+    }
+    this.run(socket, peer);
+  }
+
+  private run(socket: Socket, peer: Peer | undefined): void {
+    const { opts } = this;
     const env = new ConnectionEnv(
       this,
       ++this.seq,
@@ -106,7 +125,6 @@ export class ConnectionRunner {
     );
     const served = socket as ServedSocket;
     served[kEnv] = env;
-    opts.tracker.add(socket);
     socket.on('error', onSocketError);
     if (opts.tcpNodelay) socket.setNoDelay(true);
     if (opts.idleTimeout > 0) {

@@ -28,6 +28,10 @@ export interface TcpdaemonParams {
   tcpLinger?: number;
   /** `--timeout`: idle timeout in seconds (fractions allowed); 0 = none. */
   timeout?: number;
+  /** `--proxy-protocol`: every connection starts with a PROXY v1/v2 header (a balancer in front); env shows its client. */
+  proxyProtocol?: boolean;
+  /** `--proxy-header-timeout`: seconds the PROXY header may take to arrive. Default 5. */
+  proxyHeaderTimeout?: number;
   /** `--daemon-level`: detach from the terminal (needs --logfile). */
   daemonLevel?: boolean;
   /** `--pid-file`: written once listening, removed at exit. */
@@ -163,6 +167,8 @@ const FIELDS: { [K in keyof TcpdaemonParams]-?: Field<Exclude<TcpdaemonParams[K]
   tcpNodelay: bool('--tcp-nodelay'),
   tcpLinger: num('--tcp-linger', { min: 0, max: 3600, integer: true }),
   timeout: num('--timeout', { min: 0, integer: false }),
+  proxyProtocol: bool('--proxy-protocol'),
+  proxyHeaderTimeout: num('--proxy-header-timeout', { min: 0.001, max: 3600, integer: false }),
   daemonLevel: bool('--daemon-level'),
   pidFile: str('--pid-file'),
   maxConnections: num('--max-connections', { min: 0, integer: true }),
@@ -225,6 +231,8 @@ export function validateParams(input: unknown): ResolvedParams {
     tcpNodelay: get('tcpNodelay') ?? false,
     tcpLinger: get('tcpLinger'),
     timeout: get('timeout') ?? 0,
+    proxyProtocol: get('proxyProtocol') ?? false,
+    proxyHeaderTimeout: get('proxyHeaderTimeout') ?? 5,
     daemonLevel: get('daemonLevel') ?? false,
     pidFile: get('pidFile'),
     maxConnections: get('maxConnections') ?? 0,

@@ -19,6 +19,7 @@ const VALUE_FLAGS = {
   loglevel: { key: 'loglevel' },
   'tcp-linger': { key: 'tcpLinger' },
   timeout: { key: 'timeout' },
+  'proxy-header-timeout': { key: 'proxyHeaderTimeout' },
   'pid-file': { key: 'pidFile' },
   'max-connections': { key: 'maxConnections' },
   'shutdown-timeout': { key: 'shutdownTimeout' },
@@ -32,6 +33,7 @@ const VALUE_FLAGS = {
 
 const SWITCH_FLAGS = {
   'tcp-nodelay': 'tcpNodelay',
+  'proxy-protocol': 'proxyProtocol',
   'daemon-level': 'daemonLevel',
 } as const satisfies Record<string, keyof TcpdaemonParams>;
 

@@ -9,6 +9,9 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
   -c N                   workers: processes (IOMP, LF, IF) or threads (TLF); default 1
   -n N                   recycle a worker after N connections (0 = never)
   --timeout SECONDS      idle timeout per connection (fractions allowed; 0 = none)
+  --proxy-protocol       connections start with a PROXY v1/v2 header (HAProxy, nginx, cloud balancers):
+                         env.remoteAddress/remotePort show the real client; no valid header = closed
+  --proxy-header-timeout S  the PROXY header must arrive within S seconds (default 5)
   --max-connections N    close connections above N at once, counted in the log (0 = no limit)
   --shutdown-timeout S   on SIGTERM/SIGINT, seconds connections get to finish (default 10)
   --hang-timeout S       replace a worker whose event loop is blocked longer than S seconds (0 = never)

@@ -34,6 +34,7 @@ function startInProcess(host: ModelHost): RunningModel {
     tracker,
     params: params.params,
     idleTimeout: params.timeout,
+    proxyProtocol: params.proxyProtocol ? { timeoutMs: params.proxyHeaderTimeout * 1000 } : undefined,
     tcpNodelay: params.tcpNodelay,
     tcpLinger: params.tcpLinger,
     unix: params.listenAddress.kind === 'unix',

@@ -44,6 +44,7 @@ export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerCo
     address: host.address,
     addressInfo: (host.shared ?? host.server)?.address() ?? null,
     idleTimeout: params.timeout,
+    proxyHeaderTimeoutMs: params.proxyProtocol ? params.proxyHeaderTimeout * 1000 : null,
     tcpNodelay: params.tcpNodelay,
     tcpLinger: params.tcpLinger ?? null,
     unix: params.listenAddress.kind === 'unix',

@@ -24,6 +24,8 @@ export interface WorkerConfig {
   addressInfo: { address: string; family: string; port: number } | string | null;
   /** Seconds; 0 = none. */
   idleTimeout: number;
+  /** --proxy-protocol: ms the PROXY header may take; null = no header expected. */
+  proxyHeaderTimeoutMs: number | null;
   tcpNodelay: boolean;
   /** Seconds; null = OS default close. */
   tcpLinger: number | null;

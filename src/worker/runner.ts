@@ -33,6 +33,8 @@ export function workerRunner(
     tracker: parts.tracker,
     params: Object.freeze({ ...config.params }),
     idleTimeout: config.idleTimeout,
+    proxyProtocol:
+      config.proxyHeaderTimeoutMs === null ? undefined : { timeoutMs: config.proxyHeaderTimeoutMs },
     tcpNodelay: config.tcpNodelay,
     tcpLinger: config.tcpLinger ?? undefined,
     unix: config.unix,

@@ -17,6 +17,13 @@ export interface ExitResult {
   signal: NodeJS.Signals | null;
 }
 
+export interface SpawnOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Program and leading arguments to run instead of `bin/tcpdaemon` (e.g. a subcommand's entry). */
+  command?: string[];
+}
+
 /** A spawned `bin/tcpdaemon` with its output collected line by line. */
 export class DaemonProcess {
   readonly child: ChildProcess;
@@ -28,8 +35,9 @@ export class DaemonProcess {
   readonly drained: Promise<void>;
   private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
-  constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-    this.child = spawn(BIN, args, {
+  constructor(args: string[], opts: SpawnOptions = {}) {
+    const [file, ...lead] = opts.command ?? [BIN];
+    this.child = spawn(file!, [...lead, ...args], {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -141,7 +149,7 @@ export interface Listening {
 /** Starts `bin/tcpdaemon args` and waits for its `listening` log line. */
 export async function startDaemon(
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: SpawnOptions & { timeoutMs?: number } = {},
 ): Promise<Listening> {
   const daemon = new DaemonProcess(args, opts);
   try {
@@ -158,7 +166,7 @@ export async function startDaemon(
 /** Runs `bin/tcpdaemon args` to completion. */
 export async function runCli(
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: SpawnOptions & { timeoutMs?: number } = {},
 ): Promise<ExitResult & { stdout: string; stderr: string }> {
   const daemon = new DaemonProcess(args, opts);
   try {
@@ -174,7 +182,7 @@ export async function runCli(
 export async function withDaemon<T>(
   args: string[],
   body: (d: Listening) => Promise<T>,
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: SpawnOptions & { timeoutMs?: number } = {},
 ): Promise<T> {
   const started = await startDaemon(args, opts);
   try {

@@ -30,7 +30,7 @@ export function readBytes(socket: Socket, n: number, timeoutMs = 10000): Promise
       else resolve(Buffer.concat(chunks));
     }
     socket.on('data', onData).on('close', onClose).on('error', onError);
-    socket.resume(); // readLine leaves the socket paused
+    socket.resume(); // in case an earlier reader paused it
   });
 }
 
@@ -63,7 +63,7 @@ export function untilClosed(socket: Socket, timeoutMs = 10000): Promise<CloseInf
       clearTimeout(timer);
       resolve({ data, error });
     });
-    socket.resume(); // readLine leaves the socket paused
+    socket.resume(); // in case an earlier reader paused it
   });
 }
 

@@ -1,0 +1,193 @@
+// A backend with a front in front of it, as one "server" for the benchmark runner: the
+// backend (node echo, or redis-server) on a free port, then the front (ours, HAProxy, or
+// none), and one `listening` line with the front's address. Both fronts forward in TCP mode
+// with one process/thread each, after a second of warm-up traffic; SIGTERM stops everything.
+// usage: node --import tsx bench/servers/proxy-stack.ts --backend echo|redis --front none|tcpdaemon|haproxy
+//          [--strategy NAME] [--backends N] [--slow-ms MS]   (N echo backends, the first answering MS late)
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { announceListening } from './listen-address.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'echo' },
+    front: { type: 'string', default: 'tcpdaemon' },
+    strategy: { type: 'string' },
+    backends: { type: 'string', default: '1' },
+    'slow-ms': { type: 'string', default: '0' },
+  },
+});
+const backendCount = Number(values.backends);
+const slowMs = Number(values['slow-ms']);
+const children: ChildProcess[] = [];
+const tmp = mkdtempSync(join(tmpdir(), 'tcpdaemon-bench-stack-'));
+
+function stop(code: number): never {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+  process.exit(code);
+}
+for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop(0));
+
+function fail(why: string): never {
+  process.stderr.write(`proxy-stack: ${why}\n`);
+  stop(1);
+}
+
+function run(argv: string[], onLine?: (line: string) => void): ChildProcess {
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  child.once('error', (err: NodeJS.ErrnoException) =>
+    fail(`cannot run ${argv[0]}: ${err.code ?? err.message}`),
+  );
+  child.once('exit', (code, sig) => fail(`${argv[0]} exited (${sig ?? code})`));
+  let buf = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      onLine?.(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  return child;
+}
+
+/** A port free right now: for programs that cannot listen on port 0 and report it. */
+function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function untilAccepting(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((res) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => res(true)).once('error', () => res(false));
+      s.once('connect', () => s.destroy());
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  fail(`nothing accepts on port ${port}`);
+}
+
+function listeningPort(line: string): number | undefined {
+  try {
+    const l = JSON.parse(line) as { msg?: string; address?: string };
+    if (l.msg === 'listening' && l.address) return Number(/:(\d+)$/.exec(l.address)?.[1]);
+  } catch {
+    // not a log line
+  }
+  return undefined;
+}
+
+/** Echo backends; with --slow-ms, the first one answers each chunk that much later. */
+function startEchoBackends(): Promise<number[]> {
+  return Promise.all(
+    Array.from({ length: backendCount }, (_, i) => {
+      const argv =
+        i === 0 && slowMs > 0
+          ? [process.execPath, '--import', 'tsx', 'bench/servers/slow-echo.ts', '127.0.0.1:0', String(slowMs)]
+          : [process.execPath, '--import', 'tsx', 'bench/servers/plain-echo.ts', '127.0.0.1:0'];
+      return new Promise<number>((res) => {
+        run(argv, (line) => {
+          const port = listeningPort(line);
+          if (port) res(port);
+        });
+      });
+    }),
+  );
+}
+
+async function startBackends(): Promise<number[]> {
+  if (values.backend === 'redis') {
+    const port = await freePort();
+    run(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    await untilAccepting(port);
+    return [port];
+  }
+  return startEchoBackends();
+}
+
+async function startFront(backendPorts: number[]): Promise<number> {
+  if (values.front === 'none') {
+    if (backendPorts.length !== 1) fail('--front none takes one backend');
+    return backendPorts[0]!;
+  }
+  if (values.front === 'haproxy') {
+    const port = await freePort();
+    const cfg = join(tmp, 'haproxy.cfg');
+    writeFileSync(
+      cfg,
+      [
+        'global',
+        '  nbthread 1',
+        '  maxconn 4096',
+        'defaults',
+        '  mode tcp',
+        '  timeout connect 5s',
+        '  timeout client 60s',
+        '  timeout server 60s',
+        'frontend fe',
+        `  bind 127.0.0.1:${port}`,
+        '  default_backend be',
+        'backend be',
+        ...backendPorts.map((p, i) => `  server s${i + 1} 127.0.0.1:${p}`),
+        '',
+      ].join('\n'),
+    );
+    run(['haproxy', '-db', '-f', cfg]);
+    await untilAccepting(port);
+    return port;
+  }
+  if (values.front !== 'tcpdaemon') fail(`unknown --front ${values.front}`);
+  const args = ['-l', '127.0.0.1:0', ...backendPorts.flatMap((p) => ['--backend', `127.0.0.1:${p}`])];
+  if (values.strategy) args.push('--strategy', values.strategy);
+  return new Promise((res) => {
+    run([process.execPath, 'bench/servers/proxy-cli.mjs', ...args], (line) => {
+      const port = listeningPort(line);
+      if (port) res(port);
+    });
+  });
+}
+
+/**
+ * Traffic through the front before it is measured, the same for every front: JIT-compiled
+ * code (ours) and warm caches (both) are what a running proxy has; the runs are seconds long.
+ */
+async function warmUp(port: number, ms: number): Promise<void> {
+  const [send, reply] = values.backend === 'redis' ? ['PING\r\n', '+PONG\r\n'] : ['warm-up\n', 'warm-up\n'];
+  const until = Date.now() + ms;
+  const loop = async () => {
+    while (Date.now() < until) {
+      await new Promise<void>((res) => {
+        const s = connect(port, '127.0.0.1');
+        let got = 0;
+        s.on('connect', () => s.write(send));
+        s.on('data', (d: Buffer) => {
+          got += d.length;
+          if (got >= reply.length) s.end();
+        });
+        s.on('close', () => res());
+        s.on('error', () => undefined);
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, loop));
+}
+
+const port = await startFront(await startBackends());
+if (values.front !== 'none') await warmUp(port, 1000);
+announceListening(
+  { address: '127.0.0.1', family: 'IPv4', port },
+  { front: values.front, backend: values.backend },
+);

@@ -1,0 +1,231 @@
+import { connect, type Socket } from 'node:net';
+import type { Logger } from '../types.js';
+import type { Backend, BackendPool } from './pool.js';
+import { encodeProxyV1, encodeProxyV2 } from './proxy-protocol.js';
+
+/**
+ * Splices one client connection to one backend:
+ * - connects first, retrying the next healthy backend on a refused or slow connect, and
+ *   reads nothing from the client meanwhile, so a retry is invisible to it;
+ * - then pipes both ways: backpressure holds (a side that does not read stops the other
+ *   side being read, so buffered bytes stay within the sockets' highWaterMarks), and a FIN
+ *   from either side is passed on while the other direction keeps flowing (half-close);
+ * - a backend that breaks closes only this client; a client that goes closes the backend.
+ */
+
+export interface ForwardOptions {
+  /** Per connect attempt, ms. */
+  connectTimeoutMs: number;
+  /** Further backends tried after a failed connect, before the client is closed. */
+  retries: number;
+  /** Close both sides after this long without bytes either way, ms; 0 = leave the client socket's timeout as it is. */
+  idleTimeoutMs: number;
+  /** Send a PROXY header to the backend first. */
+  sendProxy: 'v1' | 'v2' | undefined;
+  /** TCP_NODELAY on the backend connection (the client's is the daemon's --tcp-nodelay). */
+  noDelay: boolean;
+}
+
+export const DEFAULT_FORWARD: Readonly<ForwardOptions> = Object.freeze({
+  connectTimeoutMs: 3000,
+  retries: 2,
+  idleTimeoutMs: 0,
+  sendProxy: undefined,
+  noDelay: true,
+});
+
+/** Once the client is gone, how long the backend may take to take our last bytes, ms. */
+const BACKEND_LINGER_MS = 10_000;
+
+/** The client as the proxy should present it: after a PROXY header from a balancer in front, when one was read. */
+export interface ClientPeer {
+  address: string;
+  port: number;
+}
+
+/** Where to log: the connection's env (its logger is built only when something is logged). */
+export interface LogSource {
+  readonly logger: Logger;
+}
+
+export type ForwardOutcome =
+  | { kind: 'forwarded'; backend: string }
+  | { kind: 'rejected'; reason: string }
+  | { kind: 'client-gone' };
+
+/**
+ * Forwards `client` through `pool`. Resolves when both sockets are closed (or at once when
+ * the client was rejected); never rejects.
+ */
+export async function forward(
+  client: Socket,
+  peer: ClientPeer,
+  pool: BackendPool,
+  opts: ForwardOptions,
+  log: LogSource,
+): Promise<ForwardOutcome> {
+  const tried = new Set<string>();
+  const failures: string[] = [];
+  let clientGone = false;
+  const onClientGone = () => {
+    clientGone = true;
+  };
+  client.once('close', onClientGone);
+  for (let attempt = 0; attempt <= opts.retries && !clientGone; attempt++) {
+    const b = pool.pick(peer.address, tried);
+    if (b === undefined) break;
+    tried.add(b.id);
+    const result = await connectBackend(b, opts, client);
+    if (typeof result === 'string') {
+      if (clientGone) break; // not the backend's failure
+      const retrying = attempt < opts.retries;
+      pool.connectFailed(b, retrying);
+      failures.push(`${b.id}: ${result}`);
+      log.logger.debug({ backend: b.id, reason: result, attempt }, 'backend connect failed');
+      continue;
+    }
+    client.off('close', onClientGone);
+    if (clientGone || client.destroyed) {
+      result.destroy();
+      return { kind: 'client-gone' };
+    }
+    pool.connected(b);
+    await splice(client, result, b, peer, pool, opts, log);
+    return { kind: 'forwarded', backend: b.id };
+  }
+  client.off('close', onClientGone);
+  if (clientGone) return { kind: 'client-gone' };
+  const reason =
+    failures.length === 0
+      ? tried.size === 0 && pool.size === 0
+        ? 'no backend configured'
+        : 'no healthy backend'
+      : `all ${failures.length} connect attempts failed (${failures.join('; ')})`;
+  pool.rejectedClient();
+  log.logger.warn({ reason }, 'client closed: no backend could take it');
+  client.destroy();
+  return { kind: 'rejected', reason };
+}
+
+/** A connected socket, or the reason it failed. Gives up early if `client` closes. */
+function connectBackend(b: Backend, opts: ForwardOptions, client: Socket): Promise<Socket | string> {
+  return new Promise((resolve) => {
+    const a = b.address;
+    const socket =
+      'path' in a
+        ? connect({ path: a.path, allowHalfOpen: true })
+        : connect({ host: a.host, port: a.port, allowHalfOpen: true, noDelay: opts.noDelay });
+    const finish = (outcome: Socket | string) => {
+      clearTimeout(timer);
+      socket.off('connect', onConnect).off('error', onError);
+      client.off('close', onClientClose);
+      if (typeof outcome === 'string') {
+        socket.on('error', () => {});
+        socket.destroy();
+      }
+      resolve(outcome);
+    };
+    const onConnect = () => finish(socket);
+    const onError = (err: NodeJS.ErrnoException) => finish(err.code ?? err.message);
+    const onClientClose = () => finish('client closed while connecting');
+    const timer = setTimeout(
+      () => finish(`connect timed out after ${opts.connectTimeoutMs} ms`),
+      opts.connectTimeoutMs,
+    );
+    socket.once('connect', onConnect).once('error', onError);
+    client.once('close', onClientClose);
+  });
+}
+
+/** Pipes both ways until both sockets are closed. */
+function splice(
+  client: Socket,
+  backend: Socket,
+  b: Backend,
+  peer: ClientPeer,
+  pool: BackendPool,
+  opts: ForwardOptions,
+  log: LogSource,
+): Promise<void> {
+  return new Promise((resolve) => {
+    // Our FIN to the client must wait for the backend's, whatever the server was created with.
+    client.allowHalfOpen = true;
+    let header = 0;
+    if (opts.sendProxy !== undefined) {
+      const src = { address: peer.address, port: peer.port };
+      const dst = { address: client.localAddress ?? '', port: client.localPort ?? 0 };
+      const bytes = opts.sendProxy === 'v1' ? encodeProxyV1(src, dst) : encodeProxyV2(src, dst);
+      header = bytes.length;
+      backend.write(bytes);
+    }
+    if (opts.idleTimeoutMs > 0) {
+      client.setTimeout(opts.idleTimeoutMs);
+      client.once('timeout', () => {
+        log.logger.info({ backend: b.id, idleMs: opts.idleTimeoutMs }, 'idle timeout; connection closed');
+        client.destroy();
+      });
+    }
+    let backendBroke: string | undefined;
+    let open = 2;
+
+    const fromClient = pump(client, backend);
+    pump(backend, client);
+    client.on('error', ignore); // the connection's owner logs it; we close the backend on 'close'
+    client.once('close', () => {
+      if (!backend.destroyed) {
+        // Nobody to deliver to: drop the backend, unless it already sent its FIN and only
+        // needs to take our last bytes (then give it a bounded while).
+        if (!backend.readableEnded || client.errored) backend.destroy();
+        else setTimeout(() => backend.destroy(), BACKEND_LINGER_MS).unref();
+      }
+      if (--open === 0) resolve();
+    });
+    backend.on('error', (err: NodeJS.ErrnoException) => {
+      backendBroke = err.code ?? err.message;
+    });
+    backend.once('close', () => {
+      pool.released(
+        b,
+        Math.max(0, backend.bytesWritten - header),
+        backend.bytesRead,
+        backendBroke !== undefined,
+      );
+      if (backendBroke !== undefined) {
+        log.logger.info(
+          { backend: b.id, reason: backendBroke },
+          'backend broke the connection; client closed',
+        );
+        client.destroy();
+      } else if (!client.destroyed) {
+        // The backend is gone both ways: deliver what it sent, then close; what the client
+        // still sends has nowhere to go.
+        client.off('data', fromClient);
+        client.pause();
+        client.end();
+        if (client.writableFinished) client.destroy();
+        else client.once('finish', () => client.destroy());
+      }
+      if (--open === 0) resolve();
+    });
+  });
+}
+
+/**
+ * src -> dst with backpressure: src is not read while dst holds more than its highWaterMark
+ * unsent; src's FIN is passed on. Lighter than stream.pipe (three listeners, no state).
+ * Returns the data listener.
+ */
+function pump(src: Socket, dst: Socket): (chunk: Buffer) => void {
+  const onData = (chunk: Buffer) => {
+    if (!dst.write(chunk)) src.pause();
+  };
+  src.on('data', onData);
+  src.resume(); // a socket handed over paused (pauseOnConnect) does not start on 'data' alone
+  dst.on('drain', () => src.resume());
+  src.once('end', () => {
+    if (!dst.destroyed) dst.end();
+  });
+  return onData;
+}
+
+function ignore(): void {}

@@ -1,0 +1,13 @@
+import type { Tcpmain } from '../types.js';
+import { type ForwardOptions, forward } from './forward.js';
+import type { BackendPool } from './pool.js';
+
+/**
+ * The proxy's front as an ordinary connection handler, so every model runs it like any user
+ * handler. The client the backend hears about (hash key, PROXY header) is `env`'s: with
+ * --proxy-protocol the daemon has read a balancer's header and env names the real client.
+ */
+export function createProxyHandler(pool: BackendPool, opts: ForwardOptions): Tcpmain {
+  return (socket, env) =>
+    forward(socket, { address: env.remoteAddress, port: env.remotePort }, pool, opts, env);
+}

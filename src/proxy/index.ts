@@ -1,0 +1,17 @@
+// The proxy's public surface (re-exported by the package's index).
+export { type BackendAddress, type BackendSpec, parseBackendSpec } from './backend.js';
+export { type ProxyConfig, ProxyConfigError } from './config.js';
+export { type BackendState, DEFAULT_PASSIVE_HEALTH, type PassiveHealthOptions } from './health.js';
+export { DEFAULT_ACTIVE_CHECK } from './health-check.js';
+export {
+  encodeProxyV1,
+  encodeProxyV2,
+  type ProxyHeader,
+  ProxyHeaderParser,
+  parseProxyHeader,
+  type ReadProxyHeaderResult,
+  readProxyHeader,
+} from './proxy-protocol.js';
+export { type ProxyHandle, startProxy } from './run.js';
+export type { BackendStatsSnapshot, ProxyStatsSnapshot } from './stats.js';
+export { DEFAULT_STRATEGY, STRATEGY_NAMES, type StrategyName } from './strategies/index.js';

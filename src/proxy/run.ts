@@ -1,0 +1,143 @@
+// The proxy as a library call: a daemon whose handler forwards to a pool of backends, and
+// (with spawn) the supervised backend processes behind it.
+import { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from '../daemon.js';
+import type { Tcpmain } from '../types.js';
+import { isWorkerProcess } from '../worker/config.js';
+import type { BackendAddress, BackendSpec } from './backend.js';
+import { backendId } from './backend.js';
+import { type ProxyConfig, type ResolvedProxyConfig, validateProxyConfig } from './config.js';
+import { createProxyHandler } from './front.js';
+import { BackendPool } from './pool.js';
+import { planAddresses, SPAWNED_ENV, SpawnedBackends } from './spawn.js';
+import { logStatsEvery, type ProxyStatsSnapshot } from './stats.js';
+
+export interface ProxyHandle extends TcpdaemonHandle {
+  /** Per-backend state and counters of this process's pool. */
+  stats(): ProxyStatsSnapshot;
+  readonly pool: BackendPool;
+  /** The spawned backends (primary process only). */
+  readonly spawned: SpawnedBackends | undefined;
+}
+
+/** How long the first clients may wait for the first spawned backend to accept, ms. */
+const FIRST_BACKEND_WAIT_MS = 10_000;
+
+/**
+ * Starts `tcpdaemon proxy`: validates `config` (ProxyConfigError), listens like the daemon,
+ * forwards every connection to a backend. Health checks, the stats log and spawned backends run
+ * until close(), which lets open connections finish before it stops the backends.
+ */
+export async function startProxy(config: ProxyConfig, options: DaemonOptions = {}): Promise<ProxyHandle> {
+  const cfg = validateProxyConfig(config);
+  const inWorker = isWorkerProcess();
+  let planned: { addresses: BackendAddress[]; dir?: string } | undefined;
+  if (cfg.spawn !== undefined) {
+    planned = inWorker ? { addresses: spawnedFromPrimary() } : await planAddresses(cfg.spawn);
+    if (!inWorker) process.env[SPAWNED_ENV] = JSON.stringify(planned.addresses);
+  }
+  // The pool logs through the daemon's own logger, which exists once tcpdaemon() resolves; a
+  // connection accepted before that waits for it.
+  let handler: Tcpmain | undefined;
+  let ready!: (h: Tcpmain) => void;
+  const handlerReady = new Promise<Tcpmain>((r) => {
+    ready = r;
+  });
+  const tcpmain: Tcpmain = (socket, env) =>
+    handler ? handler(socket, env) : handlerReady.then((h) => h(socket, env));
+  const d = cfg.daemon;
+  const handle = await tcpdaemon(
+    {
+      listen: cfg.listen,
+      handler: tcpmain,
+      model: d.model,
+      workers: d.workers,
+      logfile: d.logfile,
+      loglevel: d.loglevel,
+      pidFile: d.pidFile,
+      maxConnections: d.maxConnections,
+      shutdownTimeout: d.shutdownTimeout,
+      tcpNodelay: d.tcpNodelay,
+      timeout: cfg.timeout,
+      // The daemon reads a balancer's PROXY header; env then names the client (hash key, --send-proxy).
+      proxyProtocol: cfg.proxyProtocol,
+      proxyHeaderTimeout: cfg.proxyHeaderTimeout,
+    },
+    options,
+  );
+  const logger = handle.logger;
+  const pool = new BackendPool(cfg.backends, {
+    strategy: cfg.strategy,
+    passive: cfg.passive,
+    checks: checkOptions(cfg),
+    logger,
+  });
+  let spawned: SpawnedBackends | undefined;
+  if (cfg.spawn !== undefined && planned !== undefined) {
+    if (inWorker) {
+      // The primary supervises them; here connect checks and passive tracking follow them.
+      for (const address of planned.addresses) pool.add({ id: backendId(address), address, weight: 1 });
+    } else {
+      spawned = new SpawnedBackends(cfg.spawn, planned.addresses, planned.dir, pool, logger, {
+        graceMs: (d.shutdownTimeout ?? 10) * 1000,
+      });
+      for (const spec of spawned.specs) pool.add(spec, { down: true });
+      // The first clients wait for the first backend, unless every one failed its first start.
+      const firstUp = pool.whenAnyUp(FIRST_BACKEND_WAIT_MS);
+      spawned.start();
+      await Promise.race([firstUp, spawned.firstOutcomes]);
+    }
+  }
+  handler = createProxyHandler(pool, {
+    connectTimeoutMs: cfg.connectTimeoutMs,
+    retries: cfg.retries,
+    idleTimeoutMs: 0, // the daemon's --timeout covers the client socket, hence both directions
+    sendProxy: cfg.sendProxy,
+    noDelay: true,
+  });
+  ready(handler);
+  logger.info(
+    {
+      backends: describe(pool, cfg.backends, spawned?.specs ?? []),
+      spawned: spawned ? { count: spawned.specs.length, pids: spawned.pids() } : null,
+      strategy: cfg.strategy,
+      healthIntervalMs: cfg.healthIntervalMs,
+      connectTimeoutMs: cfg.connectTimeoutMs,
+      retries: cfg.retries,
+      sendProxy: cfg.sendProxy ?? null,
+      proxyProtocol: cfg.proxyProtocol,
+    },
+    'proxy ready',
+  );
+  const stopStats = logStatsEvery(cfg.statsIntervalMs, () => pool.snapshot(), logger);
+  // Open connections finish first (they need their backends), then the backends stop.
+  const closeDaemon = handle.close.bind(handle);
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      await closeDaemon();
+      stopStats();
+      pool.close();
+      await spawned?.stop();
+    })();
+    return closing;
+  };
+  return Object.assign(handle, { close, stats: () => pool.snapshot(), pool, spawned });
+}
+
+function checkOptions(cfg: ResolvedProxyConfig) {
+  if (cfg.healthIntervalMs === 0) return false as const;
+  const { rise, fall, timeoutMs } = cfg.checks;
+  return { intervalMs: cfg.healthIntervalMs, timeoutMs, rise, fall };
+}
+
+function spawnedFromPrimary(): BackendAddress[] {
+  const raw = process.env[SPAWNED_ENV];
+  return raw === undefined ? [] : (JSON.parse(raw) as BackendAddress[]);
+}
+
+function describe(pool: BackendPool, listed: BackendSpec[], spawned: BackendSpec[]): string[] {
+  return [...listed, ...spawned].map((b) => {
+    const text = b.weight === 1 ? b.id : `${b.id},weight=${b.weight}`;
+    return spawned.includes(b) ? `${text} (spawned, ${pool.state(b.id)})` : text;
+  });
+}
