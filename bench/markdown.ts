@@ -68,95 +68,108 @@ export function renderSection(report: RunReport): string {
   out.push(`| load average at start | ${m.load1} |`);
   out.push(`| commit | ${m.commit} |`);
 
-  const echo = report.runs.filter((r) => r.table === 'echo');
-  if (echo.length > 0) {
-    out.push('', '### Echo: 50 connections, messages verified byte for byte', '');
-    out.push(
-      '| scenario | server | msg/s | MB/s each way | p50 ms | p99 ms | max ms | errors | server CPU | load threads busy |',
-    );
-    out.push('|---|---|--:|--:|--:|--:|--:|---|--:|---|');
-    for (const r of echo) {
-      const x = r.result;
-      out.push(
-        x
-          ? `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} | ${x.mbPerSecond.toFixed(1)} | ${x.latencyMs.p50} | ${x.latencyMs.p99} | ${x.latencyMs.max} | ${errors(x)} | ${cores(r.serverCpu)} | ${busy(x)} |`
-          : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | | | |`,
-      );
-    }
-  }
-
-  const hold = report.runs.filter((r) => r.table === 'hold');
-  if (hold.length > 0) {
-    out.push('', '### Idle connections: server memory (VmRSS) per held connection', '');
-    out.push(
-      '| scenario | server | open | failed | RSS idle | RSS holding | per connection | ramp s | errors |',
-    );
-    out.push('|---|---|--:|--:|--:|--:|--:|--:|---|');
-    for (const r of hold) {
-      const x = r.result;
-      const rss = r.rss;
-      out.push(
-        x?.hold && rss
-          ? `| ${r.scenario} | ${r.server} | ${int(x.hold.open)} / ${int(x.connections)} | ${x.hold.failed} | ${mib(rss.before)} | ${mib(rss.holding)} | ${int(rss.perConnection)} B | ${x.hold.rampSeconds} | ${errors(x)} |`
-          : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | | |`,
-      );
-    }
-  }
-
-  const gateway = report.runs.filter((r) => r.table === 'gateway');
-  if (gateway.length > 0) {
-    out.push(
-      '',
-      '### Gateway: 50 connections x 16 in flight, 64-byte Lars frames, echo business handler',
-      '',
-    );
-    out.push(
-      '| scenario | server | msg/s | vs message layer | p50 ms | p99 ms | max ms | errors | server CPU |',
-    );
-    out.push('|---|---|--:|--:|--:|--:|--:|---|--:|');
-    const direct = gateway.find((r) => r.server === 'message layer lars')?.result?.perSecond;
-    for (const r of gateway) {
-      const x = r.result;
-      const ratio = x && direct ? `${(x.perSecond / direct).toFixed(2)}x` : '';
-      out.push(
-        x
-          ? `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} | ${ratio} | ${x.latencyMs.p50} | ${x.latencyMs.p99} | ${x.latencyMs.max} | ${errors(x)} | ${cores(r.serverCpu)} |`
-          : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | | |`,
-      );
-    }
-  }
-
-  const tool = report.runs.filter((r) => r.table === 'tool');
-  if (tool.length > 0) {
-    out.push('', '### The load tool itself: same load, 1, 2 and 4 load threads', '');
-    out.push('| scenario | server | msg/s | p99 ms | server CPU | tool CPU | load threads busy | errors |');
-    out.push('|---|---|--:|--:|--:|--:|---|---|');
-    for (const r of tool) {
-      const x = r.result;
-      out.push(
-        x
-          ? `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} | ${x.latencyMs.p99} | ${cores(r.serverCpu)} | ${cores(x.tool.cpuCores)} | ${busy(x)} | ${errors(x)} |`
-          : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | |`,
-      );
-    }
-  }
-
-  const multi = report.runs.filter((r) => r.table === 'workers');
-  if (multi.length > 0) {
-    out.push('', '### Worker processes: IOMP -c 2 vs node cluster, LF -c 8', '');
-    out.push(
-      '| scenario | server | msg/s or conn/s | p50 ms | p99 ms | errors | server CPU | load threads busy | connections per worker |',
-    );
-    out.push('|---|---|--:|--:|--:|---|--:|---|---|');
-    for (const r of multi) {
-      const x = r.result;
-      out.push(
-        x
-          ? `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} | ${x.latencyMs.p50} | ${x.latencyMs.p99} | ${errors(x)} | ${cores(r.serverCpu)} | ${busy(x)} | ${(r.perWorker ?? []).map(int).join(' / ')} |`
-          : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | | |`,
-      );
-    }
-  }
+  const runs = (table: Scenario['table']) => report.runs.filter((r) => r.table === table);
+  const n = (text: string) => `${text}>`; // a right-aligned (numeric) column
+  table(
+    out,
+    runs('echo'),
+    'Echo: 50 connections, messages verified byte for byte',
+    [
+      n('msg/s'),
+      n('MB/s each way'),
+      n('p50 ms'),
+      n('p99 ms'),
+      n('max ms'),
+      'errors',
+      n('server CPU'),
+      'load threads busy',
+    ],
+    (x, r) => [
+      int(x.perSecond),
+      x.mbPerSecond.toFixed(1),
+      ...latency(x),
+      errors(x),
+      cores(r.serverCpu),
+      busy(x),
+    ],
+  );
+  table(
+    out,
+    runs('connect'),
+    'Connect: connect, one 64-byte echo, close; N loops',
+    [n('connections/s'), n('p50 ms'), n('p99 ms'), n('max ms'), 'errors', n('server CPU')],
+    (x, r) => [int(x.perSecond), ...latency(x), errors(x), cores(r.serverCpu)],
+  );
+  table(
+    out,
+    runs('hold'),
+    'Idle connections: server memory (VmRSS) per held connection',
+    [n('open'), n('failed'), n('RSS idle'), n('RSS holding'), n('per connection'), n('ramp s'), 'errors'],
+    (x, r) =>
+      x.hold && r.rss
+        ? [
+            `${int(x.hold.open)} / ${int(x.connections)}`,
+            x.hold.failed,
+            mib(r.rss.before),
+            mib(r.rss.holding),
+            `${int(r.rss.perConnection)} B`,
+            x.hold.rampSeconds,
+            errors(x),
+          ]
+        : undefined,
+  );
+  const gateway = runs('gateway');
+  const direct = gateway.find((r) => r.server === 'message layer lars')?.result?.perSecond;
+  table(
+    out,
+    gateway,
+    'Gateway: 50 connections x 16 in flight, 64-byte Lars frames, echo business handler',
+    [n('msg/s'), n('vs message layer'), n('p50 ms'), n('p99 ms'), n('max ms'), 'errors', n('server CPU')],
+    (x, r) => [
+      int(x.perSecond),
+      direct ? `${(x.perSecond / direct).toFixed(2)}x` : '',
+      ...latency(x),
+      errors(x),
+      cores(r.serverCpu),
+    ],
+  );
+  table(
+    out,
+    runs('tool'),
+    'The load tool itself: same load, 1, 2 and 4 load threads',
+    [n('msg/s'), n('p99 ms'), n('server CPU'), n('tool CPU'), 'load threads busy', 'errors'],
+    (x, r) => [
+      int(x.perSecond),
+      x.latencyMs.p99,
+      cores(r.serverCpu),
+      cores(x.tool.cpuCores),
+      busy(x),
+      errors(x),
+    ],
+  );
+  table(
+    out,
+    runs('workers'),
+    'Worker processes: IOMP -c 2 vs node cluster, LF -c 8',
+    [
+      n('msg/s or conn/s'),
+      n('p50 ms'),
+      n('p99 ms'),
+      'errors',
+      n('server CPU'),
+      'load threads busy',
+      'connections per worker',
+    ],
+    (x, r) => [
+      int(x.perSecond),
+      x.latencyMs.p50,
+      x.latencyMs.p99,
+      errors(x),
+      cores(r.serverCpu),
+      busy(x),
+      (r.perWorker ?? []).map(int).join(' / '),
+    ],
+  );
 
   renderProxy(report.runs, out);
 
@@ -166,6 +179,36 @@ export function renderSection(report: RunReport): string {
   const tools = new Map(report.runs.map((r) => [r.scenario, r.toolCommand]));
   for (const [name, cmd] of tools) out.push(`- load **${name}**: \`${cmd}\``);
   return out.join('\n');
+}
+
+/**
+ * One table of runs, after a `### title`: scenario, server, then `columns` (a trailing '>' aligns a
+ * column right). A run without a result, or whose `cells` are undefined, shows its failure.
+ */
+function table(
+  out: string[],
+  runs: RunRecord[],
+  title: string,
+  columns: string[],
+  cells: (x: BenchResult, r: RunRecord) => (string | number)[] | undefined,
+): void {
+  if (runs.length === 0) return;
+  const names = columns.map((c) => c.replace(/>$/, ''));
+  const align = columns.map((c) => (c.endsWith('>') ? '--:' : '---'));
+  out.push('', `### ${title}`, '');
+  out.push(`| scenario | server | ${names.join(' | ')} |`, `|---|---|${align.join('|')}|`);
+  for (const r of runs) {
+    const row = r.result && cells(r.result, r);
+    out.push(
+      row
+        ? `| ${r.scenario} | ${r.server} | ${row.join(' | ')} |`
+        : `| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} |${' |'.repeat(columns.length - 1)}`,
+    );
+  }
+}
+
+function latency(x: BenchResult): number[] {
+  return [x.latencyMs.p50, x.latencyMs.p99, x.latencyMs.max];
 }
 
 function int(x: number): string {

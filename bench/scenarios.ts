@@ -11,8 +11,10 @@ export interface ServerSpec {
    * line with "msg":"listening" and "address":"HOST:PORT" on stdout.
    */
   command: string[];
-  /** Cores the server can keep busy (its processes); the load tool gets the rest. */
+  /** Cores the server can keep busy (its processes or threads); the load tool gets the rest. */
   cores: number;
+  /** It keeps child processes (workers, spares) beside its main one while idle. */
+  children?: boolean;
   /** A request and its whole reply, to check the server answers; default an echo of 'ping\n'. */
   probe?: { send: string; reply: string };
   /** Programs it runs besides node (Debian packages haproxy, redis-server). */
@@ -40,16 +42,47 @@ export const SERVERS = {
     description: 'node:cluster echo, 2 workers, round-robin',
     command: [...TSX, 'bench/servers/cluster-echo.ts', '127.0.0.1:0', '--workers', '2'],
     cores: 2,
+    children: true,
+  },
+  'tcpdaemon IF -c 4': {
+    description: 'tcpdaemon, a fresh process per connection, 4 warm spares, examples/echo.js',
+    command: [
+      'bin/tcpdaemon',
+      '-m',
+      'IF',
+      '-c',
+      '4',
+      '--spares',
+      '4',
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      'examples/echo.js',
+    ],
+    cores: 2,
+    children: true,
+  },
+  'node -e 0 per connection': {
+    description: 'reference for IF: a bare `node -e 0` started and awaited per connection, then echo',
+    command: [...TSX, 'bench/servers/spawn-per-connection.ts', '127.0.0.1:0'],
+    cores: 2,
+  },
+  'tcpdaemon TLF -c 2': {
+    description: 'tcpdaemon, 2 worker threads in one process, examples/echo.js',
+    command: ['bin/tcpdaemon', '-m', 'TLF', '-c', '2', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'],
+    cores: 2,
   },
   'tcpdaemon IOMP -c 2': {
     description: 'tcpdaemon, 2 event-loop worker processes accepting from one socket, examples/echo.js',
     command: ['bin/tcpdaemon', '-m', 'IOMP', '-c', '2', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'],
     cores: 2,
+    children: true,
   },
   'tcpdaemon LF -c 8': {
     description: 'tcpdaemon, a pool of 8 worker processes serving one connection each, examples/echo.js',
     command: ['bin/tcpdaemon', '-m', 'LF', '-c', '8', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'],
     cores: 2,
+    children: true,
   },
   'message layer lars': {
     description: 'the message layer serving the echo handler directly (IOMP -c 1), Lars frames',
@@ -82,12 +115,14 @@ export const SERVERS = {
       '2',
     ],
     cores: 2,
+    children: true,
     codec: 'lars',
   },
   'gateway nats 2 workers': {
     description: 'tcpdaemon gateway + tcpdaemon worker (2 workers) through a local nats-server, Lars frames',
     command: [...TSX, 'bench/servers/gateway-nats.ts', '127.0.0.1:0'],
     cores: 2,
+    children: true,
     codec: 'lars',
   },
   // The proxy comparisons: the same backend process, reached directly or through a front
@@ -96,16 +131,19 @@ export const SERVERS = {
     description: 'node:net echo, no proxy (bench/servers/proxy-stack.ts --front none)',
     command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'echo', '--front', 'none'],
     cores: 2, // as the proxied paths: the tool gets the same threads on every path
+    children: true, // the backend (and the front) are its child processes
   },
   'echo via tcpdaemon proxy': {
     description: 'tcpdaemon proxy (one process, default strategy) in front of the node:net echo',
     command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'echo', '--front', 'tcpdaemon'],
     cores: 2,
+    children: true,
   },
   'echo via HAProxy': {
     description: 'HAProxy, mode tcp, nbthread 1, in front of the node:net echo',
     command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'echo', '--front', 'haproxy'],
     cores: 2,
+    children: true,
     needs: ['haproxy'],
   },
   ...strategyServers(),
@@ -113,6 +151,7 @@ export const SERVERS = {
     description: 'redis-server, no proxy',
     command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'redis', '--front', 'none'],
     cores: 2, // as the proxied paths
+    children: true,
     probe: REDIS_PING,
     needs: ['redis-server'],
   },
@@ -120,6 +159,7 @@ export const SERVERS = {
     description: 'tcpdaemon proxy (one process) in front of redis-server',
     command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'redis', '--front', 'tcpdaemon'],
     cores: 2,
+    children: true,
     probe: REDIS_PING,
     needs: ['redis-server'],
   },
@@ -127,6 +167,7 @@ export const SERVERS = {
     description: 'HAProxy, mode tcp, nbthread 1, in front of redis-server',
     command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'redis', '--front', 'haproxy'],
     cores: 2,
+    children: true,
     probe: REDIS_PING,
     needs: ['redis-server', 'haproxy'],
   },
@@ -151,6 +192,7 @@ function strategyServers() {
       strategy,
     ],
     cores: 2,
+    children: true,
   });
   return {
     'strategy roundrobin': one('roundrobin'),
@@ -187,7 +229,7 @@ interface ScenarioBase {
 /** Load from `tcpdaemon bench`. */
 export interface ToolScenario extends ScenarioBase {
   /** The report table it goes into; also accepted by --only. */
-  table: 'echo' | 'hold' | 'tool' | 'workers' | 'gateway' | 'proxy';
+  table: 'echo' | 'connect' | 'hold' | 'tool' | 'workers' | 'gateway' | 'proxy';
   load: LoadSpec;
 }
 
@@ -291,6 +333,26 @@ export const SCENARIOS: Scenario[] = [
     table: 'gateway',
     servers: ['message layer lars', 'gateway ipc 2 workers', 'gateway nats 2 workers'],
     load: { mode: 'echo', connections: 50, depth: 16, size: 64, seconds: ECHO_SECONDS, codec: 'lars' },
+  },
+  // IF: connections/s and first-byte latency against bare node starts/s, at concurrency 4.
+  {
+    name: 'connect-4-if',
+    table: 'connect',
+    servers: ['tcpdaemon IF -c 4', 'node -e 0 per connection'],
+    load: { mode: 'connect', connections: 4, size: 64, seconds: 5 },
+  },
+  // TLF -c 2 against IOMP -c 2: echo msg/s and connect rate.
+  {
+    name: 'echo-50x16-64B-2w',
+    table: 'echo',
+    servers: ['tcpdaemon TLF -c 2', 'tcpdaemon IOMP -c 2'],
+    load: { mode: 'echo', connections: 50, depth: 16, size: 64, seconds: ECHO_SECONDS },
+  },
+  {
+    name: 'connect-8-2w',
+    table: 'connect',
+    servers: ['tcpdaemon TLF -c 2', 'tcpdaemon IOMP -c 2'],
+    load: { mode: 'connect', connections: 8, size: 64, seconds: ECHO_SECONDS },
   },
   ...proxyScenarios(),
 ];

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { MAX_TIMER_MS } from './timer-limit.js';
 
 /** The open connections of one process, so a stop can wait for them and then cut the rest. */
 export class ConnectionTracker {
@@ -18,7 +19,8 @@ export class ConnectionTracker {
   }
 
   /**
-   * Waits until every connection closed or `timeoutMs` passed, then destroys what is left.
+   * Waits until every connection closed or `timeoutMs` passed (at most MAX_TIMER_MS), then
+   * destroys what is left.
    * Resolves with the number of connections that had to be destroyed.
    */
   async drain(timeoutMs: number): Promise<number> {
@@ -27,7 +29,7 @@ export class ConnectionTracker {
       await Promise.race([
         new Promise<void>((r) => this.emptyWaiters.push(r)),
         new Promise<void>((r) => {
-          timer = setTimeout(r, timeoutMs);
+          timer = setTimeout(r, Math.min(timeoutMs, MAX_TIMER_MS));
         }),
       ]);
       clearTimeout(timer);

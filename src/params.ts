@@ -50,6 +50,10 @@ export interface TcpdaemonParams {
   restartDelay?: number;
   /** `--restart-delay-max`: the restart delay never exceeds this many seconds. Default 10. */
   restartDelayMax?: number;
+  /** `--spares`: IF: processes started ahead, each ready to take the next connection. Default min(-c, 2). */
+  spares?: number;
+  /** `--max-waiting`: LF, IF: connections that may wait for a free worker; more are closed, logged. Default LF 1024, IF 64. */
+  maxWaiting?: number;
 }
 
 /** Validated parameters with every default filled in. */
@@ -173,6 +177,8 @@ const FIELDS: { [K in keyof TcpdaemonParams]-?: Field<Exclude<TcpdaemonParams[K]
   maxMemory: num('--max-memory', { min: 0, max: 1048576, integer: false }),
   restartDelay: num('--restart-delay', { min: 0, max: 3600, integer: false }),
   restartDelayMax: num('--restart-delay-max', { min: 0, max: 3600, integer: false }),
+  spares: num('--spares', { min: 1, max: 1024, integer: true }),
+  maxWaiting: num('--max-waiting', { min: 0, max: 1_000_000, integer: true }),
   params: {
     flag: '--param',
     parse(value, name) {
@@ -210,12 +216,14 @@ export function validateParams(input: unknown): ResolvedParams {
   } catch (err) {
     throw new ParamError(`listen (-l) ${(err as Error).message}`);
   }
+  const model = MODEL_ALIASES[get('model') ?? 'IOMP']!;
+  const workers = get('workers') ?? 1;
   const resolved: ResolvedParams = {
-    model: MODEL_ALIASES[get('model') ?? 'IOMP']!,
+    model,
     listen,
     listenAddress,
     handler: get('handler')!,
-    workers: get('workers') ?? 1,
+    workers,
     recycleAfter: get('recycleAfter') ?? 0,
     workPath: get('workPath'),
     logfile: get('logfile'),
@@ -234,6 +242,8 @@ export function validateParams(input: unknown): ResolvedParams {
     maxMemory: get('maxMemory') ?? 0,
     restartDelay: get('restartDelay') ?? 0.1,
     restartDelayMax: get('restartDelayMax') ?? 10,
+    spares: get('spares') ?? Math.min(workers, 2),
+    maxWaiting: get('maxWaiting') ?? (model === 'IF' ? 64 : 1024),
   };
   if (resolved.restartDelayMax < resolved.restartDelay) {
     fail(

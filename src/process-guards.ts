@@ -12,3 +12,14 @@ export function keepServingOnUncaught(logger: Logger): void {
     logger.error({ err: reason }, 'unhandled promise rejection in handler code; process keeps serving');
   });
 }
+
+/** A throw inside handler code is logged and ends the process (it serves one connection: IF). */
+export function exitOnUncaught(logger: Logger, flush: () => void): void {
+  const end = (err: unknown, what: string) => {
+    logger.error({ err }, `${what} in handler code; the connection process exits`);
+    flush();
+    process.exit(1);
+  };
+  process.on('uncaughtException', (err) => end(err, 'uncaught exception'));
+  process.on('unhandledRejection', (reason) => end(reason, 'unhandled promise rejection'));
+}

@@ -59,11 +59,14 @@ describe('CLI parse errors: one-line reason + usage, exit 1, nothing listens', (
     writeFileSync(path, JSON.stringify({ listen: '127.0.0.1:0', handler: echo, colour: 'blue' }));
     return rejects(['--config', path], /unknown parameter 'colour'/);
   });
-  test('models not available yet', async () => {
-    await rejects(['-m', 'IF', '-l', '127.0.0.1:0', '-s', echo], /model IF is not available yet/);
+  test('IF flags', async () => {
     await rejects(
-      ['-m', 'TLF', '-c', '2', '-l', '127.0.0.1:0', '-s', echo],
-      /model TLF is not available yet/,
+      ['-m', 'IF', '-l', '127.0.0.1:0', '-s', echo, '--spares', '0'],
+      /spares \(--spares\) must be a whole number >= 1/,
+    );
+    await rejects(
+      ['-m', 'IF', '-l', '127.0.0.1:0', '-s', echo, '--max-waiting', 'many'],
+      /maxWaiting \(--max-waiting\) must be a whole number >= 0/,
     );
   });
   test('worker supervision flags', async () => {

@@ -7,9 +7,16 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { fairCeilings } from '../src/models/fair-share.js';
-import { type DaemonProcess, FIXTURES, type LogLine, runCli, startDaemon } from './helpers/daemon.js';
+import {
+  assertSigtermDrains,
+  type DaemonProcess,
+  FIXTURES,
+  type LogLine,
+  runCli,
+  startDaemon,
+} from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
-import { connect, readBytes, roundTrip, startLoadLoop, untilClosed } from './helpers/net.js';
+import { connect, roundTrip, startLoadLoop, untilClosed } from './helpers/net.js';
 import { waitUntil } from './helpers/supervisor.js';
 
 checkNoLeftoverProcesses();
@@ -131,6 +138,8 @@ test('-n recycles a worker after N connections: its pid changes, the connection 
     '127.0.0.1:0',
     '-s',
     ECHO,
+    '--loglevel', // routine recycling is logged at debug
+    'debug',
   ]);
   try {
     const first = readyPids(daemon);
@@ -162,14 +171,7 @@ test('SIGTERM drains an in-flight connection in a worker, then exits 0 with no c
     join(FIXTURES, 'drain.mjs'),
   ]);
   const workers = readyPids(daemon);
-  const s = await connect(port);
-  assert.equal((await readBytes(s, 8)).toString(), 'started\n');
-  const closed = untilClosed(s);
-  daemon.signal('SIGTERM');
-  const { data, error } = await closed;
-  assert.equal(data, 'finished\n');
-  assert.equal(error, undefined);
-  assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+  await assertSigtermDrains(daemon, port);
   assert.deepEqual(
     exitsOf(daemon).map((l) => [l.code, l.reason]),
     [
@@ -316,7 +318,7 @@ test('workers that cannot load the handler: start-up fails with the reason, exit
   );
 });
 
-for (const model of ['IOMP', 'LF']) {
+for (const model of ['IOMP', 'LF', 'IF']) {
   test(`library, ${model}: a function handler runs in workers that re-run the calling script`, async () => {
     const script = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'library-workers.ts')], {
       stdio: ['ignore', 'pipe', 'inherit'],

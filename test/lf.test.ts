@@ -87,6 +87,8 @@ test('-n recycles an LF worker after N connections: pids change', async () => {
     '127.0.0.1:0',
     '-s',
     ECHO,
+    '--loglevel', // routine recycling is logged at debug
+    'debug',
   ]);
   try {
     const pids: string[] = [];

@@ -76,6 +76,48 @@ for (const model of ['IOMP', 'LF']) {
   });
 }
 
+test('IF: SIGHUP replaces the spares with the new code, no connection fails, a served connection keeps its process', async () => {
+  const handler = handlerCopy();
+  const { daemon, port } = await startDaemon([
+    '-m',
+    'IF',
+    '-c',
+    '4',
+    '--spares',
+    '2',
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    handler,
+  ]);
+  try {
+    const held = await connect(port);
+    const heldWho = await roundTrip(held, 'who\n');
+    assert.equal(heldWho.trim().split(' ')[2], 'v1');
+    // The other spare loaded v1 at start and waits: without the reload it would serve next.
+    setVersion(handler, 'v2');
+    daemon.signal('SIGHUP');
+    await daemon.waitForMsg('reload done');
+    for (let i = 0; i < 3; i++) assert.equal(await version(port), 'v2');
+    // A reload under load: connections wait for the new spares, none fails.
+    const load = startLoadLoop(port, { loops: 2 });
+    await waitUntil(() => load.stats.ok >= 10, 'load before the second reload');
+    daemon.signal('SIGHUP');
+    await daemon.waitForLog(
+      (l) => l.msg === 'reload done' && l !== daemon.logs.find((x) => x.msg === 'reload done'),
+    );
+    const during = load.stats.ok;
+    await waitUntil(() => load.stats.ok >= during + 10, 'load after the reload');
+    const stats = await load.stop();
+    assert.deepEqual(stats.errors, []);
+    // The connection taken before the reloads is still served by its own process.
+    assert.equal(await roundTrip(held, 'who\n'), heldWho);
+    held.destroy();
+  } finally {
+    await stop(daemon);
+  }
+});
+
 test('a reload to a broken handler keeps the old workers; a crashed worker then backs off with CPU to spare', async () => {
   const handler = handlerCopy();
   const { daemon, port } = await startDaemon([

@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { accountExit, type BackoffOptions, restartDelay } from '../src/supervisor/backoff.js';
-import { readyOnSpawn, readyOnTcpPort, Supervisor } from '../src/supervisor/index.js';
+import { readyOnSpawn, readyOnTcpPort, Supervisor, type WorkerHandle } from '../src/supervisor/index.js';
 import { FIXTURES } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { captureLogger, forkFixture, Recorded, waitUntil } from './helpers/supervisor.js';
@@ -163,7 +163,7 @@ describe('supervisor with node workers', () => {
     await r.supervisor.stop(1000);
   });
 
-  test('a recycle request: the replacement is ready before the old worker retires, which exits 0', async () => {
+  test('a recycle request: the replacement is ready before the old worker retires, which exits 0; routine lines are debug', async () => {
     const r = recorded({ size: 1, spec: { start: forkFixture(WORKER) } });
     await r.supervisor.start();
     const [old] = r.pids() as [number];
@@ -173,9 +173,107 @@ describe('supervisor with node workers', () => {
     assert.equal(info.reason, 'recycle: fixture asked');
     const fresh = r.readies[1]!.pid!;
     assert.deepEqual(r.order.slice(-3), [`ready:${fresh}`, `retire:${old}`, `exit:${old}`]);
-    assert.equal(r.logs('worker exited')[0]!.level, 'info');
+    // Routine (one recycle per -n connections, IF's per-connection processes): not info.
+    assert.equal(r.logs('worker exited')[0]!.level, 'debug');
+    assert.equal(r.logs('recycling worker')[0]!.level, 'debug');
+    assert.deepEqual(
+      r.logs('worker ready').map((l) => l.level),
+      ['info', 'debug'],
+    );
     assert.deepEqual(r.pids(), [fresh]);
     await r.supervisor.stop(1000);
+  });
+
+  test('recycle() from a ready listener takes effect at once, not at the next tick', async () => {
+    // No tick within the test: anything left for the tick would never happen.
+    const r = recorded({ size: 1, spec: { start: forkFixture(WORKER) }, heartbeatMs: 60_000 });
+    r.supervisor.on('ready', (w) => {
+      if (r.readies.length < 4) r.supervisor.recycle(w.slot, 'chained');
+    });
+    await r.supervisor.start();
+    await waitUntil(() => r.readies.length >= 4, 'three chained recycles', 15_000);
+    await waitUntil(() => r.exits.length >= 3, 'the recycled workers to exit', 15_000);
+    assert.deepEqual(new Set(r.exits.map((e) => e.info.reason)), new Set(['recycle: chained']));
+    await r.supervisor.stop(1000);
+  });
+
+  test('a recycle asked for during a reload runs as soon as the reload is done', async () => {
+    const r = recorded({ size: 2, spec: { start: forkFixture(WORKER) }, heartbeatMs: 60_000 });
+    await r.supervisor.start();
+    let asked: number | undefined;
+    r.supervisor.on('ready', (w) => {
+      if (w.slot === 0 && asked === undefined) {
+        asked = w.pid;
+        r.supervisor.recycle(0, 'during reload'); // slot 1 is still being reloaded
+      }
+    });
+    assert.deepEqual(await r.supervisor.reload(), { ok: true, replaced: 2 });
+    const line = await r.waitLog('recycling worker', (l) => l.workerPid === asked, 5000);
+    assert.equal(line.reason, 'during reload');
+    await r.supervisor.stop(1000);
+  });
+
+  test("a retire grace beyond node's timer limit does not kill at once", async () => {
+    const r = recorded({
+      size: 1,
+      spec: { start: forkFixture(WORKER, () => ({ FIXTURE_IGNORE_RETIRE: '1' })) },
+      retireGraceMs: 2 ** 31, // plus the kill margin: a plain setTimeout would fire after 1 ms
+      killMarginMs: 200,
+    });
+    await r.supervisor.start();
+    const [old] = r.pids() as [number];
+    r.supervisor.recycle(0, 'long drain');
+    await r.waitEvent('retiring', old);
+    await new Promise((res) => setTimeout(res, 1000));
+    assert.equal(r.logs('worker did not finish in time; killing it').length, 0);
+    assert.ok(alive(old), 'the retired worker is left to drain');
+    // A stop shortens the deadline: then it is killed.
+    await r.supervisor.stop(100);
+    assert.equal((await r.waitExit(old)).signal, 'SIGKILL');
+  });
+
+  test('take(): the worker leaves its slot, the replacement starts at once, its exit is expected', async () => {
+    const r = recorded({ size: 1, spec: { start: forkFixture(WORKER) }, heartbeatMs: 60_000 });
+    await r.supervisor.start();
+    const [w] = r.supervisor.readyWorkers() as [WorkerHandle];
+    assert.equal(r.supervisor.take(w), true);
+    assert.equal(w.state, 'taken');
+    assert.equal(r.supervisor.take(w), false, 'taken once');
+    assert.deepEqual(r.supervisor.readyWorkers(), []);
+    assert.deepEqual(
+      r.supervisor.workers().map((x) => x.state),
+      ['starting', 'taken'],
+    );
+    await waitUntil(() => r.readies.length === 2, 'the replacement');
+    const [fresh] = r.supervisor.readyWorkers() as [WorkerHandle];
+    assert.equal(fresh.slot, w.slot);
+    assert.equal(r.supervisor.take(r.supervisor.workers().find((x) => x !== fresh && x !== w) ?? w), false);
+    r.tell(w.pid!, { fixture: 'exit', code: 3 });
+    const info = await r.waitExit(w.pid!);
+    assert.equal(info.reason, 'taken');
+    assert.equal(info.code, 3);
+    const exit = r.logs('worker exited')[0]!;
+    assert.equal(exit.level, 'debug');
+    assert.equal(exit.nextDelayMs, undefined, 'no restart: its slot has its replacement');
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(r.logs('worker starting').length, 2);
+    assert.deepEqual(r.pids(), [fresh.pid]);
+    await r.supervisor.stop(1000);
+  });
+
+  test('stop retires taken workers too: their work finishes, then they exit', async () => {
+    const r = recorded({ size: 1, spec: { start: forkFixture(WORKER) } });
+    await r.supervisor.start();
+    const [w] = r.supervisor.readyWorkers() as [WorkerHandle];
+    r.supervisor.take(w);
+    r.tell(w.pid!, { fixture: 'busy', ms: 400 });
+    await r.waitEvent('busy', w.pid);
+    await r.supervisor.stop(5000);
+    assert.equal((await r.waitEvent('retiring', w.pid)).active, 1);
+    assert.ok(r.events.some((e) => e.event === 'work done' && e.pid === w.pid));
+    const info = await r.waitExit(w.pid!);
+    assert.deepEqual([info.code, info.reason], [0, 'stop']);
+    assert.equal(r.supervisor.workers().length, 0);
   });
 
   test('a worker above maxRssBytes is recycled', async () => {
@@ -190,6 +288,7 @@ describe('supervisor with node workers', () => {
     r.tell(fat, { fixture: 'alloc', mb: 200 });
     const line = await r.waitLog('recycling worker');
     assert.match(String(line.reason), /^rss \d+ MB > 150 MB$/);
+    assert.equal(line.level, 'info', 'not routine');
     const info = await r.waitExit(fat);
     assert.equal(info.code, 0);
     assert.notEqual(r.pids()[0], fat);

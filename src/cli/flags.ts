@@ -27,6 +27,8 @@ const VALUE_FLAGS = {
   'max-memory': { key: 'maxMemory' },
   'restart-delay': { key: 'restartDelay' },
   'restart-delay-max': { key: 'restartDelayMax' },
+  spares: { key: 'spares' },
+  'max-waiting': { key: 'maxWaiting' },
 } as const satisfies Record<string, { short?: string; key: keyof TcpdaemonParams }>;
 
 const SWITCH_FLAGS = {

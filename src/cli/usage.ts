@@ -19,6 +19,8 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
   --max-memory MB        recycle a worker whose resident memory exceeds MB (0 = never)
   --restart-delay S      first restart delay of a crashed worker, doubling per crash (default 0.1)
   --restart-delay-max S  cap of the restart delay (default 10)
+  --spares K             IF: processes started ahead to take the next connections (default min(N, 2))
+  --max-waiting Q        LF, IF: connections that may wait for a free worker (default 1024, IF 64); more are closed
   --tcp-nodelay          disable Nagle's algorithm on accepted sockets
   --tcp-linger N         0: close with RST; N: after our FIN, RST if the peer has not closed in N s
   --param KEY=VALUE      handed to the handler as env.params (repeatable)
@@ -32,4 +34,5 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
   -h, --help             print this help
 
 signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGUSR1 reopens the log file,
-         SIGHUP reloads the workers of IOMP -c N and LF one by one (new handler code, no connection refused)`;
+         SIGHUP reloads the workers of IOMP -c N, LF and TLF one by one, and IF's spares
+         (new handler code, no connection refused)`;

@@ -1,5 +1,5 @@
-// The worker processes of IOMP -c N and LF: how to start one (WorkerSpec), the supervisor built
-// from the daemon's parameters, and a start that fails fast when workers cannot start at all.
+// The worker processes of IOMP -c N, LF and IF: how to start one (WorkerSpec), the supervisor
+// built from the daemon's parameters, and a start that fails fast when workers cannot start at all.
 import { fork } from 'node:child_process';
 import { Supervisor } from '../supervisor/index.js';
 import type { ExitInfo, WorkerHandle } from '../supervisor/supervisor.js';
@@ -23,6 +23,8 @@ export interface WorkerPoolOptions {
   accept: WorkerConfig['accept'];
   /** Cap of connections per worker (IOMP's share of --max-connections); 0 = none. */
   perWorkerMax: number;
+  /** Supervisor slots; default -c (IF: its spares). */
+  size?: number;
 }
 
 /** Why a function handler cannot run in worker processes here, or undefined. */
@@ -31,9 +33,10 @@ export function workerLaunchProblem(handler: unknown): string | undefined {
   return 'a function handler with worker processes needs a script to re-run (process.argv[1]); pass a module path instead';
 }
 
-export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supervisor {
+/** What every worker (process or thread) of this daemon is told: plain JSON. */
+export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerConfig {
   const { params } = host;
-  const config: WorkerConfig = {
+  return {
     model: params.model,
     accept: opts.accept,
     handlerPath: host.handlerPath ?? null,
@@ -48,16 +51,22 @@ export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supe
     params: { ...params.params },
     loglevel: params.loglevel,
     logfile: host.logfile ?? null,
-    recycleAfter: params.recycleAfter,
+    // An IF process serves one connection anyway.
+    recycleAfter: opts.accept === 'single' ? 0 : params.recycleAfter,
     maxConnections: opts.perWorkerMax,
   };
+}
+
+export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supervisor {
+  const { params } = host;
+  const config = workerConfig(host, opts);
   const launch = host.handlerPath === undefined ? rerunLaunch() : entryLaunch();
   if (!launch) throw new WorkerStartError(workerLaunchProblem(params.handler));
   const baseEnv: NodeJS.ProcessEnv = { ...process.env, ...workerEnv(config) };
   for (const name of NOT_INHERITED) delete baseEnv[name];
   return new Supervisor({
     name: params.model.toLowerCase(),
-    size: params.workers,
+    size: opts.size ?? params.workers,
     logger: host.logger,
     spec: {
       start: (ctx) =>

@@ -1,8 +1,8 @@
 // What "ready" means for a worker: pluggable, because not every worker is a node process that
 // speaks our protocol (the proxy supervises arbitrary backend commands).
 
-import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
+import type { SupervisedChild } from './child.js';
 import { isProtocolMessage } from './protocol.js';
 
 /** Resolves when the worker can take work. `signal` aborts when the worker exits or times out. */
@@ -12,7 +12,7 @@ export type Readiness = (worker: ReadinessTarget, signal: AbortSignal) => Promis
 export interface ReadinessTarget {
   readonly slot: number;
   readonly workerId: number;
-  readonly child: ChildProcess;
+  readonly child: SupervisedChild;
 }
 
 /** Ready when the worker sends `{ tdw: 'ready' }` over IPC (node workers using worker-channel). */

@@ -1,18 +1,23 @@
 // The one place where child lifetimes are managed. A supervisor owns `size` slots; each slot holds
 // one serving worker (plus, briefly, its replacement or a retiring predecessor). Models (IOMP -c N,
-// LF, IF, the proxy's backends, the gateway's workers) describe how to start a worker in a
+// LF, IF, TLF, the proxy's backends, the gateway's workers) describe how to start a worker in a
 // WorkerSpec and react to the 'ready' / 'retire' / 'exit' events; the supervisor does the rest:
 // readiness, restarts with backoff, hang detection, recycling, rolling reload, graceful stop.
-import type { ChildProcess, MessageOptions, SendHandle } from 'node:child_process';
+import type { MessageOptions, SendHandle } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { MAX_TIMER_MS } from '../timer-limit.js';
 import { accountExit, type BackoffOptions, checkBackoff, DEFAULT_BACKOFF } from './backoff.js';
+import type { SupervisedChild } from './child.js';
 import { ENV, isProtocolMessage, type SupervisorMessage, type WorkerMessage } from './protocol.js';
 import { type Readiness, type ReadinessTarget, readyOnMessage } from './readiness.js';
 import { readRssBytes } from './rss.js';
 
-/** starting: spawned, not ready yet; ready: in service; retiring: told to finish and exit. */
-export type WorkerState = 'starting' | 'ready' | 'retiring';
+/**
+ * starting: spawned, not ready yet; ready: in service in its slot; taken: out of its slot, the
+ * model's own (take()); retiring: told to finish and exit.
+ */
+export type WorkerState = 'starting' | 'ready' | 'taken' | 'retiring';
 
 export interface WorkerStartContext {
   /** 0..size-1. */
@@ -27,8 +32,8 @@ export interface WorkerStartContext {
 
 /** How to start one worker and what "ready" means for it. */
 export interface WorkerSpec {
-  /** Starts the process. Throwing counts as a failed start (logged, retried with backoff). */
-  start(ctx: WorkerStartContext): ChildProcess;
+  /** Starts the worker (a ChildProcess, or an adapter). Throwing counts as a failed start (logged, retried with backoff). */
+  start(ctx: WorkerStartContext): SupervisedChild;
   /** Default: the worker's `{ tdw: 'ready' }` IPC message. */
   readiness?: Readiness;
   /** The worker sends heartbeats (it uses worker-channel). Hang detection needs them. Default: it has IPC. */
@@ -51,7 +56,7 @@ export interface SupervisorOptions {
   heartbeatMs?: number;
   /** Recycle a worker whose RSS exceeds this many bytes. 0 = off (default). */
   maxRssBytes?: number;
-  /** How long a worker retired by reload or recycling may drain, ms. Default 10 000. */
+  /** How long a worker retired by reload or recycling may drain, ms. Default 10 000. Any length works (no timer limit). */
   retireGraceMs?: number;
   /** A retired worker still alive this long (ms) after its drain deadline is SIGKILLed. Default 2000. */
   killMarginMs?: number;
@@ -110,6 +115,10 @@ class Worker implements WorkerHandle {
   failure = true;
   /** Set when the worker should be replaced when possible (memory, served count, request). */
   recycleWanted: string | undefined;
+  /** The recycle asked for is routine (a request, not memory): its lines are logged at debug. */
+  recycleRoutine = false;
+  /** Started, retired or taken as routine (recycling, take()): its lines are logged at debug. */
+  routine = false;
   killTimer: NodeJS.Timeout | undefined;
   /** Date.now() at which killTimer fires, ms. */
   killDeadline = Number.POSITIVE_INFINITY;
@@ -123,7 +132,7 @@ class Worker implements WorkerHandle {
   constructor(
     readonly slot: number,
     readonly spawnId: number,
-    readonly child: ChildProcess,
+    readonly child: SupervisedChild,
   ) {
     this.gone = new Promise((resolve) => {
       this.markGone = resolve;
@@ -142,7 +151,7 @@ class Worker implements WorkerHandle {
     return new Promise((resolve, reject) => {
       if (!this.child.connected) return reject(new Error(`worker ${this.pid} has no IPC channel`));
       try {
-        this.child.send(message as object, handle, options, (err) => (err ? reject(err) : resolve()));
+        this.child.send(message, handle, options, (err) => (err ? reject(err) : resolve()));
       } catch (err) {
         reject(err);
       }
@@ -177,7 +186,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private readonly crashLoopAfter: number;
   private readonly readiness: Readiness;
   private readonly slots: Slot[];
-  private readonly retiring = new Set<Worker>();
+  /** Live workers outside any slot: retiring, or taken by the model. */
+  private readonly detached = new Set<Worker>();
   private spawnSeq = 0;
   private started = false;
   private stopping: Promise<void> | undefined;
@@ -246,14 +256,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     });
   }
 
-  /** Live workers: in service, starting and retiring. */
+  /** Live workers: in service, starting, taken and retiring. */
   workers(): WorkerHandle[] {
     const out: Worker[] = [];
     for (const s of this.slots) {
       if (s.current) out.push(s.current);
       if (s.next) out.push(s.next);
     }
-    return [...out, ...this.retiring];
+    return [...out, ...this.detached];
   }
 
   /** The workers in service now. */
@@ -272,7 +282,28 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    */
   recycle(slot: number, reason: string): void {
     const w = this.slots[slot]?.current;
-    if (w) this.wantRecycle(w, reason);
+    if (w) this.wantRecycle(w, reason, true);
+  }
+
+  /**
+   * Takes a ready worker out of its slot for the model's own use (IF: one connection), and starts
+   * its slot's replacement at once. A taken worker is never recycled, reloaded or restarted: it
+   * ends when it likes, and its exit is expected ('exit' with reason 'taken', logged at debug);
+   * stop() retires it with the others. False (nothing done) when `worker` is not ready in its slot.
+   */
+  take(worker: WorkerHandle): boolean {
+    const w = worker as Worker;
+    const slot = this.slots[w.slot];
+    if (!slot || slot.current !== w || w.state !== 'ready' || this.stopping) return false;
+    w.state = 'taken';
+    w.intent = 'taken';
+    w.failure = false;
+    w.routine = true;
+    slot.current = undefined;
+    this.detached.add(w);
+    // A replacement already starting (recycling) takes the slot when ready; else start one now.
+    if (!slot.next) this.launchCurrent(slot, true);
+    return true;
   }
 
   /** Kills `worker` at once (SIGKILL); it is restarted like a crashed one. */
@@ -295,6 +326,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.reloadRunning === undefined) {
       this.reloadRunning = this.runReload().finally(() => {
         this.reloadRunning = undefined;
+        // Recycles asked for meanwhile waited for the reload: do not leave them to the next tick.
+        for (const slot of this.slots) this.maybeRecycle(slot);
       });
       return this.reloadRunning;
     }
@@ -329,9 +362,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   // ---- internals ----
 
-  private launchCurrent(slot: Slot): void {
+  private launchCurrent(slot: Slot, routine = false): void {
     const w = this.launch(slot);
     if (!w) return;
+    w.routine = routine;
     slot.current = w;
     w.ready.then(
       () => {
@@ -357,7 +391,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         [ENV.graceMs]: String(this.retireGraceMs),
       },
     };
-    let child: ChildProcess;
+    let child: SupervisedChild;
     try {
       child = this.spec.start(ctx);
     } catch (err) {
@@ -409,7 +443,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     w.state = 'ready';
     w.readyAt = Date.now();
     w.lastSignOfLife = w.readyAt;
-    this.log.info({ slot: w.slot, workerPid: w.pid, startMs: w.readyAt - w.startedAt }, 'worker ready');
+    this.log[w.routine ? 'debug' : 'info'](
+      { slot: w.slot, workerPid: w.pid, startMs: w.readyAt - w.startedAt },
+      'worker ready',
+    );
   }
 
   private onMessage(w: Worker, m: unknown, handle: unknown): void {
@@ -424,7 +461,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       w.active = Number(msg.active) || 0;
       w.rssBytes = Number(msg.rssBytes) || undefined;
     } else if (msg.tdw === 'recycle') {
-      this.wantRecycle(w, String(msg.reason));
+      this.wantRecycle(w, String(msg.reason), true);
     }
   }
 
@@ -436,7 +473,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const slot = this.slots[w.slot]!;
     if (slot.current === w) slot.current = undefined;
     if (slot.next === w) slot.next = undefined;
-    this.retiring.delete(w);
+    this.detached.delete(w);
     const info: ExitInfo = {
       code,
       signal: sig,
@@ -453,7 +490,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       served: w.served,
     };
     if (!w.failure || this.stopping) {
-      this.log.info(fields, 'worker exited');
+      this.log[w.routine && !this.stopping ? 'debug' : 'info'](fields, 'worker exited');
     } else {
       const healthyMs = w.readyAt > 0 ? Date.now() - w.readyAt : 0;
       const { failures, delayMs } = accountExit(slot.failures, healthyMs, this.backoff);
@@ -481,10 +518,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Starts a replacement for `slot.current`, and once it is ready, retires the old worker. */
-  private replace(slot: Slot, reason: string): Promise<void> {
+  private replace(slot: Slot, reason: string, routine = false): Promise<void> {
     const run = async () => {
       const w = this.launch(slot);
       if (!w) throw new Error(this.stopping ? 'stopping' : 'could not be started');
+      w.routine = routine;
       slot.next = w;
       await w.ready;
       slot.next = undefined;
@@ -493,7 +531,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       clearTimeout(slot.restartTimer);
       slot.restartTimer = undefined;
       this.emit('ready', w);
-      if (old) this.retire(old, reason, this.retireGraceMs);
+      if (old) {
+        old.routine = routine;
+        this.retire(old, reason, this.retireGraceMs);
+      }
     };
     const p = run().finally(() => {
       if (slot.replacing !== p) return;
@@ -506,9 +547,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Marks `w` for replacement; a worker still starting is replaced once it is in service. */
-  private wantRecycle(w: Worker, reason: string): void {
+  private wantRecycle(w: Worker, reason: string, routine: boolean): void {
     if (w.exited || w.intent !== undefined) return;
-    w.recycleWanted ??= reason;
+    if (w.recycleWanted === undefined) {
+      w.recycleWanted = reason;
+      w.recycleRoutine = routine;
+    }
     this.maybeRecycle(this.slots[w.slot]!);
   }
 
@@ -517,11 +561,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (!w?.recycleWanted || w.state !== 'ready' || this.stopping || this.reloadRunning) return;
     if (slot.replacing || Date.now() < slot.recycleNotBefore) return;
     const reason = `recycle: ${w.recycleWanted}`;
-    this.log.info(
+    this.log[w.recycleRoutine ? 'debug' : 'info'](
       { slot: slot.index, workerPid: w.pid, reason: w.recycleWanted, served: w.served },
       'recycling worker',
     );
-    this.replace(slot, reason).catch((err: Error) => {
+    this.replace(slot, reason, w.recycleRoutine).catch((err: Error) => {
       if (this.stopping) return;
       this.log.error(
         { slot: slot.index, workerPid: w.pid, err: err.message },
@@ -537,16 +581,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.armKill(w, deadline); // already draining: a stop may only shorten the deadline
       return;
     }
-    const wasReady = w.state === 'ready';
+    const inService = w.state === 'ready' || w.state === 'taken';
     w.intent = reason;
     w.failure = false;
     w.state = 'retiring';
     const slot = this.slots[w.slot]!;
     if (slot.current === w) slot.current = undefined;
     if (slot.next === w) slot.next = undefined;
-    this.retiring.add(w);
-    if (wasReady) this.emit('retire', w);
-    if (wasReady && w.child.connected) {
+    this.detached.add(w);
+    if (inService) this.emit('retire', w);
+    if (inService && w.child.connected) {
       const msg: SupervisorMessage = { tdw: 'retire', graceMs };
       w.send(msg).catch(() => signal(w, 'SIGTERM'));
     } else {
@@ -557,17 +601,24 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private armKill(w: Worker, deadline: number): void {
     if (w.killDeadline <= deadline) return;
-    clearTimeout(w.killTimer);
     w.killDeadline = deadline;
+    this.setKillTimer(w);
+  }
+
+  /** Long deadlines are reached in steps of at most MAX_TIMER_MS. */
+  private setKillTimer(w: Worker): void {
+    clearTimeout(w.killTimer);
+    const left = w.killDeadline - Date.now();
     w.killTimer = setTimeout(
       () => {
+        if (w.killDeadline - Date.now() > 0) return this.setKillTimer(w);
         this.log.warn(
           { slot: w.slot, workerPid: w.pid, reason: w.intent },
           'worker did not finish in time; killing it',
         );
         signal(w, 'SIGKILL');
       },
-      Math.max(0, deadline - Date.now()),
+      Math.min(MAX_TIMER_MS, Math.max(0, left)),
     );
   }
 
@@ -641,6 +692,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const judge = (rss: number | undefined) => {
       if (rss === undefined || rss <= this.maxRssBytes || w.recycleWanted) return;
       w.recycleWanted = `rss ${Math.round(rss / 1048576)} MB > ${Math.round(this.maxRssBytes / 1048576)} MB`;
+      w.recycleRoutine = false;
       this.maybeRecycle(slot);
     };
     if (this.heartbeatsOn(w) && w.rssBytes !== undefined) judge(w.rssBytes);

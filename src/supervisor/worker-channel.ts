@@ -1,6 +1,15 @@
 // The worker side of the supervisor protocol. Imported by every worker process at start-up, so it
 // imports nothing heavy: readiness, heartbeats from the event loop, retire and log-reopen requests.
+import { MAX_TIMER_MS } from '../timer-limit.js';
 import { ENV, isProtocolMessage, type SupervisorMessage, type WorkerMessage } from './protocol.js';
+
+/** How a worker talks to its supervisor. Default: this process's IPC channel. */
+export interface ChannelTransport {
+  /** Sends `m`; calls `done` once it is written (or dropped: no channel). */
+  send(m: WorkerMessage, done: () => void): void;
+  /** Calls `listener` with every message from the supervisor's side. */
+  onMessage(listener: (m: unknown) => void): void;
+}
 
 export interface WorkerChannelOptions {
   /** Totals sent with each heartbeat. */
@@ -12,6 +21,11 @@ export interface WorkerChannelOptions {
   onRetire?: (graceMs: number) => void;
   /** Reopen the log file. */
   onReopenLog?: () => void;
+  /**
+   * Another way to the supervisor (a worker thread: its parentPort). Without one, the worker is a
+   * process: it uses IPC and also retires on SIGTERM and when its supervisor disappears.
+   */
+  transport?: ChannelTransport;
 }
 
 export interface WorkerChannel {
@@ -34,22 +48,29 @@ export function isSupervisedWorker(): boolean {
   return process.env[ENV.supervised] === '1' && typeof process.send === 'function';
 }
 
+const processTransport: ChannelTransport = {
+  send(m, done) {
+    if (process.connected) process.send!(m, undefined, {}, () => done());
+    else done();
+  },
+  onMessage: (listener) => process.on('message', listener),
+};
+
 /**
- * Joins the supervisor that started this process: starts heartbeats, wires retire (IPC message,
+ * Joins the supervisor that started this worker: starts heartbeats, wires retire (IPC message,
  * SIGTERM, or the parent's disappearance) and log reopening. SIGINT and SIGHUP are ignored: the
  * daemon coordinates those for all its workers (a terminal's Ctrl-C reaches the whole group).
  */
 export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
-  if (!isSupervisedWorker()) throw new Error('joinSupervisor: this process was not started by a supervisor');
+  const transport = opts.transport ?? processTransport;
+  const supervised = opts.transport ? process.env[ENV.supervised] === '1' : isSupervisedWorker();
+  if (!supervised) throw new Error('joinSupervisor: this worker was not started by a supervisor');
   const heartbeatMs = Number(process.env[ENV.heartbeatMs]) || 1000;
   const defaultGraceMs = Number(process.env[ENV.graceMs]) || 10_000;
   const counts = opts.counts ?? (() => ({ served: 0, active: 0 }));
   let retiring = false;
 
-  const send = (m: WorkerMessage, done: () => void = () => undefined) => {
-    if (process.connected) process.send!(m, undefined, {}, () => done());
-    else done();
-  };
+  const send = (m: WorkerMessage, done: () => void = () => undefined) => transport.send(m, done);
   const heartbeat = (done?: () => void) => {
     const { served, active } = counts();
     send({ tdw: 'hb', served, active, rssBytes: process.memoryUsage.rss() }, done);
@@ -60,7 +81,7 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
     clearInterval(beat);
     if (selfEnforce) {
       // Nobody is left to SIGKILL us at the deadline: do it ourselves.
-      setTimeout(() => process.exit(0), graceMs).unref();
+      setTimeout(() => process.exit(0), Math.min(graceMs, MAX_TIMER_MS)).unref();
     }
     if (opts.onRetire) opts.onRetire(graceMs);
     else process.exit(0);
@@ -69,16 +90,18 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
   const beat = setInterval(() => heartbeat(), heartbeatMs);
   beat.unref();
 
-  process.on('message', (m: unknown) => {
+  transport.onMessage((m: unknown) => {
     if (!isProtocolMessage(m)) return;
     const msg = m as SupervisorMessage;
     if (msg.tdw === 'retire') retire(Number(msg.graceMs) || 0, false);
     else if (msg.tdw === 'reopen-log') opts.onReopenLog?.();
   });
-  process.on('disconnect', () => retire(defaultGraceMs, true));
-  process.on('SIGTERM', () => retire(defaultGraceMs, false));
-  process.on('SIGINT', () => undefined);
-  process.on('SIGHUP', () => undefined);
+  if (transport === processTransport) {
+    process.on('disconnect', () => retire(defaultGraceMs, true));
+    process.on('SIGTERM', () => retire(defaultGraceMs, false));
+    process.on('SIGINT', () => undefined);
+    process.on('SIGHUP', () => undefined);
+  }
 
   return {
     workerId: Number(process.env[ENV.workerId]) || 0,

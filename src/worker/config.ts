@@ -10,10 +10,11 @@ let taken: WorkerConfig | undefined;
 export interface WorkerConfig {
   model: ModelName;
   /**
-   * 'shared': accept from the listening handle the daemon sends (IOMP -c N).
-   * 'dispatched': serve the sockets the daemon sends, one at a time (LF).
+   * 'shared': accept from the listening handle the daemon sends (IOMP -c N; TLF threads take
+   * their own copy of it). 'dispatched': serve the sockets the daemon sends, one at a time (LF).
+   * 'single': serve the one socket the daemon sends, then exit (IF).
    */
-  accept: 'shared' | 'dispatched';
+  accept: 'shared' | 'dispatched' | 'single';
   /** Absolute handler module path; null = the function passed to tcpdaemon() in the re-run script. */
   handlerPath: string | null;
   /** Which tcpdaemon() call of the re-run script this worker serves (0 = the first). */

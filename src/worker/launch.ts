@@ -13,12 +13,13 @@ export interface WorkerLaunch {
 /** Flags a worker must not inherit: a second inspector would fight for the first one's port. */
 const NOT_INHERITED = /^--(inspect|debug)/;
 
-export function entryLaunch(): WorkerLaunch {
-  const js = fileURLToPath(new URL('./main.js', import.meta.url));
+/** The worker entry `name` of this folder: 'main' (a process), 'thread-main' (a TLF thread). */
+export function entryLaunch(name = 'main'): WorkerLaunch {
+  const js = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
   if (existsSync(js)) return { file: js, args: [], execArgv: [] };
   // Running from the TypeScript sources (tests, tsx): the entry needs the TypeScript loader too.
   return {
-    file: fileURLToPath(new URL('./main.ts', import.meta.url)),
+    file: fileURLToPath(new URL(`./${name}.ts`, import.meta.url)),
     args: [],
     execArgv: ['--import', 'tsx'],
   };

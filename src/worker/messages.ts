@@ -23,7 +23,9 @@ export type FromWorker =
   /** Served its -n connections: send nothing more; a replacement is on its way. */
   | { tdm: 'spent' }
   /** Could not start (handler failed to load, ...): why, just before exiting 1. */
-  | { tdm: 'fatal'; message: string };
+  | { tdm: 'fatal'; message: string }
+  /** TLF thread: the helper process that copied its listening socket has been reaped. */
+  | { tdm: 'copied' };
 
 /** Longest delay (ms) between a change of a worker's connection count and its report. */
 export const LOAD_REPORT_MS = 10;

@@ -1,16 +1,18 @@
-// A worker process of IOMP -c N or LF: joins the supervisor, loads the handler, takes connections
-// from the shared listening socket (IOMP) or from the daemon (LF), serves them through the
-// connection path, and when retired stops taking new ones, drains, and exits 0.
+// A worker process of IOMP -c N, LF or IF: joins the supervisor, loads the handler, takes
+// connections from the shared listening socket (IOMP) or from the daemon (LF, IF), serves them
+// through the connection path, and when retired stops taking new ones, drains, and exits 0.
+// An IF process serves one connection and exits when it closes.
 import { createServer, type Server, type Socket } from 'node:net';
-import { ConnectionRunner } from '../connection.js';
 import { ConnectionTracker } from '../connection-tracker.js';
-import { createLogger, type DaemonLogger } from '../logger.js';
-import { keepServingOnUncaught } from '../process-guards.js';
+import { createLazyLogger } from '../lazy-logger.js';
+import type { DaemonLogger } from '../logger.js';
+import { exitOnUncaught, keepServingOnUncaught } from '../process-guards.js';
 import { joinSupervisor } from '../supervisor/worker-channel.js';
 import { ThrottledCount } from '../throttled-count.js';
 import type { Logger, Tcpmain } from '../types.js';
 import type { WorkerConfig } from './config.js';
 import { type FromWorker, isModelMessage, LOAD_REPORT_MS, type ToWorker } from './messages.js';
+import { workerRunner } from './runner.js';
 
 export interface RunningWorker {
   readonly logger: Logger;
@@ -57,7 +59,8 @@ export async function startWorker(
     onRetire: (graceMs) => void retire(graceMs),
     onReopenLog: () => log?.reopen(),
   });
-  log = createLogger({
+  // pino loads with the first line logged: an IF process that logs nothing starts without it.
+  log = createLazyLogger({
     logfile: config.logfile ?? undefined,
     level: config.loglevel,
     workerId: channel.workerId,
@@ -74,23 +77,16 @@ export async function startWorker(
     await send({ tdm: 'fatal', message }).catch(() => undefined);
     process.exit(1);
   }
-  keepServingOnUncaught(logger);
+  const single = config.accept === 'single';
+  // An IF process has one connection: a throw from its callbacks ends it (and only it).
+  if (single) exitOnUncaught(logger, () => log?.flush());
+  else keepServingOnUncaught(logger);
 
-  const runner = new ConnectionRunner({
-    model: config.model,
-    workerId: channel.workerId,
-    connectionIdPrefix: `${channel.workerId}.${channel.spawnId}`,
+  const runner = workerRunner(config, channel, {
     tcpmain,
     logger,
     signal: stopper.signal,
     tracker,
-    params: Object.freeze({ ...config.params }),
-    idleTimeout: config.idleTimeout,
-    proxyProtocol:
-      config.proxyHeaderTimeoutMs === null ? undefined : { timeoutMs: config.proxyHeaderTimeoutMs },
-    tcpNodelay: config.tcpNodelay,
-    tcpLinger: config.tcpLinger ?? undefined,
-    unix: config.unix,
   });
   const shared = config.accept === 'shared';
   const cap = config.maxConnections;
@@ -140,7 +136,10 @@ export async function startWorker(
     if (!spent && !retiring) askHandles();
   };
   const onClosed = () => {
-    if (shared) {
+    if (single) {
+      log?.flush();
+      process.exit(0);
+    } else if (shared) {
       reportSoon();
       reconcile();
     } else if (!spent && !retiring) {
@@ -148,6 +147,10 @@ export async function startWorker(
     }
   };
   const serve = (socket: Socket) => {
+    if (single && served > 0) {
+      socket.destroy(); // never a second connection in one IF process
+      return;
+    }
     served++;
     runner.serve(socket);
     socket.once('close', onClosed);

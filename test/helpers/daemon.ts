@@ -1,7 +1,9 @@
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { connect, readBytes, untilClosed } from './net.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = resolve(ROOT, 'bin/tcpdaemon');
@@ -188,4 +190,19 @@ export async function withDaemon<T>(
   } finally {
     await started.daemon.kill();
   }
+}
+
+/**
+ * With a daemon serving test/fixtures/drain.mjs: a connection in flight when SIGTERM comes gets
+ * its handler's last words ("finished", no reset) and the daemon exits 0.
+ */
+export async function assertSigtermDrains(daemon: DaemonProcess, port: number): Promise<void> {
+  const s = await connect(port);
+  assert.equal((await readBytes(s, 8)).toString(), 'started\n');
+  const closed = untilClosed(s);
+  daemon.signal('SIGTERM');
+  const { data, error } = await closed;
+  assert.equal(data, 'finished\n');
+  assert.equal(error, undefined);
+  assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
 }

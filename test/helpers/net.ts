@@ -67,6 +67,43 @@ export function untilClosed(socket: Socket, timeoutMs = 10000): Promise<CloseInf
   });
 }
 
+/** Reads up to and including the next '\n' and returns the line without it; leaves the socket paused. */
+export function readLine(socket: Socket, timeoutMs = 10000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const timer = setTimeout(
+      () => finish(new Error(`no line within ${timeoutMs} ms (got '${got}')`)),
+      timeoutMs,
+    );
+    const onData = (d: Buffer) => {
+      got += d.toString('latin1');
+      const i = got.indexOf('\n');
+      if (i < 0) return;
+      const rest = got.slice(i + 1);
+      got = got.slice(0, i);
+      finish(); // listeners off and paused first: unshift must not re-enter onData
+      if (rest !== '') socket.unshift(Buffer.from(rest, 'latin1'));
+    };
+    const onClose = () => finish(new Error(`socket closed before a line (got '${got}')`));
+    const onError = (err: Error) => finish(err);
+    function finish(err?: Error) {
+      clearTimeout(timer);
+      socket.off('data', onData).off('close', onClose).off('error', onError);
+      socket.pause();
+      if (err) reject(err);
+      else resolve(got);
+    }
+    socket.on('data', onData).on('close', onClose).on('error', onError);
+    socket.resume();
+  });
+}
+
+/** Sends `line` and reads the answer line. */
+export async function ask(socket: Socket, line: string): Promise<string> {
+  socket.write(`${line}\n`);
+  return readLine(socket);
+}
+
 export interface LoadStats {
   /** Round trips that completed. */
   ok: number;

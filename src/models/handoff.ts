@@ -1,0 +1,151 @@
+// LF and IF: the daemon accepts (paused, so no byte is read before the worker does) and hands each
+// connection to a free worker process over IPC; while none is free, connections wait in the
+// daemon, accepted, up to a bound.
+import type { Socket } from 'node:net';
+import type { Supervisor, WorkerHandle } from '../supervisor/supervisor.js';
+import { ThrottledCount } from '../throttled-count.js';
+import type { Logger } from '../types.js';
+import type { ToWorker } from '../worker/messages.js';
+import type { ModelHost, RunningModel } from './model.js';
+import { startWorkers } from './worker-pool.js';
+
+/**
+ * Feeds the daemon's accepted sockets to `handoff`, gives it the supervisor's workers as they come
+ * into and go out of service, and starts them (failing fast if they cannot start).
+ */
+export async function serveByHandoff(
+  host: ModelHost,
+  supervisor: Supervisor,
+  handoff: Handoff,
+): Promise<RunningModel> {
+  const server = host.server;
+  if (!server) throw new Error(`${host.params.model} needs the listening server`);
+  supervisor.on('ready', (w) => handoff.add(w));
+  supervisor.on('retire', (w) => handoff.remove(w));
+  supervisor.on('exit', (w) => handoff.remove(w));
+  server.on('connection', (socket) => handoff.offer(socket));
+  await startWorkers(supervisor);
+  return {
+    get connections() {
+      return handoff.connections;
+    },
+    async close(deadlineMs) {
+      const closed = handoff.closeWaiting();
+      if (closed > 0) host.logger.warn({ count: closed }, 'stopping: waiting connections closed');
+      await supervisor.stop(deadlineMs);
+    },
+    reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
+    // New workers load the handler from disk; connections being served keep their workers.
+    reload: async () => {
+      await supervisor.reload();
+    },
+  };
+}
+
+export interface HandoffOptions {
+  logger: Logger;
+  /** Busy plus waiting connections above which new ones are closed at once; 0 = no limit. */
+  maxConnections: number;
+  /** Connections that may wait for a free worker; more are closed at once. */
+  maxWaiting: number;
+  /** Workers serving at once (IF: -c N); default: as many as are free. */
+  maxBusy?: number;
+  /** Called as `w` gets a connection, before it is sent (IF: take w out of its supervisor slot). */
+  onHandout?: (w: WorkerHandle) => void;
+}
+
+/** Free workers in the order they became free, busy ones, and the connections waiting for one. */
+export class Handoff {
+  private free: WorkerHandle[] = [];
+  private readonly busy = new Set<WorkerHandle>();
+  private readonly waiting: Socket[] = [];
+  private readonly maxBusy: number;
+  private readonly drops: ThrottledCount;
+  private readonly queueFull: ThrottledCount;
+
+  constructor(private readonly opts: HandoffOptions) {
+    this.maxBusy = opts.maxBusy ?? Number.POSITIVE_INFINITY;
+    this.drops = new ThrottledCount(opts.logger, 'connection refused: --max-connections reached');
+    this.queueFull = new ThrottledCount(
+      opts.logger,
+      'connection refused: no worker free and --max-waiting connections wait already',
+    );
+  }
+
+  /** Connections being served plus those waiting. */
+  get connections(): number {
+    return this.busy.size + this.waiting.length;
+  }
+
+  /** `w` can take a connection. */
+  add(w: WorkerHandle): void {
+    if (this.busy.has(w) || this.free.includes(w)) return;
+    this.free.push(w);
+    this.pump();
+  }
+
+  /** `w` takes no more connections (retiring, gone, or spent); its place may go to another. */
+  remove(w: WorkerHandle): void {
+    this.free = this.free.filter((x) => x !== w);
+    if (this.busy.delete(w)) this.pump();
+  }
+
+  /** `w`'s connection is over and it can take the next (LF). */
+  release(w: WorkerHandle): void {
+    if (!this.busy.delete(w)) return;
+    this.free.push(w);
+    this.pump();
+  }
+
+  offer(socket: Socket): void {
+    const { maxConnections, maxWaiting } = this.opts;
+    if (maxConnections > 0 && this.connections >= maxConnections) {
+      this.drops.add({ max: maxConnections, remote: socket.remoteAddress });
+      socket.destroy();
+      return;
+    }
+    if (!this.canHandOut() && this.waiting.length >= maxWaiting) {
+      this.queueFull.add({ waiting: maxWaiting, busy: this.busy.size, remote: socket.remoteAddress });
+      socket.destroy();
+      return;
+    }
+    socket.on('error', () => socket.destroy());
+    this.waiting.push(socket);
+    this.pump();
+  }
+
+  /** On stop: connections still waiting will not be served. */
+  closeWaiting(): number {
+    const left = this.waiting.splice(0);
+    for (const s of left) s.destroy();
+    return left.length;
+  }
+
+  private canHandOut(): boolean {
+    return this.free.length > 0 && this.busy.size < this.maxBusy;
+  }
+
+  private pump(): void {
+    while (this.canHandOut() && this.waiting.length > 0) {
+      const socket = this.waiting.shift()!;
+      if (socket.destroyed) continue;
+      const w = this.free.shift()!;
+      this.busy.add(w);
+      this.opts.onHandout?.(w);
+      const msg: ToWorker = { tdm: 'conn' };
+      // keepOpen: our copy is closed as soon as the socket is on its way, not when the worker
+      // acknowledges it; if the worker dies first, the kernel drops its copy and the peer sees
+      // the connection end at once instead of hanging on a copy we would never close.
+      w.send(msg, socket, { keepOpen: true }).then(
+        () => socket.destroy(),
+        () => {
+          // The worker is going away (its exit removes it); the connection goes to another.
+          this.busy.delete(w);
+          if (socket.destroyed) return;
+          this.waiting.unshift(socket);
+          queueMicrotask(() => this.pump());
+        },
+      );
+    }
+  }
+}

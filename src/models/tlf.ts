@@ -1,0 +1,69 @@
+// TLF (alias WIN-TLF): -c N worker threads in the daemon process, each an event loop serving many
+// connections. The daemon binds the socket and holds it (listenMode 'shared'); every thread
+// accepts on its own copy of it (worker/listener-copy.ts), so a thread that throws, exits or is
+// terminated costs only its own connections. The supervisor runs the threads like processes
+// (thread-process.ts): restarts with backoff, reload, stop.
+import { Worker } from 'node:worker_threads';
+import { canBindShared } from '../listen.js';
+import { Supervisor } from '../supervisor/index.js';
+import { entryLaunch } from '../worker/launch.js';
+import type { ThreadData } from '../worker/thread-main.js';
+import type { Model, ModelHost, RunningModel } from './model.js';
+import { ThreadProcess } from './thread-process.js';
+import { workerConfig } from './worker-pool.js';
+
+export const tlf: Model = {
+  unavailable: (params) => {
+    if (typeof params.handler !== 'string')
+      return 'model TLF needs the handler as a module path (-s FILE): a function cannot be sent to a thread';
+    if (!canBindShared()) return 'model TLF needs a Node.js that can share a listening socket';
+    return undefined;
+  },
+  pauseOnConnect: () => false,
+  listenMode: () => 'shared',
+  start: startThreads,
+};
+
+async function startThreads(host: ModelHost): Promise<RunningModel> {
+  const { params, logger } = host;
+  const shared = host.shared;
+  if (!shared) throw new Error('TLF needs the shared listening socket');
+  const graceMs = params.shutdownTimeout * 1000;
+  // --max-connections is split evenly: each thread holds at most its share.
+  const perWorkerMax = params.maxConnections > 0 ? Math.ceil(params.maxConnections / params.workers) : 0;
+  const data: ThreadData = {
+    config: workerConfig(host, { accept: 'shared', perWorkerMax }),
+    keeperFd: (shared.handle as { fd: number }).fd,
+  };
+  // Threads inherit the daemon's execArgv: under tsx (tcpdaemon's own tests) the .ts entry loads.
+  const entry = entryLaunch('thread-main').file;
+  const supervisor = new Supervisor({
+    name: 'threads',
+    size: params.workers,
+    logger,
+    backoff: { initialMs: params.restartDelay * 1000, maxMs: params.restartDelayMax * 1000 },
+    hangTimeoutMs: params.hangTimeout * 1000,
+    retireGraceMs: graceMs,
+    spec: {
+      heartbeats: true,
+      start(ctx) {
+        const thread = new Worker(entry, { workerData: data, env: { ...process.env, ...ctx.env } });
+        thread.on('error', (err) => logger.error({ err, slot: ctx.slot }, 'thread failed'));
+        return new ThreadProcess(thread, graceMs);
+      },
+    },
+  });
+  await supervisor.start();
+  return {
+    get connections() {
+      let n = 0;
+      for (const w of supervisor.workers()) n += w.active;
+      return n;
+    },
+    close: (deadlineMs) => supervisor.stop(deadlineMs),
+    reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
+    reload: async () => {
+      await supervisor.reload();
+    },
+  };
+}

@@ -1,0 +1,95 @@
+// Entry of one TLF worker thread: its own copy of the listening socket, its own event loop serving
+// many connections through the connection path, the supervisor protocol over parentPort.
+import { createServer } from 'node:net';
+import { parentPort, workerData } from 'node:worker_threads';
+import { ConnectionTracker } from '../connection-tracker.js';
+import { loadHandler } from '../handler/load.js';
+import { createLogger } from '../logger.js';
+import { keepServingOnUncaught } from '../process-guards.js';
+import { type ChannelTransport, joinSupervisor } from '../supervisor/worker-channel.js';
+import { ThrottledCount } from '../throttled-count.js';
+import type { WorkerConfig } from './config.js';
+import { copyListener } from './listener-copy.js';
+import type { FromWorker } from './messages.js';
+import { workerRunner } from './runner.js';
+
+export interface ThreadData {
+  /** accept 'shared'; maxConnections is this thread's share of --max-connections. */
+  config: WorkerConfig;
+  /** The daemon's descriptor of the listening socket (never used here: copied). */
+  keeperFd: number;
+}
+
+const port = parentPort;
+if (!port) throw new Error('tcpdaemon: thread-main runs in a worker thread');
+const transport: ChannelTransport = {
+  send(m, done) {
+    port.postMessage(m); // synchronous: written once it returns
+    done();
+  },
+  onMessage: (listener) => port.on('message', listener),
+};
+const { config, keeperFd } = workerData as ThreadData;
+const tracker = new ConnectionTracker();
+const stopper = new AbortController();
+const server = createServer();
+let served = 0;
+
+const channel = joinSupervisor({
+  transport,
+  counts: () => ({ served, active: tracker.size }),
+  onRetire: (graceMs) => {
+    server.close();
+    stopper.abort();
+    tracker.drain(graceMs).then(exit);
+  },
+  onReopenLog: () => log.reopen(),
+});
+const log = createLogger({
+  logfile: config.logfile ?? undefined,
+  level: config.loglevel,
+  workerId: channel.workerId,
+});
+const logger = log.logger.child({ thread: channel.spawnId });
+keepServingOnUncaught(logger);
+
+function exit(): void {
+  log.flush();
+  process.exit(0); // ends this thread only
+}
+
+try {
+  // The copy first, before any user code runs here; until the daemon hears 'copied' it does
+  // not terminate this thread (the helper would be left unreaped: see thread-process.ts).
+  const copy = await copyListener(keeperFd).finally(() => {
+    const copied: FromWorker = { tdm: 'copied' };
+    port.postMessage(copied);
+  });
+  if (channel.retiring) {
+    copy.close();
+    exit();
+  }
+  const tcpmain = await loadHandler(config.handlerPath!);
+  const runner = workerRunner(config, channel, {
+    tcpmain,
+    logger,
+    signal: stopper.signal,
+    tracker,
+  });
+  const max = config.maxConnections;
+  if (max > 0) {
+    server.maxConnections = max;
+    const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
+    server.on('drop', (d) => drops.add({ max, remote: d?.remoteAddress }));
+  }
+  server.on('connection', (socket) => {
+    served++;
+    runner.serve(socket);
+  });
+  server.on('error', (err) => logger.error({ err }, 'listening socket error in thread'));
+  server.listen(copy, () => channel.ready());
+} catch (err) {
+  logger.error({ err: (err as Error).message }, 'thread could not start');
+  log.flush();
+  process.exit(1);
+}
