@@ -178,7 +178,7 @@ const FIELDS: { [K in keyof TcpdaemonParams]-?: Field<Exclude<TcpdaemonParams[K]
   restartDelay: num('--restart-delay', { min: 0, max: 3600, integer: false }),
   restartDelayMax: num('--restart-delay-max', { min: 0, max: 3600, integer: false }),
   spares: num('--spares', { min: 1, max: 1024, integer: true }),
-  maxWaiting: num('--max-waiting', { min: 0, max: 1_000_000, integer: true }),
+  maxWaiting: num('--max-waiting or --queue', { min: 0, max: 1_000_000, integer: true }),
   params: {
     flag: '--param',
     parse(value, name) {

@@ -35,7 +35,13 @@ describe('CLI parse errors: one-line reason + usage, exit 1, nothing listens', (
   test('-c 0', () =>
     rejects(['-l', '127.0.0.1:0', '-s', echo, '-c', '0'], /workers \(-c\) must be a whole number >= 1/));
   test('-c not a number', () => rejects(['-l', '127.0.0.1:0', '-s', echo, '-c', 'many'], /workers \(-c\)/));
-  test('negative timeout', () => rejects(['-l', '127.0.0.1:0', '-s', echo, '--timeout', '-1'], /--timeout/));
+  test('negative timeout', () =>
+    rejects(['-l', '127.0.0.1:0', '-s', echo, '--timeout=-1'], /timeout \(--timeout\)/));
+  test('a value that looks like a flag', () =>
+    rejects(
+      ['-l', '127.0.0.1:0', '-s', echo, '--timeout', '-1'],
+      /flag --timeout needs a value; .* --timeout=VALUE/,
+    ));
   test('unknown model', () =>
     rejects(['-m', 'FORK', '-l', '127.0.0.1:0', '-s', echo], /model \(-m\) must be one of/));
   test('missing -l', () => rejects(['-s', echo], /listen \(-l\) is required/));
@@ -66,7 +72,15 @@ describe('CLI parse errors: one-line reason + usage, exit 1, nothing listens', (
     );
     await rejects(
       ['-m', 'IF', '-l', '127.0.0.1:0', '-s', echo, '--max-waiting', 'many'],
-      /maxWaiting \(--max-waiting\) must be a whole number >= 0/,
+      /maxWaiting \(--max-waiting or --queue\) must be a whole number >= 0/,
+    );
+    await rejects(
+      ['-m', 'IF', '-l', '127.0.0.1:0', '-s', echo, '--queue=-3'],
+      /maxWaiting \(--max-waiting or --queue\) must be a whole number >= 0/,
+    );
+    await rejects(
+      ['-m', 'IF', '-l', '127.0.0.1:0', '-s', echo, '--queue', '3', '--max-waiting', '4'],
+      /give --max-waiting or --queue, not both/,
     );
   });
   test('worker supervision flags', async () => {

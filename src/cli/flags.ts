@@ -29,6 +29,8 @@ const VALUE_FLAGS = {
   'restart-delay-max': { key: 'restartDelayMax' },
   spares: { key: 'spares' },
   'max-waiting': { key: 'maxWaiting' },
+  // The spelling issue #4 gave IF's waiting queue; same parameter.
+  queue: { key: 'maxWaiting' },
 } as const satisfies Record<string, { short?: string; key: keyof TcpdaemonParams }>;
 
 const SWITCH_FLAGS = {
@@ -74,6 +76,9 @@ export function parseCli(argv: string[]): CliCommand {
     if (typeof v === 'string') fromFlags[spec.key] = PATH_KEYS.has(spec.key) ? resolve(v) : v;
   }
   for (const [long, key] of Object.entries(SWITCH_FLAGS)) if (values[long]) fromFlags[key] = true;
+  if (values.queue !== undefined && values['max-waiting'] !== undefined) {
+    throw new ParamError('give --max-waiting or --queue, not both (they are the same limit)');
+  }
   const levels = LOG_LEVELS.filter((l) => values[`loglevel-${l}`]);
   if (levels.length + (values.loglevel === undefined ? 0 : 1) > 1) {
     throw new ParamError('give one log level (--loglevel LEVEL or one --loglevel-LEVEL)');
@@ -114,6 +119,9 @@ function shortParseError(err: Error): string {
     if (/argument missing/.test(err.message) && m)
       return `flag ${m[1]!.replace(' <value>', '')} needs a value`;
     if (/does not take an argument/.test(err.message) && m) return `flag ${m[1]} takes no value`;
+    if (/argument is ambiguous/.test(err.message) && m) {
+      return `flag ${m[1]} needs a value; for one that starts with '-', write ${m[1]}=VALUE`;
+    }
   }
   return err.message.split('. ')[0] ?? err.message;
 }
