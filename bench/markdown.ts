@@ -35,9 +35,23 @@ export interface RunRecord {
   perWorker?: number[];
 }
 
+/** bench/message-bench.ts's JSON: decoder frames/s per codec, MessageClient round trips. */
+export interface MessageMicro {
+  seconds: number;
+  decoderFramesPerSec: Record<string, number>;
+  requestResponse: {
+    codec: string;
+    inFlight: number;
+    roundTripsPerSec: number;
+    p50Ms: number;
+    p99Ms: number;
+  }[];
+}
+
 export interface RunReport {
   machine: Machine;
   quick: boolean;
+  messageMicro?: MessageMicro;
   /** --only selection, when the run was partial. */
   only?: string[];
   runs: RunRecord[];
@@ -118,6 +132,21 @@ export function renderSection(report: RunReport): string {
           ]
         : undefined,
   );
+  const message = runs('message');
+  const rawAt = (depth: number | undefined) =>
+    message.find((r) => r.load?.codec === undefined && r.load?.depth === depth)?.result?.perSecond;
+  table(
+    out,
+    message,
+    'Message layer: Lars-framed echo vs raw echo, IOMP -c 1, 50 connections, 64-byte bodies',
+    [n('msg/s'), n('lars / raw'), n('p50 ms'), n('p99 ms'), n('max ms'), 'errors', n('server CPU')],
+    (x, r) => {
+      const raw = rawAt(r.load?.depth);
+      const ratio = r.load?.codec === 'lars' && raw ? `${(x.perSecond / raw).toFixed(2)}x` : '';
+      return [int(x.perSecond), ratio, ...latency(x), errors(x), cores(r.serverCpu)];
+    },
+  );
+  if (report.messageMicro) renderMessageMicro(report.messageMicro, out);
   const gateway = runs('gateway');
   const direct = gateway.find((r) => r.server === 'message layer lars')?.result?.perSecond;
   table(
@@ -289,5 +318,19 @@ function renderProxy(runs: RunRecord[], out: string[]): void {
         );
       }
     }
+  }
+}
+
+function renderMessageMicro(m: MessageMicro, out: string[]): void {
+  out.push('', `### Message layer micro-benchmarks (\`bench/message-bench.ts --duration ${m.seconds}\`)`, '');
+  out.push('| decoder (16-byte bodies, 64 KiB chunks) | frames/s |', '|---|--:|');
+  for (const [codec, rate] of Object.entries(m.decoderFramesPerSec)) out.push(`| ${codec} | ${int(rate)} |`);
+  out.push(
+    '',
+    '| MessageClient.request() over one connection | in flight | round trips/s | p50 ms | p99 ms |',
+  );
+  out.push('|---|--:|--:|--:|--:|');
+  for (const r of m.requestResponse) {
+    out.push(`| ${r.codec} | ${r.inFlight} | ${int(r.roundTripsPerSec)} | ${r.p50Ms} | ${r.p99Ms} |`);
   }
 }

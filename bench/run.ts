@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchResult } from '../src/bench/report.js';
 import { describeMachine } from './machine.js';
-import { type RunRecord, type RunReport, renderSection, replaceSection } from './markdown.js';
+import {
+  type MessageMicro,
+  type RunRecord,
+  type RunReport,
+  renderSection,
+  replaceSection,
+} from './markdown.js';
 import { ROOT, runTool, startServer, treeCpuSeconds, treeRss } from './processes.js';
 import { runRedisOne } from './redis.js';
 import {
@@ -30,17 +36,40 @@ const TOOL = ['bin/tcpdaemon', 'bench'];
 const SETTLE_MS = 500;
 
 function usage(reason: string): never {
-  const names = [...new Set([...SCENARIOS.map((s) => s.table), ...SCENARIOS.map((s) => s.name)])];
+  const names = [
+    ...new Set([...SCENARIOS.map((s) => s.table), ...SCENARIOS.map((s) => s.name), MESSAGE_MICRO]),
+  ];
   process.stderr.write(
     `bench/run.ts: ${reason}\nusage: npm run bench -- [--quick] [--only NAME[,NAME...]] [--write]\nnames: ${names.join(', ')}\n`,
   );
   process.exit(1);
 }
 
+/** Not a server scenario: bench/message-bench.ts, run in-process; `--only message-micro`. */
+const MESSAGE_MICRO = 'message-micro';
+
+function runMessageMicro(quick: boolean): MessageMicro | undefined {
+  const seconds = quick ? 0.3 : 2;
+  const run = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'bench/message-bench.ts', '--duration', String(seconds)],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  );
+  if (run.status !== 0) {
+    process.stderr.write(`bench/message-bench.ts failed (${run.status ?? run.signal}):\n${run.stderr}`);
+    return undefined;
+  }
+  return JSON.parse(run.stdout) as MessageMicro;
+}
+
 function selectScenarios(only: string[] | undefined): Scenario[] {
   if (!only) return SCENARIOS;
   for (const name of only) {
-    if (!SCENARIOS.some((s) => s.name === name || s.table === name))
+    if (name !== MESSAGE_MICRO && !SCENARIOS.some((s) => s.name === name || s.table === name))
       usage(`no scenario or table named '${name}'`);
   }
   return SCENARIOS.filter((s) => only.includes(s.name) || only.includes(s.table));
@@ -153,6 +182,14 @@ async function main(): Promise<number> {
     }
   }
 
+  if (!only || only.includes(MESSAGE_MICRO)) {
+    const micro = runMessageMicro(quick);
+    if (micro) report.messageMicro = micro;
+    process.stdout.write(
+      `message-micro      ${micro ? JSON.stringify(micro.decoderFramesPerSec) : 'FAILED'}\n`,
+    );
+  }
+
   const outDir = join(ROOT, '.bench-out');
   mkdirSync(outDir, { recursive: true });
   const json = `${JSON.stringify(report, null, 2)}\n`;
@@ -176,7 +213,8 @@ async function main(): Promise<number> {
     if (biome.status !== 0) process.stderr.write(`biome format BENCHMARKS.md failed:\n${biome.stderr}`);
     process.stdout.write('tables written to BENCHMARKS.md\n');
   }
-  return report.runs.every((r) => r.result || r.redisResult) ? 0 : 1;
+  const microFailed = (!only || only.includes(MESSAGE_MICRO)) && !report.messageMicro;
+  return report.runs.every((r) => r.result || r.redisResult) && !microFailed ? 0 : 1;
 }
 
 process.exitCode = await main();

@@ -84,6 +84,23 @@ export const SERVERS = {
     cores: 2,
     children: true,
   },
+  'tcpdaemon IOMP -c 1 nodelay': {
+    description:
+      'tcpdaemon, IOMP in one process, examples/echo.js, --tcp-nodelay (as the message layer sets it)',
+    command: [
+      'bin/tcpdaemon',
+      '-m',
+      'IOMP',
+      '-c',
+      '1',
+      '--tcp-nodelay',
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      'examples/echo.js',
+    ],
+    cores: 1,
+  },
   'message layer lars': {
     description: 'the message layer serving the echo handler directly (IOMP -c 1), Lars frames',
     command: [
@@ -229,7 +246,7 @@ interface ScenarioBase {
 /** Load from `tcpdaemon bench`. */
 export interface ToolScenario extends ScenarioBase {
   /** The report table it goes into; also accepted by --only. */
-  table: 'echo' | 'connect' | 'hold' | 'tool' | 'workers' | 'gateway' | 'proxy';
+  table: 'echo' | 'connect' | 'hold' | 'tool' | 'workers' | 'gateway' | 'proxy' | 'message';
   load: LoadSpec;
 }
 
@@ -334,6 +351,20 @@ export const SCENARIOS: Scenario[] = [
     servers: ['message layer lars', 'gateway ipc 2 workers', 'gateway nats 2 workers'],
     load: { mode: 'echo', connections: 50, depth: 16, size: 64, seconds: ECHO_SECONDS, codec: 'lars' },
   },
+  ...[1, 16].flatMap((depth): ToolScenario[] => [
+    {
+      name: `message-raw-50x${depth}-64B`,
+      table: 'message',
+      servers: ['tcpdaemon IOMP -c 1 nodelay'],
+      load: { mode: 'echo', connections: 50, depth, size: 64, seconds: ECHO_SECONDS },
+    },
+    {
+      name: `message-lars-50x${depth}-64B`,
+      table: 'message',
+      servers: ['message layer lars'],
+      load: { mode: 'echo', connections: 50, depth, size: 64, seconds: ECHO_SECONDS, codec: 'lars' },
+    },
+  ]),
   // IF: connections/s and first-byte latency against bare node starts/s, at concurrency 4.
   {
     name: 'connect-4-if',
