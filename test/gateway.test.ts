@@ -2,10 +2,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { encodeRelay, GATEWAY_MSGID } from '../src/gateway/protocol.js';
-import { MessageError } from '../src/message/index.js';
+import { createCodec, MessageError } from '../src/message/index.js';
 import { EXAMPLES, withDaemon } from './helpers/daemon.js';
 import { gatewayArgs, gatewayClient } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { FramedSocket } from './helpers/message.js';
 import { waitUntil } from './helpers/supervisor.js';
 
 checkNoLeftoverProcesses();
@@ -43,6 +44,15 @@ describe('gateway, ipc queue', () => {
         assert.match(slowPid, /^pid:\d+$/);
         const other = await c.client.request(7, '');
         assert.match(other.toString(), /^seventy-seven from g\d+:1$/);
+        // With the default seq codec the reply keeps the business module's own msgid.
+        const raw = await FramedSocket.connect(port, createCodec('seq'));
+        try {
+          raw.send(7, '', 41);
+          const [frame] = await raw.waitFrames(1);
+          assert.deepEqual([frame!.msgid, frame!.seq], [77, 41], 'reply msgid 77 to request seq 41');
+        } finally {
+          raw.destroy();
+        }
         assert.equal(c.client.stats.lateReplies, 0);
       } finally {
         await c.close();

@@ -28,6 +28,32 @@ async function withServer(
   }
 }
 
+describe('replies', () => {
+  test('a route may reply with a msgid of its own ({ msgid, body }), with lars and with seq', async () => {
+    for (const name of ['lars', 'seq'] as const) {
+      const codec = createCodec(name);
+      await withServer(
+        { codec: name, routes: { 1: (body) => ({ msgid: 2, body: `re:${body}` }), 3: (body) => body } },
+        async (srv) => {
+          const peer = await FramedSocket.connect(srv.port, codec);
+          try {
+            peer.send(1, 'a', 5);
+            peer.send(3, 'b', 6);
+            const [own, same] = await peer.waitFrames(2);
+            assert.equal(own!.msgid, 2, `${name}: the route's own msgid`);
+            assert.equal(own!.body.toString(), 're:a');
+            assert.equal(same!.msgid, 3, `${name}: a plain body keeps the request's msgid`);
+            if (name === 'seq')
+              assert.deepEqual([own!.seq, same!.seq], [5, 6], 'replies carry their request seq');
+          } finally {
+            peer.destroy();
+          }
+        },
+      );
+    }
+  });
+});
+
 describe('router', () => {
   test('a msgid registered twice is an error at definition time', () => {
     const h = () => undefined;

@@ -250,7 +250,7 @@ export class GatewayServer {
     if (this.codec.hasSeq) {
       const toRoute = (o: Outcome): RouteReply => {
         if (o instanceof GatewayError) throw o;
-        return o?.body;
+        return o;
       };
       return outcome instanceof Promise ? outcome.then(toRoute) : toRoute(outcome);
     }

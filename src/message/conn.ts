@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { type Codec, type Decoder, FLAG_ERROR, FLAG_REPLY } from './codecs/index.js';
 import { MessageError } from './errors.js';
 import { checkTimeout, PendingRequests, type ReplyStats, type RequestOptions } from './pending.js';
-import { isThenable, type MessagePeer, type Router, replyBytes } from './router.js';
+import { isThenable, type MessagePeer, type Router, replyParts } from './router.js';
 
 export interface MessageStats extends ReplyStats {
   /** Frames with no route and no fallback: dropped (and logged). */
@@ -282,17 +282,18 @@ export class MessageConn implements MessagePeer {
     }
   }
 
-  /** A handler's return value goes back: as the reply to `seq` (seq codec), else as a frame with the same msgid. */
+  /** A handler's return value goes back: as the reply to `seq` (seq codec), else as a frame with the same (or its own) msgid. */
   private reply(value: unknown, msgid: number, seq: number): void {
     if (!this.isOpen) return;
     let frame: Buffer;
     try {
-      const bytes = replyBytes(value);
-      if (bytes === undefined) return;
+      const parts = replyParts(value);
+      if (parts === undefined) return;
+      const id = parts.msgid ?? msgid;
       frame =
         this.withSeq && seq !== 0
-          ? this.codec.encode(msgid, bytes, seq, FLAG_REPLY)
-          : this.codec.encode(msgid, bytes);
+          ? this.codec.encode(id, parts.bytes, seq, FLAG_REPLY)
+          : this.codec.encode(id, parts.bytes);
     } catch (err) {
       this.handlerFailed(err, msgid, seq);
       return;

@@ -15,9 +15,18 @@ export interface MessagePeer {
   close(reason?: string): void;
 }
 
-/** What a handler may return: sent back as the reply (see docs/protocol.md), or nothing. */
-// biome-ignore lint/suspicious/noConfusingVoidType: `void` lets handlers that return nothing fit.
-export type RouteReply = Uint8Array | string | undefined | null | void;
+/**
+ * What a handler may return: sent back as the reply (see docs/protocol.md), or nothing. A body
+ * replies with the request's msgid; `{ msgid, body }` replies with a msgid of its own.
+ */
+export type RouteReply =
+  | Uint8Array
+  | string
+  | { msgid: number; body: Uint8Array | string }
+  | undefined
+  | null
+  // biome-ignore lint/suspicious/noConfusingVoidType: `void` lets handlers that return nothing fit.
+  | void;
 
 export type RouteHandler<C = MessagePeer> = (
   body: Buffer,
@@ -80,12 +89,19 @@ export class Router<C = MessagePeer> {
 }
 
 /** A handler's return value as bytes to send, undefined for nothing; throws TypeError for anything else. */
-export function replyBytes(value: unknown): Uint8Array | undefined {
+/** A handler's return value as a reply: its bytes, and its own msgid when it named one. */
+export function replyParts(value: unknown): { msgid: number | undefined; bytes: Uint8Array } | undefined {
   if (value === undefined || value === null) return undefined;
-  if (value instanceof Uint8Array) return value;
-  if (typeof value === 'string') return Buffer.from(value);
+  if (value instanceof Uint8Array) return { msgid: undefined, bytes: value };
+  if (typeof value === 'string') return { msgid: undefined, bytes: Buffer.from(value) };
+  if (typeof value === 'object' && 'msgid' in value && 'body' in value) {
+    const { msgid, body } = value as { msgid: unknown; body: unknown };
+    if (Number.isInteger(msgid) && (body instanceof Uint8Array || typeof body === 'string')) {
+      return { msgid: msgid as number, bytes: typeof body === 'string' ? Buffer.from(body) : body };
+    }
+  }
   throw new TypeError(
-    `a route handler returned ${typeof value}; return a Buffer, Uint8Array, string or nothing`,
+    `a route handler returned ${typeof value}; return a Buffer, Uint8Array, string, { msgid, body } or nothing`,
   );
 }
 

@@ -23,7 +23,7 @@ import {
   type RouteHandler,
   Router,
   type RouteTable,
-  replyBytes,
+  replyParts,
 } from './router.js';
 
 /** The sender of a datagram, as a route handler sees it. `state` is fresh per datagram; close() does nothing. */
@@ -114,13 +114,10 @@ class DatagramRouter {
     };
     const answer = (value: unknown) => {
       try {
-        const bytes = replyBytes(value);
-        if (bytes === undefined) return;
-        send(
-          isRequest
-            ? codec.encode(frame.msgid, bytes, frame.seq, FLAG_REPLY)
-            : codec.encode(frame.msgid, bytes),
-        );
+        const parts = replyParts(value);
+        if (parts === undefined) return;
+        const id = parts.msgid ?? frame.msgid;
+        send(isRequest ? codec.encode(id, parts.bytes, frame.seq, FLAG_REPLY) : codec.encode(id, parts.bytes));
       } catch (err) {
         fail(err);
       }
