@@ -117,7 +117,9 @@ class DatagramRouter {
         const parts = replyParts(value);
         if (parts === undefined) return;
         const id = parts.msgid ?? frame.msgid;
-        send(isRequest ? codec.encode(id, parts.bytes, frame.seq, FLAG_REPLY) : codec.encode(id, parts.bytes));
+        send(
+          isRequest ? codec.encode(id, parts.bytes, frame.seq, FLAG_REPLY) : codec.encode(id, parts.bytes),
+        );
       } catch (err) {
         fail(err);
       }
