@@ -84,12 +84,15 @@ export function renderSection(report: RunReport): string {
 
   const runs = (table: Scenario['table']) => report.runs.filter((r) => r.table === table);
   const n = (text: string) => `${text}>`; // a right-aligned (numeric) column
+  const echoRuns = runs('echo');
   table(
     out,
-    runs('echo'),
+    echoRuns,
     'Echo: 50 connections, messages verified byte for byte',
     [
       n('msg/s'),
+      n('tcpdaemon msg/s ÷ this'),
+      n('tcpdaemon p99 ÷ this'),
       n('MB/s each way'),
       n('p50 ms'),
       n('p99 ms'),
@@ -100,6 +103,8 @@ export function renderSection(report: RunReport): string {
     ],
     (x, r) => [
       int(x.perSecond),
+      ours(echoRuns, r, rate),
+      ours(echoRuns, r, p99),
       x.mbPerSecond.toFixed(1),
       ...latency(x),
       errors(x),
@@ -114,11 +119,21 @@ export function renderSection(report: RunReport): string {
     [n('connections/s'), n('p50 ms'), n('p99 ms'), n('max ms'), 'errors', n('server CPU')],
     (x, r) => [int(x.perSecond), ...latency(x), errors(x), cores(r.serverCpu)],
   );
+  const holdRuns = runs('hold');
   table(
     out,
-    runs('hold'),
+    holdRuns,
     'Idle connections: server memory (VmRSS) per held connection',
-    [n('open'), n('failed'), n('RSS idle'), n('RSS holding'), n('per connection'), n('ramp s'), 'errors'],
+    [
+      n('open'),
+      n('failed'),
+      n('RSS idle'),
+      n('RSS holding'),
+      n('per connection'),
+      n('tcpdaemon ÷ this'),
+      n('ramp s'),
+      'errors',
+    ],
     (x, r) =>
       x.hold && r.rss
         ? [
@@ -127,6 +142,7 @@ export function renderSection(report: RunReport): string {
             mib(r.rss.before),
             mib(r.rss.holding),
             `${int(r.rss.perConnection)} B`,
+            ours(holdRuns, r, (o) => o.rss?.perConnection),
             x.hold.rampSeconds,
             errors(x),
           ]
@@ -176,12 +192,14 @@ export function renderSection(report: RunReport): string {
       errors(x),
     ],
   );
+  const workerRuns = runs('workers');
   table(
     out,
-    runs('workers'),
+    workerRuns,
     'Worker processes: IOMP -c 2 vs node cluster, LF -c 8',
     [
       n('msg/s or conn/s'),
+      n('tcpdaemon ÷ this'),
       n('p50 ms'),
       n('p99 ms'),
       'errors',
@@ -191,6 +209,7 @@ export function renderSection(report: RunReport): string {
     ],
     (x, r) => [
       int(x.perSecond),
+      ours(workerRuns, r, rate),
       x.latencyMs.p50,
       x.latencyMs.p99,
       errors(x),
@@ -235,6 +254,21 @@ function table(
     );
   }
 }
+
+/**
+ * tcpdaemon's figure over this row's, for the baseline rows of a scenario (the run of the same
+ * scenario whose server name starts with 'tcpdaemon'); '' on tcpdaemon's own row.
+ */
+function ours(runs: RunRecord[], r: RunRecord, figure: (r: RunRecord) => number | undefined): string {
+  if (r.server.startsWith('tcpdaemon')) return '';
+  const own = runs.find((o) => o.scenario === r.scenario && o.server.startsWith('tcpdaemon'));
+  const a = own && figure(own);
+  const b = figure(r);
+  return a && b ? `${(a / b).toFixed(2)}x` : '';
+}
+
+const rate = (r: RunRecord) => r.result?.perSecond;
+const p99 = (r: RunRecord) => r.result?.latencyMs.p99;
 
 function latency(x: BenchResult): number[] {
   return [x.latencyMs.p50, x.latencyMs.p99, x.latencyMs.max];

@@ -38,9 +38,20 @@ export const SERVERS = {
     command: [...TSX, 'bench/servers/plain-echo.ts', '127.0.0.1:0'],
     cores: 1,
   },
+  'node net (for await)': {
+    description: 'raw node:net echo with the for-await loop of examples/echo.ts, one process',
+    command: [...TSX, 'bench/servers/plain-echo.ts', '127.0.0.1:0', '--for-await'],
+    cores: 1,
+  },
   'node cluster 2': {
     description: 'node:cluster echo, 2 workers, round-robin',
     command: [...TSX, 'bench/servers/cluster-echo.ts', '127.0.0.1:0', '--workers', '2'],
+    cores: 2,
+    children: true,
+  },
+  'node cluster 2 (for await)': {
+    description: 'node:cluster echo, 2 workers, round-robin, the for-await loop of examples/echo.js',
+    command: [...TSX, 'bench/servers/cluster-echo.ts', '127.0.0.1:0', '--workers', '2', '--for-await'],
     cores: 2,
     children: true,
   },
@@ -271,7 +282,7 @@ export interface RedisScenario extends ScenarioBase {
 export type Scenario = ToolScenario | RedisScenario;
 
 const ECHO_SECONDS = 3;
-const echoVs: ServerName[] = ['tcpdaemon IOMP -c 1', 'node net'];
+const echoVs: ServerName[] = ['tcpdaemon IOMP -c 1', 'node net (for await)', 'node net'];
 
 function echo(depth: number, size: number): ToolScenario {
   return {
@@ -296,7 +307,7 @@ function toolCheck(threads: number): ToolScenario {
 function workers(name: string, servers: ServerName[], load: LoadSpec): Scenario {
   return { name, table: 'workers', servers, load };
 }
-const iompVsCluster: ServerName[] = ['tcpdaemon IOMP -c 2', 'node cluster 2'];
+const iompVsCluster: ServerName[] = ['tcpdaemon IOMP -c 2', 'node cluster 2 (for await)', 'node cluster 2'];
 
 export const SCENARIOS: Scenario[] = [
   echo(1, 64),

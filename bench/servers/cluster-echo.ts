@@ -1,6 +1,7 @@
 // node:cluster echo server: N worker processes share one listening handle (round-robin by
 // the primary, node's default on Linux). Reference point for tcpdaemon's multi-worker models.
-// usage: node --import tsx bench/servers/cluster-echo.ts [HOST:PORT] [--workers N]   (default 2)
+// usage: node --import tsx bench/servers/cluster-echo.ts [HOST:PORT] [--workers N] [--for-await]   (default 2)
+// --for-await echoes with the loop of examples/echo.js (what tcpdaemon's workers run); default pipe.
 // The primary prints one `listening` line once every worker listens; SIGTERM or SIGINT
 // stops the workers and the primary.
 import cluster from 'node:cluster';
@@ -10,7 +11,7 @@ import { announceListening, listenAddress } from './listen-address.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { workers: { type: 'string', default: '2' } },
+  options: { workers: { type: 'string', default: '2' }, 'for-await': { type: 'boolean', default: false } },
 });
 const workers = Number(values.workers);
 if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
@@ -53,7 +54,13 @@ if (cluster.isPrimary) {
   const server = createServer((socket) => {
     served++;
     socket.on('error', () => socket.destroy());
-    socket.pipe(socket);
+    if (!values['for-await']) {
+      socket.pipe(socket);
+      return;
+    }
+    (async () => {
+      for await (const chunk of socket) socket.write(chunk);
+    })().catch(() => socket.destroy());
   });
   server.listen({ host, port, backlog: 4096 }, () => undefined);
   // The spread per worker, in the line tcpdaemon's supervisor writes for its workers.
