@@ -5,10 +5,10 @@
 // the next connection is picked, and back once its replacement accepts.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Readiness, Supervisor } from '../supervisor/index.js';
+import { readyWhenAccepting, Supervisor } from '../supervisor/index.js';
 import type { Logger } from '../types.js';
 import { type BackendAddress, type BackendSpec, backendId } from './backend.js';
 import type { BackendPool } from './pool.js';
@@ -93,7 +93,7 @@ export class SpawnedBackends {
       logger: log,
       spec: {
         start: (ctx) => this.launch(plan.words, ctx.slot, ctx.env, log),
-        readiness: acceptsConnections((slot) => this.addresses[slot]!),
+        readiness: readyWhenAccepting((worker) => this.addresses[worker.slot]!),
         heartbeats: false,
       },
       backoff: {
@@ -187,39 +187,4 @@ export class SpawnedBackends {
     }
     return child;
   }
-}
-
-/** Ready when the slot's address accepts a connection; retried every 50 ms until aborted. */
-function acceptsConnections(addressOf: (slot: number) => BackendAddress): Readiness {
-  return async (worker, signal) => {
-    const address = addressOf(worker.slot);
-    while (!signal.aborted) {
-      if (await tryConnect(address, signal)) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, 50);
-        function done() {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', done);
-          resolve();
-        }
-        signal.addEventListener('abort', done);
-      });
-    }
-    throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
-  };
-}
-
-function tryConnect(address: BackendAddress, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = 'path' in address ? connect(address.path) : connect(address.port, address.host);
-    const finish = (ok: boolean) => {
-      signal.removeEventListener('abort', onAbort);
-      socket.destroy();
-      resolve(ok);
-    };
-    const onAbort = () => finish(false);
-    signal.addEventListener('abort', onAbort);
-    socket.once('connect', () => finish(true));
-    socket.once('error', () => finish(false));
-  });
 }

@@ -2,11 +2,13 @@
 export { accountExit, type BackoffOptions, DEFAULT_BACKOFF, restartDelay } from './backoff.js';
 export { ENV, type SupervisorMessage, type WorkerMessage } from './protocol.js';
 export {
+  type ConnectAddress,
   type Readiness,
   type ReadinessTarget,
   readyOnMessage,
   readyOnSpawn,
   readyOnTcpPort,
+  readyWhenAccepting,
   type TcpReadinessOptions,
 } from './readiness.js';
 export {

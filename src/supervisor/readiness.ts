@@ -35,6 +35,9 @@ export function readyOnMessage(): Readiness {
     });
 }
 
+/** Where a worker accepts connections: TCP host and port, or a unix socket path. */
+export type ConnectAddress = { host: string; port: number } | { path: string };
+
 export interface TcpReadinessOptions {
   host?: string;
   /** The port the worker listens on; may depend on the worker's slot. */
@@ -46,11 +49,19 @@ export interface TcpReadinessOptions {
 /** Ready when a TCP connect to the worker's port succeeds (backends that know nothing of us). */
 export function readyOnTcpPort(opts: TcpReadinessOptions): Readiness {
   const host = opts.host ?? '127.0.0.1';
-  const intervalMs = opts.intervalMs ?? 50;
+  const portOf = typeof opts.port === 'function' ? opts.port : () => opts.port as number;
+  return readyWhenAccepting((worker) => ({ host, port: portOf(worker) }), opts.intervalMs);
+}
+
+/** Ready when the worker's address (TCP or unix socket) accepts a connection; retried every `intervalMs`. */
+export function readyWhenAccepting(
+  addressOf: (worker: ReadinessTarget) => ConnectAddress,
+  intervalMs = 50,
+): Readiness {
   return async (worker, signal) => {
-    const port = typeof opts.port === 'function' ? opts.port(worker) : opts.port;
+    const address = addressOf(worker);
     while (!signal.aborted) {
-      if (await tryConnect(host, port, signal)) return;
+      if (await tryConnect(address, signal)) return;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, intervalMs);
         function done() {
@@ -65,9 +76,9 @@ export function readyOnTcpPort(opts: TcpReadinessOptions): Readiness {
   };
 }
 
-function tryConnect(host: string, port: number, signal: AbortSignal): Promise<boolean> {
+function tryConnect(address: ConnectAddress, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port });
+    const socket = 'path' in address ? connect(address.path) : connect(address.port, address.host);
     const finish = (ok: boolean) => {
       signal.removeEventListener('abort', onAbort);
       socket.destroy();
