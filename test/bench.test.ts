@@ -8,6 +8,8 @@ import { after, describe, test } from 'node:test';
 import { benchMain } from '../src/bench/cli.js';
 import { splitConnections } from '../src/bench/pool.js';
 import type { BenchResult } from '../src/bench/report.js';
+import { tcpdaemon } from '../src/daemon.js';
+import { createMessageHandler } from '../src/message/index.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 
 checkNoLeftoverProcesses();
@@ -332,7 +334,10 @@ describe('flags', () => {
     [['--port', '1', '--duration', 'soon'], /--duration must be seconds/],
     [['--port', '1', '--duration', '3601'], /--duration must be above 0 up to 3600/],
     [['--port', '1', '--mode', 'flood'], /--mode must be one of echo, connect, hold/],
-    [['--port', '1', '--codec', 'nope'], /--codec must be one of raw, lars/],
+    [
+      ['--port', '1', '--codec', 'nope'],
+      /--codec must be one of raw, lars, seq, tdhb:W, u32be, line, not 'nope'/,
+    ],
     [['--port', '1', '--threads', '65'], /--threads must be between 1 and 64/],
     [['--port', '1', '--connections', '60000', '--depth', '1024', '--size', '65536'], /in flight/],
     [['--port', '1', '--bogus'], /Unknown option '--bogus'/],
@@ -372,4 +377,66 @@ test('splitConnections spreads ids evenly and never makes an empty thread', () =
     parts.flat(),
     Array.from({ length: 10000 }, (_, i) => i),
   );
+});
+
+describe('framed echo (--codec, --msgid) against the message layer', () => {
+  for (const name of ['lars', 'seq', 'tdhb:4', 'u32be', 'line']) {
+    test(`--codec ${name}: every reply verified, no error`, async () => {
+      let seenMsgid: number | undefined;
+      const daemon = await tcpdaemon({
+        listen: '127.0.0.1:0',
+        loglevel: 'fatal',
+        handler: createMessageHandler({
+          codec: name,
+          fallback: (body, msgid) => {
+            seenMsgid = msgid;
+            return body;
+          },
+        }),
+      });
+      try {
+        const { port } = daemon.address() as AddressInfo;
+        const { code, result } = await benchJson([
+          ...['--port', String(port), '--codec', name, '--msgid', '7', '--duration', '0.3'],
+          ...['--connections', '4', '--depth', '4', '--size', '300', '--threads', '1'],
+        ]);
+        assert.equal(code, 0, JSON.stringify(result.errors));
+        assert.equal(result.errorTotal, 0, JSON.stringify(result.errors));
+        assert.ok(result.completed > 0, 'messages echoed');
+        if (name !== 'u32be' && name !== 'line' && !name.startsWith('tdhb')) assert.equal(seenMsgid, 7);
+      } finally {
+        await daemon.close();
+      }
+    });
+  }
+
+  test('a framed reply that differs is a verification error', async () => {
+    const daemon = await tcpdaemon({
+      listen: '127.0.0.1:0',
+      loglevel: 'fatal',
+      handler: createMessageHandler({ codec: 'lars', fallback: (body) => ({ msgid: 8, body }) }),
+    });
+    try {
+      const { port } = daemon.address() as AddressInfo;
+      const { result } = await benchJson([
+        '--port',
+        String(port),
+        '--codec',
+        'lars',
+        '--duration',
+        '0.3',
+        '--threads',
+        '1',
+      ]);
+      assert.ok(result.errors.verify > 0, JSON.stringify(result.errors));
+    } finally {
+      await daemon.close();
+    }
+  });
+
+  test('a body larger than the codec carries is refused up front', async () => {
+    const { code, err } = await bench(['--port', '1', '--codec', 'tdhb:2', '--size', '100']);
+    assert.equal(code, 1);
+    assert.match(err, /--size 100 is more than codec tdhb:2 carries \(99 bytes\)/);
+  });
 });

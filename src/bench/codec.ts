@@ -1,41 +1,60 @@
 // How echo mode frames a message and what it expects back. The engine writes
 // `encode(body)` and compares the bytes it reads, in order, with `expectedReply(...)` of
 // each request in flight, so any codec whose reply is known in advance plugs in here.
-// Codecs are chosen by name (`--codec`) because load threads get plain data, not functions.
-
-import { MAX_BODY_LIMIT } from '../message/codecs/codec.js';
-import { larsCodec } from '../message/codecs/lars.js';
+// Load threads get the codec's name and msgid (plain data) and build it with echoCodec().
+import { FLAG_REPLY, MAX_BODY_LIMIT } from '../message/codecs/codec.js';
+import { CODEC_NAMES, createCodec } from '../message/codecs/index.js';
 
 export interface EchoCodec {
   readonly name: string;
+  /** Largest body a message may carry, bytes. */
+  readonly maxBody: number;
   /** Wire bytes of one request carrying `body`. */
   encode(body: Buffer): Buffer;
   /** Wire bytes the server must send back for `request` (built from `body`). */
   expectedReply(body: Buffer, request: Buffer): Buffer;
 }
 
-/** Codec options from the command line (`--msgid 1` and the like, for later codecs). */
-export type CodecOptions = Readonly<Record<string, string>>;
+/** `--codec` names: raw bytes, or any of the message layer's codecs (`tdhb:W` with its width). */
+export const ECHO_CODEC_NAMES: readonly string[] = ['raw', ...CODEC_NAMES];
 
-/** raw: the body alone, echoed byte for byte. */
-const raw: EchoCodec = {
-  name: 'raw',
-  encode: (body) => body,
-  expectedReply: (_body, request) => request,
-};
+const SEQ_OFFSET = 8; // seq header: msgid, length, seq (uint32 LE), flags
+const NEWLINE = 0x0a;
 
 /**
- * lars: the message layer's Lars frame (int32 LE msgid 1, int32 LE body length, body); an echo
- * business module (examples/gateway-echo.ts) sends the same frame back.
+ * The codec `name` sending `msgid` (codecs that carry one). An echo server answers lars, tdhb,
+ * u32be and line with the very frame it got; seq with the same frame flagged REPLY.
+ * Throws RangeError for an unknown name.
  */
-const larsFrames = larsCodec({ maxBody: MAX_BODY_LIMIT });
-const lars: EchoCodec = {
-  name: 'lars',
-  encode: (body) => larsFrames.encode(1, body),
-  expectedReply: (_body, request) => request,
-};
-
-export const CODECS: Readonly<Record<string, (opts: CodecOptions) => EchoCodec>> = {
-  raw: () => raw,
-  lars: () => lars,
-};
+export function echoCodec(name: string, msgid: number): EchoCodec {
+  if (name === 'raw') {
+    return {
+      name,
+      maxBody: Number.MAX_SAFE_INTEGER,
+      encode: (body) => body,
+      expectedReply: (_b, request) => request,
+    };
+  }
+  const codec = createCodec(name, { maxBody: MAX_BODY_LIMIT });
+  if (codec.hasSeq) {
+    let seq = 0;
+    return {
+      name,
+      maxBody: codec.maxBody,
+      encode(body) {
+        seq = seq >= 0xffffffff ? 1 : seq + 1; // 0 would mean one-way: no reply
+        return codec.encode(msgid, body, seq);
+      },
+      expectedReply: (body, request) =>
+        codec.encode(msgid, body, request.readUInt32LE(SEQ_OFFSET), FLAG_REPLY),
+    };
+  }
+  const lineBased = name === 'line';
+  return {
+    name,
+    maxBody: codec.maxBody,
+    // A line cannot carry its own delimiter: newlines in the payload become spaces.
+    encode: (body) => codec.encode(msgid, lineBased ? body.map((b) => (b === NEWLINE ? 0x20 : b)) : body),
+    expectedReply: (_body, request) => request,
+  };
+}

@@ -1,6 +1,6 @@
 // What every load mode implements, and what a load thread hands it.
 import type { Socket } from 'node:net';
-import { CODECS, type EchoCodec } from './codec.js';
+import { type EchoCodec, echoCodec } from './codec.js';
 import type { BenchOptions } from './options.js';
 import type { Tally } from './tally.js';
 
@@ -30,9 +30,7 @@ export interface LoadEngine {
 }
 
 export function makeShare(options: BenchOptions, connIds: number[], tally: Tally): LoadShare {
-  const codec = CODECS[options.codec];
-  if (!codec) throw new Error(`unknown codec ${options.codec}`);
-  return { options, connIds, tally, codec: codec({}) };
+  return { options, connIds, tally, codec: echoCodec(options.codec, options.msgid) };
 }
 
 /** ms a socket gets to close after our FIN before it is destroyed. */

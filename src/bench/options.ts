@@ -1,7 +1,7 @@
 // Flags of `tcpdaemon bench`: parsing and bounds. Nothing here opens a socket.
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { CODECS } from './codec.js';
+import { ECHO_CODEC_NAMES, type EchoCodec, echoCodec } from './codec.js';
 
 export const MODES = ['echo', 'connect', 'hold'] as const;
 export type BenchMode = (typeof MODES)[number];
@@ -23,8 +23,10 @@ export interface BenchOptions {
   holdSeconds: number;
   /** Load threads; never more than `connections`. */
   threads: number;
-  /** Name in CODECS: how a message is framed on the wire (echo). */
+  /** How a message is framed on the wire (echo): raw or a message-layer codec name. */
   codec: string;
+  /** msgid of every message, for codecs that carry one. */
+  msgid: number;
   json: boolean;
 }
 
@@ -50,7 +52,9 @@ export const USAGE = `usage: tcpdaemon bench (--port PORT [--host HOST] | --path
   --duration SECONDS        load time, fractions allowed (default 5); in hold mode the ramp limit
   --hold-seconds SECONDS    hold mode: idle time once all connections are open (default 5)
   --threads T               load threads (default: cores, ${availableParallelism()})
-  --codec NAME              message framing, echo mode: ${Object.keys(CODECS).join(', ')} (default raw)
+  --codec NAME              message framing, echo mode: ${ECHO_CODEC_NAMES.join(', ')} (default raw);
+                            the server must echo each frame (seq: as its REPLY)
+  --msgid N                 msgid of every message, codecs that carry one (default 1)
   --json                    print one JSON object on stdout instead of text
 hold mode writes "holding N open F failed" on stderr once the ramp is over.
 exit status: 0 no errors, 2 the run finished but counted errors, 1 bad flags or the tool failed`;
@@ -72,8 +76,14 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     throw new BenchUsageError(`--mode must be one of ${MODES.join(', ')}, not '${mode}'`);
   }
   const codec = values.codec ?? 'raw';
-  if (!Object.hasOwn(CODECS, codec)) {
-    throw new BenchUsageError(`--codec must be one of ${Object.keys(CODECS).join(', ')}, not '${codec}'`);
+  let framing: EchoCodec;
+  try {
+    framing = echoCodec(codec, values.msgid === undefined ? 1 : int32('--msgid', values.msgid));
+  } catch (err) {
+    if (err instanceof BenchUsageError) throw err;
+    throw new BenchUsageError(
+      `--codec must be one of ${ECHO_CODEC_NAMES.join(', ')}, not '${codec}' (${(err as Error).message})`,
+    );
   }
 
   let target: BenchTarget;
@@ -94,6 +104,11 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   const connections = integer('--connections', values.connections ?? '50', 1, LIMITS.connections);
   const depth = integer('--depth', values.depth ?? '1', 1, LIMITS.depth);
   const size = integer('--size', values.size ?? '64', 1, LIMITS.size);
+  if (mode === 'echo' && size > framing.maxBody) {
+    throw new BenchUsageError(
+      `--size ${size} is more than codec ${codec} carries (${framing.maxBody} bytes)`,
+    );
+  }
   const duration = seconds('--duration', values.duration ?? '5', false);
   const holdSeconds = seconds('--hold-seconds', values['hold-seconds'] ?? '5', true);
   const threads = integer('--threads', values.threads ?? String(availableParallelism()), 1, LIMITS.threads);
@@ -113,6 +128,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     holdSeconds,
     threads: Math.min(threads, connections),
     codec,
+    msgid: values.msgid === undefined ? 1 : Number(values.msgid),
     json: values.json ?? false,
   };
 }
@@ -134,10 +150,18 @@ function parse(argv: string[]) {
       mode: { type: 'string' },
       threads: { type: 'string' },
       codec: { type: 'string' },
+      msgid: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
+}
+
+function int32(flag: string, text: string): number {
+  if (!/^-?\d+$/.test(text)) throw new BenchUsageError(`${flag} must be a whole number, not '${text}'`);
+  const n = Number(text);
+  if (n < -(2 ** 31) || n > 2 ** 31 - 1) throw new BenchUsageError(`${flag} must fit an int32, not ${text}`);
+  return n;
 }
 
 function integer(flag: string, text: string, min: number, max: number): number {
