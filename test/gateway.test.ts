@@ -223,6 +223,27 @@ describe('gateway, ipc queue', () => {
     );
   });
 
+  test('--max-connections refuses the connection over the limit with a notice and a logged reason', async () => {
+    await withDaemon(gatewayArgs('--workers', '1', '--max-connections', '2'), async ({ port, daemon }) => {
+      const a = await gatewayClient(port);
+      const b = await gatewayClient(port);
+      const third = await gatewayClient(port);
+      try {
+        const [notice] = await third.waitPushed(1);
+        assert.equal(notice!.msgid, GATEWAY_MSGID.error);
+        assert.match(notice!.body, /too many connections \(limit 2\)/);
+        await waitUntil(() => !third.client.connected, 'the refused connection closed');
+        const refused = await daemon.waitForLog((l) => l.msg === 'client connection refused');
+        assert.match(String(refused.reason), /too many connections \(limit 2\)/);
+        // The accepted ones are untouched.
+        assert.equal((await a.client.request(1, 'a')).toString(), 'a');
+        assert.equal((await b.client.request(1, 'b')).toString(), 'b');
+      } finally {
+        await Promise.all([a.close(), b.close(), third.close()]);
+      }
+    });
+  });
+
   test('relay between two clients by name, from a client and from a worker (ctx.send)', async () => {
     await withDaemon(gatewayArgs('-c', '2'), async ({ port }) => {
       const alice = await gatewayClient(port);
