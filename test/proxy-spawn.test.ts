@@ -224,7 +224,12 @@ describe('the front in worker processes', () => {
     assert.deepEqual([...workers].sort(), [0, 1, 2]);
     const spawned = findLogs(p, 'proxy ready', (l) => l.worker === 0)[0]!.spawned as { pids: number[] };
     const pids = new Set<number>();
-    for (let i = 0; i < 20 && pids.size < 2; i++) pids.add((await visit(p.port)).pid);
+    // A worker counts a backend in once its connect check passed (every 2 s), so allow a few rounds.
+    const deadline = Date.now() + 15_000;
+    while (pids.size < 2 && Date.now() < deadline) {
+      pids.add((await visit(p.port)).pid);
+      if (pids.size < 2) await new Promise((r) => setTimeout(r, 50));
+    }
     assert.deepEqual(
       [...pids].sort(),
       [...spawned.pids].sort(),
