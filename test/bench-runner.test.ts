@@ -40,7 +40,8 @@ describe('servers of the scenario table', () => {
         const tree = treeRss(server.pid);
         // (> own, not a multiple of it: a C backend such as redis-server is much smaller than node.)
         if (spec.children) assert.ok(tree > own + 2 ** 20, `workers counted: ${tree} vs ${own}`);
-        else assert.ok(tree >= own && tree < 1.5 * own, `one process: ${tree} vs ${own}`);
+        // Two reads of a live process: its RSS may move (GC) between them, so a margin both ways.
+        else assert.ok(tree > 0.8 * own && tree < 1.5 * own, `one process: ${tree} vs ${own}`);
         assert.ok(treeCpuSeconds(server.pid) > 0);
       } finally {
         await server.stop();
