@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { assertSigtermDrains, FIXTURES, withDaemon } from './helpers/daemon.js';
+import { assertSigtermDrains, FIXTURES, modelArgs, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses, findLeftovers } from './helpers/leftovers.js';
 import { ask, connect, readBytes, readLine, untilClosed } from './helpers/net.js';
 import { waitUntil } from './helpers/supervisor.js';
@@ -22,7 +22,7 @@ function cpuTicks(pid: number): number {
 }
 
 test('-m IF: every connection gets a process of its own, with fresh module state', async () => {
-  await withDaemon(['-m', 'IF', '-c', '2', '-l', '127.0.0.1:0', '-s', counter], async ({ daemon, port }) => {
+  await withDaemon(modelArgs('IF', 2, counter), async ({ daemon, port }) => {
     const pids = new Set<string>();
     const ids = new Set<string>();
     for (let i = 0; i < 6; i++) {
@@ -89,7 +89,7 @@ test('above -c N connections wait in a bounded queue; beyond --max-waiting they 
 });
 
 test('a crashing connection process costs only its own connection', async () => {
-  await withDaemon(['-m', 'IF', '-c', '3', '-l', '127.0.0.1:0', '-s', commands], async ({ daemon, port }) => {
+  await withDaemon(modelArgs('IF', 3, commands), async ({ daemon, port }) => {
     const other = await connect(port);
     assert.equal(await ask(other, 'hello'), 'hello');
     const exiting = await connect(port);

@@ -12,6 +12,8 @@ import {
   type DaemonProcess,
   FIXTURES,
   type LogLine,
+  modelArgs,
+  readyPids,
   runCli,
   startDaemon,
 } from './helpers/daemon.js';
@@ -34,10 +36,6 @@ async function who(port: number | string): Promise<[number, number, string]> {
   }
 }
 
-function readyPids(daemon: DaemonProcess): number[] {
-  return daemon.logs.filter((l) => l.msg === 'worker ready').map((l) => l.workerPid as number);
-}
-
 function exitsOf(daemon: DaemonProcess, pred: (l: LogLine) => boolean = () => true): LogLine[] {
   return daemon.logs.filter((l) => l.msg === 'worker exited' && pred(l));
 }
@@ -58,7 +56,7 @@ test('fair share: a worker may hold the busiest other load plus a slack; never t
 });
 
 test('IOMP -c 2: two worker processes serve, each many connections at once, spread evenly', async () => {
-  const { daemon, port } = await startDaemon(['-m', 'IOMP', '-c', '2', '-l', '127.0.0.1:0', '-s', ECHO]);
+  const { daemon, port } = await startDaemon(modelArgs('IOMP', 2, ECHO));
   try {
     const workers = readyPids(daemon);
     assert.equal(workers.length, 2);
@@ -83,18 +81,7 @@ test('IOMP -c 2: two worker processes serve, each many connections at once, spre
 });
 
 test('kill -9 of one worker under a load loop: the other keeps serving, a replacement gets ready, nothing refused', async () => {
-  const { daemon, port } = await startDaemon([
-    '-m',
-    'IOMP',
-    '-c',
-    '2',
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    ECHO,
-    '--restart-delay',
-    '0.05',
-  ]);
+  const { daemon, port } = await startDaemon(modelArgs('IOMP', 2, ECHO, '--restart-delay', '0.05'));
   try {
     const [victim] = readyPids(daemon) as [number];
     const load = startLoadLoop(port, { loops: 3 });
@@ -160,16 +147,7 @@ test('-n recycles a worker after N connections: its pid changes, the connection 
 });
 
 test('SIGTERM drains an in-flight connection in a worker, then exits 0 with no child left', async () => {
-  const { daemon, port } = await startDaemon([
-    '-m',
-    'IOMP',
-    '-c',
-    '2',
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    join(FIXTURES, 'drain.mjs'),
-  ]);
+  const { daemon, port } = await startDaemon(modelArgs('IOMP', 2, join(FIXTURES, 'drain.mjs')));
   const workers = readyPids(daemon);
   await assertSigtermDrains(daemon, port);
   assert.deepEqual(
@@ -183,18 +161,7 @@ test('SIGTERM drains an in-flight connection in a worker, then exits 0 with no c
 });
 
 test('hang detection replaces a worker stuck in a busy loop; the others keep serving', async () => {
-  const { daemon, port } = await startDaemon([
-    '-m',
-    'IOMP',
-    '-c',
-    '2',
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    ECHO,
-    '--hang-timeout',
-    '0.6',
-  ]);
+  const { daemon, port } = await startDaemon(modelArgs('IOMP', 2, ECHO, '--hang-timeout', '0.6'));
   try {
     const stuck = await connect(port);
     const [pid] = (await roundTrip(stuck, 'who\n')).trim().split(' ').map(Number) as [number];
@@ -217,18 +184,7 @@ test('hang detection replaces a worker stuck in a busy loop; the others keep ser
 });
 
 test('--max-connections holds for the whole daemon: split across workers, the excess closed at once', async () => {
-  const { daemon, port } = await startDaemon([
-    '-m',
-    'IOMP',
-    '-c',
-    '2',
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    ECHO,
-    '--max-connections',
-    '4',
-  ]);
+  const { daemon, port } = await startDaemon(modelArgs('IOMP', 2, ECHO, '--max-connections', '4'));
   try {
     const held = [];
     for (let i = 0; i < 4; i++) {
@@ -256,18 +212,7 @@ test('--max-connections holds for the whole daemon: split across workers, the ex
 });
 
 test('kill -9 of the daemon: its workers drain and exit on their own', async () => {
-  const { daemon, port } = await startDaemon([
-    '-m',
-    'IOMP',
-    '-c',
-    '2',
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    ECHO,
-    '--shutdown-timeout',
-    '0.5',
-  ]);
+  const { daemon, port } = await startDaemon(modelArgs('IOMP', 2, ECHO, '--shutdown-timeout', '0.5'));
   const workers = readyPids(daemon);
   await who(port);
   await daemon.kill();
@@ -299,18 +244,9 @@ test('IOMP -c 2 on a unix socket', async () => {
 });
 
 test('workers that cannot load the handler: start-up fails with the reason, exit 1, nothing left', async () => {
-  const res = await runCli([
-    '-m',
-    'IOMP',
-    '-c',
-    '2',
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    join(FIXTURES, 'throws-in-workers.mjs'),
-    '--restart-delay',
-    '0.02',
-  ]);
+  const res = await runCli(
+    modelArgs('IOMP', 2, join(FIXTURES, 'throws-in-workers.mjs'), '--restart-delay', '0.02'),
+  );
   assert.equal(res.code, 1);
   assert.match(
     res.stderr,

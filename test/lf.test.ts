@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type DaemonProcess, FIXTURES, startDaemon } from './helpers/daemon.js';
+import { FIXTURES, modelArgs, readyPids, startDaemon, stopCleanly } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, roundTrip, startLoadLoop, untilClosed } from './helpers/net.js';
 import { waitUntil } from './helpers/supervisor.js';
@@ -11,17 +11,8 @@ checkNoLeftoverProcesses();
 
 const ECHO = join(FIXTURES, 'worker-echo.mjs');
 
-function readyPids(daemon: DaemonProcess): number[] {
-  return daemon.logs.filter((l) => l.msg === 'worker ready').map((l) => l.workerPid as number);
-}
-
-async function stop(daemon: DaemonProcess): Promise<void> {
-  daemon.signal('SIGTERM');
-  assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
-}
-
 test('LF -c 2: a third connection waits (not refused, not reset) until one of the first two closes', async () => {
-  const { daemon, port } = await startDaemon(['-m', 'LF', '-c', '2', '-l', '127.0.0.1:0', '-s', ECHO]);
+  const { daemon, port } = await startDaemon(modelArgs('LF', 2, ECHO));
   try {
     const a = await connect(port);
     const b = await connect(port);
@@ -49,29 +40,18 @@ test('LF -c 2: a third connection waits (not refused, not reset) until one of th
     b.destroy();
     c.destroy();
   } finally {
-    await stop(daemon);
+    await stopCleanly(daemon);
   }
 });
 
 test('LF starts its workers in parallel', async () => {
-  const { daemon } = await startDaemon([
-    '-m',
-    'LF',
-    '-c',
-    '4',
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    ECHO,
-    '--loglevel',
-    'debug',
-  ]);
+  const { daemon } = await startDaemon(modelArgs('LF', 4, ECHO, '--loglevel', 'debug'));
   try {
     const firstReady = daemon.logs.findIndex((l) => l.msg === 'worker ready');
     const startedBefore = daemon.logs.slice(0, firstReady).filter((l) => l.msg === 'worker starting');
     assert.equal(startedBefore.length, 4, 'all four spawned before the first was ready');
   } finally {
-    await stop(daemon);
+    await stopCleanly(daemon);
   }
 });
 
@@ -111,23 +91,12 @@ test('-n recycles an LF worker after N connections: pids change', async () => {
     }, 'recycled workers to exit');
     assert.deepEqual(new Set(recycled.map((l) => l.code)), new Set([0]));
   } finally {
-    await stop(daemon);
+    await stopCleanly(daemon);
   }
 });
 
 test('a handler that blocks its event loop stalls only its own connection', async () => {
-  const { daemon, port } = await startDaemon([
-    '-m',
-    'LF',
-    '-c',
-    '2',
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    ECHO,
-    '--shutdown-timeout',
-    '0.5',
-  ]);
+  const { daemon, port } = await startDaemon(modelArgs('LF', 2, ECHO, '--shutdown-timeout', '0.5'));
   try {
     const stuck = await connect(port);
     stuck.write('hang\n');
@@ -145,18 +114,7 @@ test('a handler that blocks its event loop stalls only its own connection', asyn
 });
 
 test('--max-connections counts busy and waiting connections of the whole pool', async () => {
-  const { daemon, port } = await startDaemon([
-    '-m',
-    'LF',
-    '-c',
-    '1',
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    ECHO,
-    '--max-connections',
-    '2',
-  ]);
+  const { daemon, port } = await startDaemon(modelArgs('LF', 1, ECHO, '--max-connections', '2'));
   try {
     const served = await connect(port);
     assert.equal(await roundTrip(served, 'a'), 'a');
@@ -169,23 +127,12 @@ test('--max-connections counts busy and waiting connections of the whole pool', 
     assert.equal(await roundTrip(waiting, 'b'), 'b');
     waiting.destroy();
   } finally {
-    await stop(daemon);
+    await stopCleanly(daemon);
   }
 });
 
 test('kill -9 of an LF worker under a load loop: nothing refused, a replacement takes over', async () => {
-  const { daemon, port } = await startDaemon([
-    '-m',
-    'LF',
-    '-c',
-    '2',
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    ECHO,
-    '--restart-delay',
-    '0.05',
-  ]);
+  const { daemon, port } = await startDaemon(modelArgs('LF', 2, ECHO, '--restart-delay', '0.05'));
   try {
     const [victim] = readyPids(daemon) as [number];
     const load = startLoadLoop(port, { loops: 2 });
@@ -199,6 +146,6 @@ test('kill -9 of an LF worker under a load loop: nothing refused, a replacement 
     // At most the one connection the killed worker was serving is lost.
     assert.ok(stats.failed <= 1, `failed: ${stats.errors.join(', ')}`);
   } finally {
-    await stop(daemon);
+    await stopCleanly(daemon);
   }
 });

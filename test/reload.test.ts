@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DaemonProcess, FIXTURES, type LogLine, startDaemon } from './helpers/daemon.js';
+import {
+  DaemonProcess,
+  FIXTURES,
+  type LogLine,
+  modelArgs,
+  startDaemon,
+  stopCleanly,
+} from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, roundTrip, startLoadLoop } from './helpers/net.js';
 import { waitUntil } from './helpers/supervisor.js';
@@ -33,11 +40,6 @@ async function version(port: number): Promise<string> {
   } finally {
     s.destroy();
   }
-}
-
-async function stop(daemon: DaemonProcess): Promise<void> {
-  daemon.signal('SIGTERM');
-  assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
 }
 
 for (const model of ['IOMP', 'LF']) {
@@ -71,7 +73,7 @@ for (const model of ['IOMP', 'LF']) {
         ],
       );
     } finally {
-      await stop(daemon);
+      await stopCleanly(daemon);
     }
   });
 }
@@ -114,26 +116,15 @@ test('IF: SIGHUP replaces the spares with the new code, no connection fails, a s
     assert.equal(await roundTrip(held, 'who\n'), heldWho);
     held.destroy();
   } finally {
-    await stop(daemon);
+    await stopCleanly(daemon);
   }
 });
 
 test('a reload to a broken handler keeps the old workers; a crashed worker then backs off with CPU to spare', async () => {
   const handler = handlerCopy();
-  const { daemon, port } = await startDaemon([
-    '-m',
-    'IOMP',
-    '-c',
-    '2',
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    handler,
-    '--restart-delay',
-    '0.05',
-    '--restart-delay-max',
-    '0.4',
-  ]);
+  const { daemon, port } = await startDaemon(
+    modelArgs('IOMP', 2, handler, '--restart-delay', '0.05', '--restart-delay-max', '0.4'),
+  );
   try {
     writeFileSync(handler, "throw new Error('deployed a broken handler');\n");
     daemon.signal('SIGHUP');
@@ -166,27 +157,16 @@ test('a reload to a broken handler keeps the old workers; a crashed worker then 
     assert.ok(cpuShare < 0.6, `CPU share of one core (daemon and its workers): ${cpuShare.toFixed(2)}`);
     assert.equal(await version(port), 'v1', 'the other worker keeps serving');
   } finally {
-    await stop(daemon);
+    await stopCleanly(daemon);
   }
 });
 
 test('SIGUSR1: the daemon and every worker reopen the log file', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tcpd-log-'));
   const logfile = join(dir, 'd.log');
-  const daemon = new DaemonProcess([
-    '-m',
-    'IOMP',
-    '-c',
-    '2',
-    '-l',
-    '127.0.0.1:0',
-    '-s',
-    join(FIXTURES, 'worker-echo.mjs'),
-    '--logfile',
-    logfile,
-    '--loglevel',
-    'debug',
-  ]);
+  const daemon = new DaemonProcess(
+    modelArgs('IOMP', 2, join(FIXTURES, 'worker-echo.mjs'), '--logfile', logfile, '--loglevel', 'debug'),
+  );
   const lines = (path: string): LogLine[] =>
     existsSync(path)
       ? readFileSync(path, 'utf8')
@@ -215,7 +195,7 @@ test('SIGUSR1: the daemon and every worker reopen the log file', async () => {
     }
     assert.deepEqual([...workers].sort(), [1, 2]);
   } finally {
-    await stop(daemon);
+    await stopCleanly(daemon);
   }
 });
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { ThreadProcess } from '../src/models/thread-process.js';
-import { type DaemonProcess, EXAMPLES, FIXTURES, withDaemon } from './helpers/daemon.js';
+import { type DaemonProcess, EXAMPLES, FIXTURES, modelArgs, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { ask, connect, roundTrip, untilClosed } from './helpers/net.js';
 
@@ -42,20 +42,17 @@ function exitsLogged(daemon: DaemonProcess): number {
 }
 
 test('-m TLF -c 2: two threads of the daemon process serve connections; SIGTERM exits 0', async () => {
-  await withDaemon(
-    ['-m', 'TLF', '-c', '2', '-l', '127.0.0.1:0', '-s', commands],
-    async ({ daemon, port }) => {
-      const [a, b] = await onTwoThreads(port);
-      assert.equal(a.pid, daemon.pid, 'threads live in the daemon process');
-      assert.equal(b.pid, daemon.pid);
-      assert.deepEqual([a.workerId, b.workerId].sort(), [1, 2]);
-      assert.equal(await ask(a.socket, 'ping'), 'ping');
-      a.socket.end();
-      b.socket.end();
-      daemon.signal('SIGTERM');
-      assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
-    },
-  );
+  await withDaemon(modelArgs('TLF', 2, commands), async ({ daemon, port }) => {
+    const [a, b] = await onTwoThreads(port);
+    assert.equal(a.pid, daemon.pid, 'threads live in the daemon process');
+    assert.equal(b.pid, daemon.pid);
+    assert.deepEqual([a.workerId, b.workerId].sort(), [1, 2]);
+    assert.equal(await ask(a.socket, 'ping'), 'ping');
+    a.socket.end();
+    b.socket.end();
+    daemon.signal('SIGTERM');
+    assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+  });
 });
 
 test('WIN-TLF is an alias; a .ts handler runs in the threads', async () => {
@@ -71,77 +68,68 @@ test('WIN-TLF is an alias; a .ts handler runs in the threads', async () => {
 });
 
 test('process.exit in a thread costs its connections only: the other thread and the socket keep serving', async () => {
-  await withDaemon(
-    ['-m', 'TLF', '-c', '2', '-l', '127.0.0.1:0', '-s', commands],
-    async ({ daemon, port }) => {
-      const [survivor, victim] = await onTwoThreads(port);
-      const victimClosed = untilClosed(victim.socket);
-      victim.socket.write('exit\n');
-      await victimClosed;
-      const exited = await daemon.waitForLog((l) => l.msg === 'worker exited' && l.code === 3);
-      assert.equal(exited.workerPid, victim.threadId);
-      assert.equal(await ask(survivor.socket, 'still here'), 'still here');
-      // The dead thread's descriptors are reused by new connections: with a shared fd this aborts.
-      await daemon.waitForLog(
-        (l) => l.msg === 'worker ready' && l.workerPid !== victim.threadId && l.slot === exited.slot,
-      );
-      const threads = new Set<number>();
-      for (let i = 0; i < 30; i++) {
-        const w = await who(port);
-        threads.add(w.threadId);
-        w.socket.destroy();
-      }
-      assert.ok(!threads.has(victim.threadId), 'the dead thread serves nothing');
-      assert.equal(await ask(survivor.socket, 'after'), 'after');
-      assert.equal(daemon.child.exitCode, null);
-      survivor.socket.end();
-    },
-  );
+  await withDaemon(modelArgs('TLF', 2, commands), async ({ daemon, port }) => {
+    const [survivor, victim] = await onTwoThreads(port);
+    const victimClosed = untilClosed(victim.socket);
+    victim.socket.write('exit\n');
+    await victimClosed;
+    const exited = await daemon.waitForLog((l) => l.msg === 'worker exited' && l.code === 3);
+    assert.equal(exited.workerPid, victim.threadId);
+    assert.equal(await ask(survivor.socket, 'still here'), 'still here');
+    // The dead thread's descriptors are reused by new connections: with a shared fd this aborts.
+    await daemon.waitForLog(
+      (l) => l.msg === 'worker ready' && l.workerPid !== victim.threadId && l.slot === exited.slot,
+    );
+    const threads = new Set<number>();
+    for (let i = 0; i < 30; i++) {
+      const w = await who(port);
+      threads.add(w.threadId);
+      w.socket.destroy();
+    }
+    assert.ok(!threads.has(victim.threadId), 'the dead thread serves nothing');
+    assert.equal(await ask(survivor.socket, 'after'), 'after');
+    assert.equal(daemon.child.exitCode, null);
+    survivor.socket.end();
+  });
 });
 
 test('a throw from handler code in a thread is logged; the thread keeps serving', async () => {
-  await withDaemon(
-    ['-m', 'TLF', '-c', '2', '-l', '127.0.0.1:0', '-s', commands],
-    async ({ daemon, port }) => {
-      const w = await who(port);
-      w.socket.write('throw\n');
-      const logged = await daemon.waitForMsg('uncaught exception in handler code; process keeps serving');
-      assert.equal(logged.worker, w.workerId);
-      assert.equal(await ask(w.socket, 'same thread'), 'same thread');
-      assert.equal((await ask(w.socket, 'who')).split(' ')[1], String(w.threadId));
-      assert.equal(exitsLogged(daemon), 0, 'no thread died');
-      w.socket.end();
-    },
-  );
+  await withDaemon(modelArgs('TLF', 2, commands), async ({ daemon, port }) => {
+    const w = await who(port);
+    w.socket.write('throw\n');
+    const logged = await daemon.waitForMsg('uncaught exception in handler code; process keeps serving');
+    assert.equal(logged.worker, w.workerId);
+    assert.equal(await ask(w.socket, 'same thread'), 'same thread');
+    assert.equal((await ask(w.socket, 'who')).split(' ')[1], String(w.threadId));
+    assert.equal(exitsLogged(daemon), 0, 'no thread died');
+    w.socket.end();
+  });
 });
 
 test('SIGHUP reloads thread by thread with no refused connection; a blocked thread is terminated, the rest keep serving', async () => {
-  await withDaemon(
-    ['-m', 'TLF', '-c', '2', '-l', '127.0.0.1:0', '-s', commands, '--shutdown-timeout', '0.2'],
-    async ({ daemon, port }) => {
-      const [blocked, other] = await onTwoThreads(port);
-      const blockedClosed = untilClosed(blocked.socket);
-      blocked.socket.write('block\n'); // its thread's event loop never turns again
-      assert.equal(await ask(other.socket, 'other thread'), 'other thread');
-      other.socket.end();
-      daemon.signal('SIGHUP');
-      let served = 0;
-      while (!daemon.logs.some((l) => l.msg === 'reload done') && served < 500) {
-        const w = await who(port); // ECONNREFUSED would throw
-        assert.notEqual(w.threadId, blocked.threadId);
-        w.socket.destroy();
-        served++;
-      }
-      await daemon.waitForMsg('reload done');
-      const killed = await daemon.waitForMsg('worker did not finish in time; killing it');
-      assert.equal(killed.workerPid, blocked.threadId);
-      await blockedClosed;
-      const after = await who(port);
-      assert.equal(await ask(after.socket, 'after'), 'after');
-      after.socket.end();
-      assert.equal(daemon.child.exitCode, null);
-    },
-  );
+  await withDaemon(modelArgs('TLF', 2, commands, '--shutdown-timeout', '0.2'), async ({ daemon, port }) => {
+    const [blocked, other] = await onTwoThreads(port);
+    const blockedClosed = untilClosed(blocked.socket);
+    blocked.socket.write('block\n'); // its thread's event loop never turns again
+    assert.equal(await ask(other.socket, 'other thread'), 'other thread');
+    other.socket.end();
+    daemon.signal('SIGHUP');
+    let served = 0;
+    while (!daemon.logs.some((l) => l.msg === 'reload done') && served < 500) {
+      const w = await who(port); // ECONNREFUSED would throw
+      assert.notEqual(w.threadId, blocked.threadId);
+      w.socket.destroy();
+      served++;
+    }
+    await daemon.waitForMsg('reload done');
+    const killed = await daemon.waitForMsg('worker did not finish in time; killing it');
+    assert.equal(killed.workerPid, blocked.threadId);
+    await blockedClosed;
+    const after = await who(port);
+    assert.equal(await ask(after.socket, 'after'), 'after');
+    after.socket.end();
+    assert.equal(daemon.child.exitCode, null);
+  });
 });
 
 test('a unix socket: threads serve it; stop removes the socket file', async () => {

@@ -206,3 +206,19 @@ export async function assertSigtermDrains(daemon: DaemonProcess, port: number): 
   assert.equal(error, undefined);
   assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
 }
+
+/** `-m MODEL -c N -l 127.0.0.1:0 -s HANDLER ...extra`: the arguments of a worker-model daemon. */
+export function modelArgs(model: string, workers: number, handler: string, ...extra: string[]): string[] {
+  return ['-m', model, '-c', String(workers), '-l', '127.0.0.1:0', '-s', handler, ...extra];
+}
+
+/** Pids of the workers that have said ready so far, in order. */
+export function readyPids(daemon: DaemonProcess): number[] {
+  return daemon.logs.filter((l) => l.msg === 'worker ready').map((l) => l.workerPid as number);
+}
+
+/** SIGTERM, then the daemon must exit 0 by itself. */
+export async function stopCleanly(daemon: DaemonProcess): Promise<void> {
+  daemon.signal('SIGTERM');
+  assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null }, 'a clean stop');
+}
