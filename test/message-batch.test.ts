@@ -109,7 +109,10 @@ describe('one write per read chunk', () => {
         ),
       );
       const got = await c.waitFrames(sent.length);
-      got.forEach((f, i) => assert.ok(f.body.equals(sent[i]!), `frame ${i}: ${f.body.length} bytes`));
+      assert.deepEqual(
+        got.map((f) => f.body),
+        sent,
+      );
       c.destroy();
     });
   });
@@ -145,7 +148,10 @@ describe('one write per read chunk', () => {
         ),
       );
       const got = await c.waitFrames(sent.length);
-      got.forEach((f, i) => assert.ok(f.body.equals(sent[i]!), `frame ${i}`));
+      assert.deepEqual(
+        got.map((f) => f.body),
+        sent,
+      );
       c.destroy();
     });
   });
