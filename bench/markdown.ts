@@ -115,9 +115,25 @@ export function renderSection(report: RunReport): string {
   table(
     out,
     runs('connect'),
-    'Connect: connect, one 64-byte echo, close; N loops',
-    [n('connections/s'), n('p50 ms'), n('p99 ms'), n('max ms'), 'errors', n('server CPU')],
-    (x, r) => [int(x.perSecond), ...latency(x), errors(x), cores(r.serverCpu)],
+    'Connect: connect, one 64-byte echo, close; N loops, or paced at the offered rate with at most N in flight (latency from the due time)',
+    [
+      n('connections/s'),
+      n('offered/s'),
+      n('late'),
+      n('p50 ms'),
+      n('p99 ms'),
+      n('max ms'),
+      'errors',
+      n('server CPU'),
+    ],
+    (x, r) => [
+      int(x.perSecond),
+      x.paced ? x.paced.rate : '',
+      x.paced ? late(x.paced) : '',
+      ...latency(x),
+      errors(x),
+      cores(r.serverCpu),
+    ],
   );
   const holdRuns = runs('hold');
   table(
@@ -308,6 +324,11 @@ const p99 = (r: RunRecord) => r.result?.latencyMs.p99;
 
 function latency(x: BenchResult): number[] {
   return [x.latencyMs.p50, x.latencyMs.p99, x.latencyMs.max];
+}
+
+/** Late starts of a paced run, and how many of them never started. */
+function late(p: NonNullable<BenchResult['paced']>): string {
+  return p.unstarted > 0 ? `${int(p.late)} (${int(p.unstarted)} never started)` : int(p.late);
 }
 
 function int(x: number): string {
