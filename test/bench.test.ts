@@ -6,10 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { benchMain } from '../src/bench/cli.js';
+import { echoCodec } from '../src/bench/codec.js';
 import { splitConnections } from '../src/bench/pool.js';
 import type { BenchResult } from '../src/bench/report.js';
 import { tcpdaemon } from '../src/daemon.js';
-import { createMessageHandler } from '../src/message/index.js';
+import { createCodec, createMessageHandler } from '../src/message/index.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 
 checkNoLeftoverProcesses();
@@ -515,6 +516,39 @@ describe('framed echo (--codec, --msgid) against the message layer', () => {
       }
     });
   }
+
+  test('lars, tdhb, u32be frames are reused per connection and equal what the codec encodes', () => {
+    for (const name of ['lars', 'tdhb:4', 'u32be']) {
+      const codec = createCodec(name);
+      const framer = echoCodec(name, 7).framer(3);
+      const seen = new Set<Buffer>();
+      for (let i = 0; i < 12; i++) {
+        const body = Buffer.alloc(i < 6 ? 5 : 9, i); // a new length midway: fresh frames
+        const request = framer.encode(body);
+        assert.deepEqual(request, codec.encode(7, body), `${name} message ${i}`);
+        assert.equal(framer.expectedReply(body, request), request);
+        seen.add(request);
+      }
+      assert.equal(seen.size, 6, `${name}: 3 frames of each length, each used again 3 messages later`);
+    }
+  });
+
+  test('a server replaying an older lars frame is caught although the tool reuses frames', async () => {
+    // Echoes the first chunk, then answers each chunk with the one before it.
+    const { port } = await serve((s) => {
+      let previous: Buffer | undefined;
+      s.on('data', (d: Buffer) => {
+        s.write(previous ?? d);
+        previous = Buffer.from(d);
+      });
+    });
+    const { code, result } = await benchJson([
+      ...['--port', String(port), '--codec', 'lars', '--connections', '1', '--depth', '1'],
+      ...['--size', '16', '--duration', '0.3', '--threads', '1'],
+    ]);
+    assert.equal(code, 2);
+    assert.ok(result.errors.verify > 0, JSON.stringify(result.errors));
+  });
 
   test('a framed reply that differs is a verification error', async () => {
     const daemon = await tcpdaemon({
