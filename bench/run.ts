@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only NAME[,NAME...]] [-- --write]`
+// `npm run bench [-- --quick] [-- --only NAME[,NAME...]] [-- --rounds N] [-- --write]`
 // Runs every scenario of scenarios.ts against each of its servers, each on a fresh server,
 // one after the other, and writes the raw results to .bench-out/ and the tables to
 // BENCHMARKS.md (between its markers). A --only run writes BENCHMARKS.md only with --write.
@@ -18,6 +18,7 @@ import {
 } from './markdown.js';
 import { ROOT, runTool, startServer, treeCpuSeconds, treeRss } from './processes.js';
 import { runRedisOne } from './redis.js';
+import { mergeRounds, planRuns } from './rounds.js';
 import {
   type LoadSpec,
   quickLoad,
@@ -40,7 +41,7 @@ function usage(reason: string): never {
     ...new Set([...SCENARIOS.map((s) => s.table), ...SCENARIOS.map((s) => s.name), MESSAGE_MICRO]),
   ];
   process.stderr.write(
-    `bench/run.ts: ${reason}\nusage: npm run bench -- [--quick] [--only NAME[,NAME...]] [--write]\nnames: ${names.join(', ')}\n`,
+    `bench/run.ts: ${reason}\nusage: npm run bench -- [--quick] [--only NAME[,NAME...]] [--rounds N] [--write]\nnames: ${names.join(', ')}\n`,
   );
   process.exit(1);
 }
@@ -153,18 +154,22 @@ function sleep(ms: number): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  let values: { quick?: boolean; only?: string[]; write?: boolean };
+  let values: { quick?: boolean; only?: string[]; write?: boolean; rounds?: string };
   try {
     values = parseArgs({
       options: {
         quick: { type: 'boolean' },
         only: { type: 'string', multiple: true },
         write: { type: 'boolean' },
+        rounds: { type: 'string' },
       },
     }).values;
   } catch (err) {
     usage((err as Error).message);
   }
+  const roundsFlag = values.rounds === undefined ? undefined : Number(values.rounds);
+  if (roundsFlag !== undefined && !(Number.isInteger(roundsFlag) && roundsFlag >= 1 && roundsFlag <= 20))
+    usage(`--rounds must be an integer 1..20, not '${values.rounds}'`);
   const only = values.only?.flatMap((o) => o.split(',')).filter((o) => o !== '');
   const quick = values.quick ?? false;
   const scenarios = selectScenarios(only);
@@ -172,15 +177,23 @@ async function main(): Promise<number> {
   process.stdout.write(
     `bench: ${report.machine.cpu}, ${report.machine.cores} cores, node ${report.machine.node}${quick ? ', quick' : ''}\n`,
   );
+  // redis-benchmark runs once: its table has no ratios to pair.
+  const roundsOf = (s: Scenario) => (quick || s.table === 'redis' ? 1 : (roundsFlag ?? s.rounds ?? 1));
+  const byRun = new Map<string, RunRecord[]>();
+  for (const { scenario, server, round } of planRuns(scenarios, roundsOf)) {
+    const record =
+      scenario.table === 'redis'
+        ? await runRedisOne(scenario, server, quick ? quickRedis(scenario.redis) : scenario.redis)
+        : await runOne(scenario, server, quick ? quickLoad(scenario.load) : scenario.load);
+    const key = `${scenario.name}\0${server}`;
+    byRun.set(key, [...(byRun.get(key) ?? []), record]);
+    const rounds = roundsOf(scenario);
+    process.stdout.write(`${summary(record)}${rounds > 1 ? `  [round ${round + 1}/${rounds}]` : ''}\n`);
+  }
+  // In the scenarios' own order, whatever order the rounds ran in.
   for (const scenario of scenarios) {
-    for (const server of scenario.servers) {
-      const record =
-        scenario.table === 'redis'
-          ? await runRedisOne(scenario, server, quick ? quickRedis(scenario.redis) : scenario.redis)
-          : await runOne(scenario, server, quick ? quickLoad(scenario.load) : scenario.load);
-      report.runs.push(record);
-      process.stdout.write(`${summary(record)}\n`);
-    }
+    for (const server of scenario.servers)
+      report.runs.push(mergeRounds(byRun.get(`${scenario.name}\0${server}`)!));
   }
 
   if (!only || only.includes(MESSAGE_MICRO)) {

@@ -267,6 +267,8 @@ interface ScenarioBase {
   name: string;
   /** Run one after the other with the same load, each on a fresh server. */
   servers: ServerName[];
+  /** Times the whole group runs (see bench/rounds.ts); default 1; `--rounds N` overrides, `--quick` runs 1. */
+  rounds?: number;
 }
 
 /** Load from `tcpdaemon bench`. */
@@ -297,6 +299,10 @@ export interface RedisScenario extends ScenarioBase {
 export type Scenario = ToolScenario | RedisScenario;
 
 const ECHO_SECONDS = 3;
+/** Rounds of the scenarios behind an issue's target (ratios to a baseline); see bench/rounds.ts. */
+const TARGET_ROUNDS = 5;
+/** Rounds of the plain echo comparison (issue 2's figures). */
+const ECHO_ROUNDS = 3;
 const echoVs: ServerName[] = ['tcpdaemon IOMP -c 1', 'node net (for await)', 'node net'];
 
 function echo(depth: number, size: number): ToolScenario {
@@ -304,6 +310,7 @@ function echo(depth: number, size: number): ToolScenario {
     name: `echo-50x${depth}-${size}B`,
     table: 'echo',
     servers: echoVs,
+    rounds: ECHO_ROUNDS,
     load: { mode: 'echo', connections: 50, depth, size, seconds: ECHO_SECONDS },
   };
 }
@@ -319,8 +326,8 @@ function toolCheck(threads: number): ToolScenario {
 }
 
 /** Multi-process models against node's cluster: throughput, connect rate, spread per worker. */
-function workers(name: string, servers: ServerName[], load: LoadSpec): Scenario {
-  return { name, table: 'workers', servers, load };
+function workers(name: string, servers: ServerName[], load: LoadSpec, rounds?: number): Scenario {
+  return { name, table: 'workers', servers, load, ...(rounds ? { rounds } : {}) };
 }
 const iompVsCluster: ServerName[] = ['tcpdaemon IOMP -c 2', 'node cluster 2 (for await)', 'node cluster 2'];
 
@@ -338,26 +345,41 @@ export const SCENARIOS: Scenario[] = [
   toolCheck(1),
   toolCheck(2),
   toolCheck(4),
-  workers('workers-echo-50x1', iompVsCluster, {
-    mode: 'echo',
-    connections: 50,
-    depth: 1,
-    size: 64,
-    seconds: ECHO_SECONDS,
-  }),
-  workers('workers-echo-50x16', iompVsCluster, {
-    mode: 'echo',
-    connections: 50,
-    depth: 16,
-    size: 64,
-    seconds: ECHO_SECONDS,
-  }),
-  workers('workers-connect-50', iompVsCluster, {
-    mode: 'connect',
-    connections: 50,
-    size: 64,
-    seconds: ECHO_SECONDS,
-  }),
+  workers(
+    'workers-echo-50x1',
+    iompVsCluster,
+    {
+      mode: 'echo',
+      connections: 50,
+      depth: 1,
+      size: 64,
+      seconds: ECHO_SECONDS,
+    },
+    TARGET_ROUNDS,
+  ),
+  workers(
+    'workers-echo-50x16',
+    iompVsCluster,
+    {
+      mode: 'echo',
+      connections: 50,
+      depth: 16,
+      size: 64,
+      seconds: ECHO_SECONDS,
+    },
+    TARGET_ROUNDS,
+  ),
+  workers(
+    'workers-connect-50',
+    iompVsCluster,
+    {
+      mode: 'connect',
+      connections: 50,
+      size: 64,
+      seconds: ECHO_SECONDS,
+    },
+    TARGET_ROUNDS,
+  ),
   workers('lf-echo-8x1', ['tcpdaemon LF -c 8'], {
     mode: 'echo',
     connections: 8,
@@ -381,6 +403,7 @@ export const SCENARIOS: Scenario[] = [
     {
       name: `message-raw-50x${depth}-64B`,
       table: 'message',
+      rounds: TARGET_ROUNDS,
       servers: [MESSAGE_BYTE_ECHO],
       load: { mode: 'echo', connections: 50, depth, size: 64, seconds: ECHO_SECONDS },
     },
@@ -389,6 +412,7 @@ export const SCENARIOS: Scenario[] = [
     {
       name: `message-lars-50x${depth}-64B`,
       table: 'message',
+      rounds: TARGET_ROUNDS,
       servers: [MESSAGE_BYTE_ECHO, 'message layer lars'],
       load: { mode: 'echo', connections: 50, depth, size: 64, seconds: ECHO_SECONDS, codec: 'lars' },
     },
@@ -434,18 +458,21 @@ function proxyScenarios(): Scenario[] {
       name: 'proxy-echo-50x1-64B',
       table: 'proxy',
       servers,
+      rounds: TARGET_ROUNDS,
       load: { mode: 'echo', connections: 50, depth: 1, size: 64, seconds: ECHO_SECONDS },
     },
     {
       name: 'proxy-echo-50x16-4096B',
       table: 'proxy',
       servers,
+      rounds: TARGET_ROUNDS,
       load: { mode: 'echo', connections: 50, depth: 16, size: 4096, seconds: ECHO_SECONDS },
     },
     {
       name: 'proxy-connect-20',
       table: 'proxy',
       servers,
+      rounds: TARGET_ROUNDS,
       load: { mode: 'connect', connections: 20, size: 64, seconds: ECHO_SECONDS },
     },
     {
