@@ -11,6 +11,7 @@ import { modelFor } from './models/index.js';
 import type { RunningModel } from './models/model.js';
 import { type ResolvedParams, type TcpdaemonParams, validateParams } from './params.js';
 import type { SignalInbox } from './signals.js';
+import { closeStatus, type DaemonStatus, serveStatus } from './status.js';
 import type { Logger, Tcpmain } from './types.js';
 import { VERSION } from './version.js';
 import { currentWorkerConfig, takeWorkerConfig, type WorkerConfig } from './worker/config.js';
@@ -32,6 +33,8 @@ export interface TcpdaemonHandle extends EventEmitter {
   close(): Promise<void>;
   /** Serve new connections with the handler module as it is on disk now (what SIGHUP does). */
   reload(): Promise<void>;
+  /** What runs now: the report `tcpdaemon status` prints. Inside a worker: undefined. */
+  status(): DaemonStatus | undefined;
   readonly logger: Logger;
 }
 
@@ -50,6 +53,7 @@ export async function tcpdaemon(
   const handlerPath = typeof params.handler === 'string' ? resolve(params.handler) : undefined;
   const logfile = params.logfile === undefined ? undefined : resolve(params.logfile);
   const pidFile = params.pidFile === undefined ? undefined : resolve(params.pidFile);
+  const statusPath = params.statusSocket === undefined ? undefined : resolve(params.statusSocket);
   if (params.workPath !== undefined) process.chdir(params.workPath);
 
   const log = createLogger({ logfile, level: params.loglevel, workerId: 0 });
@@ -65,6 +69,26 @@ export async function tcpdaemon(
     server = await listenOnce(params.listenAddress, { pauseOnConnect: model.pauseOnConnect(params) }, logger);
   const listening: Listening = (server ?? shared)!;
   const address = formatAddress(boundAddress(listening, params.listenAddress));
+  const about: StatusBasics = {
+    model: `${params.model} -c ${params.workers}`,
+    address,
+    handler: handlerPath ?? '<function>',
+    startedAt: Date.now(),
+  };
+  let handle: DaemonHandle | undefined;
+  let statusServer: Server | undefined;
+  if (statusPath !== undefined) {
+    try {
+      statusServer = await serveStatus(
+        statusPath,
+        () => handle?.status() ?? basicStatus(about, 'starting'),
+        logger,
+      );
+    } catch (err) {
+      listening.close();
+      throw err;
+    }
+  }
   const stopper = new AbortController();
   // Handlers listen on the shared stop signal once per connection: thousands of listeners are normal.
   setMaxListeners(0, stopper.signal);
@@ -84,6 +108,7 @@ export async function tcpdaemon(
     });
   } catch (err) {
     listening.close();
+    if (statusServer && statusPath) await closeStatus(statusServer, statusPath);
     throw err;
   }
   if (pidFile !== undefined) writeFileSync(pidFile, `${process.pid}\n`);
@@ -99,15 +124,49 @@ export async function tcpdaemon(
     'listening',
   );
 
-  const handle = new DaemonHandle(params, listening, running, stopper, log, pidFile);
+  handle = new DaemonHandle(params, listening, running, stopper, log, pidFile, about);
+  if (statusServer && statusPath) {
+    handle.statusPath = statusPath;
+    handle.onStopped(() => closeStatus(statusServer, statusPath));
+  }
   if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
   return handle;
+}
+
+/** What the daemon knows of itself from its start. */
+interface StatusBasics {
+  model: string;
+  address: string;
+  handler: string;
+  /** Date.now() once listening, ms. */
+  startedAt: number;
+}
+
+function basicStatus(about: StatusBasics, state: DaemonStatus['state']): DaemonStatus {
+  return {
+    pid: process.pid,
+    version: VERSION,
+    node: process.version,
+    model: about.model,
+    address: about.address,
+    handler: about.handler,
+    state,
+    startedAt: new Date(about.startedAt).toISOString(),
+    uptimeS: Math.round((Date.now() - about.startedAt) / 100) / 10,
+    connections: 0,
+    reloads: 0,
+  };
 }
 
 class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
   private closing: Promise<void> | undefined;
   private reloading: Promise<void> | undefined;
   private reloadQueued: Promise<void> | undefined;
+  private reloads = 0;
+  private stopped = false;
+  /** --status-socket, removed at exit. */
+  statusPath: string | undefined;
+  private readonly stopHooks: (() => Promise<void>)[] = [];
 
   constructor(
     private readonly params: ResolvedParams,
@@ -116,8 +175,25 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     private readonly stopper: AbortController,
     readonly log: DaemonLogger,
     private readonly pidFile: string | undefined,
+    private readonly about: StatusBasics,
   ) {
     super();
+  }
+
+  status(): DaemonStatus {
+    const model = this.running.status?.();
+    return {
+      ...basicStatus(this.about, this.stopped ? 'stopped' : this.closing ? 'stopping' : 'serving'),
+      connections: this.running.connections,
+      reloads: this.reloads,
+      ...(model?.waiting !== undefined ? { waiting: model.waiting } : {}),
+      ...(model ? { workers: model.workers } : {}),
+    };
+  }
+
+  /** Runs `hook` once the daemon has stopped, before 'close' is emitted. */
+  onStopped(hook: () => Promise<void>): void {
+    this.stopHooks.push(hook);
   }
 
   get logger(): Logger {
@@ -142,9 +218,14 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
       return Promise.resolve();
     }
     if (this.reloading === undefined) {
-      this.reloading = this.running.reload().finally(() => {
-        this.reloading = undefined;
-      });
+      this.reloading = this.running
+        .reload()
+        .then(() => {
+          this.reloads++;
+        })
+        .finally(() => {
+          this.reloading = undefined;
+        });
       return this.reloading;
     }
     this.reloadQueued ??= this.reloading.then(() => {
@@ -174,18 +255,23 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     this.stopper.abort();
     await this.running.close(this.params.shutdownTimeout * 1000);
     await closed;
-    this.removePidFile();
+    for (const hook of this.stopHooks) await hook();
+    this.removeFiles();
+    this.stopped = true;
     logger.info('stopped');
     this.log.flush();
     this.emit('close');
   }
 
-  removePidFile(): void {
-    if (this.pidFile === undefined) return;
-    try {
-      unlinkSync(this.pidFile);
-    } catch {
-      // already gone
+  /** The pid file and the status socket, which outlive a process that exits without stopping. */
+  removeFiles(): void {
+    for (const path of [this.pidFile, this.statusPath]) {
+      if (path === undefined) continue;
+      try {
+        unlinkSync(path);
+      } catch {
+        // already gone
+      }
     }
   }
 }
@@ -212,7 +298,7 @@ function attachSignals(handle: DaemonHandle, inbox: SignalInbox, exit: (code: nu
       );
     } else {
       logger.warn({ signal: sig }, 'second stop signal: exiting now');
-      handle.removePidFile();
+      handle.removeFiles();
       handle.log.flush();
       exit(1);
     }
@@ -258,6 +344,10 @@ class WorkerSideHandle extends EventEmitter implements TcpdaemonHandle {
 
   async close(): Promise<void> {
     await this.running?.retire(this.graceMs);
+  }
+
+  status(): undefined {
+    return undefined;
   }
 
   /** Reloading replaces every worker: the daemon's job (SIGHUP to the daemon), not a worker's. */

@@ -36,6 +36,8 @@ export interface TcpdaemonParams {
   daemonLevel?: boolean;
   /** `--pid-file`: written once listening, removed at exit. */
   pidFile?: string;
+  /** `--status-socket`: unix socket answering each connection with a JSON status report (`tcpdaemon status PATH`). */
+  statusSocket?: string;
   /** `--max-connections`: excess connections are closed at once and counted; 0 = no limit. */
   maxConnections?: number;
   /** `--shutdown-timeout`: seconds open connections get to finish on stop. Default 10. */
@@ -58,12 +60,15 @@ export interface TcpdaemonParams {
 
 /** Validated parameters with every default filled in. */
 export interface ResolvedParams
-  extends Required<Omit<TcpdaemonParams, 'model' | 'logfile' | 'workPath' | 'pidFile' | 'tcpLinger'>> {
+  extends Required<
+    Omit<TcpdaemonParams, 'model' | 'logfile' | 'workPath' | 'pidFile' | 'statusSocket' | 'tcpLinger'>
+  > {
   model: ModelName;
   listenAddress: ListenAddress;
   logfile: string | undefined;
   workPath: string | undefined;
   pidFile: string | undefined;
+  statusSocket: string | undefined;
   tcpLinger: number | undefined;
 }
 
@@ -171,6 +176,7 @@ const FIELDS: { [K in keyof TcpdaemonParams]-?: Field<Exclude<TcpdaemonParams[K]
   proxyHeaderTimeout: num('--proxy-header-timeout', { min: 0.001, max: 3600, integer: false }),
   daemonLevel: bool('--daemon-level'),
   pidFile: str('--pid-file'),
+  statusSocket: str('--status-socket'),
   maxConnections: num('--max-connections', { min: 0, integer: true }),
   shutdownTimeout: num('--shutdown-timeout', { min: 0, integer: false }),
   hangTimeout: num('--hang-timeout', { min: 0, max: 86400, integer: false }),
@@ -235,6 +241,7 @@ export function validateParams(input: unknown): ResolvedParams {
     proxyHeaderTimeout: get('proxyHeaderTimeout') ?? 5,
     daemonLevel: get('daemonLevel') ?? false,
     pidFile: get('pidFile'),
+    statusSocket: get('statusSocket'),
     maxConnections: get('maxConnections') ?? 0,
     shutdownTimeout: get('shutdownTimeout') ?? 10,
     params: get('params') ?? Object.freeze({}),

@@ -24,6 +24,12 @@ test('library round trip with a function handler: address(), connections, gracef
   assert.equal(await roundTrip(a, 'abc'), 'ABC');
   assert.equal(await roundTrip(b, 'xyz'), 'XYZ');
   assert.equal(daemon.connections, 2);
+  const status = daemon.status();
+  assert.equal(status?.pid, process.pid);
+  assert.equal(status?.handler, '<function>');
+  assert.equal(status?.address, `127.0.0.1:${port}`);
+  assert.equal(status?.connections, 2);
+  assert.equal(status?.state, 'serving');
   const closedA = untilClosed(a);
   const closedB = untilClosed(b);
   let closeEvent = false;
@@ -38,6 +44,7 @@ test('library round trip with a function handler: address(), connections, gracef
   await Promise.all([closedA, closedB]);
   assert.equal(closeEvent, true);
   assert.equal(daemon.connections, 0);
+  assert.equal(daemon.status()?.state, 'stopped');
   assert.equal(seen, 2);
 });
 

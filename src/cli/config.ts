@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { ParamError } from '../params.js';
 
 /** Keys whose relative paths are read against the config file's folder, not the caller's. */
-const PATH_KEYS = ['handler', 'logfile', 'pidFile', 'workPath'];
+const PATH_KEYS = ['handler', 'logfile', 'pidFile', 'statusSocket', 'workPath'];
 
 /** Reads `--config FILE.json`: an object with the library's parameter keys. */
 export function readConfigFile(path: string): Record<string, unknown> {

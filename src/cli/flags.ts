@@ -21,6 +21,7 @@ const VALUE_FLAGS = {
   timeout: { key: 'timeout' },
   'proxy-header-timeout': { key: 'proxyHeaderTimeout' },
   'pid-file': { key: 'pidFile' },
+  'status-socket': { key: 'statusSocket' },
   'max-connections': { key: 'maxConnections' },
   'shutdown-timeout': { key: 'shutdownTimeout' },
   'hang-timeout': { key: 'hangTimeout' },
@@ -40,7 +41,7 @@ const SWITCH_FLAGS = {
 } as const satisfies Record<string, keyof TcpdaemonParams>;
 
 /** Paths on the command line are resolved against the caller's directory, before --work-path. */
-const PATH_KEYS = new Set<string>(['handler', 'logfile', 'pidFile', 'workPath']);
+const PATH_KEYS = new Set<string>(['handler', 'logfile', 'pidFile', 'statusSocket', 'workPath']);
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
 

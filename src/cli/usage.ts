@@ -3,6 +3,7 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
        tcpdaemon worker -s BUSINESS --queue nats://HOST:PORT [options]   (tcpdaemon worker -h)
        tcpdaemon proxy -l ADDRESS --backend HOST:PORT|--spawn CMD [options] (tcpdaemon proxy -h)
        tcpdaemon bench --port PORT [options]                            (load tool; tcpdaemon bench -h)
+       tcpdaemon status SOCKET [--json]                                 (a daemon run with --status-socket SOCKET)
 
   -m MODEL               IOMP (alias IO), LF, IF, TLF (alias WIN-TLF); default IOMP
   -l ADDRESS             ip:port, 0:port (all IPv4), [ipv6]:port, or a unix socket path
@@ -29,6 +30,7 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
   --work-path DIR        change to DIR after paths on the command line are resolved
   --daemon-level         detach from the terminal (needs --logfile)
   --pid-file PATH        write the daemon's pid here once listening
+  --status-socket PATH   answer \`tcpdaemon status PATH\` on this unix socket (mode 0600)
   --config FILE.json     parameters as JSON (library keys); flags override it
   -v                     print the version
   -h, --help             print this help

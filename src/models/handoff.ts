@@ -47,6 +47,7 @@ export async function serveByHandoff(
       warmup?.close();
     },
     reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
+    status: () => ({ workers: supervisor.status(), waiting: handoff.waitingCount }),
     // New workers load the handler from disk; connections being served keep their workers.
     reload: async () => {
       await supervisor.reload();
@@ -82,6 +83,11 @@ export class Handoff {
       opts.logger,
       'connection refused: no worker free and --max-waiting connections wait already',
     );
+  }
+
+  /** Connections accepted and waiting for a free worker. */
+  get waitingCount(): number {
+    return this.waiting.length;
   }
 
   /** Connections being served plus those waiting. */

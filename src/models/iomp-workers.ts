@@ -35,6 +35,7 @@ export async function startIompWorkers(host: ModelHost): Promise<RunningModel> {
     },
     close: (deadlineMs) => supervisor.stop(deadlineMs),
     reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
+    status: () => ({ workers: supervisor.status() }),
     reload: async () => {
       await supervisor.reload();
     },

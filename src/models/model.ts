@@ -1,6 +1,7 @@
 import type { Server } from 'node:net';
 import type { SharedListener } from '../listen.js';
 import type { ResolvedParams } from '../params.js';
+import type { SupervisorStatus } from '../supervisor/supervisor.js';
 import type { Logger, Tcpmain } from '../types.js';
 
 /** What the daemon gives a model: the one listening server and everything loaded before listening. */
@@ -36,6 +37,13 @@ export interface RunningModel {
    * Worker models replace their workers one by one (a new process loads the module afresh).
    */
   reload?(): Promise<void>;
+  /** Worker models: their supervisor's view; LF and IF also the connections waiting for a worker. */
+  status?(): ModelStatus;
+}
+
+export interface ModelStatus {
+  workers: SupervisorStatus;
+  waiting?: number;
 }
 
 export interface Model {

@@ -62,6 +62,7 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
     },
     close: (deadlineMs) => supervisor.stop(deadlineMs),
     reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
+    status: () => ({ workers: supervisor.status() }),
     reload: async () => {
       await supervisor.reload();
     },

@@ -17,8 +17,10 @@ export {
   Supervisor,
   type SupervisorEvents,
   type SupervisorOptions,
+  type SupervisorStatus,
   type WorkerHandle,
   type WorkerSpec,
   type WorkerStartContext,
   type WorkerState,
+  type WorkerStatus,
 } from './supervisor.js';

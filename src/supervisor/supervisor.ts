@@ -88,6 +88,29 @@ export interface ExitInfo {
   reason: string;
 }
 
+/** One live worker in a status report; served and active are as of its last heartbeat. */
+export interface WorkerStatus {
+  workerId: number;
+  pid: number | undefined;
+  state: WorkerState;
+  uptimeS: number;
+  served: number;
+  active: number;
+  rssBytes: number | undefined;
+}
+
+export interface SupervisorStatus {
+  /** In slot order; replacements and retiring or taken workers after the ones in service. */
+  workers: WorkerStatus[];
+  /** Workers started since the supervisor started. */
+  started: number;
+  /** Exits that were failures (crash, hang, not ready) and exits the supervisor asked for. */
+  failedExits: number;
+  plannedExits: number;
+  /** Slots whose last starts all failed (crashLoopAfter or more in a row). */
+  crashLooping: number[];
+}
+
 export type ReloadResult = { ok: true; replaced: number } | { ok: false; slot: number; error: string };
 
 export interface SupervisorEvents {
@@ -189,6 +212,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Live workers outside any slot: retiring, or taken by the model. */
   private readonly detached = new Set<Worker>();
   private spawnSeq = 0;
+  private failedExits = 0;
+  private plannedExits = 0;
   private started = false;
   private stopping: Promise<void> | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -264,6 +289,27 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (s.next) out.push(s.next);
     }
     return [...out, ...this.detached];
+  }
+
+  /** What runs now, for `tcpdaemon status` and the library's handle.status(). */
+  status(): SupervisorStatus {
+    const now = Date.now();
+    const workers = (this.workers() as Worker[]).map((w) => ({
+      workerId: w.workerId,
+      pid: w.pid,
+      state: w.state,
+      uptimeS: Math.round((now - w.startedAt) / 100) / 10,
+      served: w.served,
+      active: w.active,
+      rssBytes: w.rssBytes,
+    }));
+    return {
+      workers,
+      started: this.spawnSeq,
+      failedExits: this.failedExits,
+      plannedExits: this.plannedExits,
+      crashLooping: this.slots.filter((s) => s.failures >= this.crashLoopAfter).map((s) => s.index + 1),
+    };
   }
 
   /** The workers in service now. */
@@ -492,6 +538,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       reason: info.reason,
       served: w.served,
     };
+    if (!w.failure || this.stopping) this.plannedExits++;
+    else this.failedExits++;
     if (!w.failure || this.stopping) {
       this.log[w.routine && !this.stopping ? 'debug' : 'info'](fields, 'worker exited');
     } else {

@@ -1,0 +1,190 @@
+// `--status-socket PATH`: a unix socket on which the daemon answers every connection with one
+// JSON line describing what runs now (read by `tcpdaemon status PATH`), then closes it.
+import { chmodSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
+import type { SupervisorStatus } from './supervisor/supervisor.js';
+import type { Logger } from './types.js';
+
+export interface DaemonStatus {
+  pid: number;
+  version: string;
+  node: string;
+  model: string;
+  /** As logged at start, with the real port. */
+  address: string;
+  handler: string;
+  state: 'starting' | 'serving' | 'stopping' | 'stopped';
+  /** ISO time the daemon started listening. */
+  startedAt: string;
+  uptimeS: number;
+  /** Open connections across all workers (worker models: as of each worker's last report). */
+  connections: number;
+  /** Reloads run (SIGHUP or handle.reload()), whether or not they succeeded: the log says. */
+  reloads: number;
+  /** LF, IF: connections accepted and waiting for a free worker. */
+  waiting?: number;
+  /** Worker models: the supervisor's view. */
+  workers?: SupervisorStatus;
+}
+
+/** Clients answered at once; more wait in the listen backlog. */
+const MAX_STATUS_CLIENTS = 16;
+
+export class StatusSocketError extends Error {
+  override name = 'StatusSocketError';
+}
+
+/**
+ * Listens on `path` (mode 0600) and answers each connection with `report()`. A socket file left by a
+ * daemon that is gone is replaced; one that a live process answers on is an error.
+ */
+export async function serveStatus(path: string, report: () => DaemonStatus, logger: Logger): Promise<Server> {
+  const server = createServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    let line: string;
+    try {
+      line = `${JSON.stringify(report())}\n`;
+    } catch (err) {
+      logger.error({ err }, 'status report failed');
+      line = `${JSON.stringify({ error: (err as Error).message })}\n`;
+    }
+    socket.end(line);
+  });
+  server.maxConnections = MAX_STATUS_CLIENTS;
+  try {
+    await listenOn(server, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw statusError(path, err);
+    if (await answers(path)) {
+      throw new StatusSocketError(`--status-socket ${path}: another process answers on it`);
+    }
+    try {
+      unlinkSync(path);
+      await listenOn(server, path);
+    } catch (again) {
+      throw statusError(path, again);
+    }
+  }
+  chmodSync(path, 0o600);
+  return server;
+}
+
+/** Stops answering and removes the socket file. */
+export function closeStatus(server: Server, path: string): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    try {
+      unlinkSync(path);
+    } catch {
+      // already gone
+    }
+  });
+}
+
+function statusError(path: string, err: unknown): StatusSocketError {
+  const e = err as NodeJS.ErrnoException;
+  return new StatusSocketError(
+    `--status-socket ${path}: ${e.code ?? ''} ${e.message}`.replace(/ {2,}/g, ' '),
+  );
+}
+
+function listenOn(server: Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(path, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/** Whether some process accepts connections on the unix socket `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+/** Reads one status report from `path`; rejects with a one-line reason after `timeoutMs`. */
+export function readStatus(path: string, timeoutMs = 5000): Promise<DaemonStatus> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const fail = (reason: string) => {
+      socket.destroy();
+      reject(new Error(`no status from ${path}: ${reason}`));
+    };
+    socket.setTimeout(timeoutMs, () => fail(`no answer within ${timeoutMs} ms`));
+    socket.on('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
+    socket.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      // A report is a few KiB per worker; anything far larger is not our daemon.
+      if (size > 16 * 2 ** 20) return fail('answer larger than 16 MiB');
+      chunks.push(chunk);
+    });
+    socket.on('end', () => {
+      try {
+        const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as DaemonStatus & {
+          error?: string;
+        };
+        if (parsed.error !== undefined) return fail(parsed.error);
+        resolve(parsed);
+      } catch {
+        fail('the answer is not a status report');
+      }
+    });
+  });
+}
+
+/** The report for people: one block, a row per worker. */
+export function formatStatus(s: DaemonStatus): string {
+  const lines = [
+    `tcpdaemon ${s.version} (node ${s.node}), pid ${s.pid}, ${s.state}, up ${duration(s.uptimeS)} (since ${s.startedAt})`,
+    `${s.model} on ${s.address}, handler ${s.handler}`,
+    `connections ${s.connections}${s.waiting === undefined ? '' : `, waiting for a worker ${s.waiting}`}, reloads ${s.reloads}`,
+  ];
+  const w = s.workers;
+  if (w) {
+    const looping = w.crashLooping.length > 0 ? `, CRASH LOOP in worker ${w.crashLooping.join(', ')}` : '';
+    lines.push(
+      `workers: ${w.workers.length} live, ${w.started} started, ${w.failedExits} failed exits, ${w.plannedExits} planned exits${looping}`,
+    );
+    const rows = w.workers.map((x) => [
+      String(x.workerId),
+      String(x.pid ?? '-'),
+      x.state,
+      duration(x.uptimeS),
+      String(x.served),
+      String(x.active),
+      x.rssBytes === undefined ? '-' : (x.rssBytes / 2 ** 20).toFixed(1),
+    ]);
+    lines.push(...table(['id', 'pid', 'state', 'up', 'served', 'active', 'rss MiB'], rows));
+  }
+  return lines.join('\n');
+}
+
+function table(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    `  ${cells.map((c, i) => (i < 2 || i > 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ')}`;
+  return [line(head), ...rows.map(line)];
+}
+
+function duration(seconds: number): string {
+  const s = Math.floor(seconds);
+  if (s < 60) return `${seconds.toFixed(1)}s`;
+  const parts = [Math.floor(s / 86400), Math.floor(s / 3600) % 24, Math.floor(s / 60) % 60, s % 60];
+  const units = ['d', 'h', 'm', 's'];
+  const first = parts.findIndex((p) => p > 0);
+  return parts
+    .slice(first)
+    .map((p, i) => `${p}${units[first + i]}`)
+    .join('');
+}
