@@ -4,21 +4,12 @@ import { type RunRecord, renderSection } from '../bench/markdown.js';
 import { parseRedisCsv } from '../bench/redis.js';
 import { redisArgs, SCENARIOS, SERVERS } from '../bench/scenarios.js';
 import type { BenchResult } from '../src/bench/report.js';
+import { TEST_MACHINE } from './helpers/bench-report.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 
 checkNoLeftoverProcesses();
 
-const machine = {
-  date: '2026-01-01T00:00:00.000Z',
-  cpu: 'Test CPU',
-  cores: 2,
-  memory: 2 ** 30,
-  kernel: '6.0',
-  node: 'v20.20.2',
-  load1: 0.5,
-  openFiles: '20000',
-  commit: 'abc1234',
-};
+const machine = TEST_MACHINE;
 
 function result(perSecond: number, p50: number): BenchResult {
   return {

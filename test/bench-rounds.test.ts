@@ -5,6 +5,7 @@ import { type RunRecord, renderSection } from '../bench/markdown.js';
 import { mergeRounds, pairedRatio, planRuns } from '../bench/rounds.js';
 import type { Scenario, ServerName } from '../bench/scenarios.js';
 import type { BenchResult } from '../src/bench/report.js';
+import { TEST_MACHINE } from './helpers/bench-report.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 
 checkNoLeftoverProcesses();
@@ -119,17 +120,7 @@ test('the report names the repeated scenarios and shows paired ratios in the wor
   const ours = mergeRounds([record('tcpdaemon IOMP -c 2', 120, 2), record('tcpdaemon IOMP -c 2', 80, 2)]);
   const base = mergeRounds([record('node cluster 2', 100, 4), record('node cluster 2', 100, 4)]);
   const text = renderSection({
-    machine: {
-      date: '2026-01-01T00:00:00.000Z',
-      cpu: 'Test CPU',
-      cores: 2,
-      memory: 2 ** 30,
-      kernel: '6.0',
-      node: 'v20.20.2',
-      load1: 0.5,
-      openFiles: '20000',
-      commit: 'abc1234',
-    },
+    machine: TEST_MACHINE,
     quick: false,
     runs: [ours, base],
   });

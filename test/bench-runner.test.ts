@@ -9,6 +9,7 @@ import { runTool, startServer, treeCpuSeconds, treeRss } from '../bench/processe
 import { SERVERS, type ServerName, type ServerSpec, toolArgs, toolThreads } from '../bench/scenarios.js';
 import type { BenchResult } from '../src/bench/report.js';
 import { larsCodec } from '../src/message/codecs/lars.js';
+import { TEST_MACHINE } from './helpers/bench-report.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes } from './helpers/net.js';
 
@@ -113,17 +114,7 @@ describe('BENCHMARKS.md section', () => {
     exitCode: null,
     failure: 'server did not start: boom | bang\nmore',
   };
-  const machine = {
-    date: '2026-01-01T00:00:00.000Z',
-    cpu: 'Test CPU',
-    cores: 2,
-    memory: 2 ** 30,
-    kernel: '6.0',
-    node: 'v20.20.2',
-    load1: 0.5,
-    openFiles: '20000',
-    commit: 'abc1234',
-  };
+  const machine = TEST_MACHINE;
   const section = renderSection({
     machine,
     quick: true,
