@@ -141,7 +141,8 @@ async function startFront(backendPorts: number[]): Promise<number> {
         `  bind 127.0.0.1:${port}`,
         '  default_backend be',
         'backend be',
-        ...backendPorts.map((p, i) => `  server s${i + 1} 127.0.0.1:${p}`),
+        // `check inter 2s`: connect checks every 2 s, as our front does by default
+        ...backendPorts.map((p, i) => `  server s${i + 1} 127.0.0.1:${p} check inter 2s`),
         '',
       ].join('\n'),
     );
@@ -150,7 +151,10 @@ async function startFront(backendPorts: number[]): Promise<number> {
     return port;
   }
   if (values.front !== 'tcpdaemon') fail(`unknown --front ${values.front}`);
-  const args = ['-l', '127.0.0.1:0', ...backendPorts.flatMap((p) => ['--backend', `127.0.0.1:${p}`])];
+  // The same timeouts as HAProxy's defaults above: 5 s to connect, 60 s idle (our --timeout
+  // covers the client socket, which sees the traffic of both directions).
+  const args = ['-l', '127.0.0.1:0', '--connect-timeout', '5', '--timeout', '60'];
+  args.push(...backendPorts.flatMap((p) => ['--backend', `127.0.0.1:${p}`]));
   if (values.strategy) args.push('--strategy', values.strategy);
   return new Promise((res) => {
     run(['bin/tcpdaemon', 'proxy', ...args], (line) => {
