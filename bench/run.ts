@@ -144,7 +144,8 @@ function summary(r: RunRecord): string {
     return `${head} open ${x.hold.open}/${x.connections}  rss ${(r.rss.before / 2 ** 20).toFixed(1)} -> ${(r.rss.holding / 2 ** 20).toFixed(1)} MiB = ${Math.round(r.rss.perConnection)} B/conn${errs}`;
   }
   const cpu = `server ${r.serverCpu?.toFixed(2)} cores, tool ${x.tool.cpuCores} cores (threads busy ${x.tool.threadBusy.join(' ')})`;
-  return `${head} ${Math.round(x.perSecond)}/s  p50 ${x.latencyMs.p50} ms  p99 ${x.latencyMs.p99} ms  ${cpu}${errs}`;
+  const paced = x.paced ? `  offered ${x.paced.rate}/s, ${x.paced.late} late` : '';
+  return `${head} ${Math.round(x.perSecond)}/s${paced}  p50 ${x.latencyMs.p50} ms  p99 ${x.latencyMs.p99} ms  ${cpu}${errs}`;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -73,6 +73,13 @@ export const SERVERS = {
     cores: 2,
     children: true,
   },
+  'tcpdaemon LF -c 4': {
+    description:
+      'tcpdaemon, a pool of 4 worker processes serving one connection each (no start per connection), examples/echo.js',
+    command: ['bin/tcpdaemon', '-m', 'LF', '-c', '4', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'],
+    cores: 2,
+    children: true,
+  },
   'node -e 0 per connection': {
     description: 'reference for IF: a bare `node -e 0` started and awaited per connection, then echo',
     command: [...TSX, 'bench/servers/spawn-per-connection.ts', '127.0.0.1:0'],
@@ -123,7 +130,7 @@ export const SERVERS = {
       '-l',
       '127.0.0.1:0',
       '-s',
-      'bench/servers/message-echo.ts',
+      'bench/servers/message-echo.js',
     ],
     cores: 1,
     codec: 'lars',
@@ -203,6 +210,9 @@ export const SERVERS = {
 
 export type ServerName = keyof typeof SERVERS;
 
+/** The raw echo the message layer is compared with: the same model, Nagle off as the message layer has it. */
+export const MESSAGE_BYTE_ECHO: ServerName = 'tcpdaemon IOMP -c 1 nodelay';
+
 /** Ours with each strategy over three echo backends, the first answering 20 ms late. */
 function strategyServers() {
   const one = (strategy: string): ServerSpec => ({
@@ -245,6 +255,11 @@ export interface LoadSpec {
   threads?: number;
   /** echo framing of the load tool (`--codec`); default raw */
   codec?: string;
+  /**
+   * connect: connections started per second (`--rate`), an open loop with at most
+   * `connections` in flight; default: `connections` closed loops
+   */
+  rate?: number;
 }
 
 interface ScenarioBase {
@@ -366,13 +381,15 @@ export const SCENARIOS: Scenario[] = [
     {
       name: `message-raw-50x${depth}-64B`,
       table: 'message',
-      servers: ['tcpdaemon IOMP -c 1 nodelay'],
+      servers: [MESSAGE_BYTE_ECHO],
       load: { mode: 'echo', connections: 50, depth, size: 64, seconds: ECHO_SECONDS },
     },
+    // The byte echo under the same Lars-framed load (it returns each frame unchanged): the same
+    // client work and the same bytes on the wire, so message layer ÷ this isolates the server.
     {
       name: `message-lars-50x${depth}-64B`,
       table: 'message',
-      servers: ['message layer lars'],
+      servers: [MESSAGE_BYTE_ECHO, 'message layer lars'],
       load: { mode: 'echo', connections: 50, depth, size: 64, seconds: ECHO_SECONDS, codec: 'lars' },
     },
   ]),
@@ -382,6 +399,15 @@ export const SCENARIOS: Scenario[] = [
     table: 'connect',
     servers: ['tcpdaemon IF -c 4', 'node -e 0 per connection'],
     load: { mode: 'connect', connections: 4, size: 64, seconds: 5 },
+  },
+  // IF's first byte with its spares warm: a rate the spares sustain (IF does ~28/s at 4 loops
+  // here), at most 4 in flight; LF -c 4 beside it hands connections to processes already
+  // running, so the difference is what a process start per connection adds to the hand-off.
+  {
+    name: 'connect-if-paced',
+    table: 'connect',
+    servers: ['tcpdaemon IF -c 4', 'tcpdaemon LF -c 4'],
+    load: { mode: 'connect', connections: 4, rate: 10, size: 64, seconds: 10 },
   },
   // TLF -c 2 against IOMP -c 2: echo msg/s and connect rate.
   {
@@ -477,6 +503,7 @@ export function toolThreads(load: LoadSpec, server: ServerSpec, cores: number): 
 export function toolArgs(load: LoadSpec, threads: number, host: string, port: number): string[] {
   const args = ['--host', host, '--port', String(port), '--mode', load.mode];
   args.push('--connections', String(load.connections), '--duration', String(load.seconds));
+  if (load.rate !== undefined) args.push('--rate', String(load.rate));
   if (load.depth !== undefined) args.push('--depth', String(load.depth));
   if (load.size !== undefined) args.push('--size', String(load.size));
   if (load.holdSeconds !== undefined) args.push('--hold-seconds', String(load.holdSeconds));

@@ -75,6 +75,25 @@ test('the built tool runs as a child and prints one JSON result', async () => {
   }
 });
 
+test('a paced load runs the built tool with --rate: an open loop, every start on time', async () => {
+  const server = await startServer(SERVERS['node net'].command);
+  try {
+    const load = { mode: 'connect' as const, connections: 2, rate: 10, size: 16, seconds: 0.5 };
+    const args = toolArgs(load, 1, server.host, server.port);
+    assert.deepEqual(args.slice(args.indexOf('--rate'), args.indexOf('--rate') + 2), ['--rate', '10']);
+    const run = await runTool(['bin/tcpdaemon', 'bench', ...args], 20_000);
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    const result = JSON.parse(run.stdout) as BenchResult;
+    assert.equal(result.paced?.rate, 10);
+    assert.equal(result.paced?.late, 0);
+    assert.ok(result.completed > 0 && result.completed <= 6, `${result.completed} cycles in 0.5 s at 10/s`);
+  } finally {
+    await server.stop();
+  }
+  const closed = toolArgs({ mode: 'connect', connections: 2, seconds: 1 }, 1, '127.0.0.1', 1);
+  assert.ok(!closed.includes('--rate'), 'no --rate without a rate: closed loops');
+});
+
 test('the tool gets the cores the server leaves free, at least one', () => {
   const load = { mode: 'echo' as const, connections: 50, seconds: 1 };
   assert.equal(toolThreads(load, SERVERS['node net'], 2), 1);
@@ -94,18 +113,19 @@ describe('BENCHMARKS.md section', () => {
     exitCode: null,
     failure: 'server did not start: boom | bang\nmore',
   };
+  const machine = {
+    date: '2026-01-01T00:00:00.000Z',
+    cpu: 'Test CPU',
+    cores: 2,
+    memory: 2 ** 30,
+    kernel: '6.0',
+    node: 'v20.20.2',
+    load1: 0.5,
+    openFiles: '20000',
+    commit: 'abc1234',
+  };
   const section = renderSection({
-    machine: {
-      date: '2026-01-01T00:00:00.000Z',
-      cpu: 'Test CPU',
-      cores: 2,
-      memory: 2 ** 30,
-      kernel: '6.0',
-      node: 'v20.20.2',
-      load1: 0.5,
-      openFiles: '20000',
-      commit: 'abc1234',
-    },
+    machine,
     quick: true,
     runs: [failed],
   });
@@ -115,6 +135,43 @@ describe('BENCHMARKS.md section', () => {
     assert.match(section, /\| cpu \| Test CPU, 2 cores/);
     assert.match(section, /\| echo-50x1-64B \| node net \| failed: server did not start: boom \/ bang \|/);
     assert.match(section, /load \*\*echo-50x1-64B\*\*: `tcpdaemon bench --port PORT`/);
+  });
+
+  test('the connect table shows the offered rate and late starts of paced rows, blank for loops', () => {
+    const connect = (server: string, paced?: BenchResult['paced']): RunRecord => ({
+      scenario: paced ? 'connect-if-paced' : 'connect-4-if',
+      table: 'connect',
+      server,
+      serverCommand: 'x',
+      toolCommand: 'y',
+      exitCode: paced?.late ? 2 : 0,
+      result: {
+        mode: 'connect',
+        perSecond: 9.6,
+        latencyMs: { p50: 4.1, p90: 5, p99: 9.5, p999: 10, max: 12.25, mean: 4.5 },
+        errors: {},
+        errorTotal: 0,
+        ...(paced ? { paced } : {}),
+      } as unknown as BenchResult,
+      serverCpu: 0.5,
+    });
+    const text = renderSection({
+      machine,
+      quick: false,
+      runs: [
+        connect('tcpdaemon IF -c 4', { rate: 10, due: 100, late: 0, unstarted: 0 }),
+        connect('tcpdaemon LF -c 4', { rate: 10, due: 100, late: 3, unstarted: 1 }),
+        connect('node -e 0 per connection'),
+      ],
+    });
+    const rows = text.split('\n').filter((l) => l.startsWith('| connect-'));
+    assert.deepEqual(rows, [
+      '| connect-if-paced | tcpdaemon IF -c 4 | 10 | 10 | 0 | 4.1 | 9.5 | 12.25 | 0 | 0.50 cores |',
+      '| connect-if-paced | tcpdaemon LF -c 4 | 10 | 10 | 3 (1 never started) | 4.1 | 9.5 | 12.25 | 0 | 0.50 cores |',
+      '| connect-4-if | node -e 0 per connection | 10 |  |  | 4.1 | 9.5 | 12.25 | 0 | 0.50 cores |',
+    ]);
+    const header = text.split('\n').find((l) => l.startsWith('| scenario | server | connections/s'));
+    assert.equal(header?.split('|').length, rows[0]!.split('|').length, 'as many cells as columns');
   });
 
   test('replaces only what lies between the markers', () => {

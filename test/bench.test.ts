@@ -6,10 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { benchMain } from '../src/bench/cli.js';
+import { echoCodec } from '../src/bench/codec.js';
 import { splitConnections } from '../src/bench/pool.js';
 import type { BenchResult } from '../src/bench/report.js';
 import { tcpdaemon } from '../src/daemon.js';
-import { createMessageHandler } from '../src/message/index.js';
+import { createCodec, createMessageHandler } from '../src/message/index.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 
 checkNoLeftoverProcesses();
@@ -239,6 +240,17 @@ describe('connect mode', () => {
     assert.ok(accepted - result.completed <= 3, 'at most one cycle per loop cut off by the end of the run');
   });
 
+  test('an echo still missing 2 s after its write when the run ends is counted as stalled', async () => {
+    const { port } = await serve((s) => s.resume());
+    const { code, result } = await benchJson([
+      ...['--port', String(port), '--mode', 'connect', '--connections', '2'],
+      ...['--duration', '2.3', '--threads', '1'],
+    ]);
+    assert.equal(code, 2);
+    assert.equal(result.completed, 0);
+    assert.equal(result.errors.stalled, 2, JSON.stringify(result.errors));
+  });
+
   test('a refused port is reported as connect errors with exit status 2', async () => {
     const { server, port } = await serve(echo);
     await closeServer(server);
@@ -254,6 +266,81 @@ describe('connect mode', () => {
     assert.equal(result.completed, 0);
     assert.ok(result.errors.connect > 0);
     assert.equal(result.errorCodes.ECONNREFUSED, result.errors.connect);
+  });
+});
+
+describe('connect mode, paced (--rate)', () => {
+  /** A server that counts its connections and runs `onSocket` on each. */
+  async function counting(onSocket: (s: Socket) => void) {
+    const seen = { accepted: 0 };
+    const { port } = await serve((s) => {
+      seen.accepted += 1;
+      onSocket(s);
+    });
+    return { port, seen };
+  }
+
+  test('starts no more than rate x duration against an echo server, none late at a low rate', async () => {
+    const { port, seen } = await counting(echo);
+    const { code, result } = await benchJson([
+      ...['--port', String(port), '--mode', 'connect', '--rate', '10', '--connections', '4'],
+      ...['--duration', '1', '--threads', '2'],
+    ]);
+    assert.equal(code, 0, JSON.stringify(result));
+    assert.equal(result.errorTotal, 0, JSON.stringify(result.errors));
+    const paced = result.paced!;
+    assert.deepEqual(
+      { rate: paced.rate, late: paced.late, unstarted: paced.unstarted },
+      {
+        rate: 10,
+        late: 0,
+        unstarted: 0,
+      },
+    );
+    // 10/s over 1 s: each of the 2 threads may bring in one start at its very end.
+    assert.ok(paced.due >= 5 && paced.due <= 10 + 2, `${paced.due} starts due`);
+    assert.ok(seen.accepted <= paced.due, `${seen.accepted} accepted, ${paced.due} due`);
+    assert.ok(result.completed <= seen.accepted && seen.accepted - result.completed <= 4);
+    assert.ok(result.completed > 0);
+  });
+
+  test('starts pile up to the cap against a server that never answers, and are counted late', async () => {
+    const { port, seen } = await counting((s) => s.resume());
+    const args = ['--port', String(port), '--mode', 'connect', '--rate', '40', '--connections', '3'];
+    const { code, result } = await benchJson([...args, '--duration', '0.5', '--threads', '1']);
+    assert.equal(code, 2, 'late starts: the rate was not offered');
+    assert.equal(seen.accepted, 3, 'never more than the cap in flight');
+    assert.equal(result.completed, 0);
+    const paced = result.paced!;
+    assert.ok(paced.due > 3, `${paced.due} due`);
+    assert.equal(paced.late, paced.due - 3, 'every start after the first 3 found the cap in flight');
+    assert.equal(paced.unstarted, paced.late, 'and none of them could start');
+
+    const text = await bench([...args, '--duration', '0.3', '--threads', '1']);
+    assert.equal(text.code, 2);
+    assert.match(
+      text.out,
+      /paced\s+\d+ starts due at 40\/s, [1-9]\d* late \([1-9]\d* never started\): the rate was not offered/,
+    );
+  });
+
+  test('a late start waits for a free slot and its latency runs from when it was due', async () => {
+    const delayMs = 100;
+    const { port } = await counting((s) =>
+      s.once('data', (d: Buffer) => setTimeout(() => s.end(d), delayMs).unref()),
+    );
+    // One slot, a start every 50 ms, each cycle >= 100 ms: from the second start on, starts wait.
+    const { code, result } = await benchJson([
+      ...['--port', String(port), '--mode', 'connect', '--rate', '20', '--connections', '1'],
+      ...['--size', '8', '--duration', '1', '--threads', '1'],
+    ]);
+    assert.equal(code, 2);
+    assert.equal(result.errorTotal, 0, JSON.stringify(result.errors));
+    assert.ok(result.completed >= 2, `${result.completed} cycles`);
+    assert.ok(result.paced!.late > 0);
+    assert.ok(result.paced!.unstarted < result.paced!.late, 'some late starts did start');
+    // Start 1 was due at 50 ms and could begin at 100 ms at the earliest: >= 150 ms from its due time.
+    assert.ok(result.latencyMs.max >= 1.5 * delayMs, `max ${result.latencyMs.max} ms`);
   });
 });
 
@@ -340,6 +427,26 @@ describe('flags', () => {
     ],
     [['--port', '1', '--threads', '65'], /--threads must be between 1 and 64/],
     [['--port', '1', '--connections', '60000', '--depth', '1024', '--size', '65536'], /in flight/],
+    [['--port', '1', '--rate', '10'], /--rate goes with --mode connect only, not with echo/],
+    [
+      ['--port', '1', '--mode', 'hold', '--rate', '10'],
+      /--rate goes with --mode connect only, not with hold/,
+    ],
+    [
+      ['--port', '1', '--mode', 'connect', '--rate', '0'],
+      /--rate must be above 0 up to 100000 per second, not 0/,
+    ],
+    [['--port', '1', '--mode', 'connect', '--rate=-5'], /--rate must be a number per second, not '-5'/],
+    [
+      ['--port', '1', '--mode', 'connect', '--rate', '-5'],
+      /'--rate' argument is ambiguous.*use '--rate=-XYZ'/,
+    ],
+    [
+      ['--port', '1', '--mode', 'connect', '--rate', 'fast'],
+      /--rate must be a number per second, not 'fast'/,
+    ],
+    [['--port', '1', '--mode', 'connect', '--rate', '100001'], /--rate must be above 0 up to 100000/],
+    [['--port', '1', '--mode', 'connect', '--rate'], /Option '--rate <value>' argument missing/],
     [['--port', '1', '--bogus'], /Unknown option '--bogus'/],
     [['--port', '1', 'extra'], /positional/],
   ];
@@ -409,6 +516,39 @@ describe('framed echo (--codec, --msgid) against the message layer', () => {
       }
     });
   }
+
+  test('lars, tdhb, u32be frames are reused per connection and equal what the codec encodes', () => {
+    for (const name of ['lars', 'tdhb:4', 'u32be']) {
+      const codec = createCodec(name);
+      const framer = echoCodec(name, 7).framer(3);
+      const seen = new Set<Buffer>();
+      for (let i = 0; i < 12; i++) {
+        const body = Buffer.alloc(i < 6 ? 5 : 9, i); // a new length midway: fresh frames
+        const request = framer.encode(body);
+        assert.deepEqual(request, codec.encode(7, body), `${name} message ${i}`);
+        assert.equal(framer.expectedReply(body, request), request);
+        seen.add(request);
+      }
+      assert.equal(seen.size, 6, `${name}: 3 frames of each length, each used again 3 messages later`);
+    }
+  });
+
+  test('a server replaying an older lars frame is caught although the tool reuses frames', async () => {
+    // Echoes the first chunk, then answers each chunk with the one before it.
+    const { port } = await serve((s) => {
+      let previous: Buffer | undefined;
+      s.on('data', (d: Buffer) => {
+        s.write(previous ?? d);
+        previous = Buffer.from(d);
+      });
+    });
+    const { code, result } = await benchJson([
+      ...['--port', String(port), '--codec', 'lars', '--connections', '1', '--depth', '1'],
+      ...['--size', '16', '--duration', '0.3', '--threads', '1'],
+    ]);
+    assert.equal(code, 2);
+    assert.ok(result.errors.verify > 0, JSON.stringify(result.errors));
+  });
 
   test('a framed reply that differs is a verification error', async () => {
     const daemon = await tcpdaemon({

@@ -327,6 +327,49 @@ describe('encode refuses what the format cannot carry', () => {
   });
 });
 
+describe('encodeInto: the frame encode() gives, written into a buffer', () => {
+  const cases: [string, number, number][] = [
+    ['lars', 0, 0],
+    ['seq', 0x01020304, FLAG_REPLY],
+    ['tdhb:4', 0, 0],
+    ['tdhb:20', 0, 0],
+    ['u32be', 0, 0],
+    ['line', 0, 0],
+  ];
+  for (const [spec, seq, flags] of cases) {
+    test(`${spec}: same bytes at an offset, its length returned, -1 and nothing written when it does not fit`, () => {
+      const codec = createCodec(spec);
+      for (const size of [0, 1, 300]) {
+        const body = Buffer.alloc(size, 0x61);
+        const frame = codec.encode(-7, body, seq, flags);
+        const target = Buffer.alloc(frame.length + 5, 0xee);
+        assert.equal(codec.encodeInto!(target, 3, -7, body, seq, flags), frame.length);
+        assert.deepEqual(target.subarray(3, 3 + frame.length), frame);
+        assert.equal(target[2], 0xee);
+        assert.equal(target[3 + frame.length], 0xee);
+        const short = Buffer.alloc(frame.length + 2, 0xee);
+        assert.equal(codec.encodeInto!(short, 3, -7, body, seq, flags), -1);
+        assert.ok(
+          short.every((b) => b === 0xee),
+          'nothing written',
+        );
+      }
+    });
+  }
+  test('refuses what encode refuses, writing nothing', () => {
+    const target = Buffer.alloc(100_000, 0xee);
+    const lars = createCodec('lars', { maxBody: 10 });
+    assert.throws(() => lars.encodeInto!(target, 0, 1, Buffer.alloc(11)), /over the limit of 10 bytes/);
+    assert.throws(() => lars.encodeInto!(target, 0, 2 ** 31, Buffer.alloc(0)), /int32/);
+    assert.throws(() => createCodec('line').encodeInto!(target, 0, 0, Buffer.from('a\nb')), /newline/);
+    assert.throws(() => createCodec('seq').encodeInto!(target, 0, 1, Buffer.alloc(0), 2 ** 32), /uint32/);
+    assert.ok(
+      target.every((b) => b === 0xee),
+      'nothing written',
+    );
+  });
+});
+
 describe('createCodec', () => {
   test('rejects unknown names and bad parameters with a reason', () => {
     assert.throws(() => createCodec('nope'), /unknown codec "nope"; known: lars, seq, tdhb:W, u32be, line/);

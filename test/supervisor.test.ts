@@ -232,7 +232,7 @@ describe('supervisor with node workers', () => {
     assert.equal((await r.waitExit(old)).signal, 'SIGKILL');
   });
 
-  test('take(): the worker leaves its slot, the replacement starts at once, its exit is expected', async () => {
+  test('take(): the worker leaves its slot, the replacement starts on the next turn, its exit is expected', async () => {
     const r = recorded({ size: 1, spec: { start: forkFixture(WORKER) }, heartbeatMs: 60_000 });
     await r.supervisor.start();
     const [w] = r.supervisor.readyWorkers() as [WorkerHandle];
@@ -240,6 +240,12 @@ describe('supervisor with node workers', () => {
     assert.equal(w.state, 'taken');
     assert.equal(r.supervisor.take(w), false, 'taken once');
     assert.deepEqual(r.supervisor.readyWorkers(), []);
+    // Not in the same turn: the caller hands its connection over before the daemon forks.
+    assert.deepEqual(
+      r.supervisor.workers().map((x) => x.state),
+      ['taken'],
+    );
+    await new Promise((res) => setImmediate(res));
     assert.deepEqual(
       r.supervisor.workers().map((x) => x.state),
       ['starting', 'taken'],

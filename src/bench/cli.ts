@@ -17,8 +17,8 @@ const processIO: BenchIO = {
 
 /**
  * Runs `tcpdaemon bench <argv>` and returns the exit code: 0 the run counted no errors,
- * 2 it finished but counted errors (the report says which), 1 bad flags or a failure of
- * the tool itself. The result goes to stdout (text, or one JSON object with --json);
+ * 2 it finished but counted errors or, with --rate, late starts (the report says which),
+ * 1 bad flags or a failure of the tool itself. The result goes to stdout (text, or one JSON object with --json);
  * hold mode writes `holding N open F failed` on stderr once its ramp is over.
  */
 export async function benchMain(argv: string[], io: BenchIO = processIO): Promise<number> {
@@ -47,7 +47,7 @@ export async function benchMain(argv: string[], io: BenchIO = processIO): Promis
     });
     const result = buildResult(options, run);
     io.out(options.json ? `${JSON.stringify(result)}\n` : `${formatText(result)}\n`);
-    return result.errorTotal > 0 ? 2 : 0;
+    return result.errorTotal > 0 || (result.paced?.late ?? 0) > 0 ? 2 : 0;
   } catch (err) {
     io.err(`tcpdaemon bench: ${(err as Error).message}\n`);
     return 1;

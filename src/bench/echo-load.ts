@@ -3,7 +3,7 @@
 // its write to the last byte of its reply. A failed connection is counted and reopened
 // after RETRY_MS until the run stops.
 import type { Socket } from 'node:net';
-import type { EchoCodec } from './codec.js';
+import type { EchoCodec, EchoFramer } from './codec.js';
 import { type DialFailure, dial, RETRY_MS, socketFailure } from './dial.js';
 import { closeGently, type LoadEngine, type LoadShare } from './engine.js';
 import { PayloadPattern } from './payload.js';
@@ -40,10 +40,11 @@ class EchoConnection {
   private inFlight = 0;
   /** Bytes of the head reply already matched. */
   private matched = 0;
+  private readonly framer: EchoFramer;
 
   constructor(
     private readonly share: LoadShare,
-    private readonly codec: EchoCodec,
+    codec: EchoCodec,
     private readonly pattern: PayloadPattern,
     private readonly id: number,
   ) {
@@ -51,6 +52,7 @@ class EchoConnection {
     this.replies = new Array<Buffer>(depth);
     this.bodyBytes = new Uint32Array(depth);
     this.sentAt = new Float64Array(depth);
+    this.framer = codec.framer(depth);
   }
 
   open(): void {
@@ -74,9 +76,9 @@ class EchoConnection {
 
   private send(socket: Socket): void {
     const body = this.pattern.body(this.id, this.seq++);
-    const request = this.codec.encode(body);
+    const request = this.framer.encode(body);
     const slot = (this.head + this.inFlight) % this.replies.length;
-    this.replies[slot] = this.codec.expectedReply(body, request);
+    this.replies[slot] = this.framer.expectedReply(body, request);
     this.bodyBytes[slot] = body.length;
     this.sentAt[slot] = performance.now();
     this.inFlight += 1;

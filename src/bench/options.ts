@@ -11,8 +11,13 @@ export type BenchTarget = { host: string; port: number } | { path: string };
 export interface BenchOptions {
   target: BenchTarget;
   mode: BenchMode;
-  /** Concurrent connections (echo, hold) or concurrent connect loops (connect). */
+  /**
+   * Concurrent connections (echo, hold), concurrent connect loops (connect), or with `rate`
+   * the most connect cycles in flight at once.
+   */
   connections: number;
+  /** connect: connect cycles started per second over all threads, on a fixed schedule (open loop). */
+  rate?: number;
   /** Requests in flight per connection (echo). */
   depth: number;
   /** Bytes per message body. */
@@ -40,13 +45,22 @@ export const LIMITS = {
   /** seconds */
   duration: 3600,
   threads: 64,
+  /** connections started per second (--rate) */
+  rate: 100_000,
 } as const;
 
 export const USAGE = `usage: tcpdaemon bench (--port PORT [--host HOST] | --path SOCKET) [options]
   --mode echo|connect|hold  echo: D messages in flight per connection, every echoed byte verified
                             connect: connect, send S bytes, read the echo, close; repeat (N loops)
                             hold: open N connections, hold them idle, close (default: echo)
-  --connections N           connections or connect loops (default 50, at most ${LIMITS.connections})
+  --connections N           connections or connect loops (default 50, at most ${LIMITS.connections});
+                            with --rate, the most connect cycles in flight at once
+  --rate R                  connect mode, open loop: start R connect cycles per second (over all
+                            threads, fractions allowed, at most ${LIMITS.rate}) on a fixed schedule,
+                            whatever earlier ones are doing. Latency runs from each start's due
+                            time to its last echoed byte, so a start that waits shows as latency.
+                            A start due while N are in flight is late: it waits for a free slot,
+                            and is counted (exit status 2, like errors)
   --depth D                 messages in flight per connection, echo mode (default 1, at most ${LIMITS.depth})
   --size S                  bytes per message (default 64, at most ${LIMITS.size})
   --duration SECONDS        load time, fractions allowed (default 5); in hold mode the ramp limit
@@ -57,7 +71,8 @@ export const USAGE = `usage: tcpdaemon bench (--port PORT [--host HOST] | --path
   --msgid N                 msgid of every message, codecs that carry one (default 1)
   --json                    print one JSON object on stdout instead of text
 hold mode writes "holding N open F failed" on stderr once the ramp is over.
-exit status: 0 no errors, 2 the run finished but counted errors, 1 bad flags or the tool failed`;
+exit status: 0 no errors, 2 the run finished but counted errors (or late starts: the --rate was
+not offered), 1 bad flags or the tool failed`;
 
 export class BenchUsageError extends Error {}
 
@@ -67,7 +82,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   try {
     values = parse(argv).values;
   } catch (err) {
-    throw new BenchUsageError((err as Error).message.split('\n')[0]);
+    // One line: node's parseArgs puts its hint (e.g. --flag=-VALUE) on lines of their own.
+    throw new BenchUsageError((err as Error).message.replace(/\s*\n\s*/g, ' '));
   }
   if (values.help) return 'help';
 
@@ -109,6 +125,13 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       `--size ${size} is more than codec ${codec} carries (${framing.maxBody} bytes)`,
     );
   }
+  let rate: number | undefined;
+  if (values.rate !== undefined) {
+    if (mode !== 'connect') {
+      throw new BenchUsageError(`--rate goes with --mode connect only, not with ${mode}`);
+    }
+    rate = perSecond('--rate', values.rate);
+  }
   const duration = seconds('--duration', values.duration ?? '5', false);
   const holdSeconds = seconds('--hold-seconds', values['hold-seconds'] ?? '5', true);
   const threads = integer('--threads', values.threads ?? String(availableParallelism()), 1, LIMITS.threads);
@@ -122,6 +145,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     target,
     mode: mode as BenchMode,
     connections,
+    ...(rate !== undefined ? { rate } : {}),
     depth,
     size,
     duration,
@@ -143,6 +167,7 @@ function parse(argv: string[]) {
       port: { type: 'string' },
       path: { type: 'string' },
       connections: { type: 'string' },
+      rate: { type: 'string' },
       depth: { type: 'string' },
       size: { type: 'string' },
       duration: { type: 'string' },
@@ -168,6 +193,16 @@ function integer(flag: string, text: string, min: number, max: number): number {
   if (!/^\d+$/.test(text)) throw new BenchUsageError(`${flag} must be a whole number, not '${text}'`);
   const n = Number(text);
   if (n < min || n > max) throw new BenchUsageError(`${flag} must be between ${min} and ${max}, not ${text}`);
+  return n;
+}
+
+function perSecond(flag: string, text: string): number {
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(text))
+    throw new BenchUsageError(`${flag} must be a number per second, not '${text}'`);
+  const n = Number(text);
+  if (n <= 0 || n > LIMITS.rate) {
+    throw new BenchUsageError(`${flag} must be above 0 up to ${LIMITS.rate} per second, not ${text}`);
+  }
   return n;
 }
 

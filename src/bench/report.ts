@@ -24,13 +24,22 @@ export interface BenchResult {
   perSecond: number;
   /** echo: verified body bytes per second in EACH direction, in MB (10^6 bytes). */
   mbPerSecond: number;
-  /** echo: write to last echoed byte of a message; connect, hold: connect call to last echoed byte. */
+  /**
+   * echo: write to last echoed byte of a message; connect, hold: connect call to last echoed
+   * byte; connect with --rate: the time the start was due to its last echoed byte.
+   */
   latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
   errors: Record<ErrorKind, number>;
   errorTotal: number;
   /** errno codes behind the connect and reset errors. */
   errorCodes: Record<string, number>;
   hold?: { open: number; failed: number; dropped: number; rampSeconds: number; holdSeconds: number };
+  /**
+   * connect with --rate: the offered rate (starts per second); starts that came due; of them,
+   * the late ones (due while `connections` were in flight) and, of those, the ones still waiting
+   * when the run ended. Late starts make the exit status 2: the rate was not offered.
+   */
+  paced?: { rate: number; due: number; late: number; unstarted: number };
   tool: {
     /** Event-loop utilization of each load thread, 0..1. */
     threadBusy: number[];
@@ -83,6 +92,9 @@ export function buildResult(options: BenchOptions, run: RunOutcome): BenchResult
           },
         }
       : {}),
+    ...(options.rate !== undefined
+      ? { paced: { rate: options.rate, due: tally.due, late: tally.late, unstarted: tally.unstarted } }
+      : {}),
     tool: {
       threadBusy: run.threadBusy.map((b) => round(b, 3)),
       cpuCores: round(run.cpuCores, 3),
@@ -98,7 +110,9 @@ export function buildResult(options: BenchOptions, run: RunOutcome): BenchResult
 
 export function formatText(r: BenchResult): string {
   const lines: string[] = [];
-  const what = `${r.connections} ${r.mode === 'connect' ? 'loops' : 'connections'}`;
+  const what = r.paced
+    ? `${r.paced.rate} starts/s, at most ${r.connections} in flight`
+    : `${r.connections} ${r.mode === 'connect' ? 'loops' : 'connections'}`;
   const depth = r.mode === 'echo' ? ` x depth ${r.depth}` : '';
   lines.push(`${r.mode} ${r.target}: ${what}${depth}, ${r.size}-byte messages, ${r.threads} threads`);
   if (r.mode === 'echo') {
@@ -106,6 +120,12 @@ export function formatText(r: BenchResult): string {
     lines.push(`  throughput  ${r.mbPerSecond} MB/s each way (verified body bytes, 1 MB = 10^6 B)`);
   } else if (r.mode === 'connect') {
     lines.push(`  connections ${r.completed} in ${r.seconds} s = ${r.perSecond} conn/s`);
+    if (r.paced) {
+      const p = r.paced;
+      lines.push(
+        `  paced       ${p.due} starts due at ${p.rate}/s, ${p.late} late (${p.unstarted} never started)${p.late > 0 ? ': the rate was not offered' : ''}; latency from the due time`,
+      );
+    }
   } else if (r.hold) {
     const h = r.hold;
     lines.push(

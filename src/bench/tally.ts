@@ -22,6 +22,12 @@ export class Tally {
   bytes = 0;
   /** hold: connections lost after they were open (also counted as eof or reset errors). */
   dropped = 0;
+  /** connect --rate: starts that came due before the end of the run. */
+  due = 0;
+  /** connect --rate: starts that came due while the cap was in flight, so began late or never. */
+  late = 0;
+  /** connect --rate: late starts still waiting for a free slot when the run ended. */
+  unstarted = 0;
   readonly errors: Record<ErrorKind, number> = {
     connect: 0,
     timeout: 0,
@@ -45,6 +51,9 @@ export class Tally {
       done: this.done,
       bytes: this.bytes,
       dropped: this.dropped,
+      due: this.due,
+      late: this.late,
+      unstarted: this.unstarted,
       errors: { ...this.errors },
       codes: { ...this.codes },
       latency: this.latency.toData(),
@@ -56,6 +65,9 @@ export class Tally {
     this.done += other.done;
     this.bytes += other.bytes;
     this.dropped += other.dropped;
+    this.due += other.due;
+    this.late += other.late;
+    this.unstarted += other.unstarted;
     for (const k of ERROR_KINDS) this.errors[k] += other.errors[k];
     for (const [code, n] of Object.entries(other.codes)) this.codes[code] = (this.codes[code] ?? 0) + n;
     this.latency.merge(other.latency);
@@ -71,6 +83,9 @@ export interface TallyData {
   done: number;
   bytes: number;
   dropped: number;
+  due: number;
+  late: number;
+  unstarted: number;
   errors: Record<ErrorKind, number>;
   codes: Record<string, number>;
   latency: HistogramData;

@@ -6,12 +6,14 @@ import { EchoLoad } from './echo-load.js';
 import { type LoadEngine, type LoadShare, makeShare } from './engine.js';
 import { HoldLoad } from './hold-load.js';
 import type { BenchMode } from './options.js';
+import { PacedConnectLoad } from './paced-connect-load.js';
 import type { FromThread, ThreadInit, ToThread } from './protocol.js';
 import { Tally } from './tally.js';
 
 const ENGINES: Record<BenchMode, (share: LoadShare) => LoadEngine> = {
   echo: (share) => new EchoLoad(share),
-  connect: (share) => new ConnectLoad(share),
+  connect: (share) =>
+    share.options.rate === undefined ? new ConnectLoad(share) : new PacedConnectLoad(share),
   hold: (share) => new HoldLoad(share),
 };
 

@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type Codec, type Decoder, FLAG_ERROR, FLAG_REPLY } from './codecs/index.js';
 import { MessageError } from './errors.js';
+import { frameBatch } from './frame-batch.js';
 import { checkTimeout, PendingRequests, type ReplyStats, type RequestOptions } from './pending.js';
 import { isThenable, type MessagePeer, type Router, replyParts } from './router.js';
 
@@ -75,6 +76,8 @@ export class MessageConn implements MessagePeer {
   private ending = false;
   private hasClosed = false;
   private paused = 0;
+  /** Frames go into the shared frame batch, written when the read chunk (or backlog run) is done. */
+  private batching = false;
   private inFlight = 0;
   /** Frames waiting for a handler slot (reading is paused meanwhile), from `backlogHead`. */
   private backlog: Waiting[] = [];
@@ -149,12 +152,16 @@ export class MessageConn implements MessagePeer {
    */
   send(msgid: number, body?: Uint8Array | string): boolean {
     if (!this.isOpen) return false;
-    return this.write(this.codec.encode(msgid, toBytes(body)));
+    return this.writeFrame(msgid, toBytes(body), 0, 0);
   }
 
   /** Sends a frame already encoded with this connection's codec (broadcast encodes once). */
   sendEncoded(frame: Buffer): boolean {
     if (!this.isOpen) return false;
+    if (!this.batching) return this.write(frame);
+    if (!this.socket.writable) return false;
+    if (frameBatch.appendBytes(frame)) return this.batchAppended();
+    this.flushBatch(); // what was batched goes first
     return this.write(frame);
   }
 
@@ -187,7 +194,7 @@ export class MessageConn implements MessagePeer {
       return Promise.reject(err);
     }
     try {
-      this.write(this.codec.encode(msgid, toBytes(body), opened.seq, 0));
+      this.writeFrame(msgid, toBytes(body), opened.seq, 0);
     } catch (err) {
       this.pending.abandon(opened.seq, err as Error);
     }
@@ -212,11 +219,31 @@ export class MessageConn implements MessagePeer {
 
   private readonly onData = (chunk: Buffer): void => {
     if (!this.reading) return;
-    const socket = this.socket;
-    socket.cork();
-    this.decoder.push(chunk);
-    socket.uncork();
+    this.beginBatch();
+    try {
+      this.decoder.push(chunk);
+    } finally {
+      this.endBatch();
+    }
   };
+
+  /** Until endBatch(), frames go into the shared batch, unless another connection has it open. */
+  private beginBatch(): void {
+    this.batching = frameBatch.open(this);
+  }
+
+  /** Writes what was batched and gives the batch back. */
+  private endBatch(): void {
+    if (!this.batching) return;
+    this.flushBatch();
+    this.batching = false;
+    frameBatch.close();
+  }
+
+  private flushBatch(): boolean {
+    const bytes = frameBatch.take();
+    return bytes === undefined || this.write(bytes);
+  }
 
   private onFrame(msgid: number, body: Buffer, seq: number, flags: number): void {
     if (!this.reading) return;
@@ -263,18 +290,21 @@ export class MessageConn implements MessagePeer {
 
   private handlerDone(value: unknown, msgid: number, seq: number, err?: unknown): void {
     this.inFlight--;
-    if (err !== undefined) this.handlerFailed(err, msgid, seq);
-    else if (value !== undefined) this.reply(value, msgid, seq);
+    this.beginBatch();
+    try {
+      if (err !== undefined) this.handlerFailed(err, msgid, seq);
+      else if (value !== undefined) this.reply(value, msgid, seq);
+      while (this.backlogHead < this.backlog.length && this.inFlight < this.concurrency && this.reading) {
+        const next = this.backlog[this.backlogHead++]!;
+        this.dispatch(next.msgid, next.body, next.seq);
+      }
+    } finally {
+      this.endBatch();
+    }
     if (!this.reading) {
       if (this.inFlight === 0 && this.reason !== undefined && !this.ending && !this.hasClosed) this.endNow();
       return;
     }
-    this.socket.cork();
-    while (this.backlogHead < this.backlog.length && this.inFlight < this.concurrency && this.reading) {
-      const next = this.backlog[this.backlogHead++]!;
-      this.dispatch(next.msgid, next.body, next.seq);
-    }
-    this.socket.uncork();
     if (this.backlogHead === this.backlog.length) {
       this.backlog = [];
       this.backlogHead = 0;
@@ -285,20 +315,18 @@ export class MessageConn implements MessagePeer {
   /** A handler's return value goes back: as the reply to `seq` (seq codec), else as a frame with the same (or its own) msgid. */
   private reply(value: unknown, msgid: number, seq: number): void {
     if (!this.isOpen) return;
-    let frame: Buffer;
+    const request = this.withSeq && seq !== 0;
     try {
+      if (value instanceof Uint8Array) {
+        this.writeFrame(msgid, value, request ? seq : 0, request ? FLAG_REPLY : 0);
+        return;
+      }
       const parts = replyParts(value);
       if (parts === undefined) return;
-      const id = parts.msgid ?? msgid;
-      frame =
-        this.withSeq && seq !== 0
-          ? this.codec.encode(id, parts.bytes, seq, FLAG_REPLY)
-          : this.codec.encode(id, parts.bytes);
+      this.writeFrame(parts.msgid ?? msgid, parts.bytes, request ? seq : 0, request ? FLAG_REPLY : 0);
     } catch (err) {
       this.handlerFailed(err, msgid, seq);
-      return;
     }
-    this.write(frame);
   }
 
   /** With the seq codec a failed request gets an error reply; otherwise the connection is closed. */
@@ -309,11 +337,38 @@ export class MessageConn implements MessagePeer {
       this.logger.warn({ err, msgid, seq }, 'route handler failed; error reply sent');
       const text = Buffer.from(message);
       const body = text.length > this.codec.maxBody ? text.subarray(0, this.codec.maxBody) : text;
-      this.write(this.codec.encode(msgid, body, seq, FLAG_REPLY | FLAG_ERROR));
+      this.writeFrame(msgid, body, seq, FLAG_REPLY | FLAG_ERROR);
       return;
     }
     this.logger.error({ err, msgid }, 'route handler failed; closing connection');
     this.destroy(`handler error: ${message}`);
+  }
+
+  /** Encodes one frame and sends it (into the batch while batching); as write() for the result. */
+  private writeFrame(msgid: number, body: Uint8Array, seq: number, flags: number): boolean {
+    if (!this.batching) return this.write(this.codec.encode(msgid, body, seq, flags));
+    const socket = this.socket;
+    if (!socket.writable) return false;
+    if (!frameBatch.append(this.codec, msgid, body, seq, flags)) {
+      // No room left in the slab: out with the batch; a frame bigger than a slab goes by itself.
+      this.flushBatch();
+      if (!socket.writable) return false;
+      if (!frameBatch.append(this.codec, msgid, body, seq, flags)) {
+        return this.write(this.codec.encode(msgid, body, seq, flags));
+      }
+    }
+    return this.batchAppended();
+  }
+
+  /**
+   * After a frame went into the batch: true below the high-water mark with the batch counted, as
+   * write() would answer. At it, the batch goes out now, so write() applies the output cap and
+   * backpressure as it does for single frames.
+   */
+  private batchAppended(): boolean {
+    const socket = this.socket;
+    if (socket.writableLength + frameBatch.length < socket.writableHighWaterMark) return true;
+    return this.flushBatch();
   }
 
   private write(frame: Buffer): boolean {
@@ -360,6 +415,7 @@ export class MessageConn implements MessagePeer {
   }
 
   private endNow(): void {
+    if (this.batching) this.flushBatch(); // before our FIN
     this.ending = true;
     this.socket.end();
   }

@@ -6,6 +6,7 @@ import type { Supervisor, WorkerHandle } from '../supervisor/supervisor.js';
 import { ThrottledCount } from '../throttled-count.js';
 import type { Logger } from '../types.js';
 import type { ToWorker } from '../worker/messages.js';
+import { openHandoffWarmup } from './handoff-warmup.js';
 import type { ModelHost, RunningModel } from './model.js';
 import { startWorkers } from './worker-pool.js';
 
@@ -20,7 +21,17 @@ export async function serveByHandoff(
 ): Promise<RunningModel> {
   const server = host.server;
   if (!server) throw new Error(`${host.params.model} needs the listening server`);
-  supervisor.on('ready', (w) => handoff.add(w));
+  const warmup = await openHandoffWarmup().catch((err: Error) => {
+    host.logger.warn(
+      { err: err.message },
+      'no loopback socket to warm new workers with; their first connection is slower',
+    );
+    return undefined;
+  });
+  supervisor.on('ready', (w) => {
+    warmup?.warm(w);
+    handoff.add(w);
+  });
   supervisor.on('retire', (w) => handoff.remove(w));
   supervisor.on('exit', (w) => handoff.remove(w));
   server.on('connection', (socket) => handoff.offer(socket));
@@ -33,6 +44,7 @@ export async function serveByHandoff(
       const closed = handoff.closeWaiting();
       if (closed > 0) host.logger.warn({ count: closed }, 'stopping: waiting connections closed');
       await supervisor.stop(deadlineMs);
+      warmup?.close();
     },
     reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
     // New workers load the handler from disk; connections being served keep their workers.

@@ -301,8 +301,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     w.routine = true;
     slot.current = undefined;
     this.detached.add(w);
-    // A replacement already starting (recycling) takes the slot when ready; else start one now.
-    if (!slot.next) this.launchCurrent(slot, true);
+    // A replacement already starting (recycling) takes the slot when ready; else start one, on
+    // the next turn: forking takes the daemon a few ms, and the caller has a connection to hand over.
+    setImmediate(() => {
+      if (!this.stopping && slot.current === undefined && !slot.next) this.launchCurrent(slot, true);
+    });
     return true;
   }
 

@@ -5,7 +5,10 @@ import type { ModelName } from '../types.js';
 
 const WORKER_ENV = 'TCPDAEMON_WORKER';
 
-let taken: WorkerConfig | undefined;
+// Kept on globalThis, not in this module: the worker entry runs from a bundle with its own copy
+// of this module, and a handler importing 'tcpdaemon' must still see the config it took.
+const TAKEN = Symbol.for('tcpdaemon.workerConfig');
+const store = globalThis as { [TAKEN]?: WorkerConfig };
 
 export interface WorkerConfig {
   model: ModelName;
@@ -45,7 +48,10 @@ export function workerEnv(config: WorkerConfig): Record<string, string> {
 
 /** True in a process the daemon started as a worker. */
 export function isWorkerProcess(): boolean {
-  return taken !== undefined || (process.env[WORKER_ENV] !== undefined && typeof process.send === 'function');
+  return (
+    store[TAKEN] !== undefined ||
+    (process.env[WORKER_ENV] !== undefined && typeof process.send === 'function')
+  );
 }
 
 /**
@@ -55,12 +61,13 @@ export function isWorkerProcess(): boolean {
 export function takeWorkerConfig(): WorkerConfig | undefined {
   const raw = process.env[WORKER_ENV];
   if (raw === undefined || typeof process.send !== 'function') return undefined;
-  taken = JSON.parse(raw) as WorkerConfig;
+  const taken = JSON.parse(raw) as WorkerConfig;
+  store[TAKEN] = taken;
   delete process.env[WORKER_ENV];
   return taken;
 }
 
 /** The config takeWorkerConfig() read in this process, if any. */
 export function currentWorkerConfig(): WorkerConfig | undefined {
-  return taken;
+  return store[TAKEN];
 }

@@ -15,8 +15,11 @@ const NOT_INHERITED = /^--(inspect|debug)/;
 
 /** The worker entry `name` of this folder: 'main' (a process), 'thread-main' (a TLF thread). */
 export function entryLaunch(name = 'main'): WorkerLaunch {
-  const js = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
-  if (existsSync(js)) return { file: js, args: [], execArgv: [] };
+  // The build's one-file bundle when there is one (it starts faster), else the compiled module.
+  for (const ext of ['.cjs', '.js']) {
+    const file = fileURLToPath(new URL(`./${name}${ext}`, import.meta.url));
+    if (existsSync(file)) return { file, args: [], execArgv: [] };
+  }
   // Running from the TypeScript sources (tests, tsx): the entry needs the TypeScript loader too.
   return {
     file: fileURLToPath(new URL(`./${name}.ts`, import.meta.url)),

@@ -1,5 +1,7 @@
 // The script the daemon forks as a worker when the handler is a module: read the config the
-// daemon put in the environment, load the handler, serve. Imports little, to start fast.
+// daemon put in the environment, load the handler, serve. Imports little, to start fast; the
+// build also bundles it into one CommonJS file (scripts/bundle-worker.mjs), which IF forks per
+// connection, so it has no top-level await.
 import { loadHandler } from '../handler/load.js';
 import { takeWorkerConfig } from './config.js';
 import { startWorker } from './run.js';
@@ -10,4 +12,7 @@ if (!config || config.handlerPath === null) {
   process.exit(1);
 }
 const handlerPath = config.handlerPath;
-await startWorker(config, () => loadHandler(handlerPath));
+startWorker(config, () => loadHandler(handlerPath)).catch((err: unknown) => {
+  process.stderr.write(`tcpdaemon worker: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

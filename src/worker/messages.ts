@@ -4,8 +4,10 @@
 export type ToWorker =
   /** With the listening handle, in answer to 'want-listen' (IOMP). */
   | { tdm: 'listen' }
-  /** With an accepted socket: serve it (LF). */
+  /** With an accepted socket: serve it (LF, IF). */
   | { tdm: 'conn' }
+  /** With the daemon's own warm-up connection: echo what comes, then close (LF, IF). */
+  | { tdm: 'warm' }
   /**
    * ceiling: stop accepting while this many connections are open here, so that less loaded
    * workers take the next ones (null = none). full: every worker is at its --max-connections

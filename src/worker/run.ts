@@ -29,6 +29,16 @@ function send(m: FromWorker): Promise<void> {
   });
 }
 
+/** The daemon's warm-up connection (src/models/handoff-warmup.ts): echo, then close. */
+function echoWarmup(socket: Socket): void {
+  socket.unref();
+  socket.on('error', () => socket.destroy());
+  (async () => {
+    for await (const chunk of socket) socket.write(chunk);
+    socket.end();
+  })().catch(() => socket.destroy());
+}
+
 function closeHandle(handle: unknown): void {
   try {
     (handle as { close(): void }).close();
@@ -203,6 +213,8 @@ export async function startWorker(
     const msg = m as ToWorker;
     if (msg.tdm === 'listen') {
       if (handle) onHandle(handle);
+    } else if (msg.tdm === 'warm') {
+      if (handle) echoWarmup(handle as Socket);
     } else if (msg.tdm === 'conn') {
       // A message whose socket was lost on the way still frees this worker.
       if (handle) serve(handle as Socket);

@@ -55,6 +55,57 @@ export interface Codec {
    * (a body over `maxBody`, a msgid outside int32, a newline inside a `line` body).
    */
   encode(msgid: number, body: Uint8Array, seq?: number, flags?: number): Buffer;
+  /**
+   * Optional (every built-in codec has it): writes the frame `encode` would return into `target`
+   * from `offset` and returns its length, bytes, or -1 with nothing written when it does not fit.
+   * Throws as `encode` does. Lets a connection put many frames into one buffer and one write.
+   */
+  encodeInto?(
+    target: Buffer,
+    offset: number,
+    msgid: number,
+    body: Uint8Array,
+    seq?: number,
+    flags?: number,
+  ): number;
+}
+
+/** How a codec with a fixed overhead per frame checks and writes one. */
+export interface FrameWriter {
+  /** Header plus trailer, bytes: a frame is `overhead + body.length` long. */
+  overhead: number;
+  /** Throws RangeError for what the format cannot carry. */
+  check(msgid: number, body: Uint8Array, seq: number, flags: number): void;
+  /** Writes the checked frame at target[offset, offset + overhead + body.length). */
+  put(target: Buffer, offset: number, msgid: number, body: Uint8Array, seq: number, flags: number): void;
+}
+
+/** A codec's `encode` and `encodeInto`, both from its one FrameWriter. */
+export function frameEncoders(w: FrameWriter): Required<Pick<Codec, 'encode' | 'encodeInto'>> {
+  const { overhead, check, put } = w;
+  return {
+    encode(msgid, body, seq = 0, flags = 0) {
+      check(msgid, body, seq, flags);
+      const out = Buffer.allocUnsafe(overhead + body.length);
+      put(out, 0, msgid, body, seq, flags);
+      return out;
+    },
+    encodeInto(target, offset, msgid, body, seq = 0, flags = 0) {
+      check(msgid, body, seq, flags);
+      const length = overhead + body.length;
+      if (length > target.length - offset) return -1;
+      put(target, offset, msgid, body, seq, flags);
+      return length;
+    },
+  };
+}
+
+/** Stores a 32-bit integer (int32 or uint32) little-endian at target[offset, offset + 4). */
+export function putUint32LE(target: Buffer, offset: number, value: number): void {
+  target[offset] = value;
+  target[offset + 1] = value >>> 8;
+  target[offset + 2] = value >>> 16;
+  target[offset + 3] = value >>> 24;
 }
 
 /** A frame as a value (UDP, tests); the stream path passes fields positionally instead. */

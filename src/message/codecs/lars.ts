@@ -9,6 +9,8 @@ import {
   checkMaxBody,
   type Decoder,
   type FrameSink,
+  frameEncoders,
+  putUint32LE,
 } from './codec.js';
 import { LengthPrefixedDecoder } from './length-prefixed.js';
 
@@ -44,14 +46,17 @@ export function larsCodec(opts: CodecOptions = {}): Codec {
     createDecoder(sink: FrameSink): Decoder {
       return new LarsDecoder(sink, maxBody);
     },
-    encode(msgid: number, body: Uint8Array): Buffer {
-      checkInt32('lars msgid', msgid);
-      checkBody('lars', body, maxBody);
-      const out = Buffer.allocUnsafe(LARS_HEADER_LENGTH + body.length);
-      out.writeInt32LE(msgid, 0);
-      out.writeInt32LE(body.length, 4);
-      out.set(body, LARS_HEADER_LENGTH);
-      return out;
-    },
+    ...frameEncoders({
+      overhead: LARS_HEADER_LENGTH,
+      check(msgid, body) {
+        checkInt32('lars msgid', msgid);
+        checkBody('lars', body, maxBody);
+      },
+      put(target, offset, msgid, body) {
+        putUint32LE(target, offset, msgid);
+        putUint32LE(target, offset + 4, body.length);
+        target.set(body, offset + LARS_HEADER_LENGTH);
+      },
+    }),
   };
 }

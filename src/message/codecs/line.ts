@@ -8,6 +8,7 @@ import {
   checkMaxBody,
   type Decoder,
   type FrameSink,
+  frameEncoders,
 } from './codec.js';
 
 const NL = 0x0a;
@@ -96,13 +97,16 @@ export function lineCodec(opts: CodecOptions = {}): Codec {
     createDecoder(sink: FrameSink): Decoder {
       return new LineDecoder(sink, maxBody);
     },
-    encode(_msgid: number, body: Uint8Array): Buffer {
-      checkBody('line', body, maxBody);
-      if (body.indexOf(NL) >= 0) throw new RangeError('line: a body cannot contain a newline');
-      const out = Buffer.allocUnsafe(body.length + 1);
-      out.set(body, 0);
-      out[body.length] = NL;
-      return out;
-    },
+    ...frameEncoders({
+      overhead: 1,
+      check(_msgid, body) {
+        checkBody('line', body, maxBody);
+        if (body.indexOf(NL) >= 0) throw new RangeError('line: a body cannot contain a newline');
+      },
+      put(target, offset, _msgid, body) {
+        target.set(body, offset);
+        target[offset + body.length] = NL;
+      },
+    }),
   };
 }

@@ -15,6 +15,8 @@ import {
   FLAG_ERROR,
   FLAG_REPLY,
   type FrameSink,
+  frameEncoders,
+  putUint32LE,
 } from './codec.js';
 import { LengthPrefixedDecoder } from './length-prefixed.js';
 
@@ -58,23 +60,23 @@ export function seqCodec(opts: CodecOptions = {}): Codec {
     createDecoder(sink: FrameSink): Decoder {
       return new SeqDecoder(sink, maxBody);
     },
-    encode(msgid: number, body: Uint8Array, seq = 0, flags = 0): Buffer {
-      checkInt32('seq msgid', msgid);
-      checkBody('seq', body, maxBody);
-      if (!Number.isInteger(seq) || seq < 0 || seq > 0xffffffff) {
-        throw new RangeError(`seq must be a uint32, got ${seq}`);
-      }
-      if ((flags & ~KNOWN_FLAGS) !== 0) throw new RangeError(`unknown seq flags 0x${flags.toString(16)}`);
-      const out = Buffer.allocUnsafe(SEQ_HEADER_LENGTH + body.length);
-      out.writeInt32LE(msgid, 0);
-      out.writeInt32LE(body.length, 4);
-      out.writeUInt32LE(seq, 8);
-      out[12] = flags;
-      out[13] = 0;
-      out[14] = 0;
-      out[15] = 0;
-      out.set(body, SEQ_HEADER_LENGTH);
-      return out;
-    },
+    ...frameEncoders({
+      overhead: SEQ_HEADER_LENGTH,
+      check(msgid, body, seq, flags) {
+        checkInt32('seq msgid', msgid);
+        checkBody('seq', body, maxBody);
+        if (!Number.isInteger(seq) || seq < 0 || seq > 0xffffffff) {
+          throw new RangeError(`seq must be a uint32, got ${seq}`);
+        }
+        if ((flags & ~KNOWN_FLAGS) !== 0) throw new RangeError(`unknown seq flags 0x${flags.toString(16)}`);
+      },
+      put(target, offset, msgid, body, seq, flags) {
+        putUint32LE(target, offset, msgid);
+        putUint32LE(target, offset + 4, body.length);
+        putUint32LE(target, offset + 8, seq);
+        putUint32LE(target, offset + 12, flags); // flags, then three reserved zero bytes
+        target.set(body, offset + SEQ_HEADER_LENGTH);
+      },
+    }),
   };
 }

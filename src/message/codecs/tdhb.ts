@@ -8,6 +8,7 @@ import {
   checkMaxBody,
   type Decoder,
   type FrameSink,
+  frameEncoders,
 } from './codec.js';
 import { LengthPrefixedDecoder } from './length-prefixed.js';
 
@@ -73,12 +74,20 @@ export function tdhbCodec(width = TDHB_DEFAULT_WIDTH, opts: CodecOptions = {}): 
     createDecoder(sink: FrameSink): Decoder {
       return new TdhbDecoder(sink, width, maxBody);
     },
-    encode(_msgid: number, body: Uint8Array): Buffer {
-      checkBody(name, body, maxBody);
-      const out = Buffer.allocUnsafe(width + body.length);
-      out.write(String(body.length).padStart(width, '0'), 0, width, 'latin1');
-      out.set(body, width);
-      return out;
-    },
+    ...frameEncoders({
+      overhead: width,
+      check(_msgid, body) {
+        checkBody(name, body, maxBody);
+      },
+      put(target, offset, _msgid, body) {
+        // The length in decimal, zero-padded to `width` digits (it fits: maxBody < 10^width).
+        let n = body.length;
+        for (let i = offset + width - 1; i >= offset; i--) {
+          target[i] = 0x30 + (n % 10);
+          n = Math.floor(n / 10);
+        }
+        target.set(body, offset + width);
+      },
+    }),
   };
 }

@@ -6,6 +6,7 @@ import {
   checkMaxBody,
   type Decoder,
   type FrameSink,
+  frameEncoders,
 } from './codec.js';
 import { LengthPrefixedDecoder } from './length-prefixed.js';
 
@@ -37,12 +38,19 @@ export function u32beCodec(opts: CodecOptions = {}): Codec {
     createDecoder(sink: FrameSink): Decoder {
       return new U32beDecoder(sink, maxBody);
     },
-    encode(_msgid: number, body: Uint8Array): Buffer {
-      checkBody('u32be', body, maxBody);
-      const out = Buffer.allocUnsafe(4 + body.length);
-      out.writeUInt32BE(body.length, 0);
-      out.set(body, 4);
-      return out;
-    },
+    ...frameEncoders({
+      overhead: 4,
+      check(_msgid, body) {
+        checkBody('u32be', body, maxBody);
+      },
+      put(target, offset, _msgid, body) {
+        const n = body.length;
+        target[offset] = n >>> 24;
+        target[offset + 1] = n >>> 16;
+        target[offset + 2] = n >>> 8;
+        target[offset + 3] = n;
+        target.set(body, offset + 4);
+      },
+    }),
   };
 }
