@@ -7,29 +7,15 @@ import { FrameBatch } from '../src/message/frame-batch.js';
 import {
   type Codec,
   createCodec,
-  createMessageHandler,
+  type createMessageHandler,
   type MessageConn,
-  type MessageHandlerOptions,
 } from '../src/message/index.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
-import { FramedSocket, type InProcessServer, serveInProcess, until } from './helpers/message.js';
+import { FramedSocket, until, withMessageServer } from './helpers/message.js';
 
 checkNoLeftoverProcesses();
 
 const lars = createCodec('lars');
-
-async function withServer(
-  options: MessageHandlerOptions,
-  fn: (srv: InProcessServer, handler: ReturnType<typeof createMessageHandler>) => Promise<void>,
-): Promise<void> {
-  const handler = createMessageHandler(options);
-  const srv = await serveInProcess(handler);
-  try {
-    await fn(srv, handler);
-  } finally {
-    await srv.close();
-  }
-}
 
 /** Counts the reads and writes of a connection's socket. */
 function countIo(conn: MessageConn): { reads: number; writes: number } {
@@ -52,7 +38,7 @@ describe('one write per read chunk', () => {
   test('replies, sends and broadcasts made for one chunk keep their order, in at most one write per read', async () => {
     let io: { reads: number; writes: number } | undefined;
     let handler: ReturnType<typeof createMessageHandler> | undefined;
-    await withServer(
+    await withMessageServer(
       {
         onConnect: (conn) => {
           io = countIo(conn);
@@ -92,7 +78,7 @@ describe('one write per read chunk', () => {
 
   test('frames larger than the shared slab, among small ones, arrive whole and in order', async () => {
     const big = (n: number, fill: number) => Buffer.alloc(n, fill);
-    await withServer({ maxBody: 200_000, fallback: (body) => body }, async (srv) => {
+    await withMessageServer({ maxBody: 200_000, fallback: (body) => body }, async (srv) => {
       const codec = createCodec('lars', { maxBody: 200_000 });
       const c = await FramedSocket.connect(srv.port, codec);
       const sent: Buffer[] = [
@@ -118,7 +104,7 @@ describe('one write per read chunk', () => {
   });
 
   test('a chunk whose replies pass the high-water mark comes back whole and in order', async () => {
-    await withServer({ fallback: (body) => body }, async (srv) => {
+    await withMessageServer({ fallback: (body) => body }, async (srv) => {
       const c = await FramedSocket.connect(srv.port, lars);
       const bodies = Array.from({ length: 3000 }, (_, i) => `message ${i} `.padEnd(50, '.'));
       c.socket.write(
@@ -138,7 +124,7 @@ describe('one write per read chunk', () => {
 
   test('a codec without encodeInto is batched through encode()', async () => {
     const { encodeInto: _, ...plain } = createCodec('lars', { maxBody: 100_000 });
-    await withServer({ codec: plain, fallback: (body) => body }, async (srv) => {
+    await withMessageServer({ codec: plain, fallback: (body) => body }, async (srv) => {
       const c = await FramedSocket.connect(srv.port, plain);
       const sent = [Buffer.from('one'), Buffer.alloc(80_000, 7), Buffer.from('three')];
       c.socket.write(
@@ -158,7 +144,7 @@ describe('one write per read chunk', () => {
 
   test('a handler that sends and closes mid-chunk: what it sent goes out before the FIN', async () => {
     const closes: string[] = [];
-    await withServer(
+    await withMessageServer(
       {
         onClose: (_c, why) => void closes.push(why),
         routes: {
@@ -191,7 +177,7 @@ describe('one write per read chunk', () => {
 
   test('a handler sending to another connection reaches it', async () => {
     let handler: ReturnType<typeof createMessageHandler> | undefined;
-    await withServer(
+    await withMessageServer(
       {
         routes: {
           3: (body, _id, conn) => {

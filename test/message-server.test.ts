@@ -9,30 +9,23 @@ import {
   Router,
 } from '../src/message/index.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
-import { FramedSocket, type InProcessServer, serveInProcess, until } from './helpers/message.js';
+import {
+  FramedSocket,
+  type InProcessServer,
+  serveInProcess,
+  until,
+  withMessageServer,
+} from './helpers/message.js';
 
 checkNoLeftoverProcesses();
 
 const lars = createCodec('lars');
 
-async function withServer(
-  options: MessageHandlerOptions,
-  fn: (srv: InProcessServer, handler: ReturnType<typeof createMessageHandler>) => Promise<void>,
-): Promise<void> {
-  const handler = createMessageHandler(options);
-  const srv = await serveInProcess(handler);
-  try {
-    await fn(srv, handler);
-  } finally {
-    await srv.close();
-  }
-}
-
 describe('replies', () => {
   test('a route may reply with a msgid of its own ({ msgid, body }), with lars and with seq', async () => {
     for (const name of ['lars', 'seq'] as const) {
       const codec = createCodec(name);
-      await withServer(
+      await withMessageServer(
         { codec: name, routes: { 1: (body) => ({ msgid: 2, body: `re:${body}` }), 3: (body) => body } },
         async (srv) => {
           const peer = await FramedSocket.connect(srv.port, codec);
@@ -77,7 +70,7 @@ describe('router', () => {
 
   test('an unknown msgid goes to the fallback', async () => {
     const seen: number[] = [];
-    await withServer(
+    await withMessageServer(
       {
         routes: { 1: (body) => body },
         fallback: (body, msgid) => {
@@ -104,7 +97,7 @@ describe('router', () => {
   });
 
   test('without a fallback an unknown msgid is dropped and logged; the connection stays', async () => {
-    await withServer({ routes: { 1: (body) => body } }, async (srv, handler) => {
+    await withMessageServer({ routes: { 1: (body) => body } }, async (srv, handler) => {
       const c = await FramedSocket.connect(srv.port, lars);
       c.send(99, 'lost');
       c.send(1, 'kept');
@@ -123,7 +116,7 @@ describe('router', () => {
 describe('hooks', () => {
   test('an async onConnect finishes (and its welcome goes out) before the first message is dispatched', async () => {
     const events: string[] = [];
-    await withServer(
+    await withMessageServer(
       {
         onConnect: async (conn) => {
           events.push('connect');
@@ -274,7 +267,7 @@ describe('hooks', () => {
 
 describe('bad input costs only its own connection', () => {
   test('one peer sends garbage, another keeps being served', async () => {
-    await withServer({ routes: { 1: (body) => body } }, async (srv) => {
+    await withMessageServer({ routes: { 1: (body) => body } }, async (srv) => {
       const good = await FramedSocket.connect(srv.port, lars);
       const bad = await FramedSocket.connect(srv.port, lars);
       good.send(1, 'before');
@@ -293,7 +286,7 @@ describe('bad input costs only its own connection', () => {
 
 describe('ordering and concurrency', () => {
   test('lars: async handlers still answer in request order', async () => {
-    await withServer(
+    await withMessageServer(
       {
         routes: {
           1: async (body) => {
@@ -321,7 +314,7 @@ describe('backpressure and the output cap', () => {
   test('a peer that does not read is closed past outputCap bytes, and it is logged', async () => {
     const closes: string[] = [];
     let flood: NodeJS.Timeout | undefined;
-    await withServer(
+    await withMessageServer(
       {
         outputCap: 1024 * 1024,
         onClose: (_c, why) => void closes.push(why),
@@ -356,7 +349,7 @@ describe('backpressure and the output cap', () => {
     const total = 120;
     const body = Buffer.alloc(50000, 2);
     const closes: string[] = [];
-    await withServer(
+    await withMessageServer(
       {
         outputCap: 1024 * 1024,
         onClose: (_c, why) => void closes.push(why),
@@ -389,7 +382,7 @@ describe('backpressure and the output cap', () => {
 
 describe('connections of this process', () => {
   test('list and broadcast', async () => {
-    await withServer({}, async (srv, handler) => {
+    await withMessageServer({}, async (srv, handler) => {
       const clients = await Promise.all([1, 2, 3].map(() => FramedSocket.connect(srv.port, lars)));
       await until(() => handler.connections.size === 3, 5000, 'three connections');
       const ids = [...handler.connections.keys()];
@@ -414,7 +407,7 @@ describe('connections of this process', () => {
   });
 
   test('conn.state is per connection (env.state)', async () => {
-    await withServer(
+    await withMessageServer(
       {
         routes: {
           1: (_b, _id, conn) => {
@@ -447,7 +440,7 @@ describe('other codecs through the same handler', () => {
   for (const spec of ['tdhb:4', 'u32be', 'line', 'seq']) {
     test(`${spec}: echo, many frames in one write and one frame split in two`, async () => {
       const codec = createCodec(spec);
-      await withServer({ codec: spec, routes: { 0: (body) => body } }, async (srv) => {
+      await withMessageServer({ codec: spec, routes: { 0: (body) => body } }, async (srv) => {
         const c = await FramedSocket.connect(srv.port, codec);
         const bodies = ['alpha', 'beta', '', 'delta'];
         c.socket.write(Buffer.concat(bodies.map((b) => codec.encode(0, Buffer.from(b)))));
@@ -467,7 +460,7 @@ describe('other codecs through the same handler', () => {
 
   test('an over-long line closes with a reason', async () => {
     const closes: string[] = [];
-    await withServer(
+    await withMessageServer(
       { codec: 'line', maxBody: 10, onClose: (_c, why) => void closes.push(why) },
       async (srv) => {
         const c = await FramedSocket.connect(srv.port, createCodec('line'));
@@ -480,7 +473,7 @@ describe('other codecs through the same handler', () => {
   });
 
   test('end of a peer: a request sent before FIN is still answered', async () => {
-    await withServer({ routes: { 1: (body) => body } }, async (srv) => {
+    await withMessageServer({ routes: { 1: (body) => body } }, async (srv) => {
       const c = await FramedSocket.connect(srv.port, lars);
       c.socket.end(lars.encode(1, Buffer.from('last words')));
       const [frame] = await c.waitFrames(1);

@@ -8,7 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { type TcpdaemonHandle, type Tcpmain, tcpdaemon } from '../../src/index.js';
-import type { Codec, Frame } from '../../src/message/index.js';
+import {
+  type Codec,
+  createMessageHandler,
+  type Frame,
+  type MessageHandlerOptions,
+} from '../../src/message/index.js';
 import { type LogLine, ROOT } from './daemon.js';
 
 export interface LogReader {
@@ -152,6 +157,20 @@ export async function serveInProcess(
 }
 
 /** Polls `pred` every 10 ms until it holds (rejects after `timeoutMs`). */
+/** A message handler built from `options`, served in this process for the length of `fn`. */
+export async function withMessageServer(
+  options: MessageHandlerOptions,
+  fn: (srv: InProcessServer, handler: ReturnType<typeof createMessageHandler>) => Promise<void>,
+): Promise<void> {
+  const handler = createMessageHandler(options);
+  const srv = await serveInProcess(handler);
+  try {
+    await fn(srv, handler);
+  } finally {
+    await srv.close();
+  }
+}
+
 export async function until(pred: () => boolean, timeoutMs = 10000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!pred()) {
