@@ -1,8 +1,10 @@
 // A backend with a front in front of it, as one "server" for the benchmark runner: the
-// backend (node echo, or redis-server) on a free port, then the front (ours, HAProxy, or
-// none), and one `listening` line with the front's address. Both fronts forward in TCP mode
-// with one process/thread each, after a second of warm-up traffic; SIGTERM stops everything.
-// usage: node --import tsx bench/servers/proxy-stack.ts --backend echo|redis --front none|tcpdaemon|haproxy
+// backend (node echo, or redis-server) on a free port, then the front (ours, HAProxy, the
+// minimal node proxy of bench/servers/minimal-proxy.ts, or none), and one `listening` line
+// with the front's address. Every front forwards in TCP mode with one process/thread, after a
+// second of warm-up traffic; SIGTERM stops everything.
+// usage: node --import tsx bench/servers/proxy-stack.ts --backend echo|redis
+//          --front none|tcpdaemon|haproxy|node-minimal
 //          [--strategy NAME] [--backends N] [--slow-ms MS]   (N echo backends, the first answering MS late)
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -150,6 +152,16 @@ async function startFront(backendPorts: number[]): Promise<number> {
     await untilAccepting(port);
     return port;
   }
+  if (values.front === 'node-minimal') {
+    if (backendPorts.length !== 1) fail('--front node-minimal takes one backend');
+    const argv = [process.execPath, '--import', 'tsx', 'bench/servers/minimal-proxy.ts'];
+    return new Promise((res) => {
+      run([...argv, '127.0.0.1:0', `127.0.0.1:${backendPorts[0]}`], (line) => {
+        const port = listeningPort(line);
+        if (port) res(port);
+      });
+    });
+  }
   if (values.front !== 'tcpdaemon') fail(`unknown --front ${values.front}`);
   // The same timeouts as HAProxy's defaults above: 5 s to connect, 60 s idle (our --timeout
   // covers the client socket, which sees the traffic of both directions).
@@ -166,7 +178,7 @@ async function startFront(backendPorts: number[]): Promise<number> {
 
 /**
  * Traffic through the front before it is measured, the same for every front: JIT-compiled
- * code (ours) and warm caches (both) are what a running proxy has; the runs are seconds long.
+ * code (the node fronts) and warm caches (all) are what a running proxy has; the runs are seconds long.
  */
 async function warmUp(port: number, ms: number): Promise<void> {
   const [send, reply] = values.backend === 'redis' ? ['PING\r\n', '+PONG\r\n'] : ['warm-up\n', 'warm-up\n'];
