@@ -383,7 +383,11 @@ const HAPROXY = /via HAProxy$/;
 function renderProxy(runs: RunRecord[], out: string[]): void {
   const proxy = runs.filter((r) => r.table === 'proxy');
   if (proxy.length > 0) {
-    out.push('', '### Proxy: the same echo backend direct, through tcpdaemon proxy, through HAProxy', '');
+    out.push(
+      '',
+      '### Proxy: the same echo backend direct, through tcpdaemon proxy, through HAProxy, through a minimal node proxy',
+      '',
+    );
     out.push(
       '| scenario | path | per second | vs HAProxy | p50 ms | added p50 ms | p99 ms | errors | server CPU |',
     );

@@ -181,6 +181,13 @@ export const SERVERS = {
     children: true,
     needs: ['haproxy'],
   },
+  'echo via minimal node proxy': {
+    description:
+      'reference: the smallest public-API node proxy (createServer, connect, pipe both ways; bench/servers/minimal-proxy.ts) in front of the node:net echo',
+    command: [...TSX, 'bench/servers/proxy-stack.ts', '--backend', 'echo', '--front', 'node-minimal'],
+    cores: 2,
+    children: true,
+  },
   ...strategyServers(),
   'redis direct': {
     description: 'redis-server, no proxy',
@@ -449,9 +456,17 @@ export const SCENARIOS: Scenario[] = [
   ...proxyScenarios(),
 ];
 
-/** Our proxy vs HAProxy over the same echo backend, and both vs no proxy at all. */
+/**
+ * Our proxy vs HAProxy over the same echo backend, all vs no proxy at all, and the minimal
+ * node proxy as the reference for what node itself reaches on the machine.
+ */
 function proxyScenarios(): Scenario[] {
-  const servers: ServerName[] = ['echo direct', 'echo via tcpdaemon proxy', 'echo via HAProxy'];
+  const servers: ServerName[] = [
+    'echo direct',
+    'echo via tcpdaemon proxy',
+    'echo via HAProxy',
+    'echo via minimal node proxy',
+  ];
   const redis: ServerName[] = ['redis direct', 'redis via tcpdaemon proxy', 'redis via HAProxy'];
   return [
     {

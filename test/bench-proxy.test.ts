@@ -50,6 +50,7 @@ describe('proxy benchmarks', () => {
         run('echo direct', 40000, 0.5),
         run('echo via tcpdaemon proxy', 30000, 0.8),
         run('echo via HAProxy', 25000, 0.75),
+        run('echo via minimal node proxy', 20000, 1),
       ],
     });
     assert.match(
@@ -59,6 +60,10 @@ describe('proxy benchmarks', () => {
     assert.match(
       section,
       /\| proxy-echo-50x1-64B \| echo via HAProxy \| 25,000 msg\/s \| 1\.00× \| 0\.75 \| 0\.250 \|/,
+    );
+    assert.match(
+      section,
+      /\| proxy-echo-50x1-64B \| echo via minimal node proxy \| 20,000 msg\/s \| 0\.80× \| 1 \| 0\.500 \|/,
     );
     assert.match(section, /\| proxy-echo-50x1-64B \| echo direct \| 40,000 msg\/s \| {2}\| 0\.5 \| {2}\|/);
   });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
@@ -436,6 +437,69 @@ describe('backpressure', () => {
       `proxy holds ${proxyClientSide.writableLength} bytes for the client`,
     );
     c.destroy();
+  });
+
+  it('backend bytes arrive whole and in order while the proxy queues writes to a slow client', async () => {
+    // Chunks of every size class the proxy's read buffers have (tiny, around the 2 KiB small
+    // buffer, up to 256 KiB), and a client that stops reading until the proxy's writes to it
+    // queue up, again and again, while the backend goes on sending. (The buffer rule itself
+    // is tested step by step in proxy-backend-reader.test.ts.)
+    const rand = seeded(11);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    while (total < 16 * 1024 * 1024) {
+      const r = rand();
+      const size =
+        r < 0.4
+          ? 1 + Math.floor(rand() * 100)
+          : r < 0.7
+            ? 1500 + Math.floor(rand() * 1200)
+            : 1 + Math.floor(rand() * 256 * 1024);
+      chunks.push(randomBytes(size));
+      total += size;
+    }
+    const sent = createHash('sha256');
+    for (const c of chunks) sent.update(c);
+    let backendDone = false;
+    const b = await listen(async (s) => {
+      for (const c of chunks) {
+        if (!s.write(c)) await once(s, 'drain');
+        if (rand() < 0.02) await sleep(1);
+      }
+      backendDone = true;
+      s.end();
+    });
+    cleanup.push(() => b.close());
+    const p = pool([b.port]);
+    const f = await front(p);
+    const c = await connect(f.port);
+    c.pause();
+    let stalls = 0;
+    const stall = async () => {
+      await until(() => f.clients[0]!.writableLength > 0 || backendDone, 'the proxy queues writes');
+      if (f.clients[0]!.writableLength > 0) stalls++;
+      c.resume();
+    };
+    await stall();
+    const got = createHash('sha256');
+    let n = 0;
+    let nextStall = 2 * 1024 * 1024;
+    c.on('data', (d: Buffer) => {
+      got.update(d);
+      n += d.length;
+      if (n >= nextStall) {
+        nextStall += 2 * 1024 * 1024;
+        c.pause();
+        void stall();
+      }
+    });
+    await once(c, 'end');
+    assert.ok(stalls >= 2, `the proxy's writes queued ${stalls} times`);
+    assert.equal(n, total);
+    assert.equal(got.digest('hex'), sent.digest('hex'));
+    c.end();
+    await until(() => p.snapshot().backends[0]!.active === 0, 'the connection is released');
+    assert.equal(p.snapshot().backends[0]!.bytesIn, total, 'stats count every byte from the backend');
   });
 
   it('a backend that does not read stops the client being read', async () => {

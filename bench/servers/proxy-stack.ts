@@ -1,8 +1,10 @@
 // A backend with a front in front of it, as one "server" for the benchmark runner: the
-// backend (node echo, or redis-server) on a free port, then the front (ours, HAProxy, or
-// none), and one `listening` line with the front's address. Both fronts forward in TCP mode
-// with one process/thread each, after a second of warm-up traffic; SIGTERM stops everything.
-// usage: node --import tsx bench/servers/proxy-stack.ts --backend echo|redis --front none|tcpdaemon|haproxy
+// backend (node echo, or redis-server) on a free port, then the front (ours, HAProxy, the
+// minimal node proxy of bench/servers/minimal-proxy.ts, or none), and one `listening` line
+// with the front's address. Every front forwards in TCP mode with one process/thread, after a
+// second of warm-up traffic; SIGTERM stops everything.
+// usage: node --import tsx bench/servers/proxy-stack.ts --backend echo|redis
+//          --front none|tcpdaemon|haproxy|node-minimal
 //          [--strategy NAME] [--backends N] [--slow-ms MS]   (N echo backends, the first answering MS late)
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -141,7 +143,8 @@ async function startFront(backendPorts: number[]): Promise<number> {
         `  bind 127.0.0.1:${port}`,
         '  default_backend be',
         'backend be',
-        ...backendPorts.map((p, i) => `  server s${i + 1} 127.0.0.1:${p}`),
+        // `check inter 2s`: connect checks every 2 s, as our front does by default
+        ...backendPorts.map((p, i) => `  server s${i + 1} 127.0.0.1:${p} check inter 2s`),
         '',
       ].join('\n'),
     );
@@ -149,8 +152,21 @@ async function startFront(backendPorts: number[]): Promise<number> {
     await untilAccepting(port);
     return port;
   }
+  if (values.front === 'node-minimal') {
+    if (backendPorts.length !== 1) fail('--front node-minimal takes one backend');
+    const argv = [process.execPath, '--import', 'tsx', 'bench/servers/minimal-proxy.ts'];
+    return new Promise((res) => {
+      run([...argv, '127.0.0.1:0', `127.0.0.1:${backendPorts[0]}`], (line) => {
+        const port = listeningPort(line);
+        if (port) res(port);
+      });
+    });
+  }
   if (values.front !== 'tcpdaemon') fail(`unknown --front ${values.front}`);
-  const args = ['-l', '127.0.0.1:0', ...backendPorts.flatMap((p) => ['--backend', `127.0.0.1:${p}`])];
+  // The same timeouts as HAProxy's defaults above: 5 s to connect, 60 s idle (our --timeout
+  // covers the client socket, which sees the traffic of both directions).
+  const args = ['-l', '127.0.0.1:0', '--connect-timeout', '5', '--timeout', '60'];
+  args.push(...backendPorts.flatMap((p) => ['--backend', `127.0.0.1:${p}`]));
   if (values.strategy) args.push('--strategy', values.strategy);
   return new Promise((res) => {
     run(['bin/tcpdaemon', 'proxy', ...args], (line) => {
@@ -162,7 +178,7 @@ async function startFront(backendPorts: number[]): Promise<number> {
 
 /**
  * Traffic through the front before it is measured, the same for every front: JIT-compiled
- * code (ours) and warm caches (both) are what a running proxy has; the runs are seconds long.
+ * code (the node fronts) and warm caches (all) are what a running proxy has; the runs are seconds long.
  */
 async function warmUp(port: number, ms: number): Promise<void> {
   const [send, reply] = values.backend === 'redis' ? ['PING\r\n', '+PONG\r\n'] : ['warm-up\n', 'warm-up\n'];

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { encodeProxyV1, encodeProxyV2 } from '../proxy-protocol/header.js';
 import type { Logger } from '../types.js';
+import { BackendReader } from './backend-reader.js';
 import type { Backend, BackendPool } from './pool.js';
 
 /**
@@ -75,7 +76,8 @@ export async function forward(
     const b = pool.pick(peer.address, tried);
     if (b === undefined) break;
     tried.add(b.id);
-    const result = await connectBackend(b, opts, client);
+    const reader = new BackendReader(client);
+    const result = await connectBackend(b, opts, client, reader);
     if (typeof result === 'string') {
       if (clientGone) break; // not the backend's failure
       const retrying = attempt < opts.retries;
@@ -90,7 +92,7 @@ export async function forward(
       return { kind: 'client-gone' };
     }
     pool.connected(b);
-    await splice(client, result, b, peer, pool, opts, log);
+    await splice(client, result, reader, b, peer, pool, opts, log);
     return { kind: 'forwarded', backend: b.id };
   }
   client.off('close', onClientGone);
@@ -108,13 +110,19 @@ export async function forward(
 }
 
 /** A connected socket, or the reason it failed. Gives up early if `client` closes. */
-function connectBackend(b: Backend, opts: ForwardOptions, client: Socket): Promise<Socket | string> {
+function connectBackend(
+  b: Backend,
+  opts: ForwardOptions,
+  client: Socket,
+  reader: BackendReader,
+): Promise<Socket | string> {
   return new Promise((resolve) => {
     const a = b.address;
+    const { onread } = reader;
     const socket =
       'path' in a
-        ? connect({ path: a.path, allowHalfOpen: true })
-        : connect({ host: a.host, port: a.port, allowHalfOpen: true, noDelay: opts.noDelay });
+        ? connect({ path: a.path, allowHalfOpen: true, onread })
+        : connect({ host: a.host, port: a.port, allowHalfOpen: true, noDelay: opts.noDelay, onread });
     const finish = (outcome: Socket | string) => {
       clearTimeout(timer);
       socket.off('connect', onConnect).off('error', onError);
@@ -141,6 +149,7 @@ function connectBackend(b: Backend, opts: ForwardOptions, client: Socket): Promi
 function splice(
   client: Socket,
   backend: Socket,
+  reader: BackendReader,
   b: Backend,
   peer: ClientPeer,
   pool: BackendPool,
@@ -169,7 +178,10 @@ function splice(
     let open = 2;
 
     const fromClient = pump(client, backend);
-    pump(backend, client);
+    // backend -> client: the reader writes each read on, and stops reading while client is full
+    client.on('drain', () => backend.resume());
+    backend.once('end', () => passFin(client));
+    backend.resume();
     client.on('error', ignore); // the connection's owner logs it; we close the backend on 'close'
     client.once('close', () => {
       if (!backend.destroyed) {
@@ -184,6 +196,7 @@ function splice(
       backendBroke = err.code ?? err.message;
     });
     backend.once('close', () => {
+      reader.release();
       pool.released(
         b,
         Math.max(0, backend.bytesWritten - header),
@@ -201,9 +214,9 @@ function splice(
         // still sends has nowhere to go.
         client.off('data', fromClient);
         client.pause();
-        client.end();
+        passFin(client);
         if (client.writableFinished) client.destroy();
-        else client.once('finish', () => client.destroy());
+        else if (!client.destroyed) client.once('finish', () => client.destroy());
       }
       if (--open === 0) resolve();
     });
@@ -211,9 +224,9 @@ function splice(
 }
 
 /**
- * src -> dst with backpressure: src is not read while dst holds more than its highWaterMark
- * unsent; src's FIN is passed on. Lighter than stream.pipe (three listeners, no state).
- * Returns the data listener.
+ * client -> backend with backpressure: src is not read while dst holds more than its
+ * highWaterMark unsent; src's FIN is passed on. Lighter than stream.pipe (three listeners,
+ * no state). Returns the data listener. (backend -> client goes through BackendReader.)
  */
 function pump(src: Socket, dst: Socket): (chunk: Buffer) => void {
   const onData = (chunk: Buffer) => {
@@ -222,10 +235,19 @@ function pump(src: Socket, dst: Socket): (chunk: Buffer) => void {
   src.on('data', onData);
   src.resume(); // a socket handed over paused (pauseOnConnect) does not start on 'data' alone
   dst.on('drain', () => src.resume());
-  src.once('end', () => {
-    if (!dst.destroyed) dst.end();
-  });
+  src.once('end', () => passFin(dst));
   return onData;
+}
+
+/**
+ * Sends our FIN on `dst`. When its peer's FIN is already in and nothing waits to be sent,
+ * both directions are done: close() sends the FIN itself, which saves a shutdown(2) and an
+ * event-loop turn per connection. Otherwise end(), and the other direction keeps flowing.
+ */
+function passFin(dst: Socket): void {
+  if (dst.destroyed) return;
+  if (dst.readableEnded && dst.writableLength === 0) dst.destroy();
+  else dst.end();
 }
 
 function ignore(): void {}
