@@ -58,91 +58,117 @@ export type ForwardOutcome =
  * Forwards `client` through `pool`. Resolves when both sockets are closed (or at once when
  * the client was rejected); never rejects.
  */
-export async function forward(
+export function forward(
   client: Socket,
   peer: ClientPeer,
   pool: BackendPool,
   opts: ForwardOptions,
   log: LogSource,
 ): Promise<ForwardOutcome> {
-  const tried = new Set<string>();
-  const failures: string[] = [];
-  let clientGone = false;
-  const onClientGone = () => {
-    clientGone = true;
-  };
-  client.once('close', onClientGone);
-  for (let attempt = 0; attempt <= opts.retries && !clientGone; attempt++) {
-    const b = pool.pick(peer.address, tried);
-    if (b === undefined) break;
-    tried.add(b.id);
-    const reader = new BackendReader(client);
-    const result = await connectBackend(b, opts, client, reader);
-    if (typeof result === 'string') {
-      if (clientGone) break; // not the backend's failure
-      const retrying = attempt < opts.retries;
-      pool.connectFailed(b, retrying);
-      failures.push(`${b.id}: ${result}`);
-      log.logger.debug({ backend: b.id, reason: result, attempt }, 'backend connect failed');
-      continue;
-    }
-    client.off('close', onClientGone);
-    if (clientGone || client.destroyed) {
-      result.destroy();
-      return { kind: 'client-gone' };
-    }
-    pool.connected(b);
-    await splice(client, result, reader, b, peer, pool, opts, log);
-    return { kind: 'forwarded', backend: b.id };
-  }
-  client.off('close', onClientGone);
-  if (clientGone) return { kind: 'client-gone' };
-  const reason =
-    failures.length === 0
-      ? tried.size === 0 && pool.size === 0
-        ? 'no backend configured'
-        : 'no healthy backend'
-      : `all ${failures.length} connect attempts failed (${failures.join('; ')})`;
-  pool.rejectedClient();
-  log.logger.warn({ reason }, 'client closed: no backend could take it');
-  client.destroy();
-  return { kind: 'rejected', reason };
+  return new Promise((resolve) => forwardThen(client, peer, pool, opts, log, resolve));
 }
 
-/** A connected socket, or the reason it failed. Gives up early if `client` closes. */
+/**
+ * forward() with a callback instead of a promise, for the daemon's handler: a connection then
+ * costs no promise per step. `done` is called once, when both sockets are closed (or at once
+ * when the client was rejected).
+ */
+export function forwardThen(
+  client: Socket,
+  peer: ClientPeer,
+  pool: BackendPool,
+  opts: ForwardOptions,
+  log: LogSource,
+  done: (outcome: ForwardOutcome) => void = ignore,
+): void {
+  const tried = new Set<string>();
+  const failures: string[] = [];
+  let attempt = 0;
+  const tryNext = (): void => {
+    const b = attempt <= opts.retries && !client.destroyed ? pool.pick(peer.address, tried) : undefined;
+    if (b === undefined) {
+      giveUp();
+      return;
+    }
+    tried.add(b.id);
+    const reader = new BackendReader(client);
+    connectBackend(b, opts, client, reader, (result) => {
+      if (typeof result === 'string') {
+        if (client.destroyed) {
+          done({ kind: 'client-gone' }); // not the backend's failure
+          return;
+        }
+        const retrying = attempt < opts.retries;
+        pool.connectFailed(b, retrying);
+        failures.push(`${b.id}: ${result}`);
+        log.logger.debug({ backend: b.id, reason: result, attempt }, 'backend connect failed');
+        attempt++;
+        tryNext();
+        return;
+      }
+      if (client.destroyed) {
+        result.destroy();
+        done({ kind: 'client-gone' });
+        return;
+      }
+      pool.connected(b);
+      splice(client, result, reader, b, peer, pool, opts, log, () =>
+        done({ kind: 'forwarded', backend: b.id }),
+      );
+    });
+  };
+  const giveUp = (): void => {
+    if (client.destroyed) {
+      done({ kind: 'client-gone' });
+      return;
+    }
+    const reason =
+      failures.length === 0
+        ? tried.size === 0 && pool.size === 0
+          ? 'no backend configured'
+          : 'no healthy backend'
+        : `all ${failures.length} connect attempts failed (${failures.join('; ')})`;
+    pool.rejectedClient();
+    log.logger.warn({ reason }, 'client closed: no backend could take it');
+    client.destroy();
+    done({ kind: 'rejected', reason });
+  };
+  tryNext();
+}
+
+/** Calls `done` with a connected socket, or the reason it failed. Gives up early if `client` closes. */
 function connectBackend(
   b: Backend,
   opts: ForwardOptions,
   client: Socket,
   reader: BackendReader,
-): Promise<Socket | string> {
-  return new Promise((resolve) => {
-    const a = b.address;
-    const { onread } = reader;
-    const socket =
-      'path' in a
-        ? connect({ path: a.path, allowHalfOpen: true, onread })
-        : connect({ host: a.host, port: a.port, allowHalfOpen: true, noDelay: opts.noDelay, onread });
-    const finish = (outcome: Socket | string) => {
-      clearTimeout(timer);
-      socket.off('connect', onConnect).off('error', onError);
-      client.off('close', onClientClose);
-      if (typeof outcome === 'string') {
-        socket.on('error', () => {});
-        socket.destroy();
-      }
-      resolve(outcome);
-    };
-    const onConnect = () => finish(socket);
-    const onError = (err: NodeJS.ErrnoException) => finish(err.code ?? err.message);
-    const onClientClose = () => finish('client closed while connecting');
-    const timer = setTimeout(
-      () => finish(`connect timed out after ${opts.connectTimeoutMs} ms`),
-      opts.connectTimeoutMs,
-    );
-    socket.once('connect', onConnect).once('error', onError);
-    client.once('close', onClientClose);
-  });
+  done: (outcome: Socket | string) => void,
+): void {
+  const a = b.address;
+  const { onread } = reader;
+  const socket =
+    'path' in a
+      ? connect({ path: a.path, allowHalfOpen: true, onread })
+      : connect({ host: a.host, port: a.port, allowHalfOpen: true, noDelay: opts.noDelay, onread });
+  const finish = (outcome: Socket | string) => {
+    clearTimeout(timer);
+    socket.off('connect', onConnect).off('error', onError);
+    client.off('close', onClientClose);
+    if (typeof outcome === 'string') {
+      socket.on('error', ignore);
+      socket.destroy();
+    }
+    done(outcome);
+  };
+  const onConnect = () => finish(socket);
+  const onError = (err: NodeJS.ErrnoException) => finish(err.code ?? err.message);
+  const onClientClose = () => finish('client closed while connecting');
+  const timer = setTimeout(
+    () => finish(`connect timed out after ${opts.connectTimeoutMs} ms`),
+    opts.connectTimeoutMs,
+  );
+  socket.once('connect', onConnect).once('error', onError);
+  client.once('close', onClientClose);
 }
 
 /** Pipes both ways until both sockets are closed. */
@@ -155,8 +181,9 @@ function splice(
   pool: BackendPool,
   opts: ForwardOptions,
   log: LogSource,
-): Promise<void> {
-  return new Promise((resolve) => {
+  resolve: () => void,
+): void {
+  {
     // Our FIN to the client must wait for the backend's, whatever the server was created with.
     client.allowHalfOpen = true;
     let header = 0;
@@ -220,7 +247,7 @@ function splice(
       }
       if (--open === 0) resolve();
     });
-  });
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Tcpmain } from '../types.js';
-import { type ForwardOptions, forward } from './forward.js';
+import { type ForwardOptions, forwardThen } from './forward.js';
 import type { BackendPool } from './pool.js';
 
 /**
@@ -8,6 +8,9 @@ import type { BackendPool } from './pool.js';
  * --proxy-protocol the daemon has read a balancer's header and env names the real client.
  */
 export function createProxyHandler(pool: BackendPool, opts: ForwardOptions): Tcpmain {
-  return (socket, env) =>
-    forward(socket, { address: env.remoteAddress, port: env.remotePort }, pool, opts, env);
+  // Returns nothing: forwarding closes both sockets itself, so the daemon has nothing to end
+  // afterwards, and a connection costs no promise.
+  return (socket, env) => {
+    forwardThen(socket, { address: env.remoteAddress, port: env.remotePort }, pool, opts, env);
+  };
 }
