@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { inspect } from 'node:util';
 import fc from 'fast-check';
 import {
   type Codec,
@@ -96,6 +97,52 @@ describe('every codec: any chunking of any frame sequence decodes to the same fr
     assert.deepEqual(oneByOne.frames, frames);
     assert.deepEqual(whole.frames, frames);
   });
+});
+
+describe('bodies are Buffers viewing the chunk they arrived in', () => {
+  /** Two lars frames at an odd offset inside `memory`, pushed as one chunk; the bodies as handed out. */
+  function bodiesOf(memory: ArrayBufferLike): Buffer[] {
+    const codec = createCodec('lars');
+    const wire = Buffer.concat([
+      codec.encode(7, Buffer.from('first')),
+      codec.encode(8, Buffer.from('second')),
+    ]);
+    const chunk = Buffer.from(memory, 3, wire.length);
+    wire.copy(chunk);
+    const bodies: Buffer[] = [];
+    const decoder = codec.createDecoder({ frame: (_m, body) => bodies.push(body), error: assert.fail });
+    assert.equal(decoder.push(chunk), true);
+    return bodies;
+  }
+
+  for (const [name, make] of [
+    ['ArrayBuffer', () => new ArrayBuffer(64)],
+    ['SharedArrayBuffer', () => new SharedArrayBuffer(64)],
+  ] as const) {
+    test(`a chunk over a ${name}`, () => {
+      const memory = make();
+      const [first, second] = bodiesOf(memory);
+      for (const body of [first!, second!]) {
+        assert.ok(Buffer.isBuffer(body));
+        assert.equal(Object.getPrototypeOf(body), Buffer.prototype, 'deepStrictEqual with any Buffer holds');
+        assert.equal(body.constructor, Buffer);
+        assert.equal(body.buffer, memory, 'a view, not a copy');
+        assert.ok(Buffer.isBuffer(body.subarray(1)));
+      }
+      assert.equal(first!.toString(), 'first');
+      assert.equal(first!.byteOffset, 3 + 8);
+      assert.equal(second!.toString('hex'), Buffer.from('second').toString('hex'));
+      assert.equal(second!.byteOffset, 3 + 8 + 5 + 8);
+      assert.ok(second!.equals(Buffer.from('second')));
+      assert.equal(second!.readUInt16BE(0), 0x7365);
+      assert.deepEqual(JSON.parse(JSON.stringify(first)), {
+        type: 'Buffer',
+        data: [...Buffer.from('first')],
+      });
+      assert.equal(inspect(first), '<Buffer 66 69 72 73 74>');
+      assert.equal(Buffer.concat([first!, second!]).toString(), 'firstsecond');
+    });
+  }
 });
 
 /** A bad header after `good` frames, then more bytes: the good frames come out, then one error; no throw. */

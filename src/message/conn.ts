@@ -89,6 +89,7 @@ export class MessageConn implements MessagePeer {
   /** Async handler calls at once: 1 keeps replies in request order for codecs without seq. */
   private readonly concurrency: number;
   private readonly codec: Codec;
+  private readonly router: Router<MessageConn>;
 
   constructor(
     /** The underlying socket; write to it only through this connection. */
@@ -100,6 +101,7 @@ export class MessageConn implements MessagePeer {
     this.remoteAddress = opts.remoteAddress;
     this.remotePort = opts.remotePort;
     this.codec = opts.codec;
+    this.router = opts.router;
     this.logger = opts.logger;
     this.withSeq = opts.codec.hasSeq;
     this.concurrency = this.withSeq ? opts.maxInFlight : 1;
@@ -264,10 +266,9 @@ export class MessageConn implements MessagePeer {
   }
 
   private dispatch(msgid: number, body: Buffer, seq: number): void {
-    const handler = this.opts.router.get(msgid);
+    const handler = this.router.get(msgid);
     if (handler === undefined) {
-      this.opts.stats.unroutable++;
-      this.logger.warn({ msgid, bytes: body.length }, 'no route for msgid; message dropped');
+      this.unroutable(msgid, body);
       return;
     }
     let result: unknown;
@@ -277,15 +278,25 @@ export class MessageConn implements MessagePeer {
       this.handlerFailed(err, msgid, seq);
       return;
     }
-    if (isThenable(result)) {
-      this.inFlight++;
-      result.then(
-        (value) => this.handlerDone(value, msgid, seq),
-        (err: unknown) => this.handlerDone(undefined, msgid, seq, err),
-      );
-    } else if (result !== undefined) {
-      this.reply(result, msgid, seq);
-    }
+    if (result === undefined) return;
+    // The common reply first: a body, sent as is (no thenable or { msgid, body } checks).
+    if (result instanceof Uint8Array) this.replyBody(result, msgid, seq);
+    else if (isThenable(result)) this.awaitReply(result, msgid, seq);
+    else this.reply(result, msgid, seq);
+  }
+
+  // Rare paths live in their own methods: the per-frame ones stay small enough for V8 to inline.
+  private unroutable(msgid: number, body: Buffer): void {
+    this.opts.stats.unroutable++;
+    this.logger.warn({ msgid, bytes: body.length }, 'no route for msgid; message dropped');
+  }
+
+  private awaitReply(result: PromiseLike<unknown>, msgid: number, seq: number): void {
+    this.inFlight++;
+    result.then(
+      (value) => this.handlerDone(value, msgid, seq),
+      (err: unknown) => this.handlerDone(undefined, msgid, seq, err),
+    );
   }
 
   private handlerDone(value: unknown, msgid: number, seq: number, err?: unknown): void {
@@ -314,16 +325,25 @@ export class MessageConn implements MessagePeer {
 
   /** A handler's return value goes back: as the reply to `seq` (seq codec), else as a frame with the same (or its own) msgid. */
   private reply(value: unknown, msgid: number, seq: number): void {
-    if (!this.isOpen) return;
+    if (value instanceof Uint8Array) {
+      this.replyBody(value, msgid, seq);
+      return;
+    }
+    let parts: ReturnType<typeof replyParts>;
+    try {
+      parts = replyParts(value);
+    } catch (err) {
+      this.handlerFailed(err, msgid, seq);
+      return;
+    }
+    if (parts !== undefined) this.replyBody(parts.bytes, parts.msgid ?? msgid, seq);
+  }
+
+  private replyBody(body: Uint8Array, msgid: number, seq: number): void {
+    if (this.ending || this.hasClosed) return;
     const request = this.withSeq && seq !== 0;
     try {
-      if (value instanceof Uint8Array) {
-        this.writeFrame(msgid, value, request ? seq : 0, request ? FLAG_REPLY : 0);
-        return;
-      }
-      const parts = replyParts(value);
-      if (parts === undefined) return;
-      this.writeFrame(parts.msgid ?? msgid, parts.bytes, request ? seq : 0, request ? FLAG_REPLY : 0);
+      this.writeFrame(msgid, body, request ? seq : 0, request ? FLAG_REPLY : 0);
     } catch (err) {
       this.handlerFailed(err, msgid, seq);
     }
@@ -347,17 +367,18 @@ export class MessageConn implements MessagePeer {
   /** Encodes one frame and sends it (into the batch while batching); as write() for the result. */
   private writeFrame(msgid: number, body: Uint8Array, seq: number, flags: number): boolean {
     if (!this.batching) return this.write(this.codec.encode(msgid, body, seq, flags));
-    const socket = this.socket;
-    if (!socket.writable) return false;
-    if (!frameBatch.append(this.codec, msgid, body, seq, flags)) {
-      // No room left in the slab: out with the batch; a frame bigger than a slab goes by itself.
-      this.flushBatch();
-      if (!socket.writable) return false;
-      if (!frameBatch.append(this.codec, msgid, body, seq, flags)) {
-        return this.write(this.codec.encode(msgid, body, seq, flags));
-      }
-    }
+    if (!this.socket.writable) return false;
+    if (!frameBatch.append(this.codec, msgid, body, seq, flags))
+      return this.writeFrameAfterBatch(msgid, body, seq, flags);
     return this.batchAppended();
+  }
+
+  /** No room left in the slab: out with the batch; a frame bigger than a slab goes by itself. */
+  private writeFrameAfterBatch(msgid: number, body: Uint8Array, seq: number, flags: number): boolean {
+    this.flushBatch();
+    if (!this.socket.writable) return false;
+    if (frameBatch.append(this.codec, msgid, body, seq, flags)) return this.batchAppended();
+    return this.write(this.codec.encode(msgid, body, seq, flags));
   }
 
   /**
