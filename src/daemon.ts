@@ -124,11 +124,8 @@ export async function tcpdaemon(
     'listening',
   );
 
-  handle = new DaemonHandle(params, listening, running, stopper, log, pidFile, about);
-  if (statusServer && statusPath) {
-    handle.statusPath = statusPath;
-    handle.onStopped(() => closeStatus(statusServer, statusPath));
-  }
+  const statusSocket = statusServer && statusPath ? { server: statusServer, path: statusPath } : undefined;
+  handle = new DaemonHandle(params, listening, running, stopper, log, pidFile, about, statusSocket);
   if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
   return handle;
 }
@@ -164,9 +161,6 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
   private reloadQueued: Promise<void> | undefined;
   private reloads = 0;
   private stopped = false;
-  /** --status-socket, removed at exit. */
-  statusPath: string | undefined;
-  private readonly stopHooks: (() => Promise<void>)[] = [];
 
   constructor(
     private readonly params: ResolvedParams,
@@ -176,6 +170,8 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     readonly log: DaemonLogger,
     private readonly pidFile: string | undefined,
     private readonly about: StatusBasics,
+    /** --status-socket: answered until the daemon has stopped. */
+    private readonly statusSocket: { server: Server; path: string } | undefined,
   ) {
     super();
   }
@@ -189,11 +185,6 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
       ...(model?.waiting !== undefined ? { waiting: model.waiting } : {}),
       ...(model ? { workers: model.workers } : {}),
     };
-  }
-
-  /** Runs `hook` once the daemon has stopped, before 'close' is emitted. */
-  onStopped(hook: () => Promise<void>): void {
-    this.stopHooks.push(hook);
   }
 
   get logger(): Logger {
@@ -255,7 +246,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     this.stopper.abort();
     await this.running.close(this.params.shutdownTimeout * 1000);
     await closed;
-    for (const hook of this.stopHooks) await hook();
+    if (this.statusSocket) await closeStatus(this.statusSocket.server, this.statusSocket.path);
     this.removeFiles();
     this.stopped = true;
     logger.info('stopped');
@@ -265,7 +256,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
 
   /** The pid file and the status socket, which outlive a process that exits without stopping. */
   removeFiles(): void {
-    for (const path of [this.pidFile, this.statusPath]) {
+    for (const path of [this.pidFile, this.statusSocket?.path]) {
       if (path === undefined) continue;
       try {
         unlinkSync(path);

@@ -3,13 +3,27 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { encodeRelay, GATEWAY_MSGID } from '../src/gateway/protocol.js';
 import { createCodec, MessageError } from '../src/message/index.js';
-import { EXAMPLES, withDaemon } from './helpers/daemon.js';
+import { type DaemonProcess, EXAMPLES, withDaemon } from './helpers/daemon.js';
 import { gatewayArgs, gatewayClient } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { FramedSocket } from './helpers/message.js';
 import { waitUntil } from './helpers/supervisor.js';
 
 checkNoLeftoverProcesses();
+
+/** The refused client got an error notice matching `reason`, was closed, and the gateway logged why. */
+async function assertRefused(
+  refused: Awaited<ReturnType<typeof gatewayClient>>,
+  daemon: DaemonProcess,
+  reason: RegExp,
+): Promise<void> {
+  const [notice] = await refused.waitPushed(1);
+  assert.equal(notice!.msgid, GATEWAY_MSGID.error);
+  assert.match(notice!.body, reason);
+  await waitUntil(() => !refused.client.connected, 'the refused connection closed');
+  const logged = await daemon.waitForLog((l) => l.msg === 'client connection refused');
+  assert.match(String(logged.reason), reason);
+}
 
 async function rejection(p: Promise<unknown>): Promise<MessageError> {
   const err = await p.then(
@@ -191,12 +205,7 @@ describe('gateway, ipc queue', () => {
         const b = await gatewayClient(port);
         const third = await gatewayClient(port);
         try {
-          const [notice] = await third.waitPushed(1);
-          assert.equal(notice!.msgid, GATEWAY_MSGID.error);
-          assert.match(notice!.body, /too many connections from 127\.0\.0\.1 \(limit 2\)/);
-          await waitUntil(() => !third.client.connected, 'the refused connection closed');
-          const refused = await daemon.waitForLog((l) => l.msg === 'client connection refused');
-          assert.match(String(refused.reason), /limit 2/);
+          await assertRefused(third, daemon, /too many connections from 127\.0\.0\.1 \(limit 2\)/);
           // Two in flight on one connection is the limit: the third is refused at once.
           const held = [a.client.request(2, '400'), a.client.request(2, '400')];
           const err = await rejection(a.client.request(1, 'one too many'));
@@ -229,12 +238,7 @@ describe('gateway, ipc queue', () => {
       const b = await gatewayClient(port);
       const third = await gatewayClient(port);
       try {
-        const [notice] = await third.waitPushed(1);
-        assert.equal(notice!.msgid, GATEWAY_MSGID.error);
-        assert.match(notice!.body, /too many connections \(limit 2\)/);
-        await waitUntil(() => !third.client.connected, 'the refused connection closed');
-        const refused = await daemon.waitForLog((l) => l.msg === 'client connection refused');
-        assert.match(String(refused.reason), /too many connections \(limit 2\)/);
+        await assertRefused(third, daemon, /too many connections \(limit 2\)/);
         // The accepted ones are untouched.
         assert.equal((await a.client.request(1, 'a')).toString(), 'a');
         assert.equal((await b.client.request(1, 'b')).toString(), 'b');

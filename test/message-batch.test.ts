@@ -34,6 +34,20 @@ function frames(codec: Codec, list: [number, Buffer | string][]): Buffer {
   return Buffer.concat(list.map(([id, b]) => codec.encode(id, typeof b === 'string' ? Buffer.from(b) : b)));
 }
 
+/** Sends `bodies` as frames of `msgid` in one write to an echoing server; the bodies of the replies. */
+async function echoInOneChunk(port: number, codec: Codec, msgid: number, bodies: (Buffer | string)[]) {
+  const c = await FramedSocket.connect(port, codec);
+  c.socket.write(
+    frames(
+      codec,
+      bodies.map((b) => [msgid, b]),
+    ),
+  );
+  const got = await c.waitFrames(bodies.length);
+  c.destroy();
+  return got.map((f) => f.body);
+}
+
 describe('one write per read chunk', () => {
   test('replies, sends and broadcasts made for one chunk keep their order, in at most one write per read', async () => {
     let io: { reads: number; writes: number } | undefined;
@@ -80,7 +94,6 @@ describe('one write per read chunk', () => {
     const big = (n: number, fill: number) => Buffer.alloc(n, fill);
     await withMessageServer({ maxBody: 200_000, fallback: (body) => body }, async (srv) => {
       const codec = createCodec('lars', { maxBody: 200_000 });
-      const c = await FramedSocket.connect(srv.port, codec);
       const sent: Buffer[] = [
         Buffer.from('x'),
         big(100_000, 1),
@@ -88,57 +101,26 @@ describe('one write per read chunk', () => {
         big(70_000, 2),
         big(10, 3),
       ];
-      c.socket.write(
-        frames(
-          codec,
-          sent.map((b) => [4, b]),
-        ),
-      );
-      const got = await c.waitFrames(sent.length);
-      assert.deepEqual(
-        got.map((f) => f.body),
-        sent,
-      );
-      c.destroy();
+      assert.deepEqual(await echoInOneChunk(srv.port, codec, 4, sent), sent);
     });
   });
 
   test('a chunk whose replies pass the high-water mark comes back whole and in order', async () => {
     await withMessageServer({ fallback: (body) => body }, async (srv) => {
-      const c = await FramedSocket.connect(srv.port, lars);
       const bodies = Array.from({ length: 3000 }, (_, i) => `message ${i} `.padEnd(50, '.'));
-      c.socket.write(
-        frames(
-          lars,
-          bodies.map((b) => [1, b]),
-        ),
-      );
-      const got = await c.waitFrames(bodies.length);
+      const got = await echoInOneChunk(srv.port, lars, 1, bodies);
       assert.deepEqual(
-        got.map((f) => f.body.toString()),
+        got.map((b) => b.toString()),
         bodies,
       );
-      c.destroy();
     });
   });
 
   test('a codec without encodeInto is batched through encode()', async () => {
     const { encodeInto: _, ...plain } = createCodec('lars', { maxBody: 100_000 });
     await withMessageServer({ codec: plain, fallback: (body) => body }, async (srv) => {
-      const c = await FramedSocket.connect(srv.port, plain);
       const sent = [Buffer.from('one'), Buffer.alloc(80_000, 7), Buffer.from('three')];
-      c.socket.write(
-        frames(
-          plain,
-          sent.map((b) => [2, b]),
-        ),
-      );
-      const got = await c.waitFrames(sent.length);
-      assert.deepEqual(
-        got.map((f) => f.body),
-        sent,
-      );
-      c.destroy();
+      assert.deepEqual(await echoInOneChunk(srv.port, plain, 2, sent), sent);
     });
   });
 

@@ -171,7 +171,7 @@ function connectBackend(
   client.once('close', onClientClose);
 }
 
-/** Pipes both ways until both sockets are closed. */
+/** Pipes both ways; calls `done` once both sockets are closed. */
 function splice(
   client: Socket,
   backend: Socket,
@@ -181,73 +181,68 @@ function splice(
   pool: BackendPool,
   opts: ForwardOptions,
   log: LogSource,
-  resolve: () => void,
+  done: () => void,
 ): void {
-  {
-    // Our FIN to the client must wait for the backend's, whatever the server was created with.
-    client.allowHalfOpen = true;
-    let header = 0;
-    if (opts.sendProxy !== undefined) {
-      const src = { address: peer.address, port: peer.port };
-      const dst = { address: client.localAddress ?? '', port: client.localPort ?? 0 };
-      const bytes = opts.sendProxy === 'v1' ? encodeProxyV1(src, dst) : encodeProxyV2(src, dst);
-      header = bytes.length;
-      backend.write(bytes);
-    }
-    if (opts.idleTimeoutMs > 0) {
-      client.setTimeout(opts.idleTimeoutMs);
-      client.once('timeout', () => {
-        log.logger.info({ backend: b.id, idleMs: opts.idleTimeoutMs }, 'idle timeout; connection closed');
-        client.destroy();
-      });
-    }
-    let backendBroke: string | undefined;
-    let open = 2;
-
-    const fromClient = pump(client, backend);
-    // backend -> client: the reader writes each read on, and stops reading while client is full
-    client.on('drain', () => backend.resume());
-    backend.once('end', () => passFin(client));
-    backend.resume();
-    client.on('error', ignore); // the connection's owner logs it; we close the backend on 'close'
-    client.once('close', () => {
-      if (!backend.destroyed) {
-        // Nobody to deliver to: drop the backend, unless it already sent its FIN and only
-        // needs to take our last bytes (then give it a bounded while).
-        if (!backend.readableEnded || client.errored) backend.destroy();
-        else setTimeout(() => backend.destroy(), BACKEND_LINGER_MS).unref();
-      }
-      if (--open === 0) resolve();
-    });
-    backend.on('error', (err: NodeJS.ErrnoException) => {
-      backendBroke = err.code ?? err.message;
-    });
-    backend.once('close', () => {
-      reader.release();
-      pool.released(
-        b,
-        Math.max(0, backend.bytesWritten - header),
-        backend.bytesRead,
-        backendBroke !== undefined,
-      );
-      if (backendBroke !== undefined) {
-        log.logger.info(
-          { backend: b.id, reason: backendBroke },
-          'backend broke the connection; client closed',
-        );
-        client.destroy();
-      } else if (!client.destroyed) {
-        // The backend is gone both ways: deliver what it sent, then close; what the client
-        // still sends has nowhere to go.
-        client.off('data', fromClient);
-        client.pause();
-        passFin(client);
-        if (client.writableFinished) client.destroy();
-        else if (!client.destroyed) client.once('finish', () => client.destroy());
-      }
-      if (--open === 0) resolve();
+  // Our FIN to the client must wait for the backend's, whatever the server was created with.
+  client.allowHalfOpen = true;
+  let header = 0;
+  if (opts.sendProxy !== undefined) {
+    const src = { address: peer.address, port: peer.port };
+    const dst = { address: client.localAddress ?? '', port: client.localPort ?? 0 };
+    const bytes = opts.sendProxy === 'v1' ? encodeProxyV1(src, dst) : encodeProxyV2(src, dst);
+    header = bytes.length;
+    backend.write(bytes);
+  }
+  if (opts.idleTimeoutMs > 0) {
+    client.setTimeout(opts.idleTimeoutMs);
+    client.once('timeout', () => {
+      log.logger.info({ backend: b.id, idleMs: opts.idleTimeoutMs }, 'idle timeout; connection closed');
+      client.destroy();
     });
   }
+  let backendBroke: string | undefined;
+  let open = 2;
+
+  const fromClient = pump(client, backend);
+  // backend -> client: the reader writes each read on, and stops reading while client is full
+  client.on('drain', () => backend.resume());
+  backend.once('end', () => passFin(client));
+  backend.resume();
+  client.on('error', ignore); // the connection's owner logs it; we close the backend on 'close'
+  client.once('close', () => {
+    if (!backend.destroyed) {
+      // Nobody to deliver to: drop the backend, unless it already sent its FIN and only
+      // needs to take our last bytes (then give it a bounded while).
+      if (!backend.readableEnded || client.errored) backend.destroy();
+      else setTimeout(() => backend.destroy(), BACKEND_LINGER_MS).unref();
+    }
+    if (--open === 0) done();
+  });
+  backend.on('error', (err: NodeJS.ErrnoException) => {
+    backendBroke = err.code ?? err.message;
+  });
+  backend.once('close', () => {
+    reader.release();
+    pool.released(
+      b,
+      Math.max(0, backend.bytesWritten - header),
+      backend.bytesRead,
+      backendBroke !== undefined,
+    );
+    if (backendBroke !== undefined) {
+      log.logger.info({ backend: b.id, reason: backendBroke }, 'backend broke the connection; client closed');
+      client.destroy();
+    } else if (!client.destroyed) {
+      // The backend is gone both ways: deliver what it sent, then close; what the client
+      // still sends has nowhere to go.
+      client.off('data', fromClient);
+      client.pause();
+      passFin(client);
+      if (client.writableFinished) client.destroy();
+      else if (!client.destroyed) client.once('finish', () => client.destroy());
+    }
+    if (--open === 0) done();
+  });
 }
 
 /**
