@@ -207,7 +207,7 @@ test('tcpdaemon iterator: the prototype stays node’s; the iterator is an Async
     const result = {
       own: Object.hasOwn(socket, Symbol.asyncIterator),
       protoUntouched: Object.getPrototypeOf(socket)[Symbol.asyncIterator] !== socket[Symbol.asyncIterator],
-      isAsyncIterator: proto.isPrototypeOf(it),
+      isAsyncIterator: Object.prototype.isPrototypeOf.call(proto, it),
       self: it[Symbol.asyncIterator]() === it,
     };
     await it.return?.();
