@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 import type { ConnectionTracker } from './connection-tracker.js';
 import { readProxyHeader } from './proxy-protocol/header.js';
+import { useSocketIterator } from './socket-iterator.js';
 import type { Logger, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
 
 export interface RunnerOptions {
@@ -126,6 +127,7 @@ export class ConnectionRunner {
     const served = socket as ServedSocket;
     served[kEnv] = env;
     socket.on('error', onSocketError);
+    useSocketIterator(socket);
     if (opts.tcpNodelay) socket.setNoDelay(true);
     if (opts.idleTimeout > 0) {
       socket.setTimeout(opts.idleTimeout * 1000);

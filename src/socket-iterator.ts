@@ -1,0 +1,160 @@
+// `for await (const chunk of socket)` on a served socket: tcpdaemon installs its own async iterator
+// on every socket it hands to a handler (the loop DESIGN.md's contract is written with).
+//
+// Why not node's (Readable.prototype[Symbol.asyncIterator]): it is an async generator over
+// read() that waits for 'readable', which node emits on the next tick, so every chunk costs a
+// tick and two promises; this one takes 'data' events and resolves the waiting next() at once
+// (about 6% less server CPU per echoed message). And at the end of the input node's destroys the
+// socket, dropping whatever the handler wrote that the kernel has not taken yet (an echo of 32 MiB
+// followed by FIN lost 28 MiB); this one leaves the socket to the connection path, which ends it
+// once the handler settles, so the tail is sent.
+//
+// Otherwise it behaves as node's: chunks in order (strings after setEncoding), reading only as
+// fast as the loop consumes (the socket is paused at its highWaterMark), an error or a close
+// before the end throws, and leaving the loop early (break, return, throw) destroys the socket,
+// with an AbortError while it is still open.
+import type { Socket } from 'node:net';
+import { finished } from 'node:stream';
+
+type Chunk = Buffer | string;
+
+interface Waiter {
+  resolve(result: IteratorResult<Chunk, undefined>): void;
+  reject(err: unknown): void;
+}
+
+const DONE: IteratorResult<Chunk, undefined> = Object.freeze({ value: undefined, done: true });
+
+const AsyncIteratorPrototype: object = Object.getPrototypeOf(
+  Object.getPrototypeOf(async function* () {}).prototype,
+);
+
+/** Installs the iterator on `socket` (an own property: the prototype's stays node's). */
+export function useSocketIterator(socket: Socket): void {
+  socket[Symbol.asyncIterator] = iterateSocket;
+}
+
+function iterateSocket(this: Socket): AsyncIterableIterator<Chunk> {
+  return new SocketIterator(this);
+}
+
+/** Node's AbortError, which its iterator destroys an abandoned stream with. */
+function abortError(): Error {
+  return Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR' });
+}
+
+class SocketIterator {
+  readonly #socket: Socket;
+  readonly #queue: Chunk[] = [];
+  /** Bytes (characters after setEncoding) in #queue. */
+  #queued = 0;
+  readonly #waiters: Waiter[] = [];
+  /** undefined while open; null after a clean end; the error after a failure or an early close. */
+  #error: Error | null | undefined;
+  /** True once the loop has left (done, return, throw): no listener left on the socket. */
+  #closed = false;
+  /** True while this iterator holds the socket paused (its queue reached the highWaterMark). */
+  #paused = false;
+  readonly #onData: (chunk: Chunk) => void;
+  readonly #stopWatching: () => void;
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+    this.#onData = (chunk) => this.#take(chunk);
+    socket.on('data', this.#onData);
+    this.#stopWatching = finished(socket, { writable: false }, (err) => this.#settle(err ?? null));
+    // Node's iterator reads a socket the handler paused before the loop; so does this one.
+    socket.resume();
+  }
+
+  next(): Promise<IteratorResult<Chunk, undefined>> {
+    if (this.#queue.length > 0 && (this.#error === null || !this.#socket.destroyed)) {
+      const chunk = this.#queue.shift()!;
+      this.#queued -= chunk.length;
+      if (this.#queue.length === 0 && this.#paused) {
+        this.#paused = false;
+        this.#socket.resume();
+      }
+      return Promise.resolve({ value: chunk, done: false });
+    }
+    if (this.#closed || this.#error === null) {
+      this.#close();
+      return Promise.resolve(DONE);
+    }
+    if (this.#error) {
+      const err = this.#error;
+      this.#leave();
+      return Promise.reject(err);
+    }
+    // The handler may have paused the socket inside the loop; node's iterator reads regardless.
+    if (this.#socket.readableFlowing === false) this.#socket.resume();
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ resolve, reject });
+    });
+  }
+
+  /** The loop was left early (break, return, or a throw in its body). */
+  return(): Promise<IteratorResult<Chunk, undefined>> {
+    this.#leave();
+    return Promise.resolve(DONE);
+  }
+
+  throw(err: unknown): Promise<IteratorResult<Chunk, undefined>> {
+    this.#leave();
+    return Promise.reject(err);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  #take(chunk: Chunk): void {
+    const waiter = this.#waiters.shift();
+    if (waiter) {
+      waiter.resolve({ value: chunk, done: false });
+      return;
+    }
+    this.#queue.push(chunk);
+    this.#queued += chunk.length;
+    if (this.#queued >= this.#socket.readableHighWaterMark && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  /** The socket's readable side finished: cleanly (null) or not. */
+  #settle(err: Error | null): void {
+    this.#error ??= err;
+    if (this.#waiters.length === 0) return;
+    const waiters = this.#waiters.splice(0);
+    if (err) {
+      this.#leave();
+      for (const w of waiters) w.reject(err);
+    } else {
+      this.#close();
+      for (const w of waiters) w.resolve(DONE);
+    }
+  }
+
+  /**
+   * Leaves the loop before a clean end: destroys the socket as node's iterator does, with an
+   * AbortError while either side is still open.
+   */
+  #leave(): void {
+    const socket = this.#socket;
+    this.#close();
+    for (const w of this.#waiters.splice(0)) w.resolve(DONE);
+    if (!socket.destroyed) socket.destroy(socket.readable || socket.writable ? abortError() : undefined);
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue.length = 0;
+    this.#queued = 0;
+    this.#socket.off('data', this.#onData);
+    this.#stopWatching();
+  }
+}
+
+Object.setPrototypeOf(SocketIterator.prototype, AsyncIteratorPrototype);
