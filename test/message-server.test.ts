@@ -481,4 +481,48 @@ describe('other codecs through the same handler', () => {
       await c.closed;
     });
   });
+
+  test('end of a peer inside a frame: the whole frames are answered, the cut one is logged', async () => {
+    await withMessageServer({ routes: { 1: (body) => body } }, async (srv) => {
+      const c = await FramedSocket.connect(srv.port, lars);
+      const half = lars.encode(1, Buffer.from('never finished')).subarray(0, 20);
+      c.socket.end(Buffer.concat([lars.encode(1, Buffer.from('whole')), half]));
+      const [frame] = await c.waitFrames(1);
+      assert.equal(frame!.body.toString(), 'whole');
+      await c.closed;
+      const line = await srv.logs.waitFor(
+        (l) => l.msg === 'peer closed inside a frame; partial frame dropped',
+      );
+      assert.equal(line.level, 'warn');
+      assert.equal(line.bytes, 20);
+    });
+  });
+
+  test('end of a peer: an async reply that is ready only after the FIN still goes out, then our FIN', async () => {
+    const closes: string[] = [];
+    const handler = createMessageHandler({
+      onClose: (_c, why) => void closes.push(why),
+      routes: {
+        1: async (body) => {
+          await sleep(100);
+          return body;
+        },
+      },
+    });
+    const srv = await serveInProcess(handler);
+    try {
+      const c = await FramedSocket.connect(srv.port, lars);
+      c.socket.end(Buffer.concat([lars.encode(1, Buffer.from('one')), lars.encode(1, Buffer.from('two'))]));
+      const frames = await c.waitFrames(2);
+      assert.deepEqual(
+        frames.map((f) => f.body.toString()),
+        ['one', 'two'],
+      );
+      await c.closed;
+      await until(() => closes.length > 0, 5000, 'onClose');
+      assert.deepEqual(closes, ['peer closed']);
+    } finally {
+      await srv.close();
+    }
+  });
 });

@@ -75,6 +75,8 @@ export class MessageConn implements MessagePeer {
   private reading = false;
   private ending = false;
   private hasClosed = false;
+  /** The peer's FIN arrived: end once every request it sent is answered. */
+  private peerEnded = false;
   private paused = 0;
   /** Frames go into the shared frame batch, written when the read chunk (or backlog run) is done. */
   private batching = false;
@@ -113,6 +115,9 @@ export class MessageConn implements MessagePeer {
       frame: (msgid, body, seq, flags) => this.onFrame(msgid, body, seq, flags),
       error: (reason) => this.onProtocolError(reason),
     });
+    // The peer's FIN ends only its side: close() below lets running handlers reply, then sends
+    // ours (node would end our side on the next tick and drop those replies).
+    socket.allowHalfOpen = true;
     socket.on('error', this.onError);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
@@ -320,6 +325,7 @@ export class MessageConn implements MessagePeer {
       this.backlog = [];
       this.backlogHead = 0;
       this.unpause(PAUSE_BUSY);
+      if (this.peerEnded) this.endWhenAnswered();
     }
   }
 
@@ -450,7 +456,28 @@ export class MessageConn implements MessagePeer {
     this.destroy(`protocol error: ${reason}`);
   }
 
-  private readonly onEnd = (): void => this.close('peer closed');
+  /**
+   * The peer sent its FIN: everything it sent has been decoded. Requests still running or waiting
+   * in the backlog are answered (within END_GRACE_MS), then our FIN goes out.
+   */
+  private readonly onEnd = (): void => {
+    this.reason ??= 'peer closed';
+    if (this.hasClosed || this.ending) return;
+    const cut = this.decoder.buffered;
+    if (cut > 0)
+      this.logger.warn(
+        { remote: this.peerName(), bytes: cut },
+        'peer closed inside a frame; partial frame dropped',
+      );
+    this.peerEnded = true;
+    this.graceTimer ??= setTimeout(() => this.socket.destroy(), END_GRACE_MS).unref();
+    this.endWhenAnswered();
+  };
+
+  private endWhenAnswered(): void {
+    if (this.inFlight === 0 && this.backlogHead >= this.backlog.length && !this.ending && !this.hasClosed)
+      this.endNow();
+  }
 
   private readonly onError = (err: NodeJS.ErrnoException): void => {
     this.reason ??= `socket error: ${err.code ?? err.message}`;
