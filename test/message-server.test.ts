@@ -345,6 +345,50 @@ describe('backpressure and the output cap', () => {
     );
   });
 
+  test('replies queued for a peer that does not read hold copies, not the shared 64 KiB slab', async () => {
+    const backloggedWrites: { bytes: number; held: number }[] = [];
+    await withMessageServer(
+      {
+        outputCap: 64 * 1024 * 1024,
+        onConnect: (conn) => {
+          const socket = conn.socket;
+          const write = socket.write.bind(socket) as (chunk: Buffer) => boolean;
+          socket.write = ((chunk: Buffer) => {
+            if (socket.writableLength > 0)
+              backloggedWrites.push({ bytes: chunk.length, held: chunk.buffer.byteLength });
+            return write(chunk);
+          }) as typeof socket.write;
+        },
+        routes: {
+          // Sends until the socket queues output (the peer does not read).
+          1: (_body, _msgid, conn) => {
+            const frame = Buffer.alloc(1000, 3);
+            while (conn.bufferedAmount === 0 && conn.isOpen) conn.send(2, frame);
+          },
+          // Replies later: each reply is batched into the shared slab, then written while queued.
+          4: async (body) => {
+            await sleep(5);
+            return body;
+          },
+        },
+      },
+      async (srv) => {
+        const c = await FramedSocket.connect(srv.port, lars);
+        c.socket.pause();
+        const asks = [1, 2, 3, 4, 5].map((i) => lars.encode(4, Buffer.from(`small ${i}`)));
+        c.socket.write(Buffer.concat([lars.encode(1, Buffer.alloc(0)), ...asks]));
+        await until(
+          () => backloggedWrites.filter((w) => w.bytes < 100).length === 5,
+          10000,
+          'five small replies queued',
+        );
+        for (const w of backloggedWrites)
+          assert.ok(w.held < 64 * 1024, `a queued write of ${w.bytes} B holds ${w.held} B`);
+        c.destroy();
+      },
+    );
+  });
+
   test('a sender that waits for drained() never hits the cap with a slow but reading peer', async () => {
     const total = 120;
     const body = Buffer.alloc(50000, 2);

@@ -401,7 +401,11 @@ export class MessageConn implements MessagePeer {
   private write(frame: Buffer): boolean {
     const socket = this.socket;
     if (!socket.writable) return false;
-    socket.write(frame);
+    // With output already queued this write waits too: a view of the shared slab would keep all
+    // 64 KiB of it alive for a few bytes, slab after slab, while the peer does not read.
+    socket.write(
+      socket.writableLength > 0 && frame.length < frame.buffer.byteLength ? Buffer.from(frame) : frame,
+    );
     const queued = socket.writableLength;
     if (queued > this.opts.outputCap) {
       this.logger.warn(
