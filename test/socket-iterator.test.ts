@@ -222,10 +222,16 @@ test('tcpdaemon iterator: the prototype stays node’s; the iterator is an Async
   await closeAll(served);
 });
 
-for (const workers of ['1', '2']) {
-  test(`examples/echo.ts under IOMP -c ${workers}: an echo of 32 MiB then FIN comes back whole (node's iterator drops the unsent tail)`, async () => {
+for (const [model, workers] of [
+  ['IOMP', '1'],
+  ['IOMP', '2'],
+  ['LF', '2'],
+  ['IF', '2'],
+  ['TLF', '2'],
+]) {
+  test(`examples/echo.ts under ${model} -c ${workers}: an echo of 32 MiB then FIN comes back whole (node's iterator drops the unsent tail)`, async () => {
     await withDaemon(
-      ['-m', 'IOMP', '-c', workers, '-l', '127.0.0.1:0', '-s', join(EXAMPLES, 'echo.ts')],
+      ['-m', model!, '-c', workers!, '-l', '127.0.0.1:0', '-s', join(EXAMPLES, 'echo.ts')],
       async ({ port }) => {
         const s = await connect(port);
         const data = Buffer.alloc(32 * 1024 * 1024, 0x5a);
