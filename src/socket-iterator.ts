@@ -4,11 +4,11 @@
 // Why not node's (Readable.prototype[Symbol.asyncIterator]): it is an async generator over
 // read() that waits for 'readable', which node emits on the next tick, so every chunk costs a
 // tick and two promises; this one takes 'data' events and resolves the waiting next() at once
-// (6–12% less server CPU per echoed
-// message in one process, as little as `socket.pipe(socket)`). And at the end of the input node's destroys the
-// socket, dropping whatever the handler wrote that the kernel has not taken yet (an echo of 32 MiB
-// followed by FIN lost 28 MiB); this one leaves the socket to the connection path, which ends it
-// once the handler settles, so the tail is sent.
+// (6-12% less server CPU per echoed message in one process: as little as socket.pipe(socket)).
+// And at the end of the input node's destroys the socket, dropping whatever the handler wrote
+// that the kernel has not taken yet (an echo of 32 MiB followed by FIN lost 28 MiB); this one
+// leaves the socket to the connection path, which ends it once the handler settles, so the tail
+// is sent.
 //
 // Otherwise it behaves as node's: chunks in order (strings after setEncoding), reading only as
 // fast as the loop consumes (the socket is paused at its highWaterMark), an error or a close
