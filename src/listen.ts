@@ -24,7 +24,7 @@ export async function listenOnce(addr: ListenAddress, opts: ListenOptions, logge
     return await tryListen(addr, opts);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' && addr.kind === 'unix' && (await isStaleUnixSocket(addr.path))) {
+    if (code === 'EADDRINUSE' && addr.kind === 'unix' && (await probeUnixSocket(addr.path)) === 'stale') {
       logger.warn({ path: addr.path }, 'removing stale unix socket (nothing listens on it)');
       await unlink(addr.path);
       return tryListen(addr, opts).catch((e: unknown) => {
@@ -82,7 +82,7 @@ export async function bindShared(addr: ListenAddress, logger: Logger): Promise<S
     return await tryBindShared(addr);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' && addr.kind === 'unix' && (await isStaleUnixSocket(addr.path))) {
+    if (code === 'EADDRINUSE' && addr.kind === 'unix' && (await probeUnixSocket(addr.path)) === 'stale') {
       logger.warn({ path: addr.path }, 'removing stale unix socket (nothing listens on it)');
       await unlink(addr.path);
       return tryBindShared(addr).catch((e: unknown) => {
@@ -140,14 +140,20 @@ function listenError(err: unknown, addr: ListenAddress): ListenError {
   return new ListenError(`cannot listen on ${where}: ${reason}`);
 }
 
-function isStaleUnixSocket(path: string): Promise<boolean> {
+/**
+ * Who holds the unix socket `path` that could not be bound: 'live' (a process accepts on it),
+ * 'stale' (a socket file nobody listens on: safe to remove), or the probe's error code.
+ */
+export function probeUnixSocket(path: string): Promise<'live' | 'stale' | string> {
   return new Promise((resolve) => {
     const probe = connect(path);
     probe.once('connect', () => {
       probe.destroy();
-      resolve(false);
+      resolve('live');
     });
-    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      resolve(err.code === 'ECONNREFUSED' ? 'stale' : (err.code ?? err.message)),
+    );
   });
 }
 

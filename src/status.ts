@@ -2,6 +2,7 @@
 // JSON line describing what runs now (read by `tcpdaemon status PATH`), then closes it.
 import { chmodSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
+import { probeUnixSocket } from './listen.js';
 import type { SupervisorStatus } from './supervisor/supervisor.js';
 import type { Logger } from './types.js';
 
@@ -55,9 +56,11 @@ export async function serveStatus(path: string, report: () => DaemonStatus, logg
     await listenOn(server, path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw statusError(path, err);
-    if (await answers(path)) {
+    const holder = await probeUnixSocket(path);
+    if (holder === 'live')
       throw new StatusSocketError(`--status-socket ${path}: another process answers on it`);
-    }
+    if (holder !== 'stale')
+      throw new StatusSocketError(`--status-socket ${path}: in use, and probing it failed (${holder})`);
     try {
       unlinkSync(path);
       await listenOn(server, path);
@@ -96,18 +99,6 @@ function listenOn(server: Server, path: string): Promise<void> {
       server.off('error', onError);
       resolve();
     });
-  });
-}
-
-/** Whether some process accepts connections on the unix socket `path`. */
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
   });
 }
 

@@ -213,7 +213,7 @@ export class MessageConn implements MessagePeer {
     this.reason ??= reason;
     if (this.hasClosed || this.ending) return;
     this.stopReading();
-    this.graceTimer ??= setTimeout(() => this.socket.destroy(), END_GRACE_MS).unref();
+    this.armEndGrace();
     if (this.inFlight === 0) this.endNow();
   }
 
@@ -474,9 +474,14 @@ export class MessageConn implements MessagePeer {
         'peer closed inside a frame; partial frame dropped',
       );
     this.peerEnded = true;
-    this.graceTimer ??= setTimeout(() => this.socket.destroy(), END_GRACE_MS).unref();
+    this.armEndGrace();
     this.endWhenAnswered();
   };
+
+  /** A graceful end gets END_GRACE_MS; what has not finished by then is destroyed. */
+  private armEndGrace(): void {
+    this.graceTimer ??= setTimeout(() => this.socket.destroy(), END_GRACE_MS).unref();
+  }
 
   private endWhenAnswered(): void {
     if (this.inFlight === 0 && this.backlogHead >= this.backlog.length && !this.ending && !this.hasClosed)
