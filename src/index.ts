@@ -1,4 +1,13 @@
 export { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from './daemon.js';
+export {
+  ConnectError,
+  HandlerLoadError,
+  ListenError,
+  ParamError,
+  StatusSocketError,
+  TcpdaemonError,
+  WorkerStartError,
+} from './errors.js';
 export type {
   BusinessHandler,
   BusinessReply,
@@ -10,11 +19,8 @@ export type {
 export { type GatewayHandle, startGateway, startWorkers } from './gateway/daemon.js';
 export type { GatewayParams } from './gateway/params.js';
 export { decodeRelay, encodeRelay, GATEWAY_MSGID } from './gateway/protocol.js';
-export { HandlerLoadError } from './handler/load.js';
-export { ListenError } from './listen.js';
 export * from './message/index.js';
-export { WorkerStartError } from './models/worker-pool.js';
-export { ParamError, type TcpdaemonParams } from './params.js';
+export type { TcpdaemonParams } from './params.js';
 export * from './proxy/index.js';
 export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
 export { VERSION } from './version.js';

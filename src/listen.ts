@@ -4,13 +4,11 @@ import { unlink } from 'node:fs/promises';
 import * as net from 'node:net';
 import { type AddressInfo, connect, createServer, type Server } from 'node:net';
 import { getSystemErrorName } from 'node:util';
+import { describeErrno, ListenError } from './errors.js';
 import { formatAddress, type ListenAddress } from './listen-address.js';
 import type { Logger } from './types.js';
 
-/** The daemon could not listen where it was told to. */
-export class ListenError extends Error {
-  override name = 'ListenError';
-}
+export { ListenError };
 
 export interface ListenOptions {
   /** Accepted sockets start paused, so a model can hand them to another process with no byte lost. */
@@ -94,7 +92,7 @@ export async function bindShared(addr: ListenAddress, logger: Logger): Promise<S
 }
 
 async function tryBindShared(addr: ListenAddress): Promise<SharedListener> {
-  if (!createServerHandle) throw new Error('this Node.js cannot bind a socket for workers to share');
+  if (!createServerHandle) throw new ListenError('this Node.js cannot bind a socket for workers to share');
   let handle: RawHandle | number;
   if (addr.kind === 'unix') {
     handle = createServerHandle(addr.path, -1, -1);
@@ -108,6 +106,15 @@ async function tryBindShared(addr: ListenAddress): Promise<SharedListener> {
     throw Object.assign(new Error(code), { code });
   }
   const raw = handle;
+  if (addr.kind === 'tcp') {
+    // libuv defers EADDRINUSE from bind() to listen(); getsockname() reports it now.
+    const rc = raw.getsockname?.({}) ?? 0;
+    if (rc !== 0) {
+      raw.close();
+      const code = getSystemErrorName(rc);
+      throw Object.assign(new Error(code), { code });
+    }
+  }
   const path = addr.kind === 'unix' ? addr.path : undefined;
   return {
     handle: raw,
@@ -127,17 +134,7 @@ async function tryBindShared(addr: ListenAddress): Promise<SharedListener> {
 function listenError(err: unknown, addr: ListenAddress): ListenError {
   const where = formatAddress(addr);
   const code = (err as NodeJS.ErrnoException).code;
-  const reason =
-    code === 'EADDRINUSE'
-      ? 'address already in use'
-      : code === 'EACCES'
-        ? 'permission denied'
-        : code === 'EADDRNOTAVAIL'
-          ? 'address not available on this machine'
-          : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
-            ? 'host name does not resolve'
-            : (err as Error).message;
-  return new ListenError(`cannot listen on ${where}: ${reason}`);
+  return new ListenError(`cannot listen on ${where}: ${describeErrno(err)}`, code);
 }
 
 /**

@@ -1,6 +1,7 @@
 // The one parameter schema. The CLI and --config only turn their input into this object;
 // everything is validated here, with one message per mistake naming the key and its flag.
 
+import { ParamError } from './errors.js';
 import { type ListenAddress, parseListenAddress } from './listen-address.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
 import type { ModelFlag, ModelName, Tcpmain } from './types.js';
@@ -72,9 +73,7 @@ export interface ResolvedParams
   tcpLinger: number | undefined;
 }
 
-export class ParamError extends Error {
-  override name = 'ParamError';
-}
+export { ParamError };
 
 const MODEL_ALIASES: Record<string, ModelName> = {
   IOMP: 'IOMP',

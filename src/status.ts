@@ -2,6 +2,7 @@
 // JSON line describing what runs now (read by `tcpdaemon status PATH`), then closes it.
 import { chmodSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
+import { StatusSocketError } from './errors.js';
 import { probeUnixSocket } from './listen.js';
 import type { SupervisorStatus } from './supervisor/supervisor.js';
 import type { Logger } from './types.js';
@@ -31,9 +32,7 @@ export interface DaemonStatus {
 /** Clients answered at once; more wait in the listen backlog. */
 const MAX_STATUS_CLIENTS = 16;
 
-export class StatusSocketError extends Error {
-  override name = 'StatusSocketError';
-}
+export { StatusSocketError };
 
 /**
  * Listens on `path` (mode 0600) and answers each connection with `report()`. A socket file left by a

@@ -1,6 +1,7 @@
 // Flags of `tcpdaemon bench`: parsing and bounds. Nothing here opens a socket.
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import { ParamError } from '../errors.js';
 import { ECHO_CODEC_NAMES, type EchoCodec, echoCodec } from './codec.js';
 
 export const MODES = ['echo', 'connect', 'hold'] as const;
@@ -74,7 +75,9 @@ hold mode writes "holding N open F failed" on stderr once the ramp is over.
 exit status: 0 no errors, 2 the run finished but counted errors (or late starts: the --rate was
 not offered), 1 bad flags or the tool failed`;
 
-export class BenchUsageError extends Error {}
+export class BenchUsageError extends ParamError {
+  override name = 'BenchUsageError';
+}
 
 /** Parses argv (without `bench`). Throws BenchUsageError with a one-line reason. */
 export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {

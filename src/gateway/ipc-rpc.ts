@@ -1,4 +1,5 @@
 // Calls with replies over a node IPC channel (daemon <-> gateway process). Messages carry `gw`
+import { TcpdaemonError } from '../errors.js';
 // (their type); a call adds `rid`, and its answer is `{ gw: 'result', rid, ok, value | error }`.
 // Bodies travel as base64 strings: on these links JSON serialization beat 'advanced' (docs/gateway.md).
 
@@ -16,8 +17,9 @@ export interface RpcPort {
 type Handler = (message: GwMessage, handle: unknown) => unknown;
 
 /** Thrown (as a rejection) when the other side answered with an error, or went away. */
-export class RpcError extends Error {
+export class RpcError extends TcpdaemonError {
   override name = 'RpcError';
+  override readonly code = 'TD_ERR_RPC';
 }
 
 export class Rpc {

@@ -2,15 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { HandlerLoadError } from '../errors.js';
 import type { Tcpmain } from '../types.js';
 
 const JS_EXTENSIONS = new Set(['.js', '.mjs', '.cjs']);
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts']);
 
-/** A handler module that cannot serve: missing, failed to load, or exports no function. */
-export class HandlerLoadError extends Error {
-  override name = 'HandlerLoadError';
-}
+export { HandlerLoadError };
 
 let tsxRegistered: Promise<void> | undefined;
 

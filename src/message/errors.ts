@@ -1,4 +1,5 @@
 // Every error the message layer hands to a caller: one class, told apart by `code`.
+import { TcpdaemonError } from '../errors.js';
 
 export type MessageErrorCode =
   /** request(): no reply within its timeout. */
@@ -12,9 +13,9 @@ export type MessageErrorCode =
   /** request(): as many requests as allowed are already waiting for replies. */
   | 'ERR_MESSAGE_TOO_MANY_REQUESTS';
 
-export class MessageError extends Error {
+export class MessageError extends TcpdaemonError {
   constructor(
-    readonly code: MessageErrorCode,
+    override readonly code: MessageErrorCode,
     message: string,
   ) {
     super(message);

@@ -1,6 +1,7 @@
 // The worker processes of IOMP -c N, LF and IF: how to start one (WorkerSpec), the supervisor
 // built from the daemon's parameters, and a start that fails fast when workers cannot start at all.
 import { fork } from 'node:child_process';
+import { WorkerStartError } from '../errors.js';
 import { Supervisor } from '../supervisor/index.js';
 import type { ExitInfo, WorkerHandle } from '../supervisor/supervisor.js';
 import { type WorkerConfig, workerEnv } from '../worker/config.js';
@@ -8,10 +9,7 @@ import { entryLaunch, rerunLaunch } from '../worker/launch.js';
 import { isModelMessage } from '../worker/messages.js';
 import type { ModelHost } from './model.js';
 
-/** Workers could not start (each slot died this many times before any worker was ready). */
-export class WorkerStartError extends Error {
-  override name = 'WorkerStartError';
-}
+export { WorkerStartError };
 
 /** Failed starts of one slot, before its first ready worker, after which start-up gives up. */
 const START_ATTEMPTS = 3;

@@ -2,10 +2,8 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readConfigFile } from '../cli/config.js';
-import { HandlerLoadError } from '../handler/load.js';
-import { ListenError } from '../listen.js';
+import { ParamError, TcpdaemonError } from '../errors.js';
 import { LOG_LEVELS } from '../logger.js';
-import { ParamError } from '../params.js';
 import { keepServingOnUncaught } from '../process-guards.js';
 import { SignalInbox } from '../signals.js';
 import { type ProxyConfig, ProxyConfigError } from './config.js';
@@ -150,8 +148,8 @@ export async function proxyMain(argv: string[]): Promise<number> {
     const handle = await startProxy(config, { signals: inbox, exit: exited });
     keepServingOnUncaught(handle.logger);
   } catch (err) {
-    const usage = err instanceof ProxyConfigError || err instanceof ParamError;
-    const known = usage || err instanceof HandlerLoadError || err instanceof ListenError;
+    const usage = err instanceof ParamError;
+    const known = err instanceof TcpdaemonError;
     const message = known
       ? (err as Error).message
       : `start-up failed: ${(err as Error).stack ?? String(err)}`;

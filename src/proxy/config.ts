@@ -2,6 +2,7 @@
 // input into this object; everything is validated here, one message per mistake naming the
 // key and its flag. Times are in seconds (fractions allowed), like the daemon's --timeout.
 
+import { ParamError } from '../errors.js';
 import { LOG_LEVELS, type LogLevel } from '../logger.js';
 import { MODEL_FLAGS } from '../params.js';
 import { DEFAULT_HEADER_TIMEOUT_MS } from '../proxy-protocol/header.js';
@@ -99,7 +100,8 @@ export interface ResolvedProxyConfig {
   };
 }
 
-export class ProxyConfigError extends Error {
+/** A proxy parameter is wrong (a ParamError, as every command's). */
+export class ProxyConfigError extends ParamError {
   override name = 'ProxyConfigError';
 }
 
