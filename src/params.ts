@@ -1,9 +1,31 @@
-// The one parameter schema. The CLI and --config only turn their input into this object;
-// everything is validated here, with one message per mistake naming the key and its flag.
+// `tcpdaemon`'s parameters: the library's typed object, the field declarations (shared ones from
+// platform/shared-fields.ts) from which the command line, --config and help are driven, and the
+// validation that fills in defaults. One message per mistake, naming the key and its flag.
 
 import { ParamError } from './errors.js';
 import { type ListenAddress, parseListenAddress } from './listen-address.js';
-import { LOG_LEVELS, type LogLevel } from './logger.js';
+import type { LogLevel } from './logger.js';
+import { type CommandSpec, type Field, readFields } from './platform/fields.js';
+import {
+  DAEMON_LEVEL,
+  HANG_TIMEOUT,
+  LISTEN,
+  LOGFILE,
+  LOGLEVEL,
+  MAX_CONNECTIONS,
+  MAX_MEMORY,
+  PARAMS,
+  PID_FILE,
+  RESTART_DELAY,
+  RESTART_DELAY_MAX,
+  SHUTDOWN_TIMEOUT,
+  STATUS_SOCKET,
+  TIMEOUT,
+  WORK_PATH,
+  WORKERS,
+  withHelp,
+} from './platform/shared-fields.js';
+import { boolean, choice, fail, integer, seconds } from './platform/values.js';
 import type { ModelFlag, ModelName, Tcpmain } from './types.js';
 
 export interface TcpdaemonParams {
@@ -85,134 +107,129 @@ const MODEL_ALIASES: Record<string, ModelName> = {
 };
 export const MODEL_FLAGS = Object.keys(MODEL_ALIASES) as ModelFlag[];
 
-type Field<T> = { flag: string; parse: (value: unknown, name: string) => T };
+/** The daemon's own fields; with the shared ones they are `tcpdaemon`'s whole schema. */
+const MODEL: Field<ModelFlag> = {
+  key: 'model',
+  flags: ['-m', '--model'],
+  arg: 'MODEL',
+  help: 'IOMP (alias IO), LF, IF, TLF (alias WIN-TLF)',
+  shownDefault: 'IOMP',
+  parse: choice(MODEL_FLAGS, (v) => v.toUpperCase()),
+};
 
-function fail(name: string, flag: string, what: string, value: unknown): never {
-  const shown = typeof value === 'string' ? `'${value}'` : JSON.stringify(value);
-  throw new ParamError(`${name} (${flag}) ${what}, got ${shown}`);
-}
-
-function num(flag: string, opts: { min: number; max?: number; integer: boolean }): Field<number> {
-  const what = `must be ${opts.integer ? 'a whole number' : 'a number'} >= ${opts.min}${opts.max === undefined ? '' : ` and <= ${opts.max}`}`;
-  return {
-    flag,
-    parse(value, name) {
-      const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isFinite(n)) fail(name, flag, what, value);
-      if (
-        (opts.integer && !Number.isInteger(n)) ||
-        n < opts.min ||
-        (opts.max !== undefined && n > opts.max)
-      ) {
-        fail(name, flag, what, value);
-      }
-      return n;
-    },
-  };
-}
-
-function str(flag: string): Field<string> {
-  return {
-    flag,
-    parse(value, name) {
-      if (typeof value !== 'string' || value === '') fail(name, flag, 'must be a non-empty string', value);
-      return value;
-    },
-  };
-}
-
-function bool(flag: string): Field<boolean> {
-  return {
-    flag,
-    parse(value, name) {
-      if (typeof value !== 'boolean') fail(name, flag, 'must be true or false', value);
-      return value;
-    },
-  };
-}
-
-function oneOf<T extends string>(
-  flag: string,
-  values: readonly T[],
-  fold: (v: string) => string = (v) => v,
-): Field<T> {
-  return {
-    flag,
-    parse(value, name) {
-      if (typeof value !== 'string' || !values.includes(fold(value) as T)) {
-        fail(name, flag, `must be one of ${values.join(', ')}`, value);
-      }
-      return fold(value) as T;
-    },
-  };
-}
-
-const FIELDS: { [K in keyof TcpdaemonParams]-?: Field<Exclude<TcpdaemonParams[K], undefined>> } = {
-  model: oneOf('-m', MODEL_FLAGS, (v) => v.toUpperCase()),
-  listen: str('-l'),
-  handler: {
-    flag: '-s',
-    parse(value, name) {
-      if (typeof value === 'function') return value as Tcpmain;
-      if (typeof value === 'string' && value !== '') return value;
-      fail(
-        name,
-        '-s',
-        'must be a module path or a function',
-        typeof value === 'object' ? String(value) : value,
-      );
-    },
+const HANDLER: Field<string | Tcpmain> = {
+  key: 'handler',
+  flags: ['-s', '--handler'],
+  arg: 'HANDLER',
+  help: 'handler module: .js .mjs .cjs .ts .mts .cts',
+  path: true,
+  parse(value, where) {
+    if (typeof value === 'function') return value as Tcpmain;
+    if (typeof value === 'string' && value !== '') return value;
+    fail(where, 'must be a module path or a function', typeof value === 'object' ? String(value) : value);
   },
-  workers: num('-c', { min: 1, max: 1024, integer: true }),
-  recycleAfter: num('-n', { min: 0, integer: true }),
-  workPath: str('--work-path'),
-  logfile: str('--logfile'),
-  loglevel: oneOf('--loglevel', LOG_LEVELS, (v) => v.toLowerCase()),
-  tcpNodelay: bool('--tcp-nodelay'),
-  tcpLinger: num('--tcp-linger', { min: 0, max: 3600, integer: true }),
-  timeout: num('--timeout', { min: 0, integer: false }),
-  proxyProtocol: bool('--proxy-protocol'),
-  proxyHeaderTimeout: num('--proxy-header-timeout', { min: 0.001, max: 3600, integer: false }),
-  daemonLevel: bool('--daemon-level'),
-  pidFile: str('--pid-file'),
-  statusSocket: str('--status-socket'),
-  maxConnections: num('--max-connections', { min: 0, integer: true }),
-  shutdownTimeout: num('--shutdown-timeout', { min: 0, integer: false }),
-  hangTimeout: num('--hang-timeout', { min: 0, max: 86400, integer: false }),
-  maxMemory: num('--max-memory', { min: 0, max: 1048576, integer: false }),
-  restartDelay: num('--restart-delay', { min: 0, max: 3600, integer: false }),
-  restartDelayMax: num('--restart-delay-max', { min: 0, max: 3600, integer: false }),
-  spares: num('--spares', { min: 1, max: 1024, integer: true }),
-  maxWaiting: num('--max-waiting or --queue', { min: 0, max: 1_000_000, integer: true }),
-  params: {
-    flag: '--param',
-    parse(value, name) {
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        fail(name, '--param', 'must be an object of string values', value);
-      }
-      for (const [k, v] of Object.entries(value)) {
-        if (typeof v !== 'string') fail(`${name}.${k}`, '--param', 'must be a string', v);
-      }
-      return Object.freeze({ ...(value as Record<string, string>) });
-    },
+};
+
+export const DAEMON_FIELDS: readonly Field[] = [
+  MODEL,
+  LISTEN,
+  HANDLER,
+  withHelp(WORKERS, 'workers: processes (IOMP, LF, IF) or threads (TLF)'),
+  {
+    key: 'recycleAfter',
+    flags: ['-n', '--recycle-after'],
+    arg: 'N',
+    help: 'recycle a worker after N connections (0 = never)',
+    parse: integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
   },
+  TIMEOUT,
+  {
+    key: 'proxyProtocol',
+    flags: ['--proxy-protocol'],
+    help: 'connections start with a PROXY v1/v2 header (HAProxy, nginx, cloud balancers): env shows the real client',
+    parse: boolean,
+  },
+  {
+    key: 'proxyHeaderTimeout',
+    flags: ['--proxy-header-timeout'],
+    arg: 'SECONDS',
+    help: 'the PROXY header must arrive within this',
+    shownDefault: '5',
+    parse: seconds({ min: 0.001, max: 3600 }),
+  },
+  MAX_CONNECTIONS,
+  SHUTDOWN_TIMEOUT,
+  HANG_TIMEOUT,
+  MAX_MEMORY,
+  RESTART_DELAY,
+  RESTART_DELAY_MAX,
+  {
+    key: 'spares',
+    flags: ['--spares'],
+    arg: 'K',
+    help: 'IF: processes started ahead, each ready to take the next connection',
+    shownDefault: 'min(-c, 2)',
+    parse: integer({ min: 1, max: 1024 }),
+  },
+  {
+    key: 'maxWaiting',
+    flags: ['--max-waiting'],
+    arg: 'Q',
+    help: 'LF, IF: connections that may wait for a free worker; more are closed, logged',
+    shownDefault: 'LF 1024, IF 64',
+    parse: integer({ min: 0, max: 1_000_000 }),
+  },
+  {
+    key: 'tcpNodelay',
+    flags: ['--tcp-nodelay'],
+    help: "disable Nagle's algorithm on accepted sockets",
+    parse: boolean,
+  },
+  {
+    key: 'tcpLinger',
+    flags: ['--tcp-linger'],
+    arg: 'N',
+    help: '0: close with RST; N: after our FIN, RST if the peer has not closed in N s',
+    parse: integer({ min: 0, max: 3600 }),
+  },
+  PARAMS,
+  LOGFILE,
+  LOGLEVEL,
+  WORK_PATH,
+  DAEMON_LEVEL,
+  PID_FILE,
+  STATUS_SOCKET,
+];
+
+export const DAEMON_COMMAND: CommandSpec = {
+  name: 'tcpdaemon',
+  synopsis: [
+    'tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [options]',
+    'tcpdaemon proxy -l ADDRESS --backend HOST:PORT|--spawn CMD [options] (tcpdaemon proxy -h)',
+    'tcpdaemon gateway -l ADDRESS -s BUSINESS [options]                  (tcpdaemon gateway -h)',
+    'tcpdaemon worker -s BUSINESS --queue nats://HOST:PORT [options]      (tcpdaemon worker -h)',
+    'tcpdaemon bench --port PORT [options]                              (load tool; tcpdaemon bench -h)',
+    'tcpdaemon status SOCKET [--json]                                   (any command run with --status-socket)',
+  ],
+  fields: DAEMON_FIELDS,
+  refused: {
+    '--queue': 'is now --max-waiting (connections waiting for a free worker)',
+    '--workers': 'is now -c N (processes or threads)',
+  },
+  footer: `signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGUSR1 reopens the log file,
+         SIGHUP reloads the workers of IOMP -c N, LF and TLF one by one, and IF's spares
+         (new handler code, no connection refused)`,
 };
 
 /** Validates library/CLI/config input; throws ParamError with a one-line reason. */
 export function validateParams(input: unknown): ResolvedParams {
-  if (typeof input !== 'object' || input === null) throw new ParamError('parameters must be an object');
   const raw = input as Record<string, unknown>;
-  for (const key of Object.keys(raw)) {
-    if (!(key in FIELDS)) throw new ParamError(`unknown parameter '${key}'`);
-  }
-  const get = <K extends keyof TcpdaemonParams>(
-    key: K,
-  ): Exclude<TcpdaemonParams[K], undefined> | undefined =>
-    raw[key] === undefined
-      ? undefined
-      : (FIELDS[key] as Field<Exclude<TcpdaemonParams[K], undefined>>).parse(raw[key], key);
+  const read = readFields(DAEMON_FIELDS, input, 'tcpdaemon');
+  const get = <K extends keyof TcpdaemonParams>(key: K): Exclude<TcpdaemonParams[K], undefined> | undefined =>
+    read[key] as Exclude<TcpdaemonParams[K], undefined> | undefined;
   for (const key of ['listen', 'handler'] as const) {
-    if (raw[key] === undefined) throw new ParamError(`${key} (${FIELDS[key].flag}) is required`);
+    if (raw[key] === undefined)
+      throw new ParamError(`${key} (${key === 'listen' ? '-l' : '-s'}) is required`);
   }
   const listen = get('listen')!;
   let listenAddress: ListenAddress;
@@ -253,8 +270,7 @@ export function validateParams(input: unknown): ResolvedParams {
   };
   if (resolved.restartDelayMax < resolved.restartDelay) {
     fail(
-      'restartDelayMax',
-      '--restart-delay-max',
+      'restartDelayMax (--restart-delay-max)',
       `must be >= restartDelay (--restart-delay, ${resolved.restartDelay})`,
       resolved.restartDelayMax,
     );
@@ -265,7 +281,7 @@ export function validateParams(input: unknown): ResolvedParams {
     );
   }
   if (resolved.timeout > 0 && resolved.timeout * 1000 > 2 ** 31 - 1) {
-    fail('timeout', '--timeout', 'must be at most 2147483 seconds', resolved.timeout);
+    fail('timeout (--timeout)', 'must be at most 2147483 seconds', resolved.timeout);
   }
   return resolved;
 }

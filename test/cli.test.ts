@@ -49,7 +49,10 @@ describe('CLI parse errors: one-line reason + usage, exit 1, nothing listens', (
   test('bad --param', () =>
     rejects(['-l', '127.0.0.1:0', '-s', echo, '--param', 'novalue'], /--param expects KEY=VALUE/));
   test('two log levels', () =>
-    rejects(['-l', '127.0.0.1:0', '-s', echo, '--loglevel-debug', '--loglevel', 'warn'], /one log level/));
+    rejects(
+      ['-l', '127.0.0.1:0', '-s', echo, '--loglevel-debug', '--loglevel', 'warn'],
+      /give one loglevel \(--loglevel LEVEL or one --loglevel-LEVEL\)/,
+    ));
   test('bad log level', () => rejects(['-l', '127.0.0.1:0', '-s', echo, '--loglevel', 'loud'], /loglevel/));
   test('--daemon-level without --logfile', () =>
     rejects(['-l', '127.0.0.1:0', '-s', echo, '--daemon-level'], /needs --logfile/));
@@ -72,15 +75,11 @@ describe('CLI parse errors: one-line reason + usage, exit 1, nothing listens', (
     );
     await rejects(
       ['-m', 'IF', '-l', '127.0.0.1:0', '-s', echo, '--max-waiting', 'many'],
-      /maxWaiting \(--max-waiting or --queue\) must be a whole number >= 0/,
+      /maxWaiting \(--max-waiting\) must be a whole number >= 0/,
     );
     await rejects(
-      ['-m', 'IF', '-l', '127.0.0.1:0', '-s', echo, '--queue=-3'],
-      /maxWaiting \(--max-waiting or --queue\) must be a whole number >= 0/,
-    );
-    await rejects(
-      ['-m', 'IF', '-l', '127.0.0.1:0', '-s', echo, '--queue', '3', '--max-waiting', '4'],
-      /give --max-waiting or --queue, not both/,
+      ['-m', 'IF', '-l', '127.0.0.1:0', '-s', echo, '--max-waiting=-3'],
+      /maxWaiting \(--max-waiting\) must be a whole number >= 0/,
     );
   });
   test('worker supervision flags', async () => {
@@ -153,4 +152,24 @@ test('address in use: clear message with the address, exit 1', async () => {
   } finally {
     blocker.close();
   }
+});
+
+describe('one dialect', () => {
+  test('an unknown flag near a known one: did you mean', () =>
+    rejects(
+      ['-l', '127.0.0.1:0', '-s', echo, '--max-conections', '3'],
+      /unknown flag '--max-conections' \(did you mean --max-connections\?\)/,
+    ));
+  test('an unknown key near a known one: did you mean', async () => {
+    const path = join(tmp, 'typo.json');
+    writeFileSync(path, JSON.stringify({ listen: '127.0.0.1:0', handler: echo, shutdownTimout: 3 }));
+    await rejects(
+      ['--config', path],
+      /unknown parameter 'shutdownTimout' \(did you mean 'shutdownTimeout'\?\)/,
+    );
+  });
+  test('--queue (our old spelling of --max-waiting) is refused with the new name', () =>
+    rejects(['-m', 'LF', '-l', '127.0.0.1:0', '-s', echo, '--queue', '3'], /--queue is now --max-waiting/));
+  test('--workers is refused with the new name', () =>
+    rejects(['-l', '127.0.0.1:0', '-s', echo, '--workers', '3'], /--workers is now -c N/));
 });

@@ -68,8 +68,8 @@ test('bytes the client sends before its process has the socket are all served', 
 
 test('above -c N connections wait in a bounded queue; beyond --max-waiting they are closed with a logged reason', async () => {
   await withDaemon(
-    // --queue: the spelling of the issue; the same limit as --max-waiting.
-    ['-m', 'IF', '-c', '1', '--spares', '1', '--queue', '1', '-l', '127.0.0.1:0', '-s', counter],
+    // --max-waiting bounds the connections waiting for a free process.
+    ['-m', 'IF', '-c', '1', '--spares', '1', '--max-waiting', '1', '-l', '127.0.0.1:0', '-s', counter],
     async ({ daemon, port }) => {
       const busy = await connect(port);
       await readLine(busy);

@@ -5,9 +5,10 @@ import { type AddressInfo, createServer, connect as netConnect } from 'node:net'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
+import { ParamError } from '../src/errors.js';
 import { parseProxyArgs } from '../src/proxy/cli.js';
 import { validateProxyConfig } from '../src/proxy/config.js';
-import { ProxyConfigError, readProxyHeader, startProxy } from '../src/proxy/index.js';
+import { readProxyHeader, startProxy } from '../src/proxy/index.js';
 import { BIN, type Listening, runCli, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes, roundTrip, untilClosed } from './helpers/net.js';
@@ -93,7 +94,7 @@ describe('tcpdaemon proxy: flags', () => {
         /leaves no room for 2 ports/,
       ],
       [[...l, '--spawn', 'x {port}', '--spawn-port', '7000', '--spawn-unix'], /not both/],
-      [[...l, '--backend', '127.0.0.1:1', '--loglevel', 'info', '--loglevel-debug'], /give one log level/],
+      [[...l, '--backend', '127.0.0.1:1', '--loglevel', 'info', '--loglevel-debug'], /give one loglevel/],
       [[...l, '--backend', '127.0.0.1:1', '--retries'], /flag --retries needs a value/],
       [['--backend', '127.0.0.1:1'], /listen \(-l\) is required/],
     ];
@@ -103,7 +104,7 @@ describe('tcpdaemon proxy: flags', () => {
           const config = parseProxyArgs(argv);
           if (config !== 'help') validateProxyConfig(config);
         },
-        (err: Error) => err instanceof ProxyConfigError && reason.test(err.message),
+        (err: Error) => err instanceof ParamError && reason.test(err.message),
         argv.join(' '),
       );
     }
@@ -332,7 +333,7 @@ describe('startProxy (library)', () => {
     } finally {
       await p.close();
     }
-    await assert.rejects(startProxy({ listen: '127.0.0.1:0', backends: ['nope'] }), ProxyConfigError);
+    await assert.rejects(startProxy({ listen: '127.0.0.1:0', backends: ['nope'] }), ParamError);
     await assert.rejects(startProxy({ listen: '127.0.0.1:0' }), /give at least one --backend/);
   });
 });

@@ -11,14 +11,20 @@ export function isDetachedCopy(): boolean {
 }
 
 /** In the detached copy: tell the waiting terminal process how start-up went, then let it go. */
-export function reportStart(report: StartReport): void {
+export function reportStart(report: StartReport): Promise<void> {
   delete process.env[DETACHED_ENV];
-  if (!process.send) return;
-  process.send(report, () => process.disconnect());
+  const send = process.send?.bind(process);
+  if (!send) return Promise.resolve();
+  return new Promise((resolve) =>
+    send(report, () => {
+      process.disconnect();
+      resolve();
+    }),
+  );
 }
 
 /** In the terminal process: start the detached copy, wait for its report, return the exit code. */
-export function detach(argv: string[]): Promise<number> {
+export function detach(argv: string[], name = 'tcpdaemon'): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
@@ -30,11 +36,11 @@ export function detach(argv: string[]): Promise<number> {
       reported = true;
       if (msg.ready) {
         process.stdout.write(
-          `tcpdaemon: running in the background as pid ${child.pid}, listening on ${msg.address}\n`,
+          `${name}: running in the background as pid ${child.pid}, listening on ${msg.address}\n`,
         );
         resolve(0);
       } else {
-        process.stderr.write(`tcpdaemon: ${msg.error}\n`);
+        process.stderr.write(`${name}: ${msg.error}\n`);
         resolve(1);
       }
       child.unref();
@@ -43,7 +49,7 @@ export function detach(argv: string[]): Promise<number> {
     child.once('exit', (code, signal) => {
       if (reported) return;
       process.stderr.write(
-        `tcpdaemon: the detached daemon exited during start-up (${signal ?? `code ${code}`})\n`,
+        `${name}: the detached daemon exited during start-up (${signal ?? `code ${code}`})\n`,
       );
       resolve(1);
     });

@@ -1,15 +1,9 @@
-// `tcpdaemon ...`: parse, detach if asked, run the daemon, turn failures into one line and exit 1.
+// `tcpdaemon ...`: the entry. A subcommand runs its own command; otherwise the daemon runs.
+// Every command goes through the one runner (platform/runner.ts); this file only picks which.
 import { tcpdaemon } from '../daemon.js';
-import { TcpdaemonError } from '../errors.js';
-import { formatAddress, parseListenAddress } from '../listen-address.js';
 import { modelFor } from '../models/index.js';
-import { ParamError, validateParams } from '../params.js';
-import { keepServingOnUncaught } from '../process-guards.js';
-import { SignalInbox } from '../signals.js';
-import { VERSION } from '../version.js';
-import { detach, isDetachedCopy, reportStart } from './detach.js';
-import { parseCli } from './flags.js';
-import { USAGE } from './usage.js';
+import { DAEMON_COMMAND, type TcpdaemonParams, validateParams } from '../params.js';
+import { type Command, runCommand } from '../platform/runner.js';
 
 /** Subcommands, loaded only when used so the daemon's start stays lean. */
 const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
@@ -20,56 +14,15 @@ const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<numb
   status: async () => (await import('./status.js')).statusMain,
 };
 
-function exitNow(code: number): never {
-  process.exit(code);
-}
+const DAEMON: Command = {
+  spec: DAEMON_COMMAND,
+  words: [],
+  check: (input) => {
+    modelFor(validateParams(input));
+  },
+  start: (input, options) => tcpdaemon(input as unknown as TcpdaemonParams, options),
+};
 
-async function main(argv: string[]): Promise<void> {
-  const sub = argv[0] === undefined ? undefined : SUBCOMMANDS[argv[0]];
-  if (sub) exitNow(await (await sub())(argv.slice(1)));
-
-  const inbox = new SignalInbox();
-  let command: ReturnType<typeof parseCli>;
-  try {
-    command = parseCli(argv);
-    if (command.kind === 'run') modelFor(validateParams(command.params));
-  } catch (err) {
-    if (!(err instanceof ParamError)) throw err;
-    process.stderr.write(`tcpdaemon: ${err.message}\n\n${USAGE}\n`);
-    exitNow(1);
-  }
-  if (command.kind === 'help') {
-    process.stdout.write(`${USAGE}\n`);
-    exitNow(0);
-  }
-  if (command.kind === 'version') {
-    process.stdout.write(`tcpdaemon ${VERSION} (node ${process.version})\n`);
-    exitNow(0);
-  }
-  const detached = isDetachedCopy();
-  if (command.params.daemonLevel && !detached) exitNow(await detach(argv));
-
-  try {
-    const handle = await tcpdaemon(command.params, { signals: inbox, exit: exitNow });
-    keepServingOnUncaught(handle.logger);
-    if (detached) {
-      const a = handle.address();
-      const address =
-        typeof a === 'string' || a === null
-          ? formatAddress(parseListenAddress(command.params.listen))
-          : formatAddress({ kind: 'tcp', host: a.address, port: a.port });
-      reportStart({ ready: true, address });
-    }
-  } catch (err) {
-    const known = err instanceof TcpdaemonError;
-    const message = known
-      ? (err as Error).message
-      : `start-up failed: ${(err as Error).stack ?? String(err)}`;
-    if (detached) reportStart({ ready: false, error: message });
-    process.stderr.write(`tcpdaemon: ${message}\n`);
-    // Let the report reach the terminal process before exiting.
-    setTimeout(() => exitNow(1), detached ? 200 : 0);
-  }
-}
-
-await main(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const sub = argv[0] === undefined ? undefined : SUBCOMMANDS[argv[0]];
+process.exit(await (sub ? (await sub())(argv.slice(1)) : runCommand(DAEMON, argv)));

@@ -3,8 +3,11 @@
 // key and its flag. Times are in seconds (fractions allowed), like the daemon's --timeout.
 
 import { ParamError } from '../errors.js';
-import { LOG_LEVELS, type LogLevel } from '../logger.js';
-import { MODEL_FLAGS } from '../params.js';
+import type { LogLevel } from '../logger.js';
+import { DAEMON_FIELDS, type TcpdaemonParams } from '../params.js';
+import { type CommandSpec, type Field, readFields, where } from '../platform/fields.js';
+import { LISTEN, SHARED_FIELDS, withHelp } from '../platform/shared-fields.js';
+import { boolean, choice, decimal, fail, integer, list, seconds, text } from '../platform/values.js';
 import { DEFAULT_HEADER_TIMEOUT_MS } from '../proxy-protocol/header.js';
 import type { ModelFlag } from '../types.js';
 import { type BackendSpec, parseBackendSpec } from './backend.js';
@@ -49,17 +52,31 @@ export interface ProxyConfig {
   passive?: Partial<PassiveHealthOptions>;
   /** Active check details; config file only. `rise`/`fall`: passes/failures in a row; `timeout` in seconds. */
   checks?: { rise?: number; fall?: number; timeout?: number };
-  // The daemon's own parameters, for the front.
+  // The daemon's own parameters, for the front: the same keys, flags and meaning as tcpdaemon's.
   model?: ModelFlag;
   workers?: number;
+  recycleAfter?: number;
   logfile?: string;
   loglevel?: LogLevel;
   pidFile?: string;
+  statusSocket?: string;
+  daemonLevel?: boolean;
+  workPath?: string;
   maxConnections?: number;
   shutdownTimeout?: number;
+  hangTimeout?: number;
+  maxMemory?: number;
+  restartDelay?: number;
+  restartDelayMax?: number;
+  /** Handed to the front's env.params (the proxy's own handler does not read them). */
+  params?: Record<string, string>;
+  tcpLinger?: number;
   /** `--tcp-nodelay` on client connections. Default true for the proxy (a proxy must not add Nagle delays). */
   tcpNodelay?: boolean;
 }
+
+/** The daemon parameters the proxy hands to its front unchanged. */
+export type FrontParams = Omit<TcpdaemonParams, 'listen' | 'handler'>;
 
 /** Validated, defaults filled in, times in milliseconds. */
 export interface ResolvedProxyConfig {
@@ -88,145 +105,189 @@ export interface ResolvedProxyConfig {
   statsIntervalMs: number;
   passive: PassiveHealthOptions;
   checks: { rise: number; fall: number; timeoutMs: number };
-  daemon: {
-    model: ModelFlag | undefined;
-    workers: number | undefined;
-    logfile: string | undefined;
-    loglevel: LogLevel | undefined;
-    pidFile: string | undefined;
-    maxConnections: number | undefined;
-    shutdownTimeout: number | undefined;
-    tcpNodelay: boolean;
-  };
+  daemon: FrontParams;
 }
 
-/** A proxy parameter is wrong (a ParamError, as every command's). */
-export class ProxyConfigError extends ParamError {
-  override name = 'ProxyConfigError';
-}
+const secondsField = (key: string, flag: string, help: string, shownDefault: string): Field<number> => ({
+  key,
+  flags: [flag],
+  arg: 'SECONDS',
+  help,
+  shownDefault,
+  parse: seconds({ min: 0, max: 86400 }),
+});
 
-/** Flag spelling per key, for messages. */
-const FLAGS: Record<string, string> = {
-  listen: '-l',
-  backends: '--backend',
-  spawn: '--spawn',
-  spawnCount: '--spawn-count',
-  spawnPort: '--spawn-port',
-  spawnUnix: '--spawn-unix',
-  strategy: '--strategy',
-  healthInterval: '--health-interval',
-  connectTimeout: '--connect-timeout',
-  retries: '--retries',
-  timeout: '--timeout',
-  sendProxy: '--send-proxy',
-  proxyProtocol: '--proxy-protocol',
-  proxyHeaderTimeout: '--proxy-header-timeout',
-  statsInterval: '--stats-interval',
-  passive: '--config',
-  checks: '--config',
-  model: '-m',
-  workers: '-c',
-  logfile: '--logfile',
-  loglevel: '--loglevel',
-  pidFile: '--pid-file',
-  maxConnections: '--max-connections',
-  shutdownTimeout: '--shutdown-timeout',
-  tcpNodelay: '--tcp-nodelay',
+const BACKENDS: Field<string[]> = {
+  key: 'backends',
+  flags: ['--backend'],
+  arg: 'TARGET',
+  help: 'HOST:PORT, [IPV6]:PORT or a socket path, optionally ,weight=N (1..100)',
+  repeat: true,
+  parse: list(text),
 };
 
-function fail(key: string, what: string, value: unknown): never {
-  const shown = typeof value === 'string' ? `'${value}'` : JSON.stringify(value);
-  throw new ProxyConfigError(`${key} (${FLAGS[key.split('.')[0]!] ?? '--config'}) ${what}, got ${shown}`);
-}
+const SPAWN_FIELDS: readonly Field[] = [
+  {
+    key: 'spawn',
+    flags: ['--spawn'],
+    arg: "'COMMAND'",
+    help: "start N backends and supervise them; {port} in COMMAND (and TCPDAEMON_BACKEND_PORT) becomes each one's port; no shell",
+    parse: text,
+  },
+  {
+    key: 'spawnCount',
+    flags: ['--spawn-count'],
+    arg: 'N',
+    help: 'how many to spawn',
+    shownDefault: '1',
+    parse: integer({ min: 1, max: 256 }),
+  },
+  {
+    key: 'spawnPort',
+    flags: ['--spawn-port'],
+    arg: 'BASE',
+    help: 'spawned backends listen on BASE..BASE+N-1 (default: free ports picked at start)',
+    parse: integer({ min: 1, max: 65535 }),
+  },
+  {
+    key: 'spawnUnix',
+    flags: ['--spawn-unix'],
+    help: 'spawned backends get unix socket paths (in a private directory) instead of ports',
+    parse: boolean,
+  },
+];
 
-function number(key: string, value: unknown, opts: { min: number; max?: number; integer?: boolean }): number {
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  const what = `must be ${opts.integer ? 'a whole number' : 'a number'} >= ${opts.min}${opts.max === undefined ? '' : ` and <= ${opts.max}`}`;
-  if (typeof n !== 'number' || !Number.isFinite(n)) fail(key, what, value);
-  if ((opts.integer && !Number.isInteger(n)) || n < opts.min || (opts.max !== undefined && n > opts.max)) {
-    fail(key, what, value);
-  }
-  return n;
-}
+const BALANCING_FIELDS: readonly Field[] = [
+  {
+    key: 'strategy',
+    flags: ['--strategy'],
+    arg: 'NAME',
+    help: 'roundrobin (weighted), leastconn, p2c, hash (client address)',
+    shownDefault: DEFAULT_STRATEGY,
+    parse: choice(STRATEGY_NAMES),
+  },
+  secondsField(
+    'healthInterval',
+    '--health-interval',
+    'seconds between TCP connect checks of each backend (0 = off)',
+    '2',
+  ),
+  secondsField('connectTimeout', '--connect-timeout', 'per connect attempt to a backend', '3'),
+  {
+    key: 'retries',
+    flags: ['--retries'],
+    arg: 'N',
+    help: 'further backends tried after a failed connect',
+    shownDefault: '2',
+    parse: integer({ min: 0, max: 100 }),
+  },
+  {
+    key: 'sendProxy',
+    flags: ['--send-proxy'],
+    arg: 'v1|v2',
+    help: 'send a PROXY protocol header to backends',
+    parse: choice(['v1', 'v2'] as const, (s) => s.toLowerCase()),
+  },
+  secondsField(
+    'statsInterval',
+    '--stats-interval',
+    'log per-backend stats every S seconds at info level (0 = never)',
+    '30',
+  ),
+  {
+    key: 'passive',
+    flags: [],
+    help: 'passive (Lars) health thresholds',
+    configOnly: true,
+    parse: (v, w) => object(v, w, Object.keys(DEFAULT_PASSIVE_HEALTH)),
+  },
+  {
+    key: 'checks',
+    flags: [],
+    help: 'active check rise/fall/timeout',
+    configOnly: true,
+    parse: (v, w) => object(v, w, ['rise', 'fall', 'timeout']),
+  },
+];
 
-function optional<T>(raw: Record<string, unknown>, key: string, parse: (v: unknown) => T): T | undefined {
-  return raw[key] === undefined ? undefined : parse(raw[key]);
-}
+/** The model and connection fields of the daemon, which the front takes as tcpdaemon does. */
+const FRONT_FIELDS: readonly Field[] = DAEMON_FIELDS.filter((f) =>
+  ['model', 'recycleAfter', 'proxyProtocol', 'proxyHeaderTimeout', 'tcpLinger'].includes(f.key),
+);
 
-function string(key: string, value: unknown): string {
-  if (typeof value !== 'string' || value === '') fail(key, 'must be a non-empty string', value);
-  return value;
-}
+export const PROXY_FIELDS: readonly Field[] = [
+  LISTEN,
+  BACKENDS,
+  ...SPAWN_FIELDS,
+  ...BALANCING_FIELDS,
+  ...FRONT_FIELDS,
+  {
+    key: 'tcpNodelay',
+    flags: ['--tcp-nodelay'],
+    help: "disable Nagle's algorithm on client connections (on by default for the proxy: a config file can set false)",
+    parse: boolean,
+  },
+  ...SHARED_FIELDS.filter((f) => f.key !== 'listen').map((f) =>
+    f.key === 'workers'
+      ? withHelp(f, 'front processes (as tcpdaemon -c)')
+      : f.key === 'params'
+        ? withHelp(f, "handed to the front's env.params (the proxy's handler does not read them)")
+        : f,
+  ),
+];
 
-function boolean(key: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') fail(key, 'must be true or false', value);
-  return value;
-}
+export const PROXY_COMMAND: CommandSpec = {
+  name: 'tcpdaemon proxy',
+  synopsis: [
+    'tcpdaemon proxy -l ADDRESS --backend HOST:PORT[,weight=N] [--backend ...] [options]',
+    "tcpdaemon proxy -l ADDRESS --spawn 'COMMAND {port}' [--spawn-count N] [options]",
+  ],
+  fields: PROXY_FIELDS,
+  refused: { '--workers': 'is now -c N (front processes)' },
+  footer:
+    'signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the front workers, SIGUSR1 reopens the log file',
+};
 
-function oneOf<T extends string>(
-  key: string,
-  value: unknown,
-  values: readonly T[],
-  fold = (v: string) => v,
-): T {
-  if (typeof value !== 'string' || !values.includes(fold(value) as T)) {
-    fail(key, `must be one of ${values.join(', ')}`, value);
-  }
-  return fold(value) as T;
-}
-
-function object(key: string, value: unknown, keys: readonly string[]): Record<string, unknown> {
+function object(value: unknown, where: string, keys: readonly string[]): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
-    fail(key, 'must be an object', value);
+    fail(where, 'must be an object', value);
+  const key = where.split(' ')[0];
   for (const k of Object.keys(value)) {
-    if (!keys.includes(k))
-      throw new ProxyConfigError(`unknown key '${key}.${k}' (expected ${keys.join(', ')})`);
+    if (!keys.includes(k)) throw new ParamError(`unknown key '${key}.${k}' (expected ${keys.join(', ')})`);
   }
   return value as Record<string, unknown>;
 }
 
-const seconds = (key: string, v: unknown) => Math.round(number(key, v, { min: 0, max: 86400 }) * 1000);
+const ms = (s: number) => Math.round(s * 1000);
 
-/** Validates library, flag or config input; throws ProxyConfigError with a one-line reason. */
+/** Validates library, flag or config input; throws ParamError with a one-line reason. */
 export function validateProxyConfig(input: unknown): ResolvedProxyConfig {
-  if (typeof input !== 'object' || input === null)
-    throw new ProxyConfigError('proxy parameters must be an object');
-  const raw = input as Record<string, unknown>;
-  for (const key of Object.keys(raw)) {
-    if (!(key in FLAGS)) throw new ProxyConfigError(`unknown parameter '${key}'`);
-  }
-  if (raw.listen === undefined) throw new ProxyConfigError('listen (-l) is required');
-  const listen = string('listen', raw.listen);
+  const read = readFields(PROXY_FIELDS, input, 'proxy');
+  const get = <T>(key: string): T | undefined => read[key] as T | undefined;
+  const listen = get<string>('listen');
+  if (listen === undefined) throw new ParamError('listen (-l) is required');
 
-  const backendTexts = optional(raw, 'backends', (v) => {
-    if (!Array.isArray(v)) fail('backends', 'must be a list of HOST:PORT[,weight=N]', v);
-    return v.map((t, i) => string(`backends[${i}]`, t));
-  });
   const backends: BackendSpec[] = [];
   const seen = new Set<string>();
-  for (const text of backendTexts ?? []) {
+  for (const text of get<string[]>('backends') ?? []) {
     let spec: BackendSpec;
     try {
       spec = parseBackendSpec(text);
     } catch (err) {
-      throw new ProxyConfigError(`--backend ${(err as Error).message}`);
+      throw new ParamError(`--backend ${(err as Error).message}`);
     }
-    if (seen.has(spec.id)) throw new ProxyConfigError(`--backend ${spec.id} is given twice`);
+    if (seen.has(spec.id)) throw new ParamError(`--backend ${spec.id} is given twice`);
     seen.add(spec.id);
     backends.push(spec);
   }
 
-  const command = optional(raw, 'spawn', (v) => string('spawn', v));
-  const spawnCount = optional(raw, 'spawnCount', (v) =>
-    number('spawnCount', v, { min: 1, max: 256, integer: true }),
-  );
-  const spawnPort = optional(raw, 'spawnPort', (v) =>
-    number('spawnPort', v, { min: 1, max: 65535, integer: true }),
-  );
-  const spawnUnix = optional(raw, 'spawnUnix', (v) => boolean('spawnUnix', v)) ?? false;
-  for (const key of ['spawnCount', 'spawnPort', 'spawnUnix'] as const) {
-    if (raw[key] !== undefined && command === undefined) {
-      throw new ProxyConfigError(`${key} (${FLAGS[key]}) needs --spawn COMMAND`);
+  const command = get<string>('spawn');
+  const spawnCount = get<number>('spawnCount');
+  const spawnPort = get<number>('spawnPort');
+  const spawnUnix = get<boolean>('spawnUnix') ?? false;
+  for (const field of SPAWN_FIELDS.slice(1)) {
+    if (read[field.key] !== undefined && command === undefined) {
+      throw new ParamError(`${where(field)} needs --spawn COMMAND`);
     }
   }
   let spawn: ResolvedProxyConfig['spawn'];
@@ -235,86 +296,83 @@ export function validateProxyConfig(input: unknown): ResolvedProxyConfig {
     try {
       words = splitCommand(command);
     } catch (err) {
-      fail('spawn', (err as Error).message, command);
+      fail('spawn (--spawn)', (err as Error).message, command);
     }
     if (!words.some((w) => w.includes(PORT_PLACEHOLDER))) {
       fail(
-        'spawn',
+        'spawn (--spawn)',
         "must contain the {port} placeholder (the backend's port or socket path goes there)",
         command,
       );
     }
     const count = spawnCount ?? 1;
     if (spawnPort !== undefined && spawnUnix)
-      throw new ProxyConfigError('give --spawn-port or --spawn-unix, not both');
+      throw new ParamError('give --spawn-port or --spawn-unix, not both');
     if (spawnPort !== undefined && spawnPort + count - 1 > 65535) {
-      fail('spawnPort', `leaves no room for ${count} ports below 65536`, spawnPort);
+      fail('spawnPort (--spawn-port)', `leaves no room for ${count} ports below 65536`, spawnPort);
     }
     spawn = { words, count, basePort: spawnPort, unix: spawnUnix };
   }
   if (backends.length === 0 && spawn === undefined) {
-    throw new ProxyConfigError('give at least one --backend HOST:PORT or --spawn COMMAND');
+    throw new ParamError('give at least one --backend HOST:PORT or --spawn COMMAND');
   }
 
-  const passiveRaw = optional(raw, 'passive', (v) =>
-    object('passive', v, Object.keys(DEFAULT_PASSIVE_HEALTH)),
-  );
   const passive: PassiveHealthOptions = { ...DEFAULT_PASSIVE_HEALTH };
-  for (const [k, v] of Object.entries(passiveRaw ?? {})) {
-    const key = `passive.${k}` as const;
+  for (const [k, v] of Object.entries(get<Record<string, unknown>>('passive') ?? {})) {
     const isRate = k.endsWith('Rate');
-    const n = number(key, v, isRate ? { min: 0, max: 1 } : { min: k === 'probeNum' ? 1 : 0, integer: true });
-    (passive as unknown as Record<string, number>)[k] = n;
+    const parse = isRate ? decimal({ min: 0, max: 1 }) : integer({ min: k === 'probeNum' ? 1 : 0 });
+    (passive as unknown as Record<string, number>)[k] = parse(v, `passive.${k} (--config)`);
   }
-
-  const checksRaw = optional(raw, 'checks', (v) => object('checks', v, ['rise', 'fall', 'timeout']));
+  const checksRaw = get<Record<string, unknown>>('checks') ?? {};
+  const count = integer({ min: 1, max: 100 });
   const checks = {
     rise:
-      optional(checksRaw ?? {}, 'rise', (v) =>
-        number('checks.rise', v, { min: 1, max: 100, integer: true }),
-      ) ?? DEFAULT_ACTIVE_CHECK.rise,
+      checksRaw.rise === undefined
+        ? DEFAULT_ACTIVE_CHECK.rise
+        : count(checksRaw.rise, 'checks.rise (--config)'),
     fall:
-      optional(checksRaw ?? {}, 'fall', (v) =>
-        number('checks.fall', v, { min: 1, max: 100, integer: true }),
-      ) ?? DEFAULT_ACTIVE_CHECK.fall,
+      checksRaw.fall === undefined
+        ? DEFAULT_ACTIVE_CHECK.fall
+        : count(checksRaw.fall, 'checks.fall (--config)'),
     timeoutMs:
-      optional(checksRaw ?? {}, 'timeout', (v) => seconds('checks.timeout', v)) ??
-      DEFAULT_ACTIVE_CHECK.timeoutMs,
+      checksRaw.timeout === undefined
+        ? DEFAULT_ACTIVE_CHECK.timeoutMs
+        : ms(seconds({ min: 0, max: 86400 })(checksRaw.timeout, 'checks.timeout (--config)')),
   };
 
+  const seconds_ = (key: string) => {
+    const v = get<number>(key);
+    return v === undefined ? undefined : ms(v);
+  };
+  const daemon: FrontParams = {};
+  for (const field of PROXY_FIELDS) {
+    if (FRONT_KEYS.has(field.key) && read[field.key] !== undefined) {
+      (daemon as Record<string, unknown>)[field.key] = read[field.key];
+    }
+  }
+  daemon.tcpNodelay = get<boolean>('tcpNodelay') ?? true;
   return {
     listen,
     backends,
     spawn,
-    strategy: optional(raw, 'strategy', (v) => oneOf('strategy', v, STRATEGY_NAMES)) ?? DEFAULT_STRATEGY,
-    healthIntervalMs:
-      optional(raw, 'healthInterval', (v) => seconds('healthInterval', v)) ?? DEFAULT_ACTIVE_CHECK.intervalMs,
-    connectTimeoutMs: optional(raw, 'connectTimeout', (v) => seconds('connectTimeout', v)) ?? 3000,
-    retries: optional(raw, 'retries', (v) => number('retries', v, { min: 0, max: 100, integer: true })) ?? 2,
-    timeout: optional(raw, 'timeout', (v) => number('timeout', v, { min: 0 })) ?? 0,
-    sendProxy: optional(raw, 'sendProxy', (v) =>
-      oneOf('sendProxy', v, ['v1', 'v2'] as const, (s) => s.toLowerCase()),
-    ),
-    proxyProtocol: optional(raw, 'proxyProtocol', (v) => boolean('proxyProtocol', v)) ?? false,
-    proxyHeaderTimeout:
-      optional(raw, 'proxyHeaderTimeout', (v) =>
-        number('proxyHeaderTimeout', v, { min: 0.001, max: 3600 }),
-      ) ?? DEFAULT_HEADER_TIMEOUT_MS / 1000,
-    statsIntervalMs:
-      optional(raw, 'statsInterval', (v) => seconds('statsInterval', v)) ?? DEFAULT_STATS_INTERVAL_MS,
+    strategy: get<StrategyName>('strategy') ?? DEFAULT_STRATEGY,
+    healthIntervalMs: seconds_('healthInterval') ?? DEFAULT_ACTIVE_CHECK.intervalMs,
+    connectTimeoutMs: seconds_('connectTimeout') ?? 3000,
+    retries: get<number>('retries') ?? 2,
+    timeout: get<number>('timeout') ?? 0,
+    sendProxy: get<'v1' | 'v2'>('sendProxy'),
+    proxyProtocol: get<boolean>('proxyProtocol') ?? false,
+    proxyHeaderTimeout: get<number>('proxyHeaderTimeout') ?? DEFAULT_HEADER_TIMEOUT_MS / 1000,
+    statsIntervalMs: seconds_('statsInterval') ?? DEFAULT_STATS_INTERVAL_MS,
     passive,
     checks,
-    daemon: {
-      model: optional(raw, 'model', (v) => oneOf('model', v, MODEL_FLAGS, (s) => s.toUpperCase())),
-      workers: optional(raw, 'workers', (v) => number('workers', v, { min: 1, max: 1024, integer: true })),
-      logfile: optional(raw, 'logfile', (v) => string('logfile', v)),
-      loglevel: optional(raw, 'loglevel', (v) => oneOf('loglevel', v, LOG_LEVELS, (s) => s.toLowerCase())),
-      pidFile: optional(raw, 'pidFile', (v) => string('pidFile', v)),
-      maxConnections: optional(raw, 'maxConnections', (v) =>
-        number('maxConnections', v, { min: 0, integer: true }),
-      ),
-      shutdownTimeout: optional(raw, 'shutdownTimeout', (v) => number('shutdownTimeout', v, { min: 0 })),
-      tcpNodelay: optional(raw, 'tcpNodelay', (v) => boolean('tcpNodelay', v)) ?? true,
-    },
+    daemon,
   };
 }
+
+/** Keys handed to the front daemon as they are (the rest are the proxy's own). */
+const FRONT_KEYS = new Set(
+  [...FRONT_FIELDS, ...SHARED_FIELDS]
+    .map((f) => f.key)
+    .filter((k) => !['listen', 'timeout', 'proxyProtocol', 'proxyHeaderTimeout'].includes(k)),
+);

@@ -10,7 +10,7 @@ export {
   readProxyHeader,
 } from '../proxy-protocol/header.js';
 export { type BackendAddress, type BackendSpec, parseBackendSpec } from './backend.js';
-export { type ProxyConfig, ProxyConfigError } from './config.js';
+export type { ProxyConfig } from './config.js';
 export { type BackendState, DEFAULT_PASSIVE_HEALTH, type PassiveHealthOptions } from './health.js';
 export { DEFAULT_ACTIVE_CHECK } from './health-check.js';
 export { type ProxyHandle, startProxy } from './run.js';

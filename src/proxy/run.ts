@@ -23,7 +23,7 @@ export interface ProxyHandle extends TcpdaemonHandle {
 const FIRST_BACKEND_WAIT_MS = 10_000;
 
 /**
- * Starts `tcpdaemon proxy`: validates `config` (ProxyConfigError), listens like the daemon,
+ * Starts `tcpdaemon proxy`: validates `config` (ParamError), listens like the daemon,
  * forwards every connection to a backend. Health checks, the stats log and spawned backends run
  * until close(), which lets open connections finish before it stops the backends.
  */
@@ -44,19 +44,11 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
   });
   const tcpmain: Tcpmain = (socket, env) =>
     handler ? handler(socket, env) : handlerReady.then((h) => h(socket, env));
-  const d = cfg.daemon;
   const handle = await tcpdaemon(
     {
+      ...cfg.daemon,
       listen: cfg.listen,
       handler: tcpmain,
-      model: d.model,
-      workers: d.workers,
-      logfile: d.logfile,
-      loglevel: d.loglevel,
-      pidFile: d.pidFile,
-      maxConnections: d.maxConnections,
-      shutdownTimeout: d.shutdownTimeout,
-      tcpNodelay: d.tcpNodelay,
       timeout: cfg.timeout,
       // The daemon reads a balancer's PROXY header; env then names the client (hash key, --send-proxy).
       proxyProtocol: cfg.proxyProtocol,
@@ -78,7 +70,7 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
       for (const address of planned.addresses) pool.add({ id: backendId(address), address, weight: 1 });
     } else {
       spawned = new SpawnedBackends(cfg.spawn, planned.addresses, planned.dir, pool, logger, {
-        graceMs: (d.shutdownTimeout ?? 10) * 1000,
+        graceMs: (cfg.daemon.shutdownTimeout ?? 10) * 1000,
       });
       for (const spec of spawned.specs) pool.add(spec, { down: true });
       // The first clients wait for the first backend, unless every one failed its first start.

@@ -1,12 +1,10 @@
+// `--config FILE.json`: an object with the command's library keys. Relative paths in it are read
+// against the file's folder, not the caller's.
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { ParamError } from '../params.js';
+import { ParamError } from '../errors.js';
 
-/** Keys whose relative paths are read against the config file's folder, not the caller's. */
-const PATH_KEYS = ['handler', 'logfile', 'pidFile', 'statusSocket', 'workPath'];
-
-/** Reads `--config FILE.json`: an object with the library's parameter keys. */
-export function readConfigFile(path: string): Record<string, unknown> {
+export function readConfigFile(path: string, pathKeys: readonly string[]): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -26,9 +24,11 @@ export function readConfigFile(path: string): Record<string, unknown> {
   }
   const config = parsed as Record<string, unknown>;
   const base = dirname(resolve(path));
-  for (const key of PATH_KEYS) {
+  const rebase = (v: unknown) => (typeof v === 'string' && v !== '' && !isAbsolute(v) ? resolve(base, v) : v);
+  for (const key of pathKeys) {
     const v = config[key];
-    if (typeof v === 'string' && v !== '' && !isAbsolute(v)) config[key] = resolve(base, v);
+    config[key] = Array.isArray(v) ? v.map(rebase) : rebase(v);
+    if (v === undefined) delete config[key];
   }
   return config;
 }

@@ -1,0 +1,95 @@
+// The one command runner: argv -> a running daemon, proxy, gateway or worker. Parses by the
+// command's declarations, prints help/version, checks the parameters before anything starts,
+// detaches (--daemon-level), starts, and turns a failed start into one line and exit code 1.
+// Resolves with the exit code once the command has stopped.
+import type { AddressInfo } from 'node:net';
+import { detach, isDetachedCopy, reportStart } from '../cli/detach.js';
+import { ParamError, TcpdaemonError } from '../errors.js';
+import { keepServingOnUncaught } from '../process-guards.js';
+import { SignalInbox } from '../signals.js';
+import type { Logger } from '../types.js';
+import { VERSION } from '../version.js';
+import { parseCommandLine } from './command-line.js';
+import type { CommandSpec } from './fields.js';
+import { renderUsage } from './usage.js';
+
+export interface StartOptions {
+  /** Signals taken from the first line on (a signal that comes during start-up is kept). */
+  signals: SignalInbox;
+  /** Called once the command has stopped and the process should end with `code`. */
+  exit: (code: number) => void;
+}
+
+export interface Command {
+  readonly spec: CommandSpec;
+  /** The words before the flags when the command re-runs itself detached (`['proxy']`). */
+  readonly words: readonly string[];
+  /** Validates the parsed input before anything starts (throws ParamError). */
+  check(input: Record<string, unknown>): void;
+  start(
+    input: Record<string, unknown>,
+    options: StartOptions,
+  ): Promise<{ logger: Logger; address(): AddressInfo | string | null }>;
+}
+
+function write(stream: NodeJS.WriteStream, text: string): void {
+  stream.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+export async function runCommand(command: Command, argv: string[]): Promise<number> {
+  const { spec } = command;
+  const inbox = new SignalInbox();
+  let input: Record<string, unknown>;
+  try {
+    const line = parseCommandLine(spec, argv);
+    if (line.kind === 'help' || line.kind === 'version') {
+      inbox.dispose();
+      write(
+        process.stdout,
+        line.kind === 'help' ? renderUsage(spec) : `tcpdaemon ${VERSION} (node ${process.version})`,
+      );
+      return 0;
+    }
+    input = line.input;
+    if (input.daemonLevel === true && input.logfile === undefined) {
+      throw new ParamError(
+        'daemonLevel (--daemon-level) needs --logfile: a detached daemon has no terminal to log to',
+      );
+    }
+    command.check(input);
+  } catch (err) {
+    inbox.dispose();
+    if (!(err instanceof ParamError)) throw err;
+    write(process.stderr, `${spec.name}: ${err.message}\n\n${renderUsage(spec)}`);
+    return 1;
+  }
+  const detached = isDetachedCopy();
+  if (input.daemonLevel === true && !detached) {
+    inbox.dispose();
+    return detach([...command.words, ...argv], spec.name);
+  }
+
+  let exited!: (code: number) => void;
+  const exitCode = new Promise<number>((r) => {
+    exited = r;
+  });
+  try {
+    const handle = await command.start(input, { signals: inbox, exit: exited });
+    keepServingOnUncaught(handle.logger);
+    if (detached) reportStart({ ready: true, address: shownAddress(handle.address()) });
+  } catch (err) {
+    inbox.dispose();
+    const message =
+      err instanceof TcpdaemonError ? err.message : `start-up failed: ${(err as Error).stack ?? String(err)}`;
+    if (detached) await reportStart({ ready: false, error: message });
+    write(process.stderr, `${spec.name}: ${message}`);
+    return 1;
+  }
+  return exitCode;
+}
+
+function shownAddress(a: AddressInfo | string | null): string {
+  if (a === null) return '(no listener)';
+  if (typeof a === 'string') return a;
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}

@@ -1,0 +1,188 @@
+// Fields every command shares, declared once: same key, spelling, unit, help and wording in the
+// daemon, the proxy and the gateway. A command lists the ones it takes (see SHARED_FIELDS).
+
+import { ParamError } from '../errors.js';
+import { LOG_LEVELS, type LogLevel } from '../logger.js';
+import type { Field } from './fields.js';
+import { boolean, choice, decimal, integer, seconds, stringMap, text } from './values.js';
+
+export const LISTEN: Field<string> = {
+  key: 'listen',
+  flags: ['-l', '--listen'],
+  arg: 'ADDRESS',
+  help: 'ip:port, 0:port (all IPv4), [ipv6]:port, or a unix socket path',
+  parse: text,
+};
+
+export const WORKERS: Field<number> = {
+  key: 'workers',
+  flags: ['-c'],
+  arg: 'N',
+  help: 'processes (or TLF threads) that hold client connections',
+  shownDefault: '1',
+  parse: integer({ min: 1, max: 1024 }),
+};
+
+export const LOGFILE: Field<string> = {
+  key: 'logfile',
+  flags: ['--logfile'],
+  arg: 'PATH',
+  help: 'JSON log lines go here instead of stdout (SIGUSR1 reopens it)',
+  parse: text,
+  path: true,
+};
+
+export const LOGLEVEL: Field<LogLevel> = {
+  key: 'loglevel',
+  flags: ['--loglevel'],
+  arg: 'LEVEL',
+  help: `${LOG_LEVELS.join(', ')} (also --loglevel-LEVEL)`,
+  shownDefault: 'info',
+  parse: choice(LOG_LEVELS, (v) => v.toLowerCase()),
+  valueSwitches: Object.fromEntries(LOG_LEVELS.map((l) => [`--loglevel-${l}`, l])),
+};
+
+export const PID_FILE: Field<string> = {
+  key: 'pidFile',
+  flags: ['--pid-file'],
+  arg: 'PATH',
+  help: "write the daemon's pid here once listening; removed at exit",
+  parse: text,
+  path: true,
+};
+
+export const STATUS_SOCKET: Field<string> = {
+  key: 'statusSocket',
+  flags: ['--status-socket'],
+  arg: 'PATH',
+  help: 'answer `tcpdaemon status PATH` on this unix socket (mode 0600)',
+  parse: text,
+  path: true,
+};
+
+export const DAEMON_LEVEL: Field<boolean> = {
+  key: 'daemonLevel',
+  flags: ['--daemon-level'],
+  help: 'detach from the terminal (needs --logfile)',
+  parse: boolean,
+};
+
+export const WORK_PATH: Field<string> = {
+  key: 'workPath',
+  flags: ['--work-path'],
+  arg: 'DIR',
+  help: 'change to DIR after paths on the command line are resolved',
+  parse: text,
+  path: true,
+};
+
+export const SHUTDOWN_TIMEOUT: Field<number> = {
+  key: 'shutdownTimeout',
+  flags: ['--shutdown-timeout'],
+  arg: 'SECONDS',
+  help: 'on SIGTERM/SIGINT, seconds open connections (and requests) get to finish',
+  shownDefault: '10',
+  parse: seconds({ min: 0, max: 86400 }),
+};
+
+export const MAX_CONNECTIONS: Field<number> = {
+  key: 'maxConnections',
+  flags: ['--max-connections'],
+  arg: 'N',
+  help: 'client connections above N are closed at once, counted in the log (0 = no limit)',
+  shownDefault: '0',
+  parse: integer({ min: 0, max: 10_000_000 }),
+};
+
+export const TIMEOUT: Field<number> = {
+  key: 'timeout',
+  flags: ['--timeout'],
+  arg: 'SECONDS',
+  help: 'idle timeout per client connection, either direction restarts it (0 = none)',
+  shownDefault: '0',
+  parse: seconds({ min: 0, max: 2147483 }),
+};
+
+export const PARAMS: Field<Readonly<Record<string, string>>> = {
+  key: 'params',
+  flags: ['--param'],
+  arg: 'KEY=VALUE',
+  help: 'handed to the handler as env.params',
+  repeat: true,
+  parse: stringMap,
+  fromArgv: (items) => {
+    const out: Record<string, string> = {};
+    for (const item of items) {
+      const eq = item.indexOf('=');
+      if (eq <= 0) throw new ParamError(`--param expects KEY=VALUE, got '${item}'`);
+      out[item.slice(0, eq)] = item.slice(eq + 1);
+    }
+    return out;
+  },
+};
+
+export const HANG_TIMEOUT: Field<number> = {
+  key: 'hangTimeout',
+  flags: ['--hang-timeout'],
+  arg: 'SECONDS',
+  help: 'replace a worker whose event loop is blocked longer than this (0 = never)',
+  shownDefault: '0',
+  parse: seconds({ min: 0, max: 86400 }),
+};
+
+export const MAX_MEMORY: Field<number> = {
+  key: 'maxMemory',
+  flags: ['--max-memory'],
+  arg: 'MB',
+  help: 'recycle a worker whose resident memory exceeds MB (0 = never)',
+  shownDefault: '0',
+  parse: decimal({ min: 0, max: 1048576 }),
+};
+
+export const RESTART_DELAY: Field<number> = {
+  key: 'restartDelay',
+  flags: ['--restart-delay'],
+  arg: 'SECONDS',
+  help: 'first restart delay of a crashed worker, doubling per crash in a row',
+  shownDefault: '0.1',
+  parse: seconds({ min: 0, max: 3600 }),
+};
+
+export const RESTART_DELAY_MAX: Field<number> = {
+  key: 'restartDelayMax',
+  flags: ['--restart-delay-max'],
+  arg: 'SECONDS',
+  help: 'cap of the restart delay',
+  shownDefault: '10',
+  parse: seconds({ min: 0, max: 3600 }),
+};
+
+/** What every command declares, in help order. */
+export const SHARED_FIELDS: readonly Field[] = [
+  LISTEN,
+  WORKERS,
+  TIMEOUT,
+  MAX_CONNECTIONS,
+  SHUTDOWN_TIMEOUT,
+  HANG_TIMEOUT,
+  MAX_MEMORY,
+  RESTART_DELAY,
+  RESTART_DELAY_MAX,
+  PARAMS,
+  LOGFILE,
+  LOGLEVEL,
+  WORK_PATH,
+  DAEMON_LEVEL,
+  PID_FILE,
+  STATUS_SOCKET,
+];
+
+/** A field with other help or default for one command (same key, spelling and parser). */
+export function withHelp<T>(field: Field<T>, help: string, shownDefault = field.shownDefault): Field<T> {
+  return { ...field, help, shownDefault };
+}
+
+/** The field as a command declares it before it can honour it: giving it is a clear error. */
+export function notYet<T>(field: Field<T>, command: string): Field<T> {
+  return { ...field, unavailable: `is not available for ${command} yet` };
+}
