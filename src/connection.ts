@@ -1,5 +1,5 @@
 // The connection path: every model hands each accepted socket to ConnectionRunner#serve,
-// which applies the socket options and runs the handler under the contract in DESIGN.md.
+// which applies the socket options and runs the handler under the handler contract (README, "The handler").
 import type { Socket } from 'node:net';
 import type { ConnectionTracker } from './connection-tracker.js';
 import { readProxyHeader } from './proxy-protocol/header.js';

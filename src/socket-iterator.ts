@@ -1,5 +1,5 @@
 // `for await (const chunk of socket)` on a served socket: tcpdaemon installs its own async iterator
-// on every socket it hands to a handler (the loop DESIGN.md's contract is written with).
+// on every socket it hands to a handler (the loop the handler contract in the README is written with).
 //
 // Why not node's (Readable.prototype[Symbol.asyncIterator]): it is an async generator over
 // read() that waits for 'readable', which node emits on the next tick, so every chunk costs a

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
-/** Process model names accepted by `-m`; aliases are folded by `canonicalModel`. */
+/** Process model names accepted by `-m`; aliases are folded by `validateParams` (MODEL_ALIASES in params.ts). */
 export type ModelName = 'IOMP' | 'LF' | 'IF' | 'TLF';
 export type ModelFlag = ModelName | 'IO' | 'WIN-TLF';
 

@@ -3,13 +3,13 @@
 // detaches (--daemon-level), starts, and turns a failed start into one line and exit code 1.
 // Resolves with the exit code once the command has stopped.
 import type { AddressInfo } from 'node:net';
-import { detach, isDetachedCopy, reportStart } from '../cli/detach.js';
 import { ParamError, TcpdaemonError } from '../errors.js';
 import { keepServingOnUncaught } from '../process-guards.js';
 import { SignalInbox } from '../signals.js';
 import type { Logger } from '../types.js';
 import { VERSION } from '../version.js';
 import { parseCommandLine } from './command-line.js';
+import { detach, isDetachedCopy, reportStart } from './detach.js';
 import type { CommandSpec } from './fields.js';
 import { renderUsage } from './usage.js';
 

@@ -1,0 +1,86 @@
+// The layer rule (ARCHITECTURE.md): commands sit on the platform, the platform on the server core,
+// the core on the libraries. A command never imports another command; nothing below the commands
+// imports one; the libraries import nothing of the layers above them. Checked on src/'s import graph.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, normalize, relative } from 'node:path';
+import { test } from 'node:test';
+import { ROOT } from './helpers/daemon.js';
+
+const SRC = join(ROOT, 'src');
+
+/** Which command a file belongs to, or its layer. */
+export function layerOf(file: string): string {
+  const rel = relative(SRC, file);
+  if (rel === 'cli/main.ts' || rel === 'index.ts') return 'entry';
+  if (rel === 'errors.ts' || rel === 'types.ts') return 'base';
+  if (rel === 'cli/status.ts') return 'command:status';
+  const top = rel.split('/')[0]!;
+  const commands: Record<string, string> = {
+    cli: 'command:daemon',
+    proxy: 'command:proxy',
+    gateway: 'command:gateway',
+    bench: 'command:bench',
+  };
+  if (commands[top]) return commands[top]!;
+  if (top === 'platform') return 'platform';
+  if (top === 'message' || top === 'proxy-protocol') return 'library';
+  return 'core';
+}
+
+/** Why importing `to` from `from` breaks the rule, or undefined. */
+export function violation(from: string, to: string): string | undefined {
+  const a = layerOf(from);
+  const b = layerOf(to);
+  if (a === b || b === 'base' || a === 'entry') return undefined;
+  if (b.startsWith('command:'))
+    return a.startsWith('command:') ? 'a command imports another command' : `the ${a} imports a command`;
+  if (b === 'entry') return 'imports the entry';
+  if (a === 'library') return 'a library imports a layer above it';
+  if (
+    a === 'core' &&
+    b === 'platform' &&
+    !/^platform\/(fields|values|shared-fields)\.ts$/.test(relative(SRC, to))
+  ) {
+    return 'the core imports the platform (beyond the parameter declarations it validates with)';
+  }
+  return undefined;
+}
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const out: string[] = [];
+  for (const m of text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g)) {
+    out.push(normalize(join(dirname(file), m[1]!)).replace(/\.js$/, '.ts'));
+  }
+  return out;
+}
+
+test('layer rule: no command imports another, nothing below a command imports one', () => {
+  const broken: string[] = [];
+  const files = sources(SRC);
+  assert.ok(files.length > 50, `found src files (${files.length})`);
+  for (const file of files) {
+    for (const target of importsOf(file)) {
+      const why = violation(file, target);
+      if (why) broken.push(`${relative(SRC, file)} -> ${relative(SRC, target)}: ${why}`);
+    }
+  }
+  assert.deepEqual(broken, []);
+});
+
+test('layer rule: the check itself catches each kind of break', () => {
+  const f = (p: string) => join(SRC, p);
+  assert.match(violation(f('proxy/run.ts'), f('gateway/daemon.ts')) ?? '', /command imports another command/);
+  assert.match(violation(f('daemon.ts'), f('proxy/run.ts')) ?? '', /core imports a command/);
+  assert.match(violation(f('platform/runner.ts'), f('cli/daemon.ts')) ?? '', /platform imports a command/);
+  assert.match(violation(f('message/conn.ts'), f('daemon.ts')) ?? '', /library imports a layer above/);
+  assert.equal(violation(f('proxy/run.ts'), f('daemon.ts')), undefined);
+  assert.equal(violation(f('cli/main.ts'), f('proxy/cli.ts')), undefined);
+});
