@@ -21,7 +21,17 @@ function rssBytes(pid: number): number {
 function start(): Promise<{ child: ChildProcess; port: number; gatewayPid: number; openFiles: unknown }> {
   const child = spawn(
     'bin/tcpdaemon',
-    ['gateway', '-l', '127.0.0.1:0', '--codec', 'lars', '-s', 'examples/gateway-echo.ts', '--workers', '1'],
+    [
+      'gateway',
+      '-l',
+      '127.0.0.1:0',
+      '--codec',
+      'lars',
+      '-s',
+      'examples/gateway-echo.ts',
+      '--business-workers',
+      '1',
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   return new Promise((resolve, reject) => {

@@ -146,7 +146,7 @@ export const SERVERS = {
       'lars',
       '-s',
       'examples/gateway-echo.ts',
-      '--workers',
+      '--business-workers',
       '2',
     ],
     cores: 2,

@@ -11,7 +11,7 @@ import { modelFor } from './models/index.js';
 import type { RunningModel } from './models/model.js';
 import { type ResolvedParams, type TcpdaemonParams, validateParams } from './params.js';
 import type { SignalInbox } from './signals.js';
-import { closeStatus, type DaemonStatus, serveStatus } from './status.js';
+import { closeStatus, type DaemonStatus, type StatusSection, serveStatus } from './status.js';
 import type { Logger, Tcpmain } from './types.js';
 import { VERSION } from './version.js';
 import { currentWorkerConfig, takeWorkerConfig, type WorkerConfig } from './worker/config.js';
@@ -22,6 +22,13 @@ export interface DaemonOptions {
   signals?: SignalInbox;
   /** Called when the process should end (CLI: process.exit). Default: nothing. */
   exit?: (code: number) => void;
+  /**
+   * What each process that serves connections adds to its heartbeats (a small JSON value): the
+   * daemon's status report hands them, from every worker, to `statusSections`.
+   */
+  workerReport?: () => unknown;
+  /** Blocks the command adds to the status report, from the serving processes' reports. */
+  statusSections?: (reports: unknown[]) => StatusSection[];
 }
 
 export interface TcpdaemonHandle extends EventEmitter {
@@ -48,7 +55,7 @@ export async function tcpdaemon(
   const callIndex = calls++;
   const params = validateParams(input);
   const worker = currentWorkerConfig() ?? takeWorkerConfig();
-  if (worker) return workerHandle(params, worker, callIndex);
+  if (worker) return workerHandle(params, worker, callIndex, options);
   const model = modelFor(params);
   const handlerPath = typeof params.handler === 'string' ? resolve(params.handler) : undefined;
   const logfile = params.logfile === undefined ? undefined : resolve(params.logfile);
@@ -125,7 +132,7 @@ export async function tcpdaemon(
   );
 
   const statusSocket = statusServer && statusPath ? { server: statusServer, path: statusPath } : undefined;
-  handle = new DaemonHandle(params, listening, running, stopper, log, pidFile, about, statusSocket);
+  handle = new DaemonHandle(params, listening, running, stopper, log, pidFile, about, statusSocket, options);
   if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
   return handle;
 }
@@ -172,18 +179,23 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     private readonly about: StatusBasics,
     /** --status-socket: answered until the daemon has stopped. */
     private readonly statusSocket: { server: Server; path: string } | undefined,
+    private readonly options: DaemonOptions,
   ) {
     super();
   }
 
   status(): DaemonStatus {
     const model = this.running.status?.();
+    const { workerReport, statusSections } = this.options;
+    const reports = model ? model.reports : workerReport ? [workerReport()] : [];
+    const sections = statusSections?.(reports);
     return {
       ...basicStatus(this.about, this.stopped ? 'stopped' : this.closing ? 'stopping' : 'serving'),
       connections: this.running.connections,
       reloads: this.reloads,
       ...(model?.waiting !== undefined ? { waiting: model.waiting } : {}),
       ...(model ? { workers: model.workers } : {}),
+      ...(sections && sections.length > 0 ? { sections } : {}),
     };
   }
 
@@ -304,11 +316,13 @@ async function workerHandle(
   params: ResolvedParams,
   config: WorkerConfig,
   callIndex: number,
+  options: DaemonOptions,
 ): Promise<TcpdaemonHandle> {
   if (callIndex !== config.callIndex || typeof params.handler !== 'function')
     return new WorkerSideHandle(config);
   const tcpmain = params.handler;
   const running = await startWorker(config, () => tcpmain);
+  if (options.workerReport) running.setReport(options.workerReport);
   return new WorkerSideHandle(config, running, params.shutdownTimeout * 1000);
 }
 

@@ -27,6 +27,18 @@ export interface DaemonStatus {
   waiting?: number;
   /** Worker models: the supervisor's view. */
   workers?: SupervisorStatus;
+  /** What the command adds (the proxy's backends, the gateway's requests and workers). */
+  sections?: StatusSection[];
+}
+
+/** A block of a status report that a command adds: a summary line and an optional table. */
+export interface StatusSection {
+  title: string;
+  summary?: string;
+  columns?: string[];
+  rows?: (string | number)[][];
+  /** The same facts as numbers, for `--json` readers. */
+  data?: unknown;
 }
 
 /** Clients answered at once; more wait in the listen backlog. */
@@ -38,17 +50,19 @@ export { StatusSocketError };
  * Listens on `path` (mode 0600) and answers each connection with `report()`. A socket file left by a
  * daemon that is gone is replaced; one that a live process answers on is an error.
  */
-export async function serveStatus(path: string, report: () => DaemonStatus, logger: Logger): Promise<Server> {
+export async function serveStatus(
+  path: string,
+  report: () => DaemonStatus | Promise<DaemonStatus>,
+  logger: Logger,
+): Promise<Server> {
   const server = createServer((socket) => {
     socket.on('error', () => socket.destroy());
-    let line: string;
-    try {
-      line = `${JSON.stringify(report())}\n`;
-    } catch (err) {
-      logger.error({ err }, 'status report failed');
-      line = `${JSON.stringify({ error: (err as Error).message })}\n`;
-    }
-    socket.end(line);
+    (async () => `${JSON.stringify(await report())}\n`)()
+      .catch((err: unknown) => {
+        logger.error({ err }, 'status report failed');
+        return `${JSON.stringify({ error: (err as Error).message })}\n`;
+      })
+      .then((line) => socket.end(line));
   });
   server.maxConnections = MAX_STATUS_CLIENTS;
   try {
@@ -157,13 +171,27 @@ export function formatStatus(s: DaemonStatus): string {
     ]);
     lines.push(...table(['id', 'pid', 'state', 'up', 'served', 'active', 'rss MiB'], rows));
   }
+  for (const section of s.sections ?? []) {
+    lines.push(`${section.title}${section.summary === undefined ? '' : `: ${section.summary}`}`);
+    if (section.columns && section.rows) {
+      lines.push(
+        ...table(
+          section.columns,
+          section.rows.map((r) => r.map(String)),
+          section.columns.length,
+        ),
+      );
+    }
+  }
   return lines.join('\n');
 }
 
-function table(head: string[], rows: string[][]): string[] {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+/** Columns right-aligned except 2 and 3 (state, uptime) of the worker table; `textColumns` = all left. */
+function table(head: string[], rows: string[][], textColumns = 0): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const left = (i: number) => (textColumns > 0 ? i === 0 || i === 1 : i >= 2 && i <= 3);
   const line = (cells: string[]) =>
-    `  ${cells.map((c, i) => (i < 2 || i > 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ')}`;
+    `  ${cells.map((c, i) => (left(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')}`;
   return [line(head), ...rows.map(line)];
 }
 

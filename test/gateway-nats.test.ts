@@ -52,7 +52,7 @@ describe('gateway, NATS queue', () => {
 
   test('request/response between a gateway command and a worker command, replies correlate out of order', async () => {
     const p = prefix();
-    const workers = await startWorkers(p, '--workers', '2');
+    const workers = await startWorkers(p, '-c', '2');
     const gw = await startGateway(p);
     const c = await gatewayClient(gw.port);
     try {
@@ -80,7 +80,7 @@ describe('gateway, NATS queue', () => {
 
   test('kill -9 of a worker: its acked requests are retried on another worker (--retry-on-crash)', async () => {
     const p = prefix();
-    const workers = await startWorkers(p, '--workers', '2');
+    const workers = await startWorkers(p, '-c', '2');
     const gw = await startGateway(p, '--retry-on-crash');
     const c = await gatewayClient(gw.port);
     try {

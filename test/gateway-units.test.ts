@@ -269,26 +269,30 @@ describe('names, relay frames, replies', () => {
 describe('gateway parameters', () => {
   test('one clear reason per mistake', () => {
     const cases: [Record<string, unknown>, 'gateway' | 'worker', RegExp][] = [
-      [{ business: 'b.ts' }, 'gateway', /-l ADDRESS is required/],
-      [{ listen: '127.0.0.1:0' }, 'gateway', /-s BUSINESS_MODULE is required/],
+      [{ business: 'b.ts' }, 'gateway', /listen \(-l\) is required/],
+      [{ listen: '127.0.0.1:0' }, 'gateway', /business \(-s\) is required/],
       [
         { listen: '127.0.0.1:0', business: 'b.ts', queue: 'redis://x' },
         'gateway',
-        /--queue must be ipc or nats/,
+        /queue \(--queue\) must be ipc or nats/,
       ],
       [{ listen: '127.0.0.1:0', business: 'b.ts', queue: 'nats://h:4222' }, 'gateway', /separate command/],
       [{ business: 'b.ts' }, 'worker', /needs --queue nats/],
       [
-        { listen: '127.0.0.1:0', business: 'b.ts', workers: '0' },
+        { listen: '127.0.0.1:0', business: 'b.ts', businessWorkers: '0' },
         'gateway',
-        /--workers must be a whole number from 1/,
+        /businessWorkers \(--business-workers\) must be a whole number >= 1/,
       ],
       [
         { listen: '127.0.0.1:0', business: 'b.ts', requestTimeout: 'soon' },
         'gateway',
-        /--request-timeout must be a number/,
+        /requestTimeout \(--request-timeout\) must be a number/,
       ],
-      [{ listen: '127.0.0.1:0', business: 'b.ts', codec: 'tdhb:99' }, 'gateway', /--codec: tdhb width/],
+      [
+        { listen: '127.0.0.1:0', business: 'b.ts', codec: 'tdhb:99' },
+        'gateway',
+        /codec \(--codec\) tdhb width/,
+      ],
       [{ listen: '127.0.0.1:0', business: 'b.ts', nope: 1 }, 'gateway', /unknown parameter 'nope'/],
     ];
     for (const [input, role, re] of cases) assert.throws(() => validateGatewayParams(input, role), re);

@@ -36,7 +36,7 @@ async function rejection(p: Promise<unknown>): Promise<MessageError> {
 
 describe('gateway, ipc queue', () => {
   test('requests through 2 workers: out-of-order replies correlate, one connection uses both workers', async () => {
-    await withDaemon(gatewayArgs('--workers', '2'), async ({ port }) => {
+    await withDaemon(gatewayArgs('--business-workers', '2'), async ({ port }) => {
       const c = await gatewayClient(port);
       try {
         assert.equal((await c.client.request(1, 'ping')).toString(), 'ping');
@@ -75,7 +75,7 @@ describe('gateway, ipc queue', () => {
   });
 
   test('a throwing handler and a bad return value give error frames; the connection and workers live on', async () => {
-    await withDaemon(gatewayArgs('--workers', '1'), async ({ port, daemon }) => {
+    await withDaemon(gatewayArgs('--business-workers', '1'), async ({ port, daemon }) => {
       const c = await gatewayClient(port);
       try {
         const err = await rejection(c.client.request(3, 'no such account'));
@@ -102,7 +102,7 @@ describe('gateway, ipc queue', () => {
         `${EXAMPLES}/gateway-echo.ts`,
         '--codec',
         'lars',
-        '--workers',
+        '--business-workers',
         '2',
       ],
       async ({ port }) => {
@@ -157,7 +157,7 @@ describe('gateway, ipc queue', () => {
   for (const retry of [false, true]) {
     test(`kill -9 of a worker with requests in flight: ${retry ? 'retried once on another worker' : 'error frames'}; none lost, none twice`, async () => {
       const extra = retry ? ['--retry-on-crash'] : [];
-      await withDaemon(gatewayArgs('--workers', '2', ...extra), async ({ port, daemon }) => {
+      await withDaemon(gatewayArgs('--business-workers', '2', ...extra), async ({ port, daemon }) => {
         const c = await gatewayClient(port);
         try {
           const outcomes = Array.from({ length: 8 }, () =>
@@ -233,19 +233,22 @@ describe('gateway, ipc queue', () => {
   });
 
   test('--max-connections refuses the connection over the limit with a notice and a logged reason', async () => {
-    await withDaemon(gatewayArgs('--workers', '1', '--max-connections', '2'), async ({ port, daemon }) => {
-      const a = await gatewayClient(port);
-      const b = await gatewayClient(port);
-      const third = await gatewayClient(port);
-      try {
-        await assertRefused(third, daemon, /too many connections \(limit 2\)/);
-        // The accepted ones are untouched.
-        assert.equal((await a.client.request(1, 'a')).toString(), 'a');
-        assert.equal((await b.client.request(1, 'b')).toString(), 'b');
-      } finally {
-        await Promise.all([a.close(), b.close(), third.close()]);
-      }
-    });
+    await withDaemon(
+      gatewayArgs('--business-workers', '1', '--max-connections', '2'),
+      async ({ port, daemon }) => {
+        const a = await gatewayClient(port);
+        const b = await gatewayClient(port);
+        const third = await gatewayClient(port);
+        try {
+          await assertRefused(third, daemon, /too many connections \(limit 2\)/);
+          // The accepted ones are untouched.
+          assert.equal((await a.client.request(1, 'a')).toString(), 'a');
+          assert.equal((await b.client.request(1, 'b')).toString(), 'b');
+        } finally {
+          await Promise.all([a.close(), b.close(), third.close()]);
+        }
+      },
+    );
   });
 
   test('relay between two clients by name, from a client and from a worker (ctx.send)', async () => {
@@ -329,7 +332,7 @@ describe('gateway, ipc queue', () => {
   });
 
   test('SIGHUP replaces the workers one by one; requests keep flowing, none fails', async () => {
-    await withDaemon(gatewayArgs('--workers', '2'), async ({ port, daemon }) => {
+    await withDaemon(gatewayArgs('--business-workers', '2'), async ({ port, daemon }) => {
       const c = await gatewayClient(port);
       try {
         const before = new Set(
@@ -371,7 +374,7 @@ describe('gateway, ipc queue', () => {
     const { runCli } = await import('./helpers/daemon.js');
     const r = await runCli(['gateway', '-l', '127.0.0.1:0']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /-s BUSINESS_MODULE is required/);
+    assert.match(r.stderr, /business \(-s\) is required/);
     const bad = await runCli(['gateway', '-l', '127.0.0.1:0', '-s', '/nonexistent/biz.ts']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /business module \/nonexistent\/biz.ts: no such file/);

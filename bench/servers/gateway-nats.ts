@@ -31,13 +31,9 @@ await new Promise<void>((resolve, reject) => {
   nats.once('exit', () => reject(new Error(`nats-server exited:\n${err}`)));
 });
 const queue = ['--queue', `nats://127.0.0.1:${port}`];
-const workers = spawn(
-  'bin/tcpdaemon',
-  ['worker', '-s', 'examples/gateway-echo.ts', '--workers', '2', ...queue],
-  {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  },
-);
+const workers = spawn('bin/tcpdaemon', ['worker', '-s', 'examples/gateway-echo.ts', '-c', '2', ...queue], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
 children.push(workers);
 await new Promise<void>((resolve, reject) => {
   let out = '';

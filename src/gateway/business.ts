@@ -24,6 +24,8 @@ export interface GatewayContext {
   readonly workerId: number;
   /** Bound to this worker; add fields with .child(). */
   readonly logger: Logger;
+  /** From `--param k=v` (or the library's `params`). */
+  readonly params: Readonly<Record<string, string>>;
   /** Aborted just after the request's deadline (the client has had its timeout error by then). */
   readonly signal: AbortSignal;
   /**

@@ -6,11 +6,13 @@ import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { WorkerStartError } from '../errors.js';
 import { boundAddress, listenOnce } from '../listen.js';
 import { formatAddress } from '../listen-address.js';
 import { createLogger, type DaemonLogger } from '../logger.js';
 import { createCodec } from '../message/codecs/index.js';
 import type { SignalInbox } from '../signals.js';
+import { closeStatus, type DaemonStatus, serveStatus } from '../status.js';
 import { Supervisor, type WorkerHandle, type WorkerSpec } from '../supervisor/index.js';
 import type { Logger } from '../types.js';
 import { VERSION } from '../version.js';
@@ -22,6 +24,8 @@ import type { GatewayStats } from './gateway-server.js';
 import { Rpc } from './ipc-rpc.js';
 import { type GatewayParams, type ResolvedGatewayParams, validateGatewayParams } from './params.js';
 import { IpcHub } from './queues/ipc-hub.js';
+import { assertNatsReachable } from './queues/nats-probe.js';
+import { gatewayStatus } from './status.js';
 
 export interface GatewayDaemonOptions {
   /** Act on SIGTERM/SIGINT (stop), SIGHUP (reload workers), SIGUSR1 (reopen logs). */
@@ -61,17 +65,22 @@ async function start(
   role: 'gateway' | 'worker',
   options: GatewayDaemonOptions,
 ): Promise<GatewayHandle> {
+  const absolute = (p: string | undefined) => (p === undefined ? undefined : resolve(p));
   const resolved: ResolvedGatewayParams = {
     ...params,
-    business: params.business === undefined ? undefined : resolve(params.business),
-    logfile: params.logfile === undefined ? undefined : resolve(params.logfile),
+    business: absolute(params.business),
+    logfile: absolute(params.logfile),
+    pidFile: absolute(params.pidFile),
+    statusSocket: absolute(params.statusSocket),
   };
+  if (resolved.workPath !== undefined) process.chdir(resolved.workPath);
   const log = createLogger({ logfile: resolved.logfile, level: resolved.loglevel, workerId: 0 });
   const logger = log.logger;
   // Before any child starts: they inherit it.
   const fds = raiseFdLimit();
   // A broken business module is reported before anything starts, with the path and the reason.
   if (resolved.business !== undefined) await loadBusiness(resolved.business);
+  if (resolved.queue.kind === 'nats') await assertNatsReachable(resolved.queue.servers);
 
   const ipc = resolved.queue.kind === 'ipc';
   const socketDir = ipc && role === 'gateway' ? mkdtempSync(join(tmpdir(), 'tcpdaemon-gw-')) : undefined;
@@ -93,6 +102,13 @@ async function start(
     };
   };
   const graceMs = resolved.shutdownTimeout * 1000;
+  const supervision = {
+    logger,
+    retireGraceMs: graceMs,
+    backoff: { initialMs: resolved.restartDelay * 1000, maxMs: resolved.restartDelayMax * 1000 },
+    hangTimeoutMs: resolved.hangTimeout * 1000,
+    maxRssBytes: resolved.maxMemory * 1048576,
+  };
 
   let workers: Supervisor | undefined;
   let gateways: Supervisor | undefined;
@@ -102,11 +118,10 @@ async function start(
   try {
     if (role === 'worker' || ipc) {
       workers = new Supervisor({
+        ...supervision,
         spec: spec('worker-process'),
-        size: resolved.workers,
-        logger,
+        size: resolved.businessWorkers,
         name: 'workers',
-        retireGraceMs: graceMs,
       });
     }
     if (ipc && role === 'gateway') {
@@ -136,11 +151,10 @@ async function start(
         logger,
       );
       gateways = new Supervisor({
+        ...supervision,
         spec: spec('gateway-process'),
         size: resolved.gateways,
-        logger,
         name: 'gateways',
-        retireGraceMs: graceMs,
       });
       const rpcFor = (w: WorkerHandle): Rpc => {
         let rpc = rpcs.get(w.spawnId);
@@ -187,23 +201,27 @@ async function start(
     cleanup.push(() => rmSync(pidFile, { force: true }));
   }
   const address = server ? formatAddress(boundAddress(server, resolved.listenAddress!)) : undefined;
-  logger.info(
-    {
-      role,
-      address,
-      queue: resolved.queue.kind === 'ipc' ? 'ipc' : resolved.queue.servers.join(','),
-      codec: resolved.codec,
-      business: resolved.business,
-      workers: workers ? resolved.workers : 0,
-      gateways: gateways ? resolved.gateways : 0,
-      openFiles: fds.soft ?? 'unlimited',
-      version: VERSION,
-      node: process.version,
-    },
-    role === 'gateway' ? 'listening' : 'workers ready',
-  );
 
   let closing: Promise<void> | undefined;
+  let statusServer: Server | undefined;
+  const startedAt = Date.now();
+  const report = async (): Promise<DaemonStatus> => {
+    const stats = await handle.stats();
+    return gatewayStatus({
+      role,
+      address: address ?? '(no listener)',
+      business: resolved.business ?? '',
+      queue: resolved.queue.kind === 'ipc' ? 'ipc' : resolved.queue.servers.join(','),
+      state: closing ? 'stopping' : 'serving',
+      startedAt,
+      reloads,
+      gateways: gateways?.status(),
+      workers: workers?.status(),
+      stats,
+      stored: hub?.store.size,
+    });
+  };
+  let reloads = 0;
   const handle: GatewayHandle = {
     logger,
     address: () => server?.address() ?? null,
@@ -216,6 +234,7 @@ async function start(
       ),
     async reload() {
       if (!workers) return;
+      reloads++;
       const r = await workers.reload();
       if (!r.ok) logger.error({ slot: r.slot, err: r.error }, 'reload of the workers stopped');
     },
@@ -227,6 +246,7 @@ async function start(
         await gateways?.stop(graceMs);
         await workers?.stop(graceMs);
         await closed;
+        if (statusServer) await closeStatus(statusServer, resolved.statusSocket!);
         hub?.close();
         for (const c of cleanup) c();
         logger.info('stopped');
@@ -235,6 +255,29 @@ async function start(
       return closing;
     },
   };
+  if (resolved.statusSocket !== undefined) {
+    try {
+      statusServer = await serveStatus(resolved.statusSocket, report, logger);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+  logger.info(
+    {
+      role,
+      address,
+      queue: resolved.queue.kind === 'ipc' ? 'ipc' : resolved.queue.servers.join(','),
+      codec: resolved.codec,
+      business: resolved.business,
+      workers: workers ? resolved.businessWorkers : 0,
+      gateways: gateways ? resolved.gateways : 0,
+      openFiles: fds.soft ?? 'unlimited',
+      version: VERSION,
+      node: process.version,
+    },
+    role === 'gateway' ? 'listening' : 'workers ready',
+  );
   if (options.signals)
     attachSignals(handle, log, [gateways, workers], options.signals, options.exit ?? (() => undefined));
   return handle;
@@ -244,7 +287,11 @@ async function start(
 function startOrFail(supervisor: Supervisor, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onExit = (_w: WorkerHandle, info: { code: number | null; signal: NodeJS.Signals | null }) =>
-      reject(new Error(`a ${what} process exited during start-up (${info.signal ?? `code ${info.code}`})`));
+      reject(
+        new WorkerStartError(
+          `a ${what} process exited during start-up (${info.signal ?? `code ${info.code}`}); its log line says why`,
+        ),
+      );
     supervisor.once('exit', onExit);
     supervisor.start().then(() => {
       supervisor.off('exit', onExit);

@@ -53,7 +53,7 @@ server = new GatewayServer({
   requestTimeoutMs: params.requestTimeoutMs,
   retryOnCrash: params.retryOnCrash,
   maxInflightPerConn: params.maxInflightPerConn,
-  maxWaiting: params.maxWaiting,
+  maxWaiting: params.maxWaitingRequests,
   logger,
 });
 let queue: GatewayQueue;

@@ -1,9 +1,13 @@
-// The gateway's parameter schema (`tcpdaemon gateway` and `tcpdaemon worker`): one typed object,
-// validated here with one message per mistake naming the flag. The CLI only turns argv into it.
+// The gateway's parameters (`tcpdaemon gateway` and `tcpdaemon worker`): the library's typed object,
+// the field declarations (shared ones from platform/shared-fields.ts) that drive the command line,
+// --config and help, and the validation that fills in defaults.
+import { ParamError } from '../errors.js';
 import { type ListenAddress, parseListenAddress } from '../listen-address.js';
-import { LOG_LEVELS, type LogLevel } from '../logger.js';
+import type { LogLevel } from '../logger.js';
 import { CODEC_NAMES, createCodec, DEFAULT_MAX_BODY } from '../message/codecs/index.js';
-import { ParamError } from '../params.js';
+import { type CommandSpec, type Field, readFields } from '../platform/fields.js';
+import { SHARED_FIELDS, withHelp } from '../platform/shared-fields.js';
+import { boolean, bytes, fail, integer, seconds, text } from '../platform/values.js';
 
 export type QueueSpec = { kind: 'ipc' } | { kind: 'nats'; servers: string[]; prefix: string };
 
@@ -12,10 +16,10 @@ export interface GatewayParams {
   listen?: string;
   /** `-s`: the business module (ipc gateway, worker command). */
   business?: string;
-  /** `--workers`: business worker processes. Default 1. */
+  /** `-c`: gateway processes holding client connections (gateway); worker processes (worker). Default 1. */
   workers?: number;
-  /** `-c`: gateway processes holding client connections. Default 1. */
-  gateways?: number;
+  /** `--business-workers`: business worker processes of an ipc gateway. Default 1. */
+  businessWorkers?: number;
   /** `--codec`: client framing (lars, seq, tdhb:W, u32be, line). Default seq. */
   codec?: string;
   /** `--max-body`: bytes. Default 65527. */
@@ -30,34 +34,52 @@ export interface GatewayParams {
   retryOnCrash?: boolean;
   /** `--worker-concurrency`: requests outstanding at one worker. Default 64. */
   workerConcurrency?: number;
-  /** `--max-waiting`: requests waiting for a worker with room, per gateway process. Default 10000. */
-  maxWaiting?: number;
+  /** `--max-waiting-requests`: requests waiting for a worker with room, per gateway process. Default 10000. */
+  maxWaitingRequests?: number;
   /** `--max-connections`: client connections in all; 0 = no limit. */
   maxConnections?: number;
   /** `--max-conns-per-ip`: client connections from one address; 0 = no limit. */
   maxConnsPerIp?: number;
-  /** `--max-inflight-per-conn`: requests in flight on one connection. Default 64. */
+  /** `--max-inflight-per-conn`: requests in flight on one connection; at it, reading that connection pauses. Default 64. */
   maxInflightPerConn?: number;
+  /** `--refuse-over-inflight`: refuse the request past the in-flight bound with an error reply instead (seq codec only). */
+  refuseOverInflight?: boolean;
+  /** `--max-session-bytes`: answers waiting for their turn and frames read past the in-flight bound, per session, bytes with bookkeeping. Default 8 MiB. */
+  maxSessionBytes?: number;
   /** `--store-max`: stored messages per offline name. Default 100. */
   storeMax?: number;
   /** `--store-ttl`: seconds a stored message is kept. Default 300. */
   storeTtl?: number;
-  /** `--store-bytes`: body bytes stored in all (ipc store). Default 64 MiB. */
+  /** `--store-bytes`: bytes stored in all, each message with its name and bookkeeping (ipc store). Default 64 MiB. */
   storeBytes?: number;
+  /** `--store-names`: distinct offline names with stored messages (ipc store). Default 10000. */
+  storeNames?: number;
   /** `--timeout`: idle timeout of a client connection, seconds; 0 = none. */
   timeout?: number;
   /** `--shutdown-timeout`: seconds in-flight requests get on stop. Default 10. */
   shutdownTimeout?: number;
+  /** Supervision of gateway and business worker processes, as the daemon's. */
+  hangTimeout?: number;
+  maxMemory?: number;
+  restartDelay?: number;
+  restartDelayMax?: number;
+  /** `--param k=v`: handed to the business handler as `ctx.params`. */
+  params?: Record<string, string>;
   logfile?: string;
   loglevel?: LogLevel;
+  workPath?: string;
+  daemonLevel?: boolean;
   pidFile?: string;
+  statusSocket?: string;
 }
 
 export interface ResolvedGatewayParams {
   listen: string;
   listenAddress: ListenAddress | undefined;
   business: string | undefined;
-  workers: number;
+  /** Business worker processes (ipc gateway; the worker command's -c). */
+  businessWorkers: number;
+  /** Gateway processes holding client connections. */
   gateways: number;
   codec: string;
   maxBody: number;
@@ -65,46 +87,212 @@ export interface ResolvedGatewayParams {
   requestTimeoutMs: number;
   retryOnCrash: boolean;
   workerConcurrency: number;
-  maxWaiting: number;
+  maxWaitingRequests: number;
   maxConnections: number;
   maxConnsPerIp: number;
   maxInflightPerConn: number;
+  refuseOverInflight: boolean;
+  maxSessionBytes: number;
   storeMax: number;
   storeTtlMs: number;
   storeBytes: number;
+  storeNames: number;
   timeout: number;
   shutdownTimeout: number;
+  hangTimeout: number;
+  maxMemory: number;
+  restartDelay: number;
+  restartDelayMax: number;
+  params: Readonly<Record<string, string>>;
   logfile: string | undefined;
   loglevel: LogLevel;
+  workPath: string | undefined;
   pidFile: string | undefined;
+  statusSocket: string | undefined;
 }
 
-function fail(flag: string, what: string, value: unknown): never {
-  throw new ParamError(
-    `${flag} ${what}, got ${typeof value === 'string' ? `'${value}'` : JSON.stringify(value)}`,
-  );
-}
+const count = (max: number, min = 0) => integer({ min, max });
 
-function num(flag: string, value: unknown, min: number, max: number, integer = true): number | undefined {
-  if (value === undefined) return undefined;
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  if (
-    typeof n !== 'number' ||
-    !Number.isFinite(n) ||
-    (integer && !Number.isInteger(n)) ||
-    n < min ||
-    n > max
-  ) {
-    fail(flag, `must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`, value);
-  }
-  return n;
-}
+const GATEWAY_OWN: readonly Field[] = [
+  {
+    key: 'business',
+    flags: ['-s', '--business'],
+    arg: 'BUSINESS',
+    help: 'business module: export default async function (msg, ctx) { ... }',
+    parse: text,
+    path: true,
+  },
+  {
+    key: 'businessWorkers',
+    flags: ['--business-workers'],
+    arg: 'N',
+    help: 'business worker processes of an ipc gateway',
+    shownDefault: '1',
+    parse: count(1024, 1),
+  },
+  {
+    key: 'codec',
+    flags: ['--codec'],
+    arg: 'NAME',
+    help: `client framing: ${CODEC_NAMES.join(', ')}`,
+    shownDefault: 'seq',
+    parse: text,
+  },
+  {
+    key: 'maxBody',
+    flags: ['--max-body'],
+    arg: 'BYTES',
+    help: 'largest message body',
+    shownDefault: String(DEFAULT_MAX_BODY),
+    parse: bytes({ min: 0, max: 64 * 1024 * 1024 }),
+  },
+  {
+    key: 'queue',
+    flags: ['--queue'],
+    arg: 'ipc|nats://H:P',
+    help: 'ipc: embedded, no server; nats: gateways and workers meet in NATS',
+    shownDefault: 'ipc',
+    parse: text,
+  },
+  {
+    key: 'queuePrefix',
+    flags: ['--queue-prefix'],
+    arg: 'NAME',
+    help: 'NATS subject prefix',
+    shownDefault: 'tcpdaemon',
+    parse: text,
+  },
+  {
+    key: 'requestTimeout',
+    flags: ['--request-timeout'],
+    arg: 'SECONDS',
+    help: 'until a client gets a timeout error',
+    shownDefault: '10',
+    parse: seconds({ min: 0.001, max: 2147483 }),
+  },
+  {
+    key: 'retryOnCrash',
+    flags: ['--retry-on-crash'],
+    help: 'resend a request lost with a crashed worker once (idempotent handlers)',
+    parse: boolean,
+  },
+  {
+    key: 'workerConcurrency',
+    flags: ['--worker-concurrency'],
+    arg: 'N',
+    help: 'requests outstanding at one worker',
+    shownDefault: '64',
+    parse: count(100_000, 1),
+  },
+  {
+    key: 'maxWaitingRequests',
+    flags: ['--max-waiting-requests'],
+    arg: 'N',
+    help: 'requests waiting for a worker with room, per gateway process',
+    shownDefault: '10000',
+    parse: count(10_000_000),
+  },
+  {
+    key: 'maxConnsPerIp',
+    flags: ['--max-conns-per-ip'],
+    arg: 'N',
+    help: 'client connections from one address (0 = no limit)',
+    parse: count(10_000_000),
+  },
+  {
+    key: 'maxInflightPerConn',
+    flags: ['--max-inflight-per-conn'],
+    arg: 'N',
+    help: 'requests in flight on one connection; at it, that connection is not read until an answer goes out',
+    shownDefault: '64',
+    parse: count(100_000, 1),
+  },
+  {
+    key: 'refuseOverInflight',
+    flags: ['--refuse-over-inflight'],
+    help: 'seq codec: refuse the request past that bound with an error reply instead',
+    parse: boolean,
+  },
+  {
+    key: 'maxSessionBytes',
+    flags: ['--max-session-bytes'],
+    arg: 'BYTES',
+    help: 'answers waiting for their turn and frames read past the in-flight bound, per connection; past it the connection is closed',
+    shownDefault: '8 MiB',
+    parse: bytes({ min: 1024, max: 2 ** 40 }),
+  },
+  {
+    key: 'storeMax',
+    flags: ['--store-max'],
+    arg: 'N',
+    help: 'messages kept for an offline name',
+    shownDefault: '100',
+    parse: count(1_000_000),
+  },
+  {
+    key: 'storeTtl',
+    flags: ['--store-ttl'],
+    arg: 'SECONDS',
+    help: 'a kept message lives this long',
+    shownDefault: '300',
+    parse: seconds({ min: 0.001, max: 31_536_000 }),
+  },
+  {
+    key: 'storeBytes',
+    flags: ['--store-bytes'],
+    arg: 'BYTES',
+    help: 'bytes kept in all, each message with its name and bookkeeping (ipc store)',
+    shownDefault: '64 MiB',
+    parse: bytes({ min: 0, max: 2 ** 40 }),
+  },
+  {
+    key: 'storeNames',
+    flags: ['--store-names'],
+    arg: 'N',
+    help: 'offline names with kept messages (ipc store)',
+    shownDefault: '10000',
+    parse: count(10_000_000),
+  },
+];
 
-function str(flag: string, value: unknown): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value === '') fail(flag, 'must be a non-empty string', value);
-  return value;
-}
+export const GATEWAY_FIELDS: readonly Field[] = [
+  ...SHARED_FIELDS.map((f) => {
+    if (f.key === 'workers')
+      return withHelp(f, 'gateway processes holding the client connections (worker: worker processes)');
+    if (f.key === 'params') return withHelp(f, 'handed to the business handler as ctx.params');
+    if (f.key === 'shutdownTimeout')
+      return withHelp(f, 'on SIGTERM/SIGINT, seconds in-flight requests get to finish');
+    return f;
+  }),
+  ...GATEWAY_OWN,
+];
+
+const GATEWAY_REFUSED = {
+  '--workers': 'is now --business-workers N (business worker processes; -c N is gateway processes)',
+  '--max-waiting': 'is now --max-waiting-requests N (requests waiting for a worker, per gateway process)',
+};
+
+const SIGNALS_NOTE =
+  'signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the workers one by one, SIGUSR1 reopens logs';
+
+export const GATEWAY_COMMAND: CommandSpec = {
+  name: 'tcpdaemon gateway',
+  synopsis: [
+    'tcpdaemon gateway -l ADDRESS -s BUSINESS [--business-workers N] [-c G] [options]',
+    'tcpdaemon gateway -l ADDRESS --queue nats://HOST:PORT [-c G] [options]',
+  ],
+  fields: GATEWAY_FIELDS,
+  refused: GATEWAY_REFUSED,
+  footer: SIGNALS_NOTE,
+};
+
+export const WORKER_COMMAND: CommandSpec = {
+  name: 'tcpdaemon worker',
+  synopsis: ['tcpdaemon worker -s BUSINESS --queue nats://HOST:PORT [-c N] [options]'],
+  fields: GATEWAY_FIELDS,
+  refused: { ...GATEWAY_REFUSED, '--workers': 'is now -c N (worker processes)' },
+  footer: SIGNALS_NOTE,
+};
 
 /** `ipc` or `nats://host:port` (comma-separated for a cluster). */
 export function parseQueue(value: string, prefix: string): QueueSpec {
@@ -115,42 +303,16 @@ export function parseQueue(value: string, prefix: string): QueueSpec {
     try {
       url = new URL(s);
     } catch {
-      fail('--queue', 'must be ipc or nats://HOST:PORT', value);
+      fail('queue (--queue)', 'must be ipc or nats://HOST:PORT', value);
     }
     if (url.protocol !== 'nats:' || url.hostname === '' || url.pathname.replace('/', '') !== '') {
-      fail('--queue', 'must be ipc or nats://HOST:PORT', value);
+      fail('queue (--queue)', 'must be ipc or nats://HOST:PORT', value);
     }
   }
   if (!/^[A-Za-z0-9_-]{1,32}$/.test(prefix))
-    fail('--queue-prefix', 'must be 1-32 letters, digits, _ or -', prefix);
+    fail('queuePrefix (--queue-prefix)', 'must be 1-32 letters, digits, _ or -', prefix);
   return { kind: 'nats', servers, prefix };
 }
-
-const KEYS = new Set<string>([
-  'listen',
-  'business',
-  'workers',
-  'gateways',
-  'codec',
-  'maxBody',
-  'queue',
-  'queuePrefix',
-  'requestTimeout',
-  'retryOnCrash',
-  'workerConcurrency',
-  'maxWaiting',
-  'maxConnections',
-  'maxConnsPerIp',
-  'maxInflightPerConn',
-  'storeMax',
-  'storeTtl',
-  'storeBytes',
-  'timeout',
-  'shutdownTimeout',
-  'logfile',
-  'loglevel',
-  'pidFile',
-]);
 
 /**
  * Validates `tcpdaemon gateway` (role 'gateway') or `tcpdaemon worker` (role 'worker') parameters;
@@ -160,73 +322,92 @@ export function validateGatewayParams(
   input: GatewayParams,
   role: 'gateway' | 'worker',
 ): ResolvedGatewayParams {
-  for (const key of Object.keys(input))
-    if (!KEYS.has(key)) throw new ParamError(`unknown parameter '${key}'`);
-  const queue = parseQueue(
-    str('--queue', input.queue) ?? 'ipc',
-    str('--queue-prefix', input.queuePrefix) ?? 'tcpdaemon',
-  );
-  const listen = str('-l', input.listen);
-  const business = str('-s', input.business);
+  const read = readFields(GATEWAY_FIELDS, input, role);
+  const get = <K extends keyof GatewayParams>(key: K) => read[key] as GatewayParams[K];
+  const queue = parseQueue(get('queue') ?? 'ipc', get('queuePrefix') ?? 'tcpdaemon');
+  const listen = get('listen');
+  const business = get('business');
   let listenAddress: ListenAddress | undefined;
   if (role === 'gateway') {
-    if (listen === undefined) throw new ParamError('-l ADDRESS is required');
+    if (listen === undefined) throw new ParamError('listen (-l) is required');
     try {
       listenAddress = parseListenAddress(listen);
     } catch (err) {
-      throw new ParamError(`-l ${(err as Error).message}`);
+      throw new ParamError(`listen (-l) ${(err as Error).message}`);
     }
-    if (queue.kind === 'ipc' && business === undefined)
-      throw new ParamError('-s BUSINESS_MODULE is required');
-    if (queue.kind === 'nats' && (business !== undefined || input.workers !== undefined)) {
+    if (queue.kind === 'ipc' && business === undefined) throw new ParamError('business (-s) is required');
+    if (queue.kind === 'nats' && (business !== undefined || input.businessWorkers !== undefined)) {
       throw new ParamError(
         'with --queue nats://..., workers run as a separate command: tcpdaemon worker -s MODULE --queue nats://...',
       );
     }
   } else {
     if (queue.kind !== 'nats') throw new ParamError('tcpdaemon worker needs --queue nats://HOST:PORT');
-    if (business === undefined) throw new ParamError('-s BUSINESS_MODULE is required');
+    if (business === undefined) throw new ParamError('business (-s) is required');
     if (listen !== undefined) throw new ParamError('tcpdaemon worker takes no -l: workers only talk to NATS');
+    if (input.businessWorkers !== undefined) {
+      throw new ParamError(
+        "tcpdaemon worker: -c N is its worker processes (--business-workers is the ipc gateway's)",
+      );
+    }
   }
-  const codec = str('--codec', input.codec) ?? 'seq';
-  const maxBody = num('--max-body', input.maxBody, 0, 64 * 1024 * 1024) ?? DEFAULT_MAX_BODY;
+  const codec = get('codec') ?? 'seq';
+  const maxBody = get('maxBody') ?? DEFAULT_MAX_BODY;
+  let hasSeq: boolean;
   try {
-    createCodec(codec, { maxBody });
+    hasSeq = createCodec(codec, { maxBody }).hasSeq;
   } catch (err) {
-    throw new ParamError(`--codec: ${(err as Error).message} (known: ${CODEC_NAMES.join(', ')})`);
+    throw new ParamError(`codec (--codec) ${(err as Error).message} (known: ${CODEC_NAMES.join(', ')})`);
   }
-  const loglevel = str('--loglevel', input.loglevel)?.toLowerCase();
-  if (loglevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(loglevel)) {
-    fail('--loglevel', `must be one of ${LOG_LEVELS.join(', ')}`, input.loglevel);
+  const refuseOverInflight = get('refuseOverInflight') ?? false;
+  if (refuseOverInflight && !hasSeq) {
+    throw new ParamError(
+      `--refuse-over-inflight needs --codec seq (the only codec with error replies), got --codec ${codec}`,
+    );
   }
-  if (input.retryOnCrash !== undefined && typeof input.retryOnCrash !== 'boolean') {
-    fail('--retry-on-crash', 'must be true or false', input.retryOnCrash);
+  const restartDelay = get('restartDelay') ?? 0.1;
+  const restartDelayMax = get('restartDelayMax') ?? 10;
+  if (restartDelayMax < restartDelay) {
+    fail(
+      'restartDelayMax (--restart-delay-max)',
+      `must be >= restartDelay (--restart-delay, ${restartDelay})`,
+      restartDelayMax,
+    );
   }
+  const processes = get('workers') ?? 1;
   return {
     listen: listen ?? '',
     listenAddress,
     business,
-    workers: num('--workers', input.workers, 1, 1024) ?? 1,
-    gateways: num('-c', input.gateways, 1, 64) ?? 1,
+    businessWorkers: role === 'worker' ? processes : (get('businessWorkers') ?? 1),
+    gateways: role === 'gateway' ? processes : 0,
     codec,
     maxBody,
     queue,
-    requestTimeoutMs: Math.round(
-      (num('--request-timeout', input.requestTimeout, 0.001, 2147483, false) ?? 10) * 1000,
-    ),
-    retryOnCrash: input.retryOnCrash ?? false,
-    workerConcurrency: num('--worker-concurrency', input.workerConcurrency, 1, 100_000) ?? 64,
-    maxWaiting: num('--max-waiting', input.maxWaiting, 0, 10_000_000) ?? 10_000,
-    maxConnections: num('--max-connections', input.maxConnections, 0, 10_000_000) ?? 0,
-    maxConnsPerIp: num('--max-conns-per-ip', input.maxConnsPerIp, 0, 10_000_000) ?? 0,
-    maxInflightPerConn: num('--max-inflight-per-conn', input.maxInflightPerConn, 1, 100_000) ?? 64,
-    storeMax: num('--store-max', input.storeMax, 0, 1_000_000) ?? 100,
-    storeTtlMs: Math.round((num('--store-ttl', input.storeTtl, 0.001, 31_536_000, false) ?? 300) * 1000),
-    storeBytes: num('--store-bytes', input.storeBytes, 0, 2 ** 40) ?? 64 * 1024 * 1024,
-    timeout: num('--timeout', input.timeout, 0, 2147483, false) ?? 0,
-    shutdownTimeout: num('--shutdown-timeout', input.shutdownTimeout, 0, 3600, false) ?? 10,
-    logfile: str('--logfile', input.logfile),
-    loglevel: (loglevel as LogLevel | undefined) ?? 'info',
-    pidFile: str('--pid-file', input.pidFile),
+    requestTimeoutMs: Math.round((get('requestTimeout') ?? 10) * 1000),
+    retryOnCrash: get('retryOnCrash') ?? false,
+    workerConcurrency: get('workerConcurrency') ?? 64,
+    maxWaitingRequests: get('maxWaitingRequests') ?? 10_000,
+    maxConnections: get('maxConnections') ?? 0,
+    maxConnsPerIp: get('maxConnsPerIp') ?? 0,
+    maxInflightPerConn: get('maxInflightPerConn') ?? 64,
+    refuseOverInflight,
+    maxSessionBytes: get('maxSessionBytes') ?? 8 * 1024 * 1024,
+    storeMax: get('storeMax') ?? 100,
+    storeTtlMs: Math.round((get('storeTtl') ?? 300) * 1000),
+    storeBytes: get('storeBytes') ?? 64 * 1024 * 1024,
+    storeNames: get('storeNames') ?? 10_000,
+    timeout: get('timeout') ?? 0,
+    shutdownTimeout: get('shutdownTimeout') ?? 10,
+    hangTimeout: get('hangTimeout') ?? 0,
+    maxMemory: get('maxMemory') ?? 0,
+    restartDelay,
+    restartDelayMax,
+    params: get('params') ?? Object.freeze({}),
+    logfile: get('logfile'),
+    loglevel: get('loglevel') ?? 'info',
+    workPath: get('workPath'),
+    pidFile: get('pidFile'),
+    statusSocket: get('statusSocket'),
   };
 }

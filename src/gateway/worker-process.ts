@@ -30,6 +30,7 @@ try {
       logger,
       maxBody: params.maxBody,
       maxConcurrent: params.workerConcurrency,
+      params: params.params,
     },
     { socketPath: dir === undefined ? undefined : workerSocketPath(dir, channel.spawnId) },
   );

@@ -29,7 +29,12 @@ export class WorkerRunner {
 
   constructor(
     private readonly handler: BusinessHandler,
-    private readonly opts: { workerId: number; logger: Logger; maxConcurrent: number },
+    private readonly opts: {
+      workerId: number;
+      logger: Logger;
+      maxConcurrent: number;
+      params: Readonly<Record<string, string>>;
+    },
   ) {}
 
   /** Requests waiting for a free slot. */
@@ -88,6 +93,7 @@ export class WorkerRunner {
     const ctx: GatewayContext = {
       workerId: this.opts.workerId,
       logger: this.opts.logger,
+      params: this.opts.params,
       get signal() {
         if (!controller) {
           controller = new AbortController();

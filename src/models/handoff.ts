@@ -47,7 +47,11 @@ export async function serveByHandoff(
       warmup?.close();
     },
     reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
-    status: () => ({ workers: supervisor.status(), waiting: handoff.waitingCount }),
+    status: () => ({
+      workers: supervisor.status(),
+      waiting: handoff.waitingCount,
+      reports: supervisor.reports(),
+    }),
     // New workers load the handler from disk; connections being served keep their workers.
     reload: async () => {
       await supervisor.reload();

@@ -35,7 +35,7 @@ export async function startIompWorkers(host: ModelHost): Promise<RunningModel> {
     },
     close: (deadlineMs) => supervisor.stop(deadlineMs),
     reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
-    status: () => ({ workers: supervisor.status() }),
+    status: () => ({ workers: supervisor.status(), reports: supervisor.reports() }),
     reload: async () => {
       await supervisor.reload();
     },

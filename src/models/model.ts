@@ -44,6 +44,8 @@ export interface RunningModel {
 export interface ModelStatus {
   workers: SupervisorStatus;
   waiting?: number;
+  /** The live workers' heartbeat reports (DaemonOptions.workerReport). */
+  reports: unknown[];
 }
 
 export interface Model {

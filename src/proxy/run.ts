@@ -10,6 +10,7 @@ import { createProxyHandler } from './front.js';
 import { BackendPool } from './pool.js';
 import { planAddresses, SPAWNED_ENV, SpawnedBackends } from './spawn.js';
 import { logStatsEvery, type ProxyStatsSnapshot } from './stats.js';
+import { backendSection } from './status.js';
 
 export interface ProxyHandle extends TcpdaemonHandle {
   /** Per-backend state and counters of this process's pool. */
@@ -44,6 +45,7 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
   });
   const tcpmain: Tcpmain = (socket, env) =>
     handler ? handler(socket, env) : handlerReady.then((h) => h(socket, env));
+  let pool: BackendPool | undefined;
   const handle = await tcpdaemon(
     {
       ...cfg.daemon,
@@ -54,10 +56,10 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
       proxyProtocol: cfg.proxyProtocol,
       proxyHeaderTimeout: cfg.proxyHeaderTimeout,
     },
-    options,
+    { ...options, workerReport: () => pool?.snapshot(), statusSections: backendSection },
   );
   const logger = handle.logger;
-  const pool = new BackendPool(cfg.backends, {
+  pool = new BackendPool(cfg.backends, {
     strategy: cfg.strategy,
     passive: cfg.passive,
     checks: checkOptions(cfg),

@@ -19,8 +19,11 @@ export const ENV = {
 export type WorkerMessage =
   /** The worker can take work now. */
   | { tdw: 'ready' }
-  /** Sent from the worker's event loop: proof that it turns. Counts are totals since start. */
-  | { tdw: 'hb'; served: number; active: number; rssBytes: number }
+  /**
+   * Sent from the worker's event loop: proof that it turns. Counts are totals since start; `report`
+   * is what the command asked the worker to add (the proxy's backend counters), if anything.
+   */
+  | { tdw: 'hb'; served: number; active: number; rssBytes: number; report?: unknown }
   /** The worker asks to be replaced (served its `-n` connections, ...); it keeps serving until retired. */
   | { tdw: 'recycle'; reason: string };
 

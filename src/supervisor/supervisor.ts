@@ -132,6 +132,8 @@ class Worker implements WorkerHandle {
   served = 0;
   active = 0;
   rssBytes: number | undefined;
+  /** The `report` of its last heartbeat, if it sends one. */
+  report: unknown;
   /** Why the supervisor ended it; undefined = still wanted (an exit is then a crash). */
   intent: string | undefined;
   /** Its exit counts as a failure of the slot (crash, hang, readiness timeout), not a retirement. */
@@ -310,6 +312,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       plannedExits: this.plannedExits,
       crashLooping: this.slots.filter((s) => s.failures >= this.crashLoopAfter).map((s) => s.index + 1),
     };
+  }
+
+  /** The last heartbeat reports of the live workers that send one (see WorkerChannel.setReport). */
+  reports(): unknown[] {
+    return (this.workers() as Worker[]).flatMap((w) => (w.report === undefined ? [] : [w.report]));
   }
 
   /** The workers in service now. */
@@ -509,6 +516,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       w.served = Number(msg.served) || 0;
       w.active = Number(msg.active) || 0;
       w.rssBytes = Number(msg.rssBytes) || undefined;
+      if (msg.report !== undefined) w.report = msg.report;
     } else if (msg.tdw === 'recycle') {
       this.wantRecycle(w, String(msg.reason), true);
     }

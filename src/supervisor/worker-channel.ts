@@ -37,6 +37,8 @@ export interface WorkerChannel {
   ready(): void;
   /** Ask to be replaced; keep serving until the retire request comes. */
   requestRecycle(reason: string): void;
+  /** What every heartbeat carries from now on besides the counts (a small JSON value). */
+  setReport(report: () => unknown): void;
   /** Sends a heartbeat now (final counts before exiting); resolves once written. */
   beat(): Promise<void>;
   /** True once a retire was asked for. */
@@ -68,12 +70,14 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
   const heartbeatMs = Number(process.env[ENV.heartbeatMs]) || 1000;
   const defaultGraceMs = Number(process.env[ENV.graceMs]) || 10_000;
   const counts = opts.counts ?? (() => ({ served: 0, active: 0 }));
+  let report: (() => unknown) | undefined;
   let retiring = false;
 
   const send = (m: WorkerMessage, done: () => void = () => undefined) => transport.send(m, done);
   const heartbeat = (done?: () => void) => {
     const { served, active } = counts();
-    send({ tdw: 'hb', served, active, rssBytes: process.memoryUsage.rss() }, done);
+    const extra = report === undefined ? undefined : report();
+    send({ tdw: 'hb', served, active, rssBytes: process.memoryUsage.rss(), report: extra }, done);
   };
   const retire = (graceMs: number, selfEnforce: boolean) => {
     if (retiring) return;
@@ -109,6 +113,9 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
     ready: () => send({ tdw: 'ready' }),
     requestRecycle: (reason) => send({ tdw: 'recycle', reason }),
     beat: () => new Promise((resolve) => heartbeat(resolve)),
+    setReport: (fn) => {
+      report = fn;
+    },
     get retiring() {
       return retiring;
     },

@@ -20,6 +20,8 @@ export interface RunningWorker {
   readonly connections: number;
   /** Drain (up to `graceMs`) and exit, as when the supervisor retires this worker. */
   retire(graceMs: number): Promise<void>;
+  /** Adds `report()` to every heartbeat (the daemon's status merges the workers' reports). */
+  setReport(report: () => unknown): void;
 }
 
 function send(m: FromWorker): Promise<void> {
@@ -250,5 +252,6 @@ export async function startWorker(
       return tracker.size;
     },
     retire,
+    setReport: (report) => channel.setReport(report),
   };
 }

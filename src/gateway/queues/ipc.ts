@@ -230,6 +230,7 @@ export class IpcWorkerQueue implements WorkerQueue {
       workerId: opts.workerId,
       logger: opts.logger,
       maxConcurrent: opts.maxConcurrent,
+      params: opts.params ?? {},
     });
   }
 

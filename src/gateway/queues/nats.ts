@@ -427,6 +427,7 @@ export class NatsWorkerQueue implements WorkerQueue {
       workerId: opts.workerId,
       logger: opts.logger,
       maxConcurrent: opts.maxConcurrent,
+      params: opts.params ?? {},
     });
   }
 

@@ -73,6 +73,8 @@ export interface WorkerQueueOptions {
   maxBody: number;
   /** Handlers running at once in this worker; more requests wait in order. */
   maxConcurrent: number;
+  /** `--param k=v`, handed to the handler as ctx.params. */
+  params?: Readonly<Record<string, string>>;
 }
 
 export interface WorkerQueue {
