@@ -1,0 +1,271 @@
+// One platform under every command: the same shared flags, "did you mean", old spellings refused
+// with the new name, --config with the library's keys, help generated from the declarations.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { ParamError } from '../src/errors.js';
+import {
+  GATEWAY_COMMAND,
+  type GatewayParams,
+  validateGatewayParams,
+  WORKER_COMMAND,
+} from '../src/gateway/params.js';
+import { DAEMON_COMMAND, validateParams } from '../src/params.js';
+import { parseCommandLine } from '../src/platform/command-line.js';
+import type { CommandSpec } from '../src/platform/fields.js';
+import { SHARED_FIELDS } from '../src/platform/shared-fields.js';
+import { renderUsage } from '../src/platform/usage.js';
+import { PROXY_COMMAND, validateProxyConfig } from '../src/proxy/config.js';
+import { EXAMPLES, runCli, startDaemon, stopCleanly } from './helpers/daemon.js';
+import { BUSINESS, gatewayArgs, gatewayClient } from './helpers/gateway.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { connect, readBytes } from './helpers/net.js';
+import { taggedEcho } from './helpers/proxy.js';
+
+after(checkNoLeftoverProcesses);
+
+const tmp = mkdtempSync(join(tmpdir(), 'tcpd-platform-'));
+const echo = join(EXAMPLES, 'echo.js');
+
+interface CommandCase {
+  spec: CommandSpec;
+  base: string[];
+  check(input: Record<string, unknown>): void;
+}
+
+const COMMANDS: CommandCase[] = [
+  { spec: DAEMON_COMMAND, base: ['-s', echo], check: (i) => void validateParams(i) },
+  { spec: PROXY_COMMAND, base: ['--backend', '127.0.0.1:1'], check: (i) => void validateProxyConfig(i) },
+  {
+    spec: GATEWAY_COMMAND,
+    base: ['-s', BUSINESS],
+    check: (i) => void validateGatewayParams(i as GatewayParams, 'gateway'),
+  },
+  {
+    spec: WORKER_COMMAND,
+    base: ['-s', BUSINESS, '--queue', 'nats://127.0.0.1:4222'],
+    check: (i) => void validateGatewayParams(i as GatewayParams, 'worker'),
+  },
+];
+
+/** A valid value for each shared flag (a switch has none); --daemon-level needs --logfile beside it. */
+const SAMPLES: Record<string, string[]> = {
+  listen: ['-l', '127.0.0.1:0'],
+  workers: ['-c', '2'],
+  timeout: ['--timeout', '1.5'],
+  maxConnections: ['--max-connections', '100'],
+  shutdownTimeout: ['--shutdown-timeout', '3'],
+  hangTimeout: ['--hang-timeout', '30'],
+  maxMemory: ['--max-memory', '512'],
+  restartDelay: ['--restart-delay', '0.5'],
+  restartDelayMax: ['--restart-delay-max', '5'],
+  params: ['--param', 'colour=blue', '--param', 'size=3'],
+  logfile: ['--logfile', join(tmp, 'x.log')],
+  loglevel: ['--loglevel', 'warn'],
+  workPath: ['--work-path', tmp],
+  daemonLevel: ['--daemon-level', '--logfile', join(tmp, 'x.log')],
+  pidFile: ['--pid-file', join(tmp, 'x.pid')],
+  statusSocket: ['--status-socket', join(tmp, 'x.sock')],
+};
+
+describe('every command accepts every shared flag, with the same key', () => {
+  for (const cmd of COMMANDS) {
+    const listens = cmd.spec !== WORKER_COMMAND;
+    for (const field of SHARED_FIELDS) {
+      test(`${cmd.spec.name} ${field.flags[0]}`, () => {
+        const sample = SAMPLES[field.key];
+        assert.ok(sample, `a sample for ${field.key}`);
+        const argv = [
+          ...(listens && field.key !== 'listen' ? ['-l', '127.0.0.1:0'] : []),
+          ...cmd.base,
+          ...sample,
+        ];
+        if (!listens && field.key === 'listen') {
+          assert.throws(() => cmd.check(run(cmd.spec, argv)), /tcpdaemon worker takes no -l/);
+          return;
+        }
+        const input = run(cmd.spec, argv);
+        assert.notEqual(input[field.key], undefined, `${field.key} set`);
+        cmd.check(input);
+      });
+    }
+    test(`${cmd.spec.name}: --loglevel-LEVEL is --loglevel LEVEL`, () => {
+      const input = run(cmd.spec, [
+        ...(listens ? ['-l', '127.0.0.1:0'] : []),
+        ...cmd.base,
+        '--loglevel-error',
+      ]);
+      assert.equal(input.loglevel, 'error');
+    });
+    test(`${cmd.spec.name}: help lists every flag it declares`, () => {
+      const help = renderUsage(cmd.spec);
+      for (const field of cmd.spec.fields) {
+        if (field.configOnly) assert.ok(help.includes(field.key), `${field.key} named as a config key`);
+        else
+          for (const flag of field.flags)
+            assert.ok(help.includes(flag), `${flag} in the help of ${cmd.spec.name}`);
+      }
+      for (const f of ['--config', '--help', '--version']) assert.ok(help.includes(f));
+    });
+    test(`${cmd.spec.name}: an unknown flag near a known one gets "did you mean"`, () => {
+      assert.throws(
+        () => run(cmd.spec, [...cmd.base, '--shutdown-timout', '3']),
+        (e: Error) => e instanceof ParamError && /did you mean --shutdown-timeout\?/.test(e.message),
+      );
+    });
+  }
+});
+
+function run(spec: CommandSpec, argv: string[]): Record<string, unknown> {
+  const line = parseCommandLine(spec, argv);
+  assert.equal(line.kind, 'run');
+  return (line as { input: Record<string, unknown> }).input;
+}
+
+describe('old spellings whose meaning moved are refused with the new name', () => {
+  const cases: [string[], RegExp][] = [
+    [['-l', '127.0.0.1:0', '-s', echo, '--queue', '5'], /^tcpdaemon: --queue is now --max-waiting/],
+    [
+      ['proxy', '-l', '127.0.0.1:0', '--backend', '127.0.0.1:1', '--workers', '2'],
+      /^tcpdaemon proxy: --workers is now -c N/,
+    ],
+    [[...gatewayArgs('--workers', '2')], /^tcpdaemon gateway: --workers is now --business-workers N/],
+    [
+      [...gatewayArgs('--max-waiting', '9')],
+      /^tcpdaemon gateway: --max-waiting is now --max-waiting-requests N/,
+    ],
+    [
+      ['worker', '-s', BUSINESS, '--queue', 'nats://127.0.0.1:1', '--workers', '2'],
+      /^tcpdaemon worker: --workers is now -c N/,
+    ],
+  ];
+  for (const [argv, reason] of cases) {
+    test(
+      argv
+        .slice(0, 1)
+        .concat(argv.filter((a) => /^--(queue|workers|max-waiting)$/.test(a)))
+        .join(' '),
+      async () => {
+        const res = await runCli(argv);
+        assert.equal(res.code, 1);
+        assert.match(res.stderr.split('\n')[0]!, reason);
+      },
+    );
+  }
+});
+
+describe('--config: the library keys, in every command; flags override it', () => {
+  test('gateway: a config file with the library keys serves; a flag overrides a key', async () => {
+    const file = join(tmp, 'gateway.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        listen: '127.0.0.1:1',
+        business: BUSINESS,
+        businessWorkers: 1,
+        params: { who: 'config' },
+      }),
+    );
+    const { daemon, port } = await startDaemon([
+      'gateway',
+      '--config',
+      file,
+      '-l',
+      '127.0.0.1:0',
+      '--param',
+      'extra=flag',
+    ]);
+    const c = await gatewayClient(port);
+    try {
+      const reply = await c.client.request(10, Buffer.alloc(0));
+      assert.deepEqual(JSON.parse(reply.toString()), { who: 'config', extra: 'flag' }, 'ctx.params merged');
+    } finally {
+      await c.close();
+      await stopCleanly(daemon);
+    }
+  });
+  test('gateway: an unknown key in the config is refused with the closest one', async () => {
+    const file = join(tmp, 'gateway-typo.json');
+    writeFileSync(file, JSON.stringify({ listen: '127.0.0.1:0', business: BUSINESS, codek: 'seq' }));
+    const res = await runCli(['gateway', '--config', file]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /unknown parameter 'codek' \(did you mean 'codec'\?\)/);
+  });
+  test('proxy: a config file with the daemon keys of its front (status socket, pid file)', async () => {
+    const backend = await taggedEcho('cfg');
+    const pid = join(tmp, 'proxy.pid');
+    const sock = join(tmp, 'proxy.sock');
+    const file = join(tmp, 'proxy.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ backends: [`127.0.0.1:${backend.port}`], pidFile: pid, statusSocket: sock }),
+    );
+    const { daemon, port } = await startDaemon(['proxy', '--config', file, '-l', '127.0.0.1:0']);
+    try {
+      const c = await connect(port);
+      c.write('x');
+      assert.equal((await readBytes(c, 5)).toString(), 'cfg\nx');
+      c.destroy();
+      assert.equal(readFileSync(pid, 'utf8').trim(), String(daemon.pid));
+      assert.equal((await runCli(['status', sock])).code, 0);
+      await stopCleanly(daemon);
+      assert.equal(existsSync(pid), false, 'pid file removed at exit');
+    } finally {
+      await daemon.kill();
+      await backend.close();
+    }
+  });
+});
+
+describe('start-up failures name their cause in one line', () => {
+  test('gateway with NATS down: the URL and the reason, exit 1', async () => {
+    const res = await runCli(['gateway', '-l', '127.0.0.1:0', '--queue', 'nats://127.0.0.1:1']);
+    assert.equal(res.code, 1);
+    const lines = res.stderr.trim().split('\n');
+    assert.deepEqual(lines, [
+      'tcpdaemon gateway: cannot reach NATS (nats://127.0.0.1:1: connection refused)',
+    ]);
+  });
+  test('worker with NATS down: the same', async () => {
+    const res = await runCli(['worker', '-s', BUSINESS, '--queue', 'nats://127.0.0.1:1']);
+    assert.equal(res.code, 1);
+    assert.equal(
+      res.stderr.trim(),
+      'tcpdaemon worker: cannot reach NATS (nats://127.0.0.1:1: connection refused)',
+    );
+  });
+});
+
+describe('--daemon-level in every command', () => {
+  const commands: [string, string[]][] = [
+    ['tcpdaemon', ['-l', '127.0.0.1:0', '-s', echo]],
+    ['tcpdaemon proxy', ['proxy', '-l', '127.0.0.1:0', '--backend', '127.0.0.1:1']],
+    ['tcpdaemon gateway', gatewayArgs()],
+  ];
+  for (const [name, argv] of commands) {
+    test(`${name}: detaches, says where it listens, the pid file names the detached process`, async () => {
+      const pid = join(tmp, `${name.replace(/ /g, '-')}.pid`);
+      const res = await runCli([
+        ...argv,
+        '--daemon-level',
+        '--logfile',
+        join(tmp, 'detached.log'),
+        '--pid-file',
+        pid,
+      ]);
+      assert.equal(res.code, 0, res.stderr);
+      const m = new RegExp(
+        `^${name}: running in the background as pid (\\d+), listening on 127\\.0\\.0\\.1:\\d+$`,
+      ).exec(res.stdout.trim());
+      assert.ok(m, res.stdout);
+      const detached = Number(m[1]);
+      assert.equal(readFileSync(pid, 'utf8').trim(), String(detached));
+      process.kill(detached, 'SIGTERM');
+      const deadline = Date.now() + 15_000;
+      while (existsSync(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(existsSync(pid), false, 'stopped and removed its pid file');
+    });
+  }
+});
