@@ -5,6 +5,7 @@ import type { ConnectionTracker } from './connection-tracker.js';
 import { readProxyHeader } from './proxy-protocol/header.js';
 import { useSocketIterator } from './socket-iterator.js';
 import type { Logger, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
+import { type BusListener, workerBus } from './worker-bus.js';
 
 export interface RunnerOptions {
   model: ModelName;
@@ -57,6 +58,7 @@ class ConnectionEnv implements TcpdaemonEnv {
 
   constructor(
     private readonly runner: ConnectionRunner,
+    private readonly socket: Socket,
     private readonly seq: number,
     readonly remoteAddress: string,
     readonly remotePort: number,
@@ -89,7 +91,21 @@ class ConnectionEnv implements TcpdaemonEnv {
     this.#state ??= {};
     return this.#state;
   }
+  broadcast(data: Uint8Array | string): Promise<void> {
+    return workerBus.publish(HANDLER_TOPIC, data);
+  }
+  onBroadcast(listener: BusListener): () => void {
+    const stop = workerBus.subscribe(HANDLER_TOPIC, listener);
+    this.socket.once('close', stop);
+    return () => {
+      this.socket.off('close', stop);
+      stop();
+    };
+  }
 }
+
+/** The bus topic of env.broadcast / env.onBroadcast (the message layer uses topics of its own). */
+const HANDLER_TOPIC = 'tcpdaemon.env';
 
 export class ConnectionRunner {
   private seq = 0;
@@ -120,6 +136,7 @@ export class ConnectionRunner {
     const { opts } = this;
     const env = new ConnectionEnv(
       this,
+      socket,
       ++this.seq,
       peer?.address ?? (opts.unix ? 'unix' : (socket.remoteAddress ?? '')),
       peer?.port ?? socket.remotePort ?? 0,

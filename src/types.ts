@@ -27,6 +27,17 @@ export interface TcpdaemonEnv {
   readonly params: Readonly<Record<string, string>>;
   /** Per-connection scratch space for the handler (Lars' `param`). */
   readonly state: Record<string, unknown>;
+  /**
+   * Sends `data` to every worker of this daemon, this one included (Lars' send_task): there, each
+   * onBroadcast listener gets it, in the order each worker sent. Resolves once it left this worker;
+   * rejects with a BroadcastFullError (code TD_ERR_BROADCAST_FULL) while 4 MiB already wait to leave.
+   */
+  broadcast(data: Uint8Array | string): Promise<void>;
+  /**
+   * Calls `listener` with every broadcast until this connection closes (or the returned function
+   * is called). `fromWorker` is the sender's workerId.
+   */
+  onBroadcast(listener: (data: Buffer, fromWorker: number) => void): () => void;
 }
 
 /**

@@ -1,6 +1,7 @@
 // createMessageHandler: a Tcpmain built from routes, so the message layer runs unchanged under
 // every process model. Each process (worker) has its own handler and sees its own connections.
 import type { TcpdaemonEnv, Tcpmain } from '../types.js';
+import { workerBus } from '../worker-bus.js';
 import { type Codec, createCodec } from './codecs/index.js';
 import {
   DEFAULT_MAX_IN_FLIGHT,
@@ -38,6 +39,11 @@ export interface MessageHandlerOptions {
   requestTimeout?: number;
   /** TCP_NODELAY on every connection, as Lars does. Default true. */
   noDelay?: boolean;
+  /**
+   * Which handler of the same module in the other workers broadcastAll() reaches: give each handler
+   * of a module its own name when a module has several. Default 'default'.
+   */
+  name?: string;
 }
 
 export interface MessageHandler extends Tcpmain {
@@ -47,6 +53,12 @@ export interface MessageHandler extends Tcpmain {
   readonly stats: MessageStats;
   /** Sends one frame to every open connection of this process (that `filter` accepts); returns how many. */
   broadcast(msgid: number, body?: Uint8Array | string, filter?: (conn: MessageConn) => boolean): number;
+  /**
+   * Sends one frame to every open connection of every worker of the daemon (through the worker
+   * bus: env.broadcast). Resolves once it left this worker; rejects with BroadcastFullError when
+   * this worker's bus is at its bound.
+   */
+  broadcastAll(msgid: number, body?: Uint8Array | string): Promise<void>;
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -115,5 +127,18 @@ export function createMessageHandler(options: MessageHandlerOptions = {}): Messa
     return sent;
   };
 
-  return Object.assign(serve, { codec, connections, stats, broadcast });
+  // Every worker's handler of this name hears what any of them broadcasts to all.
+  const topic = `tcpdaemon.message.${options.name ?? 'default'}`;
+  workerBus.subscribe(topic, (data) => {
+    broadcast(data.readInt32LE(0), data.subarray(4));
+  });
+  const broadcastAll = (msgid: number, body?: Uint8Array | string) => {
+    const bytes = toBytes(body);
+    const data = Buffer.allocUnsafe(4 + bytes.length);
+    data.writeInt32LE(msgid, 0);
+    data.set(bytes, 4);
+    return workerBus.publish(topic, data);
+  };
+
+  return Object.assign(serve, { codec, connections, stats, broadcast, broadcastAll });
 }

@@ -25,13 +25,17 @@ export type WorkerMessage =
    */
   | { tdw: 'hb'; served: number; active: number; rssBytes: number; report?: unknown }
   /** The worker asks to be replaced (served its `-n` connections, ...); it keeps serving until retired. */
-  | { tdw: 'recycle'; reason: string };
+  | { tdw: 'recycle'; reason: string }
+  /** A message for every worker's bus (worker-bus.ts); `data` is base64. */
+  | { tdw: 'bcast'; topic: string; data: string };
 
 export type SupervisorMessage =
   /** Stop taking work, finish what is open within `graceMs`, then exit 0. SIGKILL follows the deadline. */
   | { tdw: 'retire'; graceMs: number }
   /** Reopen the log file (SIGUSR1 in the daemon). */
-  | { tdw: 'reopen-log' };
+  | { tdw: 'reopen-log' }
+  /** A bus message relayed from worker `from` (worker-bus.ts); `data` is base64. */
+  | { tdw: 'bcast'; topic: string; data: string; from: number };
 
 /** True for a supervisor-protocol message (either direction); the caller then switches on `tdw`. */
 export function isProtocolMessage(m: unknown): m is { tdw: string } {

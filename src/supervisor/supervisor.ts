@@ -6,6 +6,7 @@
 import type { MessageOptions, SendHandle } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { ThrottledCount } from '../throttled-count.js';
 import { MAX_TIMER_MS } from '../timer-limit.js';
 import { accountExit, type BackoffOptions, checkBackoff, DEFAULT_BACKOFF } from './backoff.js';
 import type { SupervisedChild } from './child.js';
@@ -134,6 +135,8 @@ class Worker implements WorkerHandle {
   rssBytes: number | undefined;
   /** The `report` of its last heartbeat, if it sends one. */
   report: unknown;
+  /** Bus messages relayed to it and not yet written to its channel, bytes (base64). */
+  relayBytes = 0;
   /** Why the supervisor ended it; undefined = still wanted (an exit is then a crash). */
   intent: string | undefined;
   /** Its exit counts as a failure of the slot (crash, hang, readiness timeout), not a retirement. */
@@ -197,6 +200,9 @@ interface Slot {
   recycleNotBefore: number;
 }
 
+/** Bus messages (base64 bytes) the daemon holds for one worker before that worker misses some. */
+const RELAY_MAX_BYTES = 16 * 1024 * 1024;
+
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly size: number;
   private readonly spec: WorkerSpec;
@@ -223,6 +229,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private reloadRunning: Promise<ReloadResult> | undefined;
   private reloadQueued: Promise<ReloadResult> | undefined;
   private startDone: (() => void) | undefined;
+  /** Bus messages a worker missed because it did not keep up (see relay()). */
+  private readonly relayDropped: ThrottledCount;
 
   constructor(opts: SupervisorOptions) {
     super();
@@ -245,6 +253,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.retireGraceMs = nonNegative('retireGraceMs', opts.retireGraceMs ?? 10_000);
     this.killMarginMs = nonNegative('killMarginMs', opts.killMarginMs ?? 2000);
     this.crashLoopAfter = opts.crashLoopAfter ?? 3;
+    this.relayDropped = new ThrottledCount(
+      this.log,
+      'broadcast not delivered to a worker that does not keep up',
+    );
     this.readiness = opts.spec.readiness ?? readyOnMessage();
     this.slots = Array.from({ length: this.size }, (_, index) => ({
       index,
@@ -519,6 +531,30 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (msg.report !== undefined) w.report = msg.report;
     } else if (msg.tdw === 'recycle') {
       this.wantRecycle(w, String(msg.reason), true);
+    } else if (msg.tdw === 'bcast') {
+      this.relay(w, msg.topic, msg.data);
+    }
+  }
+
+  /**
+   * A bus message from `from` goes to every live worker, the sender included. What waits to be
+   * written to one worker is bounded (RELAY_MAX_BYTES): past it that worker misses the message,
+   * counted and logged, and the others still get it.
+   */
+  private relay(from: Worker, topic: string, data: string): void {
+    const message = { tdw: 'bcast', topic, data, from: from.workerId };
+    const size = data.length;
+    for (const w of this.workers() as Worker[]) {
+      if (w.exited) continue;
+      if (w.relayBytes + size > RELAY_MAX_BYTES) {
+        this.relayDropped.add({ workerId: w.workerId, topic, pendingBytes: w.relayBytes });
+        continue;
+      }
+      w.relayBytes += size;
+      const written = () => {
+        w.relayBytes -= size;
+      };
+      w.send(message).then(written, written);
     }
   }
 

@@ -1,6 +1,7 @@
 // The worker side of the supervisor protocol. Imported by every worker process at start-up, so it
 // imports nothing heavy: readiness, heartbeats from the event loop, retire and log-reopen requests.
 import { MAX_TIMER_MS } from '../timer-limit.js';
+import { workerBus } from '../worker-bus.js';
 import { ENV, isProtocolMessage, type SupervisorMessage, type WorkerMessage } from './protocol.js';
 
 /** How a worker talks to its supervisor. Default: this process's IPC channel. */
@@ -99,6 +100,7 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
     const msg = m as SupervisorMessage;
     if (msg.tdw === 'retire') retire(Number(msg.graceMs) || 0, false);
     else if (msg.tdw === 'reopen-log') opts.onReopenLog?.();
+    else if (msg.tdw === 'bcast') workerBus.deliver(msg.topic, Buffer.from(msg.data, 'base64'), msg.from);
   });
   if (transport === processTransport) {
     process.on('disconnect', () => retire(defaultGraceMs, true));
@@ -107,8 +109,14 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
     process.on('SIGHUP', () => undefined);
   }
 
+  const workerId = Number(process.env[ENV.workerId]) || 0;
+  workerBus.connect(
+    (topic, data, sent) => send({ tdw: 'bcast', topic, data: data.toString('base64') }, sent),
+    workerId,
+  );
+
   return {
-    workerId: Number(process.env[ENV.workerId]) || 0,
+    workerId,
     spawnId: Number(process.env[ENV.spawnId]) || 0,
     ready: () => send({ tdw: 'ready' }),
     requestRecycle: (reason) => send({ tdw: 'recycle', reason }),
