@@ -25,3 +25,4 @@ export * from './proxy/index.js';
 export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
 export { VERSION } from './version.js';
 export { isWorkerProcess as isTcpdaemonWorker } from './worker/config.js';
+export { BroadcastFullError } from './worker-bus.js';
