@@ -110,4 +110,5 @@ export class WorkerBus {
  */
 const kBus = Symbol.for('tcpdaemon.workerBus');
 const holder = globalThis as { [kBus]?: WorkerBus };
-export const workerBus: WorkerBus = (holder[kBus] ??= new WorkerBus());
+holder[kBus] ??= new WorkerBus();
+export const workerBus: WorkerBus = holder[kBus];

@@ -13,4 +13,13 @@ const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<numb
 
 const argv = process.argv.slice(2);
 const sub = argv[0] === undefined ? undefined : SUBCOMMANDS[argv[0]];
-process.exit(await (sub ? (await sub())(argv.slice(1)) : daemonMain(argv)));
+const run = sub ? sub().then((main) => main(argv.slice(1))) : daemonMain(argv);
+// Not a top-level await: a command whose last handle closed before it called exit would then end
+// with node's "unsettled top-level await" (13) instead of 0.
+run.then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`tcpdaemon: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
