@@ -1,13 +1,11 @@
 // `tcpdaemon ...`: parse, detach if asked, run the daemon, turn failures into one line and exit 1.
 import { tcpdaemon } from '../daemon.js';
-import { HandlerLoadError } from '../handler/load.js';
-import { ListenError } from '../listen.js';
 import { formatAddress, parseListenAddress } from '../listen-address.js';
 import { modelFor } from '../models/index.js';
-import { WorkerStartError } from '../models/worker-pool.js';
 import { ParamError, validateParams } from '../params.js';
 import { keepServingOnUncaught } from '../process-guards.js';
 import { SignalInbox } from '../signals.js';
+import { StartError } from '../start-error.js';
 import { VERSION } from '../version.js';
 import { detach, isDetachedCopy, reportStart } from './detach.js';
 import { parseCli } from './flags.js';
@@ -63,11 +61,7 @@ async function main(argv: string[]): Promise<void> {
       reportStart({ ready: true, address });
     }
   } catch (err) {
-    const known =
-      err instanceof ParamError ||
-      err instanceof HandlerLoadError ||
-      err instanceof ListenError ||
-      err instanceof WorkerStartError;
+    const known = err instanceof ParamError || err instanceof StartError;
     const message = known
       ? (err as Error).message
       : `start-up failed: ${(err as Error).stack ?? String(err)}`;

@@ -6,7 +6,8 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
        tcpdaemon status SOCKET [--json]                                 (a daemon run with --status-socket SOCKET)
 
   -m MODEL               IOMP (alias IO), LF, IF, TLF (alias WIN-TLF); default IOMP
-  -l ADDRESS             ip:port, 0:port (all IPv4), [ipv6]:port, or a unix socket path
+  -l ADDRESS             ip:port, 0:port (all IPv4), [ipv6]:port, or a unix socket path (a stale socket
+                         file is replaced; any other file there stops the start, untouched)
   -s HANDLER             handler module: .js .mjs .cjs .ts .mts .cts
   -c N                   workers: processes (IOMP, LF, IF) or threads (TLF); default 1
   -n N                   recycle a worker after N connections (0 = never)
@@ -29,7 +30,8 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
   --loglevel LEVEL       debug, info, warn, error, fatal (also --loglevel-LEVEL); default info
   --work-path DIR        change to DIR after paths on the command line are resolved
   --daemon-level         detach from the terminal (needs --logfile)
-  --pid-file PATH        write the daemon's pid here once listening
+  --pid-file PATH        write the daemon's pid here (exclusively: a live pid in it stops the start,
+                         a stale one is replaced); removed at exit while it holds our pid
   --status-socket PATH   answer \`tcpdaemon status PATH\` on this unix socket (mode 0600)
   --config FILE.json     parameters as JSON (library keys); flags override it
   -v                     print the version

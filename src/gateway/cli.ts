@@ -1,11 +1,10 @@
 // `tcpdaemon gateway ...` and `tcpdaemon worker ...`: argv -> GatewayParams -> the daemon.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { HandlerLoadError } from '../handler/load.js';
-import { ListenError } from '../listen.js';
 import { ParamError } from '../params.js';
 import { keepServingOnUncaught } from '../process-guards.js';
 import { SignalInbox } from '../signals.js';
+import { StartError } from '../start-error.js';
 import { type GatewayParams, validateGatewayParams } from './params.js';
 
 export const GATEWAY_USAGE = `usage: tcpdaemon gateway -l ADDRESS -s BUSINESS --workers N [-c G] [options]
@@ -134,7 +133,7 @@ async function run(argv: string[], role: 'gateway' | 'worker'): Promise<number> 
     });
     keepServingOnUncaught(handle.logger);
   } catch (err) {
-    const known = err instanceof ParamError || err instanceof HandlerLoadError || err instanceof ListenError;
+    const known = err instanceof ParamError || err instanceof StartError;
     process.stderr.write(
       `tcpdaemon ${role}: ${known ? (err as Error).message : `start-up failed: ${(err as Error).stack ?? String(err)}`}\n`,
     );

@@ -2,13 +2,14 @@ import { spawnSync } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { StartError } from '../start-error.js';
 import type { Tcpmain } from '../types.js';
 
 const JS_EXTENSIONS = new Set(['.js', '.mjs', '.cjs']);
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts']);
 
 /** A handler module that cannot serve: missing, failed to load, or exports no function. */
-export class HandlerLoadError extends Error {
+export class HandlerLoadError extends StartError {
   override name = 'HandlerLoadError';
 }
 

@@ -1,6 +1,7 @@
 // The worker processes of IOMP -c N, LF and IF: how to start one (WorkerSpec), the supervisor
 // built from the daemon's parameters, and a start that fails fast when workers cannot start at all.
 import { fork } from 'node:child_process';
+import { StartError } from '../start-error.js';
 import { Supervisor } from '../supervisor/index.js';
 import type { ExitInfo, WorkerHandle } from '../supervisor/supervisor.js';
 import { type WorkerConfig, workerEnv } from '../worker/config.js';
@@ -9,7 +10,7 @@ import { isModelMessage } from '../worker/messages.js';
 import type { ModelHost } from './model.js';
 
 /** Workers could not start (each slot died this many times before any worker was ready). */
-export class WorkerStartError extends Error {
+export class WorkerStartError extends StartError {
   override name = 'WorkerStartError';
 }
 

@@ -2,12 +2,11 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readConfigFile } from '../cli/config.js';
-import { HandlerLoadError } from '../handler/load.js';
-import { ListenError } from '../listen.js';
 import { LOG_LEVELS } from '../logger.js';
 import { ParamError } from '../params.js';
 import { keepServingOnUncaught } from '../process-guards.js';
 import { SignalInbox } from '../signals.js';
+import { StartError } from '../start-error.js';
 import { type ProxyConfig, ProxyConfigError } from './config.js';
 import { startProxy } from './run.js';
 
@@ -151,7 +150,7 @@ export async function proxyMain(argv: string[]): Promise<number> {
     keepServingOnUncaught(handle.logger);
   } catch (err) {
     const usage = err instanceof ProxyConfigError || err instanceof ParamError;
-    const known = usage || err instanceof HandlerLoadError || err instanceof ListenError;
+    const known = usage || err instanceof StartError;
     const message = known
       ? (err as Error).message
       : `start-up failed: ${(err as Error).stack ?? String(err)}`;
