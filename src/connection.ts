@@ -132,7 +132,7 @@ export class ConnectionRunner {
             peer: opts.unix ? 'unix' : (socket.remoteAddress ?? ''),
             msg: 'PROXY header refused; connection closed',
             fields: { remote },
-            // Reasons name the timeout or the first bad byte's kind: a handful of distinct texts.
+            // Short texts, a few carrying a value the peer sent: keys past PeerLog's bound count together.
             group: { reason: r.reason },
           });
         }
