@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { ConnectionTracker } from './connection-tracker.js';
 import { readProxyHeader } from './proxy-protocol/header.js';
 import { useSocketIterator } from './socket-iterator.js';
+import { kPeerLog, PeerLog } from './throttled-count.js';
 import type { Logger, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
 import { type BusListener, workerBus } from './worker-bus.js';
 
@@ -34,6 +35,9 @@ export interface RunnerOptions {
 export interface Peer {
   address: string;
   port: number;
+  /** Where it connected to (a PROXY header's destination); default: the socket's local address. */
+  localAddress?: string;
+  localPort?: number;
 }
 
 const kEnv = Symbol('tcpdaemon.env');
@@ -62,6 +66,8 @@ class ConnectionEnv implements TcpdaemonEnv {
     private readonly seq: number,
     readonly remoteAddress: string,
     readonly remotePort: number,
+    readonly localAddress: string,
+    readonly localPort: number,
   ) {}
 
   get model(): ModelName {
@@ -102,17 +108,24 @@ class ConnectionEnv implements TcpdaemonEnv {
       stop();
     };
   }
+  /** What the peer can make us log, counted per peer (see PeerLog). */
+  get [kPeerLog](): PeerLog {
+    return this.runner.peerLog;
+  }
 }
 
 /** The bus topic of env.broadcast / env.onBroadcast (the message layer uses topics of its own). */
 const HANDLER_TOPIC = 'tcpdaemon.env';
 
 export class ConnectionRunner {
+  /** Lines a peer can cause once per connection (lost, timed out, header refused): counted per peer. */
+  readonly peerLog: PeerLog;
   private seq = 0;
   private readonly debug: boolean;
 
   constructor(readonly opts: RunnerOptions) {
     this.debug = opts.logger.isLevelEnabled('debug');
+    this.peerLog = new PeerLog(opts.logger);
   }
 
   /** Serves one accepted socket; never throws. */
@@ -121,10 +134,23 @@ export class ConnectionRunner {
     opts.tracker.add(socket);
     if (opts.proxyProtocol && peer === undefined) {
       readProxyHeader(socket, opts.proxyProtocol).then((r) => {
-        if (r.ok) this.run(socket, { address: r.remoteAddress, port: r.remotePort });
-        else {
+        if (r.ok) {
+          const to = r.header.destination;
+          this.run(socket, {
+            address: r.remoteAddress,
+            port: r.remotePort,
+            localAddress: to?.address,
+            localPort: to?.port,
+          });
+        } else {
           const remote = opts.unix ? 'unix' : `${socket.remoteAddress}:${socket.remotePort}`;
-          opts.logger.warn({ remote, reason: r.reason }, 'PROXY header refused; connection closed');
+          this.peerLog.warn({
+            peer: opts.unix ? 'unix' : (socket.remoteAddress ?? ''),
+            msg: 'PROXY header refused; connection closed',
+            fields: { remote },
+            // Short texts, a few carrying a value the peer sent: keys past PeerLog's bound count together.
+            group: { reason: r.reason },
+          });
         }
       });
       return;
@@ -140,6 +166,8 @@ export class ConnectionRunner {
       ++this.seq,
       peer?.address ?? (opts.unix ? 'unix' : (socket.remoteAddress ?? '')),
       peer?.port ?? socket.remotePort ?? 0,
+      peer?.localAddress ?? (opts.unix ? 'unix' : (socket.localAddress ?? '')),
+      peer?.localPort ?? socket.localPort ?? 0,
     );
     const served = socket as ServedSocket;
     served[kEnv] = env;
@@ -205,8 +233,19 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 }
 
 function fail(socket: Socket, env: ConnectionEnv, err: unknown): void {
-  if (isPeerError(err)) env.logger.info({ code: (err as NodeJS.ErrnoException).code }, 'connection lost');
-  else env.logger.error({ err }, 'handler failed; connection closed');
+  const peerLog = env[kPeerLog];
+  if (isPeerError(err)) {
+    const code = (err as NodeJS.ErrnoException).code!;
+    peerLog.info({ peer: env.remoteAddress, msg: 'connection lost', group: { code }, logger: env.logger });
+  } else {
+    // A bug in the handler, which a peer may still hit on every connection: the first with its stack.
+    peerLog.error({
+      peer: env.remoteAddress,
+      msg: 'handler failed; connection closed',
+      fields: { err },
+      logger: env.logger,
+    });
+  }
   socket.destroy();
 }
 
@@ -216,6 +255,12 @@ function onSocketError(this: ServedSocket, err: NodeJS.ErrnoException): void {
 }
 
 function onIdleTimeout(this: ServedSocket): void {
-  this[kEnv]?.logger.info('idle timeout; connection closed');
+  const env = this[kEnv];
+  if (env)
+    env[kPeerLog].info({
+      peer: env.remoteAddress,
+      msg: 'idle timeout; connection closed',
+      logger: env.logger,
+    });
   this.destroy();
 }

@@ -1,6 +1,6 @@
 // tcpdaemon(params): validate, load the handler, listen once, start the model, stop gracefully.
 import { EventEmitter, setMaxListeners } from 'node:events';
-import { unlinkSync, writeFileSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { resolve } from 'node:path';
 import { loadHandler } from './handler/load.js';
@@ -10,6 +10,7 @@ import { createLogger, type DaemonLogger } from './logger.js';
 import { modelFor } from './models/index.js';
 import type { RunningModel } from './models/model.js';
 import { type ResolvedParams, type TcpdaemonParams, validateParams } from './params.js';
+import { createPidFile, removePidFile } from './pid-file.js';
 import type { SignalInbox } from './signals.js';
 import { closeStatus, type DaemonStatus, type StatusSection, serveStatus } from './status.js';
 import type { Logger, Tcpmain } from './types.js';
@@ -68,12 +69,26 @@ export async function tcpdaemon(
   const tcpmain: Tcpmain =
     handlerPath === undefined ? (params.handler as Tcpmain) : await loadHandler(handlerPath);
 
+  // Before anything listens: a second daemon with the same pid file stops here, touching nothing.
+  if (pidFile !== undefined) createPidFile(pidFile, logger);
+  const dropPidFile = () => {
+    if (pidFile !== undefined) removePidFile(pidFile);
+  };
   const sharedMode = model.listenMode?.(params) === 'shared';
   let server: Server | null = null;
   let shared: SharedListener | null = null;
-  if (sharedMode) shared = await bindShared(params.listenAddress, logger);
-  else
-    server = await listenOnce(params.listenAddress, { pauseOnConnect: model.pauseOnConnect(params) }, logger);
+  try {
+    if (sharedMode) shared = await bindShared(params.listenAddress, logger);
+    else
+      server = await listenOnce(
+        params.listenAddress,
+        { pauseOnConnect: model.pauseOnConnect(params) },
+        logger,
+      );
+  } catch (err) {
+    dropPidFile();
+    throw err;
+  }
   const listening: Listening = (server ?? shared)!;
   const address = formatAddress(boundAddress(listening, params.listenAddress));
   const about: StatusBasics = {
@@ -93,6 +108,7 @@ export async function tcpdaemon(
       );
     } catch (err) {
       listening.close();
+      dropPidFile();
       throw err;
     }
   }
@@ -116,9 +132,9 @@ export async function tcpdaemon(
   } catch (err) {
     listening.close();
     if (statusServer && statusPath) await closeStatus(statusServer, statusPath);
+    dropPidFile();
     throw err;
   }
-  if (pidFile !== undefined) writeFileSync(pidFile, `${process.pid}\n`);
   logger.info(
     {
       model: params.model,
@@ -266,15 +282,14 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     this.emit('close');
   }
 
-  /** The pid file and the status socket, which outlive a process that exits without stopping. */
+  /** The pid file (while it holds our pid) and the status socket, which outlive a process that exits without stopping. */
   removeFiles(): void {
-    for (const path of [this.pidFile, this.statusSocket?.path]) {
-      if (path === undefined) continue;
-      try {
-        unlinkSync(path);
-      } catch {
-        // already gone
-      }
+    if (this.pidFile !== undefined) removePidFile(this.pidFile);
+    if (this.statusSocket === undefined) return;
+    try {
+      unlinkSync(this.statusSocket.path);
+    } catch {
+      // already gone
     }
   }
 }

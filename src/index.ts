@@ -21,6 +21,7 @@ export type { GatewayParams } from './gateway/params.js';
 export { decodeRelay, encodeRelay, GATEWAY_MSGID } from './gateway/protocol.js';
 export * from './message/index.js';
 export type { TcpdaemonParams } from './params.js';
+export { PidFileError } from './pid-file.js';
 export * from './proxy/index.js';
 export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
 export { VERSION } from './version.js';

@@ -1,6 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { once } from 'node:events';
-import { unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, unlink } from 'node:fs/promises';
 import * as net from 'node:net';
 import { type AddressInfo, connect, createServer, type Server } from 'node:net';
 import { getSystemErrorName } from 'node:util';
@@ -21,16 +22,30 @@ export async function listenOnce(addr: ListenAddress, opts: ListenOptions, logge
   try {
     return await tryListen(addr, opts);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' && addr.kind === 'unix' && (await probeUnixSocket(addr.path)) === 'stale') {
-      logger.warn({ path: addr.path }, 'removing stale unix socket (nothing listens on it)');
-      await unlink(addr.path);
-      return tryListen(addr, opts).catch((e: unknown) => {
-        throw listenError(e, addr);
-      });
-    }
-    throw listenError(err, addr);
+    if (!(await clearedForRetry(err, addr, logger))) throw listenError(err, addr);
+    return tryListen(addr, opts).catch((e: unknown) => {
+      throw listenError(e, addr);
+    });
   }
+}
+
+/**
+ * After a failed bind: true when `addr` is a unix socket path that held a stale socket file,
+ * now removed (logged), so binding again may work. Throws ListenError when something else is
+ * at the path (a file that is not a socket is never removed); false for every other failure.
+ */
+async function clearedForRetry(err: unknown, addr: ListenAddress, logger: Logger): Promise<boolean> {
+  if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || addr.kind !== 'unix') return false;
+  const found = await removeStaleUnixSocket(addr.path);
+  if (found === 'removed') {
+    logger.warn({ path: addr.path }, 'removing stale unix socket (nothing listens on it)');
+    return true;
+  }
+  if (found === 'not a socket')
+    throw new ListenError(
+      `cannot listen on ${formatAddress(addr)}: the path exists and is not a socket (left untouched)`,
+    );
+  return found === 'gone';
 }
 
 async function tryListen(addr: ListenAddress, opts: ListenOptions): Promise<Server> {
@@ -79,15 +94,10 @@ export async function bindShared(addr: ListenAddress, logger: Logger): Promise<S
   try {
     return await tryBindShared(addr);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' && addr.kind === 'unix' && (await probeUnixSocket(addr.path)) === 'stale') {
-      logger.warn({ path: addr.path }, 'removing stale unix socket (nothing listens on it)');
-      await unlink(addr.path);
-      return tryBindShared(addr).catch((e: unknown) => {
-        throw listenError(e, addr);
-      });
-    }
-    throw listenError(err, addr);
+    if (!(await clearedForRetry(err, addr, logger))) throw listenError(err, addr);
+    return tryBindShared(addr).catch((e: unknown) => {
+      throw listenError(e, addr);
+    });
   }
 }
 
@@ -137,21 +147,49 @@ function listenError(err: unknown, addr: ListenAddress): ListenError {
   return new ListenError(`cannot listen on ${where}: ${describeErrno(err)}`, code);
 }
 
+/** What removeStaleUnixSocket found at a unix socket path, besides a code of a failed system call. */
+export type UnixPathState = 'removed' | 'live' | 'not a socket' | 'gone';
+
 /**
- * Who holds the unix socket `path` that could not be bound: 'live' (a process accepts on it),
- * 'stale' (a socket file nobody listens on: safe to remove), or the probe's error code.
+ * At a unix socket path that could not be bound: removes the file only when it is a socket that
+ * nobody accepts on ('removed': a crashed daemon's). Leaves everything else: 'live' (a process
+ * accepts on it), 'not a socket' (a regular file, a directory, a symlink...: never ours),
+ * 'gone' (nothing there now, or not the file probed: bind again), or the failing call's error
+ * code. The type is checked with lstat first: a regular file refuses a connect (ECONNREFUSED)
+ * just as a stale socket does.
  */
-export function probeUnixSocket(path: string): Promise<'live' | 'stale' | string> {
-  return new Promise((resolve) => {
+export async function removeStaleUnixSocket(path: string): Promise<UnixPathState | string> {
+  const probed = await lstatOrCode(path);
+  if (typeof probed === 'string') return probed;
+  if (!probed.isSocket()) return 'not a socket';
+  const answer = await new Promise<string>((resolve) => {
     const probe = connect(path);
     probe.once('connect', () => {
       probe.destroy();
       resolve('live');
     });
-    probe.once('error', (err: NodeJS.ErrnoException) =>
-      resolve(err.code === 'ECONNREFUSED' ? 'stale' : (err.code ?? err.message)),
-    );
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
+  if (answer !== 'ECONNREFUSED') return answer;
+  const now = await lstatOrCode(path);
+  if (typeof now === 'string') return now;
+  if (now.ino !== probed.ino || now.dev !== probed.dev) return 'gone';
+  try {
+    await unlink(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'gone' : (code ?? (err as Error).message);
+  }
+  return 'removed';
+}
+
+async function lstatOrCode(path: string): Promise<Stats | string> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'gone' : (code ?? (err as Error).message);
+  }
 }
 
 /** The bound address, with the real port when 0 was asked for. */

@@ -3,7 +3,7 @@
 import { chmodSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { StatusSocketError } from './errors.js';
-import { probeUnixSocket } from './listen.js';
+import { removeStaleUnixSocket } from './listen.js';
 import type { SupervisorStatus } from './supervisor/supervisor.js';
 import type { Logger } from './types.js';
 
@@ -48,7 +48,8 @@ export { StatusSocketError };
 
 /**
  * Listens on `path` (mode 0600) and answers each connection with `report()`. A socket file left by a
- * daemon that is gone is replaced; one that a live process answers on is an error.
+ * daemon that is gone is replaced (logged); one that a live process answers on, and anything at
+ * the path that is not a socket, is an error (and left as it is).
  */
 export async function serveStatus(
   path: string,
@@ -69,13 +70,17 @@ export async function serveStatus(
     await listenOn(server, path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw statusError(path, err);
-    const holder = await probeUnixSocket(path);
-    if (holder === 'live')
+    const found = await removeStaleUnixSocket(path);
+    if (found === 'live')
       throw new StatusSocketError(`--status-socket ${path}: another process answers on it`);
-    if (holder !== 'stale')
-      throw new StatusSocketError(`--status-socket ${path}: in use, and probing it failed (${holder})`);
+    if (found === 'not a socket')
+      throw new StatusSocketError(
+        `--status-socket ${path}: the path exists and is not a socket (left untouched)`,
+      );
+    if (found !== 'removed' && found !== 'gone')
+      throw new StatusSocketError(`--status-socket ${path}: in use, and probing it failed (${found})`);
+    if (found === 'removed') logger.warn({ path }, 'removing stale status socket (nothing listens on it)');
     try {
-      unlinkSync(path);
       await listenOn(server, path);
     } catch (again) {
       throw statusError(path, again);
@@ -134,17 +139,42 @@ export function readStatus(path: string, timeoutMs = 5000): Promise<DaemonStatus
       chunks.push(chunk);
     });
     socket.on('end', () => {
+      let parsed: unknown;
       try {
-        const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as DaemonStatus & {
-          error?: string;
-        };
-        if (parsed.error !== undefined) return fail(parsed.error);
-        resolve(parsed);
+        parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
       } catch {
-        fail('the answer is not a status report');
+        return fail('the answer is not a status report');
       }
+      const error = (parsed as { error?: unknown } | null)?.error;
+      if (typeof error === 'string') return fail(error);
+      if (!isStatusReport(parsed)) return fail('the answer is not a status report');
+      resolve(parsed);
     });
   });
+}
+
+/** Shape check of an answer: something else listening there may send any JSON. */
+function isStatusReport(v: unknown): v is DaemonStatus {
+  const r = v as Record<string, unknown>;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const strings = ['version', 'node', 'model', 'address', 'handler', 'state', 'startedAt'];
+  const numbers = ['pid', 'uptimeS', 'connections', 'reloads'];
+  if (!strings.every((k) => typeof r[k] === 'string') || !numbers.every((k) => Number.isFinite(r[k])))
+    return false;
+  if (r.waiting !== undefined && !Number.isFinite(r.waiting)) return false;
+  if (r.workers === undefined) return true;
+  const w = r.workers as Record<string, unknown> | null;
+  return (
+    typeof w === 'object' &&
+    w !== null &&
+    ['started', 'failedExits', 'plannedExits'].every((k) => Number.isFinite(w[k])) &&
+    Array.isArray(w.crashLooping) &&
+    Array.isArray(w.workers) &&
+    w.workers.every(
+      (x: Record<string, unknown> | null) =>
+        typeof x === 'object' && x !== null && typeof x.state === 'string' && Number.isFinite(x.uptimeS),
+    )
+  );
 }
 
 /** The report for people: one block, a row per worker. */

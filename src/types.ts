@@ -21,6 +21,10 @@ export interface TcpdaemonEnv {
   readonly remoteAddress: string;
   /** 0 on a unix socket. */
   readonly remotePort: number;
+  /** Where the peer connected to: after a PROXY header, its destination; 'unix' on a unix socket. */
+  readonly localAddress: string;
+  /** 0 on a unix socket. */
+  readonly localPort: number;
   /** Aborted when the daemon starts shutting down: finish up and return. */
   readonly signal: AbortSignal;
   /** `--param k=v` values, or `params` of the library call. Frozen. */

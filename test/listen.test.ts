@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,3 +79,39 @@ test('a live unix socket is not taken over', async () => {
     live.close();
   }
 });
+
+// A regular file refuses a connect (ECONNREFUSED) just as a stale socket does: only the file type
+// tells them apart. Every command that takes -l, in both ways of binding (IOMP -c 1 listens in
+// the daemon; -c 2 binds a socket for the workers), must leave a file that is not a socket alone.
+for (const [what, args] of [
+  ['daemon IOMP -c 1', (path: string) => ['-m', 'IOMP', '-c', '1', '-l', path, '-s', echo]],
+  ['daemon IOMP -c 2', (path: string) => ['-m', 'IOMP', '-c', '2', '-l', path, '-s', echo]],
+  ['proxy', (path: string) => ['proxy', '-l', path, '--backend', '127.0.0.1:1']],
+  [
+    'gateway',
+    (path: string) => [
+      'gateway',
+      '-l',
+      path,
+      '-s',
+      join(EXAMPLES, 'gateway-echo.ts'),
+      '--business-workers',
+      '1',
+    ],
+  ],
+] as const) {
+  test(`${what}: a regular file at the -l path is left untouched and the start fails naming it`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-unix-'));
+    const path = join(dir, 'data1.db');
+    writeFileSync(path, 'precious rows\n');
+    const res = await runCli(args(path));
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(
+      res.stderr,
+      /cannot listen on .*data1\.db: the path exists and is not a socket \(left untouched\)/,
+    );
+    assert.doesNotMatch(res.stderr, /\n\s+at /, 'one line, no stack');
+    assert.equal(readFileSync(path, 'utf8'), 'precious rows\n');
+    assert.ok(!res.stdout.includes('removing stale unix socket'), res.stdout);
+  });
+}

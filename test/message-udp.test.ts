@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import {
   createUdpMessageHandler,
   type MessageError,
@@ -112,6 +112,36 @@ describe('UDP', () => {
         await withClient(srv.port, {}, async (c) => {
           assert.equal((await c.request(1, 'fine', { timeout: 5000 })).toString(), 'fine');
         });
+      } finally {
+        raw.close();
+      }
+    });
+  });
+
+  test('a flood of 2,000 malformed datagrams from one sender costs a few log lines, counted in a summary', async () => {
+    await withUdpServer({ routes: { 1: (b) => b } }, async (srv) => {
+      const raw = createSocket('udp4');
+      try {
+        const bad = Buffer.from([1, 0, 0, 0, 10, 0, 0, 0, 0x61]);
+        for (let i = 0; i < 2000; i++) {
+          raw.send(bad, srv.port, '127.0.0.1');
+          // Let the server read: a sender that never yields only overflows its receive buffer.
+          if (i % 10 === 9) await nextTurn();
+        }
+        await withClient(srv.port, {}, async (c) => {
+          assert.equal((await c.request(1, 'fine', { timeout: 5000 })).toString(), 'fine');
+        });
+        const received = srv.handler.stats.malformed;
+        assert.ok(received >= 200, `${received} of 2000 datagrams arrived`);
+        const msg = 'malformed datagram dropped';
+        const counted = () =>
+          srv.logs.lines
+            .filter((l) => l.msg === msg)
+            .reduce((n, l) => n + (typeof l.suppressed === 'number' ? l.suppressed : 1), 0);
+        await srv.logs.waitFor(() => counted() === received);
+        const lines = srv.logs.lines.filter((l) => l.msg === msg);
+        assert.ok(lines.length <= 4, `${lines.length} lines`);
+        assert.equal(lines.find((l) => typeof l.suppressed === 'number')?.remote, '127.0.0.1');
       } finally {
         raw.close();
       }

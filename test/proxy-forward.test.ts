@@ -399,6 +399,57 @@ describe('stream semantics', () => {
   });
 });
 
+describe('abortive close (RST) is passed on, both ways', () => {
+  it('a backend that resets mid-reply resets the client: a cut reply does not look complete', async () => {
+    let backendSide: Socket | undefined;
+    const b = await listen((s) => {
+      backendSide = s;
+      s.once('data', () => s.write('the first half of a reply'));
+    });
+    cleanup.push(() => b.close());
+    const log = memoryLogger();
+    const f = await front(pool([b.port]), opts, log.logger);
+    const c = await connect(f.port);
+    c.write('ask');
+    const closed = untilClosed(c);
+    // The reset comes once the half has been read all the way (data still unread when an RST
+    // arrives reads as a clean end on Linux, for the proxy as for any reader).
+    c.once('data', () => backendSide!.resetAndDestroy());
+    const { data, error } = await closed;
+    assert.equal(data, 'the first half of a reply');
+    assert.equal(error?.code, 'ECONNRESET', 'the client sees a reset, not a FIN');
+    const lines = log.find('backend broke the connection; client connection reset');
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0]!.reason, 'ECONNRESET');
+  });
+
+  it('a client that resets resets the backend connection', async () => {
+    const got = deferred();
+    const ended: { error: string | undefined; fin: boolean }[] = [];
+    const b = await listen((s) => {
+      const seen = { error: undefined as string | undefined, fin: false };
+      s.on('error', (err: NodeJS.ErrnoException) => {
+        seen.error = err.code;
+      });
+      s.on('end', () => {
+        seen.fin = true;
+      });
+      s.on('close', () => ended.push(seen));
+      s.once('data', () => got.resolve());
+    });
+    cleanup.push(() => b.close());
+    const log = memoryLogger();
+    const f = await front(pool([b.port]), opts, log.logger);
+    const c = await connect(f.port);
+    c.write('half a request');
+    await got.promise;
+    c.resetAndDestroy();
+    await until(() => ended.length > 0, 'the backend connection closed');
+    assert.deepEqual(ended, [{ error: 'ECONNRESET', fin: false }], 'the backend sees a reset, not a FIN');
+    assert.equal(log.find('client broke the connection; backend connection reset').length, 1);
+  });
+});
+
 describe('backpressure', () => {
   const hwm = 16 * 1024; // node's default for sockets
 

@@ -2,10 +2,10 @@
 // header; a connection without a valid header (or a slow one) is closed with a logged reason.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect as netConnect } from 'node:net';
+import { type AddressInfo, createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { encodeProxyV1, encodeProxyV2 } from '../src/proxy-protocol/header.js';
+import { encodeProxyV1, encodeProxyV2, readProxyHeader } from '../src/proxy-protocol/header.js';
 import { BIN, FIXTURES, type Listening, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, untilClosed } from './helpers/net.js';
@@ -68,8 +68,12 @@ describe('tcpdaemon --proxy-protocol', () => {
       );
       assert.equal(v2.remoteAddress, '2001:db8::7');
       assert.equal(v2.remotePort, 6000);
+      assert.equal(v2.localAddress, '::1', "the header's destination");
+      assert.equal(v2.localPort, d.port);
       const local = await report(d.port, encodeProxyV2(undefined, undefined, { local: true }));
       assert.equal(local.remoteAddress, '127.0.0.1');
+      assert.equal(local.localAddress, '127.0.0.1', 'LOCAL: the connection itself');
+      assert.equal(local.localPort, d.port);
 
       const plain = await connect(d.port);
       plain.write('GET / HTTP/1.0\r\n\r\n');
@@ -82,6 +86,37 @@ describe('tcpdaemon --proxy-protocol', () => {
       await d.daemon.waitForLog(
         (l) => l.msg === 'PROXY header refused; connection closed' && /within 500 ms/.test(String(l.reason)),
       );
+    });
+  }
+});
+
+describe('tcpdaemon proxy --proxy-protocol --send-proxy: the header going out keeps the original destination', () => {
+  for (const version of ['v1', 'v2'] as const) {
+    it(`${version}: source and destination are the inbound header's, not the proxy's own`, async () => {
+      const seen: string[] = [];
+      const backend = createServer(async (s) => {
+        s.on('error', () => undefined);
+        const r = await readProxyHeader(s, { timeoutMs: 5000 });
+        const h = r.ok ? r.header : undefined;
+        seen.push(
+          h
+            ? `${h.source?.address}:${h.source?.port} -> ${h.destination?.address}:${h.destination?.port}`
+            : 'none',
+        );
+        s.end('ok');
+      });
+      await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+      cleanup.push(() => new Promise((r) => backend.close(r)));
+      const port = (backend.address() as AddressInfo).port;
+      const p = await daemon(
+        ['-l', '127.0.0.1:0', '--backend', `127.0.0.1:${port}`, '--proxy-protocol', '--send-proxy', version],
+        PROXY,
+      );
+      // What a balancer in front says: the client 203.0.113.7:4000 connected to 198.51.100.9:443.
+      const c = await connect(p.port);
+      c.write(encodeProxyV1({ address: '203.0.113.7', port: 4000 }, { address: '198.51.100.9', port: 443 }));
+      assert.equal((await untilClosed(c)).data, 'ok');
+      assert.deepEqual(seen, ['203.0.113.7:4000 -> 198.51.100.9:443']);
     });
   }
 });

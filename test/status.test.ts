@@ -1,7 +1,7 @@
 // --status-socket and `tcpdaemon status`: what a running daemon reports about itself.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -155,4 +155,46 @@ test('tcpdaemon status: a missing socket, a socket that is not a daemon, bad arg
   const flag = await runCli(['status', path, '--bogus']);
   assert.equal(flag.code, 1);
   assert.match(flag.stderr, /Unknown option '--bogus'/);
+});
+
+test('--status-socket at a regular file: the file is left untouched and the start fails naming it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpd-status-'));
+  const path = join(dir, 'precious.txt');
+  writeFileSync(path, 'do not delete\n');
+  const res = await runCli(modelArgs('IOMP', 1, ECHO, '--status-socket', path));
+  assert.equal(res.code, 1, res.stderr);
+  assert.match(
+    res.stderr,
+    /^tcpdaemon: --status-socket .*precious\.txt: the path exists and is not a socket \(left untouched\)\n$/,
+  );
+  assert.equal(readFileSync(path, 'utf8'), 'do not delete\n');
+});
+
+test('--status-socket answered by a process that is not a daemon: one line, exit 1', async () => {
+  const path = socketPath();
+  const other = createServer((s) => s.on('error', () => undefined).end('hello\n'));
+  await new Promise<void>((r) => other.listen(path, r));
+  try {
+    const res = await runCli(modelArgs('IOMP', 1, ECHO, '--status-socket', path));
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^tcpdaemon: --status-socket .*status\.sock: another process answers on it\n$/);
+  } finally {
+    other.close();
+  }
+});
+
+test('tcpdaemon status: JSON that is not a status report is refused, not printed', async () => {
+  for (const answer of ['{}', '[1]', '42', '"x"', '{"pid":1,"workers":{"workers":[{}]}}']) {
+    const path = socketPath();
+    const other = createServer((s) => s.end(`${answer}\n`));
+    await new Promise<void>((r) => other.listen(path, r));
+    try {
+      const res = await runCli(['status', path]);
+      assert.equal(res.code, 1, `${answer}: ${res.stdout}`);
+      assert.match(res.stderr, /^tcpdaemon status: no status from .*: the answer is not a status report\n$/);
+      assert.equal(res.stdout, '');
+    } finally {
+      other.close();
+    }
+  }
 });

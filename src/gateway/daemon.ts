@@ -2,7 +2,7 @@
 // and (ipc) N business workers through src/supervisor, accepts client connections once and hands
 // them out (acceptor.ts), hosts the ipc queue's directory (queues/ipc-hub.ts), and carries signals.
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,6 +11,7 @@ import { boundAddress, listenOnce } from '../listen.js';
 import { formatAddress } from '../listen-address.js';
 import { createLogger, type DaemonLogger } from '../logger.js';
 import { createCodec } from '../message/codecs/index.js';
+import { createPidFile, removePidFile } from '../pid-file.js';
 import type { SignalInbox } from '../signals.js';
 import { closeStatus, type DaemonStatus, serveStatus } from '../status.js';
 import { Supervisor, type WorkerHandle, type WorkerSpec } from '../supervisor/index.js';
@@ -82,9 +83,16 @@ async function start(
   if (resolved.business !== undefined) await loadBusiness(resolved.business);
   if (resolved.queue.kind === 'nats') await assertNatsReachable(resolved.queue.servers);
 
+  const cleanup: (() => void)[] = [];
+  // Before anything starts or listens: a second daemon with the same pid file stops here.
+  if (resolved.pidFile !== undefined) {
+    const pidFile = resolve(resolved.pidFile);
+    createPidFile(pidFile, logger);
+    cleanup.push(() => removePidFile(pidFile));
+  }
+
   const ipc = resolved.queue.kind === 'ipc';
   const socketDir = ipc && role === 'gateway' ? mkdtempSync(join(tmpdir(), 'tcpdaemon-gw-')) : undefined;
-  const cleanup: (() => void)[] = [];
   if (socketDir) cleanup.push(() => rmSync(socketDir, { recursive: true, force: true }));
   const childEnv = {
     [CHILD_ENV.params]: JSON.stringify(resolved),
@@ -195,11 +203,6 @@ async function start(
     throw err;
   }
 
-  if (resolved.pidFile !== undefined) {
-    const pidFile = resolve(resolved.pidFile);
-    writeFileSync(pidFile, `${process.pid}\n`);
-    cleanup.push(() => rmSync(pidFile, { force: true }));
-  }
   const address = server ? formatAddress(boundAddress(server, resolved.listenAddress!)) : undefined;
 
   let closing: Promise<void> | undefined;

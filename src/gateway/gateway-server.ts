@@ -6,7 +6,7 @@ import { type Codec, createCodec } from '../message/codecs/index.js';
 import type { MessageConn } from '../message/conn.js';
 import type { RouteReply } from '../message/router.js';
 import { createMessageHandler, type MessageHandler } from '../message/server.js';
-import { ThrottledCount } from '../throttled-count.js';
+import { PeerLog, ThrottledCount } from '../throttled-count.js';
 import type { Logger } from '../types.js';
 import type { DeliverResult } from './business.js';
 import type { SessionInfo } from './envelope.js';
@@ -81,6 +81,8 @@ export class GatewayServer {
   private lostToCrashes = 0;
   private readonly late: ThrottledCount;
   private readonly timedOut: ThrottledCount;
+  /** Refusals a client causes request by request, counted per client address. */
+  private readonly peerLog: PeerLog;
   private readonly log: Logger;
 
   constructor(private readonly opts: GatewayServerOptions) {
@@ -88,6 +90,7 @@ export class GatewayServer {
     this.codec = createCodec(opts.codec, { maxBody: opts.maxBody });
     this.late = new ThrottledCount(this.log, 'late reply dropped (its request had timed out or was retried)');
     this.timedOut = new ThrottledCount(this.log, 'request timed out; error sent to the client');
+    this.peerLog = new PeerLog(this.log);
     this.requests = new RequestTable(opts.requestTimeoutMs, (r) =>
       this.timedOut.add({ msgid: r.msgid, session: r.session.id }),
     );
@@ -210,10 +213,12 @@ export class GatewayServer {
       return this.respond(s, new GatewayError('refused', `msgid ${msgid} is reserved`));
     }
     if (s.inflight >= this.opts.maxInflightPerConn) {
-      this.log.warn(
-        { session: s.id, limit: this.opts.maxInflightPerConn },
-        'request refused: too many in flight',
-      );
+      this.peerLog.warn({
+        peer: conn.remoteAddress,
+        msg: 'request refused: too many in flight',
+        fields: { session: s.id, limit: this.opts.maxInflightPerConn },
+        logger: conn.logger,
+      });
       return this.respond(
         s,
         new GatewayError(

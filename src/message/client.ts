@@ -3,6 +3,7 @@
 // queued up to a bound and go out after the next onConnect.
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { PeerLog } from '../throttled-count.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { type Codec, createCodec } from './codecs/index.js';
 import {
@@ -89,6 +90,8 @@ export class MessageClient {
   private readonly maxQueue: number;
   private readonly maxQueueBytes: number;
   private readonly target: string;
+  /** What the server can make us log, counted (see PeerLog). */
+  private readonly peerLog: PeerLog;
   private started = false;
   private stopped = false;
   private connecting: Socket | undefined;
@@ -108,6 +111,7 @@ export class MessageClient {
     this.router = new Router<MessageConn>(opts.routes, opts.fallback);
     this.target = opts.path ?? `${opts.host ?? '127.0.0.1'}:${opts.port}`;
     this.logger = (opts.logger ?? defaultLogger('message-client')).child({ target: this.target });
+    this.peerLog = new PeerLog(this.logger);
     this.backoff =
       opts.reconnect === false ? undefined : new Backoff(opts.reconnect === true ? {} : opts.reconnect);
     this.connectTimeout = checkTimeout(opts.connectTimeout ?? 5000);
@@ -310,6 +314,7 @@ export class MessageClient {
       state: {},
       remoteAddress: this.opts.path !== undefined ? 'unix' : (socket.remoteAddress ?? ''),
       remotePort: socket.remotePort ?? 0,
+      peerLog: this.peerLog,
       outputCap: this.opts.outputCap ?? DEFAULT_OUTPUT_CAP,
       maxInFlight: this.opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
       maxPending: this.opts.maxPending ?? DEFAULT_MAX_PENDING,

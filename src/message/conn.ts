@@ -3,8 +3,9 @@
 // reason. Both the server handler and MessageClient are built on it.
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { PeerLog } from '../throttled-count.js';
 import { type Codec, type Decoder, FLAG_ERROR, FLAG_REPLY } from './codecs/index.js';
-import { MessageError } from './errors.js';
+import { MessageError, ReplyError } from './errors.js';
 import { frameBatch } from './frame-batch.js';
 import { checkTimeout, PendingRequests, type ReplyStats, type RequestOptions } from './pending.js';
 import { isThenable, type MessagePeer, type Router, replyParts } from './router.js';
@@ -39,6 +40,8 @@ export interface MessageConnOptions {
   state: Record<string, unknown>;
   remoteAddress: string;
   remotePort: number;
+  /** Counts what the peer makes us log (unroutable frames, handler failures...) per peer address. */
+  peerLog: PeerLog;
   /** Bytes. */
   outputCap: number;
   maxInFlight: number;
@@ -293,7 +296,12 @@ export class MessageConn implements MessagePeer {
   // Rare paths live in their own methods: the per-frame ones stay small enough for V8 to inline.
   private unroutable(msgid: number, body: Buffer): void {
     this.opts.stats.unroutable++;
-    this.logger.warn({ msgid, bytes: body.length }, 'no route for msgid; message dropped');
+    this.peerLine('warn', 'no route for msgid; message dropped', { msgid, bytes: body.length });
+  }
+
+  /** A line the peer can cause once per frame or connection: the first written, the rest counted. */
+  private peerLine(level: 'debug' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void {
+    this.opts.peerLog[level]({ peer: this.remoteAddress, msg, fields, logger: this.logger });
   }
 
   private awaitReply(result: PromiseLike<unknown>, msgid: number, seq: number): void {
@@ -359,14 +367,22 @@ export class MessageConn implements MessagePeer {
   private handlerFailed(err: unknown, msgid: number, seq: number): void {
     if (!this.isOpen) return;
     const message = err instanceof Error ? err.message : String(err);
+    // A ReplyError is an answer, not a failure: no stack, and only at debug.
+    const meant = err instanceof ReplyError;
     if (this.withSeq && seq !== 0) {
-      this.logger.warn({ err, msgid, seq }, 'route handler failed; error reply sent');
+      if (meant) this.peerLine('debug', 'error reply sent', { msgid, seq, reason: message });
+      else this.peerLine('warn', 'route handler failed; error reply sent', { err, msgid, seq });
       const text = Buffer.from(message);
       const body = text.length > this.codec.maxBody ? text.subarray(0, this.codec.maxBody) : text;
       this.writeFrame(msgid, body, seq, FLAG_REPLY | FLAG_ERROR);
       return;
     }
-    this.logger.error({ err, msgid }, 'route handler failed; closing connection');
+    if (meant)
+      this.peerLine('warn', 'error reply, but the codec has none; closing connection', {
+        msgid,
+        reason: message,
+      });
+    else this.peerLine('error', 'route handler failed; closing connection', { err, msgid });
     this.destroy(`handler error: ${message}`);
   }
 
@@ -408,10 +424,10 @@ export class MessageConn implements MessagePeer {
     );
     const queued = socket.writableLength;
     if (queued > this.opts.outputCap) {
-      this.logger.warn(
-        { remote: this.peerName(), queued, outputCap: this.opts.outputCap },
-        'output cap exceeded: the peer does not read; closing connection',
-      );
+      this.peerLine('warn', 'output cap exceeded: the peer does not read; closing connection', {
+        queued,
+        outputCap: this.opts.outputCap,
+      });
       this.destroy(`output cap exceeded: ${queued} bytes queued`);
       return false;
     }
@@ -451,12 +467,8 @@ export class MessageConn implements MessagePeer {
     this.socket.end();
   }
 
-  private peerName(): string {
-    return this.remoteAddress === 'unix' ? 'unix' : `${this.remoteAddress}:${this.remotePort}`;
-  }
-
   private onProtocolError(reason: string): void {
-    this.logger.warn({ remote: this.peerName(), reason }, 'protocol error; closing connection');
+    this.peerLine('warn', 'protocol error; closing connection', { reason });
     this.destroy(`protocol error: ${reason}`);
   }
 
@@ -468,11 +480,7 @@ export class MessageConn implements MessagePeer {
     this.reason ??= 'peer closed';
     if (this.hasClosed || this.ending) return;
     const cut = this.decoder.buffered;
-    if (cut > 0)
-      this.logger.warn(
-        { remote: this.peerName(), bytes: cut },
-        'peer closed inside a frame; partial frame dropped',
-      );
+    if (cut > 0) this.peerLine('warn', 'peer closed inside a frame; partial frame dropped', { bytes: cut });
     this.peerEnded = true;
     this.armEndGrace();
     this.endWhenAnswered();
@@ -490,7 +498,7 @@ export class MessageConn implements MessagePeer {
 
   private readonly onError = (err: NodeJS.ErrnoException): void => {
     this.reason ??= `socket error: ${err.code ?? err.message}`;
-    this.logger.debug({ err }, 'socket error');
+    this.logger.debug({ code: err.code, err: err.message }, 'socket error');
   };
 
   private readonly onClose = (): void => {

@@ -13,6 +13,16 @@ export type MessageErrorCode =
   /** request(): as many requests as allowed are already waiting for replies. */
   | 'ERR_MESSAGE_TOO_MANY_REQUESTS';
 
+/**
+ * Thrown (or rejected with) by a route handler to answer with an error on purpose (a refusal, a
+ * bad request): with `seq` the peer gets an error reply carrying the message, as for any throw,
+ * but it is not logged as a failure (no warning, no stack). Other codecs close the connection.
+ */
+export class ReplyError extends TcpdaemonError {
+  override name = 'ReplyError';
+  override readonly code: string = 'TD_ERR_REPLY';
+}
+
 export class MessageError extends TcpdaemonError {
   constructor(
     override readonly code: MessageErrorCode,

@@ -1,5 +1,7 @@
 // createMessageHandler: a Tcpmain built from routes, so the message layer runs unchanged under
 // every process model. Each process (worker) has its own handler and sees its own connections.
+
+import { PeerLog, peerLogOf } from '../throttled-count.js';
 import type { TcpdaemonEnv, Tcpmain } from '../types.js';
 import { workerBus } from '../worker-bus.js';
 import { type Codec, createCodec } from './codecs/index.js';
@@ -79,6 +81,14 @@ export function createMessageHandler(options: MessageHandlerOptions = {}): Messa
   const noDelay = options.noDelay ?? true;
   const connections = new Map<string, MessageConn>();
   const stats = newStats();
+  // Served by the daemon, env carries its PeerLog; called by hand, this handler keeps its own.
+  let ownPeerLog: PeerLog | undefined;
+  const peerLogFor = (env: TcpdaemonEnv): PeerLog => {
+    const daemons = peerLogOf(env);
+    if (daemons) return daemons;
+    ownPeerLog ??= new PeerLog(env.logger);
+    return ownPeerLog;
+  };
 
   const serve = (socket: Parameters<Tcpmain>[0], env: TcpdaemonEnv): Promise<void> => {
     const logger = env.logger;
@@ -91,6 +101,7 @@ export function createMessageHandler(options: MessageHandlerOptions = {}): Messa
       state: env.state,
       remoteAddress: env.remoteAddress,
       remotePort: env.remotePort,
+      peerLog: peerLogFor(env),
       outputCap,
       maxInFlight,
       maxPending,

@@ -5,6 +5,7 @@ import type { Socket as DgramSocket, RemoteInfo } from 'node:dgram';
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
+import { PeerLog } from '../throttled-count.js';
 import {
   type Codec,
   createCodec,
@@ -15,7 +16,7 @@ import {
 } from './codecs/index.js';
 import { toBytes } from './conn.js';
 import { defaultLogger } from './default-logger.js';
-import { MessageError } from './errors.js';
+import { MessageError, ReplyError } from './errors.js';
 import { checkTimeout, DEFAULT_REQUEST_TIMEOUT, PendingRequests, type RequestOptions } from './pending.js';
 import {
   isThenable,
@@ -61,6 +62,8 @@ class DatagramRouter {
   readonly codec: Codec;
   readonly stats: UdpStats = { malformed: 0, unroutable: 0, lateReplies: 0 };
   private readonly router: Router<UdpPeer>;
+  /** Lines a sender can cause datagram by datagram, counted per sender address. */
+  readonly peerLog: PeerLog;
 
   constructor(
     opts: UdpRouting,
@@ -68,6 +71,7 @@ class DatagramRouter {
   ) {
     this.codec = createCodec(opts.codec ?? 'lars', { maxBody: opts.maxBody });
     this.router = new Router<UdpPeer>(opts.routes, opts.fallback);
+    this.peerLog = new PeerLog(logger);
   }
 
   /** The datagram's frame, or undefined after logging why it was dropped. */
@@ -75,23 +79,25 @@ class DatagramRouter {
     const frame = decodeDatagram(this.codec, msg);
     if (typeof frame !== 'string') return frame;
     this.stats.malformed++;
-    this.logger.warn(
-      { remote: `${rinfo.address}:${rinfo.port}`, reason: frame, bytes: msg.length },
-      'malformed datagram dropped',
-    );
+    this.peerLog.warn({
+      peer: rinfo.address,
+      msg: 'malformed datagram dropped',
+      fields: { remote: `${rinfo.address}:${rinfo.port}`, reason: frame, bytes: msg.length },
+    });
     return undefined;
   }
 
   /** Runs the frame's route; its return value (or error, with seq) goes back to `send`. */
   dispatch(frame: Frame, rinfo: RemoteInfo, send: (frame: Buffer) => void): void {
-    const { codec, logger } = this;
+    const { codec, peerLog } = this;
     const handler = this.router.get(frame.msgid);
     if (handler === undefined) {
       this.stats.unroutable++;
-      logger.warn(
-        { msgid: frame.msgid, remote: `${rinfo.address}:${rinfo.port}` },
-        'no route for msgid; datagram dropped',
-      );
+      peerLog.warn({
+        peer: rinfo.address,
+        msg: 'no route for msgid; datagram dropped',
+        fields: { msgid: frame.msgid, remote: `${rinfo.address}:${rinfo.port}` },
+      });
       return;
     }
     const peer: UdpPeer = {
@@ -107,7 +113,18 @@ class DatagramRouter {
     };
     const isRequest = codec.hasSeq && frame.seq !== 0;
     const fail = (err: unknown) => {
-      logger.warn({ err, msgid: frame.msgid, remote: peer.id }, 'route handler failed');
+      if (err instanceof ReplyError)
+        peerLog.debug({
+          peer: rinfo.address,
+          msg: 'error reply sent',
+          fields: { msgid: frame.msgid, remote: peer.id, reason: err.message },
+        });
+      else
+        peerLog.warn({
+          peer: rinfo.address,
+          msg: 'route handler failed',
+          fields: { err, msgid: frame.msgid, remote: peer.id },
+        });
       if (!isRequest) return;
       const text = Buffer.from(err instanceof Error ? err.message : String(err));
       send(codec.encode(frame.msgid, text.subarray(0, codec.maxBody), frame.seq, FLAG_REPLY | FLAG_ERROR));
@@ -147,7 +164,15 @@ export function createUdpMessageHandler(options: UdpMessageHandlerOptions = {}):
       routing.dispatch(frame, rinfo, (out) =>
         socket.send(out, rinfo.port, rinfo.address, (err) => {
           if (err)
-            routing.logger.warn({ err, remote: `${rinfo.address}:${rinfo.port}` }, 'udp reply not sent');
+            routing.peerLog.warn({
+              peer: rinfo.address,
+              msg: 'udp reply not sent',
+              fields: {
+                code: (err as NodeJS.ErrnoException).code,
+                err: err.message,
+                remote: `${rinfo.address}:${rinfo.port}`,
+              },
+            });
         }),
       );
     };

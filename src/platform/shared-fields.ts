@@ -10,7 +10,7 @@ export const LISTEN: Field<string> = {
   key: 'listen',
   flags: ['-l', '--listen'],
   arg: 'ADDRESS',
-  help: 'ip:port, 0:port (all IPv4), [ipv6]:port, or a unix socket path',
+  help: 'ip:port, 0:port (all IPv4), [ipv6]:port, or a unix socket path (a stale socket file is replaced; any other file there stops the start, untouched)',
   parse: text,
 };
 
@@ -46,7 +46,7 @@ export const PID_FILE: Field<string> = {
   key: 'pidFile',
   flags: ['--pid-file'],
   arg: 'PATH',
-  help: "write the daemon's pid here once listening; removed at exit",
+  help: "write the daemon's pid here (exclusively: a live pid in it stops the start, a stale one is replaced); removed at exit while it holds our pid",
   parse: text,
   path: true,
 };
@@ -90,7 +90,6 @@ export const MAX_CONNECTIONS: Field<number> = {
   flags: ['--max-connections'],
   arg: 'N',
   help: 'client connections above N are closed at once, counted in the log (0 = no limit)',
-  shownDefault: '0',
   parse: integer({ min: 0, max: 10_000_000 }),
 };
 
@@ -99,7 +98,6 @@ export const TIMEOUT: Field<number> = {
   flags: ['--timeout'],
   arg: 'SECONDS',
   help: 'idle timeout per client connection, either direction restarts it (0 = none)',
-  shownDefault: '0',
   parse: seconds({ min: 0, max: 2147483 }),
 };
 
@@ -126,7 +124,6 @@ export const HANG_TIMEOUT: Field<number> = {
   flags: ['--hang-timeout'],
   arg: 'SECONDS',
   help: 'replace a worker whose event loop is blocked longer than this (0 = never)',
-  shownDefault: '0',
   parse: seconds({ min: 0, max: 86400 }),
 };
 
@@ -135,7 +132,6 @@ export const MAX_MEMORY: Field<number> = {
   flags: ['--max-memory'],
   arg: 'MB',
   help: 'recycle a worker whose resident memory exceeds MB (0 = never)',
-  shownDefault: '0',
   parse: decimal({ min: 0, max: 1048576 }),
 };
 

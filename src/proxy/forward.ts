@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { encodeProxyV1, encodeProxyV2 } from '../proxy-protocol/header.js';
+import { peerLogOf } from '../throttled-count.js';
 import type { Logger } from '../types.js';
 import { BackendReader } from './backend-reader.js';
 import type { Backend, BackendPool } from './pool.js';
@@ -11,7 +12,9 @@ import type { Backend, BackendPool } from './pool.js';
  * - then pipes both ways: backpressure holds (a side that does not read stops the other
  *   side being read, so buffered bytes stay within the sockets' highWaterMarks), and a FIN
  *   from either side is passed on while the other direction keeps flowing (half-close);
- * - a backend that breaks closes only this client; a client that goes closes the backend.
+ * - a backend that breaks closes only this client; a client that goes closes the backend. A
+ *   connection that breaks (RST, error) on one side is reset on the other, so a truncated
+ *   reply never looks like a complete one (a FIN would).
  */
 
 export interface ForwardOptions {
@@ -42,11 +45,39 @@ const BACKEND_LINGER_MS = 10_000;
 export interface ClientPeer {
   address: string;
   port: number;
+  /** Where the client connected to (a PROXY header's destination): the backend's PROXY header names it. Default: the client socket's local address. */
+  localAddress?: string;
+  localPort?: number;
 }
 
-/** Where to log: the connection's env (its logger is built only when something is logged). */
+/**
+ * Where to log: the connection's env (its logger is built only when something is logged). A
+ * daemon's env also counts lines per client (PeerLog); without one every line is written.
+ */
 export interface LogSource {
   readonly logger: Logger;
+}
+
+/** Logs a line a client can cause once per connection. */
+function peerLine(
+  log: LogSource,
+  peer: ClientPeer,
+  level: 'info' | 'warn',
+  msg: string,
+  fields: Record<string, unknown>,
+): void {
+  const peerLog = peerLogOf(log);
+  if (peerLog) peerLog[level]({ peer: peer.address, msg, fields, logger: log.logger });
+  else log.logger[level](fields, msg);
+}
+
+/** Closes with RST; a socket that has none (a unix socket) is destroyed. */
+function reset(socket: Socket): void {
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy();
+  }
 }
 
 export type ForwardOutcome =
@@ -129,7 +160,7 @@ export function forwardThen(
           : 'no healthy backend'
         : `all ${failures.length} connect attempts failed (${failures.join('; ')})`;
     pool.rejectedClient();
-    log.logger.warn({ reason }, 'client closed: no backend could take it');
+    peerLine(log, peer, 'warn', 'client closed: no backend could take it', { reason });
     client.destroy();
     done({ kind: 'rejected', reason });
   };
@@ -188,7 +219,10 @@ function splice(
   let header = 0;
   if (opts.sendProxy !== undefined) {
     const src = { address: peer.address, port: peer.port };
-    const dst = { address: client.localAddress ?? '', port: client.localPort ?? 0 };
+    const dst = {
+      address: peer.localAddress ?? client.localAddress ?? '',
+      port: peer.localPort ?? client.localPort ?? 0,
+    };
     const bytes = opts.sendProxy === 'v1' ? encodeProxyV1(src, dst) : encodeProxyV2(src, dst);
     header = bytes.length;
     backend.write(bytes);
@@ -196,7 +230,10 @@ function splice(
   if (opts.idleTimeoutMs > 0) {
     client.setTimeout(opts.idleTimeoutMs);
     client.once('timeout', () => {
-      log.logger.info({ backend: b.id, idleMs: opts.idleTimeoutMs }, 'idle timeout; connection closed');
+      peerLine(log, peer, 'info', 'idle timeout; connection closed', {
+        backend: b.id,
+        idleMs: opts.idleTimeoutMs,
+      });
       client.destroy();
     });
   }
@@ -211,9 +248,17 @@ function splice(
   client.on('error', ignore); // the connection's owner logs it; we close the backend on 'close'
   client.once('close', () => {
     if (!backend.destroyed) {
-      // Nobody to deliver to: drop the backend, unless it already sent its FIN and only
-      // needs to take our last bytes (then give it a bounded while).
-      if (!backend.readableEnded || client.errored) backend.destroy();
+      const broke = client.errored as NodeJS.ErrnoException | null;
+      if (broke) {
+        // The client's connection broke (RST): the backend must not take what it got for all.
+        peerLine(log, peer, 'info', 'client broke the connection; backend connection reset', {
+          backend: b.id,
+          reason: broke.code ?? broke.message,
+        });
+        reset(backend);
+      } else if (!backend.readableEnded)
+        backend.destroy(); // nobody to deliver to
+      // It sent its FIN and only needs to take our last bytes: give it a bounded while.
       else setTimeout(() => backend.destroy(), BACKEND_LINGER_MS).unref();
     }
     if (--open === 0) done();
@@ -230,8 +275,14 @@ function splice(
       backendBroke !== undefined,
     );
     if (backendBroke !== undefined) {
-      log.logger.info({ backend: b.id, reason: backendBroke }, 'backend broke the connection; client closed');
-      client.destroy();
+      if (!client.destroyed) {
+        peerLine(log, peer, 'info', 'backend broke the connection; client connection reset', {
+          backend: b.id,
+          reason: backendBroke,
+        });
+        // What the client got so far is not the whole reply: an RST says so, a FIN would not.
+        reset(client);
+      }
     } else if (!client.destroyed) {
       // The backend is gone both ways: deliver what it sent, then close; what the client
       // still sends has nowhere to go.

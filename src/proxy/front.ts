@@ -11,6 +11,12 @@ export function createProxyHandler(pool: BackendPool, opts: ForwardOptions): Tcp
   // Returns nothing: forwarding closes both sockets itself, so the daemon has nothing to end
   // afterwards, and a connection costs no promise.
   return (socket, env) => {
-    forwardThen(socket, { address: env.remoteAddress, port: env.remotePort }, pool, opts, env);
+    const peer = {
+      address: env.remoteAddress,
+      port: env.remotePort,
+      localAddress: env.localAddress,
+      localPort: env.localPort,
+    };
+    forwardThen(socket, peer, pool, opts, env);
   };
 }
