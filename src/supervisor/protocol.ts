@@ -19,7 +19,7 @@ export const ENV = {
 export type WorkerMessage =
   /** The worker can take work now. */
   | { tdw: 'ready' }
-  /** Sent from the worker's event loop: proof that it turns. Counts are totals since start. */
+  /** Sent from the worker's event loop: proof that it turns. Counts are totals since start; rssBytes 0 = not known. */
   | { tdw: 'hb'; served: number; active: number; rssBytes: number }
   /** The worker asks to be replaced (served its `-n` connections, ...); it keeps serving until retired. */
   | { tdw: 'recycle'; reason: string };

@@ -70,10 +70,16 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
   const counts = opts.counts ?? (() => ({ served: 0, active: 0 }));
   let retiring = false;
 
+  let rssBytes = 0;
   const send = (m: WorkerMessage, done: () => void = () => undefined) => transport.send(m, done);
   const heartbeat = (done?: () => void) => {
     const { served, active } = counts();
-    send({ tdw: 'hb', served, active, rssBytes: process.memoryUsage.rss() }, done);
+    try {
+      rssBytes = process.memoryUsage.rss();
+    } catch {
+      // It opens /proc/self/stat, which fails out of descriptors (EMFILE): the last value goes.
+    }
+    send({ tdw: 'hb', served, active, rssBytes }, done);
   };
   const retire = (graceMs: number, selfEnforce: boolean) => {
     if (retiring) return;
