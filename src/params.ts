@@ -56,6 +56,10 @@ export interface TcpdaemonParams {
   spares?: number;
   /** `--max-waiting`: LF, IF: connections that may wait for a free worker; more are closed, logged. Default LF 1024, IF 64. */
   maxWaiting?: number;
+  /** `--wait-timeout`: LF, IF: seconds a connection may wait for a free worker, then it is closed; 0 = no limit. Default: `timeout`. */
+  waitTimeout?: number;
+  /** `--max-output-buffer`: bytes a connection may have written but not yet sent; past it the connection is closed. 0 = no limit. Default 16 MiB. */
+  maxOutputBuffer?: number;
 }
 
 /** Validated parameters with every default filled in. */
@@ -71,6 +75,9 @@ export interface ResolvedParams
   statusSocket: string | undefined;
   tcpLinger: number | undefined;
 }
+
+/** --max-output-buffer's default, bytes (16 MiB). */
+export const DEFAULT_MAX_OUTPUT_BUFFER = 16 * 1048576;
 
 export class ParamError extends Error {
   override name = 'ParamError';
@@ -185,6 +192,8 @@ const FIELDS: { [K in keyof TcpdaemonParams]-?: Field<Exclude<TcpdaemonParams[K]
   restartDelayMax: num('--restart-delay-max', { min: 0, max: 3600, integer: false }),
   spares: num('--spares', { min: 1, max: 1024, integer: true }),
   maxWaiting: num('--max-waiting or --queue', { min: 0, max: 1_000_000, integer: true }),
+  waitTimeout: num('--wait-timeout', { min: 0, max: 2147483, integer: false }),
+  maxOutputBuffer: num('--max-output-buffer', { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true }),
   params: {
     flag: '--param',
     parse(value, name) {
@@ -251,6 +260,8 @@ export function validateParams(input: unknown): ResolvedParams {
     restartDelayMax: get('restartDelayMax') ?? 10,
     spares: get('spares') ?? Math.min(workers, 2),
     maxWaiting: get('maxWaiting') ?? (model === 'IF' ? 64 : 1024),
+    waitTimeout: get('waitTimeout') ?? get('timeout') ?? 0,
+    maxOutputBuffer: get('maxOutputBuffer') ?? DEFAULT_MAX_OUTPUT_BUFFER,
   };
   if (resolved.restartDelayMax < resolved.restartDelay) {
     fail(

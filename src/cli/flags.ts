@@ -30,6 +30,8 @@ const VALUE_FLAGS = {
   'restart-delay-max': { key: 'restartDelayMax' },
   spares: { key: 'spares' },
   'max-waiting': { key: 'maxWaiting' },
+  'wait-timeout': { key: 'waitTimeout' },
+  'max-output-buffer': { key: 'maxOutputBuffer' },
   // The spelling issue #4 gave IF's waiting queue; same parameter.
   queue: { key: 'maxWaiting' },
 } as const satisfies Record<string, { short?: string; key: keyof TcpdaemonParams }>;

@@ -22,6 +22,9 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
   --restart-delay-max S  cap of the restart delay (default 10)
   --spares K             IF: processes started ahead to take the next connections (default min(N, 2))
   --max-waiting Q        (alias --queue Q) LF, IF: connections that may wait for a free worker (default 1024, IF 64); more are closed
+  --wait-timeout S       LF, IF: close a connection that waited S seconds for a free worker (default: --timeout; 0 = never)
+  --max-output-buffer B  close a connection with more than B bytes written but unsent (peer not reading;
+                         default 16777216 = 16 MiB; 0 = no limit)
   --tcp-nodelay          disable Nagle's algorithm on accepted sockets
   --tcp-linger N         0: close with RST; N: after our FIN, RST if the peer has not closed in N s
   --param KEY=VALUE      handed to the handler as env.params (repeatable)
