@@ -77,7 +77,7 @@ export interface ResolvedParams
 }
 
 /** --max-output-buffer's default, bytes (16 MiB). */
-export const DEFAULT_MAX_OUTPUT_BUFFER = 16 * 1048576;
+const DEFAULT_MAX_OUTPUT_BUFFER = 16 * 1048576;
 
 export class ParamError extends Error {
   override name = 'ParamError';
