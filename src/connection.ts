@@ -1,6 +1,6 @@
 // The connection path: every model hands each accepted socket to ConnectionRunner#serve,
 // which applies the socket options and runs the handler under the handler contract (README, "The handler").
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import type { ConnectionTracker } from './connection-tracker.js';
 import { readProxyHeader } from './proxy-protocol/header.js';
 import { useSocketIterator } from './socket-iterator.js';
@@ -29,6 +29,8 @@ export interface RunnerOptions {
   connectionIdPrefix?: string;
   /** --proxy-protocol: read a PROXY header first (within timeoutMs); a connection without one is closed. */
   proxyProtocol?: { timeoutMs: number };
+  /** Bytes written but not yet sent above which a connection is closed (peer not reading); 0 or absent = no limit. */
+  maxOutputBuffer?: number;
 }
 
 /** The peer as the handler should see it (after a PROXY header, when one is read). */
@@ -41,7 +43,9 @@ export interface Peer {
 }
 
 const kEnv = Symbol('tcpdaemon.env');
-type ServedSocket = Socket & { [kEnv]?: ConnectionEnv };
+/** Set on a socket closed for --max-output-buffer: its handler's end says nothing more. */
+const kOverflowed = Symbol('tcpdaemon.overflowed');
+type ServedSocket = Socket & { [kEnv]?: ConnectionEnv; [kOverflowed]?: true };
 
 /** Errors that mean the peer went away, not that the handler is broken. */
 const PEER_ERRORS = new Set([
@@ -112,6 +116,9 @@ class ConnectionEnv implements TcpdaemonEnv {
   get [kPeerLog](): PeerLog {
     return this.runner.peerLog;
   }
+  get maxOutputBuffer(): number {
+    return this.runner.opts.maxOutputBuffer ?? 0;
+  }
 }
 
 /** The bus topic of env.broadcast / env.onBroadcast (the message layer uses topics of its own). */
@@ -173,6 +180,7 @@ export class ConnectionRunner {
     served[kEnv] = env;
     socket.on('error', onSocketError);
     useSocketIterator(socket);
+    if ((opts.maxOutputBuffer ?? 0) > 0) socket.write = cappedWrite;
     if (opts.tcpNodelay) socket.setNoDelay(true);
     if (opts.idleTimeout > 0) {
       socket.setTimeout(opts.idleTimeout * 1000);
@@ -232,7 +240,8 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof (v as PromiseLike<unknown> | undefined)?.then === 'function';
 }
 
-function fail(socket: Socket, env: ConnectionEnv, err: unknown): void {
+function fail(socket: ServedSocket, env: ConnectionEnv, err: unknown): void {
+  if (socket[kOverflowed]) return; // already logged, and destroyed
   const peerLog = env[kPeerLog];
   if (isPeerError(err)) {
     const code = (err as NodeJS.ErrnoException).code!;
@@ -263,4 +272,28 @@ function onIdleTimeout(this: ServedSocket): void {
       logger: env.logger,
     });
   this.destroy();
+}
+
+const socketWrite = Socket.prototype.write as (this: Socket, ...args: unknown[]) => boolean;
+
+/**
+ * socket.write of a served socket under --max-output-buffer: node's, plus a look at the unsent
+ * bytes when node says its buffer is full (false), so writes below the high-water mark cost only
+ * this call.
+ */
+function cappedWrite(this: ServedSocket, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+  const ok = socketWrite.call(this, chunk, encoding, cb);
+  if (!ok) {
+    const env = this[kEnv];
+    const max = env?.maxOutputBuffer ?? 0;
+    if (max > 0 && this.writableLength > max && !this[kOverflowed]) {
+      this[kOverflowed] = true;
+      env!.logger.warn(
+        { unsentBytes: this.writableLength, max },
+        'output buffer above --max-output-buffer (the peer does not read); connection closed',
+      );
+      this.destroy();
+    }
+  }
+  return ok;
 }

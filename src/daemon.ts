@@ -3,6 +3,7 @@ import { EventEmitter, setMaxListeners } from 'node:events';
 import { unlinkSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { resolve } from 'node:path';
+import { watchDescriptors } from './fd-watch.js';
 import { loadHandler } from './handler/load.js';
 import { bindShared, boundAddress, type Listening, listenOnce, type SharedListener } from './listen.js';
 import { formatAddress } from './listen-address.js';
@@ -148,6 +149,9 @@ export async function tcpdaemon(
   );
 
   const statusSocket = statusServer && statusPath ? { server: statusServer, path: statusPath } : undefined;
+  // Covers the daemon process: IOMP -c 1's connections, LF's and IF's waiting ones, TLF's threads.
+  const stopWatching = watchDescriptors(logger);
+  stopper.signal.addEventListener('abort', stopWatching, { once: true });
   handle = new DaemonHandle(params, listening, running, stopper, log, pidFile, about, statusSocket, options);
   if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
   return handle;

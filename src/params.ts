@@ -25,7 +25,7 @@ import {
   WORKERS,
   withHelp,
 } from './platform/shared-fields.js';
-import { boolean, choice, fail, integer, seconds } from './platform/values.js';
+import { boolean, bytes, choice, fail, integer, seconds } from './platform/values.js';
 import type { ModelFlag, ModelName, Tcpmain } from './types.js';
 
 export interface TcpdaemonParams {
@@ -79,7 +79,14 @@ export interface TcpdaemonParams {
   spares?: number;
   /** `--max-waiting`: LF, IF: connections that may wait for a free worker; more are closed, logged. Default LF 1024, IF 64. */
   maxWaiting?: number;
+  /** `--wait-timeout`: LF, IF: seconds a connection may wait for a free worker, then it is closed; 0 = no limit. Default: `timeout`. */
+  waitTimeout?: number;
+  /** `--max-output-buffer`: bytes a connection may have written but not yet sent; past it the connection is closed. 0 = no limit. Default 16 MiB. */
+  maxOutputBuffer?: number;
 }
+
+/** --max-output-buffer's default, bytes (16 MiB). */
+const DEFAULT_MAX_OUTPUT_BUFFER = 16 * 1048576;
 
 /** Validated parameters with every default filled in. */
 export interface ResolvedParams
@@ -180,6 +187,22 @@ export const DAEMON_FIELDS: readonly Field[] = [
     parse: integer({ min: 0, max: 1_000_000 }),
   },
   {
+    key: 'waitTimeout',
+    flags: ['--wait-timeout'],
+    arg: 'SECONDS',
+    help: 'LF, IF: close a connection that waited this long for a free worker (0 = never)',
+    shownDefault: '--timeout',
+    parse: seconds({ min: 0, max: 2147483 }),
+  },
+  {
+    key: 'maxOutputBuffer',
+    flags: ['--max-output-buffer'],
+    arg: 'BYTES',
+    help: 'close a connection with more than this written but unsent (a peer that does not read; 0 = no limit)',
+    shownDefault: '16 MiB',
+    parse: bytes(),
+  },
+  {
     key: 'tcpNodelay',
     flags: ['--tcp-nodelay'],
     help: "disable Nagle's algorithm on accepted sockets",
@@ -267,6 +290,8 @@ export function validateParams(input: unknown): ResolvedParams {
     restartDelayMax: get('restartDelayMax') ?? 10,
     spares: get('spares') ?? Math.min(workers, 2),
     maxWaiting: get('maxWaiting') ?? (model === 'IF' ? 64 : 1024),
+    waitTimeout: get('waitTimeout') ?? get('timeout') ?? 0,
+    maxOutputBuffer: get('maxOutputBuffer') ?? DEFAULT_MAX_OUTPUT_BUFFER,
   };
   if (resolved.restartDelayMax < resolved.restartDelay) {
     fail(

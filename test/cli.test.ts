@@ -82,6 +82,16 @@ describe('CLI parse errors: one-line reason + usage, exit 1, nothing listens', (
       /maxWaiting \(--max-waiting\) must be a whole number >= 0/,
     );
   });
+  test('--wait-timeout and --max-output-buffer', async () => {
+    await rejects(
+      ['-m', 'LF', '-l', '127.0.0.1:0', '-s', echo, '--wait-timeout', 'later'],
+      /waitTimeout \(--wait-timeout\) must be a number >= 0/,
+    );
+    await rejects(
+      ['-l', '127.0.0.1:0', '-s', echo, '--max-output-buffer', '1.5'],
+      /maxOutputBuffer \(--max-output-buffer\) must be a whole number >= 0/,
+    );
+  });
   test('worker supervision flags', async () => {
     await rejects(
       ['-m', 'LF', '-l', '127.0.0.1:0', '-s', echo, '--hang-timeout', 'soon'],

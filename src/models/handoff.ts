@@ -65,20 +65,32 @@ export interface HandoffOptions {
   maxConnections: number;
   /** Connections that may wait for a free worker; more are closed at once. */
   maxWaiting: number;
+  /** Ms a connection may wait for a free worker, then it is closed; 0 = no limit. */
+  waitTimeoutMs?: number;
   /** Workers serving at once (IF: -c N); default: as many as are free. */
   maxBusy?: number;
   /** Called as `w` gets a connection, before it is sent (IF: take w out of its supervisor slot). */
   onHandout?: (w: WorkerHandle) => void;
 }
 
+/** A connection waiting for a worker, and when its wait ends (Date.now() ms; Infinity = never). */
+interface Waiting {
+  socket: Socket;
+  until: number;
+}
+
 /** Free workers in the order they became free, busy ones, and the connections waiting for one. */
 export class Handoff {
   private free: WorkerHandle[] = [];
   private readonly busy = new Set<WorkerHandle>();
-  private readonly waiting: Socket[] = [];
+  /** Oldest first: every wait is as long, so the head's ends first. */
+  private readonly waiting: Waiting[] = [];
   private readonly maxBusy: number;
   private readonly drops: ThrottledCount;
   private readonly queueFull: ThrottledCount;
+  private readonly waitedTooLong: ThrottledCount;
+  /** Armed for the head's `until` while connections wait. */
+  private waitTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: HandoffOptions) {
     this.maxBusy = opts.maxBusy ?? Number.POSITIVE_INFINITY;
@@ -86,6 +98,10 @@ export class Handoff {
     this.queueFull = new ThrottledCount(
       opts.logger,
       'connection refused: no worker free and --max-waiting connections wait already',
+    );
+    this.waitedTooLong = new ThrottledCount(
+      opts.logger,
+      'connection closed: waited --wait-timeout for a free worker',
     );
   }
 
@@ -132,15 +148,39 @@ export class Handoff {
       return;
     }
     socket.on('error', () => socket.destroy());
-    this.waiting.push(socket);
+    const waitMs = this.opts.waitTimeoutMs ?? 0;
+    this.waiting.push({ socket, until: waitMs > 0 ? Date.now() + waitMs : Number.POSITIVE_INFINITY });
     this.pump();
+    this.armWaitTimer();
   }
 
   /** On stop: connections still waiting will not be served. */
   closeWaiting(): number {
+    clearTimeout(this.waitTimer);
+    this.waitTimer = undefined;
     const left = this.waiting.splice(0);
-    for (const s of left) s.destroy();
+    for (const w of left) w.socket.destroy();
     return left.length;
+  }
+
+  /** Closes the connections whose wait is over, then waits for the next one's. */
+  private expireWaiting = (): void => {
+    this.waitTimer = undefined;
+    const now = Date.now();
+    while (this.waiting.length > 0 && this.waiting[0]!.until <= now) {
+      const { socket } = this.waiting.shift()!;
+      if (socket.destroyed) continue;
+      this.waitedTooLong.add({ waitTimeoutMs: this.opts.waitTimeoutMs, remote: socket.remoteAddress });
+      socket.destroy();
+    }
+    this.armWaitTimer();
+  };
+
+  private armWaitTimer(): void {
+    const head = this.waiting[0];
+    if (this.waitTimer !== undefined || head === undefined || head.until === Number.POSITIVE_INFINITY) return;
+    this.waitTimer = setTimeout(this.expireWaiting, Math.max(0, head.until - Date.now()));
+    this.waitTimer.unref();
   }
 
   private canHandOut(): boolean {
@@ -149,7 +189,8 @@ export class Handoff {
 
   private pump(): void {
     while (this.canHandOut() && this.waiting.length > 0) {
-      const socket = this.waiting.shift()!;
+      const waited = this.waiting.shift()!;
+      const { socket } = waited;
       if (socket.destroyed) continue;
       const w = this.free.shift()!;
       this.busy.add(w);
@@ -164,7 +205,7 @@ export class Handoff {
           // The worker is going away (its exit removes it); the connection goes to another.
           this.busy.delete(w);
           if (socket.destroyed) return;
-          this.waiting.unshift(socket);
+          this.waiting.unshift(waited);
           queueMicrotask(() => this.pump());
         },
       );

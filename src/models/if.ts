@@ -22,6 +22,7 @@ function startIf(host: ModelHost): Promise<RunningModel> {
     logger,
     maxConnections: params.maxConnections,
     maxWaiting: params.maxWaiting,
+    waitTimeoutMs: params.waitTimeout * 1000,
     maxBusy: params.workers,
     onHandout: (w) => supervisor.take(w),
   });

@@ -38,6 +38,7 @@ function startInProcess(host: ModelHost): RunningModel {
     tcpNodelay: params.tcpNodelay,
     tcpLinger: params.tcpLinger,
     unix: params.listenAddress.kind === 'unix',
+    maxOutputBuffer: params.maxOutputBuffer,
   });
   server.on('connection', (socket) => runner.serve(socket));
   if (params.maxConnections > 0) {

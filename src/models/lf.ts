@@ -21,6 +21,7 @@ function startLf(host: ModelHost): Promise<RunningModel> {
     logger,
     maxConnections: params.maxConnections,
     maxWaiting: params.maxWaiting,
+    waitTimeoutMs: params.waitTimeout * 1000,
   });
   supervisor.on('message', (w: WorkerHandle, m: unknown) => {
     if (!isModelMessage(m)) return;

@@ -20,8 +20,9 @@ export type WorkerMessage =
   /** The worker can take work now. */
   | { tdw: 'ready' }
   /**
-   * Sent from the worker's event loop: proof that it turns. Counts are totals since start; `report`
-   * is what the command asked the worker to add (the proxy's backend counters), if anything.
+   * Sent from the worker's event loop: proof that it turns. Counts are totals since start; rssBytes
+   * 0 = not known; `report` is what the command asked the worker to add (the proxy's backend
+   * counters), if anything.
    */
   | { tdw: 'hb'; served: number; active: number; rssBytes: number; report?: unknown }
   /** The worker asks to be replaced (served its `-n` connections, ...); it keeps serving until retired. */

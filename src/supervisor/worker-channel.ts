@@ -74,11 +74,17 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
   let report: (() => unknown) | undefined;
   let retiring = false;
 
+  let rssBytes = 0;
   const send = (m: WorkerMessage, done: () => void = () => undefined) => transport.send(m, done);
   const heartbeat = (done?: () => void) => {
     const { served, active } = counts();
+    try {
+      rssBytes = process.memoryUsage.rss();
+    } catch {
+      // It opens /proc/self/stat, which fails out of descriptors (EMFILE): the last value goes.
+    }
     const extra = report === undefined ? undefined : report();
-    send({ tdw: 'hb', served, active, rssBytes: process.memoryUsage.rss(), report: extra }, done);
+    send({ tdw: 'hb', served, active, rssBytes, report: extra }, done);
   };
   const retire = (graceMs: number, selfEnforce: boolean) => {
     if (retiring) return;

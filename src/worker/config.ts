@@ -40,6 +40,8 @@ export interface WorkerConfig {
   recycleAfter: number;
   /** Connections this worker holds at most; more are closed at once and counted (IOMP); 0 = no cap. */
   maxConnections: number;
+  /** Bytes a connection may have written but not yet sent; 0 = no limit (--max-output-buffer). */
+  maxOutputBuffer: number;
 }
 
 export function workerEnv(config: WorkerConfig): Record<string, string> {

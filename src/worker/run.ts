@@ -4,8 +4,9 @@
 // An IF process serves one connection and exits when it closes.
 import { createServer, type Server, type Socket } from 'node:net';
 import { ConnectionTracker } from '../connection-tracker.js';
+import { watchDescriptors } from '../fd-watch.js';
 import { createLazyLogger } from '../lazy-logger.js';
-import type { DaemonLogger } from '../logger.js';
+import { createLogger, type DaemonLogger } from '../logger.js';
 import { exitOnUncaught, keepServingOnUncaught } from '../process-guards.js';
 import { joinSupervisor } from '../supervisor/worker-channel.js';
 import { ThrottledCount } from '../throttled-count.js';
@@ -71,12 +72,16 @@ export async function startWorker(
     onRetire: (graceMs) => void retire(graceMs),
     onReopenLog: () => log?.reopen(),
   });
-  // pino loads with the first line logged: an IF process that logs nothing starts without it.
-  log = createLazyLogger({
+  const single = config.accept === 'single';
+  const logOptions = {
     logfile: config.logfile ?? undefined,
     level: config.loglevel,
     workerId: channel.workerId,
-  });
+  };
+  // An IF process loads pino with its first line logged (most log nothing, and start sooner). A
+  // long-lived worker loads it now: a module loaded later needs a descriptor, and when it logs
+  // may be just when it is out of them (EMFILE).
+  log = single ? createLazyLogger(logOptions) : createLogger(logOptions);
   const { logger } = log;
 
   let tcpmain: Tcpmain;
@@ -89,10 +94,12 @@ export async function startWorker(
     await send({ tdm: 'fatal', message }).catch(() => undefined);
     process.exit(1);
   }
-  const single = config.accept === 'single';
   // An IF process has one connection: a throw from its callbacks ends it (and only it).
   if (single) exitOnUncaught(logger, () => log?.flush());
-  else keepServingOnUncaught(logger);
+  else {
+    keepServingOnUncaught(logger);
+    watchDescriptors(logger);
+  }
 
   const runner = workerRunner(config, channel, {
     tcpmain,

@@ -38,5 +38,6 @@ export function workerRunner(
     tcpNodelay: config.tcpNodelay,
     tcpLinger: config.tcpLinger ?? undefined,
     unix: config.unix,
+    maxOutputBuffer: config.maxOutputBuffer,
   });
 }
