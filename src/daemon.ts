@@ -4,7 +4,14 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { resolve } from 'node:path';
 import { loadHandler } from './handler/load.js';
-import { bindShared, boundAddress, type Listening, listenOnce, type SharedListener } from './listen.js';
+import {
+  bindReusePortGroup,
+  bindShared,
+  boundAddress,
+  type Listening,
+  listenOnce,
+  type SharedListener,
+} from './listen.js';
 import { formatAddress } from './listen-address.js';
 import { createLogger, type DaemonLogger } from './logger.js';
 import { modelFor } from './models/index.js';
@@ -64,7 +71,8 @@ export async function tcpdaemon(
   const sharedMode = model.listenMode?.(params) === 'shared';
   let server: Server | null = null;
   let shared: SharedListener | null = null;
-  if (sharedMode) shared = await bindShared(params.listenAddress, logger);
+  if (sharedMode && params.reusePort) shared = await bindReusePortGroup(params.listenAddress, params.workers);
+  else if (sharedMode) shared = await bindShared(params.listenAddress, logger);
   else
     server = await listenOnce(params.listenAddress, { pauseOnConnect: model.pauseOnConnect(params) }, logger);
   const listening: Listening = (server ?? shared)!;

@@ -3,6 +3,7 @@
 
 import { type ListenAddress, parseListenAddress } from './listen-address.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
+import { hasReusePort, REUSE_PORT_NEEDS } from './node-features.js';
 import type { ModelFlag, ModelName, Tcpmain } from './types.js';
 
 export interface TcpdaemonParams {
@@ -56,6 +57,11 @@ export interface TcpdaemonParams {
   spares?: number;
   /** `--max-waiting`: LF, IF: connections that may wait for a free worker; more are closed, logged. Default LF 1024, IF 64. */
   maxWaiting?: number;
+  /**
+   * `--reuse-port`: IOMP -c N and TLF: each worker accepts on its own SO_REUSEPORT socket of one
+   * group and the kernel spreads connections over them. Needs Node.js >= 22.12. Default false.
+   */
+  reusePort?: boolean;
 }
 
 /** Validated parameters with every default filled in. */
@@ -132,6 +138,20 @@ function bool(flag: string): Field<boolean> {
   };
 }
 
+/** `field`, refused by name (with the version it needs) when this Node lacks the feature. */
+function needsNode<T>(field: Field<T>, available: boolean, needs: string): Field<T> {
+  return {
+    flag: field.flag,
+    parse(value, name) {
+      const v = field.parse(value, name);
+      if (v !== false && !available) {
+        throw new ParamError(`${name} (${field.flag}) needs ${needs}; this is Node.js ${process.version}`);
+      }
+      return v;
+    },
+  };
+}
+
 function oneOf<T extends string>(
   flag: string,
   values: readonly T[],
@@ -185,6 +205,8 @@ const FIELDS: { [K in keyof TcpdaemonParams]-?: Field<Exclude<TcpdaemonParams[K]
   restartDelayMax: num('--restart-delay-max', { min: 0, max: 3600, integer: false }),
   spares: num('--spares', { min: 1, max: 1024, integer: true }),
   maxWaiting: num('--max-waiting or --queue', { min: 0, max: 1_000_000, integer: true }),
+  // Declared on every Node, so an older one answers "needs Node.js >= 22.12", not "unknown".
+  reusePort: needsNode(bool('--reuse-port'), hasReusePort(), REUSE_PORT_NEEDS),
   params: {
     flag: '--param',
     parse(value, name) {
@@ -251,6 +273,7 @@ export function validateParams(input: unknown): ResolvedParams {
     restartDelayMax: get('restartDelayMax') ?? 10,
     spares: get('spares') ?? Math.min(workers, 2),
     maxWaiting: get('maxWaiting') ?? (model === 'IF' ? 64 : 1024),
+    reusePort: get('reusePort') ?? false,
   };
   if (resolved.restartDelayMax < resolved.restartDelay) {
     fail(
@@ -264,6 +287,17 @@ export function validateParams(input: unknown): ResolvedParams {
     throw new ParamError(
       'daemonLevel (--daemon-level) needs --logfile: a detached daemon has no terminal to log to',
     );
+  }
+  if (resolved.reusePort) {
+    const where =
+      listenAddress.kind === 'unix'
+        ? 'a unix socket has no SO_REUSEPORT group'
+        : (model === 'IOMP' && workers > 1) || model === 'TLF'
+          ? undefined
+          : `model ${model}${model === 'IOMP' ? ' -c 1' : ''} accepts in the daemon`;
+    if (where) {
+      throw new ParamError(`reusePort (--reuse-port) applies to IOMP -c N (N > 1) and TLF on TCP: ${where}`);
+    }
   }
   if (resolved.timeout > 0 && resolved.timeout * 1000 > 2 ** 31 - 1) {
     fail('timeout', '--timeout', 'must be at most 2147483 seconds', resolved.timeout);

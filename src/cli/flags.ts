@@ -38,6 +38,7 @@ const SWITCH_FLAGS = {
   'tcp-nodelay': 'tcpNodelay',
   'proxy-protocol': 'proxyProtocol',
   'daemon-level': 'daemonLevel',
+  'reuse-port': 'reusePort',
 } as const satisfies Record<string, keyof TcpdaemonParams>;
 
 /** Paths on the command line are resolved against the caller's directory, before --work-path. */

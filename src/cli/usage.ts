@@ -22,6 +22,8 @@ export const USAGE = `usage: tcpdaemon -m IOMP|LF|IF|TLF -l ADDRESS -s HANDLER [
   --restart-delay-max S  cap of the restart delay (default 10)
   --spares K             IF: processes started ahead to take the next connections (default min(N, 2))
   --max-waiting Q        (alias --queue Q) LF, IF: connections that may wait for a free worker (default 1024, IF 64); more are closed
+  --reuse-port           IOMP -c N, TLF: one SO_REUSEPORT socket per worker, the kernel spreads connections
+                         (needs Node.js >= 22.12; TCP only)
   --tcp-nodelay          disable Nagle's algorithm on accepted sockets
   --tcp-linger N         0: close with RST; N: after our FIN, RST if the peer has not closed in N s
   --param KEY=VALUE      handed to the handler as env.params (repeatable)
