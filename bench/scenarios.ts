@@ -2,7 +2,7 @@
 // against them. A later comparison (IOMP -c 2 vs cluster, LF, IF, proxy vs HAProxy, ...)
 // is one more SERVERS entry and one more SCENARIOS entry; the runner does not change.
 import { hasReusePort } from '../src/node-features.js';
-import { SERVER_NODE, SERVER_NODE_VERSION } from './server-node.js';
+import { SERVER_NODE, SERVER_NODE_VERSION, serverNodeCanTransferSockets } from './server-node.js';
 
 export interface ServerSpec {
   /** What it is, for the report. */
@@ -24,6 +24,8 @@ export interface ServerSpec {
   codec?: 'raw' | 'lars';
   /** It runs with --reuse-port: only on a servers' node that has it (node-features.ts). */
   reusePort?: boolean;
+  /** It moves accepted sockets to worker threads: only on a servers' node that can. */
+  socketTransfer?: boolean;
 }
 
 const REDIS_PING = { send: 'PING\r\n', reply: '+PONG\r\n' };
@@ -135,6 +137,19 @@ export const SERVERS = {
     ],
     cores: 2,
     reusePort: true,
+  },
+  'threads copy 2': {
+    description:
+      "2 worker threads, each accepting on its own descriptor of one socket from a helper process (TLF's way), raw echo",
+    command: [...TSX, 'bench/servers/thread-handoff.ts', '127.0.0.1:0', '--mode', 'copy'],
+    cores: 2,
+  },
+  'threads transfer 2': {
+    description:
+      'the main thread accepts and moves each socket to one of 2 worker threads (postMessage transfer), raw echo',
+    command: [...TSX, 'bench/servers/thread-handoff.ts', '127.0.0.1:0', '--mode', 'transfer'],
+    cores: 2,
+    socketTransfer: true,
   },
   'tcpdaemon LF -c 8': {
     description: 'tcpdaemon, a pool of 8 worker processes serving one connection each, examples/echo.js',
@@ -495,7 +510,29 @@ export const SCENARIOS: Scenario[] = [
   },
   ...proxyScenarios(),
   ...reusePortScenarios(),
+  ...handoffScenarios(),
 ];
+
+/** TLF's helper-process copy against moving accepted sockets to threads (where node can). */
+function handoffScenarios(): Scenario[] {
+  if (!serverNodeCanTransferSockets()) return [];
+  const servers: ServerName[] = ['threads copy 2', 'threads transfer 2'];
+  return [
+    workers('handoff-echo-50x1', servers, {
+      mode: 'echo',
+      connections: 50,
+      depth: 1,
+      size: 64,
+      seconds: ECHO_SECONDS,
+    }),
+    workers('handoff-connect-50', servers, {
+      mode: 'connect',
+      connections: 50,
+      size: 64,
+      seconds: ECHO_SECONDS,
+    }),
+  ];
+}
 
 /**
  * --reuse-port against the one shared socket, IOMP -c 2 and TLF -c 2: echo, connect rate and the

@@ -24,3 +24,14 @@ export function serverEnv(): NodeJS.ProcessEnv {
   if (SERVER_NODE !== process.execPath) env.PATH = `${dirname(SERVER_NODE)}:${env.PATH ?? ''}`;
   return env;
 }
+
+/** Whether the servers' node can move accepted sockets to worker threads (node-features.ts). */
+export function serverNodeCanTransferSockets(): boolean {
+  const probe =
+    "import('./src/node-features.ts').then(async (m) => console.log(await m.canTransferSockets()))";
+  const out = execFileSync(SERVER_NODE, ['--import', 'tsx', '-e', probe], {
+    cwd: resolve(import.meta.dirname, '..'),
+    encoding: 'utf8',
+  });
+  return out.trim() === 'true';
+}

@@ -14,3 +14,29 @@ export function hasReusePort(version = process.version): boolean {
   const [major, minor] = nodeVersion(version);
   return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
 }
+
+let transfer: boolean | undefined;
+
+/**
+ * Whether an accepted net.Socket can be moved to a worker thread (postMessage with the socket in
+ * the transfer list; v24.22.3 can, v22 and v20 cannot). Probed, not read off the version: an
+ * unconnected socket is refused as "not transferable in its current state" where the feature
+ * exists, and as an invalid transfer object where it does not.
+ */
+export async function canTransferSockets(): Promise<boolean> {
+  if (transfer !== undefined) return transfer;
+  const { MessageChannel } = await import('node:worker_threads');
+  const { Socket } = await import('node:net');
+  const { port1 } = new MessageChannel();
+  const probe = new Socket();
+  try {
+    port1.postMessage(probe, [probe as unknown as ArrayBuffer]);
+    transfer = true;
+  } catch (err) {
+    transfer = (err as NodeJS.ErrnoException).code === 'ERR_WORKER_HANDLE_NOT_TRANSFERABLE';
+  } finally {
+    port1.close();
+    probe.destroy();
+  }
+  return transfer;
+}

@@ -11,12 +11,13 @@ import { runTool, startServer, treeCpuSeconds, treeRss } from '../bench/processe
 import { SERVERS, type ServerName, type ServerSpec, toolArgs, toolThreads } from '../bench/scenarios.js';
 import type { BenchResult } from '../src/bench/report.js';
 import { larsCodec } from '../src/message/codecs/lars.js';
-import { hasReusePort, REUSE_PORT_NEEDS } from '../src/node-features.js';
+import { canTransferSockets, hasReusePort, REUSE_PORT_NEEDS } from '../src/node-features.js';
 import { TEST_MACHINE } from './helpers/bench-report.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes } from './helpers/net.js';
 
 checkNoLeftoverProcesses();
+const transfers = await canTransferSockets();
 
 describe('servers of the scenario table', () => {
   for (const name of Object.keys(SERVERS) as ServerName[]) {
@@ -26,6 +27,9 @@ describe('servers of the scenario table', () => {
         `not installed: ${missing.join(', ')} (apt-get install -y haproxy redis-server)`) ||
       ((SERVERS[name] as ServerSpec).reusePort && !hasReusePort()
         ? `--reuse-port needs ${REUSE_PORT_NEEDS}; this is ${process.version}`
+        : false) ||
+      ((SERVERS[name] as ServerSpec).socketTransfer && !transfers
+        ? `this node (${process.version}) cannot transfer sockets to worker threads`
         : false);
     test(`${name}: starts on port 0, echoes, is measured, stops with every process`, { skip }, async () => {
       const server = await startServer(SERVERS[name].command);
