@@ -137,30 +137,62 @@ for (const model of ['IOMP', 'TLF'] as const) {
   });
 }
 
+/** Connections opened while one worker is frozen: about half queue on the frozen worker's socket. */
+const QUEUED = 16;
+
+/**
+ * Freezes worker 1 (its event loop spins after answering "frozen", so it accepts nothing more),
+ * then opens QUEUED connections, each with "ping" sent and its echo awaited.
+ */
+async function freezeAndQueue(port: number) {
+  let victim: { socket: Socket; pid: number; threadId: number } | undefined;
+  for (let i = 0; i < 200 && !victim; i++) {
+    const socket = await connect(port);
+    const [pid, threadId, workerId] = (await ask(socket, 'who')).split(' ').map(Number);
+    if (workerId === 1) victim = { socket, pid: pid!, threadId: threadId! };
+    else socket.destroy();
+  }
+  assert.ok(victim, 'a connection on worker 1');
+  assert.equal(await ask(victim.socket, 'freeze'), 'frozen');
+  const queued: Socket[] = [];
+  for (let i = 0; i < QUEUED; i++) queued.push(await connect(port)); // accepted by the kernel
+  const echoes = queued.map((s) => roundTrip(s, 'ping\n'));
+  return { victim, queued, echoes };
+}
+
+/** Every queued connection echoed; says which answered from `who` ("pid threadId workerId"). */
+async function answeredBy(queued: Socket[], echoes: Promise<string>[]): Promise<string[]> {
+  assert.deepEqual(await Promise.all(echoes), Array(QUEUED).fill('ping\n'));
+  const who: string[] = [];
+  for (const s of queued) {
+    who.push(await ask(s, 'who'));
+    s.destroy();
+  }
+  return who;
+}
+
 test('IOMP -c 2 --reuse-port: kill -9 of a worker with connections queued on its socket loses none of them', {
   skip: SKIP_OLD,
 }, async () => {
   const { daemon, port } = await startDaemon(modelArgs('IOMP', 2, commands, '--reuse-port'));
   try {
-    // Block one worker's event loop: connections the kernel gives its socket wait in its queue.
-    let victim: { socket: Socket; pid: number } | undefined;
-    for (let i = 0; i < 200 && !victim; i++) {
-      const c = await servedBy(port);
-      if (c.workerId === 1) victim = c;
-      else c.socket.destroy();
-    }
-    assert.ok(victim, 'a connection on worker 1');
-    victim.socket.write('block\n');
+    const { victim, queued, echoes } = await freezeAndQueue(port);
     const load = connectLoops(port, 4);
-    // Every loop ends up waiting on the blocked worker's queue (the other worker answers at once).
-    await waitUntil(() => load.stats.inFlight === 4 && load.stats.ok >= 4, 'four connections queued', 15000);
     process.kill(victim.pid, 'SIGKILL');
     victim.socket.destroy();
-    // The replacement of slot 0 accepts what queued on its member meanwhile.
-    await waitUntil(
-      () => (readyBySlot(daemon).get(0) ?? victim.pid) !== victim.pid,
-      'the replacement',
+    const next = await waitUntil(
+      () => {
+        const pid = readyBySlot(daemon).get(0);
+        return pid !== victim.pid && pid;
+      },
+      'the replacement of worker 1',
       15000,
+    );
+    // The replacement got the same socket, with what queued on it while worker 1 was frozen.
+    const who = await answeredBy(queued, echoes);
+    assert.ok(
+      who.some((w) => w.startsWith(`${next} `)),
+      `some queued connection answered by the replacement ${next}: ${who.join(', ')}`,
     );
     const after = load.stats.ok;
     await waitUntil(() => load.stats.ok >= after + 40, 'load after the restart', 15000);
@@ -179,18 +211,19 @@ test('TLF -c 2 --reuse-port: a blocked thread terminated for hanging loses none 
     modelArgs('TLF', 2, commands, '--reuse-port', '--hang-timeout', '1'),
   );
   try {
-    let victim: Socket | undefined;
-    for (let i = 0; i < 200 && !victim; i++) {
-      const c = await servedBy(port);
-      if (c.workerId === 1) victim = c.socket;
-      else c.socket.destroy();
-    }
-    assert.ok(victim, 'a connection on thread 1');
-    victim.write('block\n');
+    const { victim, queued, echoes } = await freezeAndQueue(port);
     const load = connectLoops(port, 4);
-    await waitUntil(() => load.stats.inFlight === 4 && load.stats.ok >= 4, 'four connections queued', 15000);
     await daemon.waitForLog((l) => l.msg === 'worker exited' && l.slot === 0, 15000);
-    victim.destroy();
+    victim.socket.destroy();
+    const who = await answeredBy(queued, echoes);
+    const byNewThread = who.filter((w) => {
+      const [, threadId, workerId] = w.split(' ').map(Number);
+      return workerId === 1 && threadId !== victim.threadId;
+    });
+    assert.ok(
+      byNewThread.length > 0,
+      `some queued connection answered by thread 1's replacement: ${who.join(', ')}`,
+    );
     const after = load.stats.ok;
     await waitUntil(() => load.stats.ok >= after + 40, 'load after the restart', 15000);
     const stats = await load.stop();
@@ -200,6 +233,34 @@ test('TLF -c 2 --reuse-port: a blocked thread terminated for hanging loses none 
     await stopCleanly(daemon);
   }
 });
+
+for (const model of ['IOMP', 'TLF'] as const) {
+  test(`${model} -c 2 --reuse-port: SIGHUP with a worker frozen and connections queued on its socket: its replacement serves them`, {
+    skip: SKIP_OLD,
+  }, async () => {
+    // --shutdown-timeout 0.5: the frozen worker cannot drain; it is killed once its grace is over.
+    const { daemon, port } = await startDaemon(
+      modelArgs(model, 2, commands, '--reuse-port', '--shutdown-timeout', '0.5'),
+    );
+    try {
+      const { victim, queued, echoes } = await freezeAndQueue(port);
+      daemon.signal('SIGHUP');
+      const who = await answeredBy(queued, echoes);
+      const byNew = who.filter((w) => {
+        const [pid, threadId, workerId] = w.split(' ').map(Number);
+        return workerId === 1 && (model === 'IOMP' ? pid !== victim.pid : threadId !== victim.threadId);
+      });
+      assert.ok(
+        byNew.length > 0,
+        `some queued connection answered by worker 1's replacement: ${who.join(', ')}`,
+      );
+      await daemon.waitForMsg('reload done', 30000);
+      victim.socket.destroy();
+    } finally {
+      await stopCleanly(daemon);
+    }
+  });
+}
 
 for (const model of ['IOMP', 'TLF'] as const) {
   test(`${model} -c 2 --reuse-port: SIGHUP under a connect loop refuses nothing; the new code answers`, {
