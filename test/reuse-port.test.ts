@@ -137,6 +137,54 @@ for (const model of ['IOMP', 'TLF'] as const) {
   });
 }
 
+test('IOMP -c 2 --reuse-port --max-connections 2: each worker holds its share, the excess is closed at once', {
+  skip: SKIP_OLD,
+}, async () => {
+  const { daemon, port } = await startDaemon(
+    modelArgs('IOMP', 2, commands, '--reuse-port', '--max-connections', '2'),
+  );
+  const held: Socket[] = [];
+  try {
+    const perWorker = new Map<number, number>();
+    let closed = 0;
+    // The kernel picks the worker: a worker at its share (1) closes what it is given.
+    for (let i = 0; i < 12; i++) {
+      const s = await connect(port);
+      const answer = await new Promise<string>((resolve) => {
+        let got = '';
+        s.setEncoding('utf8');
+        s.on('data', (d: string) => {
+          got += d;
+          if (got.includes('\n')) resolve(got.trim());
+        });
+        s.on('error', () => undefined);
+        s.on('close', () => resolve(got));
+        setTimeout(() => resolve('neither answered nor closed within 10 s'), 10_000).unref();
+        s.write('who\n');
+      });
+      if (answer === '') {
+        closed++;
+        continue;
+      }
+      assert.match(answer, /^\d+ \d+ [12]$/, `connection ${i + 1}`);
+      const workerId = Number(answer.split(' ')[2]);
+      perWorker.set(workerId, (perWorker.get(workerId) ?? 0) + 1);
+      held.push(s);
+    }
+    assert.ok(
+      [...perWorker.values()].every((n) => n === 1),
+      `held per worker: ${JSON.stringify([...perWorker])}`,
+    );
+    assert.equal(closed, 12 - held.length);
+    assert.ok(closed >= 10, `closed ${closed} of 12`);
+    const line = await daemon.waitForMsg('connection refused: --max-connections reached');
+    assert.equal(line.max, 1, 'each of the 2 workers holds at most 2 / 2');
+  } finally {
+    for (const s of held) s.destroy();
+    await stopCleanly(daemon);
+  }
+});
+
 /** Connections opened while one worker is frozen: about half queue on the frozen worker's socket. */
 const QUEUED = 16;
 
