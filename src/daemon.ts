@@ -126,6 +126,7 @@ export async function tcpdaemon(
       address,
       handler: handlerPath ?? '<function>',
       workers: params.workers,
+      ...(params.reusePort ? { reusePort: true } : {}),
       version: VERSION,
       node: process.version,
     },

@@ -120,6 +120,7 @@ for (const model of ['IOMP', 'TLF'] as const) {
   }, async () => {
     const { daemon, port } = await startDaemon(modelArgs(model, 2, commands, '--reuse-port'));
     try {
+      assert.equal((await daemon.waitForMsg('listening')).reusePort, true, 'the listening line says so');
       const seen = new Map<number, number>();
       const open: Socket[] = [];
       // The kernel picks a member by the connection's hash: 64 connections all on one of two
