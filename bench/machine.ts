@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { ROOT } from './processes.js';
+import { SERVER_NODE_VERSION } from './server-node.js';
 
 export interface Machine {
   date: string;
@@ -12,7 +13,10 @@ export interface Machine {
   /** bytes */
   memory: number;
   kernel: string;
+  /** The runner's and the load tool's node. */
   node: string;
+  /** The servers' node (`--node PATH`); the same as `node` by default. */
+  serverNode?: string;
   /** 1-minute load average when the run started: how quiet the machine was. */
   load1: number;
   /** Hard open-file limit the children run with (ulimit -Hn). */
@@ -29,6 +33,7 @@ export function describeMachine(): Machine {
     memory: totalmem(),
     kernel: release(),
     node: process.version,
+    serverNode: SERVER_NODE_VERSION,
     load1: Math.round(loadavg()[0]! * 100) / 100,
     openFiles: hardOpenFiles(),
     commit: commit(),

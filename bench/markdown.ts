@@ -81,7 +81,11 @@ export function renderSection(report: RunReport): string {
   out.push(`| date | ${m.date} |`);
   out.push(`| cpu | ${m.cpu}, ${m.cores} cores, ${(m.memory / 2 ** 30).toFixed(1)} GiB |`);
   out.push(`| system | Linux ${m.kernel}, open files (hard) ${m.openFiles} |`);
-  out.push(`| node | ${m.node} |`);
+  out.push(
+    m.serverNode && m.serverNode !== m.node
+      ? `| node | servers ${m.serverNode}, load tool ${m.node} |`
+      : `| node | ${m.node} |`,
+  );
   out.push(`| load average at start | ${m.load1} |`);
   out.push(`| commit | ${m.commit} |`);
   const repeated = [

@@ -4,6 +4,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { serverEnv } from './server-node.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 
@@ -16,10 +17,11 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 /** Spawns argv in ROOT after `ulimit -n <hard limit>`, in a new process group. */
-function spawnRaised(argv: string[]): ChildProcess {
+function spawnRaised(argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
   const raise = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
   const child = spawn('/bin/sh', ['-c', raise, 'sh', ...argv], {
     cwd: ROOT,
+    env,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -61,7 +63,8 @@ export interface RunningServer {
 
 /** Starts a server and waits (up to `timeoutMs`) for its `listening` line. */
 export function startServer(command: string[], timeoutMs = 30_000): Promise<RunningServer> {
-  const child = spawnRaised(command);
+  // On the node chosen with --node (server-node.ts); the load tool stays on the runner's.
+  const child = spawnRaised(command, serverEnv());
   const exited = new Promise<void>((res) => child.once('exit', () => res()));
   const counts: number[] = [];
   let stderr = '';

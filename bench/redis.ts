@@ -3,6 +3,7 @@
 import type { RunRecord } from './markdown.js';
 import { runTool, startServer, treeCpuSeconds } from './processes.js';
 import { type RedisLoad, type RedisScenario, redisArgs, SERVERS, type ServerName } from './scenarios.js';
+import { SERVER_NODE } from './server-node.js';
 
 /** One line of redis-benchmark --csv. Latencies in ms. */
 export interface RedisRow {
@@ -44,7 +45,7 @@ export async function runRedisOne(
     table: scenario.table,
     server: serverName,
     redis: load,
-    serverCommand: spec.command.join(' ').replace(process.execPath, 'node'),
+    serverCommand: spec.command.join(' ').replace(SERVER_NODE, 'node'),
     toolCommand: '',
     exitCode: null,
   };

@@ -1,11 +1,14 @@
-// `npm run bench [-- --quick] [-- --only NAME[,NAME...]] [-- --rounds N] [-- --write]`
+// `npm run bench [-- --quick] [-- --only NAME[,NAME...]] [-- --rounds N] [-- --write] [-- --node PATH]`
 // Runs every scenario of scenarios.ts against each of its servers, each on a fresh server,
 // one after the other, and writes the raw results to .bench-out/ and the tables to
 // BENCHMARKS.md (between its markers). A --only run writes BENCHMARKS.md only with --write.
+// --node PATH runs the servers on another node binary (server-node.ts), the load tool staying on
+// this one; such a run's results go to .bench-out/ only (the tables in BENCHMARKS.md are this
+// node's), named after that node's version.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchResult } from '../src/bench/report.js';
 import { describeMachine } from './machine.js';
@@ -31,8 +34,10 @@ import {
   toolArgs,
   toolThreads,
 } from './scenarios.js';
+import { SERVER_NODE, SERVER_NODE_ENV, SERVER_NODE_VERSION } from './server-node.js';
 
-const TOOL = ['bin/tcpdaemon', 'bench'];
+/** On the runner's node, whatever node the servers run on. */
+const TOOL = [process.execPath, 'bin/tcpdaemon', 'bench'];
 /** ms a server gets after its listening line before the idle RSS is read. */
 const SETTLE_MS = 500;
 
@@ -41,7 +46,7 @@ function usage(reason: string): never {
     ...new Set([...SCENARIOS.map((s) => s.table), ...SCENARIOS.map((s) => s.name), MESSAGE_MICRO]),
   ];
   process.stderr.write(
-    `bench/run.ts: ${reason}\nusage: npm run bench -- [--quick] [--only NAME[,NAME...]] [--rounds N] [--write]\nnames: ${names.join(', ')}\n`,
+    `bench/run.ts: ${reason}\nusage: npm run bench -- [--quick] [--only NAME[,NAME...]] [--rounds N] [--write] [--node PATH]\nnames: ${names.join(', ')}\n`,
   );
   process.exit(1);
 }
@@ -52,7 +57,7 @@ const MESSAGE_MICRO = 'message-micro';
 function runMessageMicro(quick: boolean): MessageMicro | undefined {
   const seconds = quick ? 0.3 : 2;
   const run = spawnSync(
-    process.execPath,
+    SERVER_NODE,
     ['--import', 'tsx', 'bench/message-bench.ts', '--duration', String(seconds)],
     {
       cwd: ROOT,
@@ -83,7 +88,7 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
     table: scenario.table,
     server: serverName,
     load,
-    serverCommand: spec.command.join(' ').replace(process.execPath, 'node'),
+    serverCommand: spec.command.join(' ').replace(SERVER_NODE, 'node'),
     toolCommand: '',
     exitCode: null,
   };
@@ -154,7 +159,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  let values: { quick?: boolean; only?: string[]; write?: boolean; rounds?: string };
+  let values: { quick?: boolean; only?: string[]; write?: boolean; rounds?: string; node?: string };
   try {
     values = parseArgs({
       options: {
@@ -162,11 +167,13 @@ async function main(): Promise<number> {
         only: { type: 'string', multiple: true },
         write: { type: 'boolean' },
         rounds: { type: 'string' },
+        node: { type: 'string' },
       },
     }).values;
   } catch (err) {
     usage((err as Error).message);
   }
+  if (values.node !== undefined) return rerunForNode(values.node);
   const roundsFlag = values.rounds === undefined ? undefined : Number(values.rounds);
   if (roundsFlag !== undefined && !(Number.isInteger(roundsFlag) && roundsFlag >= 1 && roundsFlag <= 20))
     usage(`--rounds must be an integer 1..20, not '${values.rounds}'`);
@@ -175,7 +182,7 @@ async function main(): Promise<number> {
   const scenarios = selectScenarios(only);
   const report: RunReport = { machine: describeMachine(), quick, ...(only ? { only } : {}), runs: [] };
   process.stdout.write(
-    `bench: ${report.machine.cpu}, ${report.machine.cores} cores, node ${report.machine.node}${quick ? ', quick' : ''}\n`,
+    `bench: ${report.machine.cpu}, ${report.machine.cores} cores, node ${report.machine.node}${report.machine.serverNode !== report.machine.node ? ` (servers on node ${report.machine.serverNode})` : ''}${quick ? ', quick' : ''}\n`,
   );
   // redis-benchmark runs once: its table has no ratios to pair.
   const roundsOf = (s: Scenario) => (quick || s.table === 'redis' ? 1 : (roundsFlag ?? s.rounds ?? 1));
@@ -208,10 +215,15 @@ async function main(): Promise<number> {
   mkdirSync(outDir, { recursive: true });
   const json = `${JSON.stringify(report, null, 2)}\n`;
   const stamp = report.machine.date.replaceAll(':', '-');
-  writeFileSync(join(outDir, `${stamp}${quick ? '-quick' : ''}.json`), json);
-  writeFileSync(join(outDir, 'latest.json'), json);
-  process.stdout.write(`raw results: .bench-out/latest.json\n`);
-  if (!only || values.write) {
+  const otherNode = SERVER_NODE_VERSION !== process.version;
+  const tag = otherNode ? `-node-${SERVER_NODE_VERSION}` : '';
+  writeFileSync(join(outDir, `${stamp}${tag}${quick ? '-quick' : ''}.json`), json);
+  writeFileSync(join(outDir, `latest${tag}.json`), json);
+  process.stdout.write(`raw results: .bench-out/latest${tag}.json\n`);
+  if (otherNode) {
+    if (values.write)
+      process.stdout.write(`BENCHMARKS.md not written: its tables are node ${process.version}'s\n`);
+  } else if (!only || values.write) {
     const path = join(ROOT, 'BENCHMARKS.md');
     let doc = '# Benchmarks\n';
     try {
@@ -229,6 +241,22 @@ async function main(): Promise<number> {
   }
   const microFailed = (!only || only.includes(MESSAGE_MICRO)) && !report.messageMicro;
   return report.runs.every((r) => r.result || r.redisResult) && !microFailed ? 0 : 1;
+}
+
+/** `--node PATH`: this run again, with the servers on PATH's node (server-node.ts reads the variable). */
+function rerunForNode(node: string): number {
+  const path = resolve(node);
+  const probe = spawnSync(path, ['--version'], { encoding: 'utf8' });
+  if (probe.status !== 0)
+    usage(`--node ${node}: not a node binary (${probe.error?.message ?? probe.stderr.trim()})`);
+  const args = process.argv
+    .slice(2)
+    .filter((a, i, all) => a !== '--node' && all[i - 1] !== '--node' && !a.startsWith('--node='));
+  const run = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
+    stdio: 'inherit',
+    env: { ...process.env, [SERVER_NODE_ENV]: path },
+  });
+  return run.status ?? 1;
 }
 
 process.exitCode = await main();

@@ -1,7 +1,8 @@
 // What `npm run bench` measures: the servers it can start and the scenarios it runs
 // against them. A later comparison (IOMP -c 2 vs cluster, LF, IF, proxy vs HAProxy, ...)
 // is one more SERVERS entry and one more SCENARIOS entry; the runner does not change.
-import { execPath } from 'node:process';
+import { hasReusePort } from '../src/node-features.js';
+import { SERVER_NODE, SERVER_NODE_VERSION, serverNodeCanTransferSockets } from './server-node.js';
 
 export interface ServerSpec {
   /** What it is, for the report. */
@@ -21,11 +22,15 @@ export interface ServerSpec {
   needs?: string[];
   /** How it frames messages, as the load tool's --codec names it; default raw (byte echo). */
   codec?: 'raw' | 'lars';
+  /** It runs with --reuse-port: only on a servers' node that has it (node-features.ts). */
+  reusePort?: boolean;
+  /** It moves accepted sockets to worker threads: only on a servers' node that can. */
+  socketTransfer?: boolean;
 }
 
 const REDIS_PING = { send: 'PING\r\n', reply: '+PONG\r\n' };
 
-const TSX = [execPath, '--import', 'tsx'];
+const TSX = [SERVER_NODE, '--import', 'tsx'];
 
 export const SERVERS = {
   'tcpdaemon IOMP -c 1': {
@@ -95,6 +100,56 @@ export const SERVERS = {
     command: ['bin/tcpdaemon', '-m', 'IOMP', '-c', '2', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'],
     cores: 2,
     children: true,
+  },
+  'tcpdaemon IOMP -c 2 reuse-port': {
+    description:
+      'tcpdaemon, 2 event-loop worker processes, each on its own SO_REUSEPORT socket (--reuse-port), examples/echo.js',
+    command: [
+      'bin/tcpdaemon',
+      '-m',
+      'IOMP',
+      '-c',
+      '2',
+      '--reuse-port',
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      'examples/echo.js',
+    ],
+    cores: 2,
+    children: true,
+    reusePort: true,
+  },
+  'tcpdaemon TLF -c 2 reuse-port': {
+    description:
+      'tcpdaemon, 2 worker threads, each on its own SO_REUSEPORT socket (--reuse-port), examples/echo.js',
+    command: [
+      'bin/tcpdaemon',
+      '-m',
+      'TLF',
+      '-c',
+      '2',
+      '--reuse-port',
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      'examples/echo.js',
+    ],
+    cores: 2,
+    reusePort: true,
+  },
+  'threads copy 2': {
+    description:
+      "2 worker threads, each accepting on its own descriptor of one socket from a helper process (TLF's way), raw echo",
+    command: [...TSX, 'bench/servers/thread-handoff.ts', '127.0.0.1:0', '--mode', 'copy'],
+    cores: 2,
+  },
+  'threads transfer 2': {
+    description:
+      'the main thread accepts and moves each socket to one of 2 worker threads (postMessage transfer), raw echo',
+    command: [...TSX, 'bench/servers/thread-handoff.ts', '127.0.0.1:0', '--mode', 'transfer'],
+    cores: 2,
+    socketTransfer: true,
   },
   'tcpdaemon LF -c 8': {
     description: 'tcpdaemon, a pool of 8 worker processes serving one connection each, examples/echo.js',
@@ -454,7 +509,59 @@ export const SCENARIOS: Scenario[] = [
     load: { mode: 'connect', connections: 8, size: 64, seconds: ECHO_SECONDS },
   },
   ...proxyScenarios(),
+  ...reusePortScenarios(),
+  ...handoffScenarios(),
 ];
+
+/** TLF's helper-process copy against moving accepted sockets to threads (where node can). */
+function handoffScenarios(): Scenario[] {
+  if (!serverNodeCanTransferSockets()) return [];
+  const servers: ServerName[] = ['threads copy 2', 'threads transfer 2'];
+  return [
+    workers('handoff-echo-50x1', servers, {
+      mode: 'echo',
+      connections: 50,
+      depth: 1,
+      size: 64,
+      seconds: ECHO_SECONDS,
+    }),
+    workers('handoff-connect-50', servers, {
+      mode: 'connect',
+      connections: 50,
+      size: 64,
+      seconds: ECHO_SECONDS,
+    }),
+  ];
+}
+
+/**
+ * --reuse-port against the one shared socket, IOMP -c 2 and TLF -c 2: echo, connect rate and the
+ * spread per worker. Only where the servers' node has reusePort (>= 22.12): elsewhere it is refused.
+ */
+function reusePortScenarios(): Scenario[] {
+  if (!hasReusePort(SERVER_NODE_VERSION)) return [];
+  const servers: ServerName[] = [
+    'tcpdaemon IOMP -c 2',
+    'tcpdaemon IOMP -c 2 reuse-port',
+    'tcpdaemon TLF -c 2',
+    'tcpdaemon TLF -c 2 reuse-port',
+  ];
+  return [
+    workers('reuseport-echo-50x1', servers, {
+      mode: 'echo',
+      connections: 50,
+      depth: 1,
+      size: 64,
+      seconds: ECHO_SECONDS,
+    }),
+    workers('reuseport-connect-50', servers, {
+      mode: 'connect',
+      connections: 50,
+      size: 64,
+      seconds: ECHO_SECONDS,
+    }),
+  ];
+}
 
 /**
  * Our proxy vs HAProxy over the same echo backend, all vs no proxy at all, and the minimal

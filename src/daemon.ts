@@ -5,7 +5,14 @@ import type { AddressInfo, Server } from 'node:net';
 import { resolve } from 'node:path';
 import { watchDescriptors } from './fd-watch.js';
 import { loadHandler } from './handler/load.js';
-import { bindShared, boundAddress, type Listening, listenOnce, type SharedListener } from './listen.js';
+import {
+  bindReusePortGroup,
+  bindShared,
+  boundAddress,
+  type Listening,
+  listenOnce,
+  type SharedListener,
+} from './listen.js';
 import { formatAddress } from './listen-address.js';
 import { createLogger, type DaemonLogger } from './logger.js';
 import { modelFor } from './models/index.js';
@@ -79,7 +86,9 @@ export async function tcpdaemon(
   let server: Server | null = null;
   let shared: SharedListener | null = null;
   try {
-    if (sharedMode) shared = await bindShared(params.listenAddress, logger);
+    if (sharedMode && params.reusePort)
+      shared = await bindReusePortGroup(params.listenAddress, params.workers);
+    else if (sharedMode) shared = await bindShared(params.listenAddress, logger);
     else
       server = await listenOnce(
         params.listenAddress,
@@ -142,6 +151,7 @@ export async function tcpdaemon(
       address,
       handler: handlerPath ?? '<function>',
       workers: params.workers,
+      ...(params.reusePort ? { reusePort: true } : {}),
       version: VERSION,
       node: process.version,
     },

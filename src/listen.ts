@@ -71,6 +71,11 @@ export interface Listening {
 export interface SharedListener extends Listening {
   /** The libuv handle (TCP or Pipe) to send to workers with child.send(message, handle). */
   readonly handle: object;
+  /**
+   * --reuse-port: every socket of the SO_REUSEPORT group, one per worker slot (members[0] is
+   * `handle`); otherwise just [handle]. All are held (and closed) by the daemon.
+   */
+  readonly members: readonly object[];
   address(): AddressInfo | string;
 }
 
@@ -79,7 +84,16 @@ interface RawHandle {
   close(callback?: () => void): void;
 }
 
-type CreateServerHandle = (address: string, port: number, addressType: number) => RawHandle | number;
+type CreateServerHandle = (
+  address: string,
+  port: number,
+  addressType: number,
+  fd?: number,
+  flags?: number,
+) => RawHandle | number;
+
+/** libuv's uv_tcp_flags UV_TCP_REUSEPORT (uv.h), as node's tcp_wrap passes it to uv_tcp_bind. */
+const UV_TCP_REUSEPORT = 2;
 
 /** node's own bind-without-listen, as node:cluster uses it; undefined if this Node lacks it. */
 const createServerHandle = (net as unknown as { _createServerHandle?: CreateServerHandle })
@@ -128,6 +142,7 @@ async function tryBindShared(addr: ListenAddress): Promise<SharedListener> {
   const path = addr.kind === 'unix' ? addr.path : undefined;
   return {
     handle: raw,
+    members: [raw],
     address() {
       if (path !== undefined) return path;
       const out: Record<string, unknown> = {};
@@ -139,6 +154,64 @@ async function tryBindShared(addr: ListenAddress): Promise<SharedListener> {
       raw.close(callback);
     },
   };
+}
+
+/**
+ * --reuse-port: binds `size` sockets to one TCP address with SO_REUSEPORT (the first takes the
+ * port when 0 was asked; the others join it). The daemon holds every member for as long as it
+ * runs: a worker that exits closes only its own descriptor, so its member stays in the group and
+ * keeps the connections queued on it for the next worker of its slot (Linux resets the queue of
+ * a member that is closed). Needs Node.js >= 22.12 (node-features.ts); the caller checks.
+ */
+export async function bindReusePortGroup(addr: ListenAddress, size: number): Promise<SharedListener> {
+  if (addr.kind === 'unix') throw new ListenError('a unix socket has no SO_REUSEPORT group');
+  if (!createServerHandle) throw new ListenError('this Node.js cannot bind a socket for workers to share');
+  const family = net.isIP(addr.host);
+  const ip =
+    family === 0
+      ? await lookup(addr.host).catch((e: unknown) => {
+          throw listenError(e, addr);
+        })
+      : { address: addr.host, family };
+  const members: RawHandle[] = [];
+  let port = addr.port;
+  const first: Record<string, unknown> = {};
+  try {
+    for (let i = 0; i < size; i++) {
+      const h = createServerHandle(ip.address, port, ip.family, undefined, UV_TCP_REUSEPORT);
+      if (typeof h === 'number') throw errnoError(h);
+      members.push(h);
+      // libuv defers EADDRINUSE of a bind to the next call on the handle: getsockname reports it.
+      const out: Record<string, unknown> = {};
+      const err = h.getsockname?.(out) ?? 0;
+      if (err) throw errnoError(err);
+      if (i === 0) {
+        Object.assign(first, out);
+        port = Number(out.port);
+      }
+    }
+  } catch (err) {
+    for (const h of members) h.close();
+    throw listenError(err, addr);
+  }
+  const [handle] = members;
+  return {
+    handle: handle!,
+    members,
+    address: () => ({ ...first }) as unknown as AddressInfo,
+    close(callback) {
+      let open = members.length;
+      for (const h of members)
+        h.close(() => {
+          if (--open === 0) callback?.();
+        });
+    },
+  };
+}
+
+function errnoError(errno: number): NodeJS.ErrnoException {
+  const code = getSystemErrorName(errno);
+  return Object.assign(new Error(code), { code });
 }
 
 function listenError(err: unknown, addr: ListenAddress): ListenError {

@@ -5,6 +5,7 @@
 import { ParamError } from './errors.js';
 import { type ListenAddress, parseListenAddress } from './listen-address.js';
 import type { LogLevel } from './logger.js';
+import { hasReusePort, REUSE_PORT_NEEDS } from './node-features.js';
 import { type CommandSpec, type Field, readFields } from './platform/fields.js';
 import {
   DAEMON_LEVEL,
@@ -83,6 +84,11 @@ export interface TcpdaemonParams {
   waitTimeout?: number;
   /** `--max-output-buffer`: bytes a connection may have written but not yet sent; past it the connection is closed. 0 = no limit. Default 16 MiB. */
   maxOutputBuffer?: number;
+  /**
+   * `--reuse-port`: IOMP -c N and TLF: each worker accepts on its own SO_REUSEPORT socket of one
+   * group and the kernel spreads connections over them. Needs Node.js >= 22.12. Default false.
+   */
+  reusePort?: boolean;
 }
 
 /** --max-output-buffer's default, bytes (16 MiB). */
@@ -203,6 +209,18 @@ export const DAEMON_FIELDS: readonly Field[] = [
     parse: bytes(),
   },
   {
+    key: 'reusePort',
+    flags: ['--reuse-port'],
+    help: `IOMP -c N, TLF: one SO_REUSEPORT socket per worker, the kernel spreads connections (needs ${REUSE_PORT_NEEDS}; TCP only)`,
+    // Declared on every Node, so an older one answers "needs Node.js >= 22.12", not "unknown".
+    parse: (value, where) => {
+      const on = boolean(value, where);
+      if (on && !hasReusePort())
+        throw new ParamError(`${where} needs ${REUSE_PORT_NEEDS}; this is Node.js ${process.version}`);
+      return on;
+    },
+  },
+  {
     key: 'tcpNodelay',
     flags: ['--tcp-nodelay'],
     help: "disable Nagle's algorithm on accepted sockets",
@@ -292,6 +310,7 @@ export function validateParams(input: unknown): ResolvedParams {
     maxWaiting: get('maxWaiting') ?? (model === 'IF' ? 64 : 1024),
     waitTimeout: get('waitTimeout') ?? get('timeout') ?? 0,
     maxOutputBuffer: get('maxOutputBuffer') ?? DEFAULT_MAX_OUTPUT_BUFFER,
+    reusePort: get('reusePort') ?? false,
   };
   if (resolved.restartDelayMax < resolved.restartDelay) {
     fail(
@@ -304,6 +323,17 @@ export function validateParams(input: unknown): ResolvedParams {
     throw new ParamError(
       'daemonLevel (--daemon-level) needs --logfile: a detached daemon has no terminal to log to',
     );
+  }
+  if (resolved.reusePort) {
+    const where =
+      listenAddress.kind === 'unix'
+        ? 'a unix socket has no SO_REUSEPORT group'
+        : (model === 'IOMP' && workers > 1) || model === 'TLF'
+          ? undefined
+          : `model ${model}${model === 'IOMP' ? ' -c 1' : ''} accepts in the daemon`;
+    if (where) {
+      throw new ParamError(`reusePort (--reuse-port) applies to IOMP -c N (N > 1) and TLF on TCP: ${where}`);
+    }
   }
   if (resolved.timeout > 0 && resolved.timeout * 1000 > 2 ** 31 - 1) {
     fail('timeout (--timeout)', 'must be at most 2147483 seconds', resolved.timeout);

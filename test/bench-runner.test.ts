@@ -2,24 +2,35 @@
 // BENCHMARKS.md section. (The runner as a whole is smoke-tested by `npm run bench -- --quick`.)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { BEGIN, END, type RunRecord, renderSection, replaceSection } from '../bench/markdown.js';
 import { runTool, startServer, treeCpuSeconds, treeRss } from '../bench/processes.js';
 import { SERVERS, type ServerName, type ServerSpec, toolArgs, toolThreads } from '../bench/scenarios.js';
 import type { BenchResult } from '../src/bench/report.js';
 import { larsCodec } from '../src/message/codecs/lars.js';
+import { canTransferSockets, hasReusePort, REUSE_PORT_NEEDS } from '../src/node-features.js';
 import { TEST_MACHINE } from './helpers/bench-report.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes } from './helpers/net.js';
 
 checkNoLeftoverProcesses();
+const transfers = await canTransferSockets();
 
 describe('servers of the scenario table', () => {
   for (const name of Object.keys(SERVERS) as ServerName[]) {
     const missing = ((SERVERS[name] as ServerSpec).needs ?? []).filter((p) => spawnSync(p, ['-v']).error);
     const skip =
-      missing.length > 0 && `not installed: ${missing.join(', ')} (apt-get install -y haproxy redis-server)`;
+      (missing.length > 0 &&
+        `not installed: ${missing.join(', ')} (apt-get install -y haproxy redis-server)`) ||
+      ((SERVERS[name] as ServerSpec).reusePort && !hasReusePort()
+        ? `--reuse-port needs ${REUSE_PORT_NEEDS}; this is ${process.version}`
+        : false) ||
+      ((SERVERS[name] as ServerSpec).socketTransfer && !transfers
+        ? `this node (${process.version}) cannot transfer sockets to worker threads`
+        : false);
     test(`${name}: starts on port 0, echoes, is measured, stops with every process`, { skip }, async () => {
       const server = await startServer(SERVERS[name].command);
       try {
@@ -56,6 +67,44 @@ describe('servers of the scenario table', () => {
       /exited \(3\) before listening[\s\S]*no port for you/,
     );
   });
+});
+
+test('--node PATH (TCPDAEMON_BENCH_NODE): servers run on that node, found first on PATH by bin/tcpdaemon', async () => {
+  // A "node" that marks the processes it runs, then is the real one.
+  const dir = mkdtempSync(join(tmpdir(), 'tcpd-bench-node-'));
+  const wrapper = join(dir, 'node');
+  writeFileSync(wrapper, `#!/bin/sh\nexport BENCH_WRAPPED=yes\nexec '${process.execPath}' "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  const script = `
+    import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+    import { startServer } from './bench/processes.ts';
+    import { SERVERS } from './bench/scenarios.ts';
+    import { SERVER_NODE, SERVER_NODE_VERSION } from './bench/server-node.ts';
+    for (const name of ['tcpdaemon IOMP -c 1', 'node net']) {
+      const server = await startServer(SERVERS[name].command);
+      const env = readFileSync('/proc/' + server.pid + '/environ', 'latin1').split('\\0');
+      console.log(JSON.stringify({ name, wrapped: env.includes('BENCH_WRAPPED=yes') }));
+      await server.stop();
+    }
+    console.log(JSON.stringify({ SERVER_NODE, SERVER_NODE_VERSION, runner: process.env.BENCH_WRAPPED ?? 'no' }));
+  `;
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, TCPDAEMON_BENCH_NODE: wrapper },
+    timeout: 60_000,
+  });
+  assert.equal(run.status, 0, run.stderr);
+  const lines = run.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(lines, [
+    { name: 'tcpdaemon IOMP -c 1', wrapped: true },
+    { name: 'node net', wrapped: true },
+    { SERVER_NODE: wrapper, SERVER_NODE_VERSION: process.version, runner: 'no' },
+  ]);
 });
 
 test('the built tool runs as a child and prints one JSON result', async () => {

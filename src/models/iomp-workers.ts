@@ -1,5 +1,8 @@
 // IOMP -c N: N worker processes, each an event loop serving many connections, all accepting from
 // the one socket the daemon bound (no IPC per connection). FairShare keeps the spread even.
+// --reuse-port: the worker of slot k accepts on member k of the daemon's SO_REUSEPORT group and
+// the kernel spreads connections over the members; no worker pauses (closing its descriptor
+// would only leave its member's queue waiting), so at its --max-connections share it closes the excess.
 import type { SendHandle } from 'node:child_process';
 import type { WorkerHandle } from '../supervisor/supervisor.js';
 import { type FromWorker, isModelMessage, type ToWorker } from '../worker/messages.js';
@@ -14,13 +17,18 @@ export async function startIompWorkers(host: ModelHost): Promise<RunningModel> {
   // --max-connections is split evenly: each worker holds at most its share and closes the excess.
   const perWorkerMax = params.maxConnections > 0 ? Math.ceil(params.maxConnections / params.workers) : 0;
   const supervisor = createSupervisor(host, { accept: 'shared', perWorkerMax });
-  const fair = new FairShare({ perWorkerMax, enabled: params.listenAddress.kind === 'tcp' });
+  const fair = new FairShare({
+    perWorkerMax,
+    enabled: params.listenAddress.kind === 'tcp' && !params.reusePort,
+  });
   const listen: ToWorker = { tdm: 'listen' };
+  // One member per slot (a replacement takes its slot's, with what queued there meanwhile).
+  const handleOf = (w: WorkerHandle) => shared.members[w.slot % shared.members.length] as SendHandle;
 
   supervisor.on('message', (w: WorkerHandle, m: unknown) => {
     if (!isModelMessage(m)) return;
     const msg = m as FromWorker;
-    if (msg.tdm === 'want-listen') w.send(listen, shared.handle as SendHandle).catch(() => undefined);
+    if (msg.tdm === 'want-listen') w.send(listen, handleOf(w)).catch(() => undefined);
     else if (msg.tdm === 'load') fair.report(w, Number(msg.active));
     else if (msg.tdm === 'spent') fair.remove(w);
   });

@@ -2,7 +2,8 @@
 // connections. The daemon binds the socket and holds it (listenMode 'shared'); every thread
 // accepts on its own copy of it (worker/listener-copy.ts), so a thread that throws, exits or is
 // terminated costs only its own connections. The supervisor runs the threads like processes
-// (thread-process.ts): restarts with backoff, reload, stop.
+// (thread-process.ts): restarts with backoff, reload, stop. --reuse-port: the thread of slot k
+// copies member k of the daemon's SO_REUSEPORT group instead, and the kernel spreads connections.
 import { Worker } from 'node:worker_threads';
 import { canBindShared } from '../listen.js';
 import { Supervisor } from '../supervisor/index.js';
@@ -31,10 +32,8 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
   const graceMs = params.shutdownTimeout * 1000;
   // --max-connections is split evenly: each thread holds at most its share.
   const perWorkerMax = params.maxConnections > 0 ? Math.ceil(params.maxConnections / params.workers) : 0;
-  const data: ThreadData = {
-    config: workerConfig(host, { accept: 'shared', perWorkerMax }),
-    keeperFd: (shared.handle as { fd: number }).fd,
-  };
+  const config = workerConfig(host, { accept: 'shared', perWorkerMax });
+  const keeperFd = (slot: number) => (shared.members[slot % shared.members.length] as { fd: number }).fd;
   // Threads inherit the daemon's execArgv: under tsx (tcpdaemon's own tests) the .ts entry loads.
   const entry = entryLaunch('thread-main').file;
   const supervisor = new Supervisor({
@@ -47,6 +46,7 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
     spec: {
       heartbeats: true,
       start(ctx) {
+        const data: ThreadData = { config, keeperFd: keeperFd(ctx.slot) };
         const thread = new Worker(entry, { workerData: data, env: { ...process.env, ...ctx.env } });
         thread.on('error', (err) => logger.error({ err, slot: ctx.slot }, 'thread failed'));
         return new ThreadProcess(thread, graceMs);
