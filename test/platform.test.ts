@@ -269,3 +269,28 @@ describe('--daemon-level in every command', () => {
     });
   }
 });
+
+test('gateway: a second stop signal exits at once and still leaves no pid file or status socket', async () => {
+  const pid = join(tmp, 'forced.pid');
+  const sock = join(tmp, 'forced.sock');
+  const { daemon, port } = await startDaemon(gatewayArgs('--pid-file', pid, '--status-socket', sock));
+  const c = await gatewayClient(port);
+  try {
+    const slow = c.client.request(2, Buffer.from('8000')).catch(() => undefined);
+    // The request is in flight (the status says so) before the first signal: the stop then waits for it.
+    for (let i = 0; i < 100; i++) {
+      const s = await runCli(['status', sock, '--json']);
+      if (/"inFlight":1/.test(s.stdout)) break;
+    }
+    daemon.signal('SIGTERM');
+    await daemon.waitForMsg('stopping: no new connections');
+    daemon.signal('SIGTERM');
+    assert.deepEqual(await daemon.waitForExit(), { code: 1, signal: null });
+    assert.equal(existsSync(pid), false, 'pid file removed');
+    assert.equal(existsSync(sock), false, 'status socket removed');
+    await slow;
+  } finally {
+    await c.close();
+    await daemon.kill();
+  }
+});

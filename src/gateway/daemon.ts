@@ -282,7 +282,11 @@ async function start(
     role === 'gateway' ? 'listening' : 'workers ready',
   );
   if (options.signals)
-    attachSignals(handle, log, [gateways, workers], options.signals, options.exit ?? (() => undefined));
+    attachSignals(handle, log, [gateways, workers], options.signals, options.exit ?? (() => undefined), () => {
+      // A forced exit still leaves no pid file, status socket or socket directory behind.
+      if (resolved.statusSocket !== undefined) rmSync(resolved.statusSocket, { force: true });
+      for (const c of cleanup) c();
+    });
   return handle;
 }
 
@@ -309,6 +313,7 @@ function attachSignals(
   supervisors: (Supervisor | undefined)[],
   inbox: SignalInbox,
   exit: (code: number) => void,
+  removeFiles: () => void,
 ): void {
   let stopping = false;
   inbox.attach((sig) => {
@@ -331,6 +336,7 @@ function attachSignals(
       );
     } else {
       log.logger.warn({ signal: sig }, 'second stop signal: exiting now');
+      removeFiles();
       log.flush();
       exit(1);
     }
