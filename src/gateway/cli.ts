@@ -26,10 +26,16 @@ export const GATEWAY_USAGE = `usage: tcpdaemon gateway -l ADDRESS -s BUSINESS --
   --max-waiting N            requests waiting for a worker, per gateway process (default 10000)
   --max-connections N        client connections in all (0 = no limit)
   --max-conns-per-ip N       client connections from one address (0 = no limit)
-  --max-inflight-per-conn N  requests in flight on one connection (default 64)
+  --max-inflight-per-conn N  requests in flight on one connection; at it, that connection is not
+                             read until an answer goes out (default 64)
+  --refuse-over-inflight     seq codec: refuse the request past that bound with an error reply instead
+  --max-session-bytes B      answers waiting for their turn and frames read past the in-flight bound,
+                             per connection, with bookkeeping; past it the connection is closed (default 8 MiB)
   --store-max N              messages kept for an offline name (default 100)
   --store-ttl S              seconds a kept message lives (default 300)
-  --store-bytes B            bytes kept in all, ipc store (default 64 MiB)
+  --store-bytes B            bytes kept in all, each message with its name and bookkeeping,
+                             ipc store (default 64 MiB)
+  --store-names N            offline names with kept messages, ipc store (default 10000)
   --timeout S                idle timeout of a client connection (0 = none)
   --shutdown-timeout S       seconds in-flight requests get on stop (default 10)
   --logfile PATH, --loglevel LEVEL, --pid-file PATH
@@ -52,9 +58,11 @@ const FLAGS = {
   'max-connections': { key: 'maxConnections' },
   'max-conns-per-ip': { key: 'maxConnsPerIp' },
   'max-inflight-per-conn': { key: 'maxInflightPerConn' },
+  'max-session-bytes': { key: 'maxSessionBytes' },
   'store-max': { key: 'storeMax' },
   'store-ttl': { key: 'storeTtl' },
   'store-bytes': { key: 'storeBytes' },
+  'store-names': { key: 'storeNames' },
   timeout: { key: 'timeout' },
   'shutdown-timeout': { key: 'shutdownTimeout' },
   logfile: { key: 'logfile' },
@@ -68,6 +76,7 @@ const PATHS = new Set<string>(['business', 'logfile', 'pidFile']);
 export function parseGatewayArgs(argv: string[]): GatewayParams | 'help' {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     'retry-on-crash': { type: 'boolean' },
+    'refuse-over-inflight': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   };
   for (const [long, spec] of Object.entries(FLAGS)) {
@@ -93,6 +102,7 @@ export function parseGatewayArgs(argv: string[]): GatewayParams | 'help' {
     if (typeof v === 'string') params[spec.key] = PATHS.has(spec.key) ? resolve(v) : v;
   }
   if (values['retry-on-crash']) params.retryOnCrash = true;
+  if (values['refuse-over-inflight']) params.refuseOverInflight = true;
   return params as GatewayParams;
 }
 

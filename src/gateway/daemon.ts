@@ -111,7 +111,12 @@ async function start(
     }
     if (ipc && role === 'gateway') {
       hub = new IpcHub(
-        { maxPerName: resolved.storeMax, ttlMs: resolved.storeTtlMs, maxBytes: resolved.storeBytes },
+        {
+          maxPerName: resolved.storeMax,
+          ttlMs: resolved.storeTtlMs,
+          maxBytes: resolved.storeBytes,
+          maxNames: resolved.storeNames,
+        },
         logger,
       );
       const h = hub;

@@ -36,14 +36,20 @@ export interface GatewayParams {
   maxConnections?: number;
   /** `--max-conns-per-ip`: client connections from one address; 0 = no limit. */
   maxConnsPerIp?: number;
-  /** `--max-inflight-per-conn`: requests in flight on one connection. Default 64. */
+  /** `--max-inflight-per-conn`: requests in flight on one connection; at it, reading that connection pauses. Default 64. */
   maxInflightPerConn?: number;
+  /** `--refuse-over-inflight`: refuse the request past the in-flight bound with an error reply instead (seq codec only). */
+  refuseOverInflight?: boolean;
+  /** `--max-session-bytes`: answers waiting for their turn and frames read past the in-flight bound, per session, bytes with bookkeeping. Default 8 MiB. */
+  maxSessionBytes?: number;
   /** `--store-max`: stored messages per offline name. Default 100. */
   storeMax?: number;
   /** `--store-ttl`: seconds a stored message is kept. Default 300. */
   storeTtl?: number;
-  /** `--store-bytes`: body bytes stored in all (ipc store). Default 64 MiB. */
+  /** `--store-bytes`: bytes stored in all, each message with its name and bookkeeping (ipc store). Default 64 MiB. */
   storeBytes?: number;
+  /** `--store-names`: distinct offline names with stored messages (ipc store). Default 10000. */
+  storeNames?: number;
   /** `--timeout`: idle timeout of a client connection, seconds; 0 = none. */
   timeout?: number;
   /** `--shutdown-timeout`: seconds in-flight requests get on stop. Default 10. */
@@ -69,9 +75,12 @@ export interface ResolvedGatewayParams {
   maxConnections: number;
   maxConnsPerIp: number;
   maxInflightPerConn: number;
+  refuseOverInflight: boolean;
+  maxSessionBytes: number;
   storeMax: number;
   storeTtlMs: number;
   storeBytes: number;
+  storeNames: number;
   timeout: number;
   shutdownTimeout: number;
   logfile: string | undefined;
@@ -142,9 +151,12 @@ const KEYS = new Set<string>([
   'maxConnections',
   'maxConnsPerIp',
   'maxInflightPerConn',
+  'refuseOverInflight',
+  'maxSessionBytes',
   'storeMax',
   'storeTtl',
   'storeBytes',
+  'storeNames',
   'timeout',
   'shutdownTimeout',
   'logfile',
@@ -202,6 +214,14 @@ export function validateGatewayParams(
   if (input.retryOnCrash !== undefined && typeof input.retryOnCrash !== 'boolean') {
     fail('--retry-on-crash', 'must be true or false', input.retryOnCrash);
   }
+  if (input.refuseOverInflight !== undefined && typeof input.refuseOverInflight !== 'boolean') {
+    fail('--refuse-over-inflight', 'must be true or false', input.refuseOverInflight);
+  }
+  if (input.refuseOverInflight && !createCodec(codec, { maxBody }).hasSeq) {
+    throw new ParamError(
+      `--refuse-over-inflight needs --codec seq (the only codec with error replies), got --codec ${codec}`,
+    );
+  }
   return {
     listen: listen ?? '',
     listenAddress,
@@ -220,9 +240,12 @@ export function validateGatewayParams(
     maxConnections: num('--max-connections', input.maxConnections, 0, 10_000_000) ?? 0,
     maxConnsPerIp: num('--max-conns-per-ip', input.maxConnsPerIp, 0, 10_000_000) ?? 0,
     maxInflightPerConn: num('--max-inflight-per-conn', input.maxInflightPerConn, 1, 100_000) ?? 64,
+    refuseOverInflight: input.refuseOverInflight ?? false,
+    maxSessionBytes: num('--max-session-bytes', input.maxSessionBytes, 1024, 2 ** 40) ?? 8 * 1024 * 1024,
     storeMax: num('--store-max', input.storeMax, 0, 1_000_000) ?? 100,
     storeTtlMs: Math.round((num('--store-ttl', input.storeTtl, 0.001, 31_536_000, false) ?? 300) * 1000),
     storeBytes: num('--store-bytes', input.storeBytes, 0, 2 ** 40) ?? 64 * 1024 * 1024,
+    storeNames: num('--store-names', input.storeNames, 0, 10_000_000) ?? 10_000,
     timeout: num('--timeout', input.timeout, 0, 2147483, false) ?? 0,
     shutdownTimeout: num('--shutdown-timeout', input.shutdownTimeout, 0, 3600, false) ?? 10,
     logfile: str('--logfile', input.logfile),

@@ -29,6 +29,8 @@ const END_GRACE_MS = 5000;
 
 const PAUSE_BACKPRESSURE = 1;
 const PAUSE_BUSY = 2;
+/** The route handlers asked for no more input for now (hold()). */
+const PAUSE_HELD = 4;
 const EMPTY = Buffer.alloc(0);
 
 export interface MessageConnOptions {
@@ -206,6 +208,25 @@ export class MessageConn implements MessagePeer {
       this.pending.abandon(opened.seq, err as Error);
     }
     return opened.reply;
+  }
+
+  /**
+   * Stops reading from the peer until release(): the frames of the chunk being decoded are still
+   * dispatched, then TCP's window holds the rest on the peer's side. For handlers that take
+   * requests faster than they answer them (the gateway's in-flight bound).
+   */
+  hold(): void {
+    this.pause(PAUSE_HELD);
+  }
+
+  /** Reads again after hold() (unless output backpressure still pauses it). */
+  release(): void {
+    if ((this.paused & PAUSE_HELD) !== 0) this.unpause(PAUSE_HELD);
+  }
+
+  /** True between hold() and release(). */
+  get held(): boolean {
+    return (this.paused & PAUSE_HELD) !== 0;
   }
 
   /** Ends gracefully: stops dispatching, lets running handlers finish, flushes output, then FIN. */
