@@ -61,6 +61,20 @@ describe('gateway: the in-flight bound is backpressure', () => {
     });
   });
 
+  test('lars: a client that pipelines 1,000 requests and then half-closes still gets every answer, then our FIN', async () => {
+    await withDaemon(gatewayArgs('--codec', 'lars', '--workers', '2'), async ({ port }) => {
+      const c = await FramedSocket.connect(port, lars);
+      try {
+        c.socket.end(pipeline(1000, (i) => [1, Buffer.from(`m${i}`)]));
+        await c.closed;
+        assert.equal(c.frames.length, 1000);
+        assert.ok(c.frames.every((f, i) => f.body.toString() === `m${i}`));
+      } finally {
+        c.destroy();
+      }
+    });
+  });
+
   test('lars: at the bound the gateway stops reading the connection, and reads on as answers go out', async () => {
     await withDaemon(
       gatewayArgs('--codec', 'lars', '--workers', '2', '--max-inflight-per-conn', '4'),

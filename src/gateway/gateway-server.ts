@@ -254,6 +254,7 @@ export class GatewayServer {
       (s.heldHead < s.held.length || s.line.length - s.lineHead >= this.opts.maxInflightPerConn)
     ) {
       s.held.push({ msgid, body });
+      s.conn.owe(1);
       if (!s.conn.held) s.conn.hold();
       this.account(s, body.length + HELD_FRAME_COST);
       return undefined;
@@ -288,6 +289,7 @@ export class GatewayServer {
         s.held[s.heldHead++] = undefined as unknown as HeldFrame;
         s.bytes -= f.body.length + HELD_FRAME_COST;
         this.dispatch(s, f.msgid, f.body);
+        s.conn.owe(-1);
       }
     } finally {
       s.admitting = false;
@@ -355,6 +357,7 @@ export class GatewayServer {
     }
     const slot: Slot = { outcome: PENDING, cost: 0 };
     s.line.push(slot);
+    s.conn.owe(1);
     if (outcome instanceof Promise) {
       void outcome.then((o) => this.finish(s, slot, o));
     } else {
@@ -382,6 +385,7 @@ export class GatewayServer {
       s.line[s.lineHead++] = undefined as unknown as Slot;
       s.bytes -= slot.cost;
       this.write(s, slot.outcome);
+      s.conn.owe(-1);
     }
     if (s.lineHead === s.line.length) {
       s.line = [];

@@ -83,6 +83,8 @@ export class MessageConn implements MessagePeer {
   /** Frames go into the shared frame batch, written when the read chunk (or backlog run) is done. */
   private batching = false;
   private inFlight = 0;
+  /** Answers route handlers owe that they send later themselves (owe()). */
+  private owedElsewhere = 0;
   /** Frames waiting for a handler slot (reading is paused meanwhile), from `backlogHead`. */
   private backlog: Waiting[] = [];
   private backlogHead = 0;
@@ -222,6 +224,16 @@ export class MessageConn implements MessagePeer {
   /** Reads again after hold() (unless output backpressure still pauses it). */
   release(): void {
     if ((this.paused & PAUSE_HELD) !== 0) this.unpause(PAUSE_HELD);
+  }
+
+  /**
+   * For handlers that return at once and answer later with send(): +1 per request taken, -1 per
+   * answer sent or given up. After the peer's FIN the connection ends only once none is owed (as
+   * for requests still running; the same grace bounds it).
+   */
+  owe(delta: number): void {
+    this.owedElsewhere += delta;
+    if (this.owedElsewhere === 0 && this.peerEnded) this.endWhenAnswered();
   }
 
   /** True between hold() and release(). */
@@ -505,7 +517,13 @@ export class MessageConn implements MessagePeer {
   }
 
   private endWhenAnswered(): void {
-    if (this.inFlight === 0 && this.backlogHead >= this.backlog.length && !this.ending && !this.hasClosed)
+    if (
+      this.inFlight === 0 &&
+      this.owedElsewhere === 0 &&
+      this.backlogHead >= this.backlog.length &&
+      !this.ending &&
+      !this.hasClosed
+    )
       this.endNow();
   }
 
