@@ -139,6 +139,8 @@ describe('gateway: the in-flight bound is backpressure', () => {
           // 50 refusals: logged once, with the count (then summarised), not once each.
           const lines = daemon.logs.filter((l) => l.msg === 'request refused: too many in flight');
           assert.ok(lines.length >= 1 && lines.length <= 2, `${lines.length} lines`);
+          const stacks = daemon.logs.filter((l) => l.msg === 'route handler failed; error reply sent');
+          assert.equal(stacks.length, 0, 'a refusal is an answer, not a handler fault with a stack');
         } finally {
           await c.close();
         }

@@ -1,6 +1,7 @@
 // Request correlation in one gateway: every client request gets an id, a deadline and exactly one
 // outcome (reply, error, timeout, worker loss). A reply whose id is no longer pending (it timed out,
 // or was re-issued under a new id) is dropped and counted: it never reaches a later request.
+import { ErrorReply } from '../message/errors.js';
 import type { SessionInfo } from './envelope.js';
 
 export interface ReplyValue {
@@ -10,8 +11,8 @@ export interface ReplyValue {
 
 export type GatewayErrorCode = 'timeout' | 'worker-lost' | 'remote' | 'refused' | 'closed';
 
-/** What a client is told instead of a reply; `message` goes into its error frame. */
-export class GatewayError extends Error {
+/** What a client is told instead of a reply; `message` goes into its error frame (not logged there). */
+export class GatewayError extends ErrorReply {
   override name = 'GatewayError';
   constructor(
     readonly code: GatewayErrorCode,

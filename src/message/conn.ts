@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type Codec, type Decoder, FLAG_ERROR, FLAG_REPLY } from './codecs/index.js';
-import { MessageError } from './errors.js';
+import { ErrorReply, MessageError } from './errors.js';
 import { frameBatch } from './frame-batch.js';
 import { checkTimeout, PendingRequests, type ReplyStats, type RequestOptions } from './pending.js';
 import { isThenable, type MessagePeer, type Router, replyParts } from './router.js';
@@ -393,7 +393,8 @@ export class MessageConn implements MessagePeer {
     if (!this.isOpen) return;
     const message = err instanceof Error ? err.message : String(err);
     if (this.withSeq && seq !== 0) {
-      this.logger.warn({ err, msgid, seq }, 'route handler failed; error reply sent');
+      if (!(err instanceof ErrorReply))
+        this.logger.warn({ err, msgid, seq }, 'route handler failed; error reply sent');
       const text = Buffer.from(message);
       const body = text.length > this.codec.maxBody ? text.subarray(0, this.codec.maxBody) : text;
       this.writeFrame(msgid, body, seq, FLAG_REPLY | FLAG_ERROR);

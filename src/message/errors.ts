@@ -21,3 +21,12 @@ export class MessageError extends Error {
     this.name = 'MessageError';
   }
 }
+
+/**
+ * What a route handler throws (or rejects with) to answer with an error reply on purpose, as the
+ * gateway does for timeouts and refusals: with the seq codec it is sent like any error, but not
+ * logged (it is an answer, not a fault in the handler; a peer could make us log one per frame).
+ */
+export class ErrorReply extends Error {
+  override name = 'ErrorReply';
+}

@@ -15,7 +15,7 @@ export {
   type FrameSink,
 } from './codecs/index.js';
 export { DEFAULT_OUTPUT_CAP, MessageConn, type MessageStats } from './conn.js';
-export { MessageError, type MessageErrorCode } from './errors.js';
+export { ErrorReply, MessageError, type MessageErrorCode } from './errors.js';
 export type { RequestOptions } from './pending.js';
 export {
   type MessagePeer,
