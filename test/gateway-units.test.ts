@@ -9,7 +9,7 @@ import { decodeEnvelope, type Envelope, encodeEnvelope, KIND } from '../src/gate
 import { parseTarget } from '../src/gateway/names.js';
 import { validateGatewayParams } from '../src/gateway/params.js';
 import { decodeRelay, encodeRelay } from '../src/gateway/protocol.js';
-import { GatewayError, RequestTable } from '../src/gateway/requests.js';
+import { GatewayError, type Outcome, RequestTable } from '../src/gateway/requests.js';
 import {
   MESSAGE_OVERHEAD,
   MessageStore,
@@ -79,11 +79,25 @@ describe('envelope', () => {
 });
 
 describe('RequestTable', () => {
+  /** Opens a request; its outcome as a promise (rejected for a GatewayError). */
+  function open(t: RequestTable, msgid: number, body: Buffer) {
+    let settle!: (o: Outcome) => void;
+    const outcome = new Promise<Outcome>((r) => {
+      settle = r;
+    });
+    const request = t.open(msgid, body, session, settle);
+    const reply = outcome.then((o) => {
+      if (o instanceof GatewayError) throw o;
+      return o;
+    });
+    return { request, reply };
+  }
+
   test('one outcome per request; a reply after the timeout is dropped and counted', async () => {
     const timedOut: number[] = [];
     const t = new RequestTable(50, (r) => timedOut.push(r.id));
-    const a = t.open(1, Buffer.from('a'), session);
-    const b = t.open(2, Buffer.from('b'), session);
+    const a = open(t, 1, Buffer.from('a'));
+    const b = open(t, 2, Buffer.from('b'));
     assert.notEqual(a.request.id, b.request.id);
     assert.equal(t.resolve(a.request.id, { msgid: 1, body: Buffer.from('A') }), true);
     assert.equal(t.resolve(a.request.id, { msgid: 1, body: Buffer.from('again') }), false);
@@ -97,9 +111,27 @@ describe('RequestTable', () => {
     assert.equal(t.size, 0);
   });
 
+  test('one shared deadline timer: requests opened over time each time out on their own deadline, settled ones never', async () => {
+    const timedOut: number[] = [];
+    const t = new RequestTable(60, (r) => timedOut.push(r.msgid));
+    const first = open(t, 1, Buffer.alloc(0));
+    const settled = open(t, 2, Buffer.alloc(0));
+    await new Promise((r) => setTimeout(r, 30));
+    const later = open(t, 3, Buffer.alloc(0));
+    t.resolve(settled.request.id, undefined);
+    const started = Date.now();
+    await assert.rejects(first.reply, /timed out/);
+    assert.deepEqual(timedOut, [1], 'the later request is not due yet');
+    await assert.rejects(later.reply, /timed out/);
+    assert.ok(Date.now() - started >= 20, 'the later one waited for its own deadline');
+    assert.deepEqual(timedOut, [1, 3]);
+    assert.equal(await settled.reply, undefined);
+    assert.equal(t.size, 0);
+  });
+
   test('reissue gives a retry a new id and keeps the deadline; the old id is late', async () => {
     const t = new RequestTable(10_000);
-    const { request, reply } = t.open(5, Buffer.from('x'), session);
+    const { request, reply } = open(t, 5, Buffer.from('x'));
     const old = request.id;
     const again = t.reissue(old)!;
     assert.notEqual(again.id, old);
@@ -109,7 +141,7 @@ describe('RequestTable', () => {
     assert.equal(t.resolve(again.id, undefined), true);
     assert.equal(await reply, undefined);
     assert.equal(t.reissue(again.id), undefined);
-    const c = t.open(6, Buffer.alloc(0), session);
+    const c = open(t, 6, Buffer.alloc(0));
     t.rejectAll(new GatewayError('closed', 'bye'));
     await assert.rejects(c.reply, /bye/);
   });

@@ -4,6 +4,7 @@
 // (protocol.ts) register names, relay to other clients and ask for the session id.
 import { type Codec, createCodec } from '../message/codecs/index.js';
 import type { MessageConn } from '../message/conn.js';
+import { FrameBatch } from '../message/frame-batch.js';
 import type { RouteReply } from '../message/router.js';
 import { createMessageHandler, type MessageHandler } from '../message/server.js';
 import { ThrottledCount } from '../throttled-count.js';
@@ -13,7 +14,13 @@ import type { SessionInfo } from './envelope.js';
 import { describeNameRule, isValidName, parseTarget, sessionId } from './names.js';
 import { decodeRelay, GATEWAY_MSGID, isReserved } from './protocol.js';
 import type { GatewayQueue, GatewayQueueEvents, WorkRequest } from './queues/queue.js';
-import { GatewayError, type PendingRequest, type ReplyValue, RequestTable } from './requests.js';
+import {
+  GatewayError,
+  type Outcome,
+  type PendingRequest,
+  type ReplyValue,
+  RequestTable,
+} from './requests.js';
 
 export interface GatewayServerOptions {
   /** Prefix of this process's session ids (unique across gateways). */
@@ -42,9 +49,6 @@ export interface GatewayServerOptions {
   maxWaiting: number;
   logger: Logger;
 }
-
-/** What one client frame gets back: a reply, nothing (one-way), or an error. */
-type Outcome = ReplyValue | undefined | GatewayError;
 
 const PENDING = Symbol('pending');
 
@@ -83,6 +87,8 @@ interface Session {
   bytes: number;
   /** Inside admitHeld (its dispatches flush the line, which admits again). */
   admitting: boolean;
+  /** What requests carry about the session; undefined after a name change (made again on use). */
+  info: SessionInfo | undefined;
 }
 
 const kSession = 'gateway.session';
@@ -149,12 +155,12 @@ export class GatewayServer {
   /** The queue's callbacks; pass them when opening the queue, then `attach` it. */
   readonly events: GatewayQueueEvents = {
     reply: (id, msgid, body) => {
-      this.corkFor(id);
+      if (this.codec.hasSeq) this.corkFor(id);
       const value: ReplyValue | undefined = body === undefined ? undefined : { msgid, body };
       if (!this.requests.resolve(id, value)) this.late.add({ id });
     },
     fail: (id, message) => {
-      this.corkFor(id);
+      if (this.codec.hasSeq) this.corkFor(id);
       if (!this.requests.reject(id, new GatewayError('remote', message))) this.late.add({ id });
     },
     lost: (ids, reason) => this.onLost(ids, reason),
@@ -165,8 +171,9 @@ export class GatewayServer {
   };
 
   /**
-   * Replies come in bursts from a worker link; each would be its own write syscall on its client
-   * socket. The socket stays corked until the burst's promise callbacks have run.
+   * seq codec: replies come in bursts from a worker link; each would be its own write syscall on
+   * its client socket. The socket stays corked until the burst's promise callbacks have run.
+   * (Other codecs write a session's ready answers once per event-loop turn: flushDirty.)
    */
   private corkFor(id: number): void {
     const r = this.requests.get(id);
@@ -213,6 +220,7 @@ export class GatewayServer {
       heldHead: 0,
       bytes: 0,
       admitting: false,
+      info: undefined,
     };
     conn.state[kSession] = s;
     this.sessions.set(s.id, s);
@@ -233,12 +241,13 @@ export class GatewayServer {
   }
 
   private info(s: Session): SessionInfo {
-    return {
+    s.info ??= {
       id: s.id,
       name: s.name ?? '',
       remoteAddress: s.conn.remoteAddress,
       remotePort: s.conn.remotePort,
     };
+    return s.info;
   }
 
   // ---- frames and requests
@@ -324,22 +333,25 @@ export class GatewayServer {
       );
     }
     s.inflight++;
-    // A copy: the body is a view into the socket's chunk, and a retry needs it later.
-    const { request, reply } = this.requests.open(msgid, Buffer.from(body), this.info(s));
-    this.submit(request);
-    return this.respond(
-      s,
-      reply.then(
-        (value) => {
+    // The body stays a view into the socket's chunk while the request is in flight (the in-flight
+    // bound limits what that pins); one that has to wait for a worker gets a copy (submit).
+    if (this.codec.hasSeq) {
+      return new Promise<RouteReply>((resolve, reject) => {
+        const r = this.requests.open(msgid, body, this.info(s), (o) => {
           s.inflight--;
-          return value;
-        },
-        (err: GatewayError) => {
-          s.inflight--;
-          return err;
-        },
-      ),
-    );
+          if (o instanceof GatewayError) reject(o);
+          else resolve(o);
+        });
+        this.submit(r);
+      });
+    }
+    const slot = this.slot(s);
+    const r = this.requests.open(msgid, body, this.info(s), (o) => {
+      s.inflight--;
+      this.finish(s, slot, o);
+    });
+    this.submit(r);
+    return undefined;
   }
 
   /**
@@ -355,9 +367,7 @@ export class GatewayServer {
       };
       return outcome instanceof Promise ? outcome.then(toRoute) : toRoute(outcome);
     }
-    const slot: Slot = { outcome: PENDING, cost: 0 };
-    s.line.push(slot);
-    s.conn.owe(1);
+    const slot = this.slot(s);
     if (outcome instanceof Promise) {
       void outcome.then((o) => this.finish(s, slot, o));
     } else {
@@ -366,27 +376,65 @@ export class GatewayServer {
     return undefined;
   }
 
-  /** An answer is ready: out now when it is first in line, else it waits (accounted) for its turn. */
+  /** Codecs without seq: the place in line of an answer to come. */
+  private slot(s: Session): Slot {
+    const slot: Slot = { outcome: PENDING, cost: 0 };
+    s.line.push(slot);
+    s.conn.owe(1);
+    return slot;
+  }
+
+  /**
+   * An answer is ready. First in line: its session is written at the end of this event-loop turn
+   * (with every other answer ready by then, in one write); else it waits, accounted, for its turn.
+   */
   private finish(s: Session, slot: Slot, o: Outcome): void {
     slot.outcome = o;
     if (s.line[s.lineHead] !== slot) {
       slot.cost =
         ANSWER_COST + (o === undefined ? 0 : o instanceof GatewayError ? o.message.length : o.body.length);
       this.account(s, slot.cost);
+      return;
     }
-    this.flushLine(s);
+    this.dirty.add(s);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushDirty);
+    }
   }
+
+  /** Sessions whose first answer in line is ready. */
+  private dirty = new Set<Session>();
+  private flushScheduled = false;
+  /** Answers of one session are encoded here back to back, then written with one socket write. */
+  private readonly out = new FrameBatch();
+
+  private readonly flushDirty = (): void => {
+    this.flushScheduled = false;
+    const ready = this.dirty;
+    this.dirty = new Set();
+    for (const s of ready) this.flushLine(s);
+  };
 
   /** Writes the answers at the head of the line that are ready, then admits held frames. */
   private flushLine(s: Session): void {
-    while (s.lineHead < s.line.length) {
-      const slot = s.line[s.lineHead]!;
-      if (slot.outcome === PENDING) break;
-      s.line[s.lineHead++] = undefined as unknown as Slot;
-      s.bytes -= slot.cost;
-      this.write(s, slot.outcome);
-      s.conn.owe(-1);
+    let paid = 0;
+    this.out.open(s);
+    try {
+      while (s.lineHead < s.line.length) {
+        const slot = s.line[s.lineHead]!;
+        if (slot.outcome === PENDING) break;
+        s.line[s.lineHead++] = undefined as unknown as Slot;
+        s.bytes -= slot.cost;
+        this.write(s, slot.outcome);
+        paid++;
+      }
+      this.sendBatch(s);
+    } finally {
+      this.out.close();
     }
+    // After the write: the last one paid may let the peer's FIN end the connection.
+    if (paid > 0) s.conn.owe(-paid);
     if (s.lineHead === s.line.length) {
       s.line = [];
       s.lineHead = 0;
@@ -394,26 +442,42 @@ export class GatewayServer {
     this.admitHeld(s);
   }
 
+  private sendBatch(s: Session): void {
+    const bytes = this.out.take();
+    if (bytes !== undefined && s.conn.isOpen) s.conn.sendEncoded(bytes);
+  }
+
   /** Codecs without seq: a reply frame; an error notice (msgid -1); without msgids an error closes. */
   private write(s: Session, o: Outcome): void {
     if (o === undefined || !s.conn.isOpen) return;
     if (!(o instanceof GatewayError)) {
       try {
-        s.conn.send(o.msgid, o.body);
+        this.append(s, o.msgid, o.body);
         return;
       } catch (err) {
         o = new GatewayError('refused', `reply not sent: ${(err as Error).message}`);
       }
     }
     if (this.codec.hasMsgid) {
-      s.conn.send(GATEWAY_MSGID.error, o.message);
+      const text = Buffer.from(o.message);
+      const max = this.codec.maxBody;
+      this.append(s, GATEWAY_MSGID.error, text.length > max ? text.subarray(0, max) : text);
       return;
     }
+    this.sendBatch(s);
     this.log.warn(
       { session: s.id, reason: o.message },
       'request failed; closing the connection (its codec has no error frame)',
     );
     s.conn.close(`request failed: ${o.message}`);
+  }
+
+  /** Into the session's batch; a frame bigger than the batch's slab goes by itself. Throws RangeError as codec.encode. */
+  private append(s: Session, msgid: number, body: Uint8Array): void {
+    if (this.out.append(this.codec, msgid, body, 0, 0)) return;
+    this.sendBatch(s);
+    if (this.out.append(this.codec, msgid, body, 0, 0)) return;
+    s.conn.sendEncoded(this.codec.encode(msgid, body));
   }
 
   private work(r: PendingRequest): WorkRequest {
@@ -428,6 +492,7 @@ export class GatewayServer {
 
   private submit(r: PendingRequest): void {
     if (this.waitHead === this.waiting.length && this.queue?.dispatch(this.work(r))) return;
+    this.requests.ownBody(r.id);
     if (this.waiting.length - this.waitHead >= this.opts.maxWaiting) {
       this.requests.reject(
         r.id,
@@ -503,16 +568,21 @@ export class GatewayServer {
     }
     if (!this.sessions.has(s.id)) return undefined;
     const before = this.names.get(name);
-    if (before && before !== s) before.name = undefined;
-    s.name = name;
+    if (before && before !== s) this.rename(before, undefined);
+    this.rename(s, name);
     this.names.set(name, s);
     this.log.debug({ session: s.id, name }, 'name registered');
     return ok;
   }
 
+  private rename(s: Session, name: string | undefined): void {
+    s.name = name;
+    s.info = undefined;
+  }
+
   private dropName(s: Session): void {
     const name = s.name!;
-    s.name = undefined;
+    this.rename(s, undefined);
     if (this.names.get(name) === s) this.names.delete(name);
     this.queue?.unregister(name, s.id);
   }
@@ -520,7 +590,7 @@ export class GatewayServer {
   private nameTaken(name: string, id: string): void {
     const s = this.sessions.get(id);
     if (!s || s.name !== name) return;
-    s.name = undefined;
+    this.rename(s, undefined);
     if (this.names.get(name) === s) this.names.delete(name);
     s.conn.send(GATEWAY_MSGID.error, `name '${name}' was registered by another session`);
     this.log.info({ session: id, name }, 'name taken over by a newer registration');

@@ -1,6 +1,9 @@
 // Request correlation in one gateway: every client request gets an id, a deadline and exactly one
 // outcome (reply, error, timeout, worker loss). A reply whose id is no longer pending (it timed out,
 // or was re-issued under a new id) is dropped and counted: it never reaches a later request.
+// Deadlines share one timer: requests are kept in buckets of DEADLINE_STEP_MS by deadline, in
+// deadline order (every request gets the same timeout, so buckets are made in order), and the
+// timer fires for the oldest bucket only. No timer, promise or closure per request.
 import { ErrorReply } from '../message/errors.js';
 import type { SessionInfo } from './envelope.js';
 
@@ -22,6 +25,9 @@ export class GatewayError extends ErrorReply {
   }
 }
 
+/** What one request gets: a reply, nothing (the handler sent none), or an error. */
+export type Outcome = ReplyValue | undefined | GatewayError;
+
 export interface PendingRequest {
   /** The id of the current attempt (a retry gets a new one). */
   readonly id: number;
@@ -37,12 +43,15 @@ export interface PendingRequest {
 interface Entry extends PendingRequest {
   id: number;
   attempts: number;
-  timer: NodeJS.Timeout;
-  resolve: (value: ReplyValue | undefined) => void;
-  reject: (err: GatewayError) => void;
+  body: Buffer;
+  done: (outcome: Outcome) => void;
+  /** The deadline bucket holding it until it settles. */
+  bucket: Set<Entry>;
 }
 
 const MAX_ID = 0xffffffff;
+/** Deadlines are rounded up to this, ms: a timeout error comes at most this late. */
+const DEADLINE_STEP_MS = 10;
 
 export class RequestTable {
   /** Replies (and errors) that came for no pending request: late, or for a re-issued attempt. */
@@ -50,6 +59,9 @@ export class RequestTable {
   /** Requests answered with a timeout error. */
   timeouts = 0;
   private readonly entries = new Map<number, Entry>();
+  /** Bucket end (ms, a multiple of DEADLINE_STEP_MS) -> requests due by then; in key order. */
+  private readonly buckets = new Map<number, Set<Entry>>();
+  private timer: NodeJS.Timeout | undefined;
   private lastId = 0;
 
   /** `timeoutMs`: from open to the timeout error, ms (> 0). `onTimeout` sees each one (logging). */
@@ -66,29 +78,23 @@ export class RequestTable {
     return this.entries.size;
   }
 
-  /** Opens a request. `reply` resolves with the reply (undefined: the handler sent none) or rejects with a GatewayError. */
-  open(
-    msgid: number,
-    body: Buffer,
-    session: SessionInfo,
-  ): { request: PendingRequest; reply: Promise<ReplyValue | undefined> } {
-    let entry!: Entry;
-    const reply = new Promise<ReplyValue | undefined>((resolve, reject) => {
-      const id = this.nextId();
-      entry = {
-        id,
-        msgid,
-        body,
-        session,
-        attempts: 1,
-        deadline: Date.now() + this.timeoutMs,
-        resolve,
-        reject,
-        timer: setTimeout(() => this.expire(entry), this.timeoutMs),
-      };
-    });
+  /**
+   * Opens a request; `done` is called exactly once, later (never from inside open), with its reply,
+   * undefined (the handler sent none) or a GatewayError.
+   */
+  open(msgid: number, body: Buffer, session: SessionInfo, done: (outcome: Outcome) => void): PendingRequest {
+    const deadline = Date.now() + this.timeoutMs;
+    const due = Math.ceil(deadline / DEADLINE_STEP_MS) * DEADLINE_STEP_MS;
+    let bucket = this.buckets.get(due);
+    if (bucket === undefined) {
+      bucket = new Set();
+      this.buckets.set(due, bucket);
+      if (this.timer === undefined) this.arm(due);
+    }
+    const entry: Entry = { id: this.nextId(), msgid, body, session, attempts: 1, deadline, done, bucket };
+    bucket.add(entry);
     this.entries.set(entry.id, entry);
-    return { request: entry, reply };
+    return entry;
   }
 
   get(id: number): PendingRequest | undefined {
@@ -99,7 +105,7 @@ export class RequestTable {
   resolve(id: number, value: ReplyValue | undefined): boolean {
     const e = this.take(id);
     if (!e) return false;
-    e.resolve(value);
+    e.done(value);
     return true;
   }
 
@@ -107,7 +113,7 @@ export class RequestTable {
   reject(id: number, err: GatewayError): boolean {
     const e = this.take(id);
     if (!e) return false;
-    e.reject(err);
+    e.done(err);
     return true;
   }
 
@@ -125,6 +131,12 @@ export class RequestTable {
     return e;
   }
 
+  /** Keeps its own copy of a pending request's body (it waits long enough that a view would pin its read buffer). */
+  ownBody(id: number): void {
+    const e = this.entries.get(id);
+    if (e) e.body = Buffer.from(e.body);
+  }
+
   /** Rejects everything pending (the gateway is going away). */
   rejectAll(err: GatewayError): void {
     for (const id of [...this.entries.keys()]) this.reject(id, err);
@@ -137,17 +149,33 @@ export class RequestTable {
       return undefined;
     }
     this.entries.delete(id);
-    clearTimeout(e.timer);
+    e.bucket.delete(e);
     return e;
   }
 
-  private expire(e: Entry): void {
-    if (this.entries.get(e.id) !== e) return;
-    this.entries.delete(e.id);
-    this.timeouts++;
-    this.onTimeout(e);
-    e.reject(new GatewayError('timeout', `request timed out after ${this.timeoutMs} ms`));
+  private arm(at: number): void {
+    this.timer = setTimeout(this.expire, Math.max(1, at - Date.now()));
   }
+
+  /** Times out every bucket that is due, then waits for the next one. */
+  private readonly expire = (): void => {
+    this.timer = undefined;
+    const now = Date.now();
+    for (const [due, bucket] of this.buckets) {
+      if (bucket.size > 0 && due > now) {
+        this.arm(due);
+        return;
+      }
+      this.buckets.delete(due);
+      for (const e of bucket) {
+        if (this.entries.get(e.id) !== e) continue;
+        this.entries.delete(e.id);
+        this.timeouts++;
+        this.onTimeout(e);
+        e.done(new GatewayError('timeout', `request timed out after ${this.timeoutMs} ms`));
+      }
+    }
+  };
 
   /** Ids wrap at 2^32 and skip ones still pending. */
   private nextId(): number {
