@@ -1,10 +1,9 @@
 // Request correlation in one gateway: every client request gets an id, a deadline and exactly one
 // outcome (reply, error, timeout, worker loss). A reply whose id is no longer pending (it timed out,
 // or was re-issued under a new id) is dropped and counted: it never reaches a later request.
-// Deadlines share one timer: requests are kept in buckets of DEADLINE_STEP_MS by deadline, in
-// deadline order (every request gets the same timeout, so buckets are made in order), and the
-// timer fires for the oldest bucket only. No timer, promise or closure per request.
+// Deadlines share one timer (deadlines.ts): no timer or promise per request.
 import { ErrorReply } from '../message/errors.js';
+import { Deadlines } from './deadlines.js';
 import type { SessionInfo } from './envelope.js';
 
 export interface ReplyValue {
@@ -59,9 +58,7 @@ export class RequestTable {
   /** Requests answered with a timeout error. */
   timeouts = 0;
   private readonly entries = new Map<number, Entry>();
-  /** Bucket end (ms, a multiple of DEADLINE_STEP_MS) -> requests due by then; in key order. */
-  private readonly buckets = new Map<number, Set<Entry>>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly deadlines = new Deadlines<Entry>(DEADLINE_STEP_MS, (e) => this.expire(e));
   private lastId = 0;
 
   /** `timeoutMs`: from open to the timeout error, ms (> 0). `onTimeout` sees each one (logging). */
@@ -84,15 +81,8 @@ export class RequestTable {
    */
   open(msgid: number, body: Buffer, session: SessionInfo, done: (outcome: Outcome) => void): PendingRequest {
     const deadline = Date.now() + this.timeoutMs;
-    const due = Math.ceil(deadline / DEADLINE_STEP_MS) * DEADLINE_STEP_MS;
-    let bucket = this.buckets.get(due);
-    if (bucket === undefined) {
-      bucket = new Set();
-      this.buckets.set(due, bucket);
-      if (this.timer === undefined) this.arm(due);
-    }
-    const entry: Entry = { id: this.nextId(), msgid, body, session, attempts: 1, deadline, done, bucket };
-    bucket.add(entry);
+    const entry = { id: this.nextId(), msgid, body, session, attempts: 1, deadline, done } as Entry;
+    entry.bucket = this.deadlines.add(entry, deadline);
     this.entries.set(entry.id, entry);
     return entry;
   }
@@ -149,33 +139,17 @@ export class RequestTable {
       return undefined;
     }
     this.entries.delete(id);
-    e.bucket.delete(e);
+    this.deadlines.remove(e, e.bucket);
     return e;
   }
 
-  private arm(at: number): void {
-    this.timer = setTimeout(this.expire, Math.max(1, at - Date.now()));
+  private expire(e: Entry): void {
+    if (this.entries.get(e.id) !== e) return;
+    this.entries.delete(e.id);
+    this.timeouts++;
+    this.onTimeout(e);
+    e.done(new GatewayError('timeout', `request timed out after ${this.timeoutMs} ms`));
   }
-
-  /** Times out every bucket that is due, then waits for the next one. */
-  private readonly expire = (): void => {
-    this.timer = undefined;
-    const now = Date.now();
-    for (const [due, bucket] of this.buckets) {
-      if (bucket.size > 0 && due > now) {
-        this.arm(due);
-        return;
-      }
-      this.buckets.delete(due);
-      for (const e of bucket) {
-        if (this.entries.get(e.id) !== e) continue;
-        this.entries.delete(e.id);
-        this.timeouts++;
-        this.onTimeout(e);
-        e.done(new GatewayError('timeout', `request timed out after ${this.timeoutMs} ms`));
-      }
-    }
-  };
 
   /** Ids wrap at 2^32 and skip ones still pending. */
   private nextId(): number {
