@@ -3,20 +3,11 @@
 import type { Socket } from 'node:net';
 import { type Codec, createCodec } from '../message/codecs/index.js';
 import type { Logger } from '../types.js';
-import {
-  decodeEnvelope,
-  type Envelope,
-  encodeEnvelope,
-  envelopeSize,
-  writeEnvelopeInto,
-} from './envelope.js';
+import { decodeEnvelope, type Envelope } from './envelope.js';
+import { EnvelopeBatch } from './envelope-batch.js';
 
 /** Room for the envelope's own fields on top of the largest client body, bytes. */
 const HEADROOM = 4096;
-/** The u32be frame header. */
-const PREFIX = 4;
-/** Output is encoded into slabs of this size; a frame bigger than one is written by itself, bytes. */
-const SLAB_BYTES = 64 * 1024;
 
 export function linkCodec(maxBody: number): Codec {
   return createCodec('u32be', { maxBody: maxBody + HEADROOM });
@@ -27,15 +18,13 @@ export class EnvelopeLink {
   readonly closed: Promise<string>;
   private reason: string | undefined;
   private isClosed = false;
-  /** Output not yet written: slab[head, tail). Bytes before `head` were written and are never reused. */
-  private slab = Buffer.allocUnsafe(0);
-  private head = 0;
-  private tail = 0;
+  /** Output not yet written. */
+  private readonly out: EnvelopeBatch;
   private flushScheduled = false;
 
   constructor(
     readonly socket: Socket,
-    private readonly codec: Codec,
+    codec: Codec,
     onEnvelope: (e: Envelope, link: EnvelopeLink) => void,
     private readonly logger: Logger,
   ) {
@@ -44,6 +33,7 @@ export class EnvelopeLink {
       resolveClosed = r;
     });
     socket.setNoDelay(true);
+    this.out = new EnvelopeBatch(codec.maxBody);
     const decoder = codec.createDecoder({
       frame: (_msgid, body) => {
         let e: Envelope;
@@ -78,31 +68,13 @@ export class EnvelopeLink {
 
   /**
    * False when the link is closed (the envelope is dropped). Envelopes are encoded back to back
-   * into a slab and leave once per event-loop turn (setImmediate), in one write: everything the
-   * reads of one poll phase produced, rather than a syscall (or a writev entry) per envelope.
-   * Throws RangeError for an envelope the link cannot carry (as encodeEnvelope).
+   * (EnvelopeBatch) and leave once per event-loop turn (setImmediate), in one write: everything
+   * the reads of one poll phase produced, rather than a syscall (or a writev entry) per envelope.
+   * Throws RangeError for an envelope the link cannot carry.
    */
   send(e: Envelope): boolean {
     if (!this.open) return false;
-    let size = envelopeSize(e);
-    const encoded = size < 0 ? encodeEnvelope(e) : undefined;
-    if (encoded) size = encoded.length;
-    if (size > this.codec.maxBody) throw new RangeError(`envelope of ${size} bytes is over the link's limit`);
-    if (PREFIX + size > this.slab.length - this.tail) this.makeRoom(PREFIX + size);
-    if (PREFIX + size > this.slab.length - this.tail) {
-      // Bigger than a slab: by itself, after what is pending.
-      const out = Buffer.allocUnsafe(PREFIX + size);
-      out.writeUInt32BE(size, 0);
-      if (encoded) out.set(encoded, PREFIX);
-      else writeEnvelopeInto(e, out, PREFIX);
-      this.flush();
-      this.socket.write(out);
-      return true;
-    }
-    this.slab.writeUInt32BE(size, this.tail);
-    if (encoded) this.slab.set(encoded, this.tail + PREFIX);
-    else writeEnvelopeInto(e, this.slab, this.tail + PREFIX);
-    this.tail += PREFIX + size;
+    this.out.add(e);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flush);
@@ -110,23 +82,16 @@ export class EnvelopeLink {
     return true;
   }
 
-  /** Writes what is pending now; the slab's written part is never reused. */
-  private readonly flush = (): void => {
-    this.flushScheduled = false;
-    if (this.head === this.tail) return;
-    const bytes = this.slab.subarray(this.head, this.tail);
-    this.head = this.tail;
+  private readonly write = (bytes: Buffer): void => {
     if (!this.isClosed) this.socket.write(bytes);
   };
 
-  /** Out with what is pending, onto a fresh slab when `bytes` do not fit in the rest of this one. */
-  private makeRoom(bytes: number): void {
-    this.flush();
-    if (bytes <= SLAB_BYTES) {
-      this.slab = Buffer.allocUnsafe(SLAB_BYTES);
-      this.head = this.tail = 0;
-    }
-  }
+  /** Writes what is batched now. */
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const bytes = this.out.take();
+    if (bytes) this.write(bytes);
+  };
 
   /** Graceful: what was sent goes out first. */
   end(reason: string): void {
