@@ -88,7 +88,11 @@ describe('gateway, NATS queue', () => {
         .filter((l) => l.msg === 'worker ready' && l.supervisor === 'workers')
         .map((l) => Number(l.workerPid));
       assert.equal(pids.length, 2);
-      // 12 requests: the queue group picks workers at random, so both get some (all on one: p = 2^-11).
+      // The gateway sends each request to the worker with the fewest outstanding, among the workers
+      // it has heard from: once both answered, 12 slow requests go to both.
+      const seen = new Set<string>();
+      for (let i = 0; i < 50 && seen.size < 2; i++) seen.add((await c.client.request(5, '')).toString());
+      assert.equal(seen.size, 2, 'both workers answer');
       const outcomes = Array.from({ length: 12 }, () =>
         c.client.request(2, '1200').then(
           (b) => b.toString(),

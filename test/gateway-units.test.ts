@@ -4,13 +4,20 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { leastOutstanding, perGatewayBound } from '../src/gateway/balancer.js';
 import { toReply } from '../src/gateway/business.js';
+import { Deadlines } from '../src/gateway/deadlines.js';
 import { Directory, type Holder } from '../src/gateway/directory.js';
 import { decodeEnvelope, type Envelope, encodeEnvelope, KIND } from '../src/gateway/envelope.js';
 import { parseTarget } from '../src/gateway/names.js';
 import { validateGatewayParams } from '../src/gateway/params.js';
 import { decodeRelay, encodeRelay } from '../src/gateway/protocol.js';
-import { GatewayError, RequestTable } from '../src/gateway/requests.js';
-import { MessageStore } from '../src/gateway/store.js';
+import { GatewayError, type Outcome, RequestTable } from '../src/gateway/requests.js';
+import {
+  MESSAGE_OVERHEAD,
+  MessageStore,
+  messageCost,
+  NAME_OVERHEAD,
+  nameCost,
+} from '../src/gateway/store.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 
 checkNoLeftoverProcesses();
@@ -73,11 +80,25 @@ describe('envelope', () => {
 });
 
 describe('RequestTable', () => {
+  /** Opens a request; its outcome as a promise (rejected for a GatewayError). */
+  function open(t: RequestTable, msgid: number, body: Buffer) {
+    let settle!: (o: Outcome) => void;
+    const outcome = new Promise<Outcome>((r) => {
+      settle = r;
+    });
+    const request = t.open(msgid, body, session, settle);
+    const reply = outcome.then((o) => {
+      if (o instanceof GatewayError) throw o;
+      return o;
+    });
+    return { request, reply };
+  }
+
   test('one outcome per request; a reply after the timeout is dropped and counted', async () => {
     const timedOut: number[] = [];
     const t = new RequestTable(50, (r) => timedOut.push(r.id));
-    const a = t.open(1, Buffer.from('a'), session);
-    const b = t.open(2, Buffer.from('b'), session);
+    const a = open(t, 1, Buffer.from('a'));
+    const b = open(t, 2, Buffer.from('b'));
     assert.notEqual(a.request.id, b.request.id);
     assert.equal(t.resolve(a.request.id, { msgid: 1, body: Buffer.from('A') }), true);
     assert.equal(t.resolve(a.request.id, { msgid: 1, body: Buffer.from('again') }), false);
@@ -91,9 +112,27 @@ describe('RequestTable', () => {
     assert.equal(t.size, 0);
   });
 
+  test('one shared deadline timer: requests opened over time each time out on their own deadline, settled ones never', async () => {
+    const timedOut: number[] = [];
+    const t = new RequestTable(60, (r) => timedOut.push(r.msgid));
+    const first = open(t, 1, Buffer.alloc(0));
+    const settled = open(t, 2, Buffer.alloc(0));
+    await new Promise((r) => setTimeout(r, 30));
+    const later = open(t, 3, Buffer.alloc(0));
+    t.resolve(settled.request.id, undefined);
+    const started = Date.now();
+    await assert.rejects(first.reply, /timed out/);
+    assert.deepEqual(timedOut, [1], 'the later request is not due yet');
+    await assert.rejects(later.reply, /timed out/);
+    assert.ok(Date.now() - started >= 20, 'the later one waited for its own deadline');
+    assert.deepEqual(timedOut, [1, 3]);
+    assert.equal(await settled.reply, undefined);
+    assert.equal(t.size, 0);
+  });
+
   test('reissue gives a retry a new id and keeps the deadline; the old id is late', async () => {
     const t = new RequestTable(10_000);
-    const { request, reply } = t.open(5, Buffer.from('x'), session);
+    const { request, reply } = open(t, 5, Buffer.from('x'));
     const old = request.id;
     const again = t.reissue(old)!;
     assert.notEqual(again.id, old);
@@ -103,7 +142,7 @@ describe('RequestTable', () => {
     assert.equal(t.resolve(again.id, undefined), true);
     assert.equal(await reply, undefined);
     assert.equal(t.reissue(again.id), undefined);
-    const c = t.open(6, Buffer.alloc(0), session);
+    const c = open(t, 6, Buffer.alloc(0));
     t.rejectAll(new GatewayError('closed', 'bye'));
     await assert.rejects(c.reply, /bye/);
   });
@@ -151,28 +190,58 @@ describe('leastOutstanding', () => {
 describe('MessageStore', () => {
   test('keeps order, bounds count per name and bytes in all, expires by TTL', () => {
     let now = 1000;
-    const s = new MessageStore({ maxPerName: 2, ttlMs: 100, maxBytes: 10 }, () => now);
+    // Room for 'a' and its two messages, not for one more name.
+    const max = nameCost('a') + messageCost(Buffer.from('one')) * 2 + 4;
+    const s = new MessageStore({ maxPerName: 2, ttlMs: 100, maxBytes: max, maxNames: 10 }, () => now);
     assert.deepEqual(s.put('a', 1, Buffer.from('one')), { ok: true });
     assert.deepEqual(s.put('a', 2, Buffer.from('two')), { ok: true });
     assert.equal(s.put('a', 3, Buffer.from('x')).ok, false);
     const bytes = s.put('b', 1, Buffer.from('12345'));
-    assert.deepEqual(bytes, { ok: false, reason: 'store is full (10 bytes)' });
-    assert.equal(s.heldBytes, 6);
+    assert.deepEqual(bytes, { ok: false, reason: `store is full (${max} bytes)` });
+    assert.equal(s.heldBytes, nameCost('a') + messageCost(Buffer.from('one')) * 2);
     now += 50;
+    assert.deepEqual(s.take('a').length, 2);
     assert.ok(s.put('b', 9, Buffer.from('b')).ok);
-    now += 60; // 'a' messages are 110 ms old now, 'b' 60 ms
-    assert.deepEqual(s.take('a'), []);
-    assert.equal(s.expired, 2);
+    now += 60; // 'b' 60 ms old
     assert.deepEqual(
       s.take('b').map((m) => m.msgid),
       [9],
     );
+    assert.ok(s.put('c', 1, Buffer.from('c')).ok);
+    now += 110;
+    assert.deepEqual(s.take('c'), []);
+    assert.equal(s.expired, 1);
     assert.equal(s.size, 0);
     assert.equal(s.heldBytes, 0);
+    assert.equal(s.names, 0);
   });
+
+  test('empty bodies to distinct names: the bytes bound counts names and bookkeeping, and names are capped', () => {
+    const bytes = new MessageStore({ maxPerName: 100, ttlMs: 60_000, maxBytes: 64 * 1024, maxNames: 1e6 });
+    let stored = 0;
+    for (let i = 0; i < 10_000; i++) if (bytes.put(`name-${i}`, 1, Buffer.alloc(0)).ok) stored++;
+    assert.ok(stored > 0 && stored <= (64 * 1024) / (MESSAGE_OVERHEAD + NAME_OVERHEAD), `stored ${stored}`);
+    assert.ok(bytes.heldBytes <= 64 * 1024);
+    assert.equal(bytes.names, stored);
+
+    const names = new MessageStore({ maxPerName: 100, ttlMs: 60_000, maxBytes: 2 ** 40, maxNames: 50 });
+    const refused = new Set<string>();
+    for (let i = 0; i < 1000; i++) {
+      const r = names.put(`n${i}`, 1, Buffer.alloc(0));
+      if (!r.ok) refused.add(r.reason);
+    }
+    assert.equal(names.names, 50);
+    assert.equal(names.size, 50);
+    assert.deepEqual([...refused], ['store is full (messages kept for 50 names)']);
+    // A name already held still takes messages; a freed name slot is usable again.
+    assert.ok(names.put('n0', 2, Buffer.alloc(0)).ok);
+    names.take('n1');
+    assert.ok(names.put('fresh', 1, Buffer.alloc(0)).ok);
+  });
+
   test('sweep drops expired messages of every name', () => {
     let now = 0;
-    const s = new MessageStore({ maxPerName: 10, ttlMs: 10, maxBytes: 1000 }, () => now);
+    const s = new MessageStore({ maxPerName: 10, ttlMs: 10, maxBytes: 10_000, maxNames: 10 }, () => now);
     s.put('a', 1, Buffer.from('x'));
     s.put('b', 1, Buffer.from('y'));
     now = 5;
@@ -180,6 +249,8 @@ describe('MessageStore', () => {
     now = 12;
     assert.equal(s.sweep(), 2);
     assert.equal(s.size, 1);
+    assert.equal(s.names, 1);
+    assert.equal(s.heldBytes, nameCost('b') + messageCost(Buffer.from('z')));
   });
 });
 
@@ -187,14 +258,17 @@ describe('Directory', () => {
   function directory(online: Set<string>) {
     const taken: [Holder, string][] = [];
     const pushed: string[] = [];
-    const d = new Directory(new MessageStore({ maxPerName: 5, ttlMs: 60_000, maxBytes: 1 << 20 }), {
-      push: async (_instance, sessionId, msgid, body) => {
-        if (!online.has(sessionId)) return false;
-        pushed.push(`${sessionId}:${msgid}:${body}`);
-        return true;
+    const d = new Directory(
+      new MessageStore({ maxPerName: 5, ttlMs: 60_000, maxBytes: 1 << 20, maxNames: 100 }),
+      {
+        push: async (_instance, sessionId, msgid, body) => {
+          if (!online.has(sessionId)) return false;
+          pushed.push(`${sessionId}:${msgid}:${body}`);
+          return true;
+        },
+        nameTaken: (h, name) => taken.push([h, name]),
       },
-      nameTaken: (h, name) => taken.push([h, name]),
-    });
+    );
     return { d, taken, pushed };
   }
   const name = (n: string) => ({ kind: 'name' as const, name: n });
@@ -294,6 +368,16 @@ describe('gateway parameters', () => {
         /codec \(--codec\) tdhb width/,
       ],
       [{ listen: '127.0.0.1:0', business: 'b.ts', nope: 1 }, 'gateway', /unknown parameter 'nope'/],
+      [
+        { listen: '127.0.0.1:0', business: 'b.ts', codec: 'lars', refuseOverInflight: true },
+        'gateway',
+        /--refuse-over-inflight needs --codec seq/,
+      ],
+      [
+        { listen: '127.0.0.1:0', business: 'b.ts', storeNames: -1 },
+        'gateway',
+        /storeNames \(--store-names\) must be a whole number/,
+      ],
     ];
     for (const [input, role, re] of cases) assert.throws(() => validateGatewayParams(input, role), re);
     const ok = validateGatewayParams(
@@ -302,6 +386,9 @@ describe('gateway parameters', () => {
     );
     assert.equal(ok.requestTimeoutMs, 250);
     assert.equal(ok.codec, 'seq');
+    assert.equal(ok.refuseOverInflight, false);
+    assert.equal(ok.maxSessionBytes, 8 * 1024 * 1024);
+    assert.equal(ok.storeNames, 10_000);
     assert.deepEqual(
       validateGatewayParams({ business: 'b.ts', queue: 'nats://127.0.0.1:4222' }, 'worker').queue,
       {
@@ -312,3 +399,34 @@ describe('gateway parameters', () => {
     );
   });
 });
+
+describe('Deadlines', () => {
+  test('one timer for many items: each expires once, in deadline order, never after remove()', async () => {
+    const expired: string[] = [];
+    const d = new Deadlines<string>(5, (item) => expired.push(item));
+    const now = Date.now();
+    d.add('late', now + 60);
+    const keep = d.add('removed', now + 20);
+    d.add('early', now + 10);
+    d.add('middle', now + 30);
+    d.remove('removed', keep);
+    assert.equal(d.size, 3);
+    await waitFor(() => expired.length === 3);
+    assert.deepEqual(expired, ['early', 'middle', 'late']);
+    assert.equal(d.size, 0);
+    // Added from inside its own expiry, an item still gets its turn.
+    const again = new Deadlines<number>(5, (n) => {
+      expired.push(`n${n}`);
+      if (n < 3) again.add(n + 1, Date.now() + 5);
+    });
+    again.add(1, Date.now() + 5);
+    await waitFor(() => expired.length === 6);
+    assert.deepEqual(expired.slice(3), ['n1', 'n2', 'n3']);
+    again.clear();
+  });
+});
+
+async function waitFor(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cond(), 'condition met within 5 s');
+}

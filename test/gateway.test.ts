@@ -197,9 +197,9 @@ describe('gateway, ipc queue', () => {
     });
   }
 
-  test('limits: --max-conns-per-ip refuses with a notice and a logged reason; --max-inflight-per-conn refuses the extra request', async () => {
+  test('limits: --max-conns-per-ip refuses with a notice and a logged reason; --refuse-over-inflight refuses the extra request', async () => {
     await withDaemon(
-      gatewayArgs('--max-conns-per-ip', '2', '--max-inflight-per-conn', '2'),
+      gatewayArgs('--max-conns-per-ip', '2', '--max-inflight-per-conn', '2', '--refuse-over-inflight'),
       async ({ port, daemon }) => {
         const a = await gatewayClient(port);
         const b = await gatewayClient(port);
@@ -328,6 +328,41 @@ describe('gateway, ipc queue', () => {
       } finally {
         await sender.close();
       }
+    });
+  });
+
+  test('store bound: empty-body relays to distinct offline names are bounded by --store-bytes (names and bookkeeping count) and --store-names', async () => {
+    const relayToDistinct = async (port: number, count: number) => {
+      const sender = await gatewayClient(port);
+      try {
+        const outcomes = await Promise.all(
+          Array.from({ length: count }, (_, i) =>
+            sender.client.request(GATEWAY_MSGID.relay, encodeRelay(`offline-${i}`, 1)).then(
+              (b) => b.toString(),
+              (e: Error) => e.message,
+            ),
+          ),
+        );
+        const counts = new Map<string, number>();
+        for (const o of outcomes) counts.set(o, (counts.get(o) ?? 0) + 1);
+        return counts;
+      } finally {
+        await sender.close();
+      }
+    };
+    await withDaemon(gatewayArgs('--store-bytes', '8192'), async ({ port }) => {
+      const counts = await relayToDistinct(port, 500);
+      const stored = counts.get('stored') ?? 0;
+      // Each costs its name and bookkeeping (hundreds of bytes), not its 0-byte body.
+      assert.ok(stored > 0 && stored <= 40, `stored ${stored} of 500`);
+      assert.equal(counts.get('store is full (8192 bytes)'), 500 - stored, JSON.stringify([...counts]));
+    });
+    await withDaemon(gatewayArgs('--store-names', '20'), async ({ port }) => {
+      const counts = await relayToDistinct(port, 200);
+      assert.deepEqual([...counts].sort(), [
+        ['store is full (messages kept for 20 names)', 180],
+        ['stored', 20],
+      ]);
     });
   });
 

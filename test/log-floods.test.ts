@@ -101,6 +101,7 @@ test('gateway: 10,000 pipelined refused requests log no stack and a bounded coun
       '1',
       '--max-inflight-per-conn',
       '1',
+      '--refuse-over-inflight',
     ],
     async ({ daemon, port }) => {
       const before = daemon.logs.length;

@@ -134,7 +134,12 @@ async function start(
     }
     if (ipc && role === 'gateway') {
       hub = new IpcHub(
-        { maxPerName: resolved.storeMax, ttlMs: resolved.storeTtlMs, maxBytes: resolved.storeBytes },
+        {
+          maxPerName: resolved.storeMax,
+          ttlMs: resolved.storeTtlMs,
+          maxBytes: resolved.storeBytes,
+          maxNames: resolved.storeNames,
+        },
         logger,
       );
       const h = hub;
@@ -282,11 +287,18 @@ async function start(
     role === 'gateway' ? 'listening' : 'workers ready',
   );
   if (options.signals)
-    attachSignals(handle, log, [gateways, workers], options.signals, options.exit ?? (() => undefined), () => {
-      // A forced exit still leaves no pid file, status socket or socket directory behind.
-      if (resolved.statusSocket !== undefined) rmSync(resolved.statusSocket, { force: true });
-      for (const c of cleanup) c();
-    });
+    attachSignals(
+      handle,
+      log,
+      [gateways, workers],
+      options.signals,
+      options.exit ?? (() => undefined),
+      () => {
+        // A forced exit still leaves no pid file, status socket or socket directory behind.
+        if (resolved.statusSocket !== undefined) rmSync(resolved.statusSocket, { force: true });
+        for (const c of cleanup) c();
+      },
+    );
   return handle;
 }
 

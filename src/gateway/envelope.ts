@@ -80,10 +80,10 @@ class Writer {
   }
 }
 
-function writeFixed(out: Buffer, kind: number, id: number, msgid: number): void {
-  out[0] = kind;
-  out.writeUInt32LE(id >>> 0, 1);
-  out.writeInt32LE(msgid | 0, 5);
+function writeFixed(out: Buffer, off: number, kind: number, id: number, msgid: number): void {
+  out[off] = kind;
+  out.writeUInt32LE(id >>> 0, off + 1);
+  out.writeInt32LE(msgid | 0, off + 5);
 }
 
 function checkedLength(s: string): number {
@@ -92,39 +92,87 @@ function checkedLength(s: string): number {
   return n;
 }
 
-/** The hot path: sized first, written into one allocation. */
-function encodeRequest(e: Extract<Envelope, { kind: 1 }>): Buffer {
+/** Bytes of a request's fixed part and strings: what comes before its body. */
+function requestHead(e: Extract<Envelope, { kind: 1 }>): number {
   const { id: sid, name, remoteAddress } = e.session;
-  const a = checkedLength(sid);
-  const b = checkedLength(name);
-  const c = checkedLength(remoteAddress);
-  const out = Buffer.allocUnsafe(FIXED + 6 + a + b + c + 6 + e.body.length);
-  writeFixed(out, e.kind, e.id, e.msgid);
-  let off = FIXED;
-  for (const [text, len] of [
-    [sid, a],
-    [name, b],
-    [remoteAddress, c],
-  ] as const) {
-    out.writeUInt16LE(len, off);
-    off += 2;
-    off += out.write(text, off, len, 'utf8');
-  }
+  return FIXED + 6 + checkedLength(sid) + checkedLength(name) + checkedLength(remoteAddress) + 6;
+}
+
+/** Writes a request at out[off..] (room checked by the caller); returns the bytes written. */
+function writeRequest(e: Extract<Envelope, { kind: 1 }>, out: Buffer, off: number): number {
+  const start = off;
+  writeFixed(out, off, e.kind, e.id, e.msgid);
+  off += FIXED;
+  off = writeString(out, off, e.session.id);
+  off = writeString(out, off, e.session.name);
+  off = writeString(out, off, e.session.remoteAddress);
   out.writeUInt16LE(e.session.remotePort & 0xffff, off);
   out.writeUInt32LE(Math.max(0, Math.min(0xffffffff, Math.round(e.timeoutMs))), off + 2);
   out.set(e.body, off + 6);
-  return out;
+  return off + 6 + e.body.length - start;
+}
+
+function writeString(out: Buffer, off: number, text: string): number {
+  // Session ids, names and addresses are ASCII in practice: one byte per char, no encoder call.
+  const n = text.length;
+  let ascii = true;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f) {
+      ascii = false;
+      break;
+    }
+    out[off + 2 + i] = c;
+  }
+  if (ascii) {
+    out.writeUInt16LE(n, off);
+    return off + 2 + n;
+  }
+  const len = out.write(text, off + 2, 'utf8');
+  out.writeUInt16LE(len, off);
+  return off + 2 + len;
+}
+
+/**
+ * Bytes `e` takes when written by writeEnvelopeInto: the kinds of the hot path (request, reply,
+ * none); -1 for the others (encode them with encodeEnvelope). Throws RangeError as encodeEnvelope.
+ */
+export function envelopeSize(e: Envelope): number {
+  switch (e.kind) {
+    case KIND.request:
+      return requestHead(e) + e.body.length;
+    case KIND.reply:
+      return FIXED + e.body.length;
+    case KIND.none:
+      return FIXED;
+    default:
+      return -1;
+  }
+}
+
+/** Writes `e` (a kind envelopeSize() sizes) at out[off..], which has room; returns the bytes written. */
+export function writeEnvelopeInto(e: Envelope, out: Buffer, off: number): number {
+  switch (e.kind) {
+    case KIND.request:
+      return writeRequest(e, out, off);
+    case KIND.reply:
+      writeFixed(out, off, e.kind, e.id, e.msgid);
+      out.set(e.body, off + FIXED);
+      return FIXED + e.body.length;
+    case KIND.none:
+      writeFixed(out, off, e.kind, e.id, 0);
+      return FIXED;
+    default:
+      throw new TypeError(`envelope kind ${e.kind} is not written in place; use encodeEnvelope`);
+  }
 }
 
 export function encodeEnvelope(e: Envelope): Buffer {
   switch (e.kind) {
     case KIND.request:
-      return encodeRequest(e);
     case KIND.reply: {
-      // The hot path: one allocation.
-      const out = Buffer.allocUnsafe(FIXED + e.body.length);
-      writeFixed(out, e.kind, e.id, e.msgid);
-      out.set(e.body, FIXED);
+      const out = Buffer.allocUnsafe(envelopeSize(e));
+      writeEnvelopeInto(e, out, 0);
       return out;
     }
     case KIND.error:

@@ -53,6 +53,8 @@ server = new GatewayServer({
   requestTimeoutMs: params.requestTimeoutMs,
   retryOnCrash: params.retryOnCrash,
   maxInflightPerConn: params.maxInflightPerConn,
+  refuseOverInflight: params.refuseOverInflight,
+  maxSessionBytes: params.maxSessionBytes,
   maxWaiting: params.maxWaitingRequests,
   logger,
 });

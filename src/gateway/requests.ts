@@ -1,7 +1,9 @@
 // Request correlation in one gateway: every client request gets an id, a deadline and exactly one
 // outcome (reply, error, timeout, worker loss). A reply whose id is no longer pending (it timed out,
 // or was re-issued under a new id) is dropped and counted: it never reaches a later request.
+// Deadlines share one timer (deadlines.ts): no timer or promise per request.
 import { ReplyError } from '../message/errors.js';
+import { Deadlines } from './deadlines.js';
 import type { SessionInfo } from './envelope.js';
 
 export interface ReplyValue {
@@ -22,6 +24,9 @@ export class GatewayError extends ReplyError {
   }
 }
 
+/** What one request gets: a reply, nothing (the handler sent none), or an error. */
+export type Outcome = ReplyValue | undefined | GatewayError;
+
 export interface PendingRequest {
   /** The id of the current attempt (a retry gets a new one). */
   readonly id: number;
@@ -37,12 +42,15 @@ export interface PendingRequest {
 interface Entry extends PendingRequest {
   id: number;
   attempts: number;
-  timer: NodeJS.Timeout;
-  resolve: (value: ReplyValue | undefined) => void;
-  reject: (err: GatewayError) => void;
+  body: Buffer;
+  done: (outcome: Outcome) => void;
+  /** The deadline bucket holding it until it settles. */
+  bucket: Set<Entry>;
 }
 
 const MAX_ID = 0xffffffff;
+/** Deadlines are rounded up to this, ms: a timeout error comes at most this late. */
+const DEADLINE_STEP_MS = 10;
 
 export class RequestTable {
   /** Replies (and errors) that came for no pending request: late, or for a re-issued attempt. */
@@ -50,6 +58,7 @@ export class RequestTable {
   /** Requests answered with a timeout error. */
   timeouts = 0;
   private readonly entries = new Map<number, Entry>();
+  private readonly deadlines = new Deadlines<Entry>(DEADLINE_STEP_MS, (e) => this.expire(e));
   private lastId = 0;
 
   /** `timeoutMs`: from open to the timeout error, ms (> 0). `onTimeout` sees each one (logging). */
@@ -66,29 +75,16 @@ export class RequestTable {
     return this.entries.size;
   }
 
-  /** Opens a request. `reply` resolves with the reply (undefined: the handler sent none) or rejects with a GatewayError. */
-  open(
-    msgid: number,
-    body: Buffer,
-    session: SessionInfo,
-  ): { request: PendingRequest; reply: Promise<ReplyValue | undefined> } {
-    let entry!: Entry;
-    const reply = new Promise<ReplyValue | undefined>((resolve, reject) => {
-      const id = this.nextId();
-      entry = {
-        id,
-        msgid,
-        body,
-        session,
-        attempts: 1,
-        deadline: Date.now() + this.timeoutMs,
-        resolve,
-        reject,
-        timer: setTimeout(() => this.expire(entry), this.timeoutMs),
-      };
-    });
+  /**
+   * Opens a request; `done` is called exactly once, later (never from inside open), with its reply,
+   * undefined (the handler sent none) or a GatewayError.
+   */
+  open(msgid: number, body: Buffer, session: SessionInfo, done: (outcome: Outcome) => void): PendingRequest {
+    const deadline = Date.now() + this.timeoutMs;
+    const entry = { id: this.nextId(), msgid, body, session, attempts: 1, deadline, done } as Entry;
+    entry.bucket = this.deadlines.add(entry, deadline);
     this.entries.set(entry.id, entry);
-    return { request: entry, reply };
+    return entry;
   }
 
   get(id: number): PendingRequest | undefined {
@@ -99,7 +95,7 @@ export class RequestTable {
   resolve(id: number, value: ReplyValue | undefined): boolean {
     const e = this.take(id);
     if (!e) return false;
-    e.resolve(value);
+    e.done(value);
     return true;
   }
 
@@ -107,7 +103,7 @@ export class RequestTable {
   reject(id: number, err: GatewayError): boolean {
     const e = this.take(id);
     if (!e) return false;
-    e.reject(err);
+    e.done(err);
     return true;
   }
 
@@ -125,6 +121,12 @@ export class RequestTable {
     return e;
   }
 
+  /** Keeps its own copy of a pending request's body (it waits long enough that a view would pin its read buffer). */
+  ownBody(id: number): void {
+    const e = this.entries.get(id);
+    if (e) e.body = Buffer.from(e.body);
+  }
+
   /** Rejects everything pending (the gateway is going away). */
   rejectAll(err: GatewayError): void {
     for (const id of [...this.entries.keys()]) this.reject(id, err);
@@ -137,7 +139,7 @@ export class RequestTable {
       return undefined;
     }
     this.entries.delete(id);
-    clearTimeout(e.timer);
+    this.deadlines.remove(e, e.bucket);
     return e;
   }
 
@@ -146,7 +148,7 @@ export class RequestTable {
     this.entries.delete(e.id);
     this.timeouts++;
     this.onTimeout(e);
-    e.reject(new GatewayError('timeout', `request timed out after ${this.timeoutMs} ms`));
+    e.done(new GatewayError('timeout', `request timed out after ${this.timeoutMs} ms`));
   }
 
   /** Ids wrap at 2^32 and skip ones still pending. */

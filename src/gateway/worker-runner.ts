@@ -1,22 +1,67 @@
 // Runs the business handler for request envelopes, whatever queue brought them: at most
 // `maxConcurrent` at once (the rest wait in order), each answered exactly once with a reply or an
 // error envelope, also when the handler throws, returns garbage, or outlives the request's deadline.
+import { isThenable } from '../message/router.js';
 import type { Logger } from '../types.js';
-import { type BusinessHandler, type DeliverResult, type GatewayContext, toReply } from './business.js';
+import {
+  type BusinessHandler,
+  type DeliverResult,
+  type GatewayContext,
+  type GatewayMessage,
+  toReply,
+} from './business.js';
+import { Deadlines } from './deadlines.js';
 import { type Envelope, KIND } from './envelope.js';
 
 type RequestEnvelope = Extract<Envelope, { kind: 1 }>;
 
 /** At least this much longer than the client's timeout the worker waits for its handler, ms. */
 const WORKER_SLACK_MS = 100;
+/** Handler deadlines are rounded up to this, ms (well within the slack). */
+const DEADLINE_STEP_MS = 20;
 
 /** Delivers ctx.send for the request it came with (the queue knows the way). */
 export type SendFn = (target: string, msgid: number, body: Buffer) => Promise<DeliverResult>;
 
-interface Job {
-  req: RequestEnvelope;
-  send: SendFn;
-  answer: (e: Envelope) => void;
+/** One request being handled: its context (the handler's `ctx`), its deadline, its one answer. */
+class Job implements GatewayContext {
+  done = false;
+  expired = false;
+  /** Made on first use of ctx.signal: most handlers never look at it. */
+  controller: AbortController | undefined;
+  bucket: Set<Job> | undefined;
+
+  constructor(
+    readonly runner: WorkerRunner,
+    readonly req: RequestEnvelope,
+    readonly sendFn: SendFn,
+    readonly answer: (e: Envelope) => void,
+  ) {}
+
+  get workerId(): number {
+    return this.runner.workerId;
+  }
+
+  get logger(): Logger {
+    return this.runner.logger;
+  }
+
+  get params(): Readonly<Record<string, string>> {
+    return this.runner.params;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.expired) this.controller.abort(new Error('request deadline passed'));
+    }
+    return this.controller.signal;
+  }
+
+  send(to: string, msgid: number, body?: Uint8Array | string): Promise<DeliverResult> {
+    const bytes = body === undefined ? Buffer.alloc(0) : typeof body === 'string' ? Buffer.from(body) : body;
+    return this.sendFn(String(to), msgid, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes));
+  }
 }
 
 export class WorkerRunner {
@@ -24,8 +69,14 @@ export class WorkerRunner {
   active = 0;
   /** Requests answered since start. */
   served = 0;
+  readonly workerId: number;
+  readonly logger: Logger;
+  readonly params: Readonly<Record<string, string>>;
   private readonly waiting: Job[] = [];
+  private waitHead = 0;
   private idleWaiters: (() => void)[] = [];
+  /** One timer for every running handler's deadline. */
+  private readonly deadlines = new Deadlines<Job>(DEADLINE_STEP_MS, (job) => this.expire(job));
 
   constructor(
     private readonly handler: BusinessHandler,
@@ -35,79 +86,40 @@ export class WorkerRunner {
       maxConcurrent: number;
       params: Readonly<Record<string, string>>;
     },
-  ) {}
+  ) {
+    this.workerId = opts.workerId;
+    this.logger = opts.logger;
+    this.params = opts.params;
+  }
 
   /** Requests waiting for a free slot. */
   get queued(): number {
-    return this.waiting.length;
+    return this.waiting.length - this.waitHead;
   }
 
   /** Runs (or queues) one request; `answer` is called exactly once with its reply or error envelope. */
   run(req: RequestEnvelope, send: SendFn, answer: (e: Envelope) => void): void {
-    const job = { req, send, answer };
+    const job = new Job(this, req, send, answer);
     if (this.active >= this.opts.maxConcurrent) this.waiting.push(job);
     else this.start(job);
   }
 
   /** Resolves once nothing runs and nothing waits. */
   idle(): Promise<void> {
-    if (this.active === 0 && this.waiting.length === 0) return Promise.resolve();
+    if (this.active === 0 && this.queued === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private start(job: Job): void {
     const { req } = job;
     this.active++;
-    let done = false;
-    let expired = false;
-    // Made on first use of ctx.signal: most handlers never look at it.
-    let controller: AbortController | undefined;
-    const finish = (answer: Envelope) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      job.answer(answer);
-      this.active--;
-      this.served++;
-      const next = this.waiting.shift();
-      if (next) this.start(next);
-      else if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
-    };
     // The client's timeout is the gateway's; the worker stops waiting a little later, so that
     // its own error does not overtake the gateway's timeout error (it arrives late, and is dropped).
-    const timer =
-      req.timeoutMs === 0
-        ? undefined
-        : setTimeout(
-            () => {
-              expired = true;
-              controller?.abort(new Error('request deadline passed'));
-              finish({
-                kind: KIND.error,
-                id: req.id,
-                message: `handler did not finish within ${req.timeoutMs} ms`,
-              });
-            },
-            req.timeoutMs + Math.max(WORKER_SLACK_MS, req.timeoutMs / 10),
-          );
-    const ctx: GatewayContext = {
-      workerId: this.opts.workerId,
-      logger: this.opts.logger,
-      params: this.opts.params,
-      get signal() {
-        if (!controller) {
-          controller = new AbortController();
-          if (expired) controller.abort(new Error('request deadline passed'));
-        }
-        return controller.signal;
-      },
-      send: (to, msgid, body) => {
-        const bytes =
-          body === undefined ? Buffer.alloc(0) : typeof body === 'string' ? Buffer.from(body) : body;
-        return job.send(String(to), msgid, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes));
-      },
-    };
-    const msg = {
+    if (req.timeoutMs !== 0) {
+      const wait = req.timeoutMs + Math.max(WORKER_SLACK_MS, req.timeoutMs / 10);
+      job.bucket = this.deadlines.add(job, Date.now() + wait);
+    }
+    const msg: GatewayMessage = {
       msgid: req.msgid,
       body: req.body,
       session: {
@@ -117,22 +129,68 @@ export class WorkerRunner {
         remotePort: req.session.remotePort,
       },
     };
-    void this.invoke(msg, ctx, req).then(finish);
+    let result: unknown;
+    try {
+      result = this.handler(msg, job);
+    } catch (err) {
+      this.finish(job, this.failed(err, req));
+      return;
+    }
+    if (isThenable(result)) {
+      result.then(
+        (value) => this.finish(job, this.replied(value, req)),
+        (err: unknown) => this.finish(job, this.failed(err, req)),
+      );
+    } else {
+      // Answered after this call returns, as a promise's callback would be: the caller never sees
+      // its answer arrive from inside run().
+      queueMicrotask(() => this.finish(job, this.replied(result, req)));
+    }
   }
 
-  private async invoke(
-    msg: Parameters<BusinessHandler>[0],
-    ctx: GatewayContext,
-    req: RequestEnvelope,
-  ): Promise<Envelope> {
+  private replied(value: unknown, req: RequestEnvelope): Envelope {
+    let reply: ReturnType<typeof toReply>;
     try {
-      const reply = toReply(await this.handler(msg, ctx), req.msgid);
-      if (!reply) return { kind: KIND.none, id: req.id };
-      return { kind: KIND.reply, id: req.id, msgid: reply.msgid, body: reply.body };
+      reply = toReply(value, req.msgid);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      this.opts.logger.warn({ err, msgid: req.msgid, session: req.session.id }, 'business handler failed');
-      return { kind: KIND.error, id: req.id, message: message || 'business handler failed' };
+      return this.failed(err, req);
     }
+    if (!reply) return { kind: KIND.none, id: req.id };
+    return { kind: KIND.reply, id: req.id, msgid: reply.msgid, body: reply.body };
+  }
+
+  private failed(err: unknown, req: RequestEnvelope): Envelope {
+    const message = err instanceof Error ? err.message : String(err);
+    this.logger.warn({ err, msgid: req.msgid, session: req.session.id }, 'business handler failed');
+    return { kind: KIND.error, id: req.id, message: message || 'business handler failed' };
+  }
+
+  private expire(job: Job): void {
+    job.bucket = undefined;
+    job.expired = true;
+    job.controller?.abort(new Error('request deadline passed'));
+    this.finish(job, {
+      kind: KIND.error,
+      id: job.req.id,
+      message: `handler did not finish within ${job.req.timeoutMs} ms`,
+    });
+  }
+
+  private finish(job: Job, answer: Envelope): void {
+    if (job.done) return;
+    job.done = true;
+    if (job.bucket) this.deadlines.remove(job, job.bucket);
+    job.answer(answer);
+    this.active--;
+    this.served++;
+    if (this.waitHead < this.waiting.length) {
+      const next = this.waiting[this.waitHead]!;
+      this.waiting[this.waitHead++] = undefined as unknown as Job;
+      if (this.waitHead === this.waiting.length) {
+        this.waiting.length = 0;
+        this.waitHead = 0;
+      }
+      this.start(next);
+    } else if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 }

@@ -30,6 +30,8 @@ const END_GRACE_MS = 5000;
 
 const PAUSE_BACKPRESSURE = 1;
 const PAUSE_BUSY = 2;
+/** The route handlers asked for no more input for now (hold()). */
+const PAUSE_HELD = 4;
 const EMPTY = Buffer.alloc(0);
 
 export interface MessageConnOptions {
@@ -84,6 +86,8 @@ export class MessageConn implements MessagePeer {
   /** Frames go into the shared frame batch, written when the read chunk (or backlog run) is done. */
   private batching = false;
   private inFlight = 0;
+  /** Answers route handlers owe that they send later themselves (owe()). */
+  private owedElsewhere = 0;
   /** Frames waiting for a handler slot (reading is paused meanwhile), from `backlogHead`. */
   private backlog: Waiting[] = [];
   private backlogHead = 0;
@@ -209,6 +213,35 @@ export class MessageConn implements MessagePeer {
       this.pending.abandon(opened.seq, err as Error);
     }
     return opened.reply;
+  }
+
+  /**
+   * Stops reading from the peer until release(): the frames of the chunk being decoded are still
+   * dispatched, then TCP's window holds the rest on the peer's side. For handlers that take
+   * requests faster than they answer them (the gateway's in-flight bound).
+   */
+  hold(): void {
+    this.pause(PAUSE_HELD);
+  }
+
+  /** Reads again after hold() (unless output backpressure still pauses it). */
+  release(): void {
+    if ((this.paused & PAUSE_HELD) !== 0) this.unpause(PAUSE_HELD);
+  }
+
+  /**
+   * For handlers that return at once and answer later with send(): +1 per request taken, -1 per
+   * answer sent or given up. After the peer's FIN the connection ends only once none is owed (as
+   * for requests still running; the same grace bounds it).
+   */
+  owe(delta: number): void {
+    this.owedElsewhere += delta;
+    if (this.owedElsewhere === 0 && this.peerEnded) this.endWhenAnswered();
+  }
+
+  /** True between hold() and release(). */
+  get held(): boolean {
+    return (this.paused & PAUSE_HELD) !== 0;
   }
 
   /** Ends gracefully: stops dispatching, lets running handlers finish, flushes output, then FIN. */
@@ -492,7 +525,13 @@ export class MessageConn implements MessagePeer {
   }
 
   private endWhenAnswered(): void {
-    if (this.inFlight === 0 && this.backlogHead >= this.backlog.length && !this.ending && !this.hasClosed)
+    if (
+      this.inFlight === 0 &&
+      this.owedElsewhere === 0 &&
+      this.backlogHead >= this.backlog.length &&
+      !this.ending &&
+      !this.hasClosed
+    )
       this.endNow();
   }
 

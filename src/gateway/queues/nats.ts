@@ -1,14 +1,22 @@
 // The NATS queue (--queue nats://HOST:PORT): gateways and workers are separate commands, maybe on
 // different hosts, and meet only in NATS. Subjects, with P the --queue-prefix:
-//   P.req               requests; workers take them as one queue group
-//   P.rep.<gw>.<id>     a worker's ack, reply or error for request <id> of gateway <gw>
+//   P.w.<worker>        requests for one worker, a batch per message (envelope-batch.ts): the gateway
+//                       picks the worker with the fewest of its requests outstanding, per request
+//   P.req               the same, before the gateway has heard of any worker: workers take them as one
+//                       queue group, a batch at a time
+//   P.rep.<gw>.<b>      a worker's acks, replies and errors for requests of batch <b> of gateway <gw>,
+//                       a batch per message
 //   P.hb / P.bye        worker heartbeats / a worker's goodbye (payload: the worker's id)
+//   P.retiring          a worker takes no new requests (payload: its id); its goodbye follows
 //   P.s.<gw>.<n>        a message for session <gw>:<n> (request; answered with a SEND_RESULT)
 //   P.n.<name>          a message for the session holding <name> (subscribed while it does)
 //   P.claim.<name>      a new registration of <name>: older holders drop it (newest wins)
 //   P.store.<name>      stored messages (JetStream stream `P-store`, work-queue retention, file storage)
-// A gateway learns which worker holds a request from its ack; a worker silent for DEAD_AFTER_MS
-// (kill -9) has its acked requests reported lost. Requests never acked just time out.
+// A gateway knows which worker holds a request it addressed; one sent to the queue group it learns
+// from the worker's ack (sent at the end of the worker's turn for each request it took and has not
+// answered yet). A worker silent for DEAD_AFTER_MS (kill -9) has its requests reported lost; one
+// taken by nobody times out. One NATS message per worker per event-loop turn each way, not three
+// per request: NATS costs per message, not per byte.
 import { randomBytes } from 'node:crypto';
 import {
   AckPolicy,
@@ -24,7 +32,8 @@ import {
 import { connect, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../../types.js';
 import type { DeliverResult } from '../business.js';
-import { decodeEnvelope, type Envelope, encodeEnvelope, KIND } from '../envelope.js';
+import { decodeEnvelope, type Envelope, encodeEnvelope, envelopeSize, KIND } from '../envelope.js';
+import { decodeBatch, EnvelopeBatch } from '../envelope-batch.js';
 import { parseTarget, type Target } from '../names.js';
 import type { QueueSpec } from '../params.js';
 import { WorkerRunner } from '../worker-runner.js';
@@ -57,6 +66,12 @@ const STORE_RECHECK_MS = 1000;
 const CONSUMER_IDLE_MS = 24 * 3600_000;
 /** The answer a gateway gives when the target session is no longer there (the deliverer stores then). */
 const GONE = 'gone';
+/** After announcing its retirement a worker keeps taking what was already on its way this long, ms. */
+const RETIRE_NOTICE_MS = 300;
+/** A batch (one NATS message) is sent before it grows past this, bytes (NATS' default max_payload is 1 MiB). */
+const BATCH_BYTES = 256 * 1024;
+/** Room for the envelope's own fields on top of the largest client body, bytes. */
+const HEADROOM = 4096;
 
 const ms2ns = (ms: number) => ms * 1_000_000;
 
@@ -160,6 +175,14 @@ export class NatsGatewayQueue implements GatewayQueue {
   private readonly holders = new Map<string, Holder>();
   private readonly subs: Subscription[] = [];
   private readonly watchdog: NodeJS.Timeout;
+  /** Workers that announced their retirement: sent nothing new. */
+  private readonly retiring = new Set<string>();
+  /** Requests of this turn, not yet published, per worker ('' = the queue group). */
+  private readonly outs = new Map<string, { batch: EnvelopeBatch; ids: number[] }>();
+  private flushScheduled = false;
+  private batchSeq = 0;
+  /** Batches published that no worker has answered yet: a 503 (nobody subscribed) fails or loses their requests. */
+  private readonly unclaimed = new Map<number, { ids: number[]; worker: string; sentAt: number }>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -176,6 +199,11 @@ export class NatsGatewayQueue implements GatewayQueue {
       nc.subscribe(`${P}.hb`, {
         callback: (_e, m) => {
           this.lastSeen.set(m.string(), Date.now());
+        },
+      }),
+      nc.subscribe(`${P}.retiring`, {
+        callback: (_e, m) => {
+          this.retiring.add(m.string());
         },
       }),
       nc.subscribe(`${P}.bye`, { callback: (_e, m) => this.workerGone(m.string(), 'worker said goodbye') }),
@@ -206,49 +234,123 @@ export class NatsGatewayQueue implements GatewayQueue {
     return this.lastSeen.size;
   }
 
+  /**
+   * Into this turn's batch for the worker with the fewest outstanding requests (the queue group's
+   * before any worker is known); batches are published once per event-loop turn (or when full).
+   */
   dispatch(req: WorkRequest): boolean {
-    const payload = encodeEnvelope({
+    const e: Envelope = {
       kind: KIND.request,
       id: req.id,
       msgid: req.msgid,
       session: req.session,
       timeoutMs: req.timeoutMs,
       body: req.body,
-    });
-    this.sent.set(req.id, '');
-    this.nc.publish(`${this.prefix}.req`, payload, {
-      reply: `${this.prefix}.rep.${this.opts.instance}.${req.id}`,
-    });
+    };
+    const worker = this.pickWorker();
+    let out = this.outs.get(worker);
+    if (!out) {
+      out = { batch: new EnvelopeBatch(this.opts.maxBody + HEADROOM), ids: [] };
+      this.outs.set(worker, out);
+    }
+    if (out.batch.length > 0 && out.batch.length + envelopeSize(e) > BATCH_BYTES) this.publish(worker, out);
+    out.batch.add(e);
+    out.ids.push(req.id);
+    this.sent.set(req.id, worker);
+    if (worker !== '') this.holdsOf(worker).add(req.id);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushRequests);
+    }
     return true;
   }
 
+  /**
+   * The live, not retiring worker with the fewest requests of ours outstanding (each request
+   * counts at once, so a burst spreads over idle workers); '' when none is known.
+   */
+  private pickWorker(): string {
+    let best = '';
+    let least = Number.POSITIVE_INFINITY;
+    for (const w of this.lastSeen.keys()) {
+      if (this.retiring.has(w)) continue;
+      const n = this.byWorker.get(w)?.size ?? 0;
+      if (n < least) {
+        best = w;
+        least = n;
+      }
+    }
+    return best;
+  }
+
+  private holdsOf(worker: string): Set<number> {
+    let set = this.byWorker.get(worker);
+    if (!set) {
+      set = new Set<number>();
+      this.byWorker.set(worker, set);
+    }
+    return set;
+  }
+
+  private readonly flushRequests = (): void => {
+    this.flushScheduled = false;
+    for (const [worker, out] of this.outs) this.publish(worker, out);
+    this.outs.clear();
+  };
+
+  private publish(worker: string, out: { batch: EnvelopeBatch; ids: number[] }): void {
+    const bytes = out.batch.take();
+    if (!bytes) return;
+    this.batchSeq = this.batchSeq >= 0x7fffffff ? 1 : this.batchSeq + 1;
+    this.unclaimed.set(this.batchSeq, { ids: out.ids, worker, sentAt: Date.now() });
+    out.ids = [];
+    this.nc.publish(worker === '' ? `${this.prefix}.req` : `${this.prefix}.w.${worker}`, bytes, {
+      reply: `${this.prefix}.rep.${this.opts.instance}.${this.batchSeq}`,
+    });
+  }
+
   private onReply(m: Msg): void {
-    const id = Number(m.subject.slice(m.subject.lastIndexOf('.') + 1));
+    const seq = Number(m.subject.slice(m.subject.lastIndexOf('.') + 1));
+    const batch = this.unclaimed.get(seq);
+    this.unclaimed.delete(seq);
     if (m.headers?.code === 503) {
-      this.forget(id);
-      this.events.fail(id, 'no worker is connected to the queue');
+      if (batch && batch.worker !== '') {
+        // Addressed to a worker that is no longer subscribed: it is gone.
+        this.workerGone(batch.worker, `worker ${batch.worker} is no longer subscribed`);
+        return;
+      }
+      for (const id of batch?.ids ?? []) {
+        if (!this.sent.has(id)) continue;
+        this.forget(id);
+        this.events.fail(id, 'no worker is connected to the queue');
+      }
       return;
     }
-    let e: Envelope;
     try {
-      e = decodeEnvelope(Buffer.from(m.data));
+      decodeBatch(m.data, (e) => this.onAnswer(e));
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message }, 'bad envelope from a worker; dropped');
-      return;
     }
+  }
+
+  private onAnswer(e: Envelope): void {
     if (e.kind === KIND.ack) {
-      if (!this.sent.has(id)) return;
-      this.sent.set(id, e.worker);
-      const set = this.byWorker.get(e.worker) ?? new Set<number>();
-      this.byWorker.set(e.worker, set);
-      set.add(id);
+      if (this.sent.get(e.id) !== '') return; // answered already, or addressed to that worker
+      this.sent.set(e.id, e.worker);
+      this.holdsOf(e.worker).add(e.id);
       if (!this.lastSeen.has(e.worker)) this.lastSeen.set(e.worker, Date.now());
       return;
     }
-    this.forget(id);
-    if (e.kind === KIND.reply) this.events.reply(id, e.msgid, e.body);
-    else if (e.kind === KIND.none) this.events.reply(id, 0, undefined);
-    else if (e.kind === KIND.error) this.events.fail(id, e.message);
+    if (e.kind === KIND.reply) {
+      this.forget(e.id);
+      this.events.reply(e.id, e.msgid, e.body);
+    } else if (e.kind === KIND.none) {
+      this.forget(e.id);
+      this.events.reply(e.id, 0, undefined);
+    } else if (e.kind === KIND.error) {
+      this.forget(e.id);
+      this.events.fail(e.id, e.message);
+    }
   }
 
   private forget(id: number): void {
@@ -259,6 +361,8 @@ export class NatsGatewayQueue implements GatewayQueue {
 
   private checkWorkers(): void {
     const now = Date.now();
+    // Taken by nobody (the worker died before its turn ended): its requests end in their timeout.
+    for (const [seq, b] of this.unclaimed) if (now - b.sentAt > DEAD_AFTER_MS) this.unclaimed.delete(seq);
     for (const [w, seen] of this.lastSeen) {
       if (now - seen > DEAD_AFTER_MS) this.workerGone(w, `worker ${w} silent for ${now - seen} ms`);
     }
@@ -266,6 +370,7 @@ export class NatsGatewayQueue implements GatewayQueue {
 
   private workerGone(w: string, reason: string): void {
     this.lastSeen.delete(w);
+    this.retiring.delete(w);
     const ids = this.byWorker.get(w);
     this.byWorker.delete(w);
     if (!ids || ids.size === 0) return;
@@ -415,7 +520,12 @@ export class NatsWorkerQueue implements WorkerQueue {
   private readonly js: JetStreamClient;
   private readonly id = `w${randomBytes(5).toString('hex')}`;
   private sub: Subscription | undefined;
+  private direct: Subscription | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Per reply subject (a gateway's batch): answers of this turn and requests taken, not yet acked. */
+  private readonly outs = new Map<string, { batch: EnvelopeBatch; unacked: Set<number> }>();
+  private flushScheduled = false;
+  private readonly maxEnvelope: number;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -423,6 +533,7 @@ export class NatsWorkerQueue implements WorkerQueue {
     opts: WorkerQueueOptions,
   ) {
     this.js = jetstream(nc);
+    this.maxEnvelope = opts.maxBody + HEADROOM;
     this.runner = new WorkerRunner(opts.handler, {
       workerId: opts.workerId,
       logger: opts.logger,
@@ -449,41 +560,72 @@ export class NatsWorkerQueue implements WorkerQueue {
       queue: `${P}-workers`,
       callback: (_e, m) => this.onRequest(m),
     });
+    this.direct = this.nc.subscribe(`${P}.w.${this.id}`, { callback: (_e, m) => this.onRequest(m) });
   }
 
   private onRequest(m: Msg): void {
-    if (!m.reply) return;
-    let e: Envelope;
-    try {
-      e = decodeEnvelope(Buffer.from(m.data));
-    } catch {
-      return;
-    }
-    if (e.kind !== KIND.request) return;
     const reply = m.reply;
-    this.nc.publish(reply, encodeEnvelope({ kind: KIND.ack, id: e.id, worker: this.id }));
-    this.runner.run(
-      e,
-      (to, msgid, body) => {
-        const target = parseTarget(to);
-        if (typeof target === 'string') return Promise.reject(new Error(target));
-        return deliverVia(this.nc, this.js, this.spec.prefix, target, msgid, body);
-      },
-      (answer) => {
-        try {
-          this.nc.publish(reply, encodeEnvelope(answer));
-        } catch (err) {
-          this.nc.publish(
-            reply,
-            encodeEnvelope({
-              kind: KIND.error,
-              id: e.id,
-              message: `reply not sent: ${(err as Error).message}`,
-            }),
-          );
-        }
-      },
-    );
+    if (!reply) return;
+    const out = this.outFor(reply);
+    try {
+      decodeBatch(m.data, (e) => {
+        if (e.kind !== KIND.request) return;
+        out.unacked.add(e.id);
+        this.runner.run(e, this.send, (answer) => this.answer(reply, e.id, answer));
+      });
+    } catch {
+      // a malformed batch: what was decoded before runs; the rest ends in its timeout
+    }
+    this.scheduleFlush();
+  }
+
+  private readonly send = (to: string, msgid: number, body: Buffer): Promise<DeliverResult> => {
+    const target = parseTarget(to);
+    if (typeof target === 'string') return Promise.reject(new Error(target));
+    return deliverVia(this.nc, this.js, this.spec.prefix, target, msgid, body);
+  };
+
+  private outFor(reply: string): { batch: EnvelopeBatch; unacked: Set<number> } {
+    let out = this.outs.get(reply);
+    if (!out) {
+      out = { batch: new EnvelopeBatch(this.maxEnvelope), unacked: new Set() };
+      this.outs.set(reply, out);
+    }
+    return out;
+  }
+
+  private answer(reply: string, id: number, answer: Envelope): void {
+    const out = this.outFor(reply);
+    out.unacked.delete(id);
+    if (out.batch.length > BATCH_BYTES) this.publish(reply, out);
+    try {
+      out.batch.add(answer);
+    } catch (err) {
+      out.batch.add({ kind: KIND.error, id, message: `reply not sent: ${(err as Error).message}` });
+    }
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flush);
+  }
+
+  /** End of the turn: per gateway batch, one message with its answers and acks for what still runs. */
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    for (const [reply, out] of this.outs) {
+      for (const id of out.unacked) out.batch.add({ kind: KIND.ack, id, worker: this.id });
+      out.unacked.clear();
+      this.publish(reply, out);
+      this.outs.delete(reply);
+    }
+  };
+
+  private publish(reply: string, out: { batch: EnvelopeBatch }): void {
+    const bytes = out.batch.take();
+    if (bytes) this.nc.publish(reply, bytes);
   }
 
   counts(): { served: number; active: number } {
@@ -492,8 +634,13 @@ export class NatsWorkerQueue implements WorkerQueue {
 
   async retire(graceMs: number): Promise<void> {
     const deadline = new Promise<void>((r) => setTimeout(r, graceMs).unref());
+    // Gateways stop addressing us; what is already on its way still arrives while we listen.
+    this.nc.publish(`${this.spec.prefix}.retiring`, this.id);
+    await new Promise<void>((r) => setTimeout(r, Math.min(RETIRE_NOTICE_MS, graceMs)).unref());
     await this.sub?.drain().catch(() => undefined);
+    await this.direct?.drain().catch(() => undefined);
     await Promise.race([this.runner.idle(), deadline]);
+    this.flush(); // the last answers, before the goodbye
     clearInterval(this.heartbeat);
     this.nc.publish(`${this.spec.prefix}.bye`, this.id);
     await this.nc.drain().catch(() => undefined);
