@@ -59,7 +59,7 @@ export async function tcpdaemon(
   const log = createLogger({ logfile, level: params.loglevel, workerId: 0 });
   const { logger } = log;
   const tcpmain: Tcpmain =
-    handlerPath === undefined ? (params.handler as Tcpmain) : await loadHandler(handlerPath);
+    handlerPath === undefined ? (params.handler as Tcpmain) : await loadHandler(handlerPath, { logger });
 
   const sharedMode = model.listenMode?.(params) === 'shared';
   let server: Server | null = null;

@@ -1,0 +1,174 @@
+// A TypeScript handler compiled once to JavaScript (esbuild), for a node that cannot strip its
+// types: Node < 22.18, or syntax type stripping does not cover (enums, namespaces, parameter
+// properties). The daemon compiles before listening; its workers and connection processes find
+// the result and import plain JavaScript, loading neither esbuild nor a loader.
+//
+// The output sits beside the handler (`.NAME.tcpdaemon.mjs` or `.cjs`), so its imports and
+// import.meta.url resolve as from the source; its inline source map names the .ts files, so
+// stack traces do. A manifest beside it (`.NAME.tcpdaemon.json`) lists every input with its
+// size and mtime: any change, or another node major, makes it stale and it is compiled again.
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+/** Why the handler runs compiled: this node strips no types, or the handler uses syntax it cannot strip. */
+export type CompileReason = 'no-type-stripping' | 'unsupported-syntax';
+
+export interface Compiled {
+  /** The JavaScript module to import. */
+  file: string;
+  reason: CompileReason;
+}
+
+interface Manifest {
+  /** Bumped when what this module writes changes. */
+  layout: number;
+  /** Compiled for this node major (esbuild's target). */
+  node: string;
+  reason: CompileReason;
+  file: string;
+  /** [absolute path, size in bytes, mtime in ms] of the handler and every local module it imports. */
+  inputs: [string, number, number][];
+}
+
+const LAYOUT = 1;
+const NODE_MAJOR = process.versions.node.split('.')[0]!;
+
+function manifestPath(abs: string): string {
+  return join(dirname(abs), `.${basename(abs)}.tcpdaemon.json`);
+}
+
+/** The compiled copy of `abs` if it is current (nothing it was built from changed), else undefined. Cheap: one read, a stat per input. */
+export function findCompiled(abs: string): Compiled | undefined {
+  let m: Manifest;
+  try {
+    m = JSON.parse(readFileSync(manifestPath(abs), 'utf8')) as Manifest;
+  } catch {
+    return undefined;
+  }
+  if (m.layout !== LAYOUT || m.node !== NODE_MAJOR || !Array.isArray(m.inputs)) return undefined;
+  for (const [path, size, mtimeMs] of m.inputs) {
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (st === undefined || st.size !== size || st.mtimeMs !== mtimeMs) return undefined;
+  }
+  return statSync(m.file, { throwIfNoEntry: false }) ? { file: m.file, reason: m.reason } : undefined;
+}
+
+/**
+ * Compiles `abs` (with the local modules it imports; packages stay imports) and writes the
+ * output and its manifest beside it. Throws esbuild's error for code it cannot compile, and the
+ * file system's when the folder is not writable.
+ */
+export async function compileHandler(abs: string, reason: CompileReason): Promise<Compiled> {
+  const { build } = await import('esbuild');
+  const run = (format: 'esm' | 'cjs', outfile: string) =>
+    build({
+      plugins: [keepModulesInPlace(format)],
+      entryPoints: [abs],
+      absWorkingDir: dirname(abs),
+      outfile,
+      format,
+      bundle: true,
+      packages: 'external',
+      platform: 'node',
+      target: `node${NODE_MAJOR}`,
+      sourcemap: 'inline',
+      sourcesContent: false,
+      metafile: true,
+      write: false,
+      logLevel: 'silent',
+    });
+  let format = declaredFormat(abs);
+  let out = outputPath(abs, format ?? 'esm');
+  let result = await run(format ?? 'esm', out);
+  if (format === undefined) {
+    // No "type" in package.json: node goes by the syntax, and so do we (esbuild saw it).
+    const entry = Object.entries(result.metafile.inputs).find(([p]) => resolve(dirname(abs), p) === abs);
+    if (entry?.[1].format === 'cjs') {
+      format = 'cjs';
+      out = outputPath(abs, format);
+      result = await run(format, out);
+    }
+  }
+  const code = result.outputFiles.find((f) => f.path === out)?.text;
+  if (code === undefined) throw new Error(`esbuild wrote no ${out}`);
+  const inputs = Object.keys(result.metafile.inputs).map((p): [string, number, number] => {
+    const path = resolve(dirname(abs), p);
+    const st = statSync(path);
+    return [path, st.size, st.mtimeMs];
+  });
+  writeAtomically(out, code);
+  const manifest: Manifest = { layout: LAYOUT, node: NODE_MAJOR, reason, file: out, inputs };
+  writeAtomically(manifestPath(abs), JSON.stringify(manifest));
+  return { file: out, reason };
+}
+
+const TS_FILE = /\.[mc]?ts$/;
+const JS_FILE = /\.[mc]?js$/;
+const IMPORT_META = /\bimport\.meta\.(url|filename|dirname)\b/g;
+
+/**
+ * Only TypeScript is bundled into the compiled copy; every JavaScript module it imports stays an
+ * import of the file where it is, so it loads as it would from the source. A bundled TypeScript
+ * module keeps its own import.meta.url (dirname, filename), not the compiled copy's, so what it
+ * resolves relative to itself (createRequire, readFile(new URL(...))) still resolves.
+ */
+function keepModulesInPlace(format: 'esm' | 'cjs'): import('esbuild').Plugin {
+  return {
+    name: 'tcpdaemon-keep-modules-in-place',
+    setup(b) {
+      b.onResolve({ filter: /^[./]/ }, async (args) => {
+        if (args.pluginData === 'inner') return undefined;
+        const r = await b.resolve(args.path, {
+          kind: args.kind,
+          importer: args.importer,
+          resolveDir: args.resolveDir,
+          pluginData: 'inner',
+        });
+        if (r.errors.length > 0 || !JS_FILE.test(r.path)) return undefined;
+        return { path: format === 'esm' ? pathToFileURL(r.path).href : r.path, external: true };
+      });
+      b.onLoad({ filter: TS_FILE }, async (args) => {
+        const source = await readFile(args.path, 'utf8');
+        const url = pathToFileURL(args.path).href;
+        const meta = { url, filename: args.path, dirname: dirname(args.path) };
+        const contents = source.replace(IMPORT_META, (_m, key: keyof typeof meta) =>
+          JSON.stringify(meta[key]),
+        );
+        return { contents, loader: 'ts', resolveDir: dirname(args.path) };
+      });
+    },
+  };
+}
+
+function outputPath(abs: string, format: 'esm' | 'cjs'): string {
+  return join(dirname(abs), `.${basename(abs)}.tcpdaemon.${format === 'esm' ? 'mjs' : 'cjs'}`);
+}
+
+/** Renamed into place: a process starting meanwhile reads the old file or the new one, never half of one. */
+function writeAtomically(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+/** .mts is ESM, .cts CommonJS, .ts as the nearest package.json's "type" says; undefined: it says nothing. */
+function declaredFormat(abs: string): 'esm' | 'cjs' | undefined {
+  const ext = extname(abs);
+  if (ext === '.mts') return 'esm';
+  if (ext === '.cts') return 'cjs';
+  for (let dir = dirname(abs); ; dir = dirname(dir)) {
+    let text: string | undefined;
+    try {
+      text = readFileSync(join(dir, 'package.json'), 'utf8');
+    } catch {
+      // none here: look further up
+    }
+    if (text !== undefined) {
+      const type = (JSON.parse(text) as { type?: unknown }).type;
+      return type === 'module' ? 'esm' : type === 'commonjs' ? 'cjs' : undefined;
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
