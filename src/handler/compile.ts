@@ -1,45 +1,51 @@
-// A TypeScript handler compiled once to JavaScript (esbuild), for a node that cannot strip its
-// types: Node < 22.18, or syntax type stripping does not cover (enums, namespaces, parameter
-// properties). The daemon compiles before listening; its workers and connection processes find
-// the result and import plain JavaScript, loading neither esbuild nor a loader.
+// A TypeScript handler turned into JavaScript once, by the daemon before it listens; its
+// workers and connection processes find the copy and import plain JavaScript, loading no
+// TypeScript machinery (node's type stripping alone costs a process ~40 ms: its compiler is
+// WebAssembly, compiled in every process that strips).
+// - 'node': node's own type stripping (module.stripTypeScriptTypes, Node >= 22.13 with stripping
+//   on). Types become blanks, so every line and column stays where it was, and a sourceURL
+//   comment names the .ts file: stack traces name the .ts file and line.
+// - 'esbuild': for a node that strips no types (Node 20) or syntax stripping does not cover
+//   (enums, namespaces, parameter properties): the handler and the TypeScript modules it
+//   imports, bundled, with an inline source map naming the .ts files.
 //
-// The output sits beside the handler (`.NAME.tcpdaemon.mjs` or `.cjs`), so its imports and
-// import.meta.url resolve as from the source; its inline source map names the .ts files, so
-// stack traces do. A manifest beside it (`.NAME.tcpdaemon.json`) lists every input with its
-// size and mtime: any change, or another node major, makes it stale and it is compiled again.
+// The copy sits beside the handler (`.NAME.tcpdaemon.mjs`, `.cjs` or `.js`), so the packages it
+// imports resolve as from the source. A manifest beside it (`.NAME.tcpdaemon.json`) lists every
+// input with its size and mtime: any change, or another node major, makes it stale, and the
+// next process to load the handler makes a new one.
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-/** Why the handler runs compiled: this node strips no types, or the handler uses syntax it cannot strip. */
-export type CompileReason = 'no-type-stripping' | 'unsupported-syntax';
+/** What made the JavaScript copy. */
+export type CopyLoader = 'node' | 'esbuild';
 
 export interface Compiled {
   /** The JavaScript module to import. */
   file: string;
-  reason: CompileReason;
+  loader: CopyLoader;
 }
 
 interface Manifest {
   /** Bumped when what this module writes changes. */
   layout: number;
-  /** Compiled for this node major (esbuild's target). */
+  /** Made by this node major (esbuild's target; node's stripping of that version). */
   node: string;
-  reason: CompileReason;
+  loader: CopyLoader;
   file: string;
-  /** [absolute path, size in bytes, mtime in ms] of the handler and every local module it imports. */
+  /** [absolute path, size in bytes, mtime in ms] of the handler and every module bundled with it. */
   inputs: [string, number, number][];
 }
 
-const LAYOUT = 1;
+const LAYOUT = 2;
 const NODE_MAJOR = process.versions.node.split('.')[0]!;
 
 function manifestPath(abs: string): string {
   return join(dirname(abs), `.${basename(abs)}.tcpdaemon.json`);
 }
 
-/** The compiled copy of `abs` if it is current (nothing it was built from changed), else undefined. Cheap: one read, a stat per input. */
+/** The copy of `abs` if it is current (nothing it was made from changed), else undefined. Cheap: one read, a stat per input. */
 export function findCompiled(abs: string): Compiled | undefined {
   let m: Manifest;
   try {
@@ -52,7 +58,51 @@ export function findCompiled(abs: string): Compiled | undefined {
     const st = statSync(path, { throwIfNoEntry: false });
     if (st === undefined || st.size !== size || st.mtimeMs !== mtimeMs) return undefined;
   }
-  return statSync(m.file, { throwIfNoEntry: false }) ? { file: m.file, reason: m.reason } : undefined;
+  return statSync(m.file, { throwIfNoEntry: false }) ? { file: m.file, loader: m.loader } : undefined;
+}
+
+type StripTypes = (code: string, options: { mode: 'strip'; sourceUrl: string }) => string;
+
+/** node:module's stripTypeScriptTypes, where this node has it and strips types at all; else undefined. */
+export async function nodeStripper(): Promise<StripTypes | undefined> {
+  if (!(process.features as { typescript?: string | false }).typescript) return undefined;
+  const mod = (await import('node:module')) as unknown as { stripTypeScriptTypes?: StripTypes };
+  return mod.stripTypeScriptTypes;
+}
+
+/**
+ * Strips the types of `abs` with node's own stripper and writes the copy and its manifest.
+ * Throws node's error (code ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX for an enum, a namespace, a
+ * parameter property; ERR_INVALID_TYPESCRIPT_SYNTAX for a syntax error).
+ */
+export function stripHandler(abs: string, strip: StripTypes): Compiled {
+  const source = readFileSync(abs, 'utf8');
+  const st = statSync(abs);
+  // Node warns once per process that the function is experimental; this daemon's one call is no news.
+  const emitWarning = process.emitWarning;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    if (!String(warning).includes('stripTypeScriptTypes'))
+      (emitWarning as (...args: unknown[]) => void).call(process, warning, ...rest);
+  }) as typeof process.emitWarning;
+  let code: string;
+  try {
+    code = strip(source, { mode: 'strip', sourceUrl: pathToFileURL(abs).href });
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+  const format = declaredFormat(abs);
+  // No "type" said: a .js copy, whose format node then detects from the syntax, as for the .ts.
+  const out = outputPath(abs, format ?? 'detect');
+  writeAtomically(out, code);
+  const manifest: Manifest = {
+    layout: LAYOUT,
+    node: NODE_MAJOR,
+    loader: 'node',
+    file: out,
+    inputs: [[abs, st.size, st.mtimeMs]],
+  };
+  writeAtomically(manifestPath(abs), JSON.stringify(manifest));
+  return { file: out, loader: 'node' };
 }
 
 /**
@@ -60,7 +110,7 @@ export function findCompiled(abs: string): Compiled | undefined {
  * output and its manifest beside it. Throws esbuild's error for code it cannot compile, and the
  * file system's when the folder is not writable.
  */
-export async function compileHandler(abs: string, reason: CompileReason): Promise<Compiled> {
+export async function compileHandler(abs: string): Promise<Compiled> {
   const { build } = await import('esbuild');
   const run = (format: 'esm' | 'cjs', outfile: string) =>
     build({
@@ -99,9 +149,9 @@ export async function compileHandler(abs: string, reason: CompileReason): Promis
     return [path, st.size, st.mtimeMs];
   });
   writeAtomically(out, code);
-  const manifest: Manifest = { layout: LAYOUT, node: NODE_MAJOR, reason, file: out, inputs };
+  const manifest: Manifest = { layout: LAYOUT, node: NODE_MAJOR, loader: 'esbuild', file: out, inputs };
   writeAtomically(manifestPath(abs), JSON.stringify(manifest));
-  return { file: out, reason };
+  return { file: out, loader: 'esbuild' };
 }
 
 const TS_FILE = /\.[mc]?ts$/;
@@ -142,8 +192,9 @@ function keepModulesInPlace(format: 'esm' | 'cjs'): import('esbuild').Plugin {
   };
 }
 
-function outputPath(abs: string, format: 'esm' | 'cjs'): string {
-  return join(dirname(abs), `.${basename(abs)}.tcpdaemon.${format === 'esm' ? 'mjs' : 'cjs'}`);
+function outputPath(abs: string, format: 'esm' | 'cjs' | 'detect'): string {
+  const ext = format === 'esm' ? 'mjs' : format === 'cjs' ? 'cjs' : 'js';
+  return join(dirname(abs), `.${basename(abs)}.tcpdaemon.${ext}`);
 }
 
 /** Renamed into place: a process starting meanwhile reads the old file or the new one, never half of one. */

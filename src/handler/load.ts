@@ -45,10 +45,10 @@ export async function loadHandler(path: string, opts: LoadHandlerOptions = {}): 
   let mod: Record<string, unknown>;
   let loader: TypeScriptLoader = 'node';
   let reason: string | undefined;
-  let detail: string | undefined;
+  let copy: string | undefined;
   try {
     if (TS_EXTENSIONS.has(ext))
-      ({ mod, loader, reason, detail } = await importTypeScript(abs, opts.fresh === true));
+      ({ mod, loader, reason, copy } = await importTypeScript(abs, opts.fresh === true));
     else {
       const url = pathToFileURL(abs);
       if (opts.fresh) url.search = `?reload=${Date.now()}`;
@@ -58,7 +58,7 @@ export async function loadHandler(path: string, opts: LoadHandlerOptions = {}): 
     throw new HandlerLoadError(`handler ${abs}: failed to load: ${describeLoadError(err, abs)}`);
   }
   if (opts.logger?.isLevelEnabled('debug'))
-    opts.logger.debug({ handler: abs, loader, reason, detail }, 'handler module loaded');
+    opts.logger.debug({ handler: abs, loader, copy, reason }, 'handler module loaded');
   const fn = pickExport(mod);
   if (!fn) {
     const names = Object.keys(mod).filter((k) => k !== '__esModule');

@@ -1,22 +1,24 @@
-// Which loader serves a TypeScript handler, in the daemon and in each of its processes:
-// - 'node': node's own type stripping (on by default from 22.18), nothing loaded for it;
-// - 'esbuild': compiled once (compile.ts) when node strips no types or cannot strip this
-//   handler's syntax (enums, namespaces, parameter properties); later processes import the
-//   compiled JavaScript;
-// - 'tsx': tsx's hooks in this process, only when the compiled copy cannot be written (a
-//   read-only folder): the old way, ~100 ms per process.
+// Which loader serves a TypeScript handler (compile.ts makes the JavaScript copy):
+// - 'node': node's own type stripping, once, where this node strips types (on by default
+//   from 22.18) and the handler has only erasable syntax;
+// - 'esbuild': compiled once where node strips no types (Node 20) or cannot strip this
+//   handler (enums, namespaces, parameter properties; tsx-style imports such as './lib.js'
+//   meaning lib.ts, which node does not resolve);
+// - 'tsx': tsx's hooks in this process, only when no copy can be written beside the handler
+//   (a read-only folder): ~100 ms per process.
+// Every later process (worker, thread, connection process) finds the current copy and imports it.
 import { pathToFileURL } from 'node:url';
-import { type Compiled, type CompileReason, compileHandler, findCompiled } from './compile.js';
+import { type Compiled, compileHandler, findCompiled, nodeStripper, stripHandler } from './compile.js';
 
 export type TypeScriptLoader = 'node' | 'esbuild' | 'tsx';
 
 export interface LoadedTypeScript {
   mod: Record<string, unknown>;
   loader: TypeScriptLoader;
-  /** Why node's own stripping did not serve, for the log. */
-  reason?: CompileReason | 'not-writable';
-  /** What node or the file system said, when it said it in this process. */
-  detail?: string;
+  /** The JavaScript copy imported (none for tsx). */
+  copy?: string;
+  /** Why node's own stripping did not serve, when that was decided in this process. */
+  reason?: string;
 }
 
 /** Node's type stripping is on (22.18+ by default; 22.6–22.17 with --experimental-strip-types). */
@@ -25,65 +27,56 @@ export function nodeStripsTypes(): boolean {
 }
 
 /**
- * Node rejects syntax it cannot strip, or TypeScript under node_modules: the compiler takes
- * both. On a syntax error the compiler runs too, to fail with the file, line and column (node
- * names no column), the same message on every node.
+ * Errors after which esbuild takes over: syntax node cannot strip, TypeScript it will not strip
+ * (under node_modules), imports it does not resolve; and a syntax error, so that it is reported
+ * with file, line and column (node names no column), the same on every node.
  */
-const NOT_STRIPPABLE = new Set([
+const COMPILER_TAKES_OVER = new Set([
   'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX',
   'ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING',
   'ERR_INVALID_TYPESCRIPT_SYNTAX',
+  'ERR_MODULE_NOT_FOUND',
 ]);
-/** tsx-style imports node does not resolve (`./lib.js` meaning lib.ts, or no extension); the compiler does. */
-const NOT_RESOLVED = 'ERR_MODULE_NOT_FOUND';
-/** The folder does not take the compiled copy. */
+/** The folder does not take the copy. */
 const NOT_WRITABLE = new Set(['EACCES', 'EPERM', 'EROFS']);
 
 let tsxRegistered: Promise<void> | undefined;
 
 export async function importTypeScript(abs: string, fresh: boolean): Promise<LoadedTypeScript> {
-  const strips = nodeStripsTypes();
   const found = findCompiled(abs);
-  // On a stripping node, a compiled copy serves only when node already failed on this very source.
-  if (found !== undefined && (!strips || found.reason === 'unsupported-syntax'))
-    return { mod: await importCompiled(found, fresh), loader: 'esbuild', reason: found.reason };
-  let reason: CompileReason = 'no-type-stripping';
-  let detail: string | undefined;
-  if (strips) {
-    try {
-      return { mod: await importModule(pathToFileURL(abs), fresh), loader: 'node' };
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? '';
-      if (!NOT_STRIPPABLE.has(code) && code !== NOT_RESOLVED) throw err;
-      reason = 'unsupported-syntax';
-      detail = firstLine(err);
-    }
-  }
-  let compiled: Compiled;
+  if (found !== undefined)
+    return { mod: await importCopy(found, fresh), loader: found.loader, copy: found.file };
+  let reason = 'this node strips no types';
   try {
-    compiled = await compileHandler(abs, reason);
+    const strip = await nodeStripper();
+    if (strip !== undefined) {
+      try {
+        const copy = stripHandler(abs, strip);
+        return { mod: await importCopy(copy, fresh), loader: 'node', copy: copy.file };
+      } catch (err) {
+        if (!COMPILER_TAKES_OVER.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+        reason = `node's type stripping: ${firstLine(err)}`;
+      }
+    }
+    const copy = await compileHandler(abs);
+    return { mod: await importCopy(copy, fresh), loader: 'esbuild', copy: copy.file, reason };
   } catch (err) {
     if (!NOT_WRITABLE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
     await registerTsx();
-    return {
-      mod: await importModule(pathToFileURL(abs), fresh),
-      loader: 'tsx',
-      reason: 'not-writable',
-      detail: firstLine(err),
-    };
+    const url = pathToFileURL(abs);
+    if (fresh) url.search = `?reload=${Date.now()}`;
+    const mod = (await import(url.href)) as Record<string, unknown>;
+    return { mod, loader: 'tsx', reason: `no copy can be written beside the handler (${firstLine(err)})` };
   }
-  return { mod: await importCompiled(compiled, fresh), loader: 'esbuild', reason, detail };
 }
 
-function importCompiled(c: Compiled, fresh: boolean): Promise<Record<string, unknown>> {
-  // Stack traces through the inline source map: the .ts file and line, not the compiled copy's.
-  process.setSourceMapsEnabled(true);
-  return importModule(pathToFileURL(c.file), fresh);
-}
-
-async function importModule(url: URL, fresh: boolean): Promise<Record<string, unknown>> {
+function importCopy(c: Compiled, fresh: boolean): Promise<Record<string, unknown>> {
+  // esbuild's copy maps back to the .ts files through its inline source map.
+  if (c.loader === 'esbuild') process.setSourceMapsEnabled(true);
+  const url = pathToFileURL(c.file);
+  // The copy's path stays the same when it is made again: a reload must not get the cached module.
   if (fresh) url.search = `?reload=${Date.now()}`;
-  return (await import(url.href)) as Record<string, unknown>;
+  return import(url.href) as Promise<Record<string, unknown>>;
 }
 
 /** Both hooks: a .ts file outside a "type": "module" package is loaded as CommonJS. */
