@@ -19,7 +19,7 @@ case "$(uname -s)-$(uname -m)" in
     ;;
 esac
 
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/tcpdaemon
+cache=${XDG_CACHE_HOME:-${HOME:-$(cd ~ && pwd)}/.cache}/tcpdaemon
 dir=$cache/node-$version
 if [[ -x $dir/bin/node ]] && "$dir/bin/node" -e 0 2>/dev/null; then
   echo "$dir/bin"
