@@ -52,7 +52,7 @@ for (const { fixture, reply, loader } of cases) {
             assert.equal(l.handler, file);
             // Every process imports the JavaScript copy the daemon made (an ES module: this package
             // says "type": "module"); none strips or compiles again.
-            assert.equal(l.copy, join(FIXTURES, `.${fixture}.tcpdaemon.mjs`));
+            assert.equal(l.copy, join(FIXTURES, `.${fixture}.tcpdaemon.${loader}.mjs`));
           }
 
           const t = await connect(port);

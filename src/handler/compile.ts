@@ -9,7 +9,7 @@
 //   (enums, namespaces, parameter properties): the handler and the TypeScript modules it
 //   imports, bundled, with an inline source map naming the .ts files.
 //
-// The copy sits beside the handler (`.NAME.tcpdaemon.mjs`, `.cjs` or `.js`), so the packages it
+// The copy sits beside the handler (`.NAME.tcpdaemon.LOADER.mjs`, `.cjs` or `.js`), so the packages it
 // imports resolve as from the source. A manifest beside it (`.NAME.tcpdaemon.json`) lists every
 // input with its size and mtime: any change, or another node major, makes it stale, and the
 // next process to load the handler makes a new one.
@@ -38,7 +38,7 @@ interface Manifest {
   inputs: [string, number, number][];
 }
 
-const LAYOUT = 2;
+const LAYOUT = 3;
 const NODE_MAJOR = process.versions.node.split('.')[0]!;
 
 function manifestPath(abs: string): string {
@@ -92,7 +92,7 @@ export function stripHandler(abs: string, strip: StripTypes): Compiled {
   }
   const format = declaredFormat(abs);
   // No "type" said: a .js copy, whose format node then detects from the syntax, as for the .ts.
-  const out = outputPath(abs, format ?? 'detect');
+  const out = outputPath(abs, 'node', format ?? 'detect');
   writeAtomically(out, code);
   const manifest: Manifest = {
     layout: LAYOUT,
@@ -130,14 +130,14 @@ export async function compileHandler(abs: string): Promise<Compiled> {
       logLevel: 'silent',
     });
   let format = declaredFormat(abs);
-  let out = outputPath(abs, format ?? 'esm');
+  let out = outputPath(abs, 'esbuild', format ?? 'esm');
   let result = await run(format ?? 'esm', out);
   if (format === undefined) {
     // No "type" in package.json: node goes by the syntax, and so do we (esbuild saw it).
     const entry = Object.entries(result.metafile.inputs).find(([p]) => resolve(dirname(abs), p) === abs);
     if (entry?.[1].format === 'cjs') {
       format = 'cjs';
-      out = outputPath(abs, format);
+      out = outputPath(abs, 'esbuild', format);
       result = await run(format, out);
     }
   }
@@ -192,9 +192,13 @@ function keepModulesInPlace(format: 'esm' | 'cjs'): import('esbuild').Plugin {
   };
 }
 
-function outputPath(abs: string, format: 'esm' | 'cjs' | 'detect'): string {
+/**
+ * One name per loader: a copy node's stripping made and that then failed to import stays in
+ * this process's module cache as a failure, so esbuild's copy must have another URL.
+ */
+function outputPath(abs: string, loader: CopyLoader, format: 'esm' | 'cjs' | 'detect'): string {
   const ext = format === 'esm' ? 'mjs' : format === 'cjs' ? 'cjs' : 'js';
-  return join(dirname(abs), `.${basename(abs)}.tcpdaemon.${ext}`);
+  return join(dirname(abs), `.${basename(abs)}.tcpdaemon.${loader}.${ext}`);
 }
 
 /** Renamed into place: a process starting meanwhile reads the old file or the new one, never half of one. */
