@@ -11,8 +11,9 @@ await build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  // Loaded only when needed (tsx for .ts handlers, pino for the first log line), from node_modules.
-  external: ['tsx', 'tsx/*', 'pino'],
+  // Loaded only when needed (esbuild to compile a .ts handler, tsx where the compiled copy cannot be
+  // written, pino for the first log line), from node_modules.
+  external: ['tsx', 'tsx/*', 'esbuild', 'pino'],
   // import.meta.url does not exist in CommonJS; the modules use it to resolve packages, which
   // resolve the same from the bundle's folder.
   define: { 'import.meta.url': '__tcpdaemon_bundle_url' },

@@ -75,7 +75,7 @@ export async function tcpdaemon(
   const log = createLogger({ logfile, level: params.loglevel, workerId: 0 });
   const { logger } = log;
   const tcpmain: Tcpmain =
-    handlerPath === undefined ? (params.handler as Tcpmain) : await loadHandler(handlerPath);
+    handlerPath === undefined ? (params.handler as Tcpmain) : await loadHandler(handlerPath, { logger });
 
   // Before anything listens: a second daemon with the same pid file stops here, touching nothing.
   if (pidFile !== undefined) createPidFile(pidFile, logger);

@@ -156,8 +156,10 @@ describe('tcpdaemon proxy: serving', () => {
       c.destroy();
     }
     assert.deepEqual(tags.sort(), ['a', 'a', 'b', 'b', 'b', 'b']);
+    // A line logged while the six were still under way counts fewer: wait for one with all six.
     const stats = await p.daemon.waitForLog(
-      (l) => l.msg === 'proxy stats' && (l.backends as { total: number }[]).every((x) => x.total > 0),
+      (l) =>
+        l.msg === 'proxy stats' && (l.backends as { total: number }[]).reduce((n, x) => n + x.total, 0) === 6,
     );
     const byId = Object.fromEntries(
       (stats.backends as { id: string; total: number; state: string }[]).map((x) => [x.id, x]),

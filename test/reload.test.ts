@@ -137,11 +137,17 @@ test('a reload to a broken handler keeps the old workers; a crashed worker then 
     const cpu0 = cpuSeconds(daemon.pid);
     const t0 = Date.now();
     process.kill(victim!, 'SIGKILL');
-    await sleep(2500);
-    const cpuShare = (cpuSeconds(daemon.pid) - cpu0) / ((Date.now() - t0) / 1000);
-    const loop: LogLine[] = daemon.logs.filter((l) => l.msg === 'worker exited' && l.reason === 'crashed');
+    // Waits for the crash loop rather than counting restarts in a fixed window: on a busy
+    // machine a restart into the broken file can take most of a second.
+    const crashes = () => daemon.logs.filter((l) => l.msg === 'worker exited' && l.reason === 'crashed');
+    await waitUntil(() => crashes().length >= 5, 'five crash exits', 30_000);
+    const elapsedMs = Date.now() - t0;
+    const cpuShare = (cpuSeconds(daemon.pid) - cpu0) / (elapsedMs / 1000);
+    const loop: LogLine[] = crashes();
     const delays = loop.map((l) => l.nextDelayMs as number);
-    assert.ok(loop.length >= 4 && loop.length <= 14, `restarts in 2.5 s: ${loop.length}`);
+    // The restarts waited out their delays: backoff, not a spin.
+    const waited = delays.slice(0, loop.length - 1).reduce((a, b) => a + b, 0);
+    assert.ok(elapsedMs >= waited, `${loop.length} restarts in ${elapsedMs} ms, delays ${delays.join(', ')}`);
     assert.ok(delays[1]! < delays[2]! && delays[2]! < delays[3]!, `delays grow: ${delays.join(', ')}`);
     assert.ok(
       delays.every((d) => d <= 400),

@@ -3,30 +3,26 @@ import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HandlerLoadError } from '../errors.js';
-import type { Tcpmain } from '../types.js';
+import type { Logger, Tcpmain } from '../types.js';
+import { importTypeScript, type TypeScriptLoader } from './typescript.js';
 
 const JS_EXTENSIONS = new Set(['.js', '.mjs', '.cjs']);
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts']);
 
 export { HandlerLoadError };
 
-let tsxRegistered: Promise<void> | undefined;
-
-/** TypeScript support is loaded only for .ts handlers, so .js handlers start lean. */
-function registerTypeScript(): Promise<void> {
-  // Both hooks: a .ts file outside a "type": "module" package is loaded as CommonJS.
-  tsxRegistered ??= Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]).then(([esm, cjs]) => {
-    esm.register();
-    cjs.register();
-  });
-  return tsxRegistered;
+export interface LoadHandlerOptions {
+  /** Append a cache-busting query so a reload reads the file from disk again. */
+  fresh?: boolean;
+  /** Told at debug level which loader served (node, esbuild or tsx) and why. */
+  logger?: Logger;
 }
 
 /**
- * Imports a handler module and returns its `default` or `tcpmain` export.
- * `fresh` appends a cache-busting query so a reload reads the file from disk again.
+ * Imports a handler module and returns its `default` or `tcpmain` export. TypeScript goes
+ * through node's own type stripping where it can, else a copy compiled once (typescript.ts).
  */
-export async function loadHandler(path: string, opts: { fresh?: boolean } = {}): Promise<Tcpmain> {
+export async function loadHandler(path: string, opts: LoadHandlerOptions = {}): Promise<Tcpmain> {
   const abs = resolve(path);
   const ext = extname(abs);
   if (!JS_EXTENSIONS.has(ext) && !TS_EXTENSIONS.has(ext)) {
@@ -44,15 +40,23 @@ export async function loadHandler(path: string, opts: { fresh?: boolean } = {}):
       `handler ${abs}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
     );
   }
-  if (TS_EXTENSIONS.has(ext)) await registerTypeScript();
-  const url = pathToFileURL(abs);
-  if (opts.fresh) url.search = `?reload=${Date.now()}`;
   let mod: Record<string, unknown>;
+  let loader: TypeScriptLoader = 'node';
+  let reason: string | undefined;
+  let copy: string | undefined;
   try {
-    mod = (await import(url.href)) as Record<string, unknown>;
+    if (TS_EXTENSIONS.has(ext))
+      ({ mod, loader, reason, copy } = await importTypeScript(abs, opts.fresh === true));
+    else {
+      const url = pathToFileURL(abs);
+      if (opts.fresh) url.search = `?reload=${Date.now()}`;
+      mod = (await import(url.href)) as Record<string, unknown>;
+    }
   } catch (err) {
     throw new HandlerLoadError(`handler ${abs}: failed to load: ${describeLoadError(err, abs)}`);
   }
+  if (opts.logger?.isLevelEnabled('debug'))
+    opts.logger.debug({ handler: abs, loader, copy, reason }, 'handler module loaded');
   const fn = pickExport(mod);
   if (!fn) {
     const names = Object.keys(mod).filter((k) => k !== '__esModule');
@@ -81,7 +85,7 @@ function pickExport(mod: Record<string, unknown>): Tcpmain | undefined {
 
 function describeLoadError(err: unknown, abs: string): string {
   if (!(err instanceof Error)) return String(err);
-  // esbuild (tsx) puts the location on the line after "Transform failed with 1 error:".
+  // esbuild puts the location on the line after "Transform failed with 1 error:".
   const lines = err.message.split('\n').filter((l) => l.trim() !== '');
   const message = lines.slice(0, lines[0]?.endsWith(':') ? 2 : 1).join(' ') || err.name;
   return `${err.name}: ${message}${err.name === 'SyntaxError' ? syntaxErrorLocation(abs) : ''}`;

@@ -451,9 +451,11 @@ export class MessageConn implements MessagePeer {
     const socket = this.socket;
     if (!socket.writable) return false;
     // With output already queued this write waits too: a view of the shared slab would keep all
-    // 64 KiB of it alive for a few bytes, slab after slab, while the peer does not read.
+    // 64 KiB of it alive for a few bytes, slab after slab, while the peer does not read. The copy
+    // is unpooled: Buffer.from() would take it from node's pool (8 KiB slabs on Node 20 and 22,
+    // 64 KiB on 24) and pin a whole pool slab the same way.
     socket.write(
-      socket.writableLength > 0 && frame.length < frame.buffer.byteLength ? Buffer.from(frame) : frame,
+      socket.writableLength > 0 && frame.length < frame.buffer.byteLength ? ownCopy(frame) : frame,
     );
     const queued = socket.writableLength;
     if (queued > this.opts.outputCap) {
@@ -554,4 +556,11 @@ export class MessageConn implements MessagePeer {
     );
     this.resolveClosed(reason);
   };
+}
+
+/** `bytes` in a buffer of exactly its size (no pool slab, no shared ArrayBuffer). */
+function ownCopy(bytes: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(copy);
+  return copy;
 }

@@ -57,7 +57,7 @@ function startInProcess(host: ModelHost): RunningModel {
         return;
       }
       try {
-        runner.opts.tcpmain = await loadHandler(host.handlerPath, { fresh: true });
+        runner.opts.tcpmain = await loadHandler(host.handlerPath, { fresh: true, logger });
         logger.info({ handler: host.handlerPath }, 'handler reloaded; new connections use it');
       } catch (err) {
         logger.error(

@@ -10,7 +10,8 @@ import type { Backend, BackendPool } from './pool.js';
  * - connects first, retrying the next healthy backend on a refused or slow connect, and
  *   reads nothing from the client meanwhile, so a retry is invisible to it;
  * - then pipes both ways: backpressure holds (a side that does not read stops the other
- *   side being read, so buffered bytes stay within the sockets' highWaterMarks), and a FIN
+ *   side being read, so buffered bytes stay within the sockets' highWaterMarks plus one read:
+ *   node's default is 16 KiB on Node 20 and 64 KiB from 22), and a FIN
  *   from either side is passed on while the other direction keeps flowing (half-close);
  * - a backend that breaks closes only this client; a client that goes closes the backend. A
  *   connection that breaks (RST, error) on one side is reset on the other, so a truncated

@@ -12,7 +12,7 @@ if (!config || config.handlerPath === null) {
   process.exit(1);
 }
 const handlerPath = config.handlerPath;
-startWorker(config, () => loadHandler(handlerPath)).catch((err: unknown) => {
+startWorker(config, (logger) => loadHandler(handlerPath, { logger })).catch((err: unknown) => {
   process.stderr.write(`tcpdaemon worker: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(1);
 });

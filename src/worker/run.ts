@@ -56,7 +56,7 @@ function closeHandle(handle: unknown): void {
  */
 export async function startWorker(
   config: WorkerConfig,
-  getHandler: () => Promise<Tcpmain> | Tcpmain,
+  getHandler: (logger: Logger) => Promise<Tcpmain> | Tcpmain,
 ): Promise<RunningWorker> {
   // Everything the channel's callbacks touch exists before the channel does.
   let retiring: Promise<void> | undefined;
@@ -86,7 +86,7 @@ export async function startWorker(
 
   let tcpmain: Tcpmain;
   try {
-    tcpmain = await getHandler();
+    tcpmain = await getHandler(logger);
   } catch (err) {
     const message = (err as Error).message;
     logger.fatal({ err: message }, 'worker could not start');

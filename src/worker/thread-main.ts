@@ -69,7 +69,7 @@ try {
     copy.close();
     exit();
   }
-  const tcpmain = await loadHandler(config.handlerPath!);
+  const tcpmain = await loadHandler(config.handlerPath!, { logger });
   const runner = workerRunner(config, channel, {
     tcpmain,
     logger,
