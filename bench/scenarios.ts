@@ -2,6 +2,7 @@
 // against them. A later comparison (IOMP -c 2 vs cluster, LF, IF, proxy vs HAProxy, ...)
 // is one more SERVERS entry and one more SCENARIOS entry; the runner does not change.
 import { execPath } from 'node:process';
+import { type CloseKind, type NativeProgram, nativeCommand } from './native.js';
 
 export interface ServerSpec {
   /** What it is, for the report. */
@@ -21,6 +22,8 @@ export interface ServerSpec {
   needs?: string[];
   /** How it frames messages, as the load tool's --codec names it; default raw (byte echo). */
   codec?: 'raw' | 'lars';
+  /** A C program of bench/native.ts, built before the server starts (`command` runs its binary). */
+  native?: NativeProgram;
 }
 
 const REDIS_PING = { send: 'PING\r\n', reply: '+PONG\r\n' };
@@ -28,6 +31,13 @@ const REDIS_PING = { send: 'PING\r\n', reply: '+PONG\r\n' };
 const TSX = [execPath, '--import', 'tsx'];
 
 export const SERVERS = {
+  'C epoll echo': {
+    description:
+      'reference for the generator: a one-thread C epoll echo (bench/servers/epoll-echo.c), the cheapest server here',
+    command: [nativeCommand('epoll-echo'), '127.0.0.1:0'],
+    cores: 1,
+    native: 'epoll-echo',
+  },
   'tcpdaemon IOMP -c 1': {
     description: 'tcpdaemon, one event-loop process, examples/echo.ts',
     command: ['bin/tcpdaemon', '-m', 'IOMP', '-c', '1', '-l', '127.0.0.1:0', '-s', 'examples/echo.ts'],
@@ -267,6 +277,22 @@ export interface LoadSpec {
    * `connections` in flight; default: `connections` closed loops
    */
   rate?: number;
+  /**
+   * What makes the load: connect-gen (bench/connect-gen.c) by default for closed-loop connect
+   * rows, `tcpdaemon bench` for everything else (it cannot pace, hold or echo).
+   */
+  generator?: Generator;
+  /** connect-gen: how each cycle closes, a plain close (FIN, default) or SO_LINGER 0 (RST). */
+  close?: CloseKind;
+}
+
+export type Generator = 'connect-gen' | 'tcpdaemon bench';
+
+/** The generator of `load`: see LoadSpec.generator. */
+export function generatorOf(load: LoadSpec): Generator {
+  return (
+    load.generator ?? (load.mode === 'connect' && load.rate === undefined ? 'connect-gen' : 'tcpdaemon bench')
+  );
 }
 
 interface ScenarioBase {
@@ -281,7 +307,7 @@ interface ScenarioBase {
 /** Load from `tcpdaemon bench`. */
 export interface ToolScenario extends ScenarioBase {
   /** The report table it goes into; also accepted by --only. */
-  table: 'echo' | 'connect' | 'hold' | 'tool' | 'workers' | 'gateway' | 'proxy' | 'message';
+  table: 'echo' | 'connect' | 'hold' | 'tool' | 'generator' | 'workers' | 'gateway' | 'proxy' | 'message';
   load: LoadSpec;
 }
 
@@ -352,6 +378,25 @@ export const SCENARIOS: Scenario[] = [
   toolCheck(1),
   toolCheck(2),
   toolCheck(4),
+  // Is the connect generator the limit? Its rate against the cheapest server (C) is the most it
+  // offers; BENCHMARKS.md's Method compares that with the fastest server's connect rate. The node
+  // tool against the same server shows why the connect rows do not use it.
+  ...(['fin', 'rst'] as const).map(
+    (close): ToolScenario => ({
+      name: `generator-connect-50-${close}`,
+      table: 'generator',
+      servers: ['C epoll echo', 'node net'],
+      rounds: ECHO_ROUNDS,
+      load: { mode: 'connect', connections: 50, size: 64, seconds: ECHO_SECONDS, close },
+    }),
+  ),
+  {
+    name: 'generator-node-tool-connect-50',
+    table: 'generator',
+    servers: ['C epoll echo', 'node net'],
+    rounds: ECHO_ROUNDS,
+    load: { mode: 'connect', connections: 50, size: 64, seconds: ECHO_SECONDS, generator: 'tcpdaemon bench' },
+  },
   workers(
     'workers-echo-50x1',
     iompVsCluster,
@@ -385,6 +430,12 @@ export const SCENARIOS: Scenario[] = [
       size: 64,
       seconds: ECHO_SECONDS,
     },
+    TARGET_ROUNDS,
+  ),
+  workers(
+    'workers-connect-50-rst',
+    iompVsCluster,
+    { mode: 'connect', connections: 50, size: 64, seconds: ECHO_SECONDS, close: 'rst' },
     TARGET_ROUNDS,
   ),
   workers('lf-echo-8x1', ['tcpdaemon LF -c 8'], {
@@ -489,6 +540,13 @@ function proxyScenarios(): Scenario[] {
       servers,
       rounds: TARGET_ROUNDS,
       load: { mode: 'connect', connections: 20, size: 64, seconds: ECHO_SECONDS },
+    },
+    {
+      name: 'proxy-connect-20-rst',
+      table: 'proxy',
+      servers,
+      rounds: TARGET_ROUNDS,
+      load: { mode: 'connect', connections: 20, size: 64, seconds: ECHO_SECONDS, close: 'rst' },
     },
     {
       name: 'proxy-strategy-connect-20',
