@@ -16,7 +16,13 @@ import {
   renderSection,
   replaceSection,
 } from './markdown.js';
-import { buildNative, type ConnectGenOutput, connectGenArgs, connectGenResult } from './native.js';
+import {
+  buildNative,
+  type ConnectGenOutput,
+  connectGenArgs,
+  connectGenResult,
+  nativeCommand,
+} from './native.js';
 import { ROOT, runTool, startServer, treeCpuSeconds, treeRss } from './processes.js';
 import { runRedisOne } from './redis.js';
 import { mergeRounds, planRuns } from './rounds.js';
@@ -112,7 +118,7 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
             ...connectGenArgs({ connections, size, seconds, threads, close }, server.host, server.port),
           ]
         : [...TOOL, ...toolArgs(load, threads, server.host, server.port)];
-    const shown = generator === 'connect-gen' ? ['bench/connect-gen', ...argv.slice(1)] : argv;
+    const shown = generator === 'connect-gen' ? [nativeCommand('connect-gen'), ...argv.slice(1)] : argv;
     record.toolCommand = shown
       .join(' ')
       .replace(` ${server.port} `, ' PORT ')

@@ -290,9 +290,15 @@ export type Generator = 'connect-gen' | 'tcpdaemon bench';
 
 /** The generator of `load`: see LoadSpec.generator. */
 export function generatorOf(load: LoadSpec): Generator {
-  return (
-    load.generator ?? (load.mode === 'connect' && load.rate === undefined ? 'connect-gen' : 'tcpdaemon bench')
-  );
+  const closedConnect = load.mode === 'connect' && load.rate === undefined;
+  const generator = load.generator ?? (closedConnect ? 'connect-gen' : 'tcpdaemon bench');
+  if (generator === 'connect-gen' && !closedConnect) {
+    throw new Error('connect-gen runs closed-loop connect loads only (no echo, hold or --rate)');
+  }
+  if (load.close !== undefined && generator !== 'connect-gen') {
+    throw new Error('close goes with connect-gen loads only');
+  }
+  return generator;
 }
 
 interface ScenarioBase {

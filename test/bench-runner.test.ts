@@ -117,6 +117,13 @@ test('closed-loop connect scenarios run connect-gen; paced, echo and hold ones t
     SCENARIOS.some((s) => s.table !== 'redis' && s.load.close === 'rst'),
     'rows with RST closes',
   );
+  const echo = { mode: 'echo' as const, connections: 1, seconds: 1 };
+  assert.throws(() => generatorOf({ ...echo, generator: 'connect-gen' }), /closed-loop connect loads only/);
+  assert.throws(
+    () => generatorOf({ ...echo, mode: 'connect', rate: 10, generator: 'connect-gen' }),
+    /closed-loop connect loads only/,
+  );
+  assert.throws(() => generatorOf({ ...echo, close: 'rst' }), /close goes with connect-gen loads only/);
 });
 
 test('the tool gets the cores the server leaves free, at least one', () => {
