@@ -21,6 +21,8 @@ export interface RunRecord {
   serverCommand: string;
   /** As run, with the port replaced by PORT. */
   toolCommand: string;
+  /** What made the load: `tcpdaemon bench`, or `connect-gen fin|rst` (bench/connect-gen.c, its close kind). */
+  generator?: string;
   /** Of the load tool: 0 clean, 2 errors counted, else it failed. */
   exitCode: number | null;
   result?: BenchResult;
@@ -141,6 +143,8 @@ export function renderSection(report: RunReport): string {
       n('max ms'),
       'errors',
       n('server CPU'),
+      'load',
+      n('load CPU'),
     ],
     (x, r) => [
       int(x.perSecond),
@@ -149,6 +153,8 @@ export function renderSection(report: RunReport): string {
       ...latency(x),
       errors(x),
       cores(r.serverCpu),
+      r.generator ?? '',
+      cores(x.tool.cpuCores),
     ],
   );
   const holdRuns = runs('hold');
@@ -258,6 +264,7 @@ export function renderSection(report: RunReport): string {
       errors(x),
     ],
   );
+  renderGenerator(report.runs, out);
   const workerRuns = runs('workers');
   table(
     out,
@@ -270,6 +277,8 @@ export function renderSection(report: RunReport): string {
       n('p99 ms'),
       'errors',
       n('server CPU'),
+      'load',
+      n('load CPU'),
       'load threads busy',
       'connections per worker',
     ],
@@ -280,6 +289,8 @@ export function renderSection(report: RunReport): string {
       x.latencyMs.p99,
       errors(x),
       cores(r.serverCpu),
+      r.generator ?? '',
+      cores(x.tool.cpuCores),
       busy(x),
       (r.perWorker ?? []).map(int).join(' / '),
     ],
@@ -393,13 +404,13 @@ function renderProxy(runs: RunRecord[], out: string[]): void {
       '',
     );
     out.push(
-      '| scenario | path | per second | vs HAProxy | p50 ms | added p50 ms | p99 ms | errors | server CPU |',
+      '| scenario | path | per second | vs HAProxy | p50 ms | added p50 ms | p99 ms | errors | server CPU | load | load CPU |',
     );
-    out.push('|---|---|--:|--:|--:|--:|--:|---|--:|');
+    out.push('|---|---|--:|--:|--:|--:|--:|---|--:|---|--:|');
     for (const r of proxy) {
       const x = r.result;
       if (!x) {
-        out.push(`| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | | |`);
+        out.push(`| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | | | | |`);
         continue;
       }
       const same = proxy.filter((o) => o.scenario === r.scenario && o.result);
@@ -410,7 +421,7 @@ function renderProxy(runs: RunRecord[], out: string[]): void {
         direct && !DIRECT.test(r.server) ? (x.latencyMs.p50 - direct.latencyMs.p50).toFixed(3) : '';
       const unit = x.mode === 'connect' ? 'conn' : 'msg';
       out.push(
-        `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} ${unit}/s | ${ratio} | ${x.latencyMs.p50} | ${added} | ${x.latencyMs.p99} | ${errors(x)} | ${cores(r.serverCpu)} |`,
+        `| ${r.scenario} | ${r.server} | ${int(x.perSecond)} ${unit}/s | ${ratio} | ${x.latencyMs.p50} | ${added} | ${x.latencyMs.p99} | ${errors(x)} | ${cores(r.serverCpu)} | ${r.generator ?? ''} | ${cores(x.tool.cpuCores)} |`,
       );
     }
   }
@@ -433,6 +444,55 @@ function renderProxy(runs: RunRecord[], out: string[]): void {
         );
       }
     }
+  }
+}
+
+/** The generators' reference server: its rate is what a generator offers, not a server's figure. */
+const GENERATOR_REFERENCE = 'C epoll echo';
+
+/** Closed-loop connect rows of the servers under test. */
+function serverConnectRows(runs: RunRecord[]): RunRecord[] {
+  return runs.filter(
+    (r) => r.server !== GENERATOR_REFERENCE && r.result?.mode === 'connect' && r.load?.rate === undefined,
+  );
+}
+
+/**
+ * The generators against the cheapest server: what each offers, its CPU per connection, and the
+ * ceiling over the fastest server connect row of the same run (the Method's 1.5x condition).
+ */
+function renderGenerator(runs: RunRecord[], out: string[]): void {
+  const gen = runs.filter((r) => r.table === 'generator');
+  if (gen.length === 0) return;
+  const fastest = serverConnectRows(runs).reduce<RunRecord | undefined>(
+    (best, r) => (best && best.result!.perSecond >= r.result!.perSecond ? best : r),
+    undefined,
+  );
+  out.push('', '### Connect generators: what they offer against the cheapest server (C epoll echo)', '');
+  out.push(
+    '| scenario | server | load | conn/s | ÷ fastest server row | p50 ms | p99 ms | errors | server CPU | load CPU | load CPU µs/conn |',
+  );
+  out.push('|---|---|---|--:|--:|--:|--:|---|--:|--:|--:|');
+  for (const r of gen) {
+    const x = r.result;
+    if (!x) {
+      out.push(`| ${r.scenario} | ${r.server} | failed: ${oneLine(r.failure)} | | | | | | | | |`);
+      continue;
+    }
+    const ceiling =
+      fastest && r.server === GENERATOR_REFERENCE
+        ? `${(x.perSecond / fastest.result!.perSecond).toFixed(2)}x`
+        : '';
+    const perConn = x.perSecond > 0 ? int((x.tool.cpuCores / x.perSecond) * 1e6) : '';
+    out.push(
+      `| ${r.scenario} | ${r.server} | ${r.generator ?? ''} | ${int(x.perSecond)} | ${ceiling} | ${x.latencyMs.p50} | ${x.latencyMs.p99} | ${errors(x)} | ${cores(r.serverCpu)} | ${cores(x.tool.cpuCores)} | ${perConn} |`,
+    );
+  }
+  if (fastest) {
+    out.push(
+      '',
+      `Fastest server connect row of this run: ${fastest.scenario}, ${fastest.server}, ${int(fastest.result!.perSecond)} conn/s (${fastest.generator ?? 'tcpdaemon bench'}).`,
+    );
   }
 }
 

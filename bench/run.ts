@@ -19,10 +19,18 @@ import {
   renderSection,
   replaceSection,
 } from './markdown.js';
+import {
+  buildNative,
+  type ConnectGenOutput,
+  connectGenArgs,
+  connectGenResult,
+  nativeCommand,
+} from './native.js';
 import { ROOT, runTool, startServer, treeCpuSeconds, treeRss } from './processes.js';
 import { runRedisOne } from './redis.js';
 import { mergeRounds, planRuns } from './rounds.js';
 import {
+  generatorOf,
   type LoadSpec,
   quickLoad,
   quickRedis,
@@ -30,6 +38,7 @@ import {
   type Scenario,
   SERVERS,
   type ServerName,
+  type ServerSpec,
   type ToolScenario,
   toolArgs,
   toolThreads,
@@ -94,6 +103,8 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
   };
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
+    const native = (spec as ServerSpec).native;
+    if (native) buildNative(native);
     server = await startServer(spec.command);
   } catch (err) {
     record.failure = `server did not start: ${(err as Error).message}`;
@@ -101,14 +112,28 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
   }
   try {
     const threads = toolThreads(load, spec, availableParallelism());
-    const args = toolArgs(load, threads, server.host, server.port);
-    record.toolCommand = `tcpdaemon bench ${args.join(' ').replace(` ${server.port} `, ' PORT ')}`;
+    const generator = generatorOf(load);
+    const close = load.close ?? 'fin';
+    record.generator = generator === 'connect-gen' ? `connect-gen ${close}` : generator;
+    const { size = 64, connections, seconds } = load;
+    const argv =
+      generator === 'connect-gen'
+        ? [
+            buildNative('connect-gen'),
+            ...connectGenArgs({ connections, size, seconds, threads, close }, server.host, server.port),
+          ]
+        : [...TOOL, ...toolArgs(load, threads, server.host, server.port)];
+    const shown = generator === 'connect-gen' ? [nativeCommand('connect-gen'), ...argv.slice(1)] : argv;
+    record.toolCommand = shown
+      .join(' ')
+      .replace(` ${server.port} `, ' PORT ')
+      .replace(/^bin\//, '');
     await sleep(SETTLE_MS);
     const before = treeRss(server.pid);
     const cpuBefore = treeCpuSeconds(server.pid);
     let holding: Promise<number> | undefined;
     const timeoutMs = (load.seconds + (load.holdSeconds ?? 0)) * 1000 + 60_000;
-    const run = await runTool([...TOOL, ...args], timeoutMs, (line) => {
+    const run = await runTool(argv, timeoutMs, (line) => {
       // Read the server's memory halfway through the hold.
       if (line.startsWith('holding '))
         holding = sleep((load.holdSeconds ?? 0) * 500).then(() => treeRss(server.pid));
@@ -118,7 +143,10 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
       record.failure = `load tool exited ${run.code}: ${run.stderr.trim()}`;
       return record;
     }
-    const result = JSON.parse(run.stdout) as BenchResult;
+    const result =
+      generator === 'connect-gen'
+        ? connectGenResult(JSON.parse(run.stdout) as ConnectGenOutput)
+        : (JSON.parse(run.stdout) as BenchResult);
     record.result = result;
     // The tool's start and end add little server CPU, so this is close to the load's average.
     if (result.mode !== 'hold') record.serverCpu = (treeCpuSeconds(server.pid) - cpuBefore) / result.seconds;
@@ -149,7 +177,8 @@ function summary(r: RunRecord): string {
   if (r.rss && x.hold) {
     return `${head} open ${x.hold.open}/${x.connections}  rss ${(r.rss.before / 2 ** 20).toFixed(1)} -> ${(r.rss.holding / 2 ** 20).toFixed(1)} MiB = ${Math.round(r.rss.perConnection)} B/conn${errs}`;
   }
-  const cpu = `server ${r.serverCpu?.toFixed(2)} cores, tool ${x.tool.cpuCores} cores (threads busy ${x.tool.threadBusy.join(' ')})`;
+  const busy = x.tool.threadBusy.length > 0 ? ` (threads busy ${x.tool.threadBusy.join(' ')})` : '';
+  const cpu = `server ${r.serverCpu?.toFixed(2)} cores, ${r.generator ?? 'tool'} ${x.tool.cpuCores} cores${busy}`;
   const paced = x.paced ? `  offered ${x.paced.rate}/s, ${x.paced.late} late` : '';
   return `${head} ${Math.round(x.perSecond)}/s${paced}  p50 ${x.latencyMs.p50} ms  p99 ${x.latencyMs.p99} ms  ${cpu}${errs}`;
 }

@@ -1,7 +1,9 @@
 // What `npm run bench` measures: the servers it can start and the scenarios it runs
 // against them. A later comparison (IOMP -c 2 vs cluster, LF, IF, proxy vs HAProxy, ...)
 // is one more SERVERS entry and one more SCENARIOS entry; the runner does not change.
+
 import { hasReusePort } from '../src/node-features.js';
+import { type CloseKind, type NativeProgram, nativeCommand } from './native.js';
 import { SERVER_NODE, SERVER_NODE_VERSION, serverNodeCanTransferSockets } from './server-node.js';
 
 export interface ServerSpec {
@@ -26,6 +28,8 @@ export interface ServerSpec {
   reusePort?: boolean;
   /** It moves accepted sockets to worker threads: only on a servers' node that can. */
   socketTransfer?: boolean;
+  /** A C program of bench/native.ts, built before the server starts (`command` runs its binary). */
+  native?: NativeProgram;
 }
 
 const REDIS_PING = { send: 'PING\r\n', reply: '+PONG\r\n' };
@@ -33,6 +37,13 @@ const REDIS_PING = { send: 'PING\r\n', reply: '+PONG\r\n' };
 const TSX = [SERVER_NODE, '--import', 'tsx'];
 
 export const SERVERS = {
+  'C epoll echo': {
+    description:
+      'reference for the generator: a one-thread C epoll echo (bench/servers/epoll-echo.c), the cheapest server here',
+    command: [nativeCommand('epoll-echo'), '127.0.0.1:0'],
+    cores: 1,
+    native: 'epoll-echo',
+  },
   'tcpdaemon IOMP -c 1': {
     description: 'tcpdaemon, one event-loop process, examples/echo.ts',
     command: ['bin/tcpdaemon', '-m', 'IOMP', '-c', '1', '-l', '127.0.0.1:0', '-s', 'examples/echo.ts'],
@@ -322,6 +333,28 @@ export interface LoadSpec {
    * `connections` in flight; default: `connections` closed loops
    */
   rate?: number;
+  /**
+   * What makes the load: connect-gen (bench/connect-gen.c) by default for closed-loop connect
+   * rows, `tcpdaemon bench` for everything else (it cannot pace, hold or echo).
+   */
+  generator?: Generator;
+  /** connect-gen: how each cycle closes, a plain close (FIN, default) or SO_LINGER 0 (RST). */
+  close?: CloseKind;
+}
+
+export type Generator = 'connect-gen' | 'tcpdaemon bench';
+
+/** The generator of `load`: see LoadSpec.generator. */
+export function generatorOf(load: LoadSpec): Generator {
+  const closedConnect = load.mode === 'connect' && load.rate === undefined;
+  const generator = load.generator ?? (closedConnect ? 'connect-gen' : 'tcpdaemon bench');
+  if (generator === 'connect-gen' && !closedConnect) {
+    throw new Error('connect-gen runs closed-loop connect loads only (no echo, hold or --rate)');
+  }
+  if (load.close !== undefined && generator !== 'connect-gen') {
+    throw new Error('close goes with connect-gen loads only');
+  }
+  return generator;
 }
 
 interface ScenarioBase {
@@ -336,7 +369,7 @@ interface ScenarioBase {
 /** Load from `tcpdaemon bench`. */
 export interface ToolScenario extends ScenarioBase {
   /** The report table it goes into; also accepted by --only. */
-  table: 'echo' | 'connect' | 'hold' | 'tool' | 'workers' | 'gateway' | 'proxy' | 'message';
+  table: 'echo' | 'connect' | 'hold' | 'tool' | 'generator' | 'workers' | 'gateway' | 'proxy' | 'message';
   load: LoadSpec;
 }
 
@@ -407,6 +440,25 @@ export const SCENARIOS: Scenario[] = [
   toolCheck(1),
   toolCheck(2),
   toolCheck(4),
+  // Is the connect generator the limit? Its rate against the cheapest server (C) is the most it
+  // offers; BENCHMARKS.md's Method compares that with the fastest server's connect rate. The node
+  // tool against the same server shows why the connect rows do not use it.
+  ...(['fin', 'rst'] as const).map(
+    (close): ToolScenario => ({
+      name: `generator-connect-50-${close}`,
+      table: 'generator',
+      servers: ['C epoll echo', 'node net'],
+      rounds: ECHO_ROUNDS,
+      load: { mode: 'connect', connections: 50, size: 64, seconds: ECHO_SECONDS, close },
+    }),
+  ),
+  {
+    name: 'generator-node-tool-connect-50',
+    table: 'generator',
+    servers: ['C epoll echo', 'node net'],
+    rounds: ECHO_ROUNDS,
+    load: { mode: 'connect', connections: 50, size: 64, seconds: ECHO_SECONDS, generator: 'tcpdaemon bench' },
+  },
   workers(
     'workers-echo-50x1',
     iompVsCluster,
@@ -440,6 +492,12 @@ export const SCENARIOS: Scenario[] = [
       size: 64,
       seconds: ECHO_SECONDS,
     },
+    TARGET_ROUNDS,
+  ),
+  workers(
+    'workers-connect-50-rst',
+    iompVsCluster,
+    { mode: 'connect', connections: 50, size: 64, seconds: ECHO_SECONDS, close: 'rst' },
     TARGET_ROUNDS,
   ),
   workers('lf-echo-8x1', ['tcpdaemon LF -c 8'], {
@@ -596,6 +654,13 @@ function proxyScenarios(): Scenario[] {
       servers,
       rounds: TARGET_ROUNDS,
       load: { mode: 'connect', connections: 20, size: 64, seconds: ECHO_SECONDS },
+    },
+    {
+      name: 'proxy-connect-20-rst',
+      table: 'proxy',
+      servers,
+      rounds: TARGET_ROUNDS,
+      load: { mode: 'connect', connections: 20, size: 64, seconds: ECHO_SECONDS, close: 'rst' },
     },
     {
       name: 'proxy-strategy-connect-20',

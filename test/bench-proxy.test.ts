@@ -18,6 +18,7 @@ function result(perSecond: number, p50: number): BenchResult {
     latencyMs: { p50, p90: p50, p99: p50 * 2, p999: p50 * 3, max: p50 * 4, mean: p50 },
     errors: {},
     errorTotal: 0,
+    tool: { threadBusy: [0.5], cpuCores: 0.75, cores: 2 },
   } as unknown as BenchResult;
 }
 
@@ -29,6 +30,7 @@ function run(server: string, perSecond: number, p50: number): RunRecord {
     serverCommand: 'x',
     toolCommand: 'y',
     exitCode: 0,
+    generator: 'tcpdaemon bench',
     result: result(perSecond, p50),
     serverCpu: 1,
   };
@@ -66,6 +68,8 @@ describe('proxy benchmarks', () => {
       /\| proxy-echo-50x1-64B \| echo via minimal node proxy \| 20,000 msg\/s \| 0\.80× \| 1 \| 0\.500 \|/,
     );
     assert.match(section, /\| proxy-echo-50x1-64B \| echo direct \| 40,000 msg\/s \| {2}\| 0\.5 \| {2}\|/);
+    // The generator and its CPU close every row.
+    assert.match(section, /\| echo direct \| .* \| 1\.00 cores \| tcpdaemon bench \| 0\.75 cores \|$/m);
   });
 
   it('reads redis-benchmark --csv and renders one row per command', () => {

@@ -7,8 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { BEGIN, END, type RunRecord, renderSection, replaceSection } from '../bench/markdown.js';
+import { buildNative } from '../bench/native.js';
 import { runTool, startServer, treeCpuSeconds, treeRss } from '../bench/processes.js';
-import { SERVERS, type ServerName, type ServerSpec, toolArgs, toolThreads } from '../bench/scenarios.js';
+import {
+  generatorOf,
+  SCENARIOS,
+  SERVERS,
+  type ServerName,
+  type ServerSpec,
+  toolArgs,
+  toolThreads,
+} from '../bench/scenarios.js';
 import type { BenchResult } from '../src/bench/report.js';
 import { larsCodec } from '../src/message/codecs/lars.js';
 import { canTransferSockets, hasReusePort, REUSE_PORT_NEEDS } from '../src/node-features.js';
@@ -32,6 +41,8 @@ describe('servers of the scenario table', () => {
         ? `this node (${process.version}) cannot transfer sockets to worker threads`
         : false);
     test(`${name}: starts on port 0, echoes, is measured, stops with every process`, { skip }, async () => {
+      const native = (SERVERS[name] as ServerSpec).native;
+      if (native) buildNative(native);
       const server = await startServer(SERVERS[name].command);
       try {
         assert.equal(server.host, '127.0.0.1');
@@ -54,7 +65,8 @@ describe('servers of the scenario table', () => {
         if (spec.children) assert.ok(tree > own + 2 ** 20, `workers counted: ${tree} vs ${own}`);
         // Two reads of a live process: its RSS may move (GC) between them, so a margin both ways.
         else assert.ok(tree > 0.8 * own && tree < 1.5 * own, `one process: ${tree} vs ${own}`);
-        assert.ok(treeCpuSeconds(server.pid) > 0);
+        // (A C server may not have used one clock tick yet.)
+        if (!native) assert.ok(treeCpuSeconds(server.pid) > 0);
       } finally {
         await server.stop();
       }
@@ -144,6 +156,25 @@ test('a paced load runs the built tool with --rate: an open loop, every start on
   assert.ok(!closed.includes('--rate'), 'no --rate without a rate: closed loops');
 });
 
+test('closed-loop connect scenarios run connect-gen; paced, echo and hold ones the node tool', () => {
+  for (const s of SCENARIOS) {
+    if (s.table === 'redis') continue;
+    const closedConnect = s.load.mode === 'connect' && s.load.rate === undefined && !s.load.generator;
+    assert.equal(generatorOf(s.load), closedConnect ? 'connect-gen' : 'tcpdaemon bench', s.name);
+  }
+  assert.ok(
+    SCENARIOS.some((s) => s.table !== 'redis' && s.load.close === 'rst'),
+    'rows with RST closes',
+  );
+  const echo = { mode: 'echo' as const, connections: 1, seconds: 1 };
+  assert.throws(() => generatorOf({ ...echo, generator: 'connect-gen' }), /closed-loop connect loads only/);
+  assert.throws(
+    () => generatorOf({ ...echo, mode: 'connect', rate: 10, generator: 'connect-gen' }),
+    /closed-loop connect loads only/,
+  );
+  assert.throws(() => generatorOf({ ...echo, close: 'rst' }), /close goes with connect-gen loads only/);
+});
+
 test('the tool gets the cores the server leaves free, at least one', () => {
   const load = { mode: 'echo' as const, connections: 50, seconds: 1 };
   assert.equal(toolThreads(load, SERVERS['node net'], 2), 1);
@@ -185,12 +216,14 @@ describe('BENCHMARKS.md section', () => {
       serverCommand: 'x',
       toolCommand: 'y',
       exitCode: paced?.late ? 2 : 0,
+      generator: paced ? 'tcpdaemon bench' : 'connect-gen fin',
       result: {
         mode: 'connect',
         perSecond: 9.6,
         latencyMs: { p50: 4.1, p90: 5, p99: 9.5, p999: 10, max: 12.25, mean: 4.5 },
         errors: {},
         errorTotal: 0,
+        tool: { threadBusy: [], cpuCores: paced ? 0.25 : 0.125, cores: 2 },
         ...(paced ? { paced } : {}),
       } as unknown as BenchResult,
       serverCpu: 0.5,
@@ -206,12 +239,61 @@ describe('BENCHMARKS.md section', () => {
     });
     const rows = text.split('\n').filter((l) => l.startsWith('| connect-'));
     assert.deepEqual(rows, [
-      '| connect-if-paced | tcpdaemon IF -c 4 | 10 | 10 | 0 | 4.1 | 9.5 | 12.25 | 0 | 0.50 cores |',
-      '| connect-if-paced | tcpdaemon LF -c 4 | 10 | 10 | 3 (1 never started) | 4.1 | 9.5 | 12.25 | 0 | 0.50 cores |',
-      '| connect-4-if | node -e 0 per connection | 10 |  |  | 4.1 | 9.5 | 12.25 | 0 | 0.50 cores |',
+      '| connect-if-paced | tcpdaemon IF -c 4 | 10 | 10 | 0 | 4.1 | 9.5 | 12.25 | 0 | 0.50 cores | tcpdaemon bench | 0.25 cores |',
+      '| connect-if-paced | tcpdaemon LF -c 4 | 10 | 10 | 3 (1 never started) | 4.1 | 9.5 | 12.25 | 0 | 0.50 cores | tcpdaemon bench | 0.25 cores |',
+      '| connect-4-if | node -e 0 per connection | 10 |  |  | 4.1 | 9.5 | 12.25 | 0 | 0.50 cores | connect-gen fin | 0.13 cores |',
     ]);
     const header = text.split('\n').find((l) => l.startsWith('| scenario | server | connections/s'));
     assert.equal(header?.split('|').length, rows[0]!.split('|').length, 'as many cells as columns');
+  });
+
+  test('the generator table shows each generator against the C echo over the fastest server connect row', () => {
+    const run = (
+      scenario: string,
+      table: RunRecord['table'],
+      server: string,
+      perSecond: number,
+      generator: string,
+    ): RunRecord => ({
+      scenario,
+      table,
+      server,
+      load: { mode: 'connect', connections: 50, seconds: 3 },
+      serverCommand: 'x',
+      toolCommand: 'y',
+      exitCode: 0,
+      generator,
+      result: {
+        mode: 'connect',
+        perSecond,
+        latencyMs: { p50: 1, p90: 2, p99: 3, p999: 4, max: 5, mean: 1 },
+        errors: {},
+        errorTotal: 0,
+        tool: { threadBusy: [], cpuCores: 0.5, cores: 2 },
+      } as unknown as BenchResult,
+      serverCpu: 1,
+    });
+    const text = renderSection({
+      machine,
+      quick: false,
+      runs: [
+        run('generator-connect-50-fin', 'generator', 'C epoll echo', 30_000, 'connect-gen fin'),
+        run('generator-connect-50-fin', 'generator', 'node net', 9_000, 'connect-gen fin'),
+        run('workers-connect-50', 'workers', 'node cluster 2', 12_000, 'connect-gen fin'),
+        run('connect-8-2w', 'connect', 'tcpdaemon IOMP -c 2', 5_000, 'connect-gen fin'),
+      ],
+    });
+    const rows = text.split('\n').filter((l) => l.startsWith('| generator-'));
+    assert.deepEqual(rows, [
+      '| generator-connect-50-fin | C epoll echo | connect-gen fin | 30,000 | 2.50x | 1 | 3 | 0 | 1.00 cores | 0.50 cores | 17 |',
+      '| generator-connect-50-fin | node net | connect-gen fin | 9,000 |  | 1 | 3 | 0 | 1.00 cores | 0.50 cores | 56 |',
+    ]);
+    assert.match(
+      text,
+      /Fastest server connect row of this run: workers-connect-50, node cluster 2, 12,000 conn\/s/,
+    );
+    const worker = text.split('\n').find((l) => l.startsWith('| workers-connect-50 |'));
+    assert.match(worker ?? '', /\| connect-gen fin \| 0\.50 cores \|/);
   });
 
   test('replaces only what lies between the markers', () => {

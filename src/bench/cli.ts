@@ -3,6 +3,7 @@ import { FD_RESERVE, openFileLimit } from './fd-limit.js';
 import { BenchUsageError, parseBenchArgs, USAGE } from './options.js';
 import { runLoad } from './pool.js';
 import { buildResult, formatText } from './report.js';
+import { loadProtocol } from './request-protocol.js';
 
 /** Where benchMain writes; tests pass collectors. */
 export interface BenchIO {
@@ -18,7 +19,8 @@ const processIO: BenchIO = {
 /**
  * Runs `tcpdaemon bench <argv>` and returns the exit code: 0 the run counted no errors,
  * 2 it finished but counted errors or, with --rate, late starts (the report says which),
- * 1 bad flags or a failure of the tool itself. The result goes to stdout (text, or one JSON object with --json);
+ * 1 bad flags (a --module that cannot load or exports the wrong things) or a failure of the tool
+ * itself (a --module function that throws or returns the wrong shape during the run). The result goes to stdout (text, or one JSON object with --json);
  * hold mode writes `holding N open F failed` on stderr once its ramp is over.
  */
 export async function benchMain(argv: string[], io: BenchIO = processIO): Promise<number> {
@@ -35,6 +37,8 @@ export async function benchMain(argv: string[], io: BenchIO = processIO): Promis
         `--connections ${options.connections} needs more open files than the limit of ${limit} (raise ulimit -n)`,
       );
     }
+    // Each load thread loads it again; here a missing or wrong module is refused before any load.
+    if (options.request) await loadProtocol(options.request);
   } catch (err) {
     if (!(err instanceof BenchUsageError)) throw err;
     io.err(`tcpdaemon bench: ${err.message}\n${USAGE}\n`);

@@ -18,14 +18,14 @@ export interface BenchResult {
   threads: number;
   /** Seconds measured: the load (echo, connect) or the hold (hold). */
   seconds: number;
-  /** echo: messages echoed and verified; connect: connect cycles; hold: connections opened. */
+  /** echo: messages echoed and verified; request: right replies; connect: connect cycles; hold: connections opened. */
   completed: number;
   /** `completed` per second; hold: connections opened per second of ramp. */
   perSecond: number;
-  /** echo: verified body bytes per second in EACH direction, in MB (10^6 bytes). */
+  /** echo: verified body bytes per second in EACH direction; request: bytes of right replies per second; in MB (10^6 bytes). */
   mbPerSecond: number;
   /**
-   * echo: write to last echoed byte of a message; connect, hold: connect call to last echoed
+   * echo, request: write to last byte of its reply; connect, hold: connect call to last echoed
    * byte; connect with --rate: the time the start was due to its last echoed byte.
    */
   latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
@@ -69,7 +69,8 @@ export function buildResult(options: BenchOptions, run: RunOutcome): BenchResult
     seconds: round(run.elapsed, 3),
     completed: tally.done,
     perSecond: rateSeconds > 0 ? round(tally.done / rateSeconds, 1) : 0,
-    mbPerSecond: options.mode === 'echo' ? round(tally.bytes / run.elapsed / 1e6, 3) : 0,
+    mbPerSecond:
+      options.mode === 'echo' || options.mode === 'request' ? round(tally.bytes / run.elapsed / 1e6, 3) : 0,
     latencyMs: {
       p50: ms(h.quantile(0.5)),
       p90: ms(h.quantile(0.9)),
@@ -113,9 +114,13 @@ export function formatText(r: BenchResult): string {
   const what = r.paced
     ? `${r.paced.rate} starts/s, at most ${r.connections} in flight`
     : `${r.connections} ${r.mode === 'connect' ? 'loops' : 'connections'}`;
-  const depth = r.mode === 'echo' ? ` x depth ${r.depth}` : '';
-  lines.push(`${r.mode} ${r.target}: ${what}${depth}, ${r.size}-byte messages, ${r.threads} threads`);
-  if (r.mode === 'echo') {
+  const depth = r.mode === 'echo' || r.mode === 'request' ? ` x depth ${r.depth}` : '';
+  const sizes = r.mode === 'request' ? '' : `, ${r.size}-byte messages`;
+  lines.push(`${r.mode} ${r.target}: ${what}${depth}${sizes}, ${r.threads} threads`);
+  if (r.mode === 'request') {
+    lines.push(`  replies     ${r.completed} right in ${r.seconds} s = ${r.perSecond} replies/s`);
+    lines.push(`  throughput  ${r.mbPerSecond} MB/s of right replies (1 MB = 10^6 B)`);
+  } else if (r.mode === 'echo') {
     lines.push(`  messages    ${r.completed} in ${r.seconds} s = ${r.perSecond} msg/s`);
     lines.push(`  throughput  ${r.mbPerSecond} MB/s each way (verified body bytes, 1 MB = 10^6 B)`);
   } else if (r.mode === 'connect') {
@@ -134,7 +139,7 @@ export function formatText(r: BenchResult): string {
     lines.push(`  held        ${h.holdSeconds} s, ${h.dropped} dropped while idle`);
   }
   const l = r.latencyMs;
-  const label = r.mode === 'echo' ? 'latency ms ' : 'connect+echo ms';
+  const label = r.mode === 'echo' || r.mode === 'request' ? 'latency ms ' : 'connect+echo ms';
   lines.push(`  ${label} p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  p99.9 ${l.p999}  max ${l.max}`);
   const errs = ERROR_KINDS.filter((k) => r.errors[k] > 0).map((k) => `${k} ${r.errors[k]}`);
   const codes = Object.entries(r.errorCodes).map(([c, n]) => `${c} ${n}`);

@@ -8,19 +8,23 @@ import { HoldLoad } from './hold-load.js';
 import type { BenchMode } from './options.js';
 import { PacedConnectLoad } from './paced-connect-load.js';
 import type { FromThread, ThreadInit, ToThread } from './protocol.js';
+import { RequestLoad } from './request-load.js';
+import { loadProtocol } from './request-protocol.js';
 import { Tally } from './tally.js';
 
-const ENGINES: Record<BenchMode, (share: LoadShare) => LoadEngine> = {
+const ENGINES: Record<BenchMode, (share: LoadShare) => LoadEngine | Promise<LoadEngine>> = {
   echo: (share) => new EchoLoad(share),
   connect: (share) =>
     share.options.rate === undefined ? new ConnectLoad(share) : new PacedConnectLoad(share),
   hold: (share) => new HoldLoad(share),
+  // Its module is imported in this thread (functions do not cross threads).
+  request: async (share) => new RequestLoad(share, await loadProtocol(share.options.request!)),
 };
 
 const port = parentPort!;
 const init = workerData as ThreadInit;
 const tally = new Tally();
-const engine = ENGINES[init.options.mode](makeShare(init.options, init.connIds, tally));
+const engine = await ENGINES[init.options.mode](makeShare(init.options, init.connIds, tally));
 let elu = performance.eventLoopUtilization();
 
 function post(msg: FromThread): void {

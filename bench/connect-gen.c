@@ -1,0 +1,493 @@
+// connect-gen: a native connect-loop load generator for `npm run bench` (bench/native.ts builds
+// it with the system compiler into .bench-out/native/; it is never committed as a binary).
+//
+// N loops, spread over T threads (one epoll per thread). Each loop repeats one cycle:
+// socket, non-blocking connect, write S bytes, read S bytes and compare every byte with what
+// was written, close, either plainly (FIN) or with SO_LINGER 0 (RST). A failed cycle is counted
+// and the loop starts again after RETRY_MS. At the end it prints one JSON object on stdout:
+// cycles per second, errors by kind (the same kinds as `tcpdaemon bench`), latency percentiles
+// (from socket() to the last echoed byte) and its own CPU time (getrusage).
+//
+// Exit status: 0 no errors, 2 the run finished but counted errors, 1 bad arguments or failure.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LOOPS 60000
+#define MAX_THREADS 64
+#define MAX_SIZE (16 * 1024 * 1024)
+#define RETRY_MS 50
+#define PROGRESS_TIMEOUT_MS 10000 /* no progress for this long: a timeout error */
+#define STALL_MS 2000             /* a reply missing this long at the end: stalled */
+#define SCAN_MS 5                 /* how often retries and timeouts are looked at */
+/* Body of cycle `seq` of loop `id`: a view into one random block, as src/bench/payload.ts. */
+#define PERIOD 65521
+#define SEQ_STEP 4099
+#define CONN_STEP 7919
+/* Latency histogram (us), the scheme of src/bench/histogram.ts: exact below 2*SUB, then SUB
+ * buckets per power of two. */
+#define SUB_BITS 6
+#define SUB (1 << SUB_BITS)
+#define BUCKETS (SUB * (32 - SUB_BITS + 1))
+#define MAX_CODES 16
+
+enum kind { K_CONNECT, K_TIMEOUT, K_RESET, K_EOF, K_VERIFY, K_STALLED, KINDS };
+static const char *KIND_NAMES[KINDS] = {"connect", "timeout", "reset", "eof", "verify", "stalled"};
+
+enum state { WAITING, CONNECTING, SENDING, READING };
+
+struct loop {
+  int fd;
+  enum state state;
+  uint32_t id;
+  uint32_t seq;
+  const uint8_t *body;
+  size_t sent;
+  size_t matched;
+  uint64_t started_ns;  /* socket() of this cycle */
+  uint64_t progress_ns; /* last connect, write or read that moved */
+  uint64_t written_ns;  /* when the whole body was written */
+  uint64_t retry_ns;    /* WAITING: when to start again */
+};
+
+struct code_count {
+  char name[24];
+  uint64_t n;
+};
+
+struct stats {
+  uint64_t done;
+  uint64_t errors[KINDS];
+  struct code_count codes[MAX_CODES];
+  uint64_t counts[BUCKETS];
+  uint64_t lat_n, lat_sum, lat_min, lat_max;
+};
+
+struct thread {
+  pthread_t tid;
+  struct loop *loops;
+  int nloops;
+  int epfd;
+  uint8_t *block;
+  struct stats st;
+  int failed;
+};
+
+static struct sockaddr_storage g_addr;
+static socklen_t g_addrlen;
+static size_t g_size = 64;
+static int g_rst = 0;
+static uint64_t g_start_ns, g_end_ns;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int bucket_of(uint32_t us) {
+  if (us < 2 * SUB) return (int)us;
+  int shift = 31 - __builtin_clz(us) - SUB_BITS;
+  return SUB * shift + (int)(us >> shift);
+}
+
+static uint64_t bucket_high(int i) {
+  if (i < 2 * SUB) return (uint64_t)i;
+  int shift = i / SUB - 1;
+  uint64_t top = (uint64_t)(i - SUB * shift);
+  return ((top + 1) << shift) - 1;
+}
+
+static void record_us(struct stats *st, uint64_t us) {
+  if (us > 0xffffffffu) us = 0xffffffffu;
+  st->counts[bucket_of((uint32_t)us)] += 1;
+  st->lat_n += 1;
+  st->lat_sum += us;
+  if (st->lat_n == 1 || us < st->lat_min) st->lat_min = us;
+  if (us > st->lat_max) st->lat_max = us;
+}
+
+static void count_code(struct stats *st, int err) {
+  const char *name = strerrorname_np(err);
+  char buf[24];
+  if (!name) {
+    snprintf(buf, sizeof buf, "E%d", err);
+    name = buf;
+  }
+  for (int i = 0; i < MAX_CODES; i++) {
+    if (st->codes[i].n == 0) {
+      snprintf(st->codes[i].name, sizeof st->codes[i].name, "%s", name);
+      st->codes[i].n = 1;
+      return;
+    }
+    if (strcmp(st->codes[i].name, name) == 0) {
+      st->codes[i].n += 1;
+      return;
+    }
+  }
+}
+
+static void close_fd(int fd, int rst) {
+  if (rst) {
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  close(fd);
+}
+
+/** The cycle failed: count it, drop the socket, start again after RETRY_MS. */
+static void fail(struct thread *t, struct loop *l, enum kind k, int err, uint64_t now) {
+  t->st.errors[k] += 1;
+  if (err) count_code(&t->st, err);
+  if (l->fd >= 0) close_fd(l->fd, 1); /* a reset: nothing of a failed cycle is worth a FIN */
+  l->fd = -1;
+  l->state = WAITING;
+  l->retry_ns = now + (uint64_t)RETRY_MS * 1000000u;
+}
+
+static void start_cycle(struct thread *t, struct loop *l, uint64_t now) {
+  uint32_t start = (uint32_t)(((uint64_t)(l->id % PERIOD) * CONN_STEP + (uint64_t)(l->seq % PERIOD) * SEQ_STEP) % PERIOD);
+  l->seq += 1;
+  l->body = t->block + start;
+  l->sent = 0;
+  l->matched = 0;
+  l->started_ns = now;
+  l->progress_ns = now;
+  int fd = socket(g_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    fail(t, l, K_CONNECT, errno, now);
+    return;
+  }
+  l->fd = fd;
+  if (connect(fd, (struct sockaddr *)&g_addr, g_addrlen) < 0 && errno != EINPROGRESS) {
+    fail(t, l, K_CONNECT, errno, now);
+    return;
+  }
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = l};
+  if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    fail(t, l, K_CONNECT, errno, now);
+    return;
+  }
+  l->state = CONNECTING;
+}
+
+/** Writes what is left of the body; false if the cycle failed. */
+static int send_body(struct thread *t, struct loop *l, uint64_t now) {
+  while (l->sent < g_size) {
+    ssize_t n = send(l->fd, l->body + l->sent, g_size - l->sent, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EAGAIN) {
+        /* The rest goes when the socket is writable; Nagle must not hold back its tail. */
+        int one = 1;
+        setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        return 1;
+      }
+      fail(t, l, K_RESET, errno, now);
+      return 0;
+    }
+    l->sent += (size_t)n;
+    l->progress_ns = now;
+  }
+  if (l->state != READING) {
+    l->state = READING;
+    l->written_ns = now;
+  }
+  return 1;
+}
+
+static void on_event(struct thread *t, struct loop *l, uint32_t events, uint8_t *buf, size_t buflen) {
+  uint64_t now = now_ns();
+  if (l->state == CONNECTING) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err || (events & EPOLLERR)) {
+      fail(t, l, K_CONNECT, err ? err : ECONNREFUSED, now);
+      return;
+    }
+    l->state = SENDING;
+    l->progress_ns = now;
+  }
+  if (l->state == SENDING && (events & EPOLLOUT)) {
+    if (!send_body(t, l, now)) return;
+  }
+  if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) return;
+  for (;;) {
+    ssize_t n = recv(l->fd, buf, buflen, 0);
+    if (n < 0) {
+      if (errno == EAGAIN) return;
+      fail(t, l, K_RESET, errno, now);
+      return;
+    }
+    if (n == 0) {
+      fail(t, l, K_EOF, 0, now);
+      return;
+    }
+    l->progress_ns = now;
+    /* Bytes before the whole body was written, or past its length, are wrong bytes too. */
+    if ((size_t)n > l->sent - l->matched || memcmp(buf, l->body + l->matched, (size_t)n) != 0) {
+      fail(t, l, K_VERIFY, 0, now);
+      return;
+    }
+    l->matched += (size_t)n;
+    if (l->matched == g_size) {
+      record_us(&t->st, (now - l->started_ns) / 1000u);
+      t->st.done += 1;
+      close_fd(l->fd, g_rst);
+      l->fd = -1;
+      if (now < g_end_ns) start_cycle(t, l, now);
+      else l->state = WAITING;
+      return;
+    }
+  }
+}
+
+/** Starts loops whose retry is due; fails those that made no progress for too long. */
+static void scan(struct thread *t, uint64_t now) {
+  for (int i = 0; i < t->nloops; i++) {
+    struct loop *l = &t->loops[i];
+    if (l->state == WAITING) {
+      if (now >= l->retry_ns && now < g_end_ns) start_cycle(t, l, now);
+    } else if (now - l->progress_ns > (uint64_t)PROGRESS_TIMEOUT_MS * 1000000u) {
+      fail(t, l, K_TIMEOUT, 0, now);
+    }
+  }
+}
+
+static void *run_thread(void *arg) {
+  struct thread *t = arg;
+  enum { EVENTS = 256 };
+  struct epoll_event evs[EVENTS];
+  size_t buflen = 64 * 1024;
+  uint8_t *buf = malloc(buflen);
+  if (!buf) {
+    t->failed = 1;
+    return NULL;
+  }
+  uint64_t now = now_ns();
+  for (int i = 0; i < t->nloops; i++) start_cycle(t, &t->loops[i], now);
+  uint64_t next_scan = now + (uint64_t)SCAN_MS * 1000000u;
+  while ((now = now_ns()) < g_end_ns) {
+    if (now >= next_scan) {
+      scan(t, now);
+      next_scan = now + (uint64_t)SCAN_MS * 1000000u;
+    }
+    int n = epoll_wait(t->epfd, evs, EVENTS, SCAN_MS);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      t->failed = 1;
+      break;
+    }
+    for (int i = 0; i < n; i++) on_event(t, evs[i].data.ptr, evs[i].events, buf, buflen);
+  }
+  now = now_ns();
+  for (int i = 0; i < t->nloops; i++) {
+    struct loop *l = &t->loops[i];
+    if (l->state == READING && now - l->written_ns > (uint64_t)STALL_MS * 1000000u) t->st.errors[K_STALLED] += 1;
+    if (l->fd >= 0) close_fd(l->fd, 1);
+    l->fd = -1;
+  }
+  free(buf);
+  return NULL;
+}
+
+static uint64_t quantile(const struct stats *st, double q) {
+  if (st->lat_n == 0) return 0;
+  if (q >= 1) return st->lat_max;
+  uint64_t rank = (uint64_t)(q * (double)st->lat_n);
+  if ((double)rank < q * (double)st->lat_n) rank += 1;
+  if (rank < 1) rank = 1;
+  uint64_t seen = 0;
+  for (int i = 0; i < BUCKETS; i++) {
+    seen += st->counts[i];
+    if (seen >= rank) {
+      uint64_t v = bucket_high(i);
+      if (v > st->lat_max) v = st->lat_max;
+      if (v < st->lat_min) v = st->lat_min;
+      return v;
+    }
+  }
+  return st->lat_max;
+}
+
+static void merge(struct stats *into, const struct stats *from) {
+  into->done += from->done;
+  for (int k = 0; k < KINDS; k++) into->errors[k] += from->errors[k];
+  for (int i = 0; i < MAX_CODES && from->codes[i].n; i++) {
+    int j = 0;
+    while (j < MAX_CODES && into->codes[j].n && strcmp(into->codes[j].name, from->codes[i].name) != 0) j++;
+    if (j == MAX_CODES) continue;
+    if (!into->codes[j].n) snprintf(into->codes[j].name, sizeof into->codes[j].name, "%s", from->codes[i].name);
+    into->codes[j].n += from->codes[i].n;
+  }
+  for (int i = 0; i < BUCKETS; i++) into->counts[i] += from->counts[i];
+  if (from->lat_n) {
+    if (!into->lat_n || from->lat_min < into->lat_min) into->lat_min = from->lat_min;
+    if (from->lat_max > into->lat_max) into->lat_max = from->lat_max;
+  }
+  into->lat_n += from->lat_n;
+  into->lat_sum += from->lat_sum;
+}
+
+static void usage(const char *why) {
+  fprintf(stderr,
+          "connect-gen: %s\n"
+          "usage: connect-gen --port PORT [--host HOST] [--connections N] [--size S] [--duration SECONDS]\n"
+          "                   [--close fin|rst] [--threads T]\n"
+          "  N concurrent loops (default 8, at most %d) of: connect, send S bytes (default 64, at most %d),\n"
+          "  read them back verifying every byte, close (fin: plain close; rst: SO_LINGER 0), for SECONDS\n"
+          "  (default 5), over T threads (default 1). One JSON object on stdout.\n"
+          "exit status: 0 no errors, 2 errors counted, 1 bad arguments or failure\n",
+          why, MAX_LOOPS, MAX_SIZE);
+  exit(1);
+}
+
+static long whole(const char *flag, const char *text, long min, long max) {
+  char *end;
+  errno = 0;
+  long v = strtol(text, &end, 10);
+  if (errno || *end || end == text || v < min || v > max) {
+    char why[160];
+    snprintf(why, sizeof why, "%s must be a whole number %ld..%ld, not '%s'", flag, min, max, text);
+    usage(why);
+  }
+  return v;
+}
+
+static double json_ms(uint64_t us) { return (double)us / 1000.0; }
+
+int main(int argc, char **argv) {
+  const char *host = "127.0.0.1", *port = NULL;
+  long loops = 8, threads = 1;
+  double duration = 5;
+  for (int i = 1; i < argc; i++) {
+    const char *flag = argv[i];
+    if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) usage("help");
+    if (i + 1 >= argc) usage("a flag needs a value");
+    const char *v = argv[++i];
+    if (strcmp(flag, "--host") == 0) host = v;
+    else if (strcmp(flag, "--port") == 0) port = v, whole(flag, v, 1, 65535);
+    else if (strcmp(flag, "--connections") == 0) loops = whole(flag, v, 1, MAX_LOOPS);
+    else if (strcmp(flag, "--size") == 0) g_size = (size_t)whole(flag, v, 1, MAX_SIZE);
+    else if (strcmp(flag, "--threads") == 0) threads = whole(flag, v, 1, MAX_THREADS);
+    else if (strcmp(flag, "--duration") == 0) {
+      char *end;
+      duration = strtod(v, &end);
+      if (*end || end == v || !(duration > 0 && duration <= 3600)) usage("--duration must be seconds above 0 up to 3600");
+    } else if (strcmp(flag, "--close") == 0) {
+      if (strcmp(v, "fin") == 0) g_rst = 0;
+      else if (strcmp(v, "rst") == 0) g_rst = 1;
+      else usage("--close must be fin or rst");
+    } else {
+      char why[160];
+      snprintf(why, sizeof why, "unknown flag '%s'", flag);
+      usage(why);
+    }
+  }
+  if (!port) usage("--port is required");
+  if (threads > loops) threads = loops;
+
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+  int gai = getaddrinfo(host, port, &hints, &ai);
+  if (gai) {
+    fprintf(stderr, "connect-gen: %s:%s: %s\n", host, port, gai_strerror(gai));
+    return 1;
+  }
+  memcpy(&g_addr, ai->ai_addr, ai->ai_addrlen);
+  g_addrlen = ai->ai_addrlen;
+  freeaddrinfo(ai);
+
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)loops + 64 > rl.rlim_cur) {
+    fprintf(stderr, "connect-gen: --connections %ld needs more open files than the limit of %lu\n", loops,
+            (unsigned long)rl.rlim_cur);
+    return 1;
+  }
+
+  static struct thread ts[MAX_THREADS];
+  struct loop *all = calloc((size_t)loops, sizeof *all);
+  if (!all) return 1;
+  for (long i = 0; i < loops; i++) all[i].id = (uint32_t)i, all[i].fd = -1;
+  struct rusage ru0, ru1;
+  getrusage(RUSAGE_SELF, &ru0);
+  g_start_ns = now_ns();
+  g_end_ns = g_start_ns + (uint64_t)(duration * 1e9);
+  long first = 0;
+  for (long k = 0; k < threads; k++) {
+    struct thread *t = &ts[k];
+    long n = loops / threads + (k < loops % threads ? 1 : 0);
+    t->loops = all + first;
+    t->nloops = (int)n;
+    first += n;
+    t->epfd = epoll_create1(EPOLL_CLOEXEC);
+    t->block = malloc(PERIOD + g_size);
+    if (t->epfd < 0 || !t->block) {
+      perror("connect-gen");
+      return 1;
+    }
+    /* A random block per thread: the same bytes never come back by chance. */
+    uint64_t x = now_ns() ^ ((uint64_t)k << 32) ^ 0x9e3779b97f4a7c15u;
+    for (size_t i = 0; i < PERIOD + g_size; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      t->block[i] = (uint8_t)(x >> 24);
+    }
+    if (pthread_create(&t->tid, NULL, run_thread, t) != 0) {
+      perror("connect-gen: pthread_create");
+      return 1;
+    }
+  }
+  struct stats total;
+  memset(&total, 0, sizeof total);
+  int failed = 0;
+  for (long k = 0; k < threads; k++) {
+    pthread_join(ts[k].tid, NULL);
+    merge(&total, &ts[k].st);
+    failed |= ts[k].failed;
+  }
+  double seconds = (double)(now_ns() - g_start_ns) / 1e9;
+  getrusage(RUSAGE_SELF, &ru1);
+  double user = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6;
+  double sys = (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+  if (failed) {
+    fprintf(stderr, "connect-gen: epoll_wait failed\n");
+    return 1;
+  }
+
+  uint64_t error_total = 0;
+  for (int k = 0; k < KINDS; k++) error_total += total.errors[k];
+  printf("{\"generator\":\"connect-gen\",\"target\":\"%s:%s\",\"close\":\"%s\",\"connections\":%ld,\"threads\":%ld,"
+         "\"size\":%zu,\"seconds\":%.3f,\"completed\":%lu,\"perSecond\":%.1f,",
+         host, port, g_rst ? "rst" : "fin", loops, threads, g_size, seconds, (unsigned long)total.done,
+         seconds > 0 ? (double)total.done / seconds : 0.0);
+  printf("\"latencyMs\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,\"mean\":%.3f},",
+         json_ms(quantile(&total, 0.5)), json_ms(quantile(&total, 0.9)), json_ms(quantile(&total, 0.99)),
+         json_ms(quantile(&total, 0.999)), json_ms(total.lat_max),
+         total.lat_n ? (double)total.lat_sum / (double)total.lat_n / 1000.0 : 0.0);
+  printf("\"errors\":{");
+  for (int k = 0; k < KINDS; k++) printf("%s\"%s\":%lu", k ? "," : "", KIND_NAMES[k], (unsigned long)total.errors[k]);
+  printf("},\"errorTotal\":%lu,\"verifyFailures\":%lu,\"errorCodes\":{", (unsigned long)error_total,
+         (unsigned long)total.errors[K_VERIFY]);
+  for (int i = 0; i < MAX_CODES && total.codes[i].n; i++)
+    printf("%s\"%s\":%lu", i ? "," : "", total.codes[i].name, (unsigned long)total.codes[i].n);
+  printf("},\"cpu\":{\"userSeconds\":%.3f,\"systemSeconds\":%.3f,\"cores\":%.3f}}\n", user, sys,
+         seconds > 0 ? (user + sys) / seconds : 0.0);
+  return error_total > 0 ? 2 : 0;
+}

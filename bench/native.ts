@@ -1,0 +1,116 @@
+// The bench's C programs: built with the system compiler (`$CC`, default cc) into .bench-out/native/
+// (ignored by git, never committed) the first time they are needed and whenever their source is
+// newer than the binary; and the connect generator's JSON read back as a load-tool result.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { BenchResult } from '../src/bench/report.js';
+import type { ErrorKind } from '../src/bench/tally.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+export const NATIVE_DIR = join(ROOT, '.bench-out', 'native');
+
+/** Each program and its one source file. */
+export const NATIVE_SOURCES = {
+  'connect-gen': 'bench/connect-gen.c',
+  'epoll-echo': 'bench/servers/epoll-echo.c',
+} as const;
+export type NativeProgram = keyof typeof NATIVE_SOURCES;
+
+/** `program`'s binary as a server command runs it (from the repository root). */
+export function nativeCommand(program: NativeProgram): string {
+  return `.bench-out/native/${program}`;
+}
+
+/** Path of `program`'s binary, built first if missing or older than its source. Throws with the compiler's output. */
+export function buildNative(program: NativeProgram, outDir = NATIVE_DIR): string {
+  const source = join(ROOT, NATIVE_SOURCES[program]);
+  const binary = join(outDir, program);
+  if (mtime(binary) > mtime(source)) return binary;
+  mkdirSync(outDir, { recursive: true });
+  const cc = process.env.CC || 'cc';
+  const run = spawnSync(cc, ['-O2', '-Wall', '-pthread', '-o', binary, source], { encoding: 'utf8' });
+  if (run.error) throw new Error(`${cc} (building ${program}): ${run.error.message}`);
+  if (run.status !== 0) throw new Error(`${cc} failed building ${program}:\n${run.stderr}`);
+  return binary;
+}
+
+function mtime(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+export type CloseKind = 'fin' | 'rst';
+
+/** What connect-gen prints (one JSON object). */
+export interface ConnectGenOutput {
+  generator: 'connect-gen';
+  target: string;
+  close: CloseKind;
+  connections: number;
+  threads: number;
+  size: number;
+  seconds: number;
+  completed: number;
+  perSecond: number;
+  latencyMs: BenchResult['latencyMs'];
+  errors: Record<ErrorKind, number>;
+  errorTotal: number;
+  verifyFailures: number;
+  errorCodes: Record<string, number>;
+  /** Its own CPU (getrusage): seconds, and seconds per second of run. */
+  cpu: { userSeconds: number; systemSeconds: number; cores: number };
+}
+
+export interface ConnectGenLoad {
+  connections: number;
+  size: number;
+  seconds: number;
+  threads: number;
+  close: CloseKind;
+}
+
+export function connectGenArgs(load: ConnectGenLoad, host: string, port: number): string[] {
+  return [
+    '--host',
+    host,
+    '--port',
+    String(port),
+    '--connections',
+    String(load.connections),
+    '--size',
+    String(load.size),
+    '--duration',
+    String(load.seconds),
+    '--threads',
+    String(load.threads),
+    '--close',
+    load.close,
+  ];
+}
+
+/** connect-gen's output in the shape of a `tcpdaemon bench --mode connect --json` result. */
+export function connectGenResult(out: ConnectGenOutput): BenchResult {
+  return {
+    mode: 'connect',
+    target: out.target,
+    codec: 'raw',
+    connections: out.connections,
+    depth: 1,
+    size: out.size,
+    threads: out.threads,
+    seconds: out.seconds,
+    completed: out.completed,
+    perSecond: out.perSecond,
+    mbPerSecond: 0,
+    latencyMs: out.latencyMs,
+    errors: out.errors,
+    errorTotal: out.errorTotal,
+    errorCodes: out.errorCodes,
+    tool: { threadBusy: [], cpuCores: out.cpu.cores, cores: availableParallelism() },
+  };
+}

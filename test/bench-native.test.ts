@@ -1,0 +1,240 @@
+// bench/connect-gen.c, the bench's native connect generator: built here with the system compiler,
+// run briefly against local servers (an echo, one that corrupts bytes, one that closes at once,
+// one that never answers, a refused port), its JSON checked against what the servers saw.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { buildNative, type ConnectGenOutput, connectGenResult } from '../bench/native.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+
+checkNoLeftoverProcesses();
+
+const outDir = mkdtempSync(join(tmpdir(), 'connect-gen-'));
+after(() => rmSync(outDir, { recursive: true, force: true }));
+let binary = '';
+before(() => {
+  binary = buildNative('connect-gen', outDir);
+});
+
+interface Run {
+  code: number | null;
+  json: ConnectGenOutput | undefined;
+  stderr: string;
+}
+
+/** Runs connect-gen with `args` to its end. */
+async function gen(args: string[]): Promise<Run> {
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, json: out.trim() ? (JSON.parse(out) as ConnectGenOutput) : undefined, stderr };
+}
+
+interface Counted {
+  server: Server;
+  port: number;
+  accepted: number;
+  /** Server sockets that ended with the peer's FIN, and with a reset. */
+  fins: number;
+  resets: number;
+  open: Set<Socket>;
+}
+
+/** A server on 127.0.0.1:0 whose sockets run `onSocket`, counting how each connection ended. */
+async function serve(onSocket: (s: Socket) => void): Promise<Counted> {
+  const open = new Set<Socket>();
+  const counted: Counted = {
+    server: undefined as unknown as Server,
+    port: 0,
+    accepted: 0,
+    fins: 0,
+    resets: 0,
+    open,
+  };
+  const server = createServer((s) => {
+    counted.accepted += 1;
+    open.add(s);
+    s.on('end', () => {
+      counted.fins += 1;
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNRESET') counted.resets += 1;
+      s.destroy();
+    });
+    s.on('close', () => open.delete(s));
+    onSocket(s);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  counted.server = server;
+  counted.port = (server.address() as AddressInfo).port;
+  return counted;
+}
+
+async function close(c: Counted): Promise<void> {
+  const closed = new Promise<void>((r) => c.server.close(() => r()));
+  for (const s of c.open) s.destroy();
+  await closed;
+}
+
+const echo = (s: Socket) => s.pipe(s);
+const base = (port: number, ...more: string[]) => [
+  '--port',
+  String(port),
+  '--connections',
+  '4',
+  '--duration',
+  '0.5',
+  ...more,
+];
+const noErrors = { connect: 0, timeout: 0, reset: 0, eof: 0, verify: 0, stalled: 0 };
+
+describe('connect-gen', () => {
+  for (const kind of ['fin', 'rst'] as const) {
+    test(`against an echo server, --close ${kind}: cycles counted, every one a connection the server saw`, async () => {
+      const s = await serve(echo);
+      try {
+        const { code, json } = await gen(base(s.port, '--close', kind, '--size', '100'));
+        assert.equal(code, 0);
+        assert.ok(json);
+        assert.equal(json.generator, 'connect-gen');
+        assert.equal(json.close, kind);
+        assert.equal(json.size, 100);
+        assert.deepEqual(json.errors, noErrors);
+        assert.equal(json.errorTotal, 0);
+        assert.equal(json.verifyFailures, 0);
+        assert.ok(json.completed > 10, `cycles: ${json.completed}`);
+        // Each cycle is one accepted connection; the last few may have been cut at the end.
+        assert.ok(s.accepted >= json.completed && s.accepted <= json.completed + 4, `${s.accepted} accepted`);
+        // (seconds has 3 decimals, perSecond comes from the exact time)
+        assert.ok(Math.abs(json.perSecond * json.seconds - json.completed) <= json.completed * 0.01 + 1);
+        const l = json.latencyMs;
+        assert.ok(l.p50 > 0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max);
+        assert.ok(json.cpu.userSeconds + json.cpu.systemSeconds > 0 && json.cpu.cores > 0);
+        await new Promise((r) => setTimeout(r, 100)); // the last closes reach the server
+        if (kind === 'fin') {
+          assert.ok(s.fins >= json.completed, `${s.fins} FINs for ${json.completed} cycles`);
+        } else {
+          assert.ok(s.resets >= json.completed, `${s.resets} resets for ${json.completed} cycles`);
+          assert.ok(s.fins <= 4, `${s.fins} FINs`);
+        }
+        // As the bench runner reads it.
+        const r = connectGenResult(json);
+        assert.equal(r.mode, 'connect');
+        assert.equal(r.perSecond, json.perSecond);
+        assert.equal(r.tool.cpuCores, json.cpu.cores);
+      } finally {
+        await close(s);
+      }
+    });
+  }
+
+  test('a large body in many chunks, written in parts, still verifies', async () => {
+    const s = await serve(echo);
+    try {
+      const { code, json } = await gen(base(s.port, '--size', String(4 * 1024 * 1024), '--duration', '1'));
+      assert.equal(code, 0);
+      assert.ok(json!.completed > 0);
+      assert.deepEqual(json!.errors, noErrors);
+    } finally {
+      await close(s);
+    }
+  });
+
+  const liars: [string, (s: Socket) => void][] = [
+    [
+      'changes one byte',
+      (s) =>
+        s.on('data', (d: Buffer) => {
+          const copy = Buffer.from(d);
+          copy[copy.length - 1]! ^= 1;
+          s.write(copy);
+        }),
+    ],
+    [
+      'sends an extra byte',
+      (s) => s.on('data', (d: Buffer) => s.write(Buffer.concat([d, Buffer.from('!')]))),
+    ],
+    [
+      'sends other bytes of the right length',
+      (s) => s.on('data', (d: Buffer) => s.write(Buffer.alloc(d.length, 7))),
+    ],
+  ];
+  for (const [name, onSocket] of liars) {
+    test(`a server that ${name} counts as verification failures, no cycle done`, async () => {
+      const s = await serve(onSocket);
+      try {
+        const { code, json } = await gen(base(s.port));
+        assert.equal(code, 2);
+        assert.equal(json!.completed, 0);
+        assert.ok(json!.verifyFailures > 0);
+        assert.equal(json!.errors.verify, json!.verifyFailures);
+        assert.equal(json!.errorTotal, json!.verifyFailures);
+      } finally {
+        await close(s);
+      }
+    });
+  }
+
+  test('a server that closes at once: eof errors', async () => {
+    const s = await serve((sock) => sock.end());
+    try {
+      const { code, json } = await gen(base(s.port));
+      assert.equal(code, 2);
+      assert.equal(json!.completed, 0);
+      assert.ok(json!.errors.eof > 0);
+    } finally {
+      await close(s);
+    }
+  });
+
+  test('a server that never answers: one stalled per loop at the end', async () => {
+    const s = await serve((sock) => sock.resume());
+    try {
+      const { code, json } = await gen(base(s.port, '--duration', '2.5'));
+      assert.equal(code, 2);
+      assert.equal(json!.completed, 0);
+      assert.deepEqual(json!.errors, { ...noErrors, stalled: 4 });
+    } finally {
+      await close(s);
+    }
+  });
+
+  test('a refused port: connect errors with their errno name', async () => {
+    const s = await serve(echo);
+    const port = s.port;
+    await close(s);
+    const { code, json } = await gen(base(port));
+    assert.equal(code, 2);
+    assert.ok(json!.errors.connect > 0);
+    assert.equal(json!.errorCodes.ECONNREFUSED, json!.errors.connect);
+  });
+
+  const bad: [string[], RegExp][] = [
+    [[], /--port is required/],
+    [['--port', '1', '--close', 'half'], /--close must be fin or rst/],
+    [['--port', '1', '--connections', '0'], /--connections must be a whole number 1\.\.60000/],
+    [['--port', '1', '--duration', 'x'], /--duration must be seconds/],
+    [['--port', '1', '--frobnicate', '1'], /unknown flag '--frobnicate'/],
+  ];
+  for (const [args, message] of bad) {
+    test(`refuses ${args.join(' ') || 'no flags'} with status 1`, async () => {
+      const { code, stderr, json } = await gen(args);
+      assert.equal(code, 1);
+      assert.equal(json, undefined);
+      assert.match(stderr, message);
+    });
+  }
+});
