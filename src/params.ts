@@ -8,21 +8,15 @@ import type { LogLevel } from './logger.js';
 import { hasReusePort, REUSE_PORT_NEEDS } from './node-features.js';
 import { type CommandSpec, type Field, readFields } from './platform/fields.js';
 import {
-  DAEMON_LEVEL,
   HANG_TIMEOUT,
   LISTEN,
-  LOGFILE,
-  LOGLEVEL,
   MAX_CONNECTIONS,
   MAX_MEMORY,
-  PARAMS,
-  PID_FILE,
+  PROCESS_FIELDS,
   RESTART_DELAY,
   RESTART_DELAY_MAX,
   SHUTDOWN_TIMEOUT,
-  STATUS_SOCKET,
   TIMEOUT,
-  WORK_PATH,
   WORKERS,
   withHelp,
 } from './platform/shared-fields.js';
@@ -233,13 +227,7 @@ export const DAEMON_FIELDS: readonly Field[] = [
     help: '0: close with RST; N: after our FIN, RST if the peer has not closed in N s',
     parse: integer({ min: 0, max: 3600 }),
   },
-  PARAMS,
-  LOGFILE,
-  LOGLEVEL,
-  WORK_PATH,
-  DAEMON_LEVEL,
-  PID_FILE,
-  STATUS_SOCKET,
+  ...PROCESS_FIELDS,
 ];
 
 export const DAEMON_COMMAND: CommandSpec = {

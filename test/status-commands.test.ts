@@ -1,9 +1,6 @@
 // `tcpdaemon status` answers for every command: the proxy adds its backends, the gateway its
 // business workers, requests and stored messages.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { DaemonStatus } from '../src/status.js';
 import { runCli, startDaemon, stopCleanly } from './helpers/daemon.js';
@@ -11,18 +8,9 @@ import { gatewayArgs, gatewayClient } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes } from './helpers/net.js';
 import { taggedEcho } from './helpers/proxy.js';
+import { socketPath, status } from './helpers/status.js';
 
 after(checkNoLeftoverProcesses);
-
-function socketPath(): string {
-  return join(mkdtempSync(join(tmpdir(), 'tcpd-status-')), 'status.sock');
-}
-
-async function status(path: string): Promise<DaemonStatus> {
-  const run = await runCli(['status', path, '--json']);
-  assert.equal(run.code, 0, run.stderr);
-  return JSON.parse(run.stdout) as DaemonStatus;
-}
 
 /** Polls the status socket until `cond` holds (heartbeats carry the workers' figures once a second). */
 async function statusUntil(

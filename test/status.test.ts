@@ -6,25 +6,15 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { DaemonStatus } from '../src/status.js';
 import { FIXTURES, modelArgs, readyPids, runCli, startDaemon, stopCleanly } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes, roundTrip } from './helpers/net.js';
+import { socketPath, status } from './helpers/status.js';
 import { waitUntil } from './helpers/supervisor.js';
 
 checkNoLeftoverProcesses();
 
 const ECHO = join(FIXTURES, 'worker-echo.mjs');
-
-function socketPath(): string {
-  return join(mkdtempSync(join(tmpdir(), 'tcpd-status-')), 'status.sock');
-}
-
-async function status(path: string): Promise<DaemonStatus> {
-  const run = await runCli(['status', path, '--json']);
-  assert.equal(run.code, 0, run.stderr);
-  return JSON.parse(run.stdout) as DaemonStatus;
-}
 
 test('IOMP -c 2: workers with pids and states; a killed worker and a reload show; the socket goes at stop', async () => {
   const path = socketPath();

@@ -153,6 +153,17 @@ export const RESTART_DELAY_MAX: Field<number> = {
   parse: seconds({ min: 0, max: 3600 }),
 };
 
+/** The shared fields of the process itself (handler params, logs, files), last in every help. */
+export const PROCESS_FIELDS: readonly Field[] = [
+  PARAMS,
+  LOGFILE,
+  LOGLEVEL,
+  WORK_PATH,
+  DAEMON_LEVEL,
+  PID_FILE,
+  STATUS_SOCKET,
+];
+
 /** What every command declares, in help order. */
 export const SHARED_FIELDS: readonly Field[] = [
   LISTEN,
@@ -164,13 +175,7 @@ export const SHARED_FIELDS: readonly Field[] = [
   MAX_MEMORY,
   RESTART_DELAY,
   RESTART_DELAY_MAX,
-  PARAMS,
-  LOGFILE,
-  LOGLEVEL,
-  WORK_PATH,
-  DAEMON_LEVEL,
-  PID_FILE,
-  STATUS_SOCKET,
+  ...PROCESS_FIELDS,
 ];
 
 /** A field with other help or default for one command (same key, spelling and parser). */
