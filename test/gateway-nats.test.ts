@@ -7,6 +7,7 @@ import { encodeRelay, GATEWAY_MSGID } from '../src/gateway/protocol.js';
 import { DaemonProcess, startDaemon } from './helpers/daemon.js';
 import { BUSINESS, gatewayClient, type NatsServer, startNats } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { socketPath, status } from './helpers/status.js';
 
 checkNoLeftoverProcesses();
 
@@ -80,7 +81,8 @@ describe('gateway, NATS queue', () => {
 
   test('kill -9 of a worker: its acked requests are retried on another worker (--retry-on-crash)', async () => {
     const p = prefix();
-    const workers = await startWorkers(p, '-c', '2');
+    const sock = socketPath();
+    const workers = await startWorkers(p, '-c', '2', '--status-socket', sock);
     const gw = await startGateway(p, '--retry-on-crash');
     const c = await gatewayClient(gw.port);
     try {
@@ -89,17 +91,27 @@ describe('gateway, NATS queue', () => {
         .map((l) => Number(l.workerPid));
       assert.equal(pids.length, 2);
       // The gateway sends each request to the worker with the fewest outstanding, among the workers
-      // it has heard from: once both answered, 12 slow requests go to both.
-      const seen = new Set<string>();
-      for (let i = 0; i < 50 && seen.size < 2; i++) seen.add((await c.client.request(5, '')).toString());
-      assert.equal(seen.size, 2, 'both workers answer');
+      // it has heard from.
+      // A burst of 4 reaches both only once the gateway has heard from both (heartbeats, once a second).
+      let both = false;
+      for (let i = 0; i < 100 && !both; i++) {
+        const burst = await Promise.all([0, 1, 2, 3].map(() => c.client.request(2, '50')));
+        both = new Set(burst.map(String)).size === 2;
+      }
+      assert.ok(both, 'a burst spreads over both workers');
       const outcomes = Array.from({ length: 12 }, () =>
         c.client.request(2, '1200').then(
           (b) => b.toString(),
           (e: Error) => `error: ${e.message}`,
         ),
       );
-      await new Promise((r) => setTimeout(r, 400));
+      // Kill the first worker once it runs some of them (its heartbeat says so in the status).
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const rows = (await status(sock)).sections?.find((x) => x.title === 'business workers')?.rows ?? [];
+        if (rows.some((r) => r[1] === pids[0] && Number(r[4]) > 0)) break;
+        assert.ok(Date.now() < deadline, 'the first worker took some of the requests');
+      }
       process.kill(pids[0]!, 'SIGKILL');
       const results = await Promise.all(outcomes);
       assert.ok(
