@@ -12,6 +12,7 @@ import type { RunningModel } from './models/model.js';
 import { type ResolvedParams, type TcpdaemonParams, validateParams } from './params.js';
 import type { SignalInbox } from './signals.js';
 import { closeStatus, type DaemonStatus, type StatusSection, serveStatus } from './status.js';
+import type { DaemonTls } from './tls/daemon-tls.js';
 import type { Logger, Tcpmain } from './types.js';
 import { VERSION } from './version.js';
 import { currentWorkerConfig, takeWorkerConfig, type WorkerConfig } from './worker/config.js';
@@ -67,13 +68,26 @@ export async function tcpdaemon(
   const { logger } = log;
   const tcpmain: Tcpmain =
     handlerPath === undefined ? (params.handler as Tcpmain) : await loadHandler(handlerPath);
+  // Before listening: a certificate that cannot serve stops the start (TlsConfigError names the file).
+  const tls = params.tls
+    ? new (await import('./tls/daemon-tls.js')).DaemonTls(params.tls, logger, model.servesInWorkers(params))
+    : undefined;
 
   const sharedMode = model.listenMode?.(params) === 'shared';
   let server: Server | null = null;
   let shared: SharedListener | null = null;
-  if (sharedMode) shared = await bindShared(params.listenAddress, logger);
-  else
-    server = await listenOnce(params.listenAddress, { pauseOnConnect: model.pauseOnConnect(params) }, logger);
+  try {
+    if (sharedMode) shared = await bindShared(params.listenAddress, logger);
+    else
+      server = await listenOnce(
+        params.listenAddress,
+        { pauseOnConnect: model.pauseOnConnect(params) },
+        logger,
+      );
+  } catch (err) {
+    tls?.close();
+    throw err;
+  }
   const listening: Listening = (server ?? shared)!;
   const address = formatAddress(boundAddress(listening, params.listenAddress));
   const about: StatusBasics = {
@@ -93,6 +107,7 @@ export async function tcpdaemon(
       );
     } catch (err) {
       listening.close();
+      tls?.close();
       throw err;
     }
   }
@@ -112,9 +127,11 @@ export async function tcpdaemon(
       callIndex,
       logfile,
       stopSignal: stopper.signal,
+      tls,
     });
   } catch (err) {
     listening.close();
+    tls?.close();
     if (statusServer && statusPath) await closeStatus(statusServer, statusPath);
     throw err;
   }
@@ -125,6 +142,7 @@ export async function tcpdaemon(
       address,
       handler: handlerPath ?? '<function>',
       workers: params.workers,
+      ...(tls ? { tls: true } : {}),
       version: VERSION,
       node: process.version,
     },
@@ -132,7 +150,18 @@ export async function tcpdaemon(
   );
 
   const statusSocket = statusServer && statusPath ? { server: statusServer, path: statusPath } : undefined;
-  handle = new DaemonHandle(params, listening, running, stopper, log, pidFile, about, statusSocket, options);
+  handle = new DaemonHandle(
+    params,
+    listening,
+    running,
+    stopper,
+    log,
+    pidFile,
+    about,
+    statusSocket,
+    options,
+    tls,
+  );
   if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
   return handle;
 }
@@ -180,6 +209,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     /** --status-socket: answered until the daemon has stopped. */
     private readonly statusSocket: { server: Server; path: string } | undefined,
     private readonly options: DaemonOptions,
+    private readonly tls: DaemonTls | undefined,
   ) {
     super();
   }
@@ -216,6 +246,8 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
    * (the file may have changed after the running one read it); further calls join the queued one.
    */
   reload(): Promise<void> {
+    // The certificates first: workers the model replaces next start with them (or the old ones, when broken).
+    this.tls?.reload();
     if (!this.running.reload) {
       this.log.logger.warn('reload requested, but this model cannot reload');
       return Promise.resolve();
@@ -266,8 +298,9 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     this.emit('close');
   }
 
-  /** The pid file and the status socket, which outlive a process that exits without stopping. */
+  /** The pid file, the status socket and the TLS snapshot, which outlive a process that exits without stopping. */
   removeFiles(): void {
+    this.tls?.close();
     for (const path of [this.pidFile, this.statusSocket?.path]) {
       if (path === undefined) continue;
       try {

@@ -21,11 +21,13 @@ import {
   SHUTDOWN_TIMEOUT,
   STATUS_SOCKET,
   TIMEOUT,
+  TLS_FIELDS,
   WORK_PATH,
   WORKERS,
   withHelp,
 } from './platform/shared-fields.js';
 import { boolean, choice, fail, integer, seconds } from './platform/values.js';
+import { readTlsSettings, type TlsSettings } from './tls/settings.js';
 import type { ModelFlag, ModelName, Tcpmain } from './types.js';
 
 export interface TcpdaemonParams {
@@ -79,12 +81,29 @@ export interface TcpdaemonParams {
   spares?: number;
   /** `--max-waiting`: LF, IF: connections that may wait for a free worker; more are closed, logged. Default LF 1024, IF 64. */
   maxWaiting?: number;
+  /** `--tls-cert`: PEM certificate files (chain after each) or directories of NAME.crt + NAME.key; the first is the default, SNI picks by the certificates' names. */
+  tlsCert?: string | string[];
+  /** `--tls-key`: the key of each certificate file, in order. */
+  tlsKey?: string | string[];
+  /** `--tls-ca`: CA bundle client certificates must chain to. */
+  tlsCa?: string;
+  /** `--tls-client-auth`: request or require a client certificate (needs tlsCa). */
+  tlsClientAuth?: 'request' | 'require';
+  /** `--tls-alpn`: ALPN protocols offered, preferred first. */
+  tlsAlpn?: string | string[];
+  /** `--tls-handshake-timeout`: seconds a TLS handshake may take. Default 10. */
+  tlsHandshakeTimeout?: number;
 }
+
+const TLS_KEYS = ['tlsCert', 'tlsKey', 'tlsCa', 'tlsClientAuth', 'tlsAlpn', 'tlsHandshakeTimeout'] as const;
 
 /** Validated parameters with every default filled in. */
 export interface ResolvedParams
   extends Required<
-    Omit<TcpdaemonParams, 'model' | 'logfile' | 'workPath' | 'pidFile' | 'statusSocket' | 'tcpLinger'>
+    Omit<
+      TcpdaemonParams,
+      'model' | 'logfile' | 'workPath' | 'pidFile' | 'statusSocket' | 'tcpLinger' | (typeof TLS_KEYS)[number]
+    >
   > {
   model: ModelName;
   listenAddress: ListenAddress;
@@ -93,6 +112,8 @@ export interface ResolvedParams
   pidFile: string | undefined;
   statusSocket: string | undefined;
   tcpLinger: number | undefined;
+  /** --tls-cert and the other TLS fields; undefined = plain TCP. */
+  tls: TlsSettings | undefined;
 }
 
 export { ParamError };
@@ -199,6 +220,7 @@ export const DAEMON_FIELDS: readonly Field[] = [
   DAEMON_LEVEL,
   PID_FILE,
   STATUS_SOCKET,
+  ...TLS_FIELDS,
 ];
 
 export const DAEMON_COMMAND: CommandSpec = {
@@ -218,7 +240,8 @@ export const DAEMON_COMMAND: CommandSpec = {
   },
   footer: `signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGUSR1 reopens the log file,
          SIGHUP reloads the workers of IOMP -c N, LF and TLF one by one, and IF's spares
-         (new handler code, no connection refused)`,
+         (new handler code, no connection refused) and re-reads the TLS certificates
+         (a broken one is logged and the previous one kept)`,
 };
 
 /** Validates library/CLI/config input; throws ParamError with a one-line reason. */
@@ -267,6 +290,7 @@ export function validateParams(input: unknown): ResolvedParams {
     restartDelayMax: get('restartDelayMax') ?? 10,
     spares: get('spares') ?? Math.min(workers, 2),
     maxWaiting: get('maxWaiting') ?? (model === 'IF' ? 64 : 1024),
+    tls: readTlsSettings(read),
   };
   if (resolved.restartDelayMax < resolved.restartDelay) {
     fail(

@@ -82,9 +82,18 @@ async function start(
   if (resolved.business !== undefined) await loadBusiness(resolved.business);
   if (resolved.queue.kind === 'nats') await assertNatsReachable(resolved.queue.servers);
 
+  // Checked before anything starts (a broken certificate stops the start, naming the file); the
+  // gateway processes terminate TLS with the daemon's snapshot of them.
+  const tls =
+    role === 'gateway' && resolved.tls
+      ? new (await import('../tls/daemon-tls.js')).DaemonTls(resolved.tls, logger, true)
+      : undefined;
+  if (tls) resolved.tlsWorker = tls.workerTls();
+
   const ipc = resolved.queue.kind === 'ipc';
   const socketDir = ipc && role === 'gateway' ? mkdtempSync(join(tmpdir(), 'tcpdaemon-gw-')) : undefined;
   const cleanup: (() => void)[] = [];
+  if (tls) cleanup.push(() => tls.close());
   if (socketDir) cleanup.push(() => rmSync(socketDir, { recursive: true, force: true }));
   const childEnv = {
     [CHILD_ENV.params]: JSON.stringify(resolved),
@@ -233,6 +242,8 @@ async function start(
         }),
       ),
     async reload() {
+      // New certificates: each gateway process swaps them in for its next handshakes.
+      if (tls?.reload()) for (const rpc of rpcs.values()) rpc.post({ gw: 'tls-reload' });
       if (!workers) return;
       reloads++;
       const r = await workers.reload();

@@ -1,6 +1,7 @@
 // The gateway's parameters (`tcpdaemon gateway` and `tcpdaemon worker`): the library's typed object,
 // the field declarations (shared ones from platform/shared-fields.ts) that drive the command line,
 // --config and help, and the validation that fills in defaults.
+
 import { ParamError } from '../errors.js';
 import { type ListenAddress, parseListenAddress } from '../listen-address.js';
 import type { LogLevel } from '../logger.js';
@@ -8,6 +9,8 @@ import { CODEC_NAMES, createCodec, DEFAULT_MAX_BODY } from '../message/codecs/in
 import { type CommandSpec, type Field, readFields } from '../platform/fields.js';
 import { SHARED_FIELDS, withHelp } from '../platform/shared-fields.js';
 import { boolean, bytes, fail, integer, seconds, text } from '../platform/values.js';
+import type { WorkerTls } from '../tls/daemon-tls.js';
+import { readTlsSettings, type TlsSettings } from '../tls/settings.js';
 
 export type QueueSpec = { kind: 'ipc' } | { kind: 'nats'; servers: string[]; prefix: string };
 
@@ -71,6 +74,13 @@ export interface GatewayParams {
   daemonLevel?: boolean;
   pidFile?: string;
   statusSocket?: string;
+  /** TLS on the client side (the daemon's fields: --tls-cert, --tls-key, --tls-ca, ...). */
+  tlsCert?: string | string[];
+  tlsKey?: string | string[];
+  tlsCa?: string;
+  tlsClientAuth?: 'request' | 'require';
+  tlsAlpn?: string | string[];
+  tlsHandshakeTimeout?: number;
 }
 
 export interface ResolvedGatewayParams {
@@ -109,6 +119,10 @@ export interface ResolvedGatewayParams {
   workPath: string | undefined;
   pidFile: string | undefined;
   statusSocket: string | undefined;
+  /** --tls-cert and the other TLS fields: gateway processes terminate TLS; undefined = plain TCP. */
+  tls: TlsSettings | undefined;
+  /** Set by the gateway daemon for its gateway processes: where the checked certificates are. */
+  tlsWorker?: WorkerTls;
 }
 
 const count = (max: number, min = 0) => integer({ min, max });
@@ -351,6 +365,11 @@ export function validateGatewayParams(
       );
     }
   }
+  const tls = readTlsSettings(read);
+  if (role === 'worker' && tls !== undefined)
+    throw new ParamError(
+      "tcpdaemon worker takes no --tls-* flags: it listens nowhere (TLS is the gateway's)",
+    );
   const codec = get('codec') ?? 'seq';
   const maxBody = get('maxBody') ?? DEFAULT_MAX_BODY;
   let hasSeq: boolean;
@@ -409,5 +428,6 @@ export function validateGatewayParams(
     workPath: get('workPath'),
     pidFile: get('pidFile'),
     statusSocket: get('statusSocket'),
+    tls,
   };
 }

@@ -52,6 +52,7 @@ export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerCo
     // An IF process serves one connection anyway.
     recycleAfter: opts.accept === 'single' ? 0 : params.recycleAfter,
     maxConnections: opts.perWorkerMax,
+    tls: host.tls?.workerTls() ?? null,
   };
 }
 

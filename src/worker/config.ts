@@ -1,6 +1,7 @@
 // What a worker process needs to know, passed by the daemon in one environment variable.
 // Imported by the worker entry: types and JSON only.
 import type { LogLevel } from '../logger.js';
+import type { WorkerTls } from '../tls/daemon-tls.js';
 import type { ModelName } from '../types.js';
 
 const WORKER_ENV = 'TCPDAEMON_WORKER';
@@ -40,6 +41,8 @@ export interface WorkerConfig {
   recycleAfter: number;
   /** Connections this worker holds at most; more are closed at once and counted (IOMP); 0 = no cap. */
   maxConnections: number;
+  /** --tls-cert: this worker terminates TLS with the material in the daemon's snapshot; null = plain TCP. */
+  tls: WorkerTls | null;
 }
 
 export function workerEnv(config: WorkerConfig): Record<string, string> {
