@@ -1,11 +1,13 @@
 // The gateway over TLS: its gateway processes terminate TLS; MessageClient speaks TLS (tls option).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { MessageClient } from '../src/message/index.js';
-import { BIN, withDaemon } from './helpers/daemon.js';
-import { gatewayArgs } from './helpers/gateway.js';
+import { BIN, DaemonProcess, withDaemon } from './helpers/daemon.js';
+import { BUSINESS, gatewayArgs, gatewayClient, startNats } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { makePki, type Pki, sClient } from './helpers/tls.js';
 
@@ -76,4 +78,49 @@ test('MessageClient with tls: a server whose certificate does not verify is a fa
       await client.close();
     },
   );
+});
+
+test('gateway and worker reach a TLS-only nats-server with --queue-tls-ca', async () => {
+  // The NATS client checks the server's certificate against the URL's host: an IP SAN.
+  const natsCert = pki.server('localhost', { file: 'nats' });
+  writeFileSync(join(pki.dir, 'nats-ip.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  execFileSync(
+    'openssl',
+    [
+      'x509',
+      '-req',
+      '-in',
+      join(pki.dir, 'nats.csr'),
+      '-CA',
+      pki.ca,
+      '-CAkey',
+      join(pki.dir, 'ca.key'),
+      '-set_serial',
+      '77',
+      '-days',
+      '30',
+      '-out',
+      natsCert.cert,
+      '-extfile',
+      join(pki.dir, 'nats-ip.ext'),
+    ],
+    { stdio: 'ignore' },
+  );
+  const nats = await startNats(undefined, ['--tls', '--tlscert', natsCert.cert, '--tlskey', natsCert.key]);
+  const worker = new DaemonProcess(['worker', '-s', BUSINESS, '--queue', nats.url, '--queue-tls-ca', pki.ca]);
+  try {
+    await worker.waitForMsg('workers ready');
+    const args = ['gateway', '-l', '127.0.0.1:0', '--queue', nats.url, '--queue-tls-ca', pki.ca];
+    await withDaemon(args, async ({ port }) => {
+      const c = await gatewayClient(port);
+      try {
+        assert.equal((await c.client.request(1, 'over tls nats')).toString(), 'over tls nats');
+      } finally {
+        await c.close();
+      }
+    });
+  } finally {
+    await worker.kill();
+    await nats.stop();
+  }
 });

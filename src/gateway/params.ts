@@ -12,7 +12,15 @@ import { boolean, bytes, fail, integer, seconds, text } from '../platform/values
 import type { WorkerTls } from '../tls/daemon-tls.js';
 import { readTlsSettings, type TlsSettings } from '../tls/settings.js';
 
-export type QueueSpec = { kind: 'ipc' } | { kind: 'nats'; servers: string[]; prefix: string };
+export type QueueSpec =
+  | { kind: 'ipc' }
+  | {
+      kind: 'nats';
+      servers: string[];
+      prefix: string;
+      /** --queue-tls-*: TLS to NATS (file paths, read by the NATS client); undefined = as the server's INFO asks. */
+      tls?: { caFile?: string; certFile?: string; keyFile?: string };
+    };
 
 export interface GatewayParams {
   /** `-l`: where clients connect (gateway command only). */
@@ -31,6 +39,11 @@ export interface GatewayParams {
   queue?: string;
   /** `--queue-prefix`: NATS subject prefix, to run several deployments on one NATS. Default tcpdaemon. */
   queuePrefix?: string;
+  /** `--queue-tls-ca FILE`: TLS to NATS, verified against these PEM CAs. */
+  queueTlsCa?: string;
+  /** `--queue-tls-cert FILE`, `--queue-tls-key FILE`: our client certificate for NATS. */
+  queueTlsCert?: string;
+  queueTlsKey?: string;
   /** `--request-timeout`: seconds (fractions allowed) until the client gets a timeout error. Default 10. */
   requestTimeout?: number;
   /** `--retry-on-crash`: a request lost with a crashed worker is sent to another worker once. */
@@ -174,6 +187,30 @@ const GATEWAY_OWN: readonly Field[] = [
     arg: 'NAME',
     help: 'NATS subject prefix',
     shownDefault: 'tcpdaemon',
+    parse: text,
+  },
+  {
+    key: 'queueTlsCa',
+    flags: ['--queue-tls-ca'],
+    arg: 'FILE',
+    help: "TLS to NATS: PEM CAs the server's certificate must chain to",
+    path: true,
+    parse: text,
+  },
+  {
+    key: 'queueTlsCert',
+    flags: ['--queue-tls-cert'],
+    arg: 'FILE',
+    help: 'TLS to NATS: our PEM client certificate (with --queue-tls-key)',
+    path: true,
+    parse: text,
+  },
+  {
+    key: 'queueTlsKey',
+    flags: ['--queue-tls-key'],
+    arg: 'FILE',
+    help: 'TLS to NATS: the PEM key of --queue-tls-cert',
+    path: true,
     parse: text,
   },
   {
@@ -339,6 +376,14 @@ export function validateGatewayParams(
   const read = readFields(GATEWAY_FIELDS, input, role);
   const get = <K extends keyof GatewayParams>(key: K) => read[key] as GatewayParams[K];
   const queue = parseQueue(get('queue') ?? 'ipc', get('queuePrefix') ?? 'tcpdaemon');
+  const queueTls = { caFile: get('queueTlsCa'), certFile: get('queueTlsCert'), keyFile: get('queueTlsKey') };
+  if (Object.values(queueTls).some((v) => v !== undefined)) {
+    if (queue.kind !== 'nats')
+      throw new ParamError('queueTlsCa/Cert/Key (--queue-tls-*) need --queue nats://HOST:PORT');
+    if ((queueTls.certFile === undefined) !== (queueTls.keyFile === undefined))
+      throw new ParamError('queueTlsCert (--queue-tls-cert) and queueTlsKey (--queue-tls-key) go together');
+    queue.tls = Object.fromEntries(Object.entries(queueTls).filter(([, v]) => v !== undefined));
+  }
   const listen = get('listen');
   const business = get('business');
   let listenAddress: ListenAddress | undefined;
