@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { BEGIN, END, type RunRecord, renderSection, replaceSection } from '../bench/markdown.js';
 import { runTool, startServer, treeCpuSeconds, treeRss } from '../bench/processes.js';
 import { SERVERS, type ServerName, type ServerSpec, toolArgs, toolThreads } from '../bench/scenarios.js';
@@ -11,6 +13,15 @@ import type { BenchResult } from '../src/bench/report.js';
 import { larsCodec } from '../src/message/codecs/lars.js';
 import { TEST_MACHINE } from './helpers/bench-report.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+
+/** A TLS client socket to a bench server (its certificate is made at start: not checked). */
+function tlsOpen(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+    s.once('secureConnect', () => resolve(s)).once('error', reject);
+  });
+}
+
 import { connect, readBytes } from './helpers/net.js';
 
 checkNoLeftoverProcesses();
@@ -25,8 +36,8 @@ describe('servers of the scenario table', () => {
       try {
         assert.equal(server.host, '127.0.0.1');
         assert.ok(server.port > 0);
-        const socket = await connect(server.port);
         const spec: ServerSpec = SERVERS[name];
+        const socket = spec.tls ? await tlsOpen(server.port) : await connect(server.port);
         const ping =
           spec.codec === 'lars' ? larsCodec().encode(1, Buffer.from('ping\n')) : Buffer.from('ping\n');
         const probe = spec.probe ?? { send: ping, reply: ping };

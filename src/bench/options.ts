@@ -7,7 +7,8 @@ import { ECHO_CODEC_NAMES, type EchoCodec, echoCodec } from './codec.js';
 export const MODES = ['echo', 'connect', 'hold'] as const;
 export type BenchMode = (typeof MODES)[number];
 
-export type BenchTarget = { host: string; port: number } | { path: string };
+/** `tls`: connect with TLS (any certificate accepted: a load tool); 'resume' offers the last session again. */
+export type BenchTarget = { host: string; port: number; tls?: 'new' | 'resume' } | { path: string };
 
 export interface BenchOptions {
   target: BenchTarget;
@@ -70,6 +71,10 @@ export const USAGE = `usage: tcpdaemon bench (--port PORT [--host HOST] | --path
   --codec NAME              message framing, echo mode: ${ECHO_CODEC_NAMES.join(', ')} (default raw);
                             the server must echo each frame (seq: as its REPLY)
   --msgid N                 msgid of every message, codecs that carry one (default 1)
+  --tls                     connect with TLS, a full handshake each time (the server's certificate
+                            is not checked: a load tool)
+  --tls-resume              as --tls, offering the session of the thread's last connection again
+                            (TLS session resumption; the first connect of each thread is full)
   --json                    print one JSON object on stdout instead of text
 hold mode writes "holding N open F failed" on stderr once the ramp is over.
 exit status: 0 no errors, 2 the run finished but counted errors (or late starts: the --rate was
@@ -116,6 +121,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     const host = values.host ?? '127.0.0.1';
     if (host === '') throw new BenchUsageError('--host must not be empty');
     target = { host, port: integer('--port', values.port, 1, 65535) };
+    if (values['tls-resume']) target.tls = 'resume';
+    else if (values.tls) target.tls = 'new';
   } else {
     throw new BenchUsageError('--port or --path is required');
   }
@@ -180,6 +187,8 @@ function parse(argv: string[]) {
       codec: { type: 'string' },
       msgid: { type: 'string' },
       json: { type: 'boolean' },
+      tls: { type: 'boolean' },
+      'tls-resume': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
