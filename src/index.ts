@@ -6,6 +6,7 @@ export {
   ParamError,
   StatusSocketError,
   TcpdaemonError,
+  TlsConfigError,
   WorkerStartError,
 } from './errors.js';
 export type {
@@ -22,7 +23,7 @@ export { decodeRelay, encodeRelay, GATEWAY_MSGID } from './gateway/protocol.js';
 export * from './message/index.js';
 export type { TcpdaemonParams } from './params.js';
 export * from './proxy/index.js';
-export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
+export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain, TlsFacts } from './types.js';
 export { VERSION } from './version.js';
 export { isWorkerProcess as isTcpdaemonWorker } from './worker/config.js';
 export { BroadcastFullError } from './worker-bus.js';

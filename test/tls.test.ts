@@ -307,3 +307,44 @@ describe('TLS bad input and start-up checks', () => {
     }
   });
 });
+
+describe('TLS from the library', () => {
+  test('tcpdaemon({ tlsCert, tlsKey }) serves TLS to a function handler; a bad key rejects with TlsConfigError', async () => {
+    const { tcpdaemon, TlsConfigError } = await import('../src/index.js');
+    await assert.rejects(
+      tcpdaemon({
+        listen: '127.0.0.1:0',
+        handler: () => undefined,
+        tlsCert: a.cert,
+        tlsKey: b.key,
+        loglevel: 'fatal',
+      }),
+      (err: unknown) =>
+        err instanceof TlsConfigError && err.file === b.key && err.code === 'TD_ERR_TLS_CONFIG',
+    );
+    const handle = await tcpdaemon({
+      listen: '127.0.0.1:0',
+      loglevel: 'fatal',
+      tlsCert: [a.cert, b.cert],
+      tlsKey: [a.key, b.key],
+      tlsAlpn: ['echo/1'],
+      handler: (socket, env) => {
+        socket.end(`${env.tls?.servername} ${env.tls?.alpn} ${env.tls?.protocol}\n`);
+      },
+    });
+    try {
+      const { port } = handle.address() as { port: number };
+      const s = tlsConnect({
+        port,
+        host: '127.0.0.1',
+        servername: 'b.test',
+        ALPNProtocols: ['echo/1'],
+        ca: readFileSync(pki.ca),
+      });
+      const { data } = await untilClosed(s);
+      assert.equal(data, 'b.test echo/1 TLSv1.3\n');
+    } finally {
+      await handle.close();
+    }
+  });
+});
