@@ -348,3 +348,23 @@ describe('TLS from the library', () => {
     }
   });
 });
+
+describe('TLS snapshot', () => {
+  test('a TLS daemon with workers removes the snapshot directories of daemons that are gone (SIGKILL)', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { existsSync, mkdirSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    const stale = join(tmpdir(), `tcpdaemon-tls-${dead}-test`);
+    mkdirSync(stale, { recursive: true });
+    writeFileSync(join(stale, 'tls.json'), '{}');
+    const { daemon } = await startDaemon(
+      modelArgs('IOMP', 2, REPORT, '--tls-cert', a.cert, '--tls-key', a.key),
+    );
+    try {
+      assert.equal(existsSync(stale), false, 'the stale snapshot is removed');
+    } finally {
+      await daemon.kill();
+    }
+  });
+});
