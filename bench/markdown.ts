@@ -157,6 +157,28 @@ export function renderSection(report: RunReport): string {
       cores(x.tool.cpuCores),
     ],
   );
+  const tlsRuns = runs('tls');
+  table(
+    out,
+    tlsRuns,
+    "TLS: handshakes (connect, one 64-byte echo, close: a full handshake each, or resuming the thread's last session) and echo over TLS, 50 connections",
+    [n('per second'), 'unit', n('this ÷ node tls'), n('p50 ms'), n('p99 ms'), 'errors', n('server CPU')],
+    (x, r) => [
+      int(x.perSecond),
+      x.mode === 'connect' ? 'handshakes' : 'msg',
+      r.server.startsWith('tls node tls')
+        ? ''
+        : pairedRatio(
+            r,
+            tlsRuns.find((o) => o.scenario === r.scenario && o.server.startsWith('tls node tls')),
+            rate,
+            'x',
+          ),
+      ...latency(x).slice(0, 2),
+      errors(x),
+      cores(r.serverCpu),
+    ],
+  );
   const holdRuns = runs('hold');
   table(
     out,

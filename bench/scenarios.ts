@@ -30,6 +30,8 @@ export interface ServerSpec {
   socketTransfer?: boolean;
   /** A C program of bench/native.ts, built before the server starts (`command` runs its binary). */
   native?: NativeProgram;
+  /** It speaks TLS (any certificate: the load tool and the probe do not check it). */
+  tls?: boolean;
 }
 
 const REDIS_PING = { send: 'PING\r\n', reply: '+PONG\r\n' };
@@ -254,6 +256,9 @@ export const SERVERS = {
     cores: 2,
     children: true,
   },
+  // TLS (bench/servers/tls-stack.ts): the same freshly made certificate for each; OpenSSL's defaults.
+  ...tlsServers('ecdsa', ''),
+  ...tlsServers('rsa', ' RSA'),
   ...strategyServers(),
   'redis direct': {
     description: 'redis-server, no proxy',
@@ -340,13 +345,16 @@ export interface LoadSpec {
   generator?: Generator;
   /** connect-gen: how each cycle closes, a plain close (FIN, default) or SO_LINGER 0 (RST). */
   close?: CloseKind;
+  /** `--tls` (a full handshake per connection) or `--tls-resume` (session resumption). */
+  tls?: 'new' | 'resume';
 }
 
 export type Generator = 'connect-gen' | 'tcpdaemon bench';
 
 /** The generator of `load`: see LoadSpec.generator. */
 export function generatorOf(load: LoadSpec): Generator {
-  const closedConnect = load.mode === 'connect' && load.rate === undefined;
+  // connect-gen speaks no TLS: TLS rows keep the node tool.
+  const closedConnect = load.mode === 'connect' && load.rate === undefined && load.tls === undefined;
   const generator = load.generator ?? (closedConnect ? 'connect-gen' : 'tcpdaemon bench');
   if (generator === 'connect-gen' && !closedConnect) {
     throw new Error('connect-gen runs closed-loop connect loads only (no echo, hold or --rate)');
@@ -369,7 +377,17 @@ interface ScenarioBase {
 /** Load from `tcpdaemon bench`. */
 export interface ToolScenario extends ScenarioBase {
   /** The report table it goes into; also accepted by --only. */
-  table: 'echo' | 'connect' | 'hold' | 'tool' | 'generator' | 'workers' | 'gateway' | 'proxy' | 'message';
+  table:
+    | 'echo'
+    | 'connect'
+    | 'hold'
+    | 'tool'
+    | 'generator'
+    | 'workers'
+    | 'gateway'
+    | 'proxy'
+    | 'message'
+    | 'tls';
   load: LoadSpec;
 }
 
@@ -425,6 +443,101 @@ function workers(name: string, servers: ServerName[], load: LoadSpec, rounds?: n
   return { name, table: 'workers', servers, load, ...(rounds ? { rounds } : {}) };
 }
 const iompVsCluster: ServerName[] = ['tcpdaemon IOMP -c 2', 'node cluster 2 (for await)', 'node cluster 2'];
+
+/** The TLS echo servers of one key type: tcpdaemon IOMP -c 1 and -c 2, node's tls, HAProxy. */
+function tlsServers<S extends string>(key: 'ecdsa' | 'rsa', suffix: S) {
+  const stack = (server: string, ...extra: string[]) => [
+    ...TSX,
+    'bench/servers/tls-stack.ts',
+    '--server',
+    server,
+    '--key',
+    key,
+    ...extra,
+  ];
+  return {
+    [`tls tcpdaemon IOMP -c 1${suffix}`]: {
+      description: `tcpdaemon IOMP -c 1, examples/echo.js, --tls-cert (${key})`,
+      command: stack('tcpdaemon', '--workers', '1'),
+      tls: true,
+      cores: 1,
+      children: true,
+    },
+    [`tls tcpdaemon IOMP -c 2${suffix}`]: {
+      description: `tcpdaemon IOMP -c 2, examples/echo.js, --tls-cert (${key})`,
+      command: stack('tcpdaemon', '--workers', '2'),
+      tls: true,
+      cores: 2,
+      children: true,
+    },
+    [`tls node tls${suffix}`]: {
+      description: `node:tls echo (socket.pipe(socket)), one process (${key})`,
+      command: stack('node-tls'),
+      tls: true,
+      cores: 1,
+    },
+    [`tls HAProxy${suffix}`]: {
+      description: `HAProxy terminating TLS, nbthread 1, mode tcp, in front of the node:net echo (${key})`,
+      command: stack('haproxy'),
+      tls: true,
+      cores: 2,
+      children: true,
+      needs: ['haproxy'],
+    },
+  } as Record<
+    `tls ${'tcpdaemon IOMP -c 1' | 'tcpdaemon IOMP -c 2' | 'node tls' | 'HAProxy'}${S}`,
+    ServerSpec
+  >;
+}
+
+const tlsVs = (suffix: '' | ' RSA') =>
+  (['tls tcpdaemon IOMP -c 1', 'tls tcpdaemon IOMP -c 2', 'tls node tls', 'tls HAProxy'] as const).map(
+    (n) => `${n}${suffix}` as ServerName,
+  );
+
+function tlsScenario(name: string, suffix: '' | ' RSA', load: LoadSpec): ToolScenario {
+  return { name, table: 'tls', servers: tlsVs(suffix), load };
+}
+
+const TLS_SCENARIOS: ToolScenario[] = [
+  tlsScenario('tls-handshake-new', '', {
+    mode: 'connect',
+    connections: 50,
+    size: 64,
+    seconds: 5,
+    tls: 'new',
+  }),
+  tlsScenario('tls-handshake-resume', '', {
+    mode: 'connect',
+    connections: 50,
+    size: 64,
+    seconds: 5,
+    tls: 'resume',
+  }),
+  tlsScenario('tls-handshake-new-rsa', ' RSA', {
+    mode: 'connect',
+    connections: 50,
+    size: 64,
+    seconds: 5,
+    tls: 'new',
+  }),
+  tlsScenario('tls-echo-50x1-64B', '', {
+    mode: 'echo',
+    connections: 50,
+    depth: 1,
+    size: 64,
+    seconds: 5,
+    tls: 'new',
+  }),
+  tlsScenario('tls-echo-50x1-16KiB', '', {
+    mode: 'echo',
+    connections: 50,
+    depth: 1,
+    size: 16384,
+    seconds: 5,
+    tls: 'new',
+  }),
+];
 
 export const SCENARIOS: Scenario[] = [
   echo(1, 64),
@@ -569,6 +682,7 @@ export const SCENARIOS: Scenario[] = [
   ...proxyScenarios(),
   ...reusePortScenarios(),
   ...handoffScenarios(),
+  ...TLS_SCENARIOS,
 ];
 
 /** TLF's helper-process copy against moving accepted sockets to threads (where node can). */
@@ -722,6 +836,7 @@ export function toolArgs(load: LoadSpec, threads: number, host: string, port: nu
   if (load.size !== undefined) args.push('--size', String(load.size));
   if (load.holdSeconds !== undefined) args.push('--hold-seconds', String(load.holdSeconds));
   if (load.codec !== undefined) args.push('--codec', load.codec);
+  if (load.tls !== undefined) args.push(load.tls === 'resume' ? '--tls-resume' : '--tls');
   args.push('--threads', String(threads));
   args.push('--json');
   return args;

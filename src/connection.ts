@@ -1,11 +1,13 @@
 // The connection path: every model hands each accepted socket to ConnectionRunner#serve,
 // which applies the socket options and runs the handler under the handler contract (README, "The handler").
 import { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { ConnectionTracker } from './connection-tracker.js';
 import { readProxyHeader } from './proxy-protocol/header.js';
 import { useSocketIterator } from './socket-iterator.js';
 import { kPeerLog, PeerLog } from './throttled-count.js';
-import type { Logger, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
+import type { TlsTerminator } from './tls/terminator.js';
+import type { Logger, ModelName, TcpdaemonEnv, Tcpmain, TlsFacts } from './types.js';
 import { type BusListener, workerBus } from './worker-bus.js';
 
 export interface RunnerOptions {
@@ -31,6 +33,8 @@ export interface RunnerOptions {
   proxyProtocol?: { timeoutMs: number };
   /** Bytes written but not yet sent above which a connection is closed (peer not reading); 0 or absent = no limit. */
   maxOutputBuffer?: number;
+  /** --tls-cert: the handshake runs after the PROXY header; the handler gets the TLSSocket. */
+  tls?: TlsTerminator;
 }
 
 /** The peer as the handler should see it (after a PROXY header, when one is read). */
@@ -63,6 +67,7 @@ export function isPeerError(err: unknown): boolean {
 class ConnectionEnv implements TcpdaemonEnv {
   #logger: Logger | undefined;
   #state: Record<string, unknown> | undefined;
+  #tls: TlsFacts | undefined;
 
   constructor(
     private readonly runner: ConnectionRunner,
@@ -101,6 +106,12 @@ class ConnectionEnv implements TcpdaemonEnv {
     this.#state ??= {};
     return this.#state;
   }
+  // Built on first use: nothing is spent on it by a plain TCP connection or a handler that never asks.
+  get tls(): TlsFacts | undefined {
+    if (!(this.socket as Partial<TLSSocket>).encrypted) return undefined;
+    this.#tls ??= tlsFacts(this.socket as TLSSocket);
+    return this.#tls;
+  }
   broadcast(data: Uint8Array | string): Promise<void> {
     return workerBus.publish(HANDLER_TOPIC, data);
   }
@@ -119,6 +130,30 @@ class ConnectionEnv implements TcpdaemonEnv {
   get maxOutputBuffer(): number {
     return this.runner.opts.maxOutputBuffer ?? 0;
   }
+}
+
+function tlsFacts(socket: TLSSocket): TlsFacts {
+  const peer = socket.getPeerCertificate();
+  const hasPeer = peer !== null && Object.keys(peer).length > 0;
+  const servername = (socket as TLSSocket & { servername?: string | false }).servername;
+  return Object.freeze({
+    protocol: socket.getProtocol(),
+    cipher: socket.getCipher().name,
+    alpn: typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : null,
+    servername: typeof servername === 'string' ? servername : null,
+    authorized: socket.authorized,
+    authorizationError: socket.authorizationError ? String(socket.authorizationError) : null,
+    peerSubject: hasPeer ? distinguishedName(peer.subject) : null,
+    peerFingerprint256: hasPeer ? peer.fingerprint256 : null,
+  });
+}
+
+/** `{ CN: 'alice', O: 'x' }` as 'CN=alice, O=x'. */
+function distinguishedName(subject: object | undefined): string {
+  if (!subject) return '';
+  return Object.entries(subject as Record<string, string | string[] | undefined>)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`)
+    .join(', ');
 }
 
 /** The bus topic of env.broadcast / env.onBroadcast (the message layer uses topics of its own). */
@@ -143,7 +178,7 @@ export class ConnectionRunner {
       readProxyHeader(socket, opts.proxyProtocol).then((r) => {
         if (r.ok) {
           const to = r.header.destination;
-          this.run(socket, {
+          this.secure(socket, {
             address: r.remoteAddress,
             port: r.remotePort,
             localAddress: to?.address,
@@ -162,31 +197,47 @@ export class ConnectionRunner {
       });
       return;
     }
-    this.run(socket, peer);
+    this.secure(socket, peer);
   }
 
-  private run(socket: Socket, peer: Peer | undefined): void {
+  /** With --tls-cert, the handshake (HAProxy's order: after the PROXY header); then the handler. */
+  private secure(raw: Socket, peer: Peer | undefined): void {
+    const { tls } = this.opts;
+    if (!tls) {
+      this.run(raw, raw, peer);
+      return;
+    }
+    raw.on('error', ignoreError); // the TLSSocket reports the connection's errors
+    if (this.opts.tcpNodelay) raw.setNoDelay(true); // before the handshake: its flights go out at once
+    const remote = this.opts.unix
+      ? 'unix'
+      : `${peer?.address ?? raw.remoteAddress}:${peer?.port ?? raw.remotePort}`;
+    tls.accept(raw, remote, (socket) => this.run(socket, raw, peer));
+  }
+
+  /** `socket` is what the handler gets: `raw` itself, or the TLSSocket over it. */
+  private run(socket: Socket, raw: Socket, peer: Peer | undefined): void {
     const { opts } = this;
     const env = new ConnectionEnv(
       this,
       socket,
       ++this.seq,
-      peer?.address ?? (opts.unix ? 'unix' : (socket.remoteAddress ?? '')),
-      peer?.port ?? socket.remotePort ?? 0,
-      peer?.localAddress ?? (opts.unix ? 'unix' : (socket.localAddress ?? '')),
-      peer?.localPort ?? socket.localPort ?? 0,
+      peer?.address ?? (opts.unix ? 'unix' : (raw.remoteAddress ?? '')),
+      peer?.port ?? raw.remotePort ?? 0,
+      peer?.localAddress ?? (opts.unix ? 'unix' : (raw.localAddress ?? '')),
+      peer?.localPort ?? raw.localPort ?? 0,
     );
     const served = socket as ServedSocket;
     served[kEnv] = env;
     socket.on('error', onSocketError);
     useSocketIterator(socket);
     if ((opts.maxOutputBuffer ?? 0) > 0) socket.write = cappedWrite;
-    if (opts.tcpNodelay) socket.setNoDelay(true);
+    if (opts.tcpNodelay && socket === raw) socket.setNoDelay(true);
     if (opts.idleTimeout > 0) {
       socket.setTimeout(opts.idleTimeout * 1000);
       socket.on('timeout', onIdleTimeout);
     }
-    if (opts.tcpLinger !== undefined) socket.once('finish', () => this.linger(socket));
+    if (opts.tcpLinger !== undefined) socket.once('finish', () => this.linger(raw));
     if (this.debug) {
       env.logger.debug('connection open');
       const opened = Date.now();
@@ -207,16 +258,16 @@ export class ConnectionRunner {
     if (isThenable(result)) {
       result.then(
         () => {
-          if (!socket.destroyed) this.finish(socket);
+          if (!socket.destroyed) this.finish(socket, raw);
         },
         (err: unknown) => fail(socket, env, err),
       );
     }
   }
 
-  /** Ends our side: FIN, or RST right away with --tcp-linger 0. */
-  private finish(socket: Socket): void {
-    if (this.opts.tcpLinger === 0) socket.resetAndDestroy();
+  /** Ends our side: FIN (after TLS close_notify), or RST right away with --tcp-linger 0. */
+  private finish(socket: Socket, raw: Socket): void {
+    if (this.opts.tcpLinger === 0) raw.resetAndDestroy();
     else socket.end();
   }
 
@@ -259,6 +310,8 @@ function fail(socket: ServedSocket, env: ConnectionEnv, err: unknown): void {
 }
 
 // Shared listeners (no closure per connection); `this` is the socket.
+function ignoreError(): void {}
+
 function onSocketError(this: ServedSocket, err: NodeJS.ErrnoException): void {
   this[kEnv]?.logger.debug({ code: err.code, err: err.message }, 'socket error');
 }

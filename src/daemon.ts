@@ -21,6 +21,7 @@ import { type ResolvedParams, type TcpdaemonParams, validateParams } from './par
 import { createPidFile, removePidFile } from './pid-file.js';
 import type { SignalInbox } from './signals.js';
 import { closeStatus, type DaemonStatus, type StatusSection, serveStatus } from './status.js';
+import type { DaemonTls } from './tls/daemon-tls.js';
 import type { Logger, Tcpmain } from './types.js';
 import { VERSION } from './version.js';
 import { currentWorkerConfig, takeWorkerConfig, type WorkerConfig } from './worker/config.js';
@@ -76,6 +77,10 @@ export async function tcpdaemon(
   const { logger } = log;
   const tcpmain: Tcpmain =
     handlerPath === undefined ? (params.handler as Tcpmain) : await loadHandler(handlerPath, { logger });
+  // Before listening: a certificate that cannot serve stops the start (TlsConfigError names the file).
+  const tls = params.tls
+    ? new (await import('./tls/daemon-tls.js')).DaemonTls(params.tls, logger, model.servesInWorkers(params))
+    : undefined;
 
   // Before anything listens: a second daemon with the same pid file stops here, touching nothing.
   if (pidFile !== undefined) createPidFile(pidFile, logger);
@@ -97,6 +102,7 @@ export async function tcpdaemon(
       );
   } catch (err) {
     dropPidFile();
+    tls?.close();
     throw err;
   }
   const listening: Listening = (server ?? shared)!;
@@ -119,6 +125,7 @@ export async function tcpdaemon(
     } catch (err) {
       listening.close();
       dropPidFile();
+      tls?.close();
       throw err;
     }
   }
@@ -138,9 +145,11 @@ export async function tcpdaemon(
       callIndex,
       logfile,
       stopSignal: stopper.signal,
+      tls,
     });
   } catch (err) {
     listening.close();
+    tls?.close();
     if (statusServer && statusPath) await closeStatus(statusServer, statusPath);
     dropPidFile();
     throw err;
@@ -152,6 +161,7 @@ export async function tcpdaemon(
       handler: handlerPath ?? '<function>',
       workers: params.workers,
       ...(params.reusePort ? { reusePort: true } : {}),
+      ...(tls ? { tls: true } : {}),
       version: VERSION,
       node: process.version,
     },
@@ -162,7 +172,18 @@ export async function tcpdaemon(
   // Covers the daemon process: IOMP -c 1's connections, LF's and IF's waiting ones, TLF's threads.
   const stopWatching = watchDescriptors(logger);
   stopper.signal.addEventListener('abort', stopWatching, { once: true });
-  handle = new DaemonHandle(params, listening, running, stopper, log, pidFile, about, statusSocket, options);
+  handle = new DaemonHandle(
+    params,
+    listening,
+    running,
+    stopper,
+    log,
+    pidFile,
+    about,
+    statusSocket,
+    options,
+    tls,
+  );
   if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
   return handle;
 }
@@ -210,6 +231,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     /** --status-socket: answered until the daemon has stopped. */
     private readonly statusSocket: { server: Server; path: string } | undefined,
     private readonly options: DaemonOptions,
+    private readonly tls: DaemonTls | undefined,
   ) {
     super();
   }
@@ -246,6 +268,8 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
    * (the file may have changed after the running one read it); further calls join the queued one.
    */
   reload(): Promise<void> {
+    // The certificates first: workers the model replaces next start with them (or the old ones, when broken).
+    this.tls?.reload();
     if (!this.running.reload) {
       this.log.logger.warn('reload requested, but this model cannot reload');
       return Promise.resolve();
@@ -296,8 +320,9 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     this.emit('close');
   }
 
-  /** The pid file (while it holds our pid) and the status socket, which outlive a process that exits without stopping. */
+  /** The pid file (while it holds our pid) the status socket and the TLS snapshot, which outlive a process that exits without stopping. */
   removeFiles(): void {
+    this.tls?.close();
     if (this.pidFile !== undefined) removePidFile(this.pidFile);
     if (this.statusSocket === undefined) return;
     try {

@@ -76,3 +76,17 @@ export function describeErrno(err: unknown): string {
       return err instanceof Error ? err.message : String(err);
   }
 }
+
+/** A TLS certificate, key or CA file cannot serve (unreadable, expired, key not matching): the message names the file. */
+export class TlsConfigError extends TcpdaemonError {
+  override name = 'TlsConfigError';
+  override readonly code = 'TD_ERR_TLS_CONFIG';
+  constructor(
+    /** The file at fault. */
+    readonly file: string,
+    /** Why, in a few words. */
+    readonly reason: string,
+  ) {
+    super(`TLS: ${file}: ${reason}`);
+  }
+}

@@ -6,6 +6,7 @@ export {
   ParamError,
   StatusSocketError,
   TcpdaemonError,
+  TlsConfigError,
   WorkerStartError,
 } from './errors.js';
 export type {
@@ -23,7 +24,7 @@ export * from './message/index.js';
 export type { TcpdaemonParams } from './params.js';
 export { PidFileError } from './pid-file.js';
 export * from './proxy/index.js';
-export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain } from './types.js';
+export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain, TlsFacts } from './types.js';
 export { VERSION } from './version.js';
 export { isWorkerProcess as isTcpdaemonWorker } from './worker/config.js';
 export { BroadcastFullError } from './worker-bus.js';

@@ -17,10 +17,12 @@ import {
   RESTART_DELAY_MAX,
   SHUTDOWN_TIMEOUT,
   TIMEOUT,
+  TLS_FIELDS,
   WORKERS,
   withHelp,
 } from './platform/shared-fields.js';
 import { boolean, bytes, choice, fail, integer, seconds } from './platform/values.js';
+import { readTlsSettings, type TlsSettings } from './tls/settings.js';
 import type { ModelFlag, ModelName, Tcpmain } from './types.js';
 
 export interface TcpdaemonParams {
@@ -83,15 +85,32 @@ export interface TcpdaemonParams {
    * group and the kernel spreads connections over them. Needs Node.js >= 22.12. Default false.
    */
   reusePort?: boolean;
+  /** `--tls-cert`: PEM certificate files (chain after each) or directories of NAME.crt + NAME.key; the first is the default, SNI picks by the certificates' names. */
+  tlsCert?: string | string[];
+  /** `--tls-key`: the key of each certificate file, in order. */
+  tlsKey?: string | string[];
+  /** `--tls-ca`: CA bundle client certificates must chain to. */
+  tlsCa?: string;
+  /** `--tls-client-auth`: request or require a client certificate (needs tlsCa). */
+  tlsClientAuth?: 'request' | 'require';
+  /** `--tls-alpn`: ALPN protocols offered, preferred first. */
+  tlsAlpn?: string | string[];
+  /** `--tls-handshake-timeout`: seconds a TLS handshake may take. Default 10. */
+  tlsHandshakeTimeout?: number;
 }
 
 /** --max-output-buffer's default, bytes (16 MiB). */
 const DEFAULT_MAX_OUTPUT_BUFFER = 16 * 1048576;
 
+const TLS_KEYS = ['tlsCert', 'tlsKey', 'tlsCa', 'tlsClientAuth', 'tlsAlpn', 'tlsHandshakeTimeout'] as const;
+
 /** Validated parameters with every default filled in. */
 export interface ResolvedParams
   extends Required<
-    Omit<TcpdaemonParams, 'model' | 'logfile' | 'workPath' | 'pidFile' | 'statusSocket' | 'tcpLinger'>
+    Omit<
+      TcpdaemonParams,
+      'model' | 'logfile' | 'workPath' | 'pidFile' | 'statusSocket' | 'tcpLinger' | (typeof TLS_KEYS)[number]
+    >
   > {
   model: ModelName;
   listenAddress: ListenAddress;
@@ -100,6 +119,8 @@ export interface ResolvedParams
   pidFile: string | undefined;
   statusSocket: string | undefined;
   tcpLinger: number | undefined;
+  /** --tls-cert and the other TLS fields; undefined = plain TCP. */
+  tls: TlsSettings | undefined;
 }
 
 export { ParamError };
@@ -228,6 +249,7 @@ export const DAEMON_FIELDS: readonly Field[] = [
     parse: integer({ min: 0, max: 3600 }),
   },
   ...PROCESS_FIELDS,
+  ...TLS_FIELDS,
 ];
 
 export const DAEMON_COMMAND: CommandSpec = {
@@ -247,7 +269,8 @@ export const DAEMON_COMMAND: CommandSpec = {
   },
   footer: `signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGUSR1 reopens the log file,
          SIGHUP reloads the workers of IOMP -c N, LF and TLF one by one, and IF's spares
-         (new handler code, no connection refused)`,
+         (new handler code, no connection refused) and re-reads the TLS certificates
+         (a broken one is logged and the previous one kept)`,
 };
 
 /** Validates library/CLI/config input; throws ParamError with a one-line reason. */
@@ -299,6 +322,7 @@ export function validateParams(input: unknown): ResolvedParams {
     waitTimeout: get('waitTimeout') ?? get('timeout') ?? 0,
     maxOutputBuffer: get('maxOutputBuffer') ?? DEFAULT_MAX_OUTPUT_BUFFER,
     reusePort: get('reusePort') ?? false,
+    tls: readTlsSettings(read),
   };
   if (resolved.restartDelayMax < resolved.restartDelay) {
     fail(

@@ -42,6 +42,28 @@ export interface TcpdaemonEnv {
    * is called). `fromWorker` is the sender's workerId.
    */
   onBroadcast(listener: (data: Buffer, fromWorker: number) => void): () => void;
+  /** The TLS facts of this connection (--tls-cert); undefined when it is plain TCP. Read on first use. */
+  readonly tls: TlsFacts | undefined;
+}
+
+/** What a TLS connection negotiated, and who the client certificate says the peer is. */
+export interface TlsFacts {
+  /** 'TLSv1.3', 'TLSv1.2'. */
+  readonly protocol: string | null;
+  /** OpenSSL name of the cipher suite, e.g. 'TLS_AES_256_GCM_SHA384'. */
+  readonly cipher: string;
+  /** The ALPN protocol agreed, or null. */
+  readonly alpn: string | null;
+  /** The SNI name the client asked for, or null. */
+  readonly servername: string | null;
+  /** The client certificate verified against --tls-ca. */
+  readonly authorized: boolean;
+  /** Why it did not verify (an OpenSSL code), or null. */
+  readonly authorizationError: string | null;
+  /** The client certificate's subject (e.g. 'CN=alice'), or null without one. */
+  readonly peerSubject: string | null;
+  /** SHA-256 fingerprint of the client certificate ('AB:CD:...'), or null. */
+  readonly peerFingerprint256: string | null;
 }
 
 /**

@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { BEGIN, END, type RunRecord, renderSection, replaceSection } from '../bench/markdown.js';
 import { buildNative } from '../bench/native.js';
 import { runTool, startServer, treeCpuSeconds, treeRss } from '../bench/processes.js';
@@ -23,6 +25,15 @@ import { larsCodec } from '../src/message/codecs/lars.js';
 import { canTransferSockets, hasReusePort, REUSE_PORT_NEEDS } from '../src/node-features.js';
 import { TEST_MACHINE } from './helpers/bench-report.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+
+/** A TLS client socket to a bench server (its certificate is made at start: not checked). */
+function tlsOpen(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+    s.once('secureConnect', () => resolve(s)).once('error', reject);
+  });
+}
+
 import { connect, readBytes } from './helpers/net.js';
 
 checkNoLeftoverProcesses();
@@ -47,8 +58,8 @@ describe('servers of the scenario table', () => {
       try {
         assert.equal(server.host, '127.0.0.1');
         assert.ok(server.port > 0);
-        const socket = await connect(server.port);
         const spec: ServerSpec = SERVERS[name];
+        const socket = spec.tls ? await tlsOpen(server.port) : await connect(server.port);
         const ping =
           spec.codec === 'lars' ? larsCodec().encode(1, Buffer.from('ping\n')) : Buffer.from('ping\n');
         const probe = spec.probe ?? { send: ping, reply: ping };
@@ -156,10 +167,11 @@ test('a paced load runs the built tool with --rate: an open loop, every start on
   assert.ok(!closed.includes('--rate'), 'no --rate without a rate: closed loops');
 });
 
-test('closed-loop connect scenarios run connect-gen; paced, echo and hold ones the node tool', () => {
+test('closed-loop connect scenarios run connect-gen; paced, TLS, echo and hold ones the node tool', () => {
   for (const s of SCENARIOS) {
     if (s.table === 'redis') continue;
-    const closedConnect = s.load.mode === 'connect' && s.load.rate === undefined && !s.load.generator;
+    const closedConnect =
+      s.load.mode === 'connect' && s.load.rate === undefined && !s.load.generator && s.load.tls === undefined;
     assert.equal(generatorOf(s.load), closedConnect ? 'connect-gen' : 'tcpdaemon bench', s.name);
   }
   assert.ok(

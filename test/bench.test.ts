@@ -580,3 +580,101 @@ describe('framed echo (--codec, --msgid) against the message layer', () => {
     assert.match(err, /--size 100 is more than codec tdhb:2 carries \(99 bytes\)/);
   });
 });
+
+describe('bench --tls', () => {
+  test('connect and echo over TLS against a node tls echo; --tls-resume resumes sessions', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { readFileSync } = await import('node:fs');
+    const { createServer: createTlsServer } = await import('node:tls');
+    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-bench-tls-'));
+    try {
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-keyout',
+          join(dir, 'k.pem'),
+          '-out',
+          join(dir, 'c.pem'),
+          '-days',
+          '2',
+          '-subj',
+          '/CN=bench.test',
+        ],
+        { stdio: 'ignore' },
+      );
+      let full = 0;
+      let resumed = 0;
+      const server = createTlsServer(
+        { cert: readFileSync(join(dir, 'c.pem')), key: readFileSync(join(dir, 'k.pem')) },
+        (s) => {
+          if (s.isSessionReused()) resumed++;
+          else full++;
+          s.on('error', () => s.destroy());
+          s.pipe(s);
+        },
+      );
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        const echo = await benchJson([
+          '--port',
+          String(port),
+          '--tls',
+          '--connections',
+          '2',
+          '--duration',
+          '0.5',
+          '--threads',
+          '1',
+        ]);
+        assert.equal(echo.code, 0, JSON.stringify(echo.result.errors));
+        assert.ok(echo.result.completed > 0);
+        const conn = await benchJson([
+          '--port',
+          String(port),
+          '--tls',
+          '--mode',
+          'connect',
+          '--connections',
+          '2',
+          '--duration',
+          '0.5',
+          '--threads',
+          '1',
+        ]);
+        assert.equal(conn.code, 0, JSON.stringify(conn.result.errors));
+        assert.equal(resumed, 0, 'no session offered with --tls');
+        const before = full;
+        const res = await benchJson([
+          '--port',
+          String(port),
+          '--tls-resume',
+          '--mode',
+          'connect',
+          '--connections',
+          '1',
+          '--duration',
+          '0.5',
+          '--threads',
+          '1',
+        ]);
+        assert.equal(res.code, 0, JSON.stringify(res.result.errors));
+        assert.ok(
+          resumed > 0 && resumed >= res.result.completed - 2,
+          `resumed ${resumed} of ${res.result.completed} (full ${full - before})`,
+        );
+      } finally {
+        await new Promise<void>((r) => server.close(() => r()));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -68,6 +68,20 @@ const SAMPLES: Record<string, string[]> = {
   daemonLevel: ['--daemon-level', '--logfile', join(tmp, 'x.log')],
   pidFile: ['--pid-file', join(tmp, 'x.pid')],
   statusSocket: ['--status-socket', join(tmp, 'x.sock')],
+  // Checked for shape here; the files are read when the command starts (test/tls.test.ts).
+  tlsCert: ['--tls-cert', join(tmp, 'a.crt'), '--tls-key', join(tmp, 'a.key')],
+  tlsKey: ['--tls-cert', join(tmp, 'a.crt'), '--tls-key', join(tmp, 'a.key')],
+  tlsCa: ['--tls-cert', join(tmp, 'a.crt'), '--tls-ca', join(tmp, 'ca.crt'), '--tls-client-auth', 'require'],
+  tlsClientAuth: [
+    '--tls-cert',
+    join(tmp, 'a.crt'),
+    '--tls-ca',
+    join(tmp, 'ca.crt'),
+    '--tls-client-auth',
+    'request',
+  ],
+  tlsAlpn: ['--tls-cert', join(tmp, 'a.crt'), '--tls-alpn', 'h2,echo'],
+  tlsHandshakeTimeout: ['--tls-cert', join(tmp, 'a.crt'), '--tls-handshake-timeout', '2.5'],
 };
 
 describe('every command accepts every shared flag, with the same key', () => {
@@ -84,6 +98,10 @@ describe('every command accepts every shared flag, with the same key', () => {
         ];
         if (!listens && field.key === 'listen') {
           assert.throws(() => cmd.check(run(cmd.spec, argv)), /tcpdaemon worker takes no -l/);
+          return;
+        }
+        if (!listens && field.key.startsWith('tls')) {
+          assert.throws(() => cmd.check(run(cmd.spec, argv)), /tcpdaemon worker takes no --tls-\* flags/);
           return;
         }
         const input = run(cmd.spec, argv);

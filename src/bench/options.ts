@@ -11,7 +11,8 @@ import { ECHO_CODEC_NAMES, type EchoCodec, echoCodec } from './codec.js';
 export const MODES = ['echo', 'connect', 'hold', 'request'] as const;
 export type BenchMode = (typeof MODES)[number];
 
-export type BenchTarget = { host: string; port: number } | { path: string };
+/** `tls`: connect with TLS (any certificate accepted: a load tool); 'resume' offers the last session again. */
+export type BenchTarget = { host: string; port: number; tls?: 'new' | 'resume' } | { path: string };
 
 export interface BenchOptions {
   target: BenchTarget;
@@ -111,6 +112,10 @@ request mode: one request source and one reply check (TEXT takes \\n \\r \\t \\0
                             the reply to request \`seq\` of connection \`conn\`; ok false: wrong)
   --max-reply BYTES         a reply still unfinished at this size is wrong (default ${DEFAULT_MAX_REPLY},
                             at most ${LIMITS.requestFile})
+  --tls                     connect with TLS, a full handshake each time (the server's certificate
+                            is not checked: a load tool)
+  --tls-resume              as --tls, offering the session of the thread's last connection again
+                            (TLS session resumption; the first connect of each thread is full)
   --json                    print one JSON object on stdout instead of text
 hold mode writes "holding N open F failed" on stderr once the ramp is over.
 exit status: 0 no errors, 2 the run finished but counted errors (or late starts: the --rate was
@@ -157,6 +162,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     const host = values.host ?? '127.0.0.1';
     if (host === '') throw new BenchUsageError('--host must not be empty');
     target = { host, port: integer('--port', values.port, 1, 65535) };
+    if (values['tls-resume']) target.tls = 'resume';
+    else if (values.tls) target.tls = 'new';
   } else {
     throw new BenchUsageError('--port or --path is required');
   }
@@ -351,6 +358,8 @@ function parse(argv: string[]) {
       module: { type: 'string' },
       'max-reply': { type: 'string' },
       json: { type: 'boolean' },
+      tls: { type: 'boolean' },
+      'tls-resume': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -90,6 +90,14 @@ async function start(
     createPidFile(pidFile, logger);
     cleanup.push(() => removePidFile(pidFile));
   }
+  // Checked before anything starts (a broken certificate stops the start, naming the file); the
+  // gateway processes terminate TLS with the daemon's snapshot of them.
+  const tls =
+    role === 'gateway' && resolved.tls
+      ? new (await import('../tls/daemon-tls.js')).DaemonTls(resolved.tls, logger, true)
+      : undefined;
+  if (tls) resolved.tlsWorker = tls.workerTls();
+  if (tls) cleanup.push(() => tls.close());
 
   const ipc = resolved.queue.kind === 'ipc';
   const socketDir = ipc && role === 'gateway' ? mkdtempSync(join(tmpdir(), 'tcpdaemon-gw-')) : undefined;
@@ -241,6 +249,8 @@ async function start(
         }),
       ),
     async reload() {
+      // New certificates: each gateway process swaps them in for its next handshakes.
+      if (tls?.reload()) for (const rpc of rpcs.values()) rpc.post({ gw: 'tls-reload' });
       if (!workers) return;
       reloads++;
       const r = await workers.reload();

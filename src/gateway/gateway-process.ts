@@ -9,6 +9,7 @@ import { ConnectionTracker } from '../connection-tracker.js';
 import { createLogger } from '../logger.js';
 import { keepServingOnUncaught } from '../process-guards.js';
 import { joinSupervisor } from '../supervisor/worker-channel.js';
+import { readTlsSnapshot } from '../tls/snapshot.js';
 import { perGatewayBound } from './balancer.js';
 import { readChildParams } from './child-env.js';
 import { GatewayServer } from './gateway-server.js';
@@ -91,6 +92,20 @@ function flushClosed(): void {
   closedBatch = [];
 }
 
+const tlsSnapshot = params.tlsWorker ? readTlsSnapshot(params.tlsWorker.snapshot) : undefined;
+const tls =
+  params.tlsWorker && tlsSnapshot
+    ? new (await import('../tls/terminator.js')).TlsTerminator(
+        tlsSnapshot.material,
+        params.tlsWorker.settings,
+        logger,
+        tlsSnapshot.ticketKeys,
+      )
+    : undefined;
+rpc.on('tls-reload', () => {
+  if (params.tlsWorker) tls?.update(readTlsSnapshot(params.tlsWorker.snapshot).material);
+});
+
 const runner = new ConnectionRunner({
   model: 'IOMP',
   workerId: channel.workerId,
@@ -103,6 +118,7 @@ const runner = new ConnectionRunner({
   tcpNodelay: false,
   tcpLinger: undefined,
   unix: params.listenAddress?.kind === 'unix',
+  tls,
 });
 rpc.on('conn', (m, handle) => {
   const socket = handle as Socket | undefined;

@@ -1,6 +1,7 @@
 // The gateway's parameters (`tcpdaemon gateway` and `tcpdaemon worker`): the library's typed object,
 // the field declarations (shared ones from platform/shared-fields.ts) that drive the command line,
 // --config and help, and the validation that fills in defaults.
+
 import { ParamError } from '../errors.js';
 import { type ListenAddress, parseListenAddress } from '../listen-address.js';
 import type { LogLevel } from '../logger.js';
@@ -8,8 +9,18 @@ import { CODEC_NAMES, createCodec, DEFAULT_MAX_BODY } from '../message/codecs/in
 import { type CommandSpec, type Field, readFields } from '../platform/fields.js';
 import { SHARED_FIELDS, withHelp } from '../platform/shared-fields.js';
 import { boolean, bytes, fail, integer, seconds, text } from '../platform/values.js';
+import type { WorkerTls } from '../tls/daemon-tls.js';
+import { readTlsSettings, type TlsSettings } from '../tls/settings.js';
 
-export type QueueSpec = { kind: 'ipc' } | { kind: 'nats'; servers: string[]; prefix: string };
+export type QueueSpec =
+  | { kind: 'ipc' }
+  | {
+      kind: 'nats';
+      servers: string[];
+      prefix: string;
+      /** --queue-tls-*: TLS to NATS (file paths, read by the NATS client); undefined = as the server's INFO asks. */
+      tls?: { caFile?: string; certFile?: string; keyFile?: string };
+    };
 
 export interface GatewayParams {
   /** `-l`: where clients connect (gateway command only). */
@@ -28,6 +39,11 @@ export interface GatewayParams {
   queue?: string;
   /** `--queue-prefix`: NATS subject prefix, to run several deployments on one NATS. Default tcpdaemon. */
   queuePrefix?: string;
+  /** `--queue-tls-ca FILE`: TLS to NATS, verified against these PEM CAs. */
+  queueTlsCa?: string;
+  /** `--queue-tls-cert FILE`, `--queue-tls-key FILE`: our client certificate for NATS. */
+  queueTlsCert?: string;
+  queueTlsKey?: string;
   /** `--request-timeout`: seconds (fractions allowed) until the client gets a timeout error. Default 10. */
   requestTimeout?: number;
   /** `--retry-on-crash`: a request lost with a crashed worker is sent to another worker once. */
@@ -71,6 +87,13 @@ export interface GatewayParams {
   daemonLevel?: boolean;
   pidFile?: string;
   statusSocket?: string;
+  /** TLS on the client side (the daemon's fields: --tls-cert, --tls-key, --tls-ca, ...). */
+  tlsCert?: string | string[];
+  tlsKey?: string | string[];
+  tlsCa?: string;
+  tlsClientAuth?: 'request' | 'require';
+  tlsAlpn?: string | string[];
+  tlsHandshakeTimeout?: number;
 }
 
 export interface ResolvedGatewayParams {
@@ -109,6 +132,10 @@ export interface ResolvedGatewayParams {
   workPath: string | undefined;
   pidFile: string | undefined;
   statusSocket: string | undefined;
+  /** --tls-cert and the other TLS fields: gateway processes terminate TLS; undefined = plain TCP. */
+  tls: TlsSettings | undefined;
+  /** Set by the gateway daemon for its gateway processes: where the checked certificates are. */
+  tlsWorker?: WorkerTls;
 }
 
 const count = (max: number, min = 0) => integer({ min, max });
@@ -160,6 +187,30 @@ const GATEWAY_OWN: readonly Field[] = [
     arg: 'NAME',
     help: 'NATS subject prefix',
     shownDefault: 'tcpdaemon',
+    parse: text,
+  },
+  {
+    key: 'queueTlsCa',
+    flags: ['--queue-tls-ca'],
+    arg: 'FILE',
+    help: "TLS to NATS: PEM CAs the server's certificate must chain to",
+    path: true,
+    parse: text,
+  },
+  {
+    key: 'queueTlsCert',
+    flags: ['--queue-tls-cert'],
+    arg: 'FILE',
+    help: 'TLS to NATS: our PEM client certificate (with --queue-tls-key)',
+    path: true,
+    parse: text,
+  },
+  {
+    key: 'queueTlsKey',
+    flags: ['--queue-tls-key'],
+    arg: 'FILE',
+    help: 'TLS to NATS: the PEM key of --queue-tls-cert',
+    path: true,
     parse: text,
   },
   {
@@ -325,6 +376,14 @@ export function validateGatewayParams(
   const read = readFields(GATEWAY_FIELDS, input, role);
   const get = <K extends keyof GatewayParams>(key: K) => read[key] as GatewayParams[K];
   const queue = parseQueue(get('queue') ?? 'ipc', get('queuePrefix') ?? 'tcpdaemon');
+  const queueTls = { caFile: get('queueTlsCa'), certFile: get('queueTlsCert'), keyFile: get('queueTlsKey') };
+  if (Object.values(queueTls).some((v) => v !== undefined)) {
+    if (queue.kind !== 'nats')
+      throw new ParamError('queueTlsCa/Cert/Key (--queue-tls-*) need --queue nats://HOST:PORT');
+    if ((queueTls.certFile === undefined) !== (queueTls.keyFile === undefined))
+      throw new ParamError('queueTlsCert (--queue-tls-cert) and queueTlsKey (--queue-tls-key) go together');
+    queue.tls = Object.fromEntries(Object.entries(queueTls).filter(([, v]) => v !== undefined));
+  }
   const listen = get('listen');
   const business = get('business');
   let listenAddress: ListenAddress | undefined;
@@ -351,6 +410,11 @@ export function validateGatewayParams(
       );
     }
   }
+  const tls = readTlsSettings(read);
+  if (role === 'worker' && tls !== undefined)
+    throw new ParamError(
+      "tcpdaemon worker takes no --tls-* flags: it listens nowhere (TLS is the gateway's)",
+    );
   const codec = get('codec') ?? 'seq';
   const maxBody = get('maxBody') ?? DEFAULT_MAX_BODY;
   let hasSeq: boolean;
@@ -409,5 +473,6 @@ export function validateGatewayParams(
     workPath: get('workPath'),
     pidFile: get('pidFile'),
     statusSocket: get('statusSocket'),
+    tls,
   };
 }

@@ -1,7 +1,8 @@
 // MessageClient: one framed connection to a server that reconnects by itself, with exponential
 // backoff and jitter — also when the very first connect fails. Sends made while disconnected are
 // queued up to a bound and go out after the next onConnect.
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import type { Logger } from 'pino';
 import { PeerLog } from '../throttled-count.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
@@ -54,6 +55,12 @@ export interface MessageClientOptions {
   maxPending?: number;
   /** TCP_NODELAY. Default true. */
   noDelay?: boolean;
+  /**
+   * TLS to the server: node's tls.connect options (ca, cert, key, servername, ALPNProtocols, ...),
+   * or true for the defaults (system CAs). servername defaults to `host` unless it is an IP. A
+   * certificate that does not verify is a failed connect (retried like any other).
+   */
+  tls?: true | ConnectionOptions;
   /** Default: warnings and errors on stderr. */
   logger?: Logger;
 }
@@ -251,10 +258,16 @@ export class MessageClient {
 
   private attempt(): void {
     if (this.stopped) return;
-    const socket =
-      this.opts.path !== undefined
-        ? netConnect({ path: this.opts.path })
-        : netConnect({ host: this.opts.host ?? '127.0.0.1', port: this.opts.port! });
+    const tls = this.opts.tls;
+    const host = this.opts.host ?? '127.0.0.1';
+    const target = this.opts.path !== undefined ? { path: this.opts.path } : { host, port: this.opts.port! };
+    const socket: Socket = tls
+      ? tlsConnect({
+          ...target,
+          ...(isIP(host) === 0 && this.opts.path === undefined ? { servername: host } : {}),
+          ...(tls === true ? {} : tls),
+        })
+      : netConnect(target);
     this.connecting = socket;
     const timer = setTimeout(() => {
       socket.destroy(new Error(`connect timeout after ${this.connectTimeout} ms`));
@@ -267,7 +280,7 @@ export class MessageClient {
       this.connectFailed(err);
     };
     socket.once('error', onError);
-    socket.once('connect', () => {
+    socket.once(tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       socket.off('error', onError);
       this.connecting = undefined;

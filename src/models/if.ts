@@ -12,6 +12,7 @@ import { createSupervisor, workerLaunchProblem } from './worker-pool.js';
 export const instantFork: Model = {
   unavailable: (params) => workerLaunchProblem(params.handler),
   pauseOnConnect: () => true,
+  servesInWorkers: () => true,
   start: startIf,
 };
 

@@ -5,6 +5,7 @@ import { ConnectionTracker } from '../connection-tracker.js';
 import { loadHandler } from '../handler/load.js';
 import { canBindShared } from '../listen.js';
 import { ThrottledCount } from '../throttled-count.js';
+import type { TlsTerminator } from '../tls/terminator.js';
 import { startIompWorkers } from './iomp-workers.js';
 import type { Model, ModelHost, RunningModel } from './model.js';
 import { workerLaunchProblem } from './worker-pool.js';
@@ -16,15 +17,24 @@ export const iomp: Model = {
     return workerLaunchProblem(params.handler);
   },
   pauseOnConnect: () => false,
+  servesInWorkers: (params) => params.workers > 1,
   listenMode: (params) => (params.workers > 1 ? 'shared' : 'accept'),
   start: async (host) => (host.params.workers > 1 ? startIompWorkers(host) : startInProcess(host)),
 };
 
-function startInProcess(host: ModelHost): RunningModel {
+async function startInProcess(host: ModelHost): Promise<RunningModel> {
   const { params, logger } = host;
   const server = host.server;
   if (!server) throw new Error('IOMP -c 1 needs the listening server');
   const tracker = new ConnectionTracker();
+  // The daemon is the worker here: it terminates TLS, and a reload swaps its contexts in place.
+  let tls: TlsTerminator | undefined;
+  if (host.tls) {
+    const { TlsTerminator } = await import('../tls/terminator.js');
+    const terminator = new TlsTerminator(host.tls.material, host.tls.settings, logger);
+    host.tls.onUpdate((m) => terminator.update(m));
+    tls = terminator;
+  }
   const runner = new ConnectionRunner({
     model: 'IOMP',
     workerId: 0,
@@ -39,6 +49,7 @@ function startInProcess(host: ModelHost): RunningModel {
     tcpLinger: params.tcpLinger,
     unix: params.listenAddress.kind === 'unix',
     maxOutputBuffer: params.maxOutputBuffer,
+    tls,
   });
   server.on('connection', (socket) => runner.serve(socket));
   if (params.maxConnections > 0) {

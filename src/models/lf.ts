@@ -11,6 +11,7 @@ import { createSupervisor, workerLaunchProblem } from './worker-pool.js';
 export const lf: Model = {
   unavailable: (params) => workerLaunchProblem(params.handler),
   pauseOnConnect: () => true,
+  servesInWorkers: () => true,
   start: startLf,
 };
 

@@ -2,6 +2,7 @@ import type { Server } from 'node:net';
 import type { SharedListener } from '../listen.js';
 import type { ResolvedParams } from '../params.js';
 import type { SupervisorStatus } from '../supervisor/supervisor.js';
+import type { DaemonTls } from '../tls/daemon-tls.js';
 import type { Logger, Tcpmain } from '../types.js';
 
 /** What the daemon gives a model: the one listening server and everything loaded before listening. */
@@ -23,6 +24,8 @@ export interface ModelHost {
   logfile: string | undefined;
   /** Aborted when the daemon starts stopping. */
   stopSignal: AbortSignal;
+  /** --tls-cert: the checked material; the model's serving processes terminate TLS with it. */
+  tls: DaemonTls | undefined;
 }
 
 export interface RunningModel {
@@ -58,5 +61,7 @@ export interface Model {
    * binds and holds the socket; the model's workers accept from it (host.shared).
    */
   listenMode?(params: ResolvedParams): 'accept' | 'shared';
+  /** Whether worker processes or threads (not the daemon) run the handler, hence terminate TLS. */
+  servesInWorkers(params: ResolvedParams): boolean;
   start(host: ModelHost): Promise<RunningModel>;
 }

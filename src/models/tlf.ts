@@ -21,6 +21,7 @@ export const tlf: Model = {
     return undefined;
   },
   pauseOnConnect: () => false,
+  servesInWorkers: () => true,
   listenMode: () => 'shared',
   start: startThreads,
 };

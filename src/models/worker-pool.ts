@@ -53,6 +53,7 @@ export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerCo
     recycleAfter: opts.accept === 'single' ? 0 : params.recycleAfter,
     maxConnections: opts.perWorkerMax,
     maxOutputBuffer: params.maxOutputBuffer,
+    tls: host.tls?.workerTls() ?? null,
   };
 }
 

@@ -4,7 +4,7 @@
 import { ParamError } from '../errors.js';
 import { LOG_LEVELS, type LogLevel } from '../logger.js';
 import type { Field } from './fields.js';
-import { boolean, choice, decimal, integer, seconds, stringMap, text } from './values.js';
+import { boolean, choice, decimal, integer, list, seconds, stringMap, text } from './values.js';
 
 export const LISTEN: Field<string> = {
   key: 'listen',
@@ -164,6 +164,73 @@ export const PROCESS_FIELDS: readonly Field[] = [
   STATUS_SOCKET,
 ];
 
+// TLS on the listening side (src/tls/settings.ts turns these into one TlsSettings).
+export const TLS_CERT: Field<string[]> = {
+  key: 'tlsCert',
+  flags: ['--tls-cert'],
+  arg: 'FILE|DIR',
+  help: 'serve TLS with this PEM certificate (chain after it); repeat for SNI, paired with --tls-key in order; a DIR holds NAME.crt + NAME.key pairs',
+  repeat: true,
+  path: true,
+  parse: list(text),
+};
+
+export const TLS_KEY: Field<string[]> = {
+  key: 'tlsKey',
+  flags: ['--tls-key'],
+  arg: 'FILE',
+  help: 'the PEM private key of the --tls-cert given at the same position',
+  repeat: true,
+  path: true,
+  parse: list(text),
+};
+
+export const TLS_CA: Field<string> = {
+  key: 'tlsCa',
+  flags: ['--tls-ca'],
+  arg: 'FILE',
+  help: 'PEM CA certificates that client certificates must chain to (with --tls-client-auth)',
+  path: true,
+  parse: text,
+};
+
+export const TLS_CLIENT_AUTH: Field<'request' | 'require'> = {
+  key: 'tlsClientAuth',
+  flags: ['--tls-client-auth'],
+  arg: 'MODE',
+  help: 'request: ask for a client certificate (env.tls.authorized says if it verified); require: refuse clients without a valid one',
+  parse: choice(['request', 'require'] as const),
+};
+
+export const TLS_ALPN: Field<string[]> = {
+  key: 'tlsAlpn',
+  flags: ['--tls-alpn'],
+  arg: 'PROTO,...',
+  help: 'ALPN protocols offered, in order of preference (a client offering none of them is refused)',
+  parse: (value, where) => {
+    const items = typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
+    return list(text)(items, where);
+  },
+};
+
+export const TLS_HANDSHAKE_TIMEOUT: Field<number> = {
+  key: 'tlsHandshakeTimeout',
+  flags: ['--tls-handshake-timeout'],
+  arg: 'SECONDS',
+  help: 'a TLS handshake not done within this closes the connection',
+  shownDefault: '10',
+  parse: seconds({ min: 0.001, max: 3600 }),
+};
+
+export const TLS_FIELDS: readonly Field[] = [
+  TLS_CERT,
+  TLS_KEY,
+  TLS_CA,
+  TLS_CLIENT_AUTH,
+  TLS_ALPN,
+  TLS_HANDSHAKE_TIMEOUT,
+];
+
 /** What every command declares, in help order. */
 export const SHARED_FIELDS: readonly Field[] = [
   LISTEN,
@@ -176,6 +243,7 @@ export const SHARED_FIELDS: readonly Field[] = [
   RESTART_DELAY,
   RESTART_DELAY_MAX,
   ...PROCESS_FIELDS,
+  ...TLS_FIELDS,
 ];
 
 /** A field with other help or default for one command (same key, spelling and parser). */

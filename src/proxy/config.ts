@@ -42,6 +42,15 @@ export interface ProxyConfig {
   timeout?: number;
   /** `--send-proxy v1|v2`: PROXY header to every backend connection. */
   sendProxy?: 'v1' | 'v2';
+  /** `--backend-tls`: speak TLS to the backends (verified against backendTlsCa, else the system CAs). */
+  backendTls?: boolean;
+  /** `--backend-tls-ca FILE`: PEM CAs the backends' certificates must chain to. */
+  backendTlsCa?: string;
+  /** `--backend-tls-servername NAME`: SNI name sent and checked; default the backend's host name. */
+  backendTlsServername?: string;
+  /** `--backend-tls-cert FILE`, `--backend-tls-key FILE`: our client certificate for the backends. */
+  backendTlsCert?: string;
+  backendTlsKey?: string;
   /** `--proxy-protocol`: clients arrive through a balancer that sends a PROXY header. */
   proxyProtocol?: boolean;
   /** `--proxy-header-timeout S`: the PROXY header must arrive within this. */
@@ -99,6 +108,8 @@ export interface ResolvedProxyConfig {
   /** Seconds, as the daemon takes it. */
   timeout: number;
   sendProxy: 'v1' | 'v2' | undefined;
+  /** --backend-tls: the file paths (read when the proxy starts); undefined = plain TCP to backends. */
+  backendTls: { ca?: string; servername?: string; cert?: string; key?: string } | undefined;
   proxyProtocol: boolean;
   /** Seconds, as the daemon takes it. */
   proxyHeaderTimeout: number;
@@ -187,6 +198,43 @@ const BALANCING_FIELDS: readonly Field[] = [
     arg: 'v1|v2',
     help: 'send a PROXY protocol header to backends',
     parse: choice(['v1', 'v2'] as const, (s) => s.toLowerCase()),
+  },
+  {
+    key: 'backendTls',
+    flags: ['--backend-tls'],
+    help: 'speak TLS to the backends (PROXY header, if any, before the handshake)',
+    parse: boolean,
+  },
+  {
+    key: 'backendTlsCa',
+    flags: ['--backend-tls-ca'],
+    arg: 'FILE',
+    help: "PEM CAs the backends' certificates must chain to (default: the system's)",
+    path: true,
+    parse: text,
+  },
+  {
+    key: 'backendTlsServername',
+    flags: ['--backend-tls-servername'],
+    arg: 'NAME',
+    help: "SNI name sent to the backends and checked against their certificates (default: the backend's host)",
+    parse: text,
+  },
+  {
+    key: 'backendTlsCert',
+    flags: ['--backend-tls-cert'],
+    arg: 'FILE',
+    help: 'PEM client certificate presented to the backends (with --backend-tls-key)',
+    path: true,
+    parse: text,
+  },
+  {
+    key: 'backendTlsKey',
+    flags: ['--backend-tls-key'],
+    arg: 'FILE',
+    help: 'PEM key of --backend-tls-cert',
+    path: true,
+    parse: text,
   },
   secondsField(
     'statsInterval',
@@ -344,6 +392,16 @@ export function validateProxyConfig(input: unknown): ResolvedProxyConfig {
     const v = get<number>(key);
     return v === undefined ? undefined : ms(v);
   };
+  const backendTlsKeys = ['backendTlsCa', 'backendTlsServername', 'backendTlsCert', 'backendTlsKey'];
+  const backendTls = get<boolean>('backendTls') ?? false;
+  for (const key of backendTlsKeys) {
+    if (read[key] !== undefined && !backendTls)
+      throw new ParamError(`${key} needs backendTls (--backend-tls)`);
+  }
+  if ((read.backendTlsCert === undefined) !== (read.backendTlsKey === undefined))
+    throw new ParamError(
+      'backendTlsCert (--backend-tls-cert) and backendTlsKey (--backend-tls-key) go together',
+    );
   const daemon: FrontParams = {};
   for (const field of PROXY_FIELDS) {
     if (FRONT_KEYS.has(field.key) && read[field.key] !== undefined) {
@@ -361,6 +419,14 @@ export function validateProxyConfig(input: unknown): ResolvedProxyConfig {
     retries: get<number>('retries') ?? 2,
     timeout: get<number>('timeout') ?? 0,
     sendProxy: get<'v1' | 'v2'>('sendProxy'),
+    backendTls: backendTls
+      ? {
+          ca: get<string>('backendTlsCa'),
+          servername: get<string>('backendTlsServername'),
+          cert: get<string>('backendTlsCert'),
+          key: get<string>('backendTlsKey'),
+        }
+      : undefined,
     proxyProtocol: get<boolean>('proxyProtocol') ?? false,
     proxyHeaderTimeout: get<number>('proxyHeaderTimeout') ?? DEFAULT_HEADER_TIMEOUT_MS / 1000,
     statsIntervalMs: seconds_('statsInterval') ?? DEFAULT_STATS_INTERVAL_MS,

@@ -1,4 +1,5 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { encodeProxyV1, encodeProxyV2 } from '../proxy-protocol/header.js';
 import { peerLogOf } from '../throttled-count.js';
 import type { Logger } from '../types.js';
@@ -29,6 +30,8 @@ export interface ForwardOptions {
   sendProxy: 'v1' | 'v2' | undefined;
   /** TCP_NODELAY on the backend connection (the client's is the daemon's --tcp-nodelay). */
   noDelay: boolean;
+  /** --backend-tls: TLS to the backends with these options (PEM text); the host is the default SNI name. */
+  backendTls?: ConnectionOptions;
 }
 
 export const DEFAULT_FORWARD: Readonly<ForwardOptions> = Object.freeze({
@@ -124,7 +127,7 @@ export function forwardThen(
     }
     tried.add(b.id);
     const reader = new BackendReader(client);
-    connectBackend(b, opts, client, reader, (result) => {
+    connectBackend(b, opts, client, reader, peer, (result) => {
       if (typeof result === 'string') {
         if (client.destroyed) {
           done({ kind: 'client-gone' }); // not the backend's failure
@@ -174,25 +177,47 @@ function connectBackend(
   opts: ForwardOptions,
   client: Socket,
   reader: BackendReader,
+  peer: ClientPeer,
   done: (outcome: Socket | string) => void,
 ): void {
   const a = b.address;
-  const { onread } = reader;
+  // TLS reads through the TLSSocket: the zero-copy reader (onread) sees only plain TCP.
+  const onread = opts.backendTls ? undefined : reader.onread;
   const socket =
     'path' in a
       ? connect({ path: a.path, allowHalfOpen: true, onread })
       : connect({ host: a.host, port: a.port, allowHalfOpen: true, noDelay: opts.noDelay, onread });
+  let secured: Socket | undefined;
   const finish = (outcome: Socket | string) => {
     clearTimeout(timer);
     socket.off('connect', onConnect).off('error', onError);
+    secured?.off('secureConnect', onSecure).off('error', onError);
     client.off('close', onClientClose);
     if (typeof outcome === 'string') {
       socket.on('error', ignore);
       socket.destroy();
+      secured?.on('error', ignore);
+      secured?.destroy();
     }
     done(outcome);
   };
-  const onConnect = () => finish(socket);
+  const onSecure = () => finish(secured!);
+  const onConnect = () => {
+    if (!opts.backendTls) {
+      finish(socket);
+      return;
+    }
+    // HAProxy's order: the PROXY header in the clear, then the handshake.
+    const header = proxyHeader(opts, client, peer);
+    if (header) socket.write(header);
+    const host = 'path' in a ? undefined : a.host;
+    secured = tlsConnect({
+      servername: host !== undefined && isIP(host) === 0 ? host : undefined,
+      ...opts.backendTls,
+      socket, // allowHalfOpen comes from it
+    });
+    secured.once('secureConnect', onSecure).once('error', onError);
+  };
   const onError = (err: NodeJS.ErrnoException) => finish(err.code ?? err.message);
   const onClientClose = () => finish('client closed while connecting');
   const timer = setTimeout(
@@ -218,13 +243,8 @@ function splice(
   // Our FIN to the client must wait for the backend's, whatever the server was created with.
   client.allowHalfOpen = true;
   let header = 0;
-  if (opts.sendProxy !== undefined) {
-    const src = { address: peer.address, port: peer.port };
-    const dst = {
-      address: peer.localAddress ?? client.localAddress ?? '',
-      port: peer.localPort ?? client.localPort ?? 0,
-    };
-    const bytes = opts.sendProxy === 'v1' ? encodeProxyV1(src, dst) : encodeProxyV2(src, dst);
+  const bytes = opts.backendTls ? undefined : proxyHeader(opts, client, peer); // TLS: sent before the handshake
+  if (bytes) {
     header = bytes.length;
     backend.write(bytes);
   }
@@ -242,10 +262,13 @@ function splice(
   let open = 2;
 
   const fromClient = pump(client, backend);
-  // backend -> client: the reader writes each read on, and stops reading while client is full
-  client.on('drain', () => backend.resume());
-  backend.once('end', () => passFin(client));
-  backend.resume();
+  if (opts.backendTls) pump(backend, client);
+  else {
+    // backend -> client: the reader writes each read on, and stops reading while client is full
+    client.on('drain', () => backend.resume());
+    backend.once('end', () => passFin(client));
+    backend.resume();
+  }
   client.on('error', ignore); // the connection's owner logs it; we close the backend on 'close'
   client.once('close', () => {
     if (!backend.destroyed) {
@@ -295,6 +318,17 @@ function splice(
     }
     if (--open === 0) done();
   });
+}
+
+/** The PROXY header for the backend (--send-proxy), or undefined. */
+function proxyHeader(opts: ForwardOptions, client: Socket, peer: ClientPeer): Buffer | undefined {
+  if (opts.sendProxy === undefined) return undefined;
+  const src = { address: peer.address, port: peer.port };
+  const dst = {
+    address: peer.localAddress ?? client.localAddress ?? '',
+    port: peer.localPort ?? client.localPort ?? 0,
+  };
+  return Buffer.from(opts.sendProxy === 'v1' ? encodeProxyV1(src, dst) : encodeProxyV2(src, dst));
 }
 
 /**

@@ -1,6 +1,9 @@
 // The proxy as a library call: a daemon whose handler forwards to a pool of backends, and
 // (with spawn) the supervised backend processes behind it.
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from '../daemon.js';
+import { describeErrno, TlsConfigError } from '../errors.js';
 import type { Tcpmain } from '../types.js';
 import { isWorkerProcess } from '../worker/config.js';
 import type { BackendAddress, BackendSpec } from './backend.js';
@@ -30,6 +33,7 @@ const FIRST_BACKEND_WAIT_MS = 10_000;
  */
 export async function startProxy(config: ProxyConfig, options: DaemonOptions = {}): Promise<ProxyHandle> {
   const cfg = validateProxyConfig(config);
+  const backendTls = cfg.backendTls ? readBackendTls(cfg.backendTls) : undefined;
   const inWorker = isWorkerProcess();
   let planned: { addresses: BackendAddress[]; dir?: string } | undefined;
   if (cfg.spawn !== undefined) {
@@ -87,6 +91,7 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
     idleTimeoutMs: 0, // the daemon's --timeout covers the client socket, hence both directions
     sendProxy: cfg.sendProxy,
     noDelay: true,
+    backendTls,
   });
   ready(handler);
   logger.info(
@@ -116,6 +121,22 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
     return closing;
   };
   return Object.assign(handle, { close, stats: () => pool.snapshot(), pool, spawned });
+}
+
+/** The --backend-tls files, read once per process (TlsConfigError names one that cannot be read). */
+function readBackendTls(files: NonNullable<ResolvedProxyConfig['backendTls']>): ConnectionOptions {
+  const read = (file: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new TlsConfigError(file, `cannot read: ${describeErrno(err)}`);
+    }
+  };
+  return {
+    ...(files.ca ? { ca: read(files.ca) } : {}),
+    ...(files.cert && files.key ? { cert: read(files.cert), key: read(files.key) } : {}),
+    ...(files.servername ? { servername: files.servername } : {}),
+  };
 }
 
 function checkOptions(cfg: ResolvedProxyConfig) {

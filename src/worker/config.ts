@@ -1,6 +1,7 @@
 // What a worker process needs to know, passed by the daemon in one environment variable.
 // Imported by the worker entry: types and JSON only.
 import type { LogLevel } from '../logger.js';
+import type { WorkerTls } from '../tls/daemon-tls.js';
 import type { ModelName } from '../types.js';
 
 const WORKER_ENV = 'TCPDAEMON_WORKER';
@@ -42,6 +43,8 @@ export interface WorkerConfig {
   maxConnections: number;
   /** Bytes a connection may have written but not yet sent; 0 = no limit (--max-output-buffer). */
   maxOutputBuffer: number;
+  /** --tls-cert: this worker terminates TLS with the material in the daemon's snapshot; null = plain TCP. */
+  tls: WorkerTls | null;
 }
 
 export function workerEnv(config: WorkerConfig): Record<string, string> {

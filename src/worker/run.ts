@@ -13,7 +13,7 @@ import { ThrottledCount } from '../throttled-count.js';
 import type { Logger, Tcpmain } from '../types.js';
 import type { WorkerConfig } from './config.js';
 import { type FromWorker, isModelMessage, LOAD_REPORT_MS, type ToWorker } from './messages.js';
-import { workerRunner } from './runner.js';
+import { workerRunner, workerTls } from './runner.js';
 
 export interface RunningWorker {
   readonly logger: Logger;
@@ -85,8 +85,10 @@ export async function startWorker(
   const { logger } = log;
 
   let tcpmain: Tcpmain;
+  let tls: Awaited<ReturnType<typeof workerTls>>;
   try {
     tcpmain = await getHandler(logger);
+    tls = await workerTls(config, logger);
   } catch (err) {
     const message = (err as Error).message;
     logger.fatal({ err: message }, 'worker could not start');
@@ -106,6 +108,7 @@ export async function startWorker(
     logger,
     signal: stopper.signal,
     tracker,
+    tls,
   });
   const shared = config.accept === 'shared';
   const cap = config.maxConnections;

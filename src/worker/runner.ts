@@ -3,6 +3,7 @@
 import { ConnectionRunner } from '../connection.js';
 import type { ConnectionTracker } from '../connection-tracker.js';
 import type { WorkerChannel } from '../supervisor/worker-channel.js';
+import type { TlsTerminator } from '../tls/terminator.js';
 import type { Logger, Tcpmain } from '../types.js';
 import type { WorkerConfig } from './config.js';
 
@@ -12,6 +13,22 @@ export interface RunnerParts {
   /** Aborted when this worker starts stopping. */
   signal: AbortSignal;
   tracker: ConnectionTracker;
+  /** From workerTls(config.tls). */
+  tls?: TlsTerminator;
+}
+
+/**
+ * The TLS terminator of a worker whose daemon serves TLS, built from the daemon's snapshot (its
+ * last good certificates); loaded only then (node:tls costs an IF process start-up time).
+ */
+export async function workerTls(config: WorkerConfig, logger: Logger): Promise<TlsTerminator | undefined> {
+  if (!config.tls) return undefined;
+  const [{ readTlsSnapshot }, { TlsTerminator }] = await Promise.all([
+    import('../tls/snapshot.js'),
+    import('../tls/terminator.js'),
+  ]);
+  const { material, ticketKeys } = readTlsSnapshot(config.tls.snapshot);
+  return new TlsTerminator(material, config.tls.settings, logger, ticketKeys);
 }
 
 /**
@@ -39,5 +56,6 @@ export function workerRunner(
     tcpLinger: config.tcpLinger ?? undefined,
     unix: config.unix,
     maxOutputBuffer: config.maxOutputBuffer,
+    tls: parts.tls,
   });
 }

@@ -11,7 +11,7 @@ import { ThrottledCount } from '../throttled-count.js';
 import type { WorkerConfig } from './config.js';
 import { copyListener } from './listener-copy.js';
 import type { FromWorker } from './messages.js';
-import { workerRunner } from './runner.js';
+import { workerRunner, workerTls } from './runner.js';
 
 export interface ThreadData {
   /** accept 'shared'; maxConnections is this thread's share of --max-connections. */
@@ -75,6 +75,7 @@ try {
     logger,
     signal: stopper.signal,
     tracker,
+    tls: await workerTls(config, logger),
   });
   const max = config.maxConnections;
   if (max > 0) {

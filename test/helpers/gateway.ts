@@ -78,15 +78,20 @@ function freePort(): Promise<number> {
 
 /**
  * Starts nats-server with JetStream (its store in a fresh temp dir, or `storeDir`) on a free port.
+ * `extraArgs` go to nats-server (e.g. --tls ...).
  * nats-server cannot listen on port 0, so a free port is found first; EADDRINUSE is retried.
  */
-export async function startNats(storeDir?: string): Promise<NatsServer> {
+export async function startNats(storeDir?: string, extraArgs: string[] = []): Promise<NatsServer> {
   const dir = storeDir ?? mkdtempSync(join(tmpdir(), 'tcpdaemon-nats-'));
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      'nats-server',
+      ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...extraArgs],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let err = '';
     const ready = await new Promise<boolean>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`nats-server not ready in 10 s:\n${err}`)), 10_000);

@@ -76,7 +76,13 @@ const HEADROOM = 4096;
 const ms2ns = (ms: number) => ms * 1_000_000;
 
 async function connectTo(spec: NatsSpec, name: string, logger: Logger): Promise<NatsConnection> {
-  const nc = await connect({ servers: spec.servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  const nc = await connect({
+    servers: spec.servers,
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    ...(spec.tls ? { tls: spec.tls } : {}),
+  });
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnect') logger.warn({ nats: s.type }, `NATS ${s.type}`);

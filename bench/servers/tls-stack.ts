@@ -1,0 +1,193 @@
+// A TLS echo server for the benchmark runner: a certificate made now (openssl; ECDSA P-256 or
+// RSA-2048) in a temp dir, then one of: tcpdaemon IOMP -c N (examples/echo.js with --tls-cert),
+// a plain node `tls` echo server, or HAProxy terminating TLS (mode tcp, nbthread 1) in front of
+// the node:net echo. All: node's/OpenSSL's defaults, so TLS 1.3 with X25519 and the same suite.
+// One `listening` line with the TLS port; SIGTERM stops everything and removes the key.
+// usage: node --import tsx bench/servers/tls-stack.ts --server tcpdaemon|node-tls|haproxy
+//          [--workers N] [--key ecdsa|rsa]
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
+import { parseArgs } from 'node:util';
+import { announceListening } from './listen-address.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const { values } = parseArgs({
+  options: {
+    server: { type: 'string', default: 'tcpdaemon' },
+    workers: { type: 'string', default: '1' },
+    key: { type: 'string', default: 'ecdsa' },
+  },
+});
+const children: ChildProcess[] = [];
+const tmp = mkdtempSync(join(tmpdir(), 'tcpdaemon-bench-tls-'));
+
+function stop(code: number): never {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+  process.exit(code);
+}
+for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop(0));
+function fail(why: string): never {
+  process.stderr.write(`tls-stack: ${why}\n`);
+  stop(1);
+}
+
+const cert = join(tmp, 'server.crt');
+const key = join(tmp, 'server.key');
+const keyArgs =
+  values.key === 'rsa'
+    ? ['-newkey', 'rsa:2048']
+    : values.key === 'ecdsa'
+      ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']
+      : fail(`--key ecdsa|rsa, not ${values.key}`);
+execFileSync(
+  'openssl',
+  [
+    'req',
+    '-x509',
+    ...keyArgs,
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=bench.test',
+    '-addext',
+    'subjectAltName=DNS:bench.test',
+  ],
+  { stdio: 'ignore' },
+);
+
+function run(argv: string[], onLine?: (line: string) => void): ChildProcess {
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  child.once('error', (err: NodeJS.ErrnoException) =>
+    fail(`cannot run ${argv[0]}: ${err.code ?? err.message}`),
+  );
+  child.once('exit', (c, sig) => fail(`${argv[0]} exited (${sig ?? c})`));
+  let buf = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      onLine?.(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  return child;
+}
+
+function portOf(line: string): number | undefined {
+  try {
+    const l = JSON.parse(line) as { msg?: string; address?: string };
+    if (l.msg === 'listening' && l.address) return Number(/:(\d+)$/.exec(l.address)?.[1]);
+  } catch {
+    // not a log line
+  }
+  return undefined;
+}
+
+const started = (argv: string[]) =>
+  new Promise<number>((res) => {
+    run(argv, (line) => {
+      const p = portOf(line);
+      if (p) res(p);
+    });
+  });
+
+function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function untilAccepting(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((res) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => res(true)).once('error', () => res(false));
+      s.once('connect', () => s.destroy());
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  fail(`nothing accepts on port ${port}`);
+}
+
+async function start(): Promise<number> {
+  if (values.server === 'tcpdaemon') {
+    return started([
+      'bin/tcpdaemon',
+      '-m',
+      'IOMP',
+      '-c',
+      values.workers!,
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      'examples/echo.js',
+      '--tls-cert',
+      cert,
+      '--tls-key',
+      key,
+    ]);
+  }
+  if (values.server === 'node-tls') {
+    // In this process: the reference, node's tls server with an echo by pipe.
+    const server = createTlsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (s) => {
+      s.on('error', () => s.destroy());
+      s.pipe(s);
+    });
+    return new Promise((res) =>
+      server.listen(0, '127.0.0.1', () => res((server.address() as { port: number }).port)),
+    );
+  }
+  if (values.server === 'haproxy') {
+    const backend = await started([
+      process.execPath,
+      '--import',
+      'tsx',
+      'bench/servers/plain-echo.ts',
+      '127.0.0.1:0',
+    ]);
+    const pem = join(tmp, 'haproxy.pem');
+    writeFileSync(pem, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'), { mode: 0o600 });
+    const port = await freePort();
+    const cfg = join(tmp, 'haproxy.cfg');
+    writeFileSync(
+      cfg,
+      [
+        'global',
+        '  nbthread 1',
+        '  maxconn 4096',
+        'defaults',
+        '  mode tcp',
+        '  timeout connect 5s',
+        '  timeout client 60s',
+        '  timeout server 60s',
+        'frontend fe',
+        `  bind 127.0.0.1:${port} ssl crt ${pem}`,
+        '  default_backend be',
+        'backend be',
+        `  server s1 127.0.0.1:${backend}`,
+        '',
+      ].join('\n'),
+    );
+    run(['haproxy', '-db', '-f', cfg]);
+    await untilAccepting(port);
+    return port;
+  }
+  fail(`unknown --server ${values.server}`);
+}
+
+const port = await start();
+announceListening({ address: '127.0.0.1', family: 'IPv4', port }, { server: values.server, key: values.key });

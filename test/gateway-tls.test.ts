@@ -1,0 +1,126 @@
+// The gateway over TLS: its gateway processes terminate TLS; MessageClient speaks TLS (tls option).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import pino from 'pino';
+import { MessageClient } from '../src/message/index.js';
+import { BIN, DaemonProcess, withDaemon } from './helpers/daemon.js';
+import { BUSINESS, gatewayArgs, gatewayClient, startNats } from './helpers/gateway.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { makePki, type Pki, sClient } from './helpers/tls.js';
+
+checkNoLeftoverProcesses();
+let pki: Pki;
+let a: { cert: string; key: string };
+before(() => {
+  pki = makePki();
+  a = pki.server('gw.test');
+});
+after(() => pki.remove());
+
+test('gateway -c 2 with --tls-cert: MessageClient requests over TLS; a plaintext client is refused, logged', async () => {
+  await withDaemon(
+    gatewayArgs('-c', '2', '--business-workers', '1', '--tls-cert', a.cert, '--tls-key', a.key),
+    async ({ port, daemon }) => {
+      const client = new MessageClient({
+        port,
+        codec: 'seq',
+        reconnect: false,
+        logger: pino({ level: 'silent' }),
+        tls: { ca: readFileSync(pki.ca), servername: 'gw.test' },
+      });
+      await client.connect();
+      try {
+        for (let i = 0; i < 5; i++)
+          assert.equal((await client.request(1, `ping ${i}`)).toString(), `ping ${i}`);
+      } finally {
+        await client.close();
+      }
+      // Not TLS: the gateway process closes it and says why.
+      const plain = new MessageClient({
+        port,
+        codec: 'seq',
+        reconnect: false,
+        logger: pino({ level: 'silent' }),
+      });
+      await plain.connect();
+      await assert.rejects(plain.request(1, 'x'));
+      await plain.close();
+      await daemon.waitForLog(
+        (l) =>
+          l.msg === 'tls handshake failed; connection closed' &&
+          l.reason === 'not a TLS client hello (plaintext client?)',
+      );
+      // openssl sees the gateway's certificate.
+      const r = await sClient(port, '', { servername: 'gw.test', ca: pki.ca }, 3000).catch((e: Error) => ({
+        stderr: e.message,
+      }));
+      assert.match(r.stderr, /Peer certificate: CN = gw\.test/);
+    },
+    { command: [BIN] },
+  );
+});
+
+test('MessageClient with tls: a server whose certificate does not verify is a failed connect', async () => {
+  await withDaemon(
+    gatewayArgs('--business-workers', '1', '--tls-cert', a.cert, '--tls-key', a.key),
+    async ({ port }) => {
+      const client = new MessageClient({
+        port,
+        codec: 'seq',
+        reconnect: false,
+        logger: pino({ level: 'silent' }),
+        tls: { ca: readFileSync(pki.otherCa().ca), servername: 'gw.test' },
+      });
+      await assert.rejects(client.connect(), /CERT|certificate/i);
+      await client.close();
+    },
+  );
+});
+
+test('gateway and worker reach a TLS-only nats-server with --queue-tls-ca', async () => {
+  // The NATS client checks the server's certificate against the URL's host: an IP SAN.
+  const natsCert = pki.server('localhost', { file: 'nats' });
+  writeFileSync(join(pki.dir, 'nats-ip.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  execFileSync(
+    'openssl',
+    [
+      'x509',
+      '-req',
+      '-in',
+      join(pki.dir, 'nats.csr'),
+      '-CA',
+      pki.ca,
+      '-CAkey',
+      join(pki.dir, 'ca.key'),
+      '-set_serial',
+      '77',
+      '-days',
+      '30',
+      '-out',
+      natsCert.cert,
+      '-extfile',
+      join(pki.dir, 'nats-ip.ext'),
+    ],
+    { stdio: 'ignore' },
+  );
+  const nats = await startNats(undefined, ['--tls', '--tlscert', natsCert.cert, '--tlskey', natsCert.key]);
+  const worker = new DaemonProcess(['worker', '-s', BUSINESS, '--queue', nats.url, '--queue-tls-ca', pki.ca]);
+  try {
+    await worker.waitForMsg('workers ready');
+    const args = ['gateway', '-l', '127.0.0.1:0', '--queue', nats.url, '--queue-tls-ca', pki.ca];
+    await withDaemon(args, async ({ port }) => {
+      const c = await gatewayClient(port);
+      try {
+        assert.equal((await c.client.request(1, 'over tls nats')).toString(), 'over tls nats');
+      } finally {
+        await c.close();
+      }
+    });
+  } finally {
+    await worker.kill();
+    await nats.stop();
+  }
+});
