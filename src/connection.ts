@@ -75,9 +75,18 @@ class ConnectionEnv implements TcpdaemonEnv {
     private readonly seq: number,
     readonly remoteAddress: string,
     readonly remotePort: number,
-    readonly localAddress: string,
-    readonly localPort: number,
+    /** The accepted TCP socket (under TLS, `socket` is the TLSSocket over it). */
+    private readonly raw: Socket,
+    private readonly peer: Peer | undefined,
   ) {}
+
+  // Read on demand: a getsockname per connection only for handlers that look.
+  get localAddress(): string {
+    return this.peer?.localAddress ?? (this.runner.opts.unix ? 'unix' : (this.raw.localAddress ?? ''));
+  }
+  get localPort(): number {
+    return this.peer?.localPort ?? this.raw.localPort ?? 0;
+  }
 
   get model(): ModelName {
     return this.runner.opts.model;
@@ -224,8 +233,8 @@ export class ConnectionRunner {
       ++this.seq,
       peer?.address ?? (opts.unix ? 'unix' : (raw.remoteAddress ?? '')),
       peer?.port ?? raw.remotePort ?? 0,
-      peer?.localAddress ?? (opts.unix ? 'unix' : (raw.localAddress ?? '')),
-      peer?.localPort ?? raw.localPort ?? 0,
+      raw,
+      peer,
     );
     const served = socket as ServedSocket;
     served[kEnv] = env;

@@ -96,8 +96,10 @@ async function start(
     role === 'gateway' && resolved.tls
       ? new (await import('../tls/daemon-tls.js')).DaemonTls(resolved.tls, logger, true)
       : undefined;
-  if (tls) resolved.tlsWorker = tls.workerTls();
-  if (tls) cleanup.push(() => tls.close());
+  if (tls) {
+    resolved.tlsWorker = tls.workerTls();
+    cleanup.push(() => tls.close());
+  }
 
   const ipc = resolved.queue.kind === 'ipc';
   const socketDir = ipc && role === 'gateway' ? mkdtempSync(join(tmpdir(), 'tcpdaemon-gw-')) : undefined;

@@ -31,7 +31,7 @@ function spellings(spec: CommandSpec): Map<string, Spelling> {
 }
 
 /** Every spelling this command knows, for "did you mean". */
-export function knownFlags(spec: CommandSpec): string[] {
+function knownFlags(spec: CommandSpec): string[] {
   return [...spellings(spec).keys(), ...Object.values(GENERIC).flat()];
 }
 

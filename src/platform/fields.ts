@@ -27,11 +27,6 @@ export interface Field<T = unknown> {
   readonly fromArgv?: (values: string[]) => unknown;
   /** Only in a config file or the library call (structured values): no flag. */
   readonly configOnly?: boolean;
-  /**
-   * Known to this command but not available: giving it is an error with this reason (e.g. needs a
-   * newer Node), rather than "unknown".
-   */
-  readonly unavailable?: string;
 }
 
 /** The field list of one command and what its command line needs besides. */
@@ -72,7 +67,6 @@ export function readFields(fields: readonly Field[], input: unknown, command: st
       throw new ParamError(`unknown parameter '${key}'${near ? ` (did you mean '${near}'?)` : ''}`);
     }
     if (value === undefined) continue;
-    if (field.unavailable !== undefined) throw new ParamError(`${where(field)} ${field.unavailable}`);
     out[key] = field.parse(value, where(field));
   }
   return out;

@@ -250,8 +250,3 @@ export const SHARED_FIELDS: readonly Field[] = [
 export function withHelp<T>(field: Field<T>, help: string, shownDefault = field.shownDefault): Field<T> {
   return { ...field, help, shownDefault };
 }
-
-/** The field as a command declares it before it can honour it: giving it is a clear error. */
-export function notYet<T>(field: Field<T>, command: string): Field<T> {
-  return { ...field, unavailable: `is not available for ${command} yet` };
-}

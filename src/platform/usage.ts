@@ -21,7 +21,6 @@ export function renderUsage(spec: CommandSpec): string {
     const notes = [
       field.shownDefault === undefined ? '' : ` (default ${field.shownDefault})`,
       field.repeat ? ' (repeatable)' : '',
-      field.unavailable === undefined ? '' : ` [${field.unavailable}]`,
     ].join('');
     lines.push(row(left(field), `${field.help}${notes}`));
   }
