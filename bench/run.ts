@@ -3,8 +3,8 @@
 // one after the other, and writes the raw results to .bench-out/ and the tables to
 // BENCHMARKS.md (between its markers). A --only run writes BENCHMARKS.md only with --write.
 // --node PATH runs the servers on another node binary (server-node.ts), the load tool staying on
-// this one; such a run's results go to .bench-out/ only (the tables in BENCHMARKS.md are this
-// node's), named after that node's version.
+// this one; its results go to .bench-out/ named after that node's version, and (full or --write)
+// BENCHMARKS.md's node-versions block sets its rows beside this node's last run (node-versions.ts).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -26,6 +26,7 @@ import {
   connectGenResult,
   nativeCommand,
 } from './native.js';
+import { renderNodeVersions, replaceNodeVersions } from './node-versions.js';
 import { ROOT, runTool, startServer, treeCpuSeconds, treeRss } from './processes.js';
 import { runRedisOne } from './redis.js';
 import { mergeRounds, planRuns } from './rounds.js';
@@ -249,10 +250,7 @@ async function main(): Promise<number> {
   writeFileSync(join(outDir, `${stamp}${tag}${quick ? '-quick' : ''}.json`), json);
   writeFileSync(join(outDir, `latest${tag}.json`), json);
   process.stdout.write(`raw results: .bench-out/latest${tag}.json\n`);
-  if (otherNode) {
-    if (values.write)
-      process.stdout.write(`BENCHMARKS.md not written: its tables are node ${process.version}'s\n`);
-  } else if (!only || values.write) {
+  if (!only || values.write) {
     const path = join(ROOT, 'BENCHMARKS.md');
     let doc = '# Benchmarks\n';
     try {
@@ -260,16 +258,34 @@ async function main(): Promise<number> {
     } catch {
       // first run: the file is created
     }
-    writeFileSync(path, replaceSection(doc, renderSection(report)));
+    if (otherNode) {
+      const base = readBaseReport(join(outDir, 'latest.json'));
+      if (!base) return 1;
+      writeFileSync(path, replaceNodeVersions(doc, renderNodeVersions(base, report)));
+    } else {
+      writeFileSync(path, replaceSection(doc, renderSection(report)));
+    }
     // The project's formatter owns Markdown layout (table padding); without this, lint fails.
     const biome = spawnSync(join(ROOT, 'node_modules/.bin/biome'), ['format', '--write', path], {
       encoding: 'utf8',
     });
     if (biome.status !== 0) process.stderr.write(`biome format BENCHMARKS.md failed:\n${biome.stderr}`);
-    process.stdout.write('tables written to BENCHMARKS.md\n');
+    process.stdout.write(`${otherNode ? 'node-versions block' : 'tables'} written to BENCHMARKS.md\n`);
   }
   const microFailed = (!only || only.includes(MESSAGE_MICRO)) && !report.messageMicro;
   return report.runs.every((r) => r.result || r.redisResult) && !microFailed ? 0 : 1;
+}
+
+/** This node's last run, which a `--node` run is set beside; undefined (and a line) when there is none. */
+function readBaseReport(path: string): RunReport | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as RunReport;
+  } catch (err) {
+    process.stderr.write(
+      `BENCHMARKS.md not written: a --node run is set beside this node's last run, and ${path} cannot be read (${(err as Error).message}): run \`npm run bench\` first\n`,
+    );
+    return undefined;
+  }
 }
 
 /** `--node PATH`: this run again, with the servers on PATH's node (server-node.ts reads the variable). */
