@@ -14,6 +14,7 @@ import { createCodec } from '../message/codecs/index.js';
 import { createPidFile, removePidFile } from '../pid-file.js';
 import type { SignalInbox } from '../signals.js';
 import { closeStatus, type DaemonStatus, serveStatus } from '../status.js';
+import { type AddressGate, addressGateFor } from '../address-gate.js';
 import { Supervisor, type WorkerHandle, type WorkerSpec } from '../supervisor/index.js';
 import type { Logger } from '../types.js';
 import { VERSION } from '../version.js';
@@ -132,6 +133,7 @@ async function start(
   let gateways: Supervisor | undefined;
   let server: Server | undefined;
   let hub: IpcHub | undefined;
+  let addressGate: AddressGate | undefined;
   const rpcs = new Map<number, Rpc>();
   try {
     if (role === 'worker' || ipc) {
@@ -168,11 +170,8 @@ async function start(
 
     if (role === 'gateway') {
       const codec = createCodec(resolved.codec, { maxBody: resolved.maxBody });
-      const acceptor = new Acceptor(
-        codec,
-        { maxConnections: resolved.maxConnections, maxConnsPerIp: resolved.maxConnsPerIp },
-        logger,
-      );
+      addressGate = addressGateFor(resolved, logger);
+      const acceptor = new Acceptor(codec, { maxConnections: resolved.maxConnections, addressGate }, logger);
       gateways = new Supervisor({
         ...supervision,
         spec: spec('gateway-process'),
@@ -237,6 +236,7 @@ async function start(
       workers: workers?.status(),
       stats,
       stored: hub?.store.size,
+      addressLimits: addressGate?.section(),
     });
   };
   let reloads = 0;
