@@ -8,9 +8,9 @@
 // enforced before anything is read, and a PROXY header is only read by the process that serves.
 import type { Socket } from 'node:net';
 import {
-  type Admission,
-  type AddressLimits,
   AddressLimiter,
+  type AddressLimits,
+  type Admission,
   addressKey,
   isRefusal,
   limitsOn,
@@ -20,7 +20,7 @@ import type { StatusSection } from './status.js';
 import { PeerLog, ThrottledCount } from './throttled-count.js';
 import type { Logger } from './types.js';
 
-export type { Admission, AddressLimits, Refusal };
+export type { AddressLimits, Admission, Refusal };
 export { isRefusal };
 
 const REFUSED_MSG: Record<Refusal, string> = {

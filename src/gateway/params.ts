@@ -409,7 +409,7 @@ export function validateGatewayParams(
   const perIp = { maxConnsPerIp: get('maxConnsPerIp') ?? 0, maxConnRatePerIp: get('maxConnRatePerIp') ?? 0 };
   if (role === 'worker' && (perIp.maxConnsPerIp > 0 || perIp.maxConnRatePerIp > 0))
     throw new ParamError(
-      'tcpdaemon worker takes no --max-conns-per-ip or --max-conn-rate-per-ip: it accepts no connections (the limits are the gateway\'s)',
+      "tcpdaemon worker takes no --max-conns-per-ip or --max-conn-rate-per-ip: it accepts no connections (the limits are the gateway's)",
     );
   if (listenAddress?.kind === 'unix') refuseAddressLimitsOnUnix(perIp);
   const tls = readTlsSettings(read);

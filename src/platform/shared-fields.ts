@@ -112,7 +112,8 @@ export const MAX_CONN_RATE_PER_IP: Field<number> = {
 
 /** A unix socket's peers have no address to count: a per-address limit there is a mistake. */
 export function refuseAddressLimitsOnUnix(p: { maxConnsPerIp: number; maxConnRatePerIp: number }): void {
-  const field = p.maxConnsPerIp > 0 ? MAX_CONNS_PER_IP : p.maxConnRatePerIp > 0 ? MAX_CONN_RATE_PER_IP : undefined;
+  const field =
+    p.maxConnsPerIp > 0 ? MAX_CONNS_PER_IP : p.maxConnRatePerIp > 0 ? MAX_CONN_RATE_PER_IP : undefined;
   if (field)
     throw new ParamError(
       `${where(field)} needs a TCP listen address: peers of a unix socket have no address`,
