@@ -3,6 +3,7 @@ import { EventEmitter, setMaxListeners } from 'node:events';
 import { unlinkSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { resolve } from 'node:path';
+import { type AddressGate, addressGateFor } from './address-gate.js';
 import { watchDescriptors } from './fd-watch.js';
 import { loadHandler } from './handler/load.js';
 import {
@@ -129,6 +130,7 @@ export async function tcpdaemon(
       throw err;
     }
   }
+  const addressGate = addressGateFor(params, logger);
   const stopper = new AbortController();
   // Handlers listen on the shared stop signal once per connection: thousands of listeners are normal.
   setMaxListeners(0, stopper.signal);
@@ -146,6 +148,7 @@ export async function tcpdaemon(
       logfile,
       stopSignal: stopper.signal,
       tls,
+      addressGate,
     });
   } catch (err) {
     listening.close();
@@ -183,6 +186,7 @@ export async function tcpdaemon(
     statusSocket,
     options,
     tls,
+    addressGate,
   );
   if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
   return handle;
@@ -232,6 +236,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     private readonly statusSocket: { server: Server; path: string } | undefined,
     private readonly options: DaemonOptions,
     private readonly tls: DaemonTls | undefined,
+    private readonly addressGate: AddressGate | undefined,
   ) {
     super();
   }
@@ -240,14 +245,15 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     const model = this.running.status?.();
     const { workerReport, statusSections } = this.options;
     const reports = model ? model.reports : workerReport ? [workerReport()] : [];
-    const sections = statusSections?.(reports);
+    const sections = [...(statusSections?.(reports) ?? [])];
+    if (this.addressGate) sections.push(this.addressGate.section());
     return {
       ...basicStatus(this.about, this.stopped ? 'stopped' : this.closing ? 'stopping' : 'serving'),
       connections: this.running.connections,
       reloads: this.reloads,
       ...(model?.waiting !== undefined ? { waiting: model.waiting } : {}),
       ...(model ? { workers: model.workers } : {}),
-      ...(sections && sections.length > 0 ? { sections } : {}),
+      ...(sections.length > 0 ? { sections } : {}),
     };
   }
 

@@ -10,11 +10,14 @@ import { type CommandSpec, type Field, readFields } from './platform/fields.js';
 import {
   HANG_TIMEOUT,
   LISTEN,
+  MAX_CONN_RATE_PER_IP,
   MAX_CONNECTIONS,
+  MAX_CONNS_PER_IP,
   MAX_MEMORY,
   PROCESS_FIELDS,
   RESTART_DELAY,
   RESTART_DELAY_MAX,
+  refuseAddressLimitsOnUnix,
   SHUTDOWN_TIMEOUT,
   TIMEOUT,
   TLS_FIELDS,
@@ -60,6 +63,10 @@ export interface TcpdaemonParams {
   statusSocket?: string;
   /** `--max-connections`: excess connections are closed at once and counted; 0 = no limit. */
   maxConnections?: number;
+  /** `--max-conns-per-ip`: open connections from one client address, across all workers; more are closed at once, logged. 0 = no limit. */
+  maxConnsPerIp?: number;
+  /** `--max-conn-rate-per-ip`: new connections per second from one client address (up to that many at once); more are closed at once, logged. 0 = no limit. */
+  maxConnRatePerIp?: number;
   /** `--shutdown-timeout`: seconds open connections get to finish on stop. Default 10. */
   shutdownTimeout?: number;
   /** `--param k=v`: handed to the handler as `env.params`. */
@@ -186,6 +193,8 @@ export const DAEMON_FIELDS: readonly Field[] = [
     parse: seconds({ min: 0.001, max: 3600 }),
   },
   MAX_CONNECTIONS,
+  MAX_CONNS_PER_IP,
+  MAX_CONN_RATE_PER_IP,
   SHUTDOWN_TIMEOUT,
   HANG_TIMEOUT,
   MAX_MEMORY,
@@ -311,6 +320,8 @@ export function validateParams(input: unknown): ResolvedParams {
     pidFile: get('pidFile'),
     statusSocket: get('statusSocket'),
     maxConnections: get('maxConnections') ?? 0,
+    maxConnsPerIp: get('maxConnsPerIp') ?? 0,
+    maxConnRatePerIp: get('maxConnRatePerIp') ?? 0,
     shutdownTimeout: get('shutdownTimeout') ?? 10,
     params: get('params') ?? Object.freeze({}),
     hangTimeout: get('hangTimeout') ?? 0,
@@ -347,6 +358,7 @@ export function validateParams(input: unknown): ResolvedParams {
       throw new ParamError(`reusePort (--reuse-port) applies to IOMP -c N (N > 1) and TLF on TCP: ${where}`);
     }
   }
+  if (listenAddress.kind === 'unix') refuseAddressLimitsOnUnix(resolved);
   if (resolved.timeout > 0 && resolved.timeout * 1000 > 2 ** 31 - 1) {
     fail('timeout (--timeout)', 'must be at most 2147483 seconds', resolved.timeout);
   }

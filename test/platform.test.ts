@@ -56,6 +56,8 @@ const SAMPLES: Record<string, string[]> = {
   workers: ['-c', '2'],
   timeout: ['--timeout', '1.5'],
   maxConnections: ['--max-connections', '100'],
+  maxConnsPerIp: ['--max-conns-per-ip', '8'],
+  maxConnRatePerIp: ['--max-conn-rate-per-ip', '2.5'],
   shutdownTimeout: ['--shutdown-timeout', '3'],
   hangTimeout: ['--hang-timeout', '30'],
   maxMemory: ['--max-memory', '512'],
@@ -98,6 +100,13 @@ describe('every command accepts every shared flag, with the same key', () => {
         ];
         if (!listens && field.key === 'listen') {
           assert.throws(() => cmd.check(run(cmd.spec, argv)), /tcpdaemon worker takes no -l/);
+          return;
+        }
+        if (!listens && (field.key === 'maxConnsPerIp' || field.key === 'maxConnRatePerIp')) {
+          assert.throws(
+            () => cmd.check(run(cmd.spec, argv)),
+            /tcpdaemon worker takes no --max-conns-per-ip or --max-conn-rate-per-ip/,
+          );
           return;
         }
         if (!listens && field.key.startsWith('tls')) {

@@ -1,8 +1,11 @@
 // The daemon accepts every client connection itself and hands it to the gateway process with the
-// fewest connections, so the limits (total, per IP) hold exactly across all gateway processes and
-// a refused connection never reaches one. A refusal is an error notice (msgid -1, when the codec
-// has msgids) followed by a close, and a throttled log line with the reason.
+// fewest connections, so the limits (total, per address: --max-conns-per-ip and
+// --max-conn-rate-per-ip through the daemon's AddressGate) hold exactly across all gateway
+// processes and a refused connection never reaches one. A refusal is an error notice (msgid -1,
+// when the codec has msgids) followed by a close, and a throttled log line with the reason.
 import type { Server, Socket } from 'node:net';
+import { type AddressGate, isRefusal } from '../address-gate.js';
+import { addressKey } from '../address-limits.js';
 import type { Codec } from '../message/codecs/index.js';
 import type { WorkerHandle } from '../supervisor/index.js';
 import { ThrottledCount } from '../throttled-count.js';
@@ -12,14 +15,15 @@ import { GATEWAY_MSGID } from './protocol.js';
 export interface AcceptorLimits {
   /** Client connections in all; 0 = no limit. */
   maxConnections: number;
-  /** Client connections from one remote address; 0 = no limit. */
-  maxConnsPerIp: number;
+  /** --max-conns-per-ip, --max-conn-rate-per-ip; undefined = both off. */
+  addressGate: AddressGate | undefined;
 }
 
 interface GatewayEntry {
   readonly handle: WorkerHandle;
   accepting: boolean;
   conns: number;
+  /** Its connections by remote address. */
   readonly perIp: Map<string, number>;
 }
 
@@ -29,7 +33,6 @@ const REFUSE_LINGER_MS = 1000;
 export class Acceptor {
   /** Connections held by gateway processes now. */
   total = 0;
-  private readonly perIp = new Map<string, number>();
   private readonly gateways = new Map<number, GatewayEntry>();
   private readonly refusals: ThrottledCount;
 
@@ -61,7 +64,7 @@ export class Acceptor {
     const g = this.gateways.get(spawnId);
     if (!g) return;
     this.gateways.delete(spawnId);
-    for (const [ip, n] of g.perIp) this.release(ip, n);
+    this.limits.addressGate?.forget(spawnId);
     this.total -= g.conns;
   }
 
@@ -76,27 +79,17 @@ export class Acceptor {
       else g.perIp.set(ip, n - 1);
       g.conns--;
       this.total--;
-      this.release(ip, 1);
+      this.limits.addressGate?.releaseFor(spawnId, ip);
     }
-  }
-
-  private release(ip: string, n: number): void {
-    const left = (this.perIp.get(ip) ?? 0) - n;
-    if (left > 0) this.perIp.set(ip, left);
-    else this.perIp.delete(ip);
   }
 
   private accept(socket: Socket): void {
     const ip = socket.remoteAddress ?? 'unix';
     const port = socket.remotePort ?? 0;
     socket.on('error', () => undefined);
-    const { maxConnections, maxConnsPerIp } = this.limits;
+    const { maxConnections, addressGate } = this.limits;
     if (maxConnections > 0 && this.total >= maxConnections) {
       this.refuse(socket, `too many connections (limit ${maxConnections})`, ip);
-      return;
-    }
-    if (maxConnsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= maxConnsPerIp) {
-      this.refuse(socket, `too many connections from ${ip} (limit ${maxConnsPerIp})`, ip);
       return;
     }
     let target: GatewayEntry | undefined;
@@ -108,10 +101,24 @@ export class Acceptor {
       return;
     }
     const g = target;
+    if (addressGate) {
+      const a = addressGate.admitFor(g.handle.spawnId, socket.remoteAddress);
+      if (isRefusal(a)) {
+        const { maxConnsPerIp, maxConnRatePerIp } = addressGate.limits;
+        const from = addressKey(ip);
+        this.refuse(
+          socket,
+          a === 'connections'
+            ? `too many connections from ${from} (limit ${maxConnsPerIp})`
+            : `too many new connections from ${from} (limit ${maxConnRatePerIp} per second)`,
+          ip,
+        );
+        return;
+      }
+    }
     g.conns++;
     g.perIp.set(ip, (g.perIp.get(ip) ?? 0) + 1);
     this.total++;
-    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     g.handle.send({ gw: 'conn', address: ip, port }, socket).catch((err: Error) => {
       this.closed(g.handle.spawnId, [ip]);
       this.logger.warn(

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { type AddressGate, addressGateFor } from '../address-gate.js';
 import { WorkerStartError } from '../errors.js';
 import { boundAddress, listenOnce } from '../listen.js';
 import { formatAddress } from '../listen-address.js';
@@ -132,6 +133,7 @@ async function start(
   let gateways: Supervisor | undefined;
   let server: Server | undefined;
   let hub: IpcHub | undefined;
+  let addressGate: AddressGate | undefined;
   const rpcs = new Map<number, Rpc>();
   try {
     if (role === 'worker' || ipc) {
@@ -168,11 +170,8 @@ async function start(
 
     if (role === 'gateway') {
       const codec = createCodec(resolved.codec, { maxBody: resolved.maxBody });
-      const acceptor = new Acceptor(
-        codec,
-        { maxConnections: resolved.maxConnections, maxConnsPerIp: resolved.maxConnsPerIp },
-        logger,
-      );
+      addressGate = addressGateFor(resolved, logger);
+      const acceptor = new Acceptor(codec, { maxConnections: resolved.maxConnections, addressGate }, logger);
       gateways = new Supervisor({
         ...supervision,
         spec: spec('gateway-process'),
@@ -237,6 +236,7 @@ async function start(
       workers: workers?.status(),
       stats,
       stored: hub?.store.size,
+      addressLimits: addressGate?.section(),
     });
   };
   let reloads = 0;

@@ -7,7 +7,7 @@ import { type ListenAddress, parseListenAddress } from '../listen-address.js';
 import type { LogLevel } from '../logger.js';
 import { CODEC_NAMES, createCodec, DEFAULT_MAX_BODY } from '../message/codecs/index.js';
 import { type CommandSpec, type Field, readFields } from '../platform/fields.js';
-import { SHARED_FIELDS, withHelp } from '../platform/shared-fields.js';
+import { refuseAddressLimitsOnUnix, SHARED_FIELDS, withHelp } from '../platform/shared-fields.js';
 import { boolean, bytes, fail, integer, seconds, text } from '../platform/values.js';
 import type { WorkerTls } from '../tls/daemon-tls.js';
 import { readTlsSettings, type TlsSettings } from '../tls/settings.js';
@@ -56,6 +56,8 @@ export interface GatewayParams {
   maxConnections?: number;
   /** `--max-conns-per-ip`: client connections from one address; 0 = no limit. */
   maxConnsPerIp?: number;
+  /** `--max-conn-rate-per-ip`: new client connections per second from one address (up to that many at once); 0 = no limit. */
+  maxConnRatePerIp?: number;
   /** `--max-inflight-per-conn`: requests in flight on one connection; at it, reading that connection pauses. Default 64. */
   maxInflightPerConn?: number;
   /** `--refuse-over-inflight`: refuse the request past the in-flight bound with an error reply instead (seq codec only). */
@@ -113,6 +115,7 @@ export interface ResolvedGatewayParams {
   maxWaitingRequests: number;
   maxConnections: number;
   maxConnsPerIp: number;
+  maxConnRatePerIp: number;
   maxInflightPerConn: number;
   refuseOverInflight: boolean;
   maxSessionBytes: number;
@@ -241,13 +244,6 @@ const GATEWAY_OWN: readonly Field[] = [
     arg: 'N',
     help: 'requests waiting for a worker with room, per gateway process',
     shownDefault: '10000',
-    parse: count(10_000_000),
-  },
-  {
-    key: 'maxConnsPerIp',
-    flags: ['--max-conns-per-ip'],
-    arg: 'N',
-    help: 'client connections from one address (0 = no limit)',
     parse: count(10_000_000),
   },
   {
@@ -410,6 +406,12 @@ export function validateGatewayParams(
       );
     }
   }
+  const perIp = { maxConnsPerIp: get('maxConnsPerIp') ?? 0, maxConnRatePerIp: get('maxConnRatePerIp') ?? 0 };
+  if (role === 'worker' && (perIp.maxConnsPerIp > 0 || perIp.maxConnRatePerIp > 0))
+    throw new ParamError(
+      "tcpdaemon worker takes no --max-conns-per-ip or --max-conn-rate-per-ip: it accepts no connections (the limits are the gateway's)",
+    );
+  if (listenAddress?.kind === 'unix') refuseAddressLimitsOnUnix(perIp);
   const tls = readTlsSettings(read);
   if (role === 'worker' && tls !== undefined)
     throw new ParamError(
@@ -454,6 +456,7 @@ export function validateGatewayParams(
     maxWaitingRequests: get('maxWaitingRequests') ?? 10_000,
     maxConnections: get('maxConnections') ?? 0,
     maxConnsPerIp: get('maxConnsPerIp') ?? 0,
+    maxConnRatePerIp: get('maxConnRatePerIp') ?? 0,
     maxInflightPerConn: get('maxInflightPerConn') ?? 64,
     refuseOverInflight,
     maxSessionBytes: get('maxSessionBytes') ?? 8 * 1024 * 1024,

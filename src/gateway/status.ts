@@ -20,6 +20,8 @@ export interface GatewayFacts {
   stats: GatewayStats[];
   /** Messages kept for offline names (ipc store), when this process holds the store. */
   stored: number | undefined;
+  /** --max-conns-per-ip, --max-conn-rate-per-ip: the acceptor's refusals; undefined = both off. */
+  addressLimits?: StatusSection;
 }
 
 const sum = (stats: GatewayStats[], key: keyof GatewayStats) => stats.reduce((n, s) => n + s[key], 0);
@@ -53,6 +55,7 @@ export function gatewayStatus(f: GatewayFacts): DaemonStatus {
       data: totals,
     });
   }
+  if (f.addressLimits) sections.push(f.addressLimits);
   return {
     pid: process.pid,
     version: VERSION,

@@ -2,6 +2,7 @@
 // connection to a free worker process over IPC; while none is free, connections wait in the
 // daemon, accepted, up to a bound.
 import type { Socket } from 'node:net';
+import { type AddressGate, isRefusal } from '../address-gate.js';
 import type { Supervisor, WorkerHandle } from '../supervisor/supervisor.js';
 import { ThrottledCount } from '../throttled-count.js';
 import type { Logger } from '../types.js';
@@ -33,7 +34,7 @@ export async function serveByHandoff(
     handoff.add(w);
   });
   supervisor.on('retire', (w) => handoff.remove(w));
-  supervisor.on('exit', (w) => handoff.remove(w));
+  supervisor.on('exit', (w) => handoff.exited(w));
   server.on('connection', (socket) => handoff.offer(socket));
   await startWorkers(supervisor);
   return {
@@ -71,12 +72,20 @@ export interface HandoffOptions {
   maxBusy?: number;
   /** Called as `w` gets a connection, before it is sent (IF: take w out of its supervisor slot). */
   onHandout?: (w: WorkerHandle) => void;
+  /**
+   * --max-conns-per-ip, --max-conn-rate-per-ip: checked after the limits above; a counted
+   * connection is released when its worker is done with it (LF: idle; IF, or a worker that
+   * retires or crashes: its exit).
+   */
+  addressGate?: AddressGate;
 }
 
 /** A connection waiting for a worker, and when its wait ends (Date.now() ms; Infinity = never). */
 interface Waiting {
   socket: Socket;
   until: number;
+  /** The address it counts against (addressGate), undefined when it counts against none. */
+  address: string | undefined;
 }
 
 /** Free workers in the order they became free, busy ones, and the connections waiting for one. */
@@ -91,9 +100,12 @@ export class Handoff {
   private readonly waitedTooLong: ThrottledCount;
   /** Armed for the head's `until` while connections wait. */
   private waitTimer: NodeJS.Timeout | undefined;
+  /** With addressGate: the address each busy worker's connection counts against. */
+  private readonly held: Map<WorkerHandle, string> | undefined;
 
   constructor(private readonly opts: HandoffOptions) {
     this.maxBusy = opts.maxBusy ?? Number.POSITIVE_INFINITY;
+    if (opts.addressGate) this.held = new Map();
     this.drops = new ThrottledCount(opts.logger, 'connection refused: --max-connections reached');
     this.queueFull = new ThrottledCount(
       opts.logger,
@@ -128,11 +140,30 @@ export class Handoff {
     if (this.busy.delete(w)) this.pump();
   }
 
+  /** `w` has exited: as remove(), and the connection it served is over. */
+  exited(w: WorkerHandle): void {
+    this.remove(w);
+    if (this.held !== undefined) this.releaseHeld(w);
+  }
+
   /** `w`'s connection is over and it can take the next (LF). */
   release(w: WorkerHandle): void {
     if (!this.busy.delete(w)) return;
+    if (this.held !== undefined) this.releaseHeld(w);
     this.free.push(w);
     this.pump();
+  }
+
+  private releaseHeld(w: WorkerHandle): void {
+    const address = this.held!.get(w);
+    if (address === undefined) return;
+    this.held!.delete(w);
+    this.opts.addressGate!.release(address);
+  }
+
+  /** A counted connection that goes nowhere (closed while waiting, or on stop). */
+  private dropped(waited: Waiting): void {
+    if (waited.address !== undefined) this.opts.addressGate!.release(waited.address);
   }
 
   offer(socket: Socket): void {
@@ -147,9 +178,23 @@ export class Handoff {
       socket.destroy();
       return;
     }
+    let address: string | undefined;
+    const gate = this.opts.addressGate;
+    if (gate !== undefined) {
+      const a = gate.admit(socket.remoteAddress);
+      if (isRefusal(a)) {
+        gate.refuse(socket, socket.remoteAddress!, a);
+        return;
+      }
+      if (a === 'counted') address = socket.remoteAddress;
+    }
     socket.on('error', () => socket.destroy());
     const waitMs = this.opts.waitTimeoutMs ?? 0;
-    this.waiting.push({ socket, until: waitMs > 0 ? Date.now() + waitMs : Number.POSITIVE_INFINITY });
+    this.waiting.push({
+      socket,
+      until: waitMs > 0 ? Date.now() + waitMs : Number.POSITIVE_INFINITY,
+      address,
+    });
     this.pump();
     this.armWaitTimer();
   }
@@ -159,7 +204,10 @@ export class Handoff {
     clearTimeout(this.waitTimer);
     this.waitTimer = undefined;
     const left = this.waiting.splice(0);
-    for (const w of left) w.socket.destroy();
+    for (const w of left) {
+      w.socket.destroy();
+      this.dropped(w);
+    }
     return left.length;
   }
 
@@ -168,7 +216,9 @@ export class Handoff {
     this.waitTimer = undefined;
     const now = Date.now();
     while (this.waiting.length > 0 && this.waiting[0]!.until <= now) {
-      const { socket } = this.waiting.shift()!;
+      const waited = this.waiting.shift()!;
+      const { socket } = waited;
+      this.dropped(waited);
       if (socket.destroyed) continue;
       this.waitedTooLong.add({ waitTimeoutMs: this.opts.waitTimeoutMs, remote: socket.remoteAddress });
       socket.destroy();
@@ -191,9 +241,13 @@ export class Handoff {
     while (this.canHandOut() && this.waiting.length > 0) {
       const waited = this.waiting.shift()!;
       const { socket } = waited;
-      if (socket.destroyed) continue;
+      if (socket.destroyed) {
+        this.dropped(waited);
+        continue;
+      }
       const w = this.free.shift()!;
       this.busy.add(w);
+      if (waited.address !== undefined) this.held!.set(w, waited.address);
       this.opts.onHandout?.(w);
       const msg: ToWorker = { tdm: 'conn' };
       // keepOpen: our copy is closed as soon as the socket is on its way, not when the worker
@@ -204,7 +258,12 @@ export class Handoff {
         () => {
           // The worker is going away (its exit removes it); the connection goes to another.
           this.busy.delete(w);
-          if (socket.destroyed) return;
+          // Not held any more: w's exit came first and released it; it waits on uncounted.
+          if (waited.address !== undefined && !this.held!.delete(w)) waited.address = undefined;
+          if (socket.destroyed) {
+            this.dropped(waited);
+            return;
+          }
           this.waiting.unshift(waited);
           queueMicrotask(() => this.pump());
         },

@@ -26,6 +26,7 @@ function startIf(host: ModelHost): Promise<RunningModel> {
     waitTimeoutMs: params.waitTimeout * 1000,
     maxBusy: params.workers,
     onHandout: (w) => supervisor.take(w),
+    addressGate: host.addressGate,
   });
   // A connection process that ended with an error code or a signal lost its connection.
   supervisor.on('exit', (w, info) => {

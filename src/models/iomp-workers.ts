@@ -4,6 +4,7 @@
 // the kernel spreads connections over the members; no worker pauses (closing its descriptor
 // would only leave its member's queue waiting), so at its --max-connections share it closes the excess.
 import type { SendHandle } from 'node:child_process';
+import { serveAdmissions } from '../address-admission.js';
 import type { WorkerHandle } from '../supervisor/supervisor.js';
 import { type FromWorker, isModelMessage, type ToWorker } from '../worker/messages.js';
 import { FairShare } from './fair-share.js';
@@ -32,6 +33,7 @@ export async function startIompWorkers(host: ModelHost): Promise<RunningModel> {
     else if (msg.tdm === 'load') fair.report(w, Number(msg.active));
     else if (msg.tdm === 'spent') fair.remove(w);
   });
+  if (host.addressGate) serveAdmissions(supervisor, host.addressGate);
   supervisor.on('ready', (w) => fair.add(w));
   supervisor.on('retire', (w) => fair.remove(w));
   supervisor.on('exit', (w) => fair.remove(w));

@@ -1,5 +1,7 @@
 // IOMP -c 1: the daemon process serves every connection on its own event loop.
 // IOMP -c N: N worker processes accept from the socket the daemon bound (iomp-workers.ts).
+import type { Socket } from 'node:net';
+import { admitHere } from '../address-gate.js';
 import { ConnectionRunner } from '../connection.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { loadHandler } from '../handler/load.js';
@@ -51,7 +53,9 @@ async function startInProcess(host: ModelHost): Promise<RunningModel> {
     maxOutputBuffer: params.maxOutputBuffer,
     tls,
   });
-  server.on('connection', (socket) => runner.serve(socket));
+  const gate = host.addressGate;
+  const serve = (socket: Socket) => runner.serve(socket);
+  server.on('connection', gate ? (socket: Socket) => admitHere(gate, socket, serve) : serve);
   if (params.maxConnections > 0) {
     server.maxConnections = params.maxConnections;
     const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');

@@ -23,6 +23,7 @@ function startLf(host: ModelHost): Promise<RunningModel> {
     maxConnections: params.maxConnections,
     maxWaiting: params.maxWaiting,
     waitTimeoutMs: params.waitTimeout * 1000,
+    addressGate: host.addressGate,
   });
   supervisor.on('message', (w: WorkerHandle, m: unknown) => {
     if (!isModelMessage(m)) return;

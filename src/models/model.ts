@@ -1,4 +1,5 @@
 import type { Server } from 'node:net';
+import type { AddressGate } from '../address-gate.js';
 import type { SharedListener } from '../listen.js';
 import type { ResolvedParams } from '../params.js';
 import type { SupervisorStatus } from '../supervisor/supervisor.js';
@@ -26,6 +27,8 @@ export interface ModelHost {
   stopSignal: AbortSignal;
   /** --tls-cert: the checked material; the model's serving processes terminate TLS with it. */
   tls: DaemonTls | undefined;
+  /** --max-conns-per-ip, --max-conn-rate-per-ip: where every accepted connection is admitted; undefined = both off. */
+  addressGate: AddressGate | undefined;
 }
 
 export interface RunningModel {

@@ -5,6 +5,7 @@
 // (thread-process.ts): restarts with backoff, reload, stop. --reuse-port: the thread of slot k
 // copies member k of the daemon's SO_REUSEPORT group instead, and the kernel spreads connections.
 import { Worker } from 'node:worker_threads';
+import { serveAdmissions } from '../address-admission.js';
 import { canBindShared } from '../listen.js';
 import { Supervisor } from '../supervisor/index.js';
 import { entryLaunch } from '../worker/launch.js';
@@ -54,6 +55,7 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
       },
     },
   });
+  if (host.addressGate) serveAdmissions(supervisor, host.addressGate);
   await supervisor.start();
   return {
     get connections() {

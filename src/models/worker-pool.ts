@@ -54,6 +54,7 @@ export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerCo
     maxConnections: opts.perWorkerMax,
     maxOutputBuffer: params.maxOutputBuffer,
     tls: host.tls?.workerTls() ?? null,
+    admission: host.addressGate !== undefined && opts.accept === 'shared',
   };
 }
 

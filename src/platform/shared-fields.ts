@@ -3,7 +3,7 @@
 
 import { ParamError } from '../errors.js';
 import { LOG_LEVELS, type LogLevel } from '../logger.js';
-import type { Field } from './fields.js';
+import { type Field, where } from './fields.js';
 import { boolean, choice, decimal, integer, list, seconds, stringMap, text } from './values.js';
 
 export const LISTEN: Field<string> = {
@@ -92,6 +92,33 @@ export const MAX_CONNECTIONS: Field<number> = {
   help: 'client connections above N are closed at once, counted in the log (0 = no limit)',
   parse: integer({ min: 0, max: 10_000_000 }),
 };
+
+// Per client address (the TCP peer at accept time; src/address-limits.ts): off by default.
+export const MAX_CONNS_PER_IP: Field<number> = {
+  key: 'maxConnsPerIp',
+  flags: ['--max-conns-per-ip'],
+  arg: 'N',
+  help: 'open client connections from one address, across all workers (IPv4-mapped IPv6 counts as IPv4); more are closed at once, logged per address (0 = no limit)',
+  parse: integer({ min: 0, max: 10_000_000 }),
+};
+
+export const MAX_CONN_RATE_PER_IP: Field<number> = {
+  key: 'maxConnRatePerIp',
+  flags: ['--max-conn-rate-per-ip'],
+  arg: 'N',
+  help: 'new connections per second from one address, up to N at once (a bucket of one second); more are closed at once, logged per address (0 = no limit)',
+  parse: decimal({ min: 0, max: 1_000_000 }),
+};
+
+/** A unix socket's peers have no address to count: a per-address limit there is a mistake. */
+export function refuseAddressLimitsOnUnix(p: { maxConnsPerIp: number; maxConnRatePerIp: number }): void {
+  const field =
+    p.maxConnsPerIp > 0 ? MAX_CONNS_PER_IP : p.maxConnRatePerIp > 0 ? MAX_CONN_RATE_PER_IP : undefined;
+  if (field)
+    throw new ParamError(
+      `${where(field)} needs a TCP listen address: peers of a unix socket have no address`,
+    );
+}
 
 export const TIMEOUT: Field<number> = {
   key: 'timeout',
@@ -237,6 +264,8 @@ export const SHARED_FIELDS: readonly Field[] = [
   WORKERS,
   TIMEOUT,
   MAX_CONNECTIONS,
+  MAX_CONNS_PER_IP,
+  MAX_CONN_RATE_PER_IP,
   SHUTDOWN_TIMEOUT,
   HANG_TIMEOUT,
   MAX_MEMORY,

@@ -72,6 +72,9 @@ export interface ProxyConfig {
   daemonLevel?: boolean;
   workPath?: string;
   maxConnections?: number;
+  /** Per client address, as tcpdaemon's (the TCP peer at accept time, also with proxyProtocol). */
+  maxConnsPerIp?: number;
+  maxConnRatePerIp?: number;
   shutdownTimeout?: number;
   hangTimeout?: number;
   maxMemory?: number;

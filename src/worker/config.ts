@@ -45,6 +45,8 @@ export interface WorkerConfig {
   maxOutputBuffer: number;
   /** --tls-cert: this worker terminates TLS with the material in the daemon's snapshot; null = plain TCP. */
   tls: WorkerTls | null;
+  /** --max-conns-per-ip / --max-conn-rate-per-ip are on and this worker accepts: ask the daemon before serving (src/address-admission.ts). */
+  admission: boolean;
 }
 
 export function workerEnv(config: WorkerConfig): Record<string, string> {

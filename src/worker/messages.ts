@@ -1,5 +1,6 @@
 // Messages between the daemon and its workers about connections (the supervisor's own messages
 // carry `tdw`; these carry `tdm`). A listening handle or a socket travels with some of them.
+import type { Admission } from '../address-limits.js';
 
 export type ToWorker =
   /** With the listening handle, in answer to 'want-listen' (IOMP). */
@@ -13,7 +14,9 @@ export type ToWorker =
    * workers take the next ones (null = none). full: every worker is at its --max-connections
    * share: accept and close the excess instead of pausing (IOMP).
    */
-  | { tdm: 'accept'; ceiling: number | null; full: boolean };
+  | { tdm: 'accept'; ceiling: number | null; full: boolean }
+  /** The answer to 'admit' (src/address-admission.ts). */
+  | { tdm: 'admitted'; id: number; admission: Admission };
 
 export type FromWorker =
   /** Send me a copy of the listening handle (to accept on, or to keep as a spare). */
@@ -27,7 +30,11 @@ export type FromWorker =
   /** Could not start (handler failed to load, ...): why, just before exiting 1. */
   | { tdm: 'fatal'; message: string }
   /** TLF thread: the helper process that copied its listening socket has been reaped. */
-  | { tdm: 'copied' };
+  | { tdm: 'copied' }
+  /** --max-conns-per-ip, --max-conn-rate-per-ip: may I serve this new connection from `address`? (IOMP -c N, TLF) */
+  | { tdm: 'admit'; id: number; address: string }
+  /** Counted connections from these addresses have closed (one entry per connection). */
+  | { tdm: 'release'; addresses: string[] };
 
 /** Longest delay (ms) between a change of a worker's connection count and its report. */
 export const LOAD_REPORT_MS = 10;

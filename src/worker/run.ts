@@ -3,6 +3,7 @@
 // through the connection path, and when retired stops taking new ones, drains, and exits 0.
 // An IF process serves one connection and exits when it closes.
 import { createServer, type Server, type Socket } from 'node:net';
+import { AdmissionClient } from '../address-admission.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { watchDescriptors } from '../fd-watch.js';
 import { createLazyLogger } from '../lazy-logger.js';
@@ -196,8 +197,11 @@ export async function startWorker(
     }
     serve(socket);
   };
+  // --max-conns-per-ip, --max-conn-rate-per-ip: the daemon admits each connection first.
+  const admission = shared && config.admission ? new AdmissionClient(send) : undefined;
+  const accepted = admission ? (socket: Socket) => admission.admit(socket, onAccepted) : onAccepted;
   const listenOn = (handle: unknown) => {
-    const s = createServer(onAccepted);
+    const s = createServer(accepted);
     server = s;
     s.on('error', (err) => {
       logger.fatal({ err: err.message }, 'worker cannot accept on the shared socket');
@@ -235,6 +239,8 @@ export async function startWorker(
       ceiling = typeof msg.ceiling === 'number' ? msg.ceiling : Number.POSITIVE_INFINITY;
       full = msg.full === true;
       reconcile();
+    } else if (msg.tdm === 'admitted') {
+      admission?.answer(msg.id, msg.admission);
     }
   });
 
@@ -243,6 +249,7 @@ export async function startWorker(
     retiring ??= (async () => {
       stopper.abort();
       server?.close();
+      admission?.closePending();
       clearTimeout(reportTimer);
       const cut = await tracker.drain(graceMs);
       if (cut > 0) log?.logger.warn({ count: cut }, 'shutdown timeout: open connections destroyed');

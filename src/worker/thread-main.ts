@@ -1,7 +1,8 @@
 // Entry of one TLF worker thread: its own copy of the listening socket, its own event loop serving
 // many connections through the connection path, the supervisor protocol over parentPort.
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
+import { AdmissionClient } from '../address-admission.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { loadHandler } from '../handler/load.js';
 import { createLogger } from '../logger.js';
@@ -10,7 +11,7 @@ import { type ChannelTransport, joinSupervisor } from '../supervisor/worker-chan
 import { ThrottledCount } from '../throttled-count.js';
 import type { WorkerConfig } from './config.js';
 import { copyListener } from './listener-copy.js';
-import type { FromWorker } from './messages.js';
+import { type FromWorker, isModelMessage, type ToWorker } from './messages.js';
 import { workerRunner, workerTls } from './runner.js';
 
 export interface ThreadData {
@@ -83,10 +84,21 @@ try {
     const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
     server.on('drop', (d) => drops.add({ max, remote: d?.remoteAddress }));
   }
-  server.on('connection', (socket) => {
+  const serve = (socket: Socket) => {
     served++;
     runner.serve(socket);
-  });
+  };
+  if (config.admission) {
+    // --max-conns-per-ip, --max-conn-rate-per-ip: the daemon's main thread admits each connection first.
+    const admission = new AdmissionClient(async (m) => port.postMessage(m));
+    port.on('message', (m: unknown) => {
+      if (isModelMessage(m) && (m as ToWorker).tdm === 'admitted') {
+        const a = m as Extract<ToWorker, { tdm: 'admitted' }>;
+        admission.answer(a.id, a.admission);
+      }
+    });
+    server.on('connection', (socket) => admission.admit(socket, serve));
+  } else server.on('connection', serve);
   server.on('error', (err) => logger.error({ err }, 'listening socket error in thread'));
   server.listen(copy, () => channel.ready());
 } catch (err) {

@@ -1,0 +1,102 @@
+// --max-conns-per-ip and --max-conn-rate-per-ip where workers accept from a shared socket (IOMP
+// -c N, TLF threads): a limit per address must hold across all workers, so the daemon's one
+// AddressGate decides. Worker half: before serving a new connection, ask (one round trip over the
+// supervisor channel); when a counted one closes, say so (batched per event-loop turn). Daemon
+// half: answer from the gate, remember what each worker holds, release it when the worker exits.
+// Set up only when a limit is on; with both off no message is sent.
+import type { Socket } from 'node:net';
+import type { AddressGate } from './address-gate.js';
+import { type Admission, isRefusal } from './address-limits.js';
+import type { Supervisor, WorkerHandle } from './supervisor/supervisor.js';
+import { type FromWorker, isModelMessage, type ToWorker } from './worker/messages.js';
+
+interface Pending {
+  socket: Socket;
+  address: string;
+  serve: (socket: Socket) => void;
+}
+
+/** A connection waiting for its answer may reset meanwhile: no crash for that. */
+function ignoreError(): void {}
+
+/** The worker half. `send` writes a message to the daemon (rejects when there is no channel). */
+export class AdmissionClient {
+  private seq = 0;
+  /** Connections accepted and waiting for the daemon's answer, by request id. */
+  private readonly pending = new Map<number, Pending>();
+  private releases: string[] = [];
+
+  constructor(private readonly send: (m: FromWorker) => Promise<void>) {}
+
+  /** Asks the daemon about `socket`; calls `serve` with it once admitted, closes it if refused. */
+  admit(socket: Socket, serve: (socket: Socket) => void): void {
+    const address = socket.remoteAddress;
+    if (address === undefined) {
+      socket.destroy(); // the peer is gone already
+      return;
+    }
+    const id = ++this.seq;
+    socket.on('error', ignoreError);
+    this.pending.set(id, { socket, address, serve });
+    this.send({ tdm: 'admit', id, address }).catch(() => {
+      this.pending.delete(id);
+      socket.destroy();
+    });
+  }
+
+  /** The daemon's answer to an admit. */
+  answer(id: number, admission: Admission): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    this.pending.delete(id);
+    const { socket, address } = p;
+    socket.off('error', ignoreError);
+    if (isRefusal(admission)) {
+      socket.destroy(); // the daemon logged it
+      return;
+    }
+    if (admission === 'counted') {
+      if (socket.destroyed) {
+        this.release(address);
+        return;
+      }
+      socket.once('close', () => this.release(address));
+    }
+    if (!socket.destroyed) p.serve(socket);
+  }
+
+  /** Connections waiting for an answer (stopping: they are closed). */
+  closePending(): void {
+    for (const p of this.pending.values()) p.socket.destroy();
+    this.pending.clear();
+  }
+
+  private release(address: string): void {
+    if (this.releases.length === 0) setImmediate(this.flush);
+    this.releases.push(address);
+  }
+
+  private readonly flush = (): void => {
+    const addresses = this.releases;
+    this.releases = [];
+    this.send({ tdm: 'release', addresses }).catch(() => undefined);
+  };
+}
+
+/** The daemon half: answers the supervisor's workers from `gate`. */
+export function serveAdmissions(supervisor: Supervisor, gate: AddressGate): void {
+  supervisor.on('message', (w: WorkerHandle, m: unknown) => {
+    if (!isModelMessage(m)) return;
+    const msg = m as FromWorker;
+    if (msg.tdm === 'admit') {
+      if (typeof msg.address !== 'string' || typeof msg.id !== 'number') return;
+      const admission = gate.admitFor(w, msg.address);
+      if (isRefusal(admission)) gate.logRefusal(msg.address, admission);
+      const answer: ToWorker = { tdm: 'admitted', id: msg.id, admission };
+      w.send(answer).catch(() => undefined); // a worker gone meanwhile: its exit releases what it held
+    } else if (msg.tdm === 'release' && Array.isArray(msg.addresses)) {
+      for (const a of msg.addresses) if (typeof a === 'string') gate.releaseFor(w, a);
+    }
+  });
+  supervisor.on('exit', (w: WorkerHandle) => gate.forget(w));
+}
