@@ -2,6 +2,7 @@
 // connection to a free worker process over IPC; while none is free, connections wait in the
 // daemon, accepted, up to a bound.
 import type { Socket } from 'node:net';
+import { refused } from '../close-reasons.js';
 import type { Supervisor, WorkerHandle } from '../supervisor/supervisor.js';
 import { ThrottledCount } from '../throttled-count.js';
 import type { Logger } from '../types.js';
@@ -138,11 +139,13 @@ export class Handoff {
   offer(socket: Socket): void {
     const { maxConnections, maxWaiting } = this.opts;
     if (maxConnections > 0 && this.connections >= maxConnections) {
+      refused('max_connections');
       this.drops.add({ max: maxConnections, remote: socket.remoteAddress });
       socket.destroy();
       return;
     }
     if (!this.canHandOut() && this.waiting.length >= maxWaiting) {
+      refused('queue_full');
       this.queueFull.add({ waiting: maxWaiting, busy: this.busy.size, remote: socket.remoteAddress });
       socket.destroy();
       return;
@@ -170,6 +173,7 @@ export class Handoff {
     while (this.waiting.length > 0 && this.waiting[0]!.until <= now) {
       const { socket } = this.waiting.shift()!;
       if (socket.destroyed) continue;
+      refused('wait_timeout');
       this.waitedTooLong.add({ waitTimeoutMs: this.opts.waitTimeoutMs, remote: socket.remoteAddress });
       socket.destroy();
     }

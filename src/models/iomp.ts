@@ -1,5 +1,6 @@
 // IOMP -c 1: the daemon process serves every connection on its own event loop.
 // IOMP -c N: N worker processes accept from the socket the daemon bound (iomp-workers.ts).
+import { refused } from '../close-reasons.js';
 import { ConnectionRunner } from '../connection.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { loadHandler } from '../handler/load.js';
@@ -51,11 +52,15 @@ async function startInProcess(host: ModelHost): Promise<RunningModel> {
     maxOutputBuffer: params.maxOutputBuffer,
     tls,
   });
+  host.metrics?.meterRunner(runner);
   server.on('connection', (socket) => runner.serve(socket));
   if (params.maxConnections > 0) {
     server.maxConnections = params.maxConnections;
     const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
-    server.on('drop', (data) => drops.add({ max: params.maxConnections, remote: data?.remoteAddress }));
+    server.on('drop', (data) => {
+      refused('max_connections');
+      drops.add({ max: params.maxConnections, remote: data?.remoteAddress });
+    });
   }
   return {
     get connections() {

@@ -54,6 +54,7 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
       },
     },
   });
+  host.metrics?.watch(supervisor);
   await supervisor.start();
   return {
     get connections() {

@@ -54,6 +54,7 @@ export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerCo
     maxConnections: opts.perWorkerMax,
     maxOutputBuffer: params.maxOutputBuffer,
     tls: host.tls?.workerTls() ?? null,
+    metrics: host.metrics !== undefined,
   };
 }
 
@@ -64,7 +65,7 @@ export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supe
   if (!launch) throw new WorkerStartError(workerLaunchProblem(params.handler));
   const baseEnv: NodeJS.ProcessEnv = { ...process.env, ...workerEnv(config) };
   for (const name of NOT_INHERITED) delete baseEnv[name];
-  return new Supervisor({
+  const supervisor = new Supervisor({
     name: params.model.toLowerCase(),
     size: opts.size ?? params.workers,
     logger: host.logger,
@@ -81,6 +82,8 @@ export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supe
     maxRssBytes: params.maxMemory * 1048576,
     retireGraceMs: params.shutdownTimeout * 1000,
   });
+  host.metrics?.watch(supervisor);
+  return supervisor;
 }
 
 /**

@@ -45,6 +45,8 @@ export interface WorkerConfig {
   maxOutputBuffer: number;
   /** --tls-cert: this worker terminates TLS with the material in the daemon's snapshot; null = plain TCP. */
   tls: WorkerTls | null;
+  /** --metrics: meter the connection path and send the values with every heartbeat. */
+  metrics: boolean;
 }
 
 export function workerEnv(config: WorkerConfig): Record<string, string> {

@@ -2,6 +2,7 @@
 // many connections through the connection path, the supervisor protocol over parentPort.
 import { createServer } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
+import { refused } from '../close-reasons.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { loadHandler } from '../handler/load.js';
 import { createLogger } from '../logger.js';
@@ -77,11 +78,15 @@ try {
     tracker,
     tls: await workerTls(config, logger),
   });
+  if (config.metrics) (await import('../metrics/worker-metrics.js')).installWorkerMetrics(channel, runner);
   const max = config.maxConnections;
   if (max > 0) {
     server.maxConnections = max;
     const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
-    server.on('drop', (d) => drops.add({ max, remote: d?.remoteAddress }));
+    server.on('drop', (d) => {
+      refused('max_connections');
+      drops.add({ max, remote: d?.remoteAddress });
+    });
   }
   server.on('connection', (socket) => {
     served++;
