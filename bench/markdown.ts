@@ -179,6 +179,27 @@ export function renderSection(report: RunReport): string {
       cores(r.serverCpu),
     ],
   );
+  const metricsRuns = runs('metrics');
+  table(
+    out,
+    metricsRuns,
+    '--metrics on against off: the same server with and without it, alternating round by round (echo: 50 connections x 16 in flight, 64 B; connect: 50 loops, one 64-byte echo, close)',
+    [n('per second'), 'unit', n('on ÷ off'), n('p50 ms'), n('p99 ms'), 'errors', n('server CPU')],
+    (x, r) => [
+      int(x.perSecond),
+      x.mode === 'connect' ? 'connections' : 'msg',
+      r.server.endsWith(' metrics')
+        ? pairedRatio(
+            r,
+            metricsRuns.find((o) => o.scenario === r.scenario && !o.server.endsWith(' metrics')),
+            rate,
+          )
+        : '',
+      ...latency(x).slice(0, 2),
+      errors(x),
+      cores(r.serverCpu),
+    ],
+  );
   const holdRuns = runs('hold');
   table(
     out,

@@ -114,6 +114,42 @@ export const SERVERS = {
     cores: 2,
     children: true,
   },
+  'tcpdaemon IOMP -c 2 metrics': {
+    description:
+      'tcpdaemon IOMP -c 2, examples/echo.js, --metrics on (every connection metered, values on each heartbeat; not scraped)',
+    command: [
+      'bin/tcpdaemon',
+      '-m',
+      'IOMP',
+      '-c',
+      '2',
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      'examples/echo.js',
+      '--metrics',
+      '127.0.0.1:0',
+    ],
+    cores: 2,
+    children: true,
+  },
+  'tcpdaemon IOMP -c 1 metrics': {
+    description: 'tcpdaemon IOMP -c 1, examples/echo.ts, --metrics on (not scraped)',
+    command: [
+      'bin/tcpdaemon',
+      '-m',
+      'IOMP',
+      '-c',
+      '1',
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      'examples/echo.ts',
+      '--metrics',
+      '127.0.0.1:0',
+    ],
+    cores: 1,
+  },
   'tcpdaemon IOMP -c 2 reuse-port': {
     description:
       'tcpdaemon, 2 event-loop worker processes, each on its own SO_REUSEPORT socket (--reuse-port), examples/echo.js',
@@ -387,7 +423,8 @@ export interface ToolScenario extends ScenarioBase {
     | 'gateway'
     | 'proxy'
     | 'message'
-    | 'tls';
+    | 'tls'
+    | 'metrics';
   load: LoadSpec;
 }
 
@@ -539,6 +576,41 @@ const TLS_SCENARIOS: ToolScenario[] = [
   }),
 ];
 
+/** --metrics on against off, each pair alternating round by round (issue 18: target >= 0.97x). */
+function metricsScenario(name: string, servers: ServerName[], load: LoadSpec): ToolScenario {
+  return { name, table: 'metrics', servers, load, rounds: TARGET_ROUNDS };
+}
+const metricsOneVs: ServerName[] = ['tcpdaemon IOMP -c 1', 'tcpdaemon IOMP -c 1 metrics'];
+const metricsTwoVs: ServerName[] = ['tcpdaemon IOMP -c 2', 'tcpdaemon IOMP -c 2 metrics'];
+const METRICS_SCENARIOS: ToolScenario[] = [
+  metricsScenario('metrics-echo-50x16-64B-c1', metricsOneVs, {
+    mode: 'echo',
+    connections: 50,
+    depth: 16,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+  metricsScenario('metrics-connect-50-c1', metricsOneVs, {
+    mode: 'connect',
+    connections: 50,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+  metricsScenario('metrics-echo-50x16-64B-c2', metricsTwoVs, {
+    mode: 'echo',
+    connections: 50,
+    depth: 16,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+  metricsScenario('metrics-connect-50-c2', metricsTwoVs, {
+    mode: 'connect',
+    connections: 50,
+    size: 64,
+    seconds: ECHO_SECONDS,
+  }),
+];
+
 export const SCENARIOS: Scenario[] = [
   echo(1, 64),
   echo(1, 4096),
@@ -683,6 +755,7 @@ export const SCENARIOS: Scenario[] = [
   ...reusePortScenarios(),
   ...handoffScenarios(),
   ...TLS_SCENARIOS,
+  ...METRICS_SCENARIOS,
 ];
 
 /** TLF's helper-process copy against moving accepted sockets to threads (where node can). */

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages of the programs the test suite starts: nats-server (the gateway's NATS queue),
-# haproxy (proxy interop and benchmarks), redis-server and redis-tools (proxy benchmarks).
+# haproxy (proxy interop and benchmarks), redis-server and redis-tools (proxy benchmarks),
+# prometheus (its promtool checks what /metrics serves).
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 missing=()
-for pkg_cmd in nats-server:nats-server haproxy:haproxy redis-server:redis-server redis-tools:redis-benchmark; do
+for pkg_cmd in nats-server:nats-server haproxy:haproxy redis-server:redis-server redis-tools:redis-benchmark prometheus:promtool; do
   command -v "${pkg_cmd#*:}" >/dev/null 2>&1 || missing+=("${pkg_cmd%%:*}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

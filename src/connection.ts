@@ -2,6 +2,7 @@
 // which applies the socket options and runs the handler under the handler contract (README, "The handler").
 import { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { closedBy } from './close-reasons.js';
 import type { ConnectionTracker } from './connection-tracker.js';
 import { readProxyHeader } from './proxy-protocol/header.js';
 import { useSocketIterator } from './socket-iterator.js';
@@ -304,9 +305,11 @@ function fail(socket: ServedSocket, env: ConnectionEnv, err: unknown): void {
   if (socket[kOverflowed]) return; // already logged, and destroyed
   const peerLog = env[kPeerLog];
   if (isPeerError(err)) {
+    closedBy(socket, 'peer_reset');
     const code = (err as NodeJS.ErrnoException).code!;
     peerLog.info({ peer: env.remoteAddress, msg: 'connection lost', group: { code }, logger: env.logger });
   } else {
+    closedBy(socket, 'handler_error');
     // A bug in the handler, which a peer may still hit on every connection: the first with its stack.
     peerLog.error({
       peer: env.remoteAddress,
@@ -322,10 +325,12 @@ function fail(socket: ServedSocket, env: ConnectionEnv, err: unknown): void {
 function ignoreError(): void {}
 
 function onSocketError(this: ServedSocket, err: NodeJS.ErrnoException): void {
+  if (isPeerError(err)) closedBy(this, 'peer_reset');
   this[kEnv]?.logger.debug({ code: err.code, err: err.message }, 'socket error');
 }
 
 function onIdleTimeout(this: ServedSocket): void {
+  closedBy(this, 'idle_timeout');
   const env = this[kEnv];
   if (env)
     env[kPeerLog].info({
@@ -350,6 +355,7 @@ function cappedWrite(this: ServedSocket, chunk: unknown, encoding?: unknown, cb?
     const max = env?.maxOutputBuffer ?? 0;
     if (max > 0 && this.writableLength > max && !this[kOverflowed]) {
       this[kOverflowed] = true;
+      closedBy(this, 'output_cap');
       env!.logger.warn(
         { unsentBytes: this.writableLength, max },
         'output buffer above --max-output-buffer (the peer does not read); connection closed',

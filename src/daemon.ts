@@ -16,6 +16,8 @@ import {
 } from './listen.js';
 import { formatAddress } from './listen-address.js';
 import { createLogger, type DaemonLogger } from './logger.js';
+import type { DaemonOps } from './metrics/daemon-ops.js';
+import type { Meter } from './metrics/meter.js';
 import { modelFor } from './models/index.js';
 import type { RunningModel } from './models/model.js';
 import { type ResolvedParams, type TcpdaemonParams, validateParams } from './params.js';
@@ -40,6 +42,10 @@ export interface DaemonOptions {
   workerReport?: () => unknown;
   /** Blocks the command adds to the status report, from the serving processes' reports. */
   statusSections?: (reports: unknown[]) => StatusSection[];
+  /** --metrics: in each process that serves connections, the command adds its values to the meter. */
+  workerMetrics?: (meter: Meter) => void;
+  /** Why the command cannot take connections now (/readyz), from the serving processes' reports; undefined = it can. */
+  notReady?: (reports: unknown[]) => string | undefined;
 }
 
 export interface TcpdaemonHandle extends EventEmitter {
@@ -115,6 +121,18 @@ export async function tcpdaemon(
     startedAt: Date.now(),
   };
   let handle: DaemonHandle | undefined;
+  let ops: DaemonOps | undefined;
+  if (params.metrics !== undefined) {
+    try {
+      const { DaemonOps } = await import('./metrics/daemon-ops.js');
+      ops = await DaemonOps.start(params.metrics, () => (handle ? handle.notReady() : 'starting'), logger);
+    } catch (err) {
+      listening.close();
+      dropPidFile();
+      tls?.close();
+      throw err;
+    }
+  }
   let statusServer: Server | undefined;
   if (statusPath !== undefined) {
     try {
@@ -127,6 +145,7 @@ export async function tcpdaemon(
       listening.close();
       dropPidFile();
       tls?.close();
+      await ops?.close();
       throw err;
     }
   }
@@ -149,10 +168,12 @@ export async function tcpdaemon(
       stopSignal: stopper.signal,
       tls,
       addressGate,
+      metrics: ops?.hub,
     });
   } catch (err) {
     listening.close();
     tls?.close();
+    await ops?.close();
     if (statusServer && statusPath) await closeStatus(statusServer, statusPath);
     dropPidFile();
     throw err;
@@ -171,6 +192,16 @@ export async function tcpdaemon(
     'listening',
   );
 
+  if (ops) {
+    const { hub } = ops;
+    const serving = running;
+    hub.collect((out) => {
+      const waiting = serving.status?.().waiting;
+      if (waiting !== undefined) out.gauge('waiting', waiting);
+    });
+    // The daemon serves the connections itself (IOMP -c 1): the command's values are its own.
+    if (!model.servesInWorkers(params)) options.workerMetrics?.(hub.daemonMeter);
+  }
   const statusSocket = statusServer && statusPath ? { server: statusServer, path: statusPath } : undefined;
   // Covers the daemon process: IOMP -c 1's connections, LF's and IF's waiting ones, TLF's threads.
   const stopWatching = watchDescriptors(logger);
@@ -187,6 +218,7 @@ export async function tcpdaemon(
     options,
     tls,
     addressGate,
+    ops,
   );
   if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
   return handle;
@@ -223,6 +255,8 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
   private reloadQueued: Promise<void> | undefined;
   private reloads = 0;
   private stopped = false;
+  /** Set when a stop is asked for: /readyz fails from then on. */
+  private stopRequested = false;
 
   constructor(
     private readonly params: ResolvedParams,
@@ -237,8 +271,20 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     private readonly options: DaemonOptions,
     private readonly tls: DaemonTls | undefined,
     private readonly addressGate: AddressGate | undefined,
+    /** --metrics: the operations listener, answered until the daemon has stopped. */
+    private readonly ops: DaemonOps | undefined,
   ) {
     super();
+  }
+
+  /** Why this daemon does not take connections now (/readyz); undefined when it does. */
+  notReady(): string | undefined {
+    if (this.stopRequested) return 'stopping';
+    const model = this.running.status?.();
+    if (model && !model.workers.workers.some((w) => w.state === 'ready')) return 'no worker ready';
+    const { workerReport, notReady } = this.options;
+    if (!notReady) return undefined;
+    return notReady(model ? model.reports : workerReport ? [workerReport()] : []);
   }
 
   status(): DaemonStatus {
@@ -285,6 +331,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
         .reload()
         .then(() => {
           this.reloads++;
+          if (this.ops) this.ops.hub.reloads = this.reloads;
         })
         .finally(() => {
           this.reloading = undefined;
@@ -310,15 +357,26 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
 
   private async stop(): Promise<void> {
     const { logger } = this.log;
+    this.stopRequested = true;
+    const { drainDelay, shutdownTimeout } = this.params;
+    if (drainDelay > 0) {
+      // Kubernetes' order: the endpoint goes (readiness fails) while we still accept, then the drain.
+      logger.info(
+        { drainDelayS: drainDelay },
+        'stop requested: not ready; still accepting for --drain-delay',
+      );
+      await new Promise((r) => setTimeout(r, drainDelay * 1000));
+    }
     const closed = new Promise<void>((r) => this.server.close(() => r()));
     logger.info(
-      { connections: this.running.connections, timeoutS: this.params.shutdownTimeout },
+      { connections: this.running.connections, timeoutS: shutdownTimeout - drainDelay },
       'stopping: no new connections',
     );
     this.stopper.abort();
-    await this.running.close(this.params.shutdownTimeout * 1000);
+    await this.running.close((shutdownTimeout - drainDelay) * 1000);
     await closed;
     if (this.statusSocket) await closeStatus(this.statusSocket.server, this.statusSocket.path);
+    await this.ops?.close();
     this.removeFiles();
     this.stopped = true;
     logger.info('stopped');
@@ -383,6 +441,7 @@ async function workerHandle(
   const tcpmain = params.handler;
   const running = await startWorker(config, () => tcpmain);
   if (options.workerReport) running.setReport(options.workerReport);
+  if (options.workerMetrics && running.meter) options.workerMetrics(running.meter);
   return new WorkerSideHandle(config, running, params.shutdownTimeout * 1000);
 }
 

@@ -8,6 +8,7 @@ import type { LogLevel } from './logger.js';
 import { hasReusePort, REUSE_PORT_NEEDS } from './node-features.js';
 import { type CommandSpec, type Field, readFields } from './platform/fields.js';
 import {
+  DRAIN_DELAY,
   HANG_TIMEOUT,
   LISTEN,
   MAX_CONN_RATE_PER_IP,
@@ -61,6 +62,10 @@ export interface TcpdaemonParams {
   pidFile?: string;
   /** `--status-socket`: unix socket answering each connection with a JSON status report (`tcpdaemon status PATH`). */
   statusSocket?: string;
+  /** `--metrics`: ip:port of the HTTP listener serving /metrics, /healthz and /readyz. */
+  metrics?: string;
+  /** `--drain-delay`: seconds of still accepting, with /readyz failing, between SIGTERM and the drain. Default 0. */
+  drainDelay?: number;
   /** `--max-connections`: excess connections are closed at once and counted; 0 = no limit. */
   maxConnections?: number;
   /** `--max-conns-per-ip`: open connections from one client address, across all workers; more are closed at once, logged. 0 = no limit. */
@@ -116,7 +121,14 @@ export interface ResolvedParams
   extends Required<
     Omit<
       TcpdaemonParams,
-      'model' | 'logfile' | 'workPath' | 'pidFile' | 'statusSocket' | 'tcpLinger' | (typeof TLS_KEYS)[number]
+      | 'model'
+      | 'logfile'
+      | 'workPath'
+      | 'pidFile'
+      | 'statusSocket'
+      | 'metrics'
+      | 'tcpLinger'
+      | (typeof TLS_KEYS)[number]
     >
   > {
   model: ModelName;
@@ -125,6 +137,8 @@ export interface ResolvedParams
   workPath: string | undefined;
   pidFile: string | undefined;
   statusSocket: string | undefined;
+  /** --metrics: where the operations listener serves; undefined = none (nothing metered). */
+  metrics: ListenAddress | undefined;
   tcpLinger: number | undefined;
   /** --tls-cert and the other TLS fields; undefined = plain TCP. */
   tls: TlsSettings | undefined;
@@ -196,6 +210,7 @@ export const DAEMON_FIELDS: readonly Field[] = [
   MAX_CONNS_PER_IP,
   MAX_CONN_RATE_PER_IP,
   SHUTDOWN_TIMEOUT,
+  DRAIN_DELAY,
   HANG_TIMEOUT,
   MAX_MEMORY,
   RESTART_DELAY,
@@ -319,6 +334,8 @@ export function validateParams(input: unknown): ResolvedParams {
     daemonLevel: get('daemonLevel') ?? false,
     pidFile: get('pidFile'),
     statusSocket: get('statusSocket'),
+    metrics: get('metrics') === undefined ? undefined : parseListenAddress(get('metrics')!),
+    drainDelay: get('drainDelay') ?? 0,
     maxConnections: get('maxConnections') ?? 0,
     maxConnsPerIp: get('maxConnsPerIp') ?? 0,
     maxConnRatePerIp: get('maxConnRatePerIp') ?? 0,
@@ -340,6 +357,13 @@ export function validateParams(input: unknown): ResolvedParams {
       'restartDelayMax (--restart-delay-max)',
       `must be >= restartDelay (--restart-delay, ${resolved.restartDelay})`,
       resolved.restartDelayMax,
+    );
+  }
+  if (resolved.drainDelay > resolved.shutdownTimeout) {
+    fail(
+      'drainDelay (--drain-delay)',
+      `must be <= shutdownTimeout (--shutdown-timeout, ${resolved.shutdownTimeout}): the delay is part of the stop`,
+      resolved.drainDelay,
     );
   }
   if (resolved.daemonLevel && resolved.logfile === undefined) {

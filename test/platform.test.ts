@@ -70,6 +70,8 @@ const SAMPLES: Record<string, string[]> = {
   daemonLevel: ['--daemon-level', '--logfile', join(tmp, 'x.log')],
   pidFile: ['--pid-file', join(tmp, 'x.pid')],
   statusSocket: ['--status-socket', join(tmp, 'x.sock')],
+  metrics: ['--metrics', '127.0.0.1:9100'],
+  drainDelay: ['--drain-delay', '2'],
   // Checked for shape here; the files are read when the command starts (test/tls.test.ts).
   tlsCert: ['--tls-cert', join(tmp, 'a.crt'), '--tls-key', join(tmp, 'a.key')],
   tlsKey: ['--tls-cert', join(tmp, 'a.crt'), '--tls-key', join(tmp, 'a.key')],

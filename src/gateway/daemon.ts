@@ -9,9 +9,10 @@ import { join, resolve } from 'node:path';
 import { type AddressGate, addressGateFor } from '../address-gate.js';
 import { WorkerStartError } from '../errors.js';
 import { boundAddress, listenOnce } from '../listen.js';
-import { formatAddress } from '../listen-address.js';
+import { formatAddress, parseListenAddress } from '../listen-address.js';
 import { createLogger, type DaemonLogger } from '../logger.js';
 import { createCodec } from '../message/codecs/index.js';
+import type { DaemonOps } from '../metrics/daemon-ops.js';
 import { createPidFile, removePidFile } from '../pid-file.js';
 import type { SignalInbox } from '../signals.js';
 import { closeStatus, type DaemonStatus, serveStatus } from '../status.js';
@@ -24,6 +25,7 @@ import { CHILD_ENV, childEntry, workerSocketPath } from './child-env.js';
 import { raiseFdLimit } from './fd-limit.js';
 import type { GatewayStats } from './gateway-server.js';
 import { Rpc } from './ipc-rpc.js';
+import { GATEWAY_LABEL, WORKER_LABEL } from './metric-labels.js';
 import { type GatewayParams, type ResolvedGatewayParams, validateGatewayParams } from './params.js';
 import { IpcHub } from './queues/ipc-hub.js';
 import { assertNatsReachable } from './queues/nats-probe.js';
@@ -134,6 +136,29 @@ async function start(
   let server: Server | undefined;
   let hub: IpcHub | undefined;
   let addressGate: AddressGate | undefined;
+  let closing: Promise<void> | undefined;
+  /** --metrics: started before the processes, so their starts are counted; /readyz fails until listening. */
+  let ops: DaemonOps | undefined;
+  let serving = false;
+  if (resolved.metrics !== undefined) {
+    const { DaemonOps } = await import('../metrics/daemon-ops.js');
+    try {
+      ops = await DaemonOps.start(
+        parseListenAddress(resolved.metrics),
+        () => {
+          if (closing) return 'stopping';
+          if (!serving) return 'starting';
+          if (gateways && gateways.readyWorkers().length === 0) return 'no gateway process ready';
+          if (workers && workers.readyWorkers().length === 0) return 'no business worker ready';
+          return undefined;
+        },
+        logger,
+      );
+    } catch (err) {
+      for (const c of cleanup) c();
+      throw err;
+    }
+  }
   const rpcs = new Map<number, Rpc>();
   try {
     if (role === 'worker' || ipc) {
@@ -143,6 +168,7 @@ async function start(
         size: resolved.businessWorkers,
         name: 'workers',
       });
+      ops?.hub.watch(workers, WORKER_LABEL);
     }
     if (ipc && role === 'gateway') {
       hub = new IpcHub(
@@ -178,6 +204,7 @@ async function start(
         size: resolved.gateways,
         name: 'gateways',
       });
+      ops?.hub.watch(gateways, GATEWAY_LABEL);
       const rpcFor = (w: WorkerHandle): Rpc => {
         let rpc = rpcs.get(w.spawnId);
         if (!rpc) {
@@ -212,14 +239,19 @@ async function start(
     server?.close();
     await Promise.all([gateways?.stop(0), workers?.stop(0)]);
     hub?.close();
+    await ops?.close();
     for (const c of cleanup) c();
     log.flush();
     throw err;
   }
+  serving = true;
+  if (ops && hub) {
+    const store = hub.store;
+    ops.hub.collect((out) => out.gauge('gatewayStored', store.size));
+  }
 
   const address = server ? formatAddress(boundAddress(server, resolved.listenAddress!)) : undefined;
 
-  let closing: Promise<void> | undefined;
   let statusServer: Server | undefined;
   const startedAt = Date.now();
   const report = async (): Promise<DaemonStatus> => {
@@ -255,18 +287,29 @@ async function start(
       if (tls?.reload()) for (const rpc of rpcs.values()) rpc.post({ gw: 'tls-reload' });
       if (!workers) return;
       reloads++;
+      if (ops) ops.hub.reloads = reloads;
       const r = await workers.reload();
       if (!r.ok) logger.error({ slot: r.slot, err: r.error }, 'reload of the workers stopped');
     },
     close() {
       closing ??= (async () => {
-        logger.info({ timeoutS: resolved.shutdownTimeout }, 'stopping: no new connections');
+        const { drainDelay } = resolved;
+        if (drainDelay > 0 && server) {
+          logger.info(
+            { drainDelayS: drainDelay },
+            'stop requested: not ready; still accepting for --drain-delay',
+          );
+          await new Promise((r) => setTimeout(r, drainDelay * 1000));
+        }
+        const graceMs = (resolved.shutdownTimeout - (server ? drainDelay : 0)) * 1000;
+        logger.info({ timeoutS: graceMs / 1000 }, 'stopping: no new connections');
         const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
         // Gateways first, so requests in flight still find their workers.
         await gateways?.stop(graceMs);
         await workers?.stop(graceMs);
         await closed;
         if (statusServer) await closeStatus(statusServer, resolved.statusSocket!);
+        await ops?.close();
         hub?.close();
         for (const c of cleanup) c();
         logger.info('stopped');

@@ -120,6 +120,8 @@ const runner = new ConnectionRunner({
   unix: params.listenAddress?.kind === 'unix',
   tls,
 });
+if (params.metrics !== undefined)
+  (await import('./metrics.js')).installGatewayMetrics(channel, runner, server);
 rpc.on('conn', (m, handle) => {
   const socket = handle as Socket | undefined;
   if (!socket) return;

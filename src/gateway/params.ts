@@ -89,6 +89,10 @@ export interface GatewayParams {
   daemonLevel?: boolean;
   pidFile?: string;
   statusSocket?: string;
+  /** `--metrics`: ip:port of the HTTP listener serving /metrics, /healthz and /readyz. */
+  metrics?: string;
+  /** `--drain-delay`: seconds of still accepting, with /readyz failing, between SIGTERM and the drain. */
+  drainDelay?: number;
   /** TLS on the client side (the daemon's fields: --tls-cert, --tls-key, --tls-ca, ...). */
   tlsCert?: string | string[];
   tlsKey?: string | string[];
@@ -135,6 +139,9 @@ export interface ResolvedGatewayParams {
   workPath: string | undefined;
   pidFile: string | undefined;
   statusSocket: string | undefined;
+  /** --metrics, as given (ip:port); undefined = no operations listener. */
+  metrics: string | undefined;
+  drainDelay: number;
   /** --tls-cert and the other TLS fields: gateway processes terminate TLS; undefined = plain TCP. */
   tls: TlsSettings | undefined;
   /** Set by the gateway daemon for its gateway processes: where the checked certificates are. */
@@ -433,6 +440,11 @@ export function validateGatewayParams(
   }
   const restartDelay = get('restartDelay') ?? 0.1;
   const restartDelayMax = get('restartDelayMax') ?? 10;
+  if ((get('drainDelay') ?? 0) > (get('shutdownTimeout') ?? 10)) {
+    throw new ParamError(
+      `drainDelay (--drain-delay) must be <= shutdownTimeout (--shutdown-timeout, ${get('shutdownTimeout') ?? 10}): the delay is part of the stop, got ${get('drainDelay')}`,
+    );
+  }
   if (restartDelayMax < restartDelay) {
     fail(
       'restartDelayMax (--restart-delay-max)',
@@ -476,6 +488,8 @@ export function validateGatewayParams(
     workPath: get('workPath'),
     pidFile: get('pidFile'),
     statusSocket: get('statusSocket'),
+    metrics: get('metrics'),
+    drainDelay: get('drainDelay') ?? 0,
     tls,
   };
 }

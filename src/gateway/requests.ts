@@ -57,6 +57,12 @@ export class RequestTable {
   lateReplies = 0;
   /** Requests answered with a timeout error. */
   timeouts = 0;
+  /** Requests settled with their reply (or none, when the handler sent none). */
+  replied = 0;
+  /** Requests settled with an error (the worker's, a lost worker, the gateway stopping). */
+  failed = 0;
+  /** --metrics: each reply's time since the request opened, seconds (rounded to the ms clock). */
+  onRoundTrip: ((seconds: number) => void) | undefined;
   private readonly entries = new Map<number, Entry>();
   private readonly deadlines = new Deadlines<Entry>(DEADLINE_STEP_MS, (e) => this.expire(e));
   private lastId = 0;
@@ -95,6 +101,8 @@ export class RequestTable {
   resolve(id: number, value: ReplyValue | undefined): boolean {
     const e = this.take(id);
     if (!e) return false;
+    this.replied++;
+    if (this.onRoundTrip) this.onRoundTrip((Date.now() - (e.deadline - this.timeoutMs)) / 1000);
     e.done(value);
     return true;
   }
@@ -103,6 +111,7 @@ export class RequestTable {
   reject(id: number, err: GatewayError): boolean {
     const e = this.take(id);
     if (!e) return false;
+    this.failed++;
     e.done(err);
     return true;
   }

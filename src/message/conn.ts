@@ -7,6 +7,7 @@ import type { PeerLog } from '../throttled-count.js';
 import { type Codec, type Decoder, FLAG_ERROR, FLAG_REPLY } from './codecs/index.js';
 import { MessageError, ReplyError } from './errors.js';
 import { frameBatch } from './frame-batch.js';
+import { frameCounts } from './frame-counts.js';
 import { checkTimeout, PendingRequests, type ReplyStats, type RequestOptions } from './pending.js';
 import { isThenable, type MessagePeer, type Router, replyParts } from './router.js';
 
@@ -119,8 +120,14 @@ export class MessageConn implements MessagePeer {
       this.resolveClosed = resolve;
     });
     this.decoder = opts.codec.createDecoder({
-      frame: (msgid, body, seq, flags) => this.onFrame(msgid, body, seq, flags),
-      error: (reason) => this.onProtocolError(reason),
+      frame: (msgid, body, seq, flags) => {
+        frameCounts.received++;
+        this.onFrame(msgid, body, seq, flags);
+      },
+      error: (reason) => {
+        frameCounts.decodeErrors++;
+        this.onProtocolError(reason);
+      },
     });
     // The peer's FIN ends only its side: close() below lets running handlers reply, then sends
     // ours (node would end our side on the next tick and drop those replies).
@@ -172,6 +179,7 @@ export class MessageConn implements MessagePeer {
   /** Sends a frame already encoded with this connection's codec (broadcast encodes once). */
   sendEncoded(frame: Buffer): boolean {
     if (!this.isOpen) return false;
+    frameCounts.sent++;
     if (!this.batching) return this.write(frame);
     if (!this.socket.writable) return false;
     if (frameBatch.appendBytes(frame)) return this.batchAppended();
@@ -421,6 +429,7 @@ export class MessageConn implements MessagePeer {
 
   /** Encodes one frame and sends it (into the batch while batching); as write() for the result. */
   private writeFrame(msgid: number, body: Uint8Array, seq: number, flags: number): boolean {
+    frameCounts.sent++;
     if (!this.batching) return this.write(this.codec.encode(msgid, body, seq, flags));
     if (!this.socket.writable) return false;
     if (!frameBatch.append(this.codec, msgid, body, seq, flags))

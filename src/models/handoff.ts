@@ -3,6 +3,7 @@
 // daemon, accepted, up to a bound.
 import type { Socket } from 'node:net';
 import { type AddressGate, isRefusal } from '../address-gate.js';
+import { refused } from '../close-reasons.js';
 import type { Supervisor, WorkerHandle } from '../supervisor/supervisor.js';
 import { ThrottledCount } from '../throttled-count.js';
 import type { Logger } from '../types.js';
@@ -169,11 +170,13 @@ export class Handoff {
   offer(socket: Socket): void {
     const { maxConnections, maxWaiting } = this.opts;
     if (maxConnections > 0 && this.connections >= maxConnections) {
+      refused('max_connections');
       this.drops.add({ max: maxConnections, remote: socket.remoteAddress });
       socket.destroy();
       return;
     }
     if (!this.canHandOut() && this.waiting.length >= maxWaiting) {
+      refused('queue_full');
       this.queueFull.add({ waiting: maxWaiting, busy: this.busy.size, remote: socket.remoteAddress });
       socket.destroy();
       return;
@@ -220,6 +223,7 @@ export class Handoff {
       const { socket } = waited;
       this.dropped(waited);
       if (socket.destroyed) continue;
+      refused('wait_timeout');
       this.waitedTooLong.add({ waitTimeoutMs: this.opts.waitTimeoutMs, remote: socket.remoteAddress });
       socket.destroy();
     }

@@ -2,6 +2,7 @@
 // IOMP -c N: N worker processes accept from the socket the daemon bound (iomp-workers.ts).
 import type { Socket } from 'node:net';
 import { admitHere } from '../address-gate.js';
+import { refused } from '../close-reasons.js';
 import { ConnectionRunner } from '../connection.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { loadHandler } from '../handler/load.js';
@@ -53,13 +54,17 @@ async function startInProcess(host: ModelHost): Promise<RunningModel> {
     maxOutputBuffer: params.maxOutputBuffer,
     tls,
   });
+  host.metrics?.meterRunner(runner);
   const gate = host.addressGate;
   const serve = (socket: Socket) => runner.serve(socket);
   server.on('connection', gate ? (socket: Socket) => admitHere(gate, socket, serve) : serve);
   if (params.maxConnections > 0) {
     server.maxConnections = params.maxConnections;
     const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
-    server.on('drop', (data) => drops.add({ max: params.maxConnections, remote: data?.remoteAddress }));
+    server.on('drop', (data) => {
+      refused('max_connections');
+      drops.add({ max: params.maxConnections, remote: data?.remoteAddress });
+    });
   }
   return {
     get connections() {

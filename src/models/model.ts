@@ -1,8 +1,8 @@
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { AddressGate } from '../address-gate.js';
 import type { SharedListener } from '../listen.js';
 import type { ResolvedParams } from '../params.js';
-import type { SupervisorStatus } from '../supervisor/supervisor.js';
+import type { Supervisor, SupervisorStatus } from '../supervisor/supervisor.js';
 import type { DaemonTls } from '../tls/daemon-tls.js';
 import type { Logger, Tcpmain } from '../types.js';
 
@@ -29,6 +29,16 @@ export interface ModelHost {
   tls: DaemonTls | undefined;
   /** --max-conns-per-ip, --max-conn-rate-per-ip: where every accepted connection is admitted; undefined = both off. */
   addressGate: AddressGate | undefined;
+  /** --metrics: models hand it their supervisor (and IOMP -c 1 its runner); undefined without. */
+  metrics?: ModelMetrics;
+}
+
+/** What a model tells the metrics (src/metrics/hub.ts) about its serving processes. */
+export interface ModelMetrics {
+  /** Merge the metric values of this supervisor's workers; count their starts and exits. */
+  watch(supervisor: Supervisor): void;
+  /** IOMP -c 1: the daemon serves connections itself through this runner. */
+  meterRunner(runner: { serve(socket: Socket, ...rest: never[]): void }): void;
 }
 
 export interface RunningModel {

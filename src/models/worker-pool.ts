@@ -55,6 +55,7 @@ export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerCo
     maxOutputBuffer: params.maxOutputBuffer,
     tls: host.tls?.workerTls() ?? null,
     admission: host.addressGate !== undefined && opts.accept === 'shared',
+    metrics: host.metrics !== undefined,
   };
 }
 
@@ -65,7 +66,7 @@ export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supe
   if (!launch) throw new WorkerStartError(workerLaunchProblem(params.handler));
   const baseEnv: NodeJS.ProcessEnv = { ...process.env, ...workerEnv(config) };
   for (const name of NOT_INHERITED) delete baseEnv[name];
-  return new Supervisor({
+  const supervisor = new Supervisor({
     name: params.model.toLowerCase(),
     size: opts.size ?? params.workers,
     logger: host.logger,
@@ -82,6 +83,8 @@ export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supe
     maxRssBytes: params.maxMemory * 1048576,
     retireGraceMs: params.shutdownTimeout * 1000,
   });
+  host.metrics?.watch(supervisor);
+  return supervisor;
 }
 
 /**

@@ -2,6 +2,7 @@
 // daemon, the proxy and the gateway. A command lists the ones it takes (see SHARED_FIELDS).
 
 import { ParamError } from '../errors.js';
+import { parseListenAddress } from '../listen-address.js';
 import { LOG_LEVELS, type LogLevel } from '../logger.js';
 import { type Field, where } from './fields.js';
 import { boolean, choice, decimal, integer, list, seconds, stringMap, text } from './values.js';
@@ -58,6 +59,34 @@ export const STATUS_SOCKET: Field<string> = {
   help: 'answer `tcpdaemon status PATH` on this unix socket (mode 0600)',
   parse: text,
   path: true,
+};
+
+export const METRICS_ADDRESS: Field<string> = {
+  key: 'metrics',
+  flags: ['--metrics'],
+  arg: 'ADDRESS',
+  help: 'serve /metrics (Prometheus), /healthz and /readyz over HTTP on ip:port (e.g. 127.0.0.1:9100)',
+  parse: (value, where) => {
+    const addr = text(value, where);
+    let parsed: ReturnType<typeof parseListenAddress>;
+    try {
+      parsed = parseListenAddress(addr);
+    } catch (err) {
+      throw new ParamError(`${where} ${(err as Error).message}`);
+    }
+    if (parsed.kind !== 'tcp')
+      throw new ParamError(`${where} must be ip:port (HTTP over TCP), got '${addr}'`);
+    return addr;
+  },
+};
+
+export const DRAIN_DELAY: Field<number> = {
+  key: 'drainDelay',
+  flags: ['--drain-delay'],
+  arg: 'SECONDS',
+  help: 'on SIGTERM/SIGINT, /readyz fails at once but connections are still accepted this long before the drain (part of --shutdown-timeout)',
+  shownDefault: '0',
+  parse: seconds({ min: 0, max: 86400 }),
 };
 
 export const DAEMON_LEVEL: Field<boolean> = {
@@ -189,6 +218,7 @@ export const PROCESS_FIELDS: readonly Field[] = [
   DAEMON_LEVEL,
   PID_FILE,
   STATUS_SOCKET,
+  METRICS_ADDRESS,
 ];
 
 // TLS on the listening side (src/tls/settings.ts turns these into one TlsSettings).
@@ -267,6 +297,7 @@ export const SHARED_FIELDS: readonly Field[] = [
   MAX_CONNS_PER_IP,
   MAX_CONN_RATE_PER_IP,
   SHUTDOWN_TIMEOUT,
+  DRAIN_DELAY,
   HANG_TIMEOUT,
   MAX_MEMORY,
   RESTART_DELAY,

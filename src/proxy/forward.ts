@@ -127,6 +127,7 @@ export function forwardThen(
     }
     tried.add(b.id);
     const reader = new BackendReader(client);
+    const startedMs = pool.meter ? performance.now() : 0;
     connectBackend(b, opts, client, reader, peer, (result) => {
       if (typeof result === 'string') {
         if (client.destroyed) {
@@ -146,7 +147,7 @@ export function forwardThen(
         done({ kind: 'client-gone' });
         return;
       }
-      pool.connected(b);
+      pool.connected(b, startedMs);
       splice(client, result, reader, b, peer, pool, opts, log, () =>
         done({ kind: 'forwarded', backend: b.id }),
       );

@@ -1,3 +1,4 @@
+import type { Meter } from '../metrics/meter.js';
 import type { Logger } from '../types.js';
 import type { BackendAddress, BackendSpec } from './backend.js';
 import { type HealthChange, HealthTracker, type PassiveHealthOptions } from './health.js';
@@ -47,6 +48,8 @@ export class BackendPool {
   private rejected = 0;
   private retried = 0;
   private upWaiters: (() => void)[] = [];
+  /** --metrics: this process's meter; connects are timed only when it is set. */
+  meter: Meter | undefined;
 
   constructor(specs: readonly BackendSpec[], opts: PoolOptions) {
     this.logger = opts.logger;
@@ -101,15 +104,21 @@ export class BackendPool {
     return this.strategy.pick(ctx, overloaded);
   }
 
-  /** A connect to `b` succeeded: it now carries one more client connection. */
-  connected(b: Backend): void {
+  /**
+   * A connect to `b` succeeded: it now carries one more client connection. `startedMs` is the
+   * performance.now() the connect began at when `meter` is set (--metrics), to time it.
+   */
+  connected(b: Backend, startedMs = 0): void {
     b.stats.active++;
     b.stats.total++;
+    if (this.meter)
+      this.meter.observe('backendConnectSeconds', (performance.now() - startedMs) / 1000, { backend: b.id });
   }
 
   /** A connect to `b` failed; `retrying` when another backend will be tried for the client. */
   connectFailed(b: Backend, retrying: boolean): void {
     b.stats.errors++;
+    b.stats.connectErrors++;
     if (retrying) this.retried++;
     this.health.reportError(b.id);
     this.checker?.checkNow(b.id);

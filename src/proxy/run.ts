@@ -4,12 +4,14 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from '../daemon.js';
 import { describeErrno, TlsConfigError } from '../errors.js';
+import type { Meter } from '../metrics/meter.js';
 import type { Tcpmain } from '../types.js';
 import { isWorkerProcess } from '../worker/config.js';
 import type { BackendAddress, BackendSpec } from './backend.js';
 import { backendId } from './backend.js';
 import { type ProxyConfig, type ResolvedProxyConfig, validateProxyConfig } from './config.js';
 import { createProxyHandler } from './front.js';
+import { meterPool, proxyNotReady } from './metrics.js';
 import { BackendPool } from './pool.js';
 import { planAddresses, SPAWNED_ENV, SpawnedBackends } from './spawn.js';
 import { logStatsEvery, type ProxyStatsSnapshot } from './stats.js';
@@ -50,6 +52,7 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
   const tcpmain: Tcpmain = (socket, env) =>
     handler ? handler(socket, env) : handlerReady.then((h) => h(socket, env));
   let pool: BackendPool | undefined;
+  let meter: Meter | undefined;
   const handle = await tcpdaemon(
     {
       ...cfg.daemon,
@@ -60,7 +63,16 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
       proxyProtocol: cfg.proxyProtocol,
       proxyHeaderTimeout: cfg.proxyHeaderTimeout,
     },
-    { ...options, workerReport: () => pool?.snapshot(), statusSections: backendSection },
+    {
+      ...options,
+      workerReport: () => pool?.snapshot(),
+      statusSections: backendSection,
+      workerMetrics: (m) => {
+        meter = m;
+        meterPool(m, () => pool);
+      },
+      notReady: proxyNotReady,
+    },
   );
   const logger = handle.logger;
   pool = new BackendPool(cfg.backends, {
@@ -69,6 +81,7 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
     checks: checkOptions(cfg),
     logger,
   });
+  pool.meter = meter;
   let spawned: SpawnedBackends | undefined;
   if (cfg.spawn !== undefined && planned !== undefined) {
     if (inWorker) {

@@ -9,6 +9,8 @@ export class BackendStats {
   total = 0;
   /** Failed connects (refused, timed out) plus connections it broke (reset, error). */
   errors = 0;
+  /** Failed connects only. */
+  connectErrors = 0;
   /** Bytes sent to it and received from it, counted when a connection closes. */
   bytesOut = 0;
   bytesIn = 0;
@@ -21,6 +23,7 @@ export interface BackendStatsSnapshot {
   active: number;
   total: number;
   errors: number;
+  connectErrors: number;
   bytesOut: number;
   bytesIn: number;
 }

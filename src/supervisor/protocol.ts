@@ -22,9 +22,9 @@ export type WorkerMessage =
   /**
    * Sent from the worker's event loop: proof that it turns. Counts are totals since start; rssBytes
    * 0 = not known; `report` is what the command asked the worker to add (the proxy's backend
-   * counters), if anything.
+   * counters), if anything; `metrics` its metric values (--metrics only: src/metrics/meter.ts).
    */
-  | { tdw: 'hb'; served: number; active: number; rssBytes: number; report?: unknown }
+  | { tdw: 'hb'; served: number; active: number; rssBytes: number; report?: unknown; metrics?: unknown }
   /** The worker asks to be replaced (served its `-n` connections, ...); it keeps serving until retired. */
   | { tdw: 'recycle'; reason: string }
   /** A message for every worker's bus (worker-bus.ts); `data` is base64. */

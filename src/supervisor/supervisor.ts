@@ -123,6 +123,8 @@ export interface SupervisorEvents {
   exit: [worker: WorkerHandle, info: ExitInfo];
   /** A message that is not part of the supervisor protocol, with the handle sent along, if any. */
   message: [worker: WorkerHandle, message: unknown, handle: unknown];
+  /** A heartbeat's metric values (--metrics; src/metrics/hub.ts merges them). */
+  metrics: [worker: WorkerHandle, values: unknown];
 }
 
 class Worker implements WorkerHandle {
@@ -529,6 +531,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       w.active = Number(msg.active) || 0;
       w.rssBytes = Number(msg.rssBytes) || undefined;
       if (msg.report !== undefined) w.report = msg.report;
+      if (msg.metrics !== undefined) this.emit('metrics', w, msg.metrics);
     } else if (msg.tdw === 'recycle') {
       this.wantRecycle(w, String(msg.reason), true);
     } else if (msg.tdw === 'bcast') {

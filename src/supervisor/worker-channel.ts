@@ -40,6 +40,8 @@ export interface WorkerChannel {
   requestRecycle(reason: string): void;
   /** What every heartbeat carries from now on besides the counts (a small JSON value). */
   setReport(report: () => unknown): void;
+  /** --metrics: this worker's metric values, sent with every heartbeat from now on. */
+  setMetrics(metrics: () => unknown): void;
   /** Sends a heartbeat now (final counts before exiting); resolves once written. */
   beat(): Promise<void>;
   /** True once a retire was asked for. */
@@ -72,6 +74,7 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
   const defaultGraceMs = Number(process.env[ENV.graceMs]) || 10_000;
   const counts = opts.counts ?? (() => ({ served: 0, active: 0 }));
   let report: (() => unknown) | undefined;
+  let metrics: (() => unknown) | undefined;
   let retiring = false;
 
   let rssBytes = 0;
@@ -84,7 +87,8 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
       // It opens /proc/self/stat, which fails out of descriptors (EMFILE): the last value goes.
     }
     const extra = report === undefined ? undefined : report();
-    send({ tdw: 'hb', served, active, rssBytes, report: extra }, done);
+    const values = metrics === undefined ? undefined : metrics();
+    send({ tdw: 'hb', served, active, rssBytes, report: extra, metrics: values }, done);
   };
   const retire = (graceMs: number, selfEnforce: boolean) => {
     if (retiring) return;
@@ -129,6 +133,9 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
     beat: () => new Promise((resolve) => heartbeat(resolve)),
     setReport: (fn) => {
       report = fn;
+    },
+    setMetrics: (fn) => {
+      metrics = fn;
     },
     get retiring() {
       return retiring;

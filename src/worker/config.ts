@@ -47,6 +47,8 @@ export interface WorkerConfig {
   tls: WorkerTls | null;
   /** --max-conns-per-ip / --max-conn-rate-per-ip are on and this worker accepts: ask the daemon before serving (src/address-admission.ts). */
   admission: boolean;
+  /** --metrics: meter the connection path and send the values with every heartbeat. */
+  metrics: boolean;
 }
 
 export function workerEnv(config: WorkerConfig): Record<string, string> {

@@ -4,10 +4,12 @@
 // An IF process serves one connection and exits when it closes.
 import { createServer, type Server, type Socket } from 'node:net';
 import { AdmissionClient } from '../address-admission.js';
+import { refused } from '../close-reasons.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { watchDescriptors } from '../fd-watch.js';
 import { createLazyLogger } from '../lazy-logger.js';
 import { createLogger, type DaemonLogger } from '../logger.js';
+import type { Meter } from '../metrics/meter.js';
 import { exitOnUncaught, keepServingOnUncaught } from '../process-guards.js';
 import { joinSupervisor } from '../supervisor/worker-channel.js';
 import { ThrottledCount } from '../throttled-count.js';
@@ -24,6 +26,8 @@ export interface RunningWorker {
   retire(graceMs: number): Promise<void>;
   /** Adds `report()` to every heartbeat (the daemon's status merges the workers' reports). */
   setReport(report: () => unknown): void;
+  /** --metrics: this worker's meter (a command adds its own values to it); undefined without. */
+  readonly meter: Meter | undefined;
 }
 
 function send(m: FromWorker): Promise<void> {
@@ -111,6 +115,9 @@ export async function startWorker(
     tracker,
     tls,
   });
+  const meter = config.metrics
+    ? (await import('../metrics/worker-metrics.js')).installWorkerMetrics(channel, runner)
+    : undefined;
   const shared = config.accept === 'shared';
   const cap = config.maxConnections;
   /** IOMP, from the daemon: stop accepting at this many open connections (fair share). */
@@ -161,7 +168,9 @@ export async function startWorker(
   const onClosed = () => {
     if (single) {
       log?.flush();
-      process.exit(0);
+      // With --metrics the last heartbeat carries this connection's counts first.
+      if (meter) void channel.beat().finally(() => process.exit(0));
+      else process.exit(0);
     } else if (shared) {
       reportSoon();
       reconcile();
@@ -191,6 +200,7 @@ export async function startWorker(
   // Counted over all of this worker's connections: a server made by an earlier listenOn still has some.
   const onAccepted = (socket: Socket) => {
     if (atCap()) {
+      refused('max_connections');
       drops.add({ max: cap, remote: socket.remoteAddress });
       socket.destroy();
       return;
@@ -270,5 +280,6 @@ export async function startWorker(
     },
     retire,
     setReport: (report) => channel.setReport(report),
+    meter,
   };
 }

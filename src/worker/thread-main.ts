@@ -3,6 +3,7 @@
 import { createServer, type Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { AdmissionClient } from '../address-admission.js';
+import { refused } from '../close-reasons.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { loadHandler } from '../handler/load.js';
 import { createLogger } from '../logger.js';
@@ -78,11 +79,15 @@ try {
     tracker,
     tls: await workerTls(config, logger),
   });
+  if (config.metrics) (await import('../metrics/worker-metrics.js')).installWorkerMetrics(channel, runner);
   const max = config.maxConnections;
   if (max > 0) {
     server.maxConnections = max;
     const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
-    server.on('drop', (d) => drops.add({ max, remote: d?.remoteAddress }));
+    server.on('drop', (d) => {
+      refused('max_connections');
+      drops.add({ max, remote: d?.remoteAddress });
+    });
   }
   const serve = (socket: Socket) => {
     served++;
