@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages of the programs the test suite starts: nats-server (the gateway's NATS queue),
 # haproxy (proxy interop and benchmarks), redis-server and redis-tools (proxy benchmarks),
-# prometheus (its promtool checks what /metrics serves).
+# prometheus (its promtool checks what /metrics serves), systemd (systemd-notify,
+# systemd-socket-activate) and python3 (the test receiver of sd_notify datagrams).
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 missing=()
-for pkg_cmd in nats-server:nats-server haproxy:haproxy redis-server:redis-server redis-tools:redis-benchmark prometheus:promtool; do
+for pkg_cmd in nats-server:nats-server haproxy:haproxy redis-server:redis-server redis-tools:redis-benchmark \
+  prometheus:promtool systemd:systemd-notify systemd:systemd-socket-activate python3:python3; do
   command -v "${pkg_cmd#*:}" >/dev/null 2>&1 || missing+=("${pkg_cmd%%:*}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

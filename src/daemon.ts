@@ -24,6 +24,9 @@ import { type ResolvedParams, type TcpdaemonParams, validateParams } from './par
 import { createPidFile, removePidFile } from './pid-file.js';
 import type { SignalInbox } from './signals.js';
 import { closeStatus, type DaemonStatus, type StatusSection, serveStatus } from './status.js';
+import { workersProblem } from './systemd/health.js';
+import { passedSocketFor, systemdSocket } from './systemd/listen-fds.js';
+import type { ServiceManager } from './systemd/notify.js';
 import type { DaemonTls } from './tls/daemon-tls.js';
 import type { Logger, Tcpmain } from './types.js';
 import { VERSION } from './version.js';
@@ -46,6 +49,8 @@ export interface DaemonOptions {
   workerMetrics?: (meter: Meter) => void;
   /** Why the command cannot take connections now (/readyz), from the serving processes' reports; undefined = it can. */
   notReady?: (reports: unknown[]) => string | undefined;
+  /** systemd (Type=notify): told of reloads and the stop; asked for the workers' health. */
+  serviceManager?: ServiceManager;
 }
 
 export interface TcpdaemonHandle extends EventEmitter {
@@ -70,7 +75,7 @@ export async function tcpdaemon(
   options: DaemonOptions = {},
 ): Promise<TcpdaemonHandle> {
   const callIndex = calls++;
-  const params = validateParams(input);
+  let params = validateParams(input);
   const worker = currentWorkerConfig() ?? takeWorkerConfig();
   if (worker) return workerHandle(params, worker, callIndex, options);
   const model = modelFor(params);
@@ -82,6 +87,8 @@ export async function tcpdaemon(
 
   const log = createLogger({ logfile, level: params.loglevel, workerId: 0 });
   const { logger } = log;
+  // -l systemd[:NAME], or an address systemd passed a socket for: that socket, not a bind.
+  params = { ...params, listenAddress: passedSocketFor(params.listenAddress, logger) };
   const tcpmain: Tcpmain =
     handlerPath === undefined ? (params.handler as Tcpmain) : await loadHandler(handlerPath, { logger });
   // Before listening: a certificate that cannot serve stops the start (TlsConfigError names the file).
@@ -185,6 +192,7 @@ export async function tcpdaemon(
       handler: handlerPath ?? '<function>',
       workers: params.workers,
       ...(params.reusePort ? { reusePort: true } : {}),
+      ...systemdSocket(params.listenAddress),
       ...(tls ? { tls: true } : {}),
       version: VERSION,
       node: process.version,
@@ -220,7 +228,9 @@ export async function tcpdaemon(
     addressGate,
     ops,
   );
-  if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
+  const service = options.serviceManager;
+  service?.watch((intervalMs) => workersProblem([running.status?.().workers], intervalMs));
+  if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined), service);
   return handle;
 }
 
@@ -397,7 +407,12 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
   }
 }
 
-function attachSignals(handle: DaemonHandle, inbox: SignalInbox, exit: (code: number) => void): void {
+function attachSignals(
+  handle: DaemonHandle,
+  inbox: SignalInbox,
+  exit: (code: number) => void,
+  service: ServiceManager | undefined,
+): void {
   let stopping = false;
   inbox.attach((sig) => {
     const { logger } = handle.log;
@@ -405,10 +420,11 @@ function attachSignals(handle: DaemonHandle, inbox: SignalInbox, exit: (code: nu
       handle.reopenLogs();
       logger.info('log file reopened (SIGUSR1)');
     } else if (sig === 'SIGHUP') {
-      if (!stopping) void handle.reload();
+      if (!stopping) void (service ? service.reloading(() => handle.reload()) : handle.reload());
     } else if (!stopping) {
       stopping = true;
       logger.info({ signal: sig }, 'stop requested');
+      service?.stopping();
       handle.close().then(
         () => exit(0),
         (err: unknown) => {

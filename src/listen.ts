@@ -51,7 +51,9 @@ async function clearedForRetry(err: unknown, addr: ListenAddress, logger: Logger
 async function tryListen(addr: ListenAddress, opts: ListenOptions): Promise<Server> {
   const server = createServer({ pauseOnConnect: opts.pauseOnConnect ?? false });
   const backlog = opts.backlog ?? 511;
-  if (addr.kind === 'unix') server.listen({ path: addr.path, backlog });
+  if (addr.kind === 'systemd') throw notResolved(addr);
+  if (addr.fd !== undefined) server.listen({ fd: addr.fd, backlog });
+  else if (addr.kind === 'unix') server.listen({ path: addr.path, backlog });
   else server.listen({ host: addr.host, port: addr.port, backlog });
   await once(server, 'listening');
   return server;
@@ -118,7 +120,16 @@ export async function bindShared(addr: ListenAddress, logger: Logger): Promise<S
 async function tryBindShared(addr: ListenAddress): Promise<SharedListener> {
   if (!createServerHandle) throw new ListenError('this Node.js cannot bind a socket for workers to share');
   let handle: RawHandle | number;
-  if (addr.kind === 'unix') {
+  if (addr.kind === 'systemd') throw notResolved(addr);
+  if (addr.fd !== undefined) {
+    // node's own check: a handle made from an fd gets neither an address nor a port.
+    handle = (createServerHandle as unknown as (a: null, p: null, t: null, fd: number) => RawHandle | number)(
+      null,
+      null,
+      null,
+      addr.fd,
+    );
+  } else if (addr.kind === 'unix') {
     handle = createServerHandle(addr.path, -1, -1);
   } else {
     const family = net.isIP(addr.host);
@@ -165,6 +176,8 @@ async function tryBindShared(addr: ListenAddress): Promise<SharedListener> {
  */
 export async function bindReusePortGroup(addr: ListenAddress, size: number): Promise<SharedListener> {
   if (addr.kind === 'unix') throw new ListenError('a unix socket has no SO_REUSEPORT group');
+  if (addr.kind === 'systemd' || addr.fd !== undefined)
+    throw new ListenError('a socket passed by systemd is one socket, not an SO_REUSEPORT group');
   if (!createServerHandle) throw new ListenError('this Node.js cannot bind a socket for workers to share');
   const family = net.isIP(addr.host);
   const ip =
@@ -207,6 +220,12 @@ export async function bindReusePortGroup(addr: ListenAddress, size: number): Pro
         });
     },
   };
+}
+
+function notResolved(addr: ListenAddress): ListenError {
+  return new ListenError(
+    `${formatAddress(addr)}: the socket passed by systemd was not looked up before listening`,
+  );
 }
 
 function errnoError(errno: number): NodeJS.ErrnoException {

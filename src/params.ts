@@ -375,9 +375,11 @@ export function validateParams(input: unknown): ResolvedParams {
     const where =
       listenAddress.kind === 'unix'
         ? 'a unix socket has no SO_REUSEPORT group'
-        : (model === 'IOMP' && workers > 1) || model === 'TLF'
-          ? undefined
-          : `model ${model}${model === 'IOMP' ? ' -c 1' : ''} accepts in the daemon`;
+        : listenAddress.kind === 'systemd'
+          ? 'a socket passed by systemd is one socket'
+          : (model === 'IOMP' && workers > 1) || model === 'TLF'
+            ? undefined
+            : `model ${model}${model === 'IOMP' ? ' -c 1' : ''} accepts in the daemon`;
     if (where) {
       throw new ParamError(`reusePort (--reuse-port) applies to IOMP -c N (N > 1) and TLF on TCP: ${where}`);
     }

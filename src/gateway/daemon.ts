@@ -17,6 +17,9 @@ import { createPidFile, removePidFile } from '../pid-file.js';
 import type { SignalInbox } from '../signals.js';
 import { closeStatus, type DaemonStatus, serveStatus } from '../status.js';
 import { Supervisor, type WorkerHandle, type WorkerSpec } from '../supervisor/index.js';
+import { workersProblem } from '../systemd/health.js';
+import { passedSocketFor, systemdSocket } from '../systemd/listen-fds.js';
+import type { ServiceManager } from '../systemd/notify.js';
 import type { Logger } from '../types.js';
 import { VERSION } from '../version.js';
 import { Acceptor } from './acceptor.js';
@@ -36,6 +39,8 @@ export interface GatewayDaemonOptions {
   signals?: SignalInbox;
   /** Called when the process should end (CLI: process.exit). */
   exit?: (code: number) => void;
+  /** systemd (Type=notify): told of reloads and the stop; asked for the processes' health. */
+  serviceManager?: ServiceManager;
 }
 
 export interface GatewayHandle {
@@ -80,6 +85,9 @@ async function start(
   if (resolved.workPath !== undefined) process.chdir(resolved.workPath);
   const log = createLogger({ logfile: resolved.logfile, level: resolved.loglevel, workerId: 0 });
   const logger = log.logger;
+  // -l systemd[:NAME], or an address systemd passed a socket for: that socket, not a bind. Looked
+  // up before any child starts: the gateway processes learn from it whether clients are on unix.
+  if (resolved.listenAddress) resolved.listenAddress = passedSocketFor(resolved.listenAddress, logger);
   // Before any child starts: they inherit it.
   const fds = raiseFdLimit();
   // A broken business module is reported before anything starts, with the path and the reason.
@@ -336,10 +344,14 @@ async function start(
       workers: workers ? resolved.businessWorkers : 0,
       gateways: gateways ? resolved.gateways : 0,
       openFiles: fds.soft ?? 'unlimited',
+      ...systemdSocket(resolved.listenAddress),
       version: VERSION,
       node: process.version,
     },
     role === 'gateway' ? 'listening' : 'workers ready',
+  );
+  options.serviceManager?.watch((intervalMs) =>
+    workersProblem([gateways?.status(), workers?.status()], intervalMs),
   );
   if (options.signals)
     attachSignals(
@@ -353,6 +365,7 @@ async function start(
         if (resolved.statusSocket !== undefined) rmSync(resolved.statusSocket, { force: true });
         for (const c of cleanup) c();
       },
+      options.serviceManager,
     );
   return handle;
 }
@@ -381,6 +394,7 @@ function attachSignals(
   inbox: SignalInbox,
   exit: (code: number) => void,
   removeFiles: () => void,
+  service: ServiceManager | undefined,
 ): void {
   let stopping = false;
   inbox.attach((sig) => {
@@ -389,10 +403,11 @@ function attachSignals(
       for (const s of supervisors) s?.broadcast({ tdw: 'reopen-log' });
       log.logger.info('log files reopened (SIGUSR1)');
     } else if (sig === 'SIGHUP') {
-      if (!stopping) void handle.reload();
+      if (!stopping) void (service ? service.reloading(() => handle.reload()) : handle.reload());
     } else if (!stopping) {
       stopping = true;
       log.logger.info({ signal: sig }, 'stop requested');
+      service?.stopping();
       handle.close().then(
         () => exit(0),
         (err: unknown) => {

@@ -83,6 +83,10 @@ export async function serveOps(
   server.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
   // A socket that goes quiet is closed (node's own answer to a bad request, 400 or 431, stays).
   server.timeout = REQUEST_TIMEOUT_MS;
+  if (address.kind === 'systemd')
+    throw new ListenError(
+      `cannot serve --metrics on ${formatAddress(address)}: give it an ip:port or a socket path`,
+    );
   try {
     if (address.kind === 'unix') server.listen({ path: address.path });
     else server.listen({ host: address.host, port: address.port });
@@ -100,7 +104,7 @@ export async function serveOps(
 /** The bound address as logged (`127.0.0.1:9100`, with the real port when 0 was asked for). */
 export function opsAddress(server: Server, asked: ListenAddress): string {
   const a = server.address() as AddressInfo | string | null;
-  if (a === null || typeof a === 'string' || asked.kind === 'unix') return formatAddress(asked);
+  if (a === null || typeof a === 'string' || asked.kind !== 'tcp') return formatAddress(asked);
   return formatAddress({ kind: 'tcp', host: asked.host, port: a.port });
 }
 

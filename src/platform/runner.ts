@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { ParamError, TcpdaemonError } from '../errors.js';
 import { keepServingOnUncaught } from '../process-guards.js';
 import { SignalInbox } from '../signals.js';
+import { takeListenFds } from '../systemd/listen-fds.js';
+import { type ServiceManager, systemdNotifier } from '../systemd/notify.js';
 import type { Logger } from '../types.js';
 import { VERSION } from '../version.js';
 import { parseCommandLine } from './command-line.js';
@@ -18,6 +20,8 @@ export interface StartOptions {
   signals: SignalInbox;
   /** Called once the command has stopped and the process should end with `code`. */
   exit: (code: number) => void;
+  /** systemd's notify socket (Type=notify): told of reloads and the stop; undefined without one. */
+  serviceManager?: ServiceManager;
 }
 
 export interface Command {
@@ -73,11 +77,21 @@ export async function runCommand(command: Command, argv: string[]): Promise<numb
   const exitCode = new Promise<number>((r) => {
     exited = r;
   });
+  // systemd's variables are this process's: taken before any child starts, so none inherits them.
+  takeListenFds();
+  const notifier = systemdNotifier();
+  notifier?.start();
   try {
-    const handle = await command.start(input, { signals: inbox, exit: exited });
+    const handle = await command.start(input, { signals: inbox, exit: exited, serviceManager: notifier });
     keepServingOnUncaught(handle.logger);
-    if (detached) reportStart({ ready: true, address: shownAddress(handle.address()) });
+    const address = handle.address();
+    notifier?.ready(
+      handle.logger,
+      address === null ? 'workers ready' : `serving on ${shownAddress(address)}`,
+    );
+    if (detached) reportStart({ ready: true, address: shownAddress(address) });
   } catch (err) {
+    await notifier?.close();
     inbox.dispose();
     const message =
       err instanceof TcpdaemonError ? err.message : `start-up failed: ${(err as Error).stack ?? String(err)}`;
@@ -85,7 +99,9 @@ export async function runCommand(command: Command, argv: string[]): Promise<numb
     write(process.stderr, `${spec.name}: ${message}`);
     return 1;
   }
-  return exitCode;
+  const code = await exitCode;
+  await notifier?.close();
+  return code;
 }
 
 function shownAddress(a: AddressInfo | string | null): string {

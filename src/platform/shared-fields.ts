@@ -11,7 +11,7 @@ export const LISTEN: Field<string> = {
   key: 'listen',
   flags: ['-l', '--listen'],
   arg: 'ADDRESS',
-  help: 'ip:port, 0:port (all IPv4), [ipv6]:port, or a unix socket path (a stale socket file is replaced; any other file there stops the start, untouched)',
+  help: 'ip:port, 0:port (all IPv4), [ipv6]:port, a unix socket path (a stale socket file is replaced; any other file there stops the start, untouched), or systemd / systemd:NAME (the socket, or the one named NAME, passed by socket activation; an address systemd passed a socket for takes that socket too)',
   parse: text,
 };
 

@@ -98,6 +98,8 @@ export interface WorkerStatus {
   served: number;
   active: number;
   rssBytes: number | undefined;
+  /** Since its last heartbeat (or readiness), ms: a worker whose loop is blocked falls silent. */
+  silentMs: number;
 }
 
 export interface SupervisorStatus {
@@ -318,6 +320,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       served: w.served,
       active: w.active,
       rssBytes: w.rssBytes,
+      silentMs: now - w.lastSignOfLife,
     }));
     return {
       workers,
