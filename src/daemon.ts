@@ -17,7 +17,8 @@ import { formatAddress } from './listen-address.js';
 import { createLogger, type DaemonLogger } from './logger.js';
 import { modelFor } from './models/index.js';
 import type { RunningModel } from './models/model.js';
-import { type ResolvedParams, type TcpdaemonParams, validateParams } from './params.js';
+import { DAEMON_FIELDS, type ResolvedParams, type TcpdaemonParams, validateParams } from './params.js';
+import { applyLive } from './platform/fields.js';
 import { createPidFile, removePidFile } from './pid-file.js';
 import type { SignalInbox } from './signals.js';
 import { closeStatus, type DaemonStatus, type StatusSection, serveStatus } from './status.js';
@@ -39,6 +40,12 @@ export interface DaemonOptions {
   workerReport?: () => unknown;
   /** Blocks the command adds to the status report, from the serving processes' reports. */
   statusSections?: (reports: unknown[]) => StatusSection[];
+  /**
+   * Called first on every reload (SIGHUP): the daemon parameters to run with from now on (their
+   * live fields are applied, see Field.live), or undefined to keep them. `applied` is called once
+   * they are. The CLI passes one when --config is given (platform/reload-config.ts).
+   */
+  reconfigure?: (logger: Logger) => { params: TcpdaemonParams; applied(): void } | undefined;
 }
 
 export interface TcpdaemonHandle extends EventEmitter {
@@ -268,6 +275,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
    * (the file may have changed after the running one read it); further calls join the queued one.
    */
   reload(): Promise<void> {
+    this.reconfigure();
     // The certificates first: workers the model replaces next start with them (or the old ones, when broken).
     this.tls?.reload();
     if (!this.running.reload) {
@@ -290,6 +298,23 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
       return this.reload();
     });
     return this.reloadQueued;
+  }
+
+  /** New live parameter values (a config reload), before the workers are replaced. */
+  private reconfigure(): void {
+    const next = this.options.reconfigure?.(this.log.logger);
+    if (!next) return;
+    let resolved: ResolvedParams;
+    try {
+      resolved = validateParams(next.params);
+    } catch (err) {
+      this.log.logger.error({ reason: (err as Error).message }, `config reload failed: ${(err as Error).message}`);
+      return;
+    }
+    const changed = applyLive(DAEMON_FIELDS, this.params, resolved);
+    if (changed.includes('loglevel')) this.log.logger.level = this.params.loglevel;
+    if (changed.length > 0) this.running.reconfigure?.();
+    next.applied();
   }
 
   reopenLogs(): void {

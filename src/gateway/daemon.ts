@@ -12,6 +12,7 @@ import { formatAddress } from '../listen-address.js';
 import { createLogger, type DaemonLogger } from '../logger.js';
 import { createCodec } from '../message/codecs/index.js';
 import { createPidFile, removePidFile } from '../pid-file.js';
+import { type ConfigSource, describeChange, logApplied, planReload } from '../platform/reload-config.js';
 import type { SignalInbox } from '../signals.js';
 import { closeStatus, type DaemonStatus, serveStatus } from '../status.js';
 import { Supervisor, type WorkerHandle, type WorkerSpec } from '../supervisor/index.js';
@@ -33,6 +34,8 @@ export interface GatewayDaemonOptions {
   signals?: SignalInbox;
   /** Called when the process should end (CLI: process.exit). */
   exit?: (code: number) => void;
+  /** With --config: what SIGHUP re-reads (limits, timeouts, supervision, log level). */
+  config?: ConfigSource;
 }
 
 export interface GatewayHandle {
@@ -119,19 +122,31 @@ async function start(
         }),
     };
   };
-  const graceMs = resolved.shutdownTimeout * 1000;
-  const supervision = {
-    logger,
-    retireGraceMs: graceMs,
+  // Functions of `resolved`: a config reload changes its live values in place.
+  const graceMs = () => resolved.shutdownTimeout * 1000;
+  const reloadable = () => ({
+    retireGraceMs: graceMs(),
     backoff: { initialMs: resolved.restartDelay * 1000, maxMs: resolved.restartDelayMax * 1000 },
     hangTimeoutMs: resolved.hangTimeout * 1000,
     maxRssBytes: resolved.maxMemory * 1048576,
-  };
+  });
+  const supervision = { logger, ...reloadable() };
+  const storeLimits = () => ({
+    maxPerName: resolved.storeMax,
+    ttlMs: resolved.storeTtlMs,
+    maxBytes: resolved.storeBytes,
+    maxNames: resolved.storeNames,
+  });
+  const acceptorLimits = () => ({
+    maxConnections: resolved.maxConnections,
+    maxConnsPerIp: resolved.maxConnsPerIp,
+  });
 
   let workers: Supervisor | undefined;
   let gateways: Supervisor | undefined;
   let server: Server | undefined;
   let hub: IpcHub | undefined;
+  let acceptor: Acceptor | undefined;
   const rpcs = new Map<number, Rpc>();
   try {
     if (role === 'worker' || ipc) {
@@ -143,15 +158,7 @@ async function start(
       });
     }
     if (ipc && role === 'gateway') {
-      hub = new IpcHub(
-        {
-          maxPerName: resolved.storeMax,
-          ttlMs: resolved.storeTtlMs,
-          maxBytes: resolved.storeBytes,
-          maxNames: resolved.storeNames,
-        },
-        logger,
-      );
+      hub = new IpcHub(storeLimits(), logger);
       const h = hub;
       workers!.on('ready', (w) => h.workerUp(w.spawnId, workerSocketPath(socketDir!, w.spawnId)));
       workers!.on('retire', (w) => h.workerGone(w.spawnId));
@@ -168,11 +175,8 @@ async function start(
 
     if (role === 'gateway') {
       const codec = createCodec(resolved.codec, { maxBody: resolved.maxBody });
-      const acceptor = new Acceptor(
-        codec,
-        { maxConnections: resolved.maxConnections, maxConnsPerIp: resolved.maxConnsPerIp },
-        logger,
-      );
+      const front = new Acceptor(codec, acceptorLimits(), logger);
+      acceptor = front;
       gateways = new Supervisor({
         ...supervision,
         spec: spec('gateway-process'),
@@ -188,7 +192,7 @@ async function start(
               return true;
             },
           });
-          rpc.on('closed', (m) => acceptor.closed(w.spawnId, (m.remotes as string[]) ?? []));
+          rpc.on('closed', (m) => front.closed(w.spawnId, (m.remotes as string[]) ?? []));
           rpcs.set(w.spawnId, rpc);
         }
         return rpc;
@@ -196,18 +200,18 @@ async function start(
       gateways.on('message', (w, m) => rpcFor(w).receive(m));
       gateways.on('ready', (w) => {
         hub?.addGateway(w, rpcFor(w));
-        acceptor.addGateway(w);
+        front.addGateway(w);
       });
-      gateways.on('retire', (w) => acceptor.retireGateway(w.spawnId));
+      gateways.on('retire', (w) => front.retireGateway(w.spawnId));
       gateways.on('exit', (w) => {
-        acceptor.removeGateway(w.spawnId);
+        front.removeGateway(w.spawnId);
         hub?.removeGateway(w.spawnId);
         rpcs.get(w.spawnId)?.closed('gateway process exited');
         rpcs.delete(w.spawnId);
       });
       await startOrFail(gateways, 'gateway');
       server = await listenOnce(resolved.listenAddress!, { pauseOnConnect: true }, logger);
-      acceptor.attach(server);
+      front.attach(server);
     }
   } catch (err) {
     server?.close();
@@ -240,6 +244,43 @@ async function start(
     });
   };
   let reloads = 0;
+  const { config: source } = options;
+  /** SIGHUP with --config: the live values of the file apply, in this process and the children. */
+  const reconfigure = () => {
+    if (!source) return;
+    const plan = planReload(source, logger);
+    if (!plan) return;
+    const next = validateGatewayParams(plan.input as GatewayParams, role);
+    const storeBefore = { max: resolved.storeMax, ttl: resolved.storeTtlMs };
+    // Non-live fields kept their running values in plan.input; the paths were absolute at start.
+    Object.assign(resolved, {
+      ...next,
+      business: resolved.business,
+      logfile: resolved.logfile,
+      pidFile: resolved.pidFile,
+      statusSocket: resolved.statusSocket,
+      tlsWorker: resolved.tlsWorker,
+    });
+    logger.level = resolved.loglevel;
+    // Children started from now on (the business workers the reload replaces) read these.
+    childEnv[CHILD_ENV.params] = JSON.stringify(resolved);
+    for (const s of [gateways, workers]) s?.reconfigure(reloadable());
+    acceptor?.setLimits(acceptorLimits());
+    hub?.store.setLimits(storeLimits());
+    const { loglevel, timeout, maxWaitingRequests, maxSessionBytes } = resolved;
+    for (const rpc of rpcs.values()) {
+      rpc.post({ gw: 'reconfigure', params: { loglevel, timeout, maxWaitingRequests, maxSessionBytes } });
+    }
+    if (role === 'gateway' && !hub && (storeBefore.max !== resolved.storeMax || storeBefore.ttl !== resolved.storeTtlMs)) {
+      // With NATS the kept messages live in the gateway processes' queue, set up at their start.
+      const changes = plan.live.filter((c) => c.field.key === 'storeMax' || c.field.key === 'storeTtl');
+      logger.warn(
+        { key: changes.map((c) => c.field.key) },
+        `needs a restart with --queue nats: ${changes.map(describeChange).join(', ')}`,
+      );
+    }
+    logApplied(plan, logger);
+  };
   const handle: GatewayHandle = {
     logger,
     address: () => server?.address() ?? null,
@@ -251,6 +292,7 @@ async function start(
         }),
       ),
     async reload() {
+      reconfigure();
       // New certificates: each gateway process swaps them in for its next handshakes.
       if (tls?.reload()) for (const rpc of rpcs.values()) rpc.post({ gw: 'tls-reload' });
       if (!workers) return;
@@ -263,8 +305,8 @@ async function start(
         logger.info({ timeoutS: resolved.shutdownTimeout }, 'stopping: no new connections');
         const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
         // Gateways first, so requests in flight still find their workers.
-        await gateways?.stop(graceMs);
-        await workers?.stop(graceMs);
+        await gateways?.stop(graceMs());
+        await workers?.stop(graceMs());
         await closed;
         if (statusServer) await closeStatus(statusServer, resolved.statusSocket!);
         hub?.close();

@@ -237,6 +237,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'maxWaitingRequests',
+    live: true,
     flags: ['--max-waiting-requests'],
     arg: 'N',
     help: 'requests waiting for a worker with room, per gateway process',
@@ -245,6 +246,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'maxConnsPerIp',
+    live: true,
     flags: ['--max-conns-per-ip'],
     arg: 'N',
     help: 'client connections from one address (0 = no limit)',
@@ -266,6 +268,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'maxSessionBytes',
+    live: true,
     flags: ['--max-session-bytes'],
     arg: 'BYTES',
     help: 'answers waiting for their turn and frames read past the in-flight bound, per connection; past it the connection is closed',
@@ -274,6 +277,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'storeMax',
+    live: true,
     flags: ['--store-max'],
     arg: 'N',
     help: 'messages kept for an offline name',
@@ -282,6 +286,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'storeTtl',
+    live: true,
     flags: ['--store-ttl'],
     arg: 'SECONDS',
     help: 'a kept message lives this long',
@@ -290,6 +295,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'storeBytes',
+    live: true,
     flags: ['--store-bytes'],
     arg: 'BYTES',
     help: 'bytes kept in all, each message with its name and bookkeeping (ipc store)',
@@ -298,6 +304,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'storeNames',
+    live: true,
     flags: ['--store-names'],
     arg: 'N',
     help: 'offline names with kept messages (ipc store)',
@@ -324,7 +331,7 @@ const GATEWAY_REFUSED = {
 };
 
 const SIGNALS_NOTE =
-  'signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the workers one by one, SIGUSR1 reopens logs';
+  'signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the workers one by one (and re-reads --config: the live values apply), SIGUSR1 reopens logs';
 
 export const GATEWAY_COMMAND: CommandSpec = {
   name: 'tcpdaemon gateway',

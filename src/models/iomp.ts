@@ -52,11 +52,14 @@ async function startInProcess(host: ModelHost): Promise<RunningModel> {
     tls,
   });
   server.on('connection', (socket) => runner.serve(socket));
-  if (params.maxConnections > 0) {
-    server.maxConnections = params.maxConnections;
-    const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
-    server.on('drop', (data) => drops.add({ max: params.maxConnections, remote: data?.remoteAddress }));
-  }
+  // 'drop' only fires under a limit; a reload may set one later.
+  const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
+  server.on('drop', (data) => drops.add({ max: params.maxConnections, remote: data?.remoteAddress }));
+  const limit = () => {
+    if (params.maxConnections > 0) server.maxConnections = params.maxConnections;
+    else if (server.maxConnections !== undefined) server.maxConnections = Number.POSITIVE_INFINITY;
+  };
+  limit();
   return {
     get connections() {
       return tracker.size;
@@ -76,6 +79,18 @@ async function startInProcess(host: ModelHost): Promise<RunningModel> {
           'reload failed; still serving with the previous handler',
         );
       }
+    },
+    reconfigure() {
+      limit();
+      Object.assign(runner.opts, {
+        params: params.params,
+        idleTimeout: params.timeout,
+        proxyProtocol: params.proxyProtocol ? { timeoutMs: params.proxyHeaderTimeout * 1000 } : undefined,
+        tcpNodelay: params.tcpNodelay,
+        tcpLinger: params.tcpLinger,
+        maxOutputBuffer: params.maxOutputBuffer,
+      });
+      runner.levelChanged();
     },
     async close(deadlineMs) {
       const cut = await tracker.drain(deadlineMs);

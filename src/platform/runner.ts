@@ -8,9 +8,11 @@ import { keepServingOnUncaught } from '../process-guards.js';
 import { SignalInbox } from '../signals.js';
 import type { Logger } from '../types.js';
 import { VERSION } from '../version.js';
-import { parseCommandLine } from './command-line.js';
+import { parseCommandLine, withConfigFile } from './command-line.js';
 import { detach, isDetachedCopy, reportStart } from './detach.js';
 import type { CommandSpec } from './fields.js';
+import { handDownInput, takeHandedDownInput } from './handed-down-input.js';
+import type { ConfigSource } from './reload-config.js';
 import { renderUsage } from './usage.js';
 
 export interface StartOptions {
@@ -18,6 +20,8 @@ export interface StartOptions {
   signals: SignalInbox;
   /** Called once the command has stopped and the process should end with `code`. */
   exit: (code: number) => void;
+  /** With --config: what SIGHUP re-reads (see reload-config.ts). */
+  config?: ConfigSource;
 }
 
 export interface Command {
@@ -40,8 +44,13 @@ export async function runCommand(command: Command, argv: string[]): Promise<numb
   const { spec } = command;
   const inbox = new SignalInbox();
   let input: Record<string, unknown>;
+  let config: ConfigSource | undefined;
   try {
-    const line = parseCommandLine(spec, argv);
+    // A re-run worker of a daemon started with --config runs with what that daemon accepted.
+    const inherited = takeHandedDownInput(spec.name, argv);
+    const line = inherited
+      ? { kind: 'run' as const, input: inherited, flags: {}, config: undefined }
+      : parseCommandLine(spec, argv);
     if (line.kind === 'help' || line.kind === 'version') {
       inbox.dispose();
       write(
@@ -51,6 +60,17 @@ export async function runCommand(command: Command, argv: string[]): Promise<numb
       return 0;
     }
     input = line.input;
+    if (line.config !== undefined) {
+      const file = line.config;
+      const { flags } = line;
+      config = {
+        fields: spec.fields,
+        current: input,
+        reread: () => withConfigFile(spec, file, flags),
+        check: (next) => command.check(next),
+        accepted: (next) => handDownInput(spec.name, argv, next),
+      };
+    }
     if (input.daemonLevel === true && input.logfile === undefined) {
       throw new ParamError(
         'daemonLevel (--daemon-level) needs --logfile: a detached daemon has no terminal to log to',
@@ -73,8 +93,10 @@ export async function runCommand(command: Command, argv: string[]): Promise<numb
   const exitCode = new Promise<number>((r) => {
     exited = r;
   });
+  // Here, not before detaching: the detached copy reads the file itself and reloads it.
+  if (config) handDownInput(spec.name, argv, input);
   try {
-    const handle = await command.start(input, { signals: inbox, exit: exited });
+    const handle = await command.start(input, { signals: inbox, exit: exited, config });
     keepServingOnUncaught(handle.logger);
     if (detached) reportStart({ ready: true, address: shownAddress(handle.address()) });
   } catch (err) {

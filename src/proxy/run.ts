@@ -4,13 +4,16 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from '../daemon.js';
 import { describeErrno, TlsConfigError } from '../errors.js';
+import { type ConfigSource, logApplied, planReload } from '../platform/reload-config.js';
 import type { Tcpmain } from '../types.js';
 import { isWorkerProcess } from '../worker/config.js';
 import type { BackendAddress, BackendSpec } from './backend.js';
 import { backendId } from './backend.js';
 import { type ProxyConfig, type ResolvedProxyConfig, validateProxyConfig } from './config.js';
+import type { ForwardOptions } from './forward.js';
 import { createProxyHandler } from './front.js';
 import { BackendPool } from './pool.js';
+import { reloadBackends, reloadForwarding } from './reload.js';
 import { planAddresses, SPAWNED_ENV, SpawnedBackends } from './spawn.js';
 import { logStatsEvery, type ProxyStatsSnapshot } from './stats.js';
 import { backendSection } from './status.js';
@@ -23,6 +26,11 @@ export interface ProxyHandle extends TcpdaemonHandle {
   readonly spawned: SpawnedBackends | undefined;
 }
 
+export interface ProxyOptions extends DaemonOptions {
+  /** With --config: what SIGHUP re-reads (backends, limits and the front's live values). */
+  config?: ConfigSource;
+}
+
 /** How long the first clients may wait for the first spawned backend to accept, ms. */
 const FIRST_BACKEND_WAIT_MS = 10_000;
 
@@ -31,8 +39,8 @@ const FIRST_BACKEND_WAIT_MS = 10_000;
  * forwards every connection to a backend. Health checks, the stats log and spawned backends run
  * until close(), which lets open connections finish before it stops the backends.
  */
-export async function startProxy(config: ProxyConfig, options: DaemonOptions = {}): Promise<ProxyHandle> {
-  const cfg = validateProxyConfig(config);
+export async function startProxy(config: ProxyConfig, options: ProxyOptions = {}): Promise<ProxyHandle> {
+  let cfg = validateProxyConfig(config);
   const backendTls = cfg.backendTls ? readBackendTls(cfg.backendTls) : undefined;
   const inWorker = isWorkerProcess();
   let planned: { addresses: BackendAddress[]; dir?: string } | undefined;
@@ -50,18 +58,32 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
   const tcpmain: Tcpmain = (socket, env) =>
     handler ? handler(socket, env) : handlerReady.then((h) => h(socket, env));
   let pool: BackendPool | undefined;
-  const handle = await tcpdaemon(
-    {
-      ...cfg.daemon,
-      listen: cfg.listen,
-      handler: tcpmain,
-      timeout: cfg.timeout,
-      // The daemon reads a balancer's PROXY header; env then names the client (hash key, --send-proxy).
-      proxyProtocol: cfg.proxyProtocol,
-      proxyHeaderTimeout: cfg.proxyHeaderTimeout,
-    },
-    { ...options, workerReport: () => pool?.snapshot(), statusSections: backendSection },
-  );
+  const forwarding: ForwardOptions = {
+    connectTimeoutMs: cfg.connectTimeoutMs,
+    retries: cfg.retries,
+    idleTimeoutMs: 0, // the daemon's --timeout covers the client socket, hence both directions
+    sendProxy: cfg.sendProxy,
+    noDelay: true,
+    backendTls,
+  };
+  const { config: source, ...daemonOptions } = options;
+  const reconfigure: DaemonOptions['reconfigure'] = source
+    ? (logger) => {
+        const plan = planReload(source, logger);
+        if (!plan) return undefined;
+        const next = validateProxyConfig(plan.input);
+        if (pool) reloadBackends(pool, cfg.backends, next.backends, logger);
+        reloadForwarding(forwarding, next);
+        cfg = next;
+        return { params: frontParams(next, tcpmain), applied: () => logApplied(plan, logger) };
+      }
+    : undefined;
+  const handle = await tcpdaemon(frontParams(cfg, tcpmain), {
+    ...daemonOptions,
+    workerReport: () => pool?.snapshot(),
+    statusSections: backendSection,
+    reconfigure,
+  });
   const logger = handle.logger;
   pool = new BackendPool(cfg.backends, {
     strategy: cfg.strategy,
@@ -85,14 +107,7 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
       await Promise.race([firstUp, spawned.firstOutcomes]);
     }
   }
-  handler = createProxyHandler(pool, {
-    connectTimeoutMs: cfg.connectTimeoutMs,
-    retries: cfg.retries,
-    idleTimeoutMs: 0, // the daemon's --timeout covers the client socket, hence both directions
-    sendProxy: cfg.sendProxy,
-    noDelay: true,
-    backendTls,
-  });
+  handler = createProxyHandler(pool, forwarding);
   ready(handler);
   logger.info(
     {
@@ -121,6 +136,19 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
     return closing;
   };
   return Object.assign(handle, { close, stats: () => pool.snapshot(), pool, spawned });
+}
+
+/** The front daemon's parameters: the daemon's own keys, with the proxy's handler. */
+function frontParams(cfg: ResolvedProxyConfig, handler: Tcpmain) {
+  return {
+    ...cfg.daemon,
+    listen: cfg.listen,
+    handler,
+    timeout: cfg.timeout,
+    // The daemon reads a balancer's PROXY header; env then names the client (hash key, --send-proxy).
+    proxyProtocol: cfg.proxyProtocol,
+    proxyHeaderTimeout: cfg.proxyHeaderTimeout,
+  };
 }
 
 /** The --backend-tls files, read once per process (TlsConfigError names one that cannot be read). */
