@@ -18,8 +18,8 @@ import { createLogger, type DaemonLogger } from './logger.js';
 import { modelFor } from './models/index.js';
 import type { RunningModel } from './models/model.js';
 import { DAEMON_FIELDS, type ResolvedParams, type TcpdaemonParams, validateParams } from './params.js';
-import { applyLive } from './platform/fields.js';
 import { createPidFile, removePidFile } from './pid-file.js';
+import { applyLive } from './platform/fields.js';
 import type { SignalInbox } from './signals.js';
 import { closeStatus, type DaemonStatus, type StatusSection, serveStatus } from './status.js';
 import type { DaemonTls } from './tls/daemon-tls.js';
@@ -308,7 +308,10 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     try {
       resolved = validateParams(next.params);
     } catch (err) {
-      this.log.logger.error({ reason: (err as Error).message }, `config reload failed: ${(err as Error).message}`);
+      this.log.logger.error(
+        { reason: (err as Error).message },
+        `config reload failed: ${(err as Error).message}`,
+      );
       return;
     }
     const changed = applyLive(DAEMON_FIELDS, this.params, resolved);

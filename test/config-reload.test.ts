@@ -9,7 +9,14 @@ import { test } from 'node:test';
 import { DAEMON_COMMAND } from '../src/params.js';
 import { renderUsage } from '../src/platform/usage.js';
 import { PROXY_COMMAND } from '../src/proxy/config.js';
-import { type DaemonProcess, FIXTURES, type LogLine, runCli, startDaemon, stopCleanly } from './helpers/daemon.js';
+import {
+  type DaemonProcess,
+  FIXTURES,
+  type LogLine,
+  runCli,
+  startDaemon,
+  stopCleanly,
+} from './helpers/daemon.js';
 import { BUSINESS, gatewayClient } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { ask, connect, readLine, roundTrip, startLoadLoop, untilClosed } from './helpers/net.js';
@@ -195,7 +202,11 @@ for (const workers of [1, 2]) {
         s.destroy();
       };
       await probe();
-      const outcome = await reloadTo(daemon, file, { listen: '127.0.0.1:0', handler: ECHO, loglevel: 'debug' });
+      const outcome = await reloadTo(daemon, file, {
+        listen: '127.0.0.1:0',
+        handler: ECHO,
+        loglevel: 'debug',
+      });
       assert.deepEqual(outcome.changes, ['--loglevel (info → debug)']);
       assert.equal(opened(), 0, 'no debug line at info');
       if (workers > 1) await daemon.waitForMsg('reload done', 30_000);
@@ -211,7 +222,9 @@ for (const workers of [1, 2]) {
   test(`proxy -c ${workers}: backends added and removed by SIGHUP under a connect loop, zero failed connections; a removed backend's open connection finishes`, async () => {
     const servers: TestServer[] = [await taggedEcho('a'), await taggedEcho('b')];
     const [a, b] = servers as [TestServer, TestServer];
-    const file = configFile({ listen: '127.0.0.1:0', backends: [`127.0.0.1:${a.port}`] });
+    // A retiring front worker (-c 2) keeps the connection opened before the reloads this long.
+    const base = { listen: '127.0.0.1:0', shutdownTimeout: 60 };
+    const file = configFile({ ...base, backends: [`127.0.0.1:${a.port}`] });
     const { daemon, port } = await startDaemon(['proxy', '--config', file.path, '-c', String(workers)]);
     const tagOf = async (): Promise<string> => {
       const s = await connect(port);
@@ -221,6 +234,11 @@ for (const workers of [1, 2]) {
         s.destroy();
       }
     };
+    const readyAt = (from: number, to: number) =>
+      daemon.logs
+        .slice(from, to)
+        .filter((l) => l.msg === 'worker ready')
+        .map((l) => l.workerPid);
     try {
       const tagLoop = loopTags(tagOf);
       await waitUntil(() => tagLoop.seen.a >= 10, 'load through backend a');
@@ -231,27 +249,42 @@ for (const workers of [1, 2]) {
       assert.equal(await readLine(kept), 'a');
 
       const added = await reloadTo(daemon, file, {
-        listen: '127.0.0.1:0',
+        ...base,
         backends: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port},weight=3`],
       });
       assert.equal(added.msg, 'config reloaded');
       if (workers > 1) await daemon.waitForMsg('reload done', 30_000);
+      const secondGeneration = daemon.logs.length;
       await waitUntil(() => tagLoop.seen.b >= 10, 'load through the added backend b', 30_000);
 
-      const removed = await reloadTo(daemon, file, { listen: '127.0.0.1:0', backends: [`127.0.0.1:${b.port}`] });
+      const removed = await reloadTo(daemon, file, { ...base, backends: [`127.0.0.1:${b.port}`] });
       assert.equal(removed.msg, 'config reloaded');
       if (workers > 1) {
         await daemon.waitForLog(
           (l) => l.msg === 'reload done' && l !== daemon.logs.find((x) => x.msg === 'reload done'),
           30_000,
         );
+        // The workers that still had backend a must be gone (they may accept until told to retire).
+        const replaced = readyAt(0, secondGeneration).slice(-workers);
+        await waitUntil(
+          () =>
+            replaced.every((pid) =>
+              daemon.logs.some((l) => l.msg === 'worker exited' && l.workerPid === pid),
+            ) || undefined,
+          'the workers of the first reload to exit',
+          30_000,
+        );
       }
-      const aAfter = tagLoop.seen.a;
+      const removedAt = Date.now();
       const bAfter = tagLoop.seen.b;
       await waitUntil(() => tagLoop.seen.b >= bAfter + 20, 'load after the removal', 30_000);
       const stats = await tagLoop.stop();
       assert.deepEqual(stats.errors, []);
-      assert.equal(tagLoop.seen.a, aAfter, 'no new connection to the removed backend');
+      assert.deepEqual(
+        tagLoop.events.filter((e) => e.tag === 'a' && e.at > removedAt),
+        [],
+        'no new connection to the removed backend',
+      );
       // The connection opened on a before its removal still goes through to a.
       assert.equal(await roundTrip(kept, 'still there'), 'still there');
       kept.destroy();
@@ -265,14 +298,18 @@ for (const workers of [1, 2]) {
 /** Two connect loops asking `tagOf` which backend answered; counts per tag and failures. */
 function loopTags(tagOf: () => Promise<string>) {
   const seen: Record<string, number> = { a: 0, b: 0 };
+  /** Which backend answered each connection, and when it was opened (Date.now()). */
+  const events: { tag: string; at: number }[] = [];
   const errors: string[] = [];
   let running = true;
   const deadline = Date.now() + 60_000;
   const loop = async () => {
     while (running && Date.now() < deadline) {
+      const at = Date.now();
       try {
         const tag = await tagOf();
         seen[tag] = (seen[tag] ?? 0) + 1;
+        events.push({ tag, at });
       } catch (err) {
         if (errors.length < 20) errors.push((err as NodeJS.ErrnoException).code ?? (err as Error).message);
       }
@@ -282,6 +319,7 @@ function loopTags(tagOf: () => Promise<string>) {
   const loops = [loop(), loop()];
   return {
     seen,
+    events,
     async stop() {
       running = false;
       await Promise.all(loops);
@@ -326,7 +364,8 @@ test('help says which values SIGHUP applies live, from the declarations', () => 
   const help = renderUsage(DAEMON_COMMAND);
   const line = help.split('\n').find((l) => l.includes('SIGHUP re-reads it'));
   assert.ok(line, help);
-  for (const flag of ['--timeout', '--max-connections', '--loglevel', '--max-waiting']) assert.ok(line.includes(flag), line);
+  for (const flag of ['--timeout', '--max-connections', '--loglevel', '--max-waiting'])
+    assert.ok(line.includes(flag), line);
   for (const flag of ['-l', '-m', '-c', '-s']) assert.ok(!line.includes(` ${flag},`), line);
   const proxyHelp = renderUsage(PROXY_COMMAND);
   assert.match(proxyHelp, /SIGHUP re-reads it: .*--backend/);

@@ -20,7 +20,10 @@ const DAEMON: Command = {
         ? (logger) => {
             const plan = planReload(config, logger);
             if (!plan) return undefined;
-            return { params: plan.input as unknown as TcpdaemonParams, applied: () => logApplied(plan, logger) };
+            return {
+              params: plan.input as unknown as TcpdaemonParams,
+              applied: () => logApplied(plan, logger),
+            };
           }
         : undefined,
     });

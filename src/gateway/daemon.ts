@@ -271,7 +271,11 @@ async function start(
     for (const rpc of rpcs.values()) {
       rpc.post({ gw: 'reconfigure', params: { loglevel, timeout, maxWaitingRequests, maxSessionBytes } });
     }
-    if (role === 'gateway' && !hub && (storeBefore.max !== resolved.storeMax || storeBefore.ttl !== resolved.storeTtlMs)) {
+    if (
+      role === 'gateway' &&
+      !hub &&
+      (storeBefore.max !== resolved.storeMax || storeBefore.ttl !== resolved.storeTtlMs)
+    ) {
       // With NATS the kept messages live in the gateway processes' queue, set up at their start.
       const changes = plan.live.filter((c) => c.field.key === 'storeMax' || c.field.key === 'storeTtl');
       logger.warn(

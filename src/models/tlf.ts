@@ -45,7 +45,10 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
       start(ctx) {
         // Per start, from host.params: a thread started after a config reload gets its values
         // (--max-connections is split evenly: each thread holds at most its share).
-        const data: ThreadData = { config: workerConfig(host, { accept: 'shared' }), keeperFd: keeperFd(ctx.slot) };
+        const data: ThreadData = {
+          config: workerConfig(host, { accept: 'shared' }),
+          keeperFd: keeperFd(ctx.slot),
+        };
         const thread = new Worker(entry, { workerData: data, env: { ...process.env, ...ctx.env } });
         thread.on('error', (err) => logger.error({ err, slot: ctx.slot }, 'thread failed'));
         return new ThreadProcess(thread, params.shutdownTimeout * 1000);

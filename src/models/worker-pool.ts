@@ -2,9 +2,9 @@
 // built from the daemon's parameters, and a start that fails fast when workers cannot start at all.
 import { fork } from 'node:child_process';
 import { WorkerStartError } from '../errors.js';
+import type { ResolvedParams } from '../params.js';
 import { Supervisor } from '../supervisor/index.js';
 import type { ExitInfo, SupervisorOptions, WorkerHandle } from '../supervisor/supervisor.js';
-import type { ResolvedParams } from '../params.js';
 import { type WorkerConfig, workerEnv } from '../worker/config.js';
 import { entryLaunch, rerunLaunch } from '../worker/launch.js';
 import { isModelMessage } from '../worker/messages.js';

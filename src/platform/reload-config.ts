@@ -102,4 +102,3 @@ function shown(v: unknown): string {
   if (typeof v === 'string') return v;
   return JSON.stringify(v);
 }
-

@@ -184,7 +184,10 @@ const BALANCING_FIELDS: readonly Field[] = [
     'seconds between TCP connect checks of each backend (0 = off)',
     '2',
   ),
-  { ...secondsField('connectTimeout', '--connect-timeout', 'per connect attempt to a backend', '3'), live: true },
+  {
+    ...secondsField('connectTimeout', '--connect-timeout', 'per connect attempt to a backend', '3'),
+    live: true,
+  },
   {
     key: 'retries',
     live: true,

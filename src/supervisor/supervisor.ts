@@ -387,9 +387,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const backoff = { ...this.backoff, ...opts.backoff };
     checkBackoff(backoff);
     this.backoff = backoff;
-    if (opts.hangTimeoutMs !== undefined) this.hangTimeoutMs = nonNegative('hangTimeoutMs', opts.hangTimeoutMs);
+    if (opts.hangTimeoutMs !== undefined)
+      this.hangTimeoutMs = nonNegative('hangTimeoutMs', opts.hangTimeoutMs);
     if (opts.maxRssBytes !== undefined) this.maxRssBytes = nonNegative('maxRssBytes', opts.maxRssBytes);
-    if (opts.retireGraceMs !== undefined) this.retireGraceMs = nonNegative('retireGraceMs', opts.retireGraceMs);
+    if (opts.retireGraceMs !== undefined)
+      this.retireGraceMs = nonNegative('retireGraceMs', opts.retireGraceMs);
     const heartbeatMs = this.heartbeatFixed ? this.heartbeatMs : defaultHeartbeatMs(this.hangTimeoutMs);
     if (heartbeatMs === this.heartbeatMs || this.tickTimer === undefined || this.stopping) return;
     this.heartbeatMs = heartbeatMs;
