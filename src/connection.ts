@@ -173,11 +173,16 @@ export class ConnectionRunner {
   /** Lines a peer can cause once per connection (lost, timed out, header refused): counted per peer. */
   readonly peerLog: PeerLog;
   private seq = 0;
-  private readonly debug: boolean;
+  private debug: boolean;
 
   constructor(readonly opts: RunnerOptions) {
     this.debug = opts.logger.isLevelEnabled('debug');
     this.peerLog = new PeerLog(opts.logger);
+  }
+
+  /** The logger's level changed (config reload): per-connection debug lines follow it. */
+  levelChanged(): void {
+    this.debug = this.opts.logger.isLevelEnabled('debug');
   }
 
   /** Serves one accepted socket; never throws. */

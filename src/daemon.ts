@@ -20,8 +20,9 @@ import type { DaemonOps } from './metrics/daemon-ops.js';
 import type { Meter } from './metrics/meter.js';
 import { modelFor } from './models/index.js';
 import type { RunningModel } from './models/model.js';
-import { type ResolvedParams, type TcpdaemonParams, validateParams } from './params.js';
+import { DAEMON_FIELDS, type ResolvedParams, type TcpdaemonParams, validateParams } from './params.js';
 import { createPidFile, removePidFile } from './pid-file.js';
+import { applyLive } from './platform/fields.js';
 import type { SignalInbox } from './signals.js';
 import { closeStatus, type DaemonStatus, type StatusSection, serveStatus } from './status.js';
 import { workersProblem } from './systemd/health.js';
@@ -51,6 +52,12 @@ export interface DaemonOptions {
   notReady?: (reports: unknown[]) => string | undefined;
   /** systemd (Type=notify): told of reloads and the stop; asked for the workers' health. */
   serviceManager?: ServiceManager;
+  /**
+   * Called first on every reload (SIGHUP): the daemon parameters to run with from now on (their
+   * live fields are applied, see Field.live), or undefined to keep them. `applied` is called once
+   * they are. The CLI passes one when --config is given (platform/reload-config.ts).
+   */
+  reconfigure?: (logger: Logger) => { params: TcpdaemonParams; applied(): void } | undefined;
 }
 
 export interface TcpdaemonHandle extends EventEmitter {
@@ -330,6 +337,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
    * (the file may have changed after the running one read it); further calls join the queued one.
    */
   reload(): Promise<void> {
+    this.reconfigure();
     // The certificates first: workers the model replaces next start with them (or the old ones, when broken).
     this.tls?.reload();
     if (!this.running.reload) {
@@ -353,6 +361,26 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
       return this.reload();
     });
     return this.reloadQueued;
+  }
+
+  /** New live parameter values (a config reload), before the workers are replaced. */
+  private reconfigure(): void {
+    const next = this.options.reconfigure?.(this.log.logger);
+    if (!next) return;
+    let resolved: ResolvedParams;
+    try {
+      resolved = validateParams(next.params);
+    } catch (err) {
+      this.log.logger.error(
+        { reason: (err as Error).message },
+        `config reload failed: ${(err as Error).message}`,
+      );
+      return;
+    }
+    const changed = applyLive(DAEMON_FIELDS, this.params, resolved);
+    if (changed.includes('loglevel')) this.log.logger.level = this.params.loglevel;
+    if (changed.length > 0) this.running.reconfigure?.();
+    next.applied();
   }
 
   reopenLogs(): void {

@@ -186,6 +186,7 @@ export const DAEMON_FIELDS: readonly Field[] = [
   withHelp(WORKERS, 'workers: processes (IOMP, LF, IF) or threads (TLF)'),
   {
     key: 'recycleAfter',
+    live: true,
     flags: ['-n', '--recycle-after'],
     arg: 'N',
     help: 'recycle a worker after N connections (0 = never)',
@@ -200,6 +201,7 @@ export const DAEMON_FIELDS: readonly Field[] = [
   },
   {
     key: 'proxyHeaderTimeout',
+    live: true,
     flags: ['--proxy-header-timeout'],
     arg: 'SECONDS',
     help: 'the PROXY header must arrive within this',
@@ -225,6 +227,7 @@ export const DAEMON_FIELDS: readonly Field[] = [
   },
   {
     key: 'maxWaiting',
+    live: true,
     flags: ['--max-waiting'],
     arg: 'Q',
     help: 'LF, IF: connections that may wait for a free worker; more are closed, logged',
@@ -233,6 +236,7 @@ export const DAEMON_FIELDS: readonly Field[] = [
   },
   {
     key: 'waitTimeout',
+    live: true,
     flags: ['--wait-timeout'],
     arg: 'SECONDS',
     help: 'LF, IF: close a connection that waited this long for a free worker (0 = never)',
@@ -241,6 +245,7 @@ export const DAEMON_FIELDS: readonly Field[] = [
   },
   {
     key: 'maxOutputBuffer',
+    live: true,
     flags: ['--max-output-buffer'],
     arg: 'BYTES',
     help: 'close a connection with more than this written but unsent (a peer that does not read; 0 = no limit)',
@@ -261,12 +266,14 @@ export const DAEMON_FIELDS: readonly Field[] = [
   },
   {
     key: 'tcpNodelay',
+    live: true,
     flags: ['--tcp-nodelay'],
     help: "disable Nagle's algorithm on accepted sockets",
     parse: boolean,
   },
   {
     key: 'tcpLinger',
+    live: true,
     flags: ['--tcp-linger'],
     arg: 'N',
     help: '0: close with RST; N: after our FIN, RST if the peer has not closed in N s',
@@ -294,7 +301,8 @@ export const DAEMON_COMMAND: CommandSpec = {
   footer: `signals: SIGTERM/SIGINT stop gracefully (a second one forces), SIGUSR1 reopens the log file,
          SIGHUP reloads the workers of IOMP -c N, LF and TLF one by one, and IF's spares
          (new handler code, no connection refused) and re-reads the TLS certificates
-         (a broken one is logged and the previous one kept)`,
+         (a broken one is logged and the previous one kept); with --config it first re-reads
+         the file (live values apply, others are logged as needing a restart)`,
 };
 
 /** Validates library/CLI/config input; throws ParamError with a one-line reason. */

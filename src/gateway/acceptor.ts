@@ -44,6 +44,11 @@ export class Acceptor {
     this.refusals = new ThrottledCount(logger, 'client connection refused');
   }
 
+  /** A config reload: new limits for connections accepted from now on (open ones stay). */
+  setLimits(limits: AcceptorLimits): void {
+    Object.assign(this.limits, limits);
+  }
+
   attach(server: Server): void {
     server.on('connection', (socket) => this.accept(socket));
   }

@@ -14,6 +14,7 @@ import { createLogger, type DaemonLogger } from '../logger.js';
 import { createCodec } from '../message/codecs/index.js';
 import type { DaemonOps } from '../metrics/daemon-ops.js';
 import { createPidFile, removePidFile } from '../pid-file.js';
+import { type ConfigSource, describeChange, logApplied, planReload } from '../platform/reload-config.js';
 import type { SignalInbox } from '../signals.js';
 import { closeStatus, type DaemonStatus, serveStatus } from '../status.js';
 import { Supervisor, type WorkerHandle, type WorkerSpec } from '../supervisor/index.js';
@@ -41,6 +42,8 @@ export interface GatewayDaemonOptions {
   exit?: (code: number) => void;
   /** systemd (Type=notify): told of reloads and the stop; asked for the processes' health. */
   serviceManager?: ServiceManager;
+  /** With --config: what SIGHUP re-reads (limits, timeouts, supervision, log level). */
+  config?: ConfigSource;
 }
 
 export interface GatewayHandle {
@@ -130,14 +133,23 @@ async function start(
         }),
     };
   };
-  const graceMs = resolved.shutdownTimeout * 1000;
-  const supervision = {
-    logger,
-    retireGraceMs: graceMs,
+  // Functions of `resolved`: a config reload changes its live values in place.
+  const graceMs = () => resolved.shutdownTimeout * 1000;
+  const reloadable = () => ({
+    retireGraceMs: graceMs(),
     backoff: { initialMs: resolved.restartDelay * 1000, maxMs: resolved.restartDelayMax * 1000 },
     hangTimeoutMs: resolved.hangTimeout * 1000,
     maxRssBytes: resolved.maxMemory * 1048576,
-  };
+  });
+  const supervision = { logger, ...reloadable() };
+  const storeLimits = () => ({
+    maxPerName: resolved.storeMax,
+    ttlMs: resolved.storeTtlMs,
+    maxBytes: resolved.storeBytes,
+    maxNames: resolved.storeNames,
+  });
+  // The per-address gate is built once (its limits need a restart); the connection limit is live.
+  const acceptorLimits = () => ({ maxConnections: resolved.maxConnections, addressGate });
 
   let workers: Supervisor | undefined;
   let gateways: Supervisor | undefined;
@@ -167,6 +179,7 @@ async function start(
       throw err;
     }
   }
+  let acceptor: Acceptor | undefined;
   const rpcs = new Map<number, Rpc>();
   try {
     if (role === 'worker' || ipc) {
@@ -179,15 +192,7 @@ async function start(
       ops?.hub.watch(workers, WORKER_LABEL);
     }
     if (ipc && role === 'gateway') {
-      hub = new IpcHub(
-        {
-          maxPerName: resolved.storeMax,
-          ttlMs: resolved.storeTtlMs,
-          maxBytes: resolved.storeBytes,
-          maxNames: resolved.storeNames,
-        },
-        logger,
-      );
+      hub = new IpcHub(storeLimits(), logger);
       const h = hub;
       workers!.on('ready', (w) => h.workerUp(w.spawnId, workerSocketPath(socketDir!, w.spawnId)));
       workers!.on('retire', (w) => h.workerGone(w.spawnId));
@@ -205,7 +210,8 @@ async function start(
     if (role === 'gateway') {
       const codec = createCodec(resolved.codec, { maxBody: resolved.maxBody });
       addressGate = addressGateFor(resolved, logger);
-      const acceptor = new Acceptor(codec, { maxConnections: resolved.maxConnections, addressGate }, logger);
+      const front = new Acceptor(codec, acceptorLimits(), logger);
+      acceptor = front;
       gateways = new Supervisor({
         ...supervision,
         spec: spec('gateway-process'),
@@ -222,7 +228,7 @@ async function start(
               return true;
             },
           });
-          rpc.on('closed', (m) => acceptor.closed(w.spawnId, (m.remotes as string[]) ?? []));
+          rpc.on('closed', (m) => front.closed(w.spawnId, (m.remotes as string[]) ?? []));
           rpcs.set(w.spawnId, rpc);
         }
         return rpc;
@@ -230,18 +236,18 @@ async function start(
       gateways.on('message', (w, m) => rpcFor(w).receive(m));
       gateways.on('ready', (w) => {
         hub?.addGateway(w, rpcFor(w));
-        acceptor.addGateway(w);
+        front.addGateway(w);
       });
-      gateways.on('retire', (w) => acceptor.retireGateway(w.spawnId));
+      gateways.on('retire', (w) => front.retireGateway(w.spawnId));
       gateways.on('exit', (w) => {
-        acceptor.removeGateway(w.spawnId);
+        front.removeGateway(w.spawnId);
         hub?.removeGateway(w.spawnId);
         rpcs.get(w.spawnId)?.closed('gateway process exited');
         rpcs.delete(w.spawnId);
       });
       await startOrFail(gateways, 'gateway');
       server = await listenOnce(resolved.listenAddress!, { pauseOnConnect: true }, logger);
-      acceptor.attach(server);
+      front.attach(server);
     }
   } catch (err) {
     server?.close();
@@ -280,6 +286,47 @@ async function start(
     });
   };
   let reloads = 0;
+  const { config: source } = options;
+  /** SIGHUP with --config: the live values of the file apply, in this process and the children. */
+  const reconfigure = () => {
+    if (!source) return;
+    const plan = planReload(source, logger);
+    if (!plan) return;
+    const next = validateGatewayParams(plan.input as GatewayParams, role);
+    const storeBefore = { max: resolved.storeMax, ttl: resolved.storeTtlMs };
+    // Non-live fields kept their running values in plan.input; the paths were absolute at start.
+    Object.assign(resolved, {
+      ...next,
+      business: resolved.business,
+      logfile: resolved.logfile,
+      pidFile: resolved.pidFile,
+      statusSocket: resolved.statusSocket,
+      tlsWorker: resolved.tlsWorker,
+    });
+    logger.level = resolved.loglevel;
+    // Children started from now on (the business workers the reload replaces) read these.
+    childEnv[CHILD_ENV.params] = JSON.stringify(resolved);
+    for (const s of [gateways, workers]) s?.reconfigure(reloadable());
+    acceptor?.setLimits(acceptorLimits());
+    hub?.store.setLimits(storeLimits());
+    const { loglevel, timeout, maxWaitingRequests, maxSessionBytes } = resolved;
+    for (const rpc of rpcs.values()) {
+      rpc.post({ gw: 'reconfigure', params: { loglevel, timeout, maxWaitingRequests, maxSessionBytes } });
+    }
+    if (
+      role === 'gateway' &&
+      !hub &&
+      (storeBefore.max !== resolved.storeMax || storeBefore.ttl !== resolved.storeTtlMs)
+    ) {
+      // With NATS the kept messages live in the gateway processes' queue, set up at their start.
+      const changes = plan.live.filter((c) => c.field.key === 'storeMax' || c.field.key === 'storeTtl');
+      logger.warn(
+        { key: changes.map((c) => c.field.key) },
+        `needs a restart with --queue nats: ${changes.map(describeChange).join(', ')}`,
+      );
+    }
+    logApplied(plan, logger);
+  };
   const handle: GatewayHandle = {
     logger,
     address: () => server?.address() ?? null,
@@ -291,6 +338,7 @@ async function start(
         }),
       ),
     async reload() {
+      reconfigure();
       // New certificates: each gateway process swaps them in for its next handshakes.
       if (tls?.reload()) for (const rpc of rpcs.values()) rpc.post({ gw: 'tls-reload' });
       if (!workers) return;
@@ -309,12 +357,12 @@ async function start(
           );
           await new Promise((r) => setTimeout(r, drainDelay * 1000));
         }
-        const graceMs = (resolved.shutdownTimeout - (server ? drainDelay : 0)) * 1000;
-        logger.info({ timeoutS: graceMs / 1000 }, 'stopping: no new connections');
+        const stopGraceMs = (resolved.shutdownTimeout - (server ? drainDelay : 0)) * 1000;
+        logger.info({ timeoutS: stopGraceMs / 1000 }, 'stopping: no new connections');
         const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
         // Gateways first, so requests in flight still find their workers.
-        await gateways?.stop(graceMs);
-        await workers?.stop(graceMs);
+        await gateways?.stop(stopGraceMs);
+        await workers?.stop(stopGraceMs);
         await closed;
         if (statusServer) await closeStatus(statusServer, resolved.statusSocket!);
         await ops?.close();

@@ -132,6 +132,17 @@ rpc.on('conn', (m, handle) => {
   runner.serve(socket, { address: String(m.address), port: Number(m.port) });
 });
 rpc.on('stats', () => server?.stats);
+// A config reload in the daemon: the live values this process applies to what comes next.
+rpc.on('reconfigure', (m) => {
+  const next = m.params as Pick<
+    typeof params,
+    'loglevel' | 'timeout' | 'maxWaitingRequests' | 'maxSessionBytes'
+  >;
+  log.logger.level = next.loglevel;
+  runner.levelChanged();
+  runner.opts.idleTimeout = next.timeout;
+  server?.setLimits({ maxWaiting: next.maxWaitingRequests, maxSessionBytes: next.maxSessionBytes });
+});
 
 channel.ready();
 logger.debug({ instance }, 'gateway ready');

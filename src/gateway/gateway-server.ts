@@ -153,6 +153,11 @@ export class GatewayServer {
     });
   }
 
+  /** A config reload: new bounds for what comes from now on. */
+  setLimits(limits: Pick<GatewayServerOptions, 'maxSessionBytes' | 'maxWaiting'>): void {
+    Object.assign(this.opts, limits);
+  }
+
   /** The queue's callbacks; pass them when opening the queue, then `attach` it. */
   readonly events: GatewayQueueEvents = {
     reply: (id, msgid, body) => {

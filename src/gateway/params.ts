@@ -247,6 +247,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'maxWaitingRequests',
+    live: true,
     flags: ['--max-waiting-requests'],
     arg: 'N',
     help: 'requests waiting for a worker with room, per gateway process',
@@ -269,6 +270,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'maxSessionBytes',
+    live: true,
     flags: ['--max-session-bytes'],
     arg: 'BYTES',
     help: 'answers waiting for their turn and frames read past the in-flight bound, per connection; past it the connection is closed',
@@ -277,6 +279,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'storeMax',
+    live: true,
     flags: ['--store-max'],
     arg: 'N',
     help: 'messages kept for an offline name',
@@ -285,6 +288,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'storeTtl',
+    live: true,
     flags: ['--store-ttl'],
     arg: 'SECONDS',
     help: 'a kept message lives this long',
@@ -293,6 +297,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'storeBytes',
+    live: true,
     flags: ['--store-bytes'],
     arg: 'BYTES',
     help: 'bytes kept in all, each message with its name and bookkeeping (ipc store)',
@@ -301,6 +306,7 @@ const GATEWAY_OWN: readonly Field[] = [
   },
   {
     key: 'storeNames',
+    live: true,
     flags: ['--store-names'],
     arg: 'N',
     help: 'offline names with kept messages (ipc store)',
@@ -327,7 +333,7 @@ const GATEWAY_REFUSED = {
 };
 
 const SIGNALS_NOTE =
-  'signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the workers one by one, SIGUSR1 reopens logs';
+  'signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the workers one by one (and re-reads --config: the live values apply), SIGUSR1 reopens logs';
 
 export const GATEWAY_COMMAND: CommandSpec = {
   name: 'tcpdaemon gateway',

@@ -52,6 +52,11 @@ export class MessageStore {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** A config reload: new bounds for messages put from now on (what is held stays until it expires or is taken). */
+  setLimits(limits: StoreLimits): void {
+    Object.assign(this.limits, limits);
+  }
+
   /** Messages held across all names. */
   get size(): number {
     return this.count;

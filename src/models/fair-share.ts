@@ -81,6 +81,13 @@ export class FairShare {
     if (this.loads.delete(w)) this.update();
   }
 
+  /** A config reload changed --max-connections (workers take their new cap as they are replaced). */
+  setPerWorkerMax(perWorkerMax: number): void {
+    if (perWorkerMax === this.opts.perWorkerMax) return;
+    this.opts.perWorkerMax = perWorkerMax;
+    this.update();
+  }
+
   report(w: WorkerHandle, active: number): void {
     const e = this.loads.get(w);
     if (!e) return;

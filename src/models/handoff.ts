@@ -10,7 +10,7 @@ import type { Logger } from '../types.js';
 import type { ToWorker } from '../worker/messages.js';
 import { openHandoffWarmup } from './handoff-warmup.js';
 import type { ModelHost, RunningModel } from './model.js';
-import { startWorkers } from './worker-pool.js';
+import { startWorkers, supervision } from './worker-pool.js';
 
 /**
  * Feeds the daemon's accepted sockets to `handoff`, gives it the supervisor's workers as they come
@@ -58,6 +58,22 @@ export async function serveByHandoff(
     reload: async () => {
       await supervisor.reload();
     },
+    reconfigure: () => {
+      const { params } = host;
+      supervisor.reconfigure(supervision(params));
+      handoff.setLimits(handoffLimits(params));
+    },
+  };
+}
+
+/** The daemon's limits on connections handed to workers, from the parameters. */
+export function handoffLimits(
+  params: ModelHost['params'],
+): Pick<HandoffOptions, 'maxConnections' | 'maxWaiting' | 'waitTimeoutMs'> {
+  return {
+    maxConnections: params.maxConnections,
+    maxWaiting: params.maxWaiting,
+    waitTimeoutMs: params.waitTimeout * 1000,
   };
 }
 
@@ -116,6 +132,11 @@ export class Handoff {
       opts.logger,
       'connection closed: waited --wait-timeout for a free worker',
     );
+  }
+
+  /** A config reload: new limits for connections offered from now on (waiting ones keep their deadline). */
+  setLimits(limits: Pick<HandoffOptions, 'maxConnections' | 'maxWaiting' | 'waitTimeoutMs'>): void {
+    Object.assign(this.opts, limits);
   }
 
   /** Connections accepted and waiting for a free worker. */

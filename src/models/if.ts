@@ -5,7 +5,7 @@
 // processes hold connections; above that, or while no spare is ready, connections wait (bounded).
 // At stop, connection processes are retired with the spares: env.signal aborts, and they get
 // --shutdown-timeout to finish.
-import { Handoff, serveByHandoff } from './handoff.js';
+import { Handoff, handoffLimits, serveByHandoff } from './handoff.js';
 import type { Model, ModelHost, RunningModel } from './model.js';
 import { createSupervisor, workerLaunchProblem } from './worker-pool.js';
 
@@ -18,12 +18,10 @@ export const instantFork: Model = {
 
 function startIf(host: ModelHost): Promise<RunningModel> {
   const { params, logger } = host;
-  const supervisor = createSupervisor(host, { accept: 'single', perWorkerMax: 0, size: params.spares });
+  const supervisor = createSupervisor(host, { accept: 'single', size: params.spares });
   const handoff = new Handoff({
     logger,
-    maxConnections: params.maxConnections,
-    maxWaiting: params.maxWaiting,
-    waitTimeoutMs: params.waitTimeout * 1000,
+    ...handoffLimits(params),
     maxBusy: params.workers,
     onHandout: (w) => supervisor.take(w),
     addressGate: host.addressGate,

@@ -9,17 +9,16 @@ import type { WorkerHandle } from '../supervisor/supervisor.js';
 import { type FromWorker, isModelMessage, type ToWorker } from '../worker/messages.js';
 import { FairShare } from './fair-share.js';
 import type { ModelHost, RunningModel } from './model.js';
-import { createSupervisor, startWorkers } from './worker-pool.js';
+import { createSupervisor, perWorkerShare, startWorkers, supervision } from './worker-pool.js';
 
 export async function startIompWorkers(host: ModelHost): Promise<RunningModel> {
   const { params } = host;
   const shared = host.shared;
   if (!shared) throw new Error('IOMP -c N needs the shared listening socket');
   // --max-connections is split evenly: each worker holds at most its share and closes the excess.
-  const perWorkerMax = params.maxConnections > 0 ? Math.ceil(params.maxConnections / params.workers) : 0;
-  const supervisor = createSupervisor(host, { accept: 'shared', perWorkerMax });
+  const supervisor = createSupervisor(host, { accept: 'shared' });
   const fair = new FairShare({
-    perWorkerMax,
+    perWorkerMax: perWorkerShare(params),
     enabled: params.listenAddress.kind === 'tcp' && !params.reusePort,
   });
   const listen: ToWorker = { tdm: 'listen' };
@@ -48,6 +47,11 @@ export async function startIompWorkers(host: ModelHost): Promise<RunningModel> {
     status: () => ({ workers: supervisor.status(), reports: supervisor.reports() }),
     reload: async () => {
       await supervisor.reload();
+    },
+    // Workers take their new share as the reload replaces them.
+    reconfigure: () => {
+      supervisor.reconfigure(supervision(params));
+      fair.setPerWorkerMax(perWorkerShare(params));
     },
   };
 }

@@ -58,14 +58,17 @@ async function startInProcess(host: ModelHost): Promise<RunningModel> {
   const gate = host.addressGate;
   const serve = (socket: Socket) => runner.serve(socket);
   server.on('connection', gate ? (socket: Socket) => admitHere(gate, socket, serve) : serve);
-  if (params.maxConnections > 0) {
-    server.maxConnections = params.maxConnections;
-    const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
-    server.on('drop', (data) => {
-      refused('max_connections');
-      drops.add({ max: params.maxConnections, remote: data?.remoteAddress });
-    });
-  }
+  // 'drop' only fires under a limit; a reload may set one later.
+  const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
+  server.on('drop', (data) => {
+    refused('max_connections');
+    drops.add({ max: params.maxConnections, remote: data?.remoteAddress });
+  });
+  const limit = () => {
+    if (params.maxConnections > 0) server.maxConnections = params.maxConnections;
+    else if (server.maxConnections !== undefined) server.maxConnections = Number.POSITIVE_INFINITY;
+  };
+  limit();
   return {
     get connections() {
       return tracker.size;
@@ -85,6 +88,18 @@ async function startInProcess(host: ModelHost): Promise<RunningModel> {
           'reload failed; still serving with the previous handler',
         );
       }
+    },
+    reconfigure() {
+      limit();
+      Object.assign(runner.opts, {
+        params: params.params,
+        idleTimeout: params.timeout,
+        proxyProtocol: params.proxyProtocol ? { timeoutMs: params.proxyHeaderTimeout * 1000 } : undefined,
+        tcpNodelay: params.tcpNodelay,
+        tcpLinger: params.tcpLinger,
+        maxOutputBuffer: params.maxOutputBuffer,
+      });
+      runner.levelChanged();
     },
     async close(deadlineMs) {
       const cut = await tracker.drain(deadlineMs);

@@ -4,7 +4,7 @@
 // daemon (accepted, not refused) until one is free.
 import type { WorkerHandle } from '../supervisor/supervisor.js';
 import { type FromWorker, isModelMessage } from '../worker/messages.js';
-import { Handoff, serveByHandoff } from './handoff.js';
+import { Handoff, handoffLimits, serveByHandoff } from './handoff.js';
 import type { Model, ModelHost, RunningModel } from './model.js';
 import { createSupervisor, workerLaunchProblem } from './worker-pool.js';
 
@@ -17,14 +17,8 @@ export const lf: Model = {
 
 function startLf(host: ModelHost): Promise<RunningModel> {
   const { params, logger } = host;
-  const supervisor = createSupervisor(host, { accept: 'dispatched', perWorkerMax: 0 });
-  const handoff = new Handoff({
-    logger,
-    maxConnections: params.maxConnections,
-    maxWaiting: params.maxWaiting,
-    waitTimeoutMs: params.waitTimeout * 1000,
-    addressGate: host.addressGate,
-  });
+  const supervisor = createSupervisor(host, { accept: 'dispatched' });
+  const handoff = new Handoff({ logger, ...handoffLimits(params), addressGate: host.addressGate });
   supervisor.on('message', (w: WorkerHandle, m: unknown) => {
     if (!isModelMessage(m)) return;
     const msg = m as FromWorker;

@@ -53,6 +53,11 @@ export interface RunningModel {
    * Worker models replace their workers one by one (a new process loads the module afresh).
    */
   reload?(): Promise<void>;
+  /**
+   * A config reload changed live values of host.params (in place): apply them to what runs now.
+   * Workers started from now on (the reload that follows replaces them all) read host.params.
+   */
+  reconfigure?(): void;
   /** Worker models: their supervisor's view; LF and IF also the connections waiting for a worker. */
   status?(): ModelStatus;
 }

@@ -12,7 +12,7 @@ import { entryLaunch } from '../worker/launch.js';
 import type { ThreadData } from '../worker/thread-main.js';
 import type { Model, ModelHost, RunningModel } from './model.js';
 import { ThreadProcess } from './thread-process.js';
-import { workerConfig } from './worker-pool.js';
+import { supervision, workerConfig } from './worker-pool.js';
 
 export const tlf: Model = {
   unavailable: (params) => {
@@ -31,10 +31,6 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
   const { params, logger } = host;
   const shared = host.shared;
   if (!shared) throw new Error('TLF needs the shared listening socket');
-  const graceMs = params.shutdownTimeout * 1000;
-  // --max-connections is split evenly: each thread holds at most its share.
-  const perWorkerMax = params.maxConnections > 0 ? Math.ceil(params.maxConnections / params.workers) : 0;
-  const config = workerConfig(host, { accept: 'shared', perWorkerMax });
   const keeperFd = (slot: number) => (shared.members[slot % shared.members.length] as { fd: number }).fd;
   // Threads inherit the daemon's execArgv: under tsx (tcpdaemon's own tests) the .ts entry loads.
   const entry = entryLaunch('thread-main').file;
@@ -42,16 +38,21 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
     name: 'threads',
     size: params.workers,
     logger,
-    backoff: { initialMs: params.restartDelay * 1000, maxMs: params.restartDelayMax * 1000 },
-    hangTimeoutMs: params.hangTimeout * 1000,
-    retireGraceMs: graceMs,
+    ...supervision(params),
+    // No RSS of its own: threads share the process (--max-memory does not apply to TLF).
+    maxRssBytes: 0,
     spec: {
       heartbeats: true,
       start(ctx) {
-        const data: ThreadData = { config, keeperFd: keeperFd(ctx.slot) };
+        // Per start, from host.params: a thread started after a config reload gets its values
+        // (--max-connections is split evenly: each thread holds at most its share).
+        const data: ThreadData = {
+          config: workerConfig(host, { accept: 'shared' }),
+          keeperFd: keeperFd(ctx.slot),
+        };
         const thread = new Worker(entry, { workerData: data, env: { ...process.env, ...ctx.env } });
         thread.on('error', (err) => logger.error({ err, slot: ctx.slot }, 'thread failed'));
-        return new ThreadProcess(thread, graceMs);
+        return new ThreadProcess(thread, params.shutdownTimeout * 1000);
       },
     },
   });
@@ -70,5 +71,6 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
     reload: async () => {
       await supervisor.reload();
     },
+    reconfigure: () => supervisor.reconfigure({ ...supervision(params), maxRssBytes: 0 }),
   };
 }

@@ -2,8 +2,9 @@
 // built from the daemon's parameters, and a start that fails fast when workers cannot start at all.
 import { fork } from 'node:child_process';
 import { WorkerStartError } from '../errors.js';
+import type { ResolvedParams } from '../params.js';
 import { Supervisor } from '../supervisor/index.js';
-import type { ExitInfo, WorkerHandle } from '../supervisor/supervisor.js';
+import type { ExitInfo, SupervisorOptions, WorkerHandle } from '../supervisor/supervisor.js';
 import { type WorkerConfig, workerEnv } from '../worker/config.js';
 import { entryLaunch, rerunLaunch } from '../worker/launch.js';
 import { isModelMessage } from '../worker/messages.js';
@@ -19,8 +20,6 @@ const NOT_INHERITED = ['TCPDAEMON_DETACHED'];
 
 export interface WorkerPoolOptions {
   accept: WorkerConfig['accept'];
-  /** Cap of connections per worker (IOMP's share of --max-connections); 0 = none. */
-  perWorkerMax: number;
   /** Supervisor slots; default -c (IF: its spares). */
   size?: number;
 }
@@ -31,7 +30,27 @@ export function workerLaunchProblem(handler: unknown): string | undefined {
   return 'a function handler with worker processes needs a script to re-run (process.argv[1]); pass a module path instead';
 }
 
-/** What every worker (process or thread) of this daemon is told: plain JSON. */
+/** A worker's share of --max-connections where workers accept themselves (IOMP -c N, TLF); 0 = none. */
+export function perWorkerShare(params: ResolvedParams): number {
+  return params.maxConnections > 0 ? Math.ceil(params.maxConnections / params.workers) : 0;
+}
+
+/** The supervisor's values a config reload may change (SupervisorOptions, from the parameters). */
+export function supervision(
+  params: ResolvedParams,
+): Pick<SupervisorOptions, 'backoff' | 'hangTimeoutMs' | 'maxRssBytes' | 'retireGraceMs'> {
+  return {
+    backoff: { initialMs: params.restartDelay * 1000, maxMs: params.restartDelayMax * 1000 },
+    hangTimeoutMs: params.hangTimeout * 1000,
+    maxRssBytes: params.maxMemory * 1048576,
+    retireGraceMs: params.shutdownTimeout * 1000,
+  };
+}
+
+/**
+ * What every worker (process or thread) of this daemon is told: plain JSON. Built for each start
+ * from host.params, so a worker started after a config reload gets the reloaded values.
+ */
 export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerConfig {
   const { params } = host;
   return {
@@ -51,7 +70,7 @@ export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerCo
     logfile: host.logfile ?? null,
     // An IF process serves one connection anyway.
     recycleAfter: opts.accept === 'single' ? 0 : params.recycleAfter,
-    maxConnections: opts.perWorkerMax,
+    maxConnections: opts.accept === 'shared' ? perWorkerShare(params) : 0,
     maxOutputBuffer: params.maxOutputBuffer,
     tls: host.tls?.workerTls() ?? null,
     admission: host.addressGate !== undefined && opts.accept === 'shared',
@@ -61,11 +80,14 @@ export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerCo
 
 export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supervisor {
   const { params } = host;
-  const config = workerConfig(host, opts);
   const launch = host.handlerPath === undefined ? rerunLaunch() : entryLaunch();
   if (!launch) throw new WorkerStartError(workerLaunchProblem(params.handler));
-  const baseEnv: NodeJS.ProcessEnv = { ...process.env, ...workerEnv(config) };
-  for (const name of NOT_INHERITED) delete baseEnv[name];
+  // Per start: a reload changes the config (and, for a re-run command, its handed-down input).
+  const env = (): NodeJS.ProcessEnv => {
+    const base: NodeJS.ProcessEnv = { ...process.env, ...workerEnv(workerConfig(host, opts)) };
+    for (const name of NOT_INHERITED) delete base[name];
+    return base;
+  };
   const supervisor = new Supervisor({
     name: params.model.toLowerCase(),
     size: opts.size ?? params.workers,
@@ -74,14 +96,11 @@ export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supe
       start: (ctx) =>
         fork(launch.file, launch.args, {
           execArgv: launch.execArgv,
-          env: { ...baseEnv, ...ctx.env },
+          env: { ...env(), ...ctx.env },
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         }),
     },
-    backoff: { initialMs: params.restartDelay * 1000, maxMs: params.restartDelayMax * 1000 },
-    hangTimeoutMs: params.hangTimeout * 1000,
-    maxRssBytes: params.maxMemory * 1048576,
-    retireGraceMs: params.shutdownTimeout * 1000,
+    ...supervision(params),
   });
   host.metrics?.watch(supervisor);
   return supervisor;

@@ -9,7 +9,14 @@ import { type CommandSpec, closest, type Field } from './fields.js';
 export type CommandLine =
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'run'; input: Record<string, unknown>; config?: string };
+  | {
+      kind: 'run';
+      input: Record<string, unknown>;
+      /** The --config file, absolute. */
+      config?: string;
+      /** What the flags alone gave (paths resolved): a reload merges them over the file again. */
+      flags: Record<string, unknown>;
+    };
 
 /** Spellings every command has besides its fields. */
 const GENERIC = { help: ['-h', '--help'], version: ['-v', '--version'], config: ['--config'] };
@@ -98,7 +105,17 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Co
     else if (field.repeat) fromFlags[field.key] = entry.values.map((v) => (field.path ? resolve(v) : v));
     else fromFlags[field.key] = field.path ? resolve(entry.values[0]!) : entry.values[0];
   }
-  if (configPath === undefined) return { kind: 'run', input: fromFlags };
+  if (configPath === undefined) return { kind: 'run', input: fromFlags, flags: fromFlags };
+  const config = resolve(configPath);
+  return { kind: 'run', input: withConfigFile(spec, config, fromFlags), config, flags: fromFlags };
+}
+
+/** The file's parameters with the flags' over them (objects such as --param merged key by key). */
+export function withConfigFile(
+  spec: CommandSpec,
+  configPath: string,
+  fromFlags: Record<string, unknown>,
+): Record<string, unknown> {
   const config = readConfigFile(
     configPath,
     spec.fields.filter((f) => f.path).map((f) => f.key),
@@ -108,7 +125,7 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[]): Co
     const base = config[key];
     if (isPlainObject(base) && isPlainObject(value)) merged[key] = { ...base, ...value };
   }
-  return { kind: 'run', input: merged, config: resolve(configPath) };
+  return merged;
 }
 
 function shown(flag: string, known: Map<string, Spelling>): string {

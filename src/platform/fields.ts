@@ -27,6 +27,11 @@ export interface Field<T = unknown> {
   readonly fromArgv?: (values: string[]) => unknown;
   /** Only in a config file or the library call (structured values): no flag. */
   readonly configOnly?: boolean;
+  /**
+   * SIGHUP applies a --config change of this field without a restart (no connection dropped);
+   * a change of any other field is logged as "needs a restart" and the running value kept.
+   */
+  readonly live?: boolean;
 }
 
 /** The field list of one command and what its command line needs besides. */
@@ -40,6 +45,11 @@ export interface CommandSpec {
   readonly refused?: Readonly<Record<string, string>>;
   /** Printed after the flag list (signals, notes). */
   readonly footer?: string;
+}
+
+/** The field as this command declares it, with `live` set as given (a command that cannot apply it live). */
+export function withLive<T>(field: Field<T>, live: boolean): Field<T> {
+  return { ...field, live };
 }
 
 /** `key (flag)`, as every message names a field. */
@@ -70,6 +80,27 @@ export function readFields(fields: readonly Field[], input: unknown, command: st
     out[key] = field.parse(value, where(field));
   }
   return out;
+}
+
+/**
+ * Copies the live fields' values of `next` (validated parameters, defaults filled in) onto
+ * `running`, in place: whatever reads `running` from now on sees them. Returns the keys that changed.
+ */
+export function applyLive<T extends object>(fields: readonly Field[], running: T, next: T): string[] {
+  const target = running as Record<string, unknown>;
+  const source = next as Record<string, unknown>;
+  const changed: string[] = [];
+  for (const f of fields) {
+    if (!f.live || !(f.key in source) || sameValue(target[f.key], source[f.key])) continue;
+    target[f.key] = source[f.key];
+    changed.push(f.key);
+  }
+  return changed;
+}
+
+/** Parsed values compare by content (lists, objects as JSON). */
+export function sameValue(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** The candidate nearest to `word` by edit distance, if it is near enough to be a typo. */

@@ -10,9 +10,11 @@ import { takeListenFds } from '../systemd/listen-fds.js';
 import { type ServiceManager, systemdNotifier } from '../systemd/notify.js';
 import type { Logger } from '../types.js';
 import { VERSION } from '../version.js';
-import { parseCommandLine } from './command-line.js';
+import { parseCommandLine, withConfigFile } from './command-line.js';
 import { detach, isDetachedCopy, reportStart } from './detach.js';
 import type { CommandSpec } from './fields.js';
+import { handDownInput, takeHandedDownInput } from './handed-down-input.js';
+import type { ConfigSource } from './reload-config.js';
 import { renderUsage } from './usage.js';
 
 export interface StartOptions {
@@ -22,6 +24,8 @@ export interface StartOptions {
   exit: (code: number) => void;
   /** systemd's notify socket (Type=notify): told of reloads and the stop; undefined without one. */
   serviceManager?: ServiceManager;
+  /** With --config: what SIGHUP re-reads (see reload-config.ts). */
+  config?: ConfigSource;
 }
 
 export interface Command {
@@ -44,8 +48,13 @@ export async function runCommand(command: Command, argv: string[]): Promise<numb
   const { spec } = command;
   const inbox = new SignalInbox();
   let input: Record<string, unknown>;
+  let config: ConfigSource | undefined;
   try {
-    const line = parseCommandLine(spec, argv);
+    // A re-run worker of a daemon started with --config runs with what that daemon accepted.
+    const inherited = takeHandedDownInput(spec.name, argv);
+    const line = inherited
+      ? { kind: 'run' as const, input: inherited, flags: {}, config: undefined }
+      : parseCommandLine(spec, argv);
     if (line.kind === 'help' || line.kind === 'version') {
       inbox.dispose();
       write(
@@ -55,6 +64,17 @@ export async function runCommand(command: Command, argv: string[]): Promise<numb
       return 0;
     }
     input = line.input;
+    if (line.config !== undefined) {
+      const file = line.config;
+      const { flags } = line;
+      config = {
+        fields: spec.fields,
+        current: input,
+        reread: () => withConfigFile(spec, file, flags),
+        check: (next) => command.check(next),
+        accepted: (next) => handDownInput(spec.name, argv, next),
+      };
+    }
     if (input.daemonLevel === true && input.logfile === undefined) {
       throw new ParamError(
         'daemonLevel (--daemon-level) needs --logfile: a detached daemon has no terminal to log to',
@@ -81,8 +101,15 @@ export async function runCommand(command: Command, argv: string[]): Promise<numb
   takeListenFds();
   const notifier = systemdNotifier();
   notifier?.start();
+  // Here, not before detaching: the detached copy reads the file itself and reloads it.
+  if (config) handDownInput(spec.name, argv, input);
   try {
-    const handle = await command.start(input, { signals: inbox, exit: exited, serviceManager: notifier });
+    const handle = await command.start(input, {
+      signals: inbox,
+      exit: exited,
+      serviceManager: notifier,
+      config,
+    });
     keepServingOnUncaught(handle.logger);
     const address = handle.address();
     notifier?.ready(

@@ -35,6 +35,7 @@ export const LOGFILE: Field<string> = {
 
 export const LOGLEVEL: Field<LogLevel> = {
   key: 'loglevel',
+  live: true,
   flags: ['--loglevel'],
   arg: 'LEVEL',
   help: `${LOG_LEVELS.join(', ')} (also --loglevel-LEVEL)`,
@@ -107,6 +108,7 @@ export const WORK_PATH: Field<string> = {
 
 export const SHUTDOWN_TIMEOUT: Field<number> = {
   key: 'shutdownTimeout',
+  live: true,
   flags: ['--shutdown-timeout'],
   arg: 'SECONDS',
   help: 'on SIGTERM/SIGINT, seconds open connections (and requests) get to finish',
@@ -116,6 +118,7 @@ export const SHUTDOWN_TIMEOUT: Field<number> = {
 
 export const MAX_CONNECTIONS: Field<number> = {
   key: 'maxConnections',
+  live: true,
   flags: ['--max-connections'],
   arg: 'N',
   help: 'client connections above N are closed at once, counted in the log (0 = no limit)',
@@ -151,6 +154,7 @@ export function refuseAddressLimitsOnUnix(p: { maxConnsPerIp: number; maxConnRat
 
 export const TIMEOUT: Field<number> = {
   key: 'timeout',
+  live: true,
   flags: ['--timeout'],
   arg: 'SECONDS',
   help: 'idle timeout per client connection, either direction restarts it (0 = none)',
@@ -159,6 +163,7 @@ export const TIMEOUT: Field<number> = {
 
 export const PARAMS: Field<Readonly<Record<string, string>>> = {
   key: 'params',
+  live: true,
   flags: ['--param'],
   arg: 'KEY=VALUE',
   help: 'handed to the handler as env.params',
@@ -177,6 +182,7 @@ export const PARAMS: Field<Readonly<Record<string, string>>> = {
 
 export const HANG_TIMEOUT: Field<number> = {
   key: 'hangTimeout',
+  live: true,
   flags: ['--hang-timeout'],
   arg: 'SECONDS',
   help: 'replace a worker whose event loop is blocked longer than this (0 = never)',
@@ -185,6 +191,7 @@ export const HANG_TIMEOUT: Field<number> = {
 
 export const MAX_MEMORY: Field<number> = {
   key: 'maxMemory',
+  live: true,
   flags: ['--max-memory'],
   arg: 'MB',
   help: 'recycle a worker whose resident memory exceeds MB (0 = never)',
@@ -193,6 +200,7 @@ export const MAX_MEMORY: Field<number> = {
 
 export const RESTART_DELAY: Field<number> = {
   key: 'restartDelay',
+  live: true,
   flags: ['--restart-delay'],
   arg: 'SECONDS',
   help: 'first restart delay of a crashed worker, doubling per crash in a row',
@@ -202,6 +210,7 @@ export const RESTART_DELAY: Field<number> = {
 
 export const RESTART_DELAY_MAX: Field<number> = {
   key: 'restartDelayMax',
+  live: true,
   flags: ['--restart-delay-max'],
   arg: 'SECONDS',
   help: 'cap of the restart delay',

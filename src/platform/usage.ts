@@ -31,6 +31,15 @@ export function renderUsage(spec: CommandSpec): string {
       `parameters as JSON, the library's keys${configOnly.length ? ` (also ${configOnly.join(', ')})` : ''}; flags override it`,
     ),
   );
+  const live = spec.fields.filter((f) => f.live).map((f) => f.flags[0] ?? f.key);
+  if (live.length > 0) {
+    lines.push(
+      row(
+        '',
+        `SIGHUP re-reads it: ${live.join(', ')} apply live; other changes are logged as needing a restart`,
+      ),
+    );
+  }
   lines.push(row('-v, --version', 'print the version'));
   lines.push(row('-h, --help', 'print this help'));
   if (spec.footer) lines.push('', spec.footer);

@@ -133,6 +133,7 @@ const secondsField = (key: string, flag: string, help: string, shownDefault: str
 
 const BACKENDS: Field<string[]> = {
   key: 'backends',
+  live: true,
   flags: ['--backend'],
   arg: 'TARGET',
   help: 'HOST:PORT, [IPV6]:PORT or a socket path, optionally ,weight=N (1..100)',
@@ -186,9 +187,13 @@ const BALANCING_FIELDS: readonly Field[] = [
     'seconds between TCP connect checks of each backend (0 = off)',
     '2',
   ),
-  secondsField('connectTimeout', '--connect-timeout', 'per connect attempt to a backend', '3'),
+  {
+    ...secondsField('connectTimeout', '--connect-timeout', 'per connect attempt to a backend', '3'),
+    live: true,
+  },
   {
     key: 'retries',
+    live: true,
     flags: ['--retries'],
     arg: 'N',
     help: 'further backends tried after a failed connect',
@@ -274,6 +279,7 @@ export const PROXY_FIELDS: readonly Field[] = [
   ...FRONT_FIELDS,
   {
     key: 'tcpNodelay',
+    live: true,
     flags: ['--tcp-nodelay'],
     help: "disable Nagle's algorithm on client connections (on by default for the proxy: a config file can set false)",
     parse: boolean,
@@ -296,7 +302,7 @@ export const PROXY_COMMAND: CommandSpec = {
   fields: PROXY_FIELDS,
   refused: { '--workers': 'is now -c N (front processes)' },
   footer:
-    'signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the front workers, SIGUSR1 reopens the log file',
+    'signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the front workers (and re-reads --config: backends and the live values apply), SIGUSR1 reopens the log file',
 };
 
 function object(value: unknown, where: string, keys: readonly string[]): Record<string, unknown> {

@@ -12,7 +12,8 @@ export class Backend {
   constructor(
     readonly id: string,
     readonly address: BackendAddress,
-    readonly weight: number,
+    /** Changed only by a config reload (setWeight). */
+    public weight: number,
   ) {}
   /** What strategies compare. */
   get active(): number {
@@ -80,6 +81,19 @@ export class BackendPool {
     this.health.remove(id);
     this.checker?.remove(id);
     this.upCache = undefined;
+  }
+
+  /** A config reload changed its weight: new connections follow it at once. */
+  setWeight(id: string, weight: number): void {
+    const b = this.backends.get(id);
+    if (!b || b.weight === weight) return;
+    b.weight = weight;
+    this.upCache = undefined;
+  }
+
+  /** Whether `id` is in the pool. */
+  has(id: string): boolean {
+    return this.backends.has(id);
   }
 
   get size(): number {

@@ -5,14 +5,17 @@ import type { ConnectionOptions } from 'node:tls';
 import { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from '../daemon.js';
 import { describeErrno, TlsConfigError } from '../errors.js';
 import type { Meter } from '../metrics/meter.js';
+import { type ConfigSource, logApplied, planReload } from '../platform/reload-config.js';
 import type { Tcpmain } from '../types.js';
 import { isWorkerProcess } from '../worker/config.js';
 import type { BackendAddress, BackendSpec } from './backend.js';
 import { backendId } from './backend.js';
 import { type ProxyConfig, type ResolvedProxyConfig, validateProxyConfig } from './config.js';
+import type { ForwardOptions } from './forward.js';
 import { createProxyHandler } from './front.js';
 import { meterPool, proxyNotReady } from './metrics.js';
 import { BackendPool } from './pool.js';
+import { reloadBackends, reloadForwarding } from './reload.js';
 import { planAddresses, SPAWNED_ENV, SpawnedBackends } from './spawn.js';
 import { logStatsEvery, type ProxyStatsSnapshot } from './stats.js';
 import { backendSection } from './status.js';
@@ -25,6 +28,11 @@ export interface ProxyHandle extends TcpdaemonHandle {
   readonly spawned: SpawnedBackends | undefined;
 }
 
+export interface ProxyOptions extends DaemonOptions {
+  /** With --config: what SIGHUP re-reads (backends, limits and the front's live values). */
+  config?: ConfigSource;
+}
+
 /** How long the first clients may wait for the first spawned backend to accept, ms. */
 const FIRST_BACKEND_WAIT_MS = 10_000;
 
@@ -33,8 +41,8 @@ const FIRST_BACKEND_WAIT_MS = 10_000;
  * forwards every connection to a backend. Health checks, the stats log and spawned backends run
  * until close(), which lets open connections finish before it stops the backends.
  */
-export async function startProxy(config: ProxyConfig, options: DaemonOptions = {}): Promise<ProxyHandle> {
-  const cfg = validateProxyConfig(config);
+export async function startProxy(config: ProxyConfig, options: ProxyOptions = {}): Promise<ProxyHandle> {
+  let cfg = validateProxyConfig(config);
   const backendTls = cfg.backendTls ? readBackendTls(cfg.backendTls) : undefined;
   const inWorker = isWorkerProcess();
   let planned: { addresses: BackendAddress[]; dir?: string } | undefined;
@@ -52,28 +60,38 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
   const tcpmain: Tcpmain = (socket, env) =>
     handler ? handler(socket, env) : handlerReady.then((h) => h(socket, env));
   let pool: BackendPool | undefined;
+  const forwarding: ForwardOptions = {
+    connectTimeoutMs: cfg.connectTimeoutMs,
+    retries: cfg.retries,
+    idleTimeoutMs: 0, // the daemon's --timeout covers the client socket, hence both directions
+    sendProxy: cfg.sendProxy,
+    noDelay: true,
+    backendTls,
+  };
   let meter: Meter | undefined;
-  const handle = await tcpdaemon(
-    {
-      ...cfg.daemon,
-      listen: cfg.listen,
-      handler: tcpmain,
-      timeout: cfg.timeout,
-      // The daemon reads a balancer's PROXY header; env then names the client (hash key, --send-proxy).
-      proxyProtocol: cfg.proxyProtocol,
-      proxyHeaderTimeout: cfg.proxyHeaderTimeout,
+  const { config: source, ...daemonOptions } = options;
+  const reconfigure: DaemonOptions['reconfigure'] = source
+    ? (logger) => {
+        const plan = planReload(source, logger);
+        if (!plan) return undefined;
+        const next = validateProxyConfig(plan.input);
+        if (pool) reloadBackends(pool, cfg.backends, next.backends, logger);
+        reloadForwarding(forwarding, next);
+        cfg = next;
+        return { params: frontParams(next, tcpmain), applied: () => logApplied(plan, logger) };
+      }
+    : undefined;
+  const handle = await tcpdaemon(frontParams(cfg, tcpmain), {
+    ...daemonOptions,
+    workerReport: () => pool?.snapshot(),
+    statusSections: backendSection,
+    workerMetrics: (m) => {
+      meter = m;
+      meterPool(m, () => pool);
     },
-    {
-      ...options,
-      workerReport: () => pool?.snapshot(),
-      statusSections: backendSection,
-      workerMetrics: (m) => {
-        meter = m;
-        meterPool(m, () => pool);
-      },
-      notReady: proxyNotReady,
-    },
-  );
+    notReady: proxyNotReady,
+    reconfigure,
+  });
   const logger = handle.logger;
   pool = new BackendPool(cfg.backends, {
     strategy: cfg.strategy,
@@ -98,14 +116,7 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
       await Promise.race([firstUp, spawned.firstOutcomes]);
     }
   }
-  handler = createProxyHandler(pool, {
-    connectTimeoutMs: cfg.connectTimeoutMs,
-    retries: cfg.retries,
-    idleTimeoutMs: 0, // the daemon's --timeout covers the client socket, hence both directions
-    sendProxy: cfg.sendProxy,
-    noDelay: true,
-    backendTls,
-  });
+  handler = createProxyHandler(pool, forwarding);
   ready(handler);
   logger.info(
     {
@@ -134,6 +145,19 @@ export async function startProxy(config: ProxyConfig, options: DaemonOptions = {
     return closing;
   };
   return Object.assign(handle, { close, stats: () => pool.snapshot(), pool, spawned });
+}
+
+/** The front daemon's parameters: the daemon's own keys, with the proxy's handler. */
+function frontParams(cfg: ResolvedProxyConfig, handler: Tcpmain) {
+  return {
+    ...cfg.daemon,
+    listen: cfg.listen,
+    handler,
+    timeout: cfg.timeout,
+    // The daemon reads a balancer's PROXY header; env then names the client (hash key, --send-proxy).
+    proxyProtocol: cfg.proxyProtocol,
+    proxyHeaderTimeout: cfg.proxyHeaderTimeout,
+  };
 }
 
 /** The --backend-tls files, read once per process (TlsConfigError names one that cannot be read). */

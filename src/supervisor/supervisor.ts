@@ -134,6 +134,8 @@ class Worker implements WorkerHandle {
   readonly startedAt = Date.now();
   readyAt = 0;
   lastSignOfLife = Date.now();
+  /** The heartbeat period it was started with, ms. */
+  heartbeatMs = 0;
   served = 0;
   active = 0;
   rssBytes: number | undefined;
@@ -211,12 +213,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly size: number;
   private readonly spec: WorkerSpec;
   private readonly log: Logger;
-  private readonly backoff: BackoffOptions;
+  // The next five change on a config reload (reconfigure()).
+  private backoff: BackoffOptions;
   private readonly readyTimeoutMs: number;
-  private readonly hangTimeoutMs: number;
-  private readonly heartbeatMs: number;
-  private readonly maxRssBytes: number;
-  private readonly retireGraceMs: number;
+  private hangTimeoutMs: number;
+  private heartbeatMs: number;
+  /** heartbeatMs was given, not derived from hangTimeoutMs. */
+  private readonly heartbeatFixed: boolean;
+  private maxRssBytes: number;
+  private retireGraceMs: number;
   private readonly killMarginMs: number;
   private readonly crashLoopAfter: number;
   private readonly readiness: Readiness;
@@ -248,11 +253,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     checkBackoff(this.backoff);
     this.readyTimeoutMs = nonNegative('readyTimeoutMs', opts.readyTimeoutMs ?? 30_000);
     this.hangTimeoutMs = nonNegative('hangTimeoutMs', opts.hangTimeoutMs ?? 0);
-    this.heartbeatMs = nonNegative(
-      'heartbeatMs',
-      opts.heartbeatMs ??
-        (this.hangTimeoutMs > 0 ? Math.min(1000, Math.max(10, this.hangTimeoutMs / 4)) : 1000),
-    );
+    this.heartbeatFixed = opts.heartbeatMs !== undefined;
+    this.heartbeatMs = nonNegative('heartbeatMs', opts.heartbeatMs ?? defaultHeartbeatMs(this.hangTimeoutMs));
     this.maxRssBytes = nonNegative('maxRssBytes', opts.maxRssBytes ?? 0);
     this.retireGraceMs = nonNegative('retireGraceMs', opts.retireGraceMs ?? 10_000);
     this.killMarginMs = nonNegative('killMarginMs', opts.killMarginMs ?? 2000);
@@ -379,6 +381,30 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return true;
   }
 
+  /**
+   * A config reload: new supervision values for what happens from now on (restarts, hang checks,
+   * recycling, drains). Workers already running keep the heartbeat period they were started with,
+   * and are judged hung only after four of their own periods at least.
+   */
+  reconfigure(
+    opts: Pick<SupervisorOptions, 'backoff' | 'hangTimeoutMs' | 'maxRssBytes' | 'retireGraceMs'>,
+  ): void {
+    const backoff = { ...this.backoff, ...opts.backoff };
+    checkBackoff(backoff);
+    this.backoff = backoff;
+    if (opts.hangTimeoutMs !== undefined)
+      this.hangTimeoutMs = nonNegative('hangTimeoutMs', opts.hangTimeoutMs);
+    if (opts.maxRssBytes !== undefined) this.maxRssBytes = nonNegative('maxRssBytes', opts.maxRssBytes);
+    if (opts.retireGraceMs !== undefined)
+      this.retireGraceMs = nonNegative('retireGraceMs', opts.retireGraceMs);
+    const heartbeatMs = this.heartbeatFixed ? this.heartbeatMs : defaultHeartbeatMs(this.hangTimeoutMs);
+    if (heartbeatMs === this.heartbeatMs || this.tickTimer === undefined || this.stopping) return;
+    this.heartbeatMs = heartbeatMs;
+    clearInterval(this.tickTimer);
+    this.tickTimer = setInterval(() => this.tick(), this.heartbeatMs);
+    this.tickTimer.unref();
+  }
+
   /** Kills `worker` at once (SIGKILL); it is restarted like a crashed one. */
   kill(worker: WorkerHandle, reason: string): void {
     const w = worker as Worker;
@@ -478,6 +504,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       return undefined;
     }
     const w = new Worker(slot.index, spawnId, child);
+    w.heartbeatMs = this.heartbeatMs;
     this.log.debug({ slot: slot.index, workerPid: child.pid, spawnId }, 'worker starting');
     child.on('exit', (code, sig) => this.onExit(w, code, sig));
     child.on('error', (err) => {
@@ -771,7 +798,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       } else if (
         this.hangTimeoutMs > 0 &&
         this.heartbeatsOn(w) &&
-        now - w.lastSignOfLife > this.hangTimeoutMs
+        now - w.lastSignOfLife > this.hangLimitMs(w)
       ) {
         this.log.error(
           { slot: slot.index, workerPid: w.pid, silentMs: now - w.lastSignOfLife },
@@ -783,6 +810,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (this.maxRssBytes > 0) this.checkRss(slot, w);
       this.maybeRecycle(slot);
     }
+  }
+
+  /** A worker started before a reload changed the heartbeat period gets four of its own periods. */
+  private hangLimitMs(w: Worker): number {
+    if (w.heartbeatMs === this.heartbeatMs) return this.hangTimeoutMs;
+    return Math.max(this.hangTimeoutMs, 4 * w.heartbeatMs);
   }
 
   private heartbeatsOn(w: Worker): boolean {
@@ -808,6 +841,11 @@ function signal(w: Worker, sig: NodeJS.Signals): void {
   } catch {
     // already gone; 'exit' follows
   }
+}
+
+/** Heartbeats four times per hang timeout, at most once a second. */
+function defaultHeartbeatMs(hangTimeoutMs: number): number {
+  return hangTimeoutMs > 0 ? Math.min(1000, Math.max(10, hangTimeoutMs / 4)) : 1000;
 }
 
 function nonNegative(name: string, v: number): number {
