@@ -751,6 +751,17 @@ export const SCENARIOS: Scenario[] = [
     servers: ['tcpdaemon TLF -c 2', 'tcpdaemon IOMP -c 2'],
     load: { mode: 'connect', connections: 8, size: 64, seconds: ECHO_SECONDS },
   },
+  // Per-connection cost (issue 15): IOMP -c 1 against node:net running the same loop and pipe,
+  // with a plain close and with a reset.
+  ...(['fin', 'rst'] as const).map(
+    (close): ToolScenario => ({
+      name: `connect-50-iomp1-${close}`,
+      table: 'connect',
+      servers: ['tcpdaemon IOMP -c 1', 'node net (for await)', 'node net'],
+      rounds: ECHO_ROUNDS,
+      load: { mode: 'connect', connections: 50, size: 64, seconds: ECHO_SECONDS, close },
+    }),
+  ),
   ...proxyScenarios(),
   ...reusePortScenarios(),
   ...handoffScenarios(),

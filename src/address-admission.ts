@@ -14,6 +14,7 @@ interface Pending {
   socket: Socket;
   address: string;
   serve: (socket: Socket) => void;
+  dropped: (() => void) | undefined;
 }
 
 /** A connection waiting for its answer may reset meanwhile: no crash for that. */
@@ -28,19 +29,24 @@ export class AdmissionClient {
 
   constructor(private readonly send: (m: FromWorker) => Promise<void>) {}
 
-  /** Asks the daemon about `socket`; calls `serve` with it once admitted, closes it if refused. */
-  admit(socket: Socket, serve: (socket: Socket) => void): void {
+  /**
+   * Asks the daemon about `socket`; calls `serve` with it once admitted, closes it if refused.
+   * `dropped` is called instead of `serve` when the socket is closed unserved (LF: the turn is over).
+   */
+  admit(socket: Socket, serve: (socket: Socket) => void, dropped?: () => void): void {
     const address = socket.remoteAddress;
     if (address === undefined) {
       socket.destroy(); // the peer is gone already
+      dropped?.();
       return;
     }
     const id = ++this.seq;
     socket.on('error', ignoreError);
-    this.pending.set(id, { socket, address, serve });
+    this.pending.set(id, { socket, address, serve, dropped });
     this.send({ tdm: 'admit', id, address }).catch(() => {
       this.pending.delete(id);
       socket.destroy();
+      dropped?.();
     });
   }
 
@@ -53,16 +59,19 @@ export class AdmissionClient {
     socket.off('error', ignoreError);
     if (isRefusal(admission)) {
       socket.destroy(); // the daemon logged it
+      p.dropped?.();
       return;
     }
     if (admission === 'counted') {
       if (socket.destroyed) {
         this.release(address);
+        p.dropped?.();
         return;
       }
       socket.once('close', () => this.release(address));
     }
     if (!socket.destroyed) p.serve(socket);
+    else p.dropped?.();
   }
 
   /** Connections waiting for an answer (stopping: they are closed). */

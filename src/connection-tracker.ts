@@ -1,6 +1,9 @@
 import type { Socket } from 'node:net';
 import { MAX_TIMER_MS } from './timer-limit.js';
 
+const kTracker = Symbol('tcpdaemon.tracker');
+type TrackedSocket = Socket & { [kTracker]?: ConnectionTracker };
+
 /** The open connections of one process, so a stop can wait for them and then cut the rest. */
 export class ConnectionTracker {
   readonly sockets = new Set<Socket>();
@@ -12,10 +15,15 @@ export class ConnectionTracker {
 
   add(socket: Socket): void {
     this.sockets.add(socket);
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      if (this.sockets.size === 0) for (const w of this.emptyWaiters.splice(0)) w();
-    });
+    (socket as TrackedSocket)[kTracker] = this;
+    socket.on('close', untrack); // one shared listener: no closure per connection
+  }
+
+  /** `socket` closed. */
+  forget(socket: Socket): void {
+    if (!this.sockets.delete(socket)) return;
+    if (this.sockets.size === 0 && this.emptyWaiters.length > 0)
+      for (const w of this.emptyWaiters.splice(0)) w();
   }
 
   /**
@@ -38,4 +46,8 @@ export class ConnectionTracker {
     for (const s of this.sockets) s.destroy();
     return left;
   }
+}
+
+function untrack(this: TrackedSocket): void {
+  this[kTracker]?.forget(this);
 }

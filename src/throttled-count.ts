@@ -49,6 +49,11 @@ export interface PeerLine {
   group?: Record<string, string | number>;
   /** Writes the line when it is written (the connection's logger); the PeerLog's own by default. */
   logger?: Logger;
+  /**
+   * Where that logger comes from, read only when the line is written: a connection's env builds
+   * its child logger then, not for every counted line (a flood of resets would build one each).
+   */
+  source?: { readonly logger: Logger };
 }
 
 type PeerLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -118,7 +123,7 @@ export class PeerLog {
       return;
     }
     this.entries.set(key, { level, msg: line.msg, peer: line.peer, group: line.group, suppressed: 0 });
-    writer[level]({ ...line.group, ...line.fields }, line.msg);
+    (line.source?.logger ?? writer)[level]({ ...line.group, ...line.fields }, line.msg);
   }
 
   private arm(): void {

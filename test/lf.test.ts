@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -145,6 +146,70 @@ test('kill -9 of an LF worker under a load loop: nothing refused, a replacement 
     assert.ok(!stats.errors.includes('ECONNREFUSED'), stats.errors.join(', '));
     // At most the one connection the killed worker was serving is lost.
     assert.ok(stats.failed <= 1, `failed: ${stats.errors.join(', ')}`);
+  } finally {
+    await stopCleanly(daemon);
+  }
+});
+
+/** The first line `socket` receives after `send` is written. */
+function ask(socket: Socket, send: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const onData = (d: Buffer) => {
+      got += d.toString();
+      if (!got.includes('\n')) return;
+      socket.off('data', onData);
+      resolve(got);
+    };
+    socket.on('data', onData);
+    socket.once('close', () => reject(new Error(`closed after ${JSON.stringify(got)}`)));
+    socket.write(send);
+  });
+}
+
+test('LF: idle workers take connections themselves: served while the daemon is stopped (SIGSTOP)', {
+  timeout: 30_000,
+}, async () => {
+  const { daemon, port } = await startDaemon(modelArgs('LF', 2, ECHO));
+  let stopped = false;
+  try {
+    process.kill(daemon.pid, 'SIGSTOP');
+    stopped = true;
+    const a = await connect(port);
+    const b = await connect(port);
+    const [pidA] = (await ask(a, 'who\n')).split(' ');
+    const [pidB] = (await ask(b, 'who\n')).split(' ');
+    assert.notEqual(pidA, pidB, 'one connection per worker');
+    assert.deepEqual(new Set([Number(pidA), Number(pidB)]), new Set(readyPids(daemon)));
+    process.kill(daemon.pid, 'SIGCONT');
+    stopped = false;
+    a.destroy();
+    b.destroy();
+  } finally {
+    if (stopped) process.kill(daemon.pid, 'SIGCONT');
+    await stopCleanly(daemon);
+  }
+});
+
+test('LF -c 1: a busy worker takes no second connection; it waits and is served next', async () => {
+  const { daemon, port } = await startDaemon(modelArgs('LF', 1, ECHO));
+  try {
+    const a = await connect(port);
+    const [pid] = (await ask(a, 'who\n')).split(' ');
+    // Shorter than the 10 ms after which a busy worker is reported: b waits in the accept queue.
+    const b = await connect(port);
+    let fromB = '';
+    b.setEncoding('utf8').on('data', (d: string) => {
+      fromB += d;
+    });
+    b.write('who\n');
+    await sleep(300);
+    assert.equal(fromB, '', 'nothing for b while the one worker serves a');
+    assert.equal(await roundTrip(a, 'still a'), 'still a');
+    a.end();
+    await waitUntil(() => fromB.endsWith('\n'), 'b to be served once a is over');
+    assert.equal(fromB.split(' ')[0], pid);
+    b.destroy();
   } finally {
     await stopCleanly(daemon);
   }

@@ -188,6 +188,30 @@ export class Handoff {
     if (waited.address !== undefined) this.opts.addressGate!.release(waited.address);
   }
 
+  /** `w` took a connection itself (LF: accepted on its copy of the socket): it counts as busy. */
+  taken(w: WorkerHandle): void {
+    if (this.busy.has(w)) return;
+    this.free = this.free.filter((x) => x !== w);
+    this.busy.add(w);
+  }
+
+  /** `w` is free, busy before or not: a waiting connection goes to it, else it stays free. */
+  idle(w: WorkerHandle): void {
+    this.busy.delete(w);
+    if (this.held !== undefined) this.releaseHeld(w);
+    this.add(w);
+  }
+
+  /** A free worker taken out of the pool, when no connection waits (LF lets it accept itself). */
+  claimFree(): WorkerHandle | undefined {
+    return this.waiting.length === 0 ? this.free.shift() : undefined;
+  }
+
+  /** Workers serving a connection (LF: those that reported theirs). */
+  get busyCount(): number {
+    return this.busy.size;
+  }
+
   offer(socket: Socket): void {
     const { maxConnections, maxWaiting } = this.opts;
     if (maxConnections > 0 && this.connections >= maxConnections) {

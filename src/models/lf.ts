@@ -1,29 +1,83 @@
-// LF (leader/follower): a pool of worker processes, each serving ONE connection at a time. The
-// daemon accepts (paused, so no byte is read before the worker does) and hands each connection
-// to the worker that has been idle longest; when every worker is busy, connections wait in the
-// daemon (accepted, not refused) until one is free.
+// LF (leader/follower): a pool of worker processes, each serving ONE connection at a time. Idle
+// workers accept from the socket the daemon bound, each on a copy of it, one connection per copy
+// (worker/accept-turns.ts): a connection reaches a free worker with no daemon in its path. When
+// every worker is busy, connections wait in the daemon, accepted (not refused), until one is free
+// (lf-turns.ts).
+import type { SendHandle } from 'node:child_process';
+import { serveAdmissions } from '../address-admission.js';
+import { canBindShared } from '../listen.js';
 import type { WorkerHandle } from '../supervisor/supervisor.js';
 import { type FromWorker, isModelMessage } from '../worker/messages.js';
-import { Handoff, handoffLimits, serveByHandoff } from './handoff.js';
+import { Handoff, handoffLimits } from './handoff.js';
+import { openHandoffWarmup } from './handoff-warmup.js';
+import { LfTurns } from './lf-turns.js';
 import type { Model, ModelHost, RunningModel } from './model.js';
-import { createSupervisor, workerLaunchProblem } from './worker-pool.js';
+import { createSupervisor, startWorkers, workerLaunchProblem } from './worker-pool.js';
 
 export const lf: Model = {
-  unavailable: (params) => workerLaunchProblem(params.handler),
-  pauseOnConnect: () => true,
+  unavailable: (params) => {
+    if (!canBindShared()) return 'model LF needs a Node.js that can share a listening socket';
+    return workerLaunchProblem(params.handler);
+  },
+  pauseOnConnect: () => false,
   servesInWorkers: () => true,
+  listenMode: () => 'shared',
   start: startLf,
 };
 
-function startLf(host: ModelHost): Promise<RunningModel> {
+async function startLf(host: ModelHost): Promise<RunningModel> {
   const { params, logger } = host;
-  const supervisor = createSupervisor(host, { accept: 'dispatched' });
+  const shared = host.shared;
+  if (!shared) throw new Error('LF needs the shared listening socket');
+  const supervisor = createSupervisor(host, { accept: 'one-at-a-time' });
   const handoff = new Handoff({ logger, ...handoffLimits(params), addressGate: host.addressGate });
-  supervisor.on('message', (w: WorkerHandle, m: unknown) => {
+  // Connections a worker accepts itself are admitted by asking the daemon (the ones it hands over, by handoff).
+  if (host.addressGate) serveAdmissions(supervisor, host.addressGate);
+  const turns = new LfTurns({
+    handle: shared.handle as SendHandle,
+    handoff,
+    maxConnections: params.maxConnections,
+    logger,
+    workers: () => supervisor.readyWorkers(),
+  });
+  // Warms what a connection the daemon hands over costs a fresh worker (one that waited).
+  const warmup = await openHandoffWarmup().catch(() => undefined);
+  supervisor.on('message', (w: WorkerHandle, m: unknown, handle: unknown) => {
     if (!isModelMessage(m)) return;
     const msg = m as FromWorker;
-    if (msg.tdm === 'idle') handoff.release(w);
-    else if (msg.tdm === 'spent') handoff.remove(w);
+    if (msg.tdm === 'idle') turns.idle(w);
+    else if (msg.tdm === 'took') turns.took(w);
+    else if (msg.tdm === 'want-listen') turns.join(w);
+    else if (msg.tdm === 'copy') turns.copy(w, handle);
+    else if (msg.tdm === 'spent') turns.remove(w);
   });
-  return serveByHandoff(host, supervisor, handoff);
+  supervisor.on('ready', (w) => {
+    warmup?.warm(w);
+    turns.ready();
+  });
+  supervisor.on('retire', (w) => turns.remove(w));
+  supervisor.on('exit', (w) => turns.remove(w));
+  await startWorkers(supervisor);
+  return {
+    get connections() {
+      return handoff.connections;
+    },
+    async close(deadlineMs) {
+      turns.close();
+      const closed = handoff.closeWaiting();
+      if (closed > 0) logger.warn({ count: closed }, 'stopping: waiting connections closed');
+      await supervisor.stop(deadlineMs);
+      warmup?.close();
+    },
+    reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
+    status: () => ({
+      workers: supervisor.status(),
+      waiting: handoff.waitingCount,
+      reports: supervisor.reports(),
+    }),
+    // New workers load the handler from disk; connections being served keep their workers.
+    reload: async () => {
+      await supervisor.reload();
+    },
+  };
 }

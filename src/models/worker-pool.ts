@@ -73,7 +73,7 @@ export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerCo
     maxConnections: opts.accept === 'shared' ? perWorkerShare(params) : 0,
     maxOutputBuffer: params.maxOutputBuffer,
     tls: host.tls?.workerTls() ?? null,
-    admission: host.addressGate !== undefined && opts.accept === 'shared',
+    admission: host.addressGate !== undefined && opts.accept !== 'single',
     metrics: host.metrics !== undefined,
   };
 }

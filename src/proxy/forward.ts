@@ -71,7 +71,7 @@ function peerLine(
   fields: Record<string, unknown>,
 ): void {
   const peerLog = peerLogOf(log);
-  if (peerLog) peerLog[level]({ peer: peer.address, msg, fields, logger: log.logger });
+  if (peerLog) peerLog[level]({ peer: peer.address, msg, fields, source: log });
   else log.logger[level](fields, msg);
 }
 

@@ -15,10 +15,11 @@ export interface WorkerConfig {
   model: ModelName;
   /**
    * 'shared': accept from the listening handle the daemon sends (IOMP -c N; TLF threads take
-   * their own copy of it). 'dispatched': serve the sockets the daemon sends, one at a time (LF).
+   * their own copy of it). 'one-at-a-time': accept one connection at a time on copies of the
+   * listening handle the daemon sends, or serve one the daemon sends (LF; worker/accept-turns.ts).
    * 'single': serve the one socket the daemon sends, then exit (IF).
    */
-  accept: 'shared' | 'dispatched' | 'single';
+  accept: 'shared' | 'one-at-a-time' | 'single';
   /** Absolute handler module path; null = the function passed to tcpdaemon() in the re-run script. */
   handlerPath: string | null;
   /** Which tcpdaemon() call of the re-run script this worker serves (0 = the first). */

@@ -3,10 +3,12 @@
 import type { Admission } from '../address-limits.js';
 
 export type ToWorker =
-  /** With the listening handle, in answer to 'want-listen' (IOMP). */
+  /** With the listening handle, in answer to 'want-listen' (IOMP); LF: accept one connection on it. */
   | { tdm: 'listen' }
-  /** With an accepted socket: serve it (LF, IF). */
+  /** With an accepted socket: serve it (LF: one that waited in the daemon; IF). */
   | { tdm: 'conn' }
+  /** With the listening handle: send it back ('copy'), so the daemon gets a descriptor of its own (LF). */
+  | { tdm: 'copy-back' }
   /** With the daemon's own warm-up connection: echo what comes, then close (LF, IF). */
   | { tdm: 'warm' }
   /**
@@ -23,8 +25,12 @@ export type FromWorker =
   | { tdm: 'want-listen' }
   /** Open connections; sent on change, at most every LOAD_REPORT_MS, at once on reaching the cap (IOMP). */
   | { tdm: 'load'; active: number }
-  /** The one connection is over: send the next (LF). */
+  /** The one connection is over: send the next, or a copy to accept on (LF). */
   | { tdm: 'idle' }
+  /** LF: the connection taken has been open for TOOK_REPORT_MS (worker/accept-turns.ts). */
+  | { tdm: 'took' }
+  /** LF: the handle of a 'copy-back', returned. */
+  | { tdm: 'copy' }
   /** Served its -n connections: send nothing more; a replacement is on its way. */
   | { tdm: 'spent' }
   /** Could not start (handler failed to load, ...): why, just before exiting 1. */

@@ -1,7 +1,9 @@
 // A worker process of IOMP -c N, LF or IF: joins the supervisor, loads the handler, takes
-// connections from the shared listening socket (IOMP) or from the daemon (LF, IF), serves them
+// connections from the shared listening socket (IOMP; LF one at a time) or from the daemon (IF;
+// LF: those that waited there), serves them
 // through the connection path, and when retired stops taking new ones, drains, and exits 0.
 // An IF process serves one connection and exits when it closes.
+import type { SendHandle } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { AdmissionClient } from '../address-admission.js';
 import { refused } from '../close-reasons.js';
@@ -14,6 +16,7 @@ import { exitOnUncaught, keepServingOnUncaught } from '../process-guards.js';
 import { joinSupervisor } from '../supervisor/worker-channel.js';
 import { ThrottledCount } from '../throttled-count.js';
 import type { Logger, Tcpmain } from '../types.js';
+import { AcceptTurns } from './accept-turns.js';
 import type { WorkerConfig } from './config.js';
 import { type FromWorker, isModelMessage, LOAD_REPORT_MS, type ToWorker } from './messages.js';
 import { workerRunner, workerTls } from './runner.js';
@@ -30,12 +33,21 @@ export interface RunningWorker {
   readonly meter: Meter | undefined;
 }
 
+/** Fire and forget: no promise per message (LF sends one per connection). */
+function post(m: FromWorker): void {
+  if (process.connected) process.send!(m, undefined, {}, ignoreError);
+}
+
+function ignoreError(): void {}
+
 function send(m: FromWorker): Promise<void> {
   return new Promise((resolve, reject) => {
     if (!process.connected) return reject(new Error('no channel to the daemon'));
     process.send!(m, undefined, {}, (err: Error | null) => (err ? reject(err) : resolve()));
   });
 }
+
+const IDLE: FromWorker = { tdm: 'idle' };
 
 /** The daemon's warm-up connection (src/models/handoff-warmup.ts): echo, then close. */
 function echoWarmup(socket: Socket): void {
@@ -166,6 +178,7 @@ export async function startWorker(
     if (!spent && !retiring) askHandles();
   };
   const onClosed = () => {
+    turns?.finished();
     if (single) {
       log?.flush();
       // With --metrics the last heartbeat carries this connection's counts first.
@@ -175,7 +188,7 @@ export async function startWorker(
       reportSoon();
       reconcile();
     } else if (!spent && !retiring) {
-      send({ tdm: 'idle' }).catch(() => undefined);
+      post(IDLE);
     }
   };
   const serve = (socket: Socket) => {
@@ -185,9 +198,10 @@ export async function startWorker(
     }
     served++;
     runner.serve(socket);
-    socket.once('close', onClosed);
+    socket.on('close', onClosed); // 'close' comes once: no once() wrapper per connection
     if (config.recycleAfter > 0 && served >= config.recycleAfter && !spent) {
       spent = true;
+      turns?.stop();
       send({ tdm: 'spent' }).catch(() => undefined);
       channel.requestRecycle(`served ${served} connections`);
     }
@@ -208,7 +222,7 @@ export async function startWorker(
     serve(socket);
   };
   // --max-conns-per-ip, --max-conn-rate-per-ip: the daemon admits each connection first.
-  const admission = shared && config.admission ? new AdmissionClient(send) : undefined;
+  const admission = config.accept !== 'single' && config.admission ? new AdmissionClient(send) : undefined;
   const accepted = admission ? (socket: Socket) => admission.admit(socket, onAccepted) : onAccepted;
   const listenOn = (handle: unknown) => {
     const s = createServer(accepted);
@@ -226,6 +240,21 @@ export async function startWorker(
       reconcile(); // things may have changed while the handle was on its way
     });
   };
+  /** LF: this worker accepts on copies of the daemon's socket, one connection at a time. */
+  const turns =
+    config.accept === 'one-at-a-time'
+      ? new AcceptTurns({
+          send: post,
+          // A refused connection ends the turn as a served one would.
+          serve: admission ? (socket: Socket) => admission.admit(socket, serve, onClosed) : serve,
+          fail: (err) => {
+            logger.fatal({ err: err.message }, 'worker cannot accept on the shared socket');
+            log?.flush();
+            process.exit(1);
+          },
+          onFirstTurn: () => channel.ready(),
+        })
+      : undefined;
   const onHandle = (handle: unknown) => {
     handlesAsked = Math.max(0, handlesAsked - 1);
     if (spent || retiring) closeHandle(handle);
@@ -238,12 +267,23 @@ export async function startWorker(
     if (!isModelMessage(m)) return;
     const msg = m as ToWorker;
     if (msg.tdm === 'listen') {
-      if (handle) onHandle(handle);
+      if (turns) {
+        if (!handle) turns.hold();
+        else if (spent || retiring) closeHandle(handle);
+        else turns.arm(handle);
+      } else if (handle) onHandle(handle);
+    } else if (msg.tdm === 'copy-back') {
+      // The daemon needs a descriptor of its own of the socket: it arrives as a new one.
+      if (handle)
+        process.send?.({ tdm: 'copy' } satisfies FromWorker, handle as SendHandle, {}, () =>
+          closeHandle(handle),
+        );
     } else if (msg.tdm === 'warm') {
       if (handle) echoWarmup(handle as Socket);
     } else if (msg.tdm === 'conn') {
       // A message whose socket was lost on the way still frees this worker.
-      if (handle) serve(handle as Socket);
+      if (handle && turns) turns.take(handle as Socket);
+      else if (handle) serve(handle as Socket);
       else onClosed();
     } else if (msg.tdm === 'accept') {
       ceiling = typeof msg.ceiling === 'number' ? msg.ceiling : Number.POSITIVE_INFINITY;
@@ -260,6 +300,7 @@ export async function startWorker(
       stopper.abort();
       server?.close();
       admission?.closePending();
+      turns?.stop();
       clearTimeout(reportTimer);
       const cut = await tracker.drain(graceMs);
       if (cut > 0) log?.logger.warn({ count: cut }, 'shutdown timeout: open connections destroyed');
@@ -271,6 +312,7 @@ export async function startWorker(
   }
 
   if (shared) askHandles();
+  else if (turns) send({ tdm: 'want-listen' }).catch(() => undefined);
   else channel.ready();
 
   return {

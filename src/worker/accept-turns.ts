@@ -1,0 +1,136 @@
+// An LF worker accepts its connections itself, one at a time, on a copy of the daemon's listening
+// socket (one comes with each 'listen' from the daemon), so an idle worker takes its next
+// connection with no daemon in the path. It closes the copy inside the 'connection' callback of
+// its first accept: libuv's accept loop stops when the descriptor is gone, so a busy worker takes
+// nothing, not even a second connection that was already queued. When the connection is over the
+// worker says 'idle' (run.ts), and the daemon answers with the next copy or with a connection
+// that waited in the daemon while every worker was busy (src/models/lf-turns.ts).
+//
+// The daemon learns that a worker is busy only from connections that last: one still open after
+// TOOK_REPORT_MS is reported ('took'), so short connections cost no message for it, and the
+// daemon starts accepting into its waiting queue once every worker has reported one.
+import { createServer, type Server, type Socket } from 'node:net';
+import type { FromWorker } from './messages.js';
+
+/** A connection open this long is reported to the daemon ('took'), ms. */
+export const TOOK_REPORT_MS = 10;
+
+export interface AcceptTurnsOptions {
+  send(m: FromWorker): void;
+  /** Serves one connection (counts it, recycles at -n). */
+  serve(socket: Socket): void;
+  /** The copy cannot be listened on: this worker cannot work. */
+  fail(err: Error): void;
+  /** The first copy is listening, or the daemon said to wait without one: the worker is ready. */
+  onFirstTurn(): void;
+}
+
+export class AcceptTurns {
+  #server: Server | undefined;
+  /** The connection this worker serves now (its own or one the daemon sent). */
+  #current: Socket | undefined;
+  /** performance.now() when #current was taken. */
+  #since = 0;
+  #reported = false;
+  #stopped = false;
+  #turned = false;
+  /** One timer for the worker's life, re-armed with refresh(): no timer object per connection. */
+  #timer: NodeJS.Timeout | undefined;
+  #timerPending = false;
+
+  constructor(private readonly opts: AcceptTurnsOptions) {}
+
+  /** True while a copy is listening here. */
+  get listening(): boolean {
+    return this.#server !== undefined;
+  }
+
+  /** A copy of the listening socket from the daemon: accept the next connection on it. */
+  arm(handle: unknown): void {
+    if (this.#stopped || this.#server || this.#current) {
+      closeHandle(handle); // busy, retiring or already listening: one turn at a time
+      return;
+    }
+    const server = createServer(this.#onConnection);
+    this.#server = server;
+    server.on('error', (err) => this.opts.fail(err));
+    server.listen(handle as Parameters<Server['listen']>[0], () => this.#firstTurn());
+  }
+
+  /** A 'listen' without a copy: --max-connections leaves no room; wait for a connection from the daemon. */
+  hold(): void {
+    this.#firstTurn();
+  }
+
+  #firstTurn(): void {
+    if (this.#turned) return;
+    this.#turned = true;
+    this.opts.onFirstTurn();
+  }
+
+  /** A connection the daemon sent (it waited there): serve it like an accepted one. */
+  take(socket: Socket): void {
+    this.#begin(socket);
+  }
+
+  /** The current connection closed. */
+  finished(): void {
+    this.#current = undefined;
+  }
+
+  /** Retiring or spent: accept nothing more. */
+  stop(): void {
+    this.#stopped = true;
+    this.#close();
+  }
+
+  readonly #onConnection = (socket: Socket): void => {
+    this.#close(); // before anything else: libuv accepts no second connection on this copy
+    this.#begin(socket);
+  };
+
+  #begin(socket: Socket): void {
+    if (this.#current) {
+      socket.destroy(); // never two connections in one LF worker
+      return;
+    }
+    this.#current = socket;
+    this.#since = performance.now();
+    this.#reported = false;
+    this.opts.serve(socket);
+    if (this.#timerPending) return;
+    this.#timerPending = true;
+    if (this.#timer) this.#timer.refresh();
+    else {
+      this.#timer = setTimeout(this.#check, TOOK_REPORT_MS);
+      this.#timer.unref();
+    }
+  }
+
+  readonly #check = (): void => {
+    this.#timerPending = false;
+    if (!this.#current || this.#reported || this.#stopped) return;
+    if (performance.now() - this.#since >= TOOK_REPORT_MS) {
+      this.#reported = true;
+      this.opts.send({ tdm: 'took' });
+      return;
+    }
+    this.#timerPending = true;
+    this.#timer!.refresh();
+  };
+
+  #close(): void {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = undefined;
+    server.close();
+  }
+}
+
+function closeHandle(handle: unknown): void {
+  try {
+    (handle as { close(): void }).close();
+  } catch {
+    // not a handle we can close; nothing leaks with it
+  }
+}

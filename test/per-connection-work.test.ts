@@ -1,0 +1,162 @@
+// Work a connection needs only with an option (a PROXY header read, an idle timer, a TLS wrap,
+// a child logger, TCP_NODELAY, a linger) must cost nothing when the option is off. The daemon
+// runs in this process (IOMP -c 1: the connection path every model shares) and serves a burst
+// of plain connections while async_hooks counts what is created (timers, TLS wraps) and the
+// logger and socket methods count their calls. Each option turned on is measured the same way
+// and must show up, so the counters are known to see the work they look for.
+import assert from 'node:assert/strict';
+import { createHook } from 'node:async_hooks';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, connect, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { type TcpdaemonParams, type Tcpmain, tcpdaemon } from '../src/index.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { makePki, type Pki } from './helpers/tls.js';
+
+checkNoLeftoverProcesses();
+
+/** Connections per measurement; per-connection work shows up at least this often. */
+const N = 20;
+
+const echo: Tcpmain = async (socket) => {
+  for await (const chunk of socket) socket.write(chunk);
+};
+
+/** Connect, send, wait for the echo (or the server's close), close (FIN or RST): events only, no timer. */
+function cycle(port: number, close: 'fin' | 'rst' = 'fin'): Promise<void> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined); // a TLS daemon resets a plain client: the close still comes
+    s.once('connect', () => s.write('ping'));
+    s.once('data', () => (close === 'rst' ? s.resetAndDestroy() : s.end()));
+    s.once('close', () => resolve());
+  });
+}
+
+interface Work {
+  /** setTimeout/setInterval objects created (a socket's idle timer is one). */
+  timers: number;
+  tlsWraps: number;
+  childLoggers: number;
+  /** Calls on the accepted sockets. */
+  setTimeoutCalls: number;
+  setNoDelayCalls: number;
+  /** 'finish' listeners the accepted sockets had when the handler ran (--tcp-linger adds one). */
+  finishListeners: number;
+}
+
+type Patched = 'setTimeout' | 'setNoDelay';
+
+/** Serves N plain connections with `params` and counts the per-connection work done meanwhile. */
+async function measure(params: Partial<TcpdaemonParams>, close: 'fin' | 'rst' = 'fin'): Promise<Work> {
+  const work: Work = {
+    timers: 0,
+    tlsWraps: 0,
+    childLoggers: 0,
+    setTimeoutCalls: 0,
+    setNoDelayCalls: 0,
+    finishListeners: 0,
+  };
+  const handler: Tcpmain = (socket, env) => {
+    work.finishListeners += socket.listenerCount('finish');
+    return echo(socket, env);
+  };
+  const daemon = await tcpdaemon({
+    listen: '127.0.0.1:0',
+    handler,
+    logfile: join(dir, 'daemon.log'),
+    ...params,
+  } as TcpdaemonParams);
+  const { port } = daemon.address() as AddressInfo;
+  await cycle(port, close); // the first connection may load code (and make its timers) once
+  work.finishListeners = 0;
+  const logger = daemon.logger as unknown as { child: (...a: unknown[]) => unknown };
+  const child = logger.child;
+  logger.child = function (this: unknown, ...a: unknown[]) {
+    work.childLoggers++;
+    return child.apply(this, a);
+  };
+  const originals = new Map<Patched, (...a: unknown[]) => unknown>();
+  for (const name of ['setTimeout', 'setNoDelay'] as const) {
+    const original = Socket.prototype[name] as (...a: unknown[]) => unknown;
+    originals.set(name, original);
+    (Socket.prototype as unknown as Record<Patched, unknown>)[name] = function (
+      this: Socket & { server?: unknown },
+      ...a: unknown[]
+    ) {
+      // Accepted sockets have a server; the TLS socket over one has its raw socket's.
+      if (this.server !== undefined || (this as { _parent?: unknown })._parent !== undefined) {
+        if (name === 'setTimeout') work.setTimeoutCalls++;
+        else work.setNoDelayCalls++;
+      }
+      return original.apply(this, a);
+    };
+  }
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'Timeout') work.timers++;
+      else if (type === 'TLSWRAP') work.tlsWraps++;
+    },
+  });
+  hook.enable();
+  try {
+    for (let i = 0; i < N; i++) await cycle(port, close);
+  } finally {
+    hook.disable();
+    for (const [name, original] of originals)
+      (Socket.prototype as unknown as Record<Patched, unknown>)[name] = original;
+    logger.child = child;
+    await daemon.close();
+  }
+  return work;
+}
+
+let dir: string;
+let pki: Pki;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-work-'));
+  pki = makePki(dir);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('with every option off, a connection creates no timer, no TLS wrap and no child logger', async () => {
+  const work = await measure({ loglevel: 'info' });
+  // Below N: a background timer of the process may start meanwhile; one per connection may not.
+  assert.ok(work.timers < N / 2, `timers created for ${N} connections: ${work.timers}`);
+  assert.equal(work.tlsWraps, 0, 'TLS wraps');
+  assert.equal(work.childLoggers, 0, 'child loggers');
+  assert.equal(work.setTimeoutCalls, 0, 'socket.setTimeout calls');
+  assert.equal(work.setNoDelayCalls, 0, 'socket.setNoDelay calls');
+  assert.equal(work.finishListeners, 0, "'finish' listeners at the handler");
+});
+
+test('connections reset by the peer build no child logger each (only a line written needs one)', async () => {
+  // Each reset is a 'connection lost' line the PeerLog counts; it writes one a second per peer.
+  const work = await measure({ loglevel: 'info' }, 'rst');
+  assert.ok(work.childLoggers < N / 2, `child loggers for ${N} resets: ${work.childLoggers}`);
+});
+
+test('each option turned on shows up in the same counts (the counters see the work)', async () => {
+  const timeout = await measure({ timeout: 30 });
+  assert.ok(timeout.timers >= N, `--timeout: timers ${timeout.timers}`);
+  assert.ok(timeout.setTimeoutCalls >= N, `--timeout: setTimeout calls ${timeout.setTimeoutCalls}`);
+
+  const proxy = await measure({ proxyProtocol: true });
+  // Plain connections without a header: each is read for one (a timer for its deadline) and refused.
+  assert.ok(proxy.timers >= N, `--proxy-protocol: timers ${proxy.timers}`);
+
+  const debug = await measure({ loglevel: 'debug' });
+  assert.ok(debug.childLoggers >= N, `--loglevel debug: child loggers ${debug.childLoggers}`);
+
+  const nodelay = await measure({ tcpNodelay: true });
+  assert.ok(nodelay.setNoDelayCalls >= N, `--tcp-nodelay: setNoDelay calls ${nodelay.setNoDelayCalls}`);
+
+  const linger = await measure({ tcpLinger: 1 });
+  assert.ok(linger.finishListeners >= N, `--tcp-linger: 'finish' listeners ${linger.finishListeners}`);
+
+  const server = pki.server('localhost');
+  const tls = await measure({ tlsCert: server.cert, tlsKey: server.key });
+  assert.ok(tls.tlsWraps >= N, `--tls-cert: TLS wraps ${tls.tlsWraps}`);
+});
