@@ -104,7 +104,9 @@ export class GatewayServer {
     this.handler = createMessageHandler({
       codec: this.codec,
       fallback: (body, msgid, conn) => this.frame(conn, msgid, body),
-      onConnect: (conn) => this.sessions.open(conn),
+      onConnect: (conn) => {
+        this.sessions.open(conn);
+      },
       onClose: (conn) => this.closeSession(conn),
       // seq codec: the message layer holds reading at our bound itself (or, to refuse, lets one
       // more reach us). Other codecs: our handler returns at once; InOrderAnswers holds reading,

@@ -80,7 +80,10 @@ export class RequestDispatch {
       if (this.opts.retryOnCrash && r.attempts < 2) {
         const again = this.requests.reissue(id)!;
         this.retries++;
-        log.warn({ msgid: r.msgid, session: r.session.id, reason }, 'worker lost a request; retrying it once');
+        log.warn(
+          { msgid: r.msgid, session: r.session.id, reason },
+          'worker lost a request; retrying it once',
+        );
         this.submit(again);
       } else {
         log.warn({ msgid: r.msgid, session: r.session.id, reason }, 'worker lost a request; error sent');

@@ -1,6 +1,12 @@
 // A NATS connection for a gateway or a worker (reconnecting for ever, its disconnects logged) and
 // the JetStream stream that holds stored messages.
-import { DiscardPolicy, JetStreamApiError, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import {
+  DiscardPolicy,
+  JetStreamApiError,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../../types.js';
 import type { QueueSpec } from '../../params.js';

@@ -30,7 +30,8 @@ export async function deliverVia(
 ): Promise<DeliverResult> {
   const to = target.kind === 'session' ? target.sessionId : target.name;
   const payload = encodeEnvelope({ kind: KIND.send, id: 0, msgid, target: to, body });
-  const subject = target.kind === 'session' ? subjects.session(target.instance, target.n) : subjects.name(target.name);
+  const subject =
+    target.kind === 'session' ? subjects.session(target.instance, target.n) : subjects.name(target.name);
   try {
     const answer = decodeEnvelope(
       Buffer.from((await nc.request(subject, payload, { timeout: DELIVER_TIMEOUT_MS })).data),
