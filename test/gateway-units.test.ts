@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { leastOutstanding, perGatewayBound } from '../src/gateway/balancer.js';
+import { leastOutstanding, outstandingPerWorker, perGatewayBound } from '../src/gateway/balancer.js';
 import { toReply } from '../src/gateway/business.js';
 import { Deadlines } from '../src/gateway/deadlines.js';
 import { Directory, type Holder } from '../src/gateway/directory.js';
@@ -184,6 +184,12 @@ describe('leastOutstanding', () => {
     assert.equal(perGatewayBound(64, 1), 64);
     assert.equal(perGatewayBound(64, 3), 21);
     assert.equal(perGatewayBound(2, 4), 1);
+  });
+
+  test('outstandingPerWorker: twice what the worker runs, shared among gateways', () => {
+    assert.equal(outstandingPerWorker(64, 1), 128);
+    assert.equal(outstandingPerWorker(64, 3), 42);
+    assert.equal(outstandingPerWorker(1, 4), 1);
   });
 });
 
