@@ -61,6 +61,39 @@ describe('gateway: the in-flight bound is backpressure', () => {
     });
   });
 
+  test('lars: 100 clients each pipelining 1,000 requests get every answer in order, no error frame; gateway RSS bounded', async () => {
+    await withDaemon(gatewayArgs('--codec', 'lars', '--business-workers', '2'), async ({ port, daemon }) => {
+      const pid = gatewayPid(daemon);
+      const clients = await Promise.all(Array.from({ length: 100 }, () => FramedSocket.connect(port, lars)));
+      const before = rss(pid);
+      let peak = before;
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, rss(pid));
+      }, 50);
+      try {
+        for (const [k, c] of clients.entries()) {
+          c.socket.write(pipeline(1000, (i) => [1, Buffer.from(`c${k}:${i}`)]));
+        }
+        const answers = await Promise.all(clients.map((c) => c.waitFrames(1000, 90_000)));
+        peak = Math.max(peak, rss(pid));
+        for (const [k, frames] of answers.entries()) {
+          const errors = frames.filter((f) => f.msgid === GATEWAY_MSGID.error);
+          assert.equal(errors.length, 0, `client ${k}: ${errors.length} error frames`);
+          for (let i = 0; i < 1000; i++) {
+            assert.equal(frames[i]!.body.toString(), `c${k}:${i}`, `client ${k}: answer ${i} in order`);
+          }
+        }
+      } finally {
+        clearInterval(sampler);
+        for (const c of clients) c.destroy();
+      }
+      // Each session holds the rest of its one write (~1,000 frames, 160 B of bookkeeping each)
+      // until answers go out: ~20 MiB in all, plus the heap's slack before a collection.
+      const grew = peak - before;
+      assert.ok(grew < 128 * MiB, `gateway RSS grew by ${(grew / MiB).toFixed(1)} MiB`);
+    });
+  });
+
   test('lars: a client that pipelines 1,000 requests and then half-closes still gets every answer, then our FIN', async () => {
     await withDaemon(gatewayArgs('--codec', 'lars', '--business-workers', '2'), async ({ port }) => {
       const c = await FramedSocket.connect(port, lars);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { leastOutstanding, perGatewayBound } from '../src/gateway/balancer.js';
+import { leastOutstanding, outstandingPerWorker, perGatewayBound } from '../src/gateway/balancer.js';
 import { toReply } from '../src/gateway/business.js';
 import { Deadlines } from '../src/gateway/deadlines.js';
 import { Directory, type Holder } from '../src/gateway/directory.js';
@@ -114,17 +114,18 @@ describe('RequestTable', () => {
 
   test('one shared deadline timer: requests opened over time each time out on their own deadline, settled ones never', async () => {
     const timedOut: number[] = [];
-    const t = new RequestTable(60, (r) => timedOut.push(r.msgid));
+    // Deadlines half a second apart: a loaded machine's timer lateness stays well below that.
+    const t = new RequestTable(1000, (r) => timedOut.push(r.msgid));
     const first = open(t, 1, Buffer.alloc(0));
     const settled = open(t, 2, Buffer.alloc(0));
-    await new Promise((r) => setTimeout(r, 30));
+    await new Promise((r) => setTimeout(r, 500));
     const later = open(t, 3, Buffer.alloc(0));
     t.resolve(settled.request.id, undefined);
     const started = Date.now();
     await assert.rejects(first.reply, /timed out/);
     assert.deepEqual(timedOut, [1], 'the later request is not due yet');
     await assert.rejects(later.reply, /timed out/);
-    assert.ok(Date.now() - started >= 20, 'the later one waited for its own deadline');
+    assert.ok(Date.now() - started >= 300, 'the later one waited for its own deadline');
     assert.deepEqual(timedOut, [1, 3]);
     assert.equal(await settled.reply, undefined);
     assert.equal(t.size, 0);
@@ -184,6 +185,12 @@ describe('leastOutstanding', () => {
     assert.equal(perGatewayBound(64, 1), 64);
     assert.equal(perGatewayBound(64, 3), 21);
     assert.equal(perGatewayBound(2, 4), 1);
+  });
+
+  test('outstandingPerWorker: twice what the worker runs, shared among gateways', () => {
+    assert.equal(outstandingPerWorker(64, 1), 128);
+    assert.equal(outstandingPerWorker(64, 3), 42);
+    assert.equal(outstandingPerWorker(1, 4), 1);
   });
 });
 

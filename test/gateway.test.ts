@@ -7,6 +7,7 @@ import { type DaemonProcess, EXAMPLES, withDaemon } from './helpers/daemon.js';
 import { gatewayArgs, gatewayClient } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { FramedSocket } from './helpers/message.js';
+import { socketPath, status } from './helpers/status.js';
 import { waitUntil } from './helpers/supervisor.js';
 
 checkNoLeftoverProcesses();
@@ -72,6 +73,34 @@ describe('gateway, ipc queue', () => {
         await c.close();
       }
     });
+  });
+
+  test('a busy worker has its next request at hand: the gateway keeps twice --worker-concurrency outstanding at it', async () => {
+    const sock = socketPath();
+    await withDaemon(
+      gatewayArgs('--business-workers', '1', '--worker-concurrency', '1', '--status-socket', sock),
+      async ({ port }) => {
+        const c = await gatewayClient(port);
+        try {
+          const answers = [1, 2, 3].map(() => c.client.request(2, '1500'));
+          let requests: { inFlight: number; waiting: number } | undefined;
+          for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+            const report = await status(sock);
+            requests = report.sections?.find((x) => x.title === 'requests')?.data as typeof requests;
+            if (requests?.inFlight === 3) break;
+          }
+          assert.equal(requests?.inFlight, 3, 'three requests in flight');
+          // One runs at the worker, one waits there for it, one waits in the gateway.
+          assert.equal(requests?.waiting, 1, 'requests waiting in the gateway for a worker with room');
+          assert.deepEqual(
+            (await Promise.all(answers)).map((b) => /^pid:\d+$/.test(b.toString())),
+            [true, true, true],
+          );
+        } finally {
+          await c.close();
+        }
+      },
+    );
   });
 
   test('a throwing handler and a bad return value give error frames; the connection and workers live on', async () => {

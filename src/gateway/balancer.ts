@@ -33,3 +33,16 @@ export function leastOutstanding(candidates: readonly Candidate[], bound: number
 export function perGatewayBound(workerBound: number, gateways: number): number {
   return Math.max(1, Math.floor(workerBound / Math.max(1, gateways)));
 }
+
+/**
+ * Requests a worker holds when it is busy: the --worker-concurrency it runs plus as many queued
+ * at it, so that it has its next batch at hand while its answers travel back and the gateway's
+ * next batch is on its way (with only what it runs, each worker idles one round trip per batch,
+ * and a request crosses one link write per batch of at most that many).
+ */
+export const WORKER_PIPELINE = 2;
+
+/** Each gateway's bound of outstanding requests at one worker: its share of the worker's pipeline. */
+export function outstandingPerWorker(workerConcurrency: number, gateways: number): number {
+  return perGatewayBound(workerConcurrency * WORKER_PIPELINE, gateways);
+}

@@ -27,13 +27,14 @@ export const KIND = {
 } as const;
 export type Kind = (typeof KIND)[keyof typeof KIND];
 
+/** Never changed once made: its encoding is kept (a new name makes a new one). */
 export interface SessionInfo {
   /** `<gateway instance>:<n>`, unique across gateways. */
-  id: string;
+  readonly id: string;
   /** The name the client registered, '' when none. */
-  name: string;
-  remoteAddress: string;
-  remotePort: number;
+  readonly name: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
 }
 
 export type Envelope =
@@ -92,10 +93,30 @@ function checkedLength(s: string): number {
   return n;
 }
 
-/** Bytes of a request's fixed part and strings: what comes before its body. */
+/**
+ * A session's fields as every request of it carries them (three strings, then the port), encoded
+ * once per SessionInfo object: a gateway sends many requests per session, and a SessionInfo is
+ * never changed once made (a new name makes a new one).
+ */
+const sessionFields = new WeakMap<SessionInfo, Buffer>();
+
+function encodedSession(s: SessionInfo): Buffer {
+  let bytes = sessionFields.get(s);
+  if (bytes === undefined) {
+    const size = 6 + checkedLength(s.id) + checkedLength(s.name) + checkedLength(s.remoteAddress) + 2;
+    bytes = Buffer.allocUnsafe(size);
+    let off = writeString(bytes, 0, s.id);
+    off = writeString(bytes, off, s.name);
+    off = writeString(bytes, off, s.remoteAddress);
+    bytes.writeUInt16LE(s.remotePort & 0xffff, off);
+    sessionFields.set(s, bytes);
+  }
+  return bytes;
+}
+
+/** Bytes of a request's fixed part, session fields and timeout: what comes before its body. */
 function requestHead(e: Extract<Envelope, { kind: 1 }>): number {
-  const { id: sid, name, remoteAddress } = e.session;
-  return FIXED + 6 + checkedLength(sid) + checkedLength(name) + checkedLength(remoteAddress) + 6;
+  return FIXED + encodedSession(e.session).length + 4;
 }
 
 /** Writes a request at out[off..] (room checked by the caller); returns the bytes written. */
@@ -103,13 +124,12 @@ function writeRequest(e: Extract<Envelope, { kind: 1 }>, out: Buffer, off: numbe
   const start = off;
   writeFixed(out, off, e.kind, e.id, e.msgid);
   off += FIXED;
-  off = writeString(out, off, e.session.id);
-  off = writeString(out, off, e.session.name);
-  off = writeString(out, off, e.session.remoteAddress);
-  out.writeUInt16LE(e.session.remotePort & 0xffff, off);
-  out.writeUInt32LE(Math.max(0, Math.min(0xffffffff, Math.round(e.timeoutMs))), off + 2);
-  out.set(e.body, off + 6);
-  return off + 6 + e.body.length - start;
+  const session = encodedSession(e.session);
+  out.set(session, off);
+  off += session.length;
+  out.writeUInt32LE(Math.max(0, Math.min(0xffffffff, Math.round(e.timeoutMs))), off);
+  out.set(e.body, off + 4);
+  return off + 4 + e.body.length - start;
 }
 
 function writeString(out: Buffer, off: number, text: string): number {
@@ -224,23 +244,25 @@ export function decodeEnvelope(buf: Buffer): Envelope {
   const kind = buf[0]!;
   const id = buf.readUInt32LE(1);
   const msgid = buf.readInt32LE(5);
-  const r = new Reader(buf);
   switch (kind) {
     case KIND.request: {
+      const r = new Reader(buf);
       const session = { id: r.str(), name: r.str(), remoteAddress: r.str(), remotePort: r.u16() };
       const timeoutMs = r.u32();
       return { kind, id, msgid, session, timeoutMs, body: r.rest() };
     }
     case KIND.reply:
-      return { kind, id, msgid, body: r.rest() };
+      return { kind, id, msgid, body: buf.subarray(FIXED) };
     case KIND.error:
-      return { kind, id, message: r.rest().toString('utf8') };
+      return { kind, id, message: buf.toString('utf8', FIXED) };
     case KIND.ack:
-      return { kind, id, worker: r.str() };
-    case KIND.send:
+      return { kind, id, worker: new Reader(buf).str() };
+    case KIND.send: {
+      const r = new Reader(buf);
       return { kind, id, msgid, target: r.str(), body: r.rest() };
+    }
     case KIND.sendResult:
-      return { kind, id, ok: msgid === 1, text: r.str() };
+      return { kind, id, ok: msgid === 1, text: new Reader(buf).str() };
     case KIND.bye:
     case KIND.byeAck:
       return { kind };

@@ -10,7 +10,7 @@ import { createLogger } from '../logger.js';
 import { keepServingOnUncaught } from '../process-guards.js';
 import { joinSupervisor } from '../supervisor/worker-channel.js';
 import { readTlsSnapshot } from '../tls/snapshot.js';
-import { perGatewayBound } from './balancer.js';
+import { outstandingPerWorker } from './balancer.js';
 import { readChildParams } from './child-env.js';
 import { GatewayServer } from './gateway-server.js';
 import { Rpc } from './ipc-rpc.js';
@@ -67,7 +67,7 @@ try {
       instance,
       logger,
       maxBody: params.maxBody,
-      perWorkerBound: perGatewayBound(params.workerConcurrency, params.gateways),
+      perWorkerBound: outstandingPerWorker(params.workerConcurrency, params.gateways),
       storeMax: params.storeMax,
       storeTtlMs: params.storeTtlMs,
     },

@@ -48,7 +48,7 @@ export interface GatewayParams {
   requestTimeout?: number;
   /** `--retry-on-crash`: a request lost with a crashed worker is sent to another worker once. */
   retryOnCrash?: boolean;
-  /** `--worker-concurrency`: requests outstanding at one worker. Default 64. */
+  /** `--worker-concurrency`: handlers running at once in one worker (twice as many requests outstanding at it). Default 64. */
   workerConcurrency?: number;
   /** `--max-waiting-requests`: requests waiting for a worker with room, per gateway process. Default 10000. */
   maxWaitingRequests?: number;
@@ -241,7 +241,7 @@ const GATEWAY_OWN: readonly Field[] = [
     key: 'workerConcurrency',
     flags: ['--worker-concurrency'],
     arg: 'N',
-    help: 'requests outstanding at one worker',
+    help: 'handlers running at once in one worker; the gateway keeps twice as many outstanding at it',
     shownDefault: '64',
     parse: count(100_000, 1),
   },

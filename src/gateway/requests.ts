@@ -87,7 +87,16 @@ export class RequestTable {
    */
   open(msgid: number, body: Buffer, session: SessionInfo, done: (outcome: Outcome) => void): PendingRequest {
     const deadline = Date.now() + this.timeoutMs;
-    const entry = { id: this.nextId(), msgid, body, session, attempts: 1, deadline, done } as Entry;
+    const entry: Entry = {
+      id: this.nextId(),
+      msgid,
+      body,
+      session,
+      attempts: 1,
+      deadline,
+      done,
+      bucket: undefined as unknown as Set<Entry>,
+    };
     entry.bucket = this.deadlines.add(entry, deadline);
     this.entries.set(entry.id, entry);
     return entry;

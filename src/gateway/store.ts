@@ -1,7 +1,7 @@
 // Store-and-forward for the embedded (ipc) queue: messages for a named client that is offline are
 // kept, in order, bounded per name (count), in names, in total (bytes, with what each entry and
 // each name costs beyond its body) and in time (TTL), and handed over when the name registers
-// again. (NATS keeps them in JetStream instead: queues/nats.ts.)
+// again. (NATS keeps them in JetStream instead: queues/nats/stored-messages.ts.)
 
 export interface StoreLimits {
   /** Messages kept per name; one more is refused. */

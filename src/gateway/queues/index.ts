@@ -29,7 +29,7 @@ export async function openGatewayQueue(
     if (!ctx.rpc) throw new Error('the ipc queue runs only in a gateway process started by the daemon');
     return new IpcGatewayQueue(opts, events, ctx.rpc);
   }
-  const { NatsGatewayQueue } = await import('./nats.js');
+  const { NatsGatewayQueue } = await import('./nats/gateway-queue.js');
   return NatsGatewayQueue.open(spec, opts, events);
 }
 
@@ -42,6 +42,6 @@ export async function openWorkerQueue(
     if (!ctx.socketPath) throw new Error('the ipc queue runs only in a worker process started by the daemon');
     return IpcWorkerQueue.open(opts, ctx.socketPath);
   }
-  const { NatsWorkerQueue } = await import('./nats.js');
+  const { NatsWorkerQueue } = await import('./nats/worker-queue.js');
   return NatsWorkerQueue.open(spec, opts);
 }

@@ -11,7 +11,7 @@ import { type Envelope, KIND } from '../envelope.js';
 import { EnvelopeLink, linkCodec } from '../envelope-link.js';
 import type { Rpc } from '../ipc-rpc.js';
 import type { Target } from '../names.js';
-import { WorkerRunner } from '../worker-runner.js';
+import { type SendFn, WorkerRunner } from '../worker-runner.js';
 import type {
   GatewayQueue,
   GatewayQueueEvents,
@@ -208,6 +208,9 @@ export class IpcGatewayQueue implements GatewayQueue {
 interface GatewayLink {
   link: EnvelopeLink;
   byeAcked: boolean;
+  /** ctx.send and the answer of every request that came by this link (made once, not per request). */
+  send: SendFn;
+  answer: (e: Envelope) => void;
 }
 
 export class IpcWorkerQueue implements WorkerQueue {
@@ -270,6 +273,8 @@ export class IpcWorkerQueue implements WorkerQueue {
         this.opts.logger,
       ),
       byeAcked: false,
+      send: (target, msgid, body) => this.send(g, target, msgid, body),
+      answer: (answer) => this.answer(g, answer),
     };
     this.gateways.add(g);
     void g.link.closed.then(() => {
@@ -281,11 +286,7 @@ export class IpcWorkerQueue implements WorkerQueue {
   private onEnvelope(g: GatewayLink, e: Envelope): void {
     switch (e.kind) {
       case KIND.request:
-        this.runner.run(
-          e,
-          (target, msgid, body) => this.send(g, target, msgid, body),
-          (answer) => this.answer(g, answer),
-        );
+        this.runner.run(e, g.send, g.answer);
         break;
       case KIND.sendResult: {
         const s = this.sends.get(e.id);

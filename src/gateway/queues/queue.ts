@@ -1,6 +1,6 @@
 // The one interface between the gateway's client side and its workers, and between gateways:
 // requests out, replies back, worker loss, and client-to-client delivery with store-and-forward.
-// Adapters: ipc.ts (embedded, the default) and nats.ts; index.ts picks one by the --queue name.
+// Adapters: ipc.ts (embedded, the default) and nats/; index.ts picks one by the --queue name.
 import type { Logger } from '../../types.js';
 import type { BusinessHandler, DeliverResult } from '../business.js';
 import type { SessionInfo } from '../envelope.js';

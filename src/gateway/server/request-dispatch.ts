@@ -1,0 +1,108 @@
+// Hands pending requests to the queue: straight to a worker with room when nothing waits, else in
+// arrival order once one has room (bounded: --max-waiting). A request lost with its worker is
+// answered with an error, or (--retry-on-crash) sent once more under a new id.
+import type { Logger } from '../../types.js';
+import type { GatewayQueue, WorkRequest } from '../queues/queue.js';
+import { GatewayError, type PendingRequest, type RequestTable } from '../requests.js';
+
+export interface RequestDispatchOptions {
+  /** Requests waiting for a worker with room; one more is refused. */
+  maxWaiting: number;
+  /** Send a request lost with a crashed worker to another worker once (idempotent handlers only). */
+  retryOnCrash: boolean;
+  logger: Logger;
+}
+
+export class RequestDispatch {
+  retries = 0;
+  lostToCrashes = 0;
+  private queue: GatewayQueue | undefined;
+  /** Requests waiting for a worker with room, oldest first, from `waitHead`. */
+  private waiting: PendingRequest[] = [];
+  private waitHead = 0;
+
+  constructor(
+    private readonly requests: RequestTable,
+    private readonly opts: RequestDispatchOptions,
+  ) {}
+
+  attach(queue: GatewayQueue): void {
+    this.queue = queue;
+  }
+
+  /** Requests waiting for a worker. */
+  get waitingCount(): number {
+    return this.waiting.length - this.waitHead;
+  }
+
+  submit(r: PendingRequest): void {
+    if (this.waitHead === this.waiting.length && this.queue?.dispatch(work(r))) return;
+    // It waits: a view would pin the client's read buffer for that long.
+    this.requests.ownBody(r.id);
+    if (this.waiting.length - this.waitHead >= this.opts.maxWaiting) {
+      this.requests.reject(
+        r.id,
+        new GatewayError(
+          'refused',
+          `gateway overloaded: ${this.opts.maxWaiting} requests already wait for a worker`,
+        ),
+      );
+      return;
+    }
+    this.waiting.push(r);
+  }
+
+  /** A worker has room: send what waits, oldest first; skip what timed out meanwhile. */
+  pump(): void {
+    while (this.waitHead < this.waiting.length) {
+      const r = this.waiting[this.waitHead]!;
+      if (this.requests.get(r.id) === r) {
+        if (!this.queue?.dispatch(work(r))) break;
+      }
+      this.waiting[this.waitHead++] = undefined as unknown as PendingRequest;
+    }
+    if (this.waitHead === this.waiting.length) {
+      this.waiting = [];
+      this.waitHead = 0;
+    } else if (this.waitHead > 1024 && this.waitHead * 2 > this.waiting.length) {
+      this.waiting = this.waiting.slice(this.waitHead);
+      this.waitHead = 0;
+    }
+  }
+
+  /** These requests were with a worker that is gone. */
+  lost(ids: number[], reason: string): void {
+    const log = this.opts.logger;
+    for (const id of ids) {
+      const r = this.requests.get(id);
+      if (!r) continue;
+      this.lostToCrashes++;
+      if (this.opts.retryOnCrash && r.attempts < 2) {
+        const again = this.requests.reissue(id)!;
+        this.retries++;
+        log.warn(
+          { msgid: r.msgid, session: r.session.id, reason },
+          'worker lost a request; retrying it once',
+        );
+        this.submit(again);
+      } else {
+        log.warn({ msgid: r.msgid, session: r.session.id, reason }, 'worker lost a request; error sent');
+        this.requests.reject(
+          id,
+          new GatewayError('worker-lost', `the worker died before replying (${reason})`),
+        );
+      }
+    }
+    this.pump();
+  }
+}
+
+function work(r: PendingRequest): WorkRequest {
+  return {
+    id: r.id,
+    msgid: r.msgid,
+    body: r.body,
+    session: r.session,
+    timeoutMs: Math.max(1, r.deadline - Date.now()),
+  };
+}
