@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages of the programs the test suite starts: nats-server (the gateway's NATS queue),
-# haproxy (proxy interop and benchmarks), redis-server and redis-tools (proxy benchmarks).
+# haproxy (proxy interop and benchmarks), redis-server and redis-tools (proxy benchmarks); and
+# libssl-dev, OpenSSL's headers, which bench/connect-gen.c (built by the tests and the benchmarks) needs for --tls.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 missing=()
 for pkg_cmd in nats-server:nats-server haproxy:haproxy redis-server:redis-server redis-tools:redis-benchmark; do
   command -v "${pkg_cmd#*:}" >/dev/null 2>&1 || missing+=("${pkg_cmd%%:*}")
 done
+[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
