@@ -212,7 +212,15 @@ static void start_cycle(struct thread *t, struct loop *l, uint64_t now) {
       return;
     }
     SSL_set_connect_state(l->ssl);
-    if (g_tls == TLS_RESUME && t_session) SSL_set_session(l->ssl, t_session);
+    if (g_tls == TLS_RESUME && t_session) {
+      /* A copy: OpenSSL marks a TLS 1.3 session it resumed as used up, and servers that send no
+       * new ticket after a resumption (node's) get the same ticket again, as node's client offers it. */
+      SSL_SESSION *copy = SSL_SESSION_dup(t_session);
+      if (copy) {
+        SSL_set_session(l->ssl, copy);
+        SSL_SESSION_free(copy);
+      }
+    }
   }
   if (connect(fd, (struct sockaddr *)&g_addr, g_addrlen) < 0 && errno != EINPROGRESS) {
     fail(t, l, K_CONNECT, errno, now);

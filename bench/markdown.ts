@@ -163,7 +163,9 @@ export function renderSection(report: RunReport): string {
   // The baselines of a row: node's tls server with pipe, and with the for-await loop, same key type.
   const nodeTls = (r: RunRecord, loop: '' | ' (for await)') => {
     const name = `tls node tls${loop}${r.server.endsWith(' RSA') ? ' RSA' : ''}`;
-    return r.server === name ? undefined : tlsRuns.find((o) => o.scenario === r.scenario && o.server === name);
+    return r.server === name
+      ? undefined
+      : tlsRuns.find((o) => o.scenario === r.scenario && o.server === name);
   };
   table(
     out,

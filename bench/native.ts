@@ -32,11 +32,13 @@ export function buildNative(program: NativeProgram, outDir = NATIVE_DIR): string
   if (mtime(binary) > mtime(source)) return binary;
   mkdirSync(outDir, { recursive: true });
   const cc = process.env.CC || 'cc';
-  const run = spawnSync(cc, ['-O2', '-Wall', '-pthread', '-o', binary, source, ...libs], { encoding: 'utf8' });
+  const run = spawnSync(cc, ['-O2', '-Wall', '-pthread', '-o', binary, source, ...libs], {
+    encoding: 'utf8',
+  });
   if (run.error) throw new Error(`${cc} (building ${program}): ${run.error.message}`);
   if (run.status !== 0) {
     const hint = /openssl\/|-lssl|-lcrypto/.test(run.stderr)
-      ? ' (it needs OpenSSL\'s headers and libraries: Debian package libssl-dev)'
+      ? " (it needs OpenSSL's headers and libraries: Debian package libssl-dev)"
       : '';
     throw new Error(`${cc} failed building ${program}${hint}:\n${run.stderr}`);
   }

@@ -462,27 +462,27 @@ function tlsServers<S extends string>(key: 'ecdsa' | 'rsa', suffix: S) {
   ];
   return {
     [`tls tcpdaemon IOMP -c 1${suffix}`]: {
-      description: `tcpdaemon IOMP -c 1, examples/echo.js, --tls-cert (${key})`,
+      description: `tcpdaemon IOMP -c 1, examples/echo.js, --tls-cert, --tcp-nodelay (${key})`,
       command: stack('tcpdaemon', '--workers', '1'),
       tls: true,
       cores: 1,
       children: true,
     },
     [`tls tcpdaemon IOMP -c 2${suffix}`]: {
-      description: `tcpdaemon IOMP -c 2, examples/echo.js, --tls-cert (${key})`,
+      description: `tcpdaemon IOMP -c 2, examples/echo.js, --tls-cert, --tcp-nodelay (${key})`,
       command: stack('tcpdaemon', '--workers', '2'),
       tls: true,
       cores: 2,
       children: true,
     },
     [`tls node tls (for await)${suffix}`]: {
-      description: `node:tls echo with the for-await loop of examples/echo.js, one process (${key})`,
+      description: `node:tls echo with the for-await loop of examples/echo.js, noDelay, one process (${key})`,
       command: stack('node-tls', '--for-await'),
       tls: true,
       cores: 1,
     },
     [`tls node tls${suffix}`]: {
-      description: `node:tls echo (socket.pipe(socket)), one process (${key})`,
+      description: `node:tls echo (socket.pipe(socket)), noDelay, one process (${key})`,
       command: stack('node-tls'),
       tls: true,
       cores: 1,

@@ -309,7 +309,7 @@ describe('connect-gen --tls', () => {
     }
   });
 
-  test('--tls resume: after each loop\'s first handshake the server resumes the session; counts agree', async () => {
+  test("--tls resume: after each loop's first handshake the server resumes the session; counts agree", async () => {
     const s = await serveTls((sock) => sock.pipe(sock));
     try {
       const { code, json } = await gen(base(s.port, '--tls', 'resume'));
@@ -329,7 +329,9 @@ describe('connect-gen --tls', () => {
   test('a large body over TLS, written and read back in many records, verifies', async () => {
     const s = await serveTls((sock) => sock.pipe(sock));
     try {
-      const { code, json } = await gen(base(s.port, '--tls', 'new', '--size', String(2 * 1024 * 1024), '--duration', '1'));
+      const { code, json } = await gen(
+        base(s.port, '--tls', 'new', '--size', String(2 * 1024 * 1024), '--duration', '1'),
+      );
       assert.equal(code, 0);
       assert.ok(json!.completed > 0);
       assert.deepEqual(json!.errors, noErrors);
@@ -357,7 +359,7 @@ describe('connect-gen --tls', () => {
     }
   });
 
-  test('--tls against a plaintext echo: connect errors named by OpenSSL\'s reason', async () => {
+  test("--tls against a plaintext echo: connect errors named by OpenSSL's reason", async () => {
     const s = await serve(echo);
     try {
       const { code, json } = await gen(base(s.port, '--tls', 'new'));
