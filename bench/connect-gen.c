@@ -8,6 +8,12 @@
 // cycles per second, errors by kind (the same kinds as `tcpdaemon bench`), latency percentiles
 // (from socket() to the last echoed byte) and its own CPU time (getrusage).
 //
+// With --tls new|resume (OpenSSL; bench/native.ts links -lssl -lcrypto) each cycle speaks TLS 1.3
+// with X25519 over the connection: the handshake (a full one each time, or resuming the session
+// ticket the thread got last), the body written and verified through TLS, close_notify, close.
+// The server's certificate is not checked (a load tool); `resumed` counts the handshakes the
+// server actually resumed.
+//
 // Exit status: 0 no errors, 2 the run finished but counted errors, 1 bad arguments or failure.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -15,7 +21,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,14 +52,18 @@
 #define SUB (1 << SUB_BITS)
 #define BUCKETS (SUB * (32 - SUB_BITS + 1))
 #define MAX_CODES 16
+#define CODE_LEN 48
 
 enum kind { K_CONNECT, K_TIMEOUT, K_RESET, K_EOF, K_VERIFY, K_STALLED, KINDS };
 static const char *KIND_NAMES[KINDS] = {"connect", "timeout", "reset", "eof", "verify", "stalled"};
 
-enum state { WAITING, CONNECTING, SENDING, READING };
+enum state { WAITING, CONNECTING, HANDSHAKING, SENDING, READING };
+enum tls_mode { TLS_OFF, TLS_NEW, TLS_RESUME };
+static const char *TLS_NAMES[] = {"off", "new", "resume"};
 
 struct loop {
   int fd;
+  SSL *ssl; /* --tls: this cycle's TLS connection, else NULL */
   enum state state;
   uint32_t id;
   uint32_t seq;
@@ -64,12 +77,13 @@ struct loop {
 };
 
 struct code_count {
-  char name[24];
+  char name[CODE_LEN];
   uint64_t n;
 };
 
 struct stats {
   uint64_t done;
+  uint64_t resumed; /* --tls: handshakes that resumed a session */
   uint64_t errors[KINDS];
   struct code_count codes[MAX_CODES];
   uint64_t counts[BUCKETS];
@@ -91,6 +105,10 @@ static socklen_t g_addrlen;
 static size_t g_size = 64;
 static int g_rst = 0;
 static uint64_t g_start_ns, g_end_ns;
+static enum tls_mode g_tls = TLS_OFF;
+static SSL_CTX *g_ctx;
+/* --tls resume: the last session ticket this thread received (TLS 1.3 sends it after the handshake). */
+static __thread SSL_SESSION *t_session;
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -120,13 +138,7 @@ static void record_us(struct stats *st, uint64_t us) {
   if (us > st->lat_max) st->lat_max = us;
 }
 
-static void count_code(struct stats *st, int err) {
-  const char *name = strerrorname_np(err);
-  char buf[24];
-  if (!name) {
-    snprintf(buf, sizeof buf, "E%d", err);
-    name = buf;
-  }
+static void count_name(struct stats *st, const char *name) {
   for (int i = 0; i < MAX_CODES; i++) {
     if (st->codes[i].n == 0) {
       snprintf(st->codes[i].name, sizeof st->codes[i].name, "%s", name);
@@ -140,6 +152,16 @@ static void count_code(struct stats *st, int err) {
   }
 }
 
+static void count_code(struct stats *st, int err) {
+  const char *name = strerrorname_np(err);
+  char buf[24];
+  if (!name) {
+    snprintf(buf, sizeof buf, "E%d", err);
+    name = buf;
+  }
+  count_name(st, name);
+}
+
 static void close_fd(int fd, int rst) {
   if (rst) {
     struct linger lg = {1, 0};
@@ -148,10 +170,18 @@ static void close_fd(int fd, int rst) {
   close(fd);
 }
 
+static void drop_tls(struct loop *l) {
+  if (!l->ssl) return;
+  SSL_free(l->ssl);
+  l->ssl = NULL;
+  ERR_clear_error(); /* the thread's error queue starts empty for the next cycle */
+}
+
 /** The cycle failed: count it, drop the socket, start again after RETRY_MS. */
 static void fail(struct thread *t, struct loop *l, enum kind k, int err, uint64_t now) {
   t->st.errors[k] += 1;
   if (err) count_code(&t->st, err);
+  drop_tls(l);
   if (l->fd >= 0) close_fd(l->fd, 1); /* a reset: nothing of a failed cycle is worth a FIN */
   l->fd = -1;
   l->state = WAITING;
@@ -172,6 +202,26 @@ static void start_cycle(struct thread *t, struct loop *l, uint64_t now) {
     return;
   }
   l->fd = fd;
+  if (g_tls != TLS_OFF) {
+    /* The handshake's flights and the body are separate small writes: Nagle would hold them back. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    l->ssl = SSL_new(g_ctx);
+    if (!l->ssl || !SSL_set_fd(l->ssl, fd)) {
+      fail(t, l, K_CONNECT, ENOMEM, now);
+      return;
+    }
+    SSL_set_connect_state(l->ssl);
+    if (g_tls == TLS_RESUME && t_session) {
+      /* A copy: OpenSSL marks a TLS 1.3 session it resumed as used up, and servers that send no
+       * new ticket after a resumption (node's) get the same ticket again, as node's client offers it. */
+      SSL_SESSION *copy = SSL_SESSION_dup(t_session);
+      if (copy) {
+        SSL_set_session(l->ssl, copy);
+        SSL_SESSION_free(copy);
+      }
+    }
+  }
   if (connect(fd, (struct sockaddr *)&g_addr, g_addrlen) < 0 && errno != EINPROGRESS) {
     fail(t, l, K_CONNECT, errno, now);
     return;
@@ -208,6 +258,99 @@ static int send_body(struct thread *t, struct loop *l, uint64_t now) {
   return 1;
 }
 
+/* --tls resume: keep the newest ticket of this thread (OpenSSL hands over its reference: return 1). */
+static int on_new_session(SSL *ssl, SSL_SESSION *session) {
+  (void)ssl;
+  if (t_session) SSL_SESSION_free(t_session);
+  t_session = session;
+  return 1;
+}
+
+/** An SSL call returned `r` <= 0: true when it only waits for the socket; else the cycle failed (counted). */
+static int tls_blocked(struct thread *t, struct loop *l, int r, enum kind k, uint64_t now) {
+  int e = SSL_get_error(l->ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 1;
+  if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) {
+    fail(t, l, k == K_CONNECT ? K_CONNECT : K_EOF, 0, now);
+    return 0;
+  }
+  if (e == SSL_ERROR_SYSCALL) {
+    fail(t, l, k, errno, now);
+    return 0;
+  }
+  char name[CODE_LEN];
+  unsigned long code = ERR_peek_last_error();
+  const char *reason = code ? ERR_reason_error_string(code) : NULL;
+  snprintf(name, sizeof name, "TLS %s", reason ? reason : "error");
+  count_name(&t->st, name);
+  fail(t, l, k, 0, now);
+  return 0;
+}
+
+/** The cycle was echoed in full: count it, close (close_notify, then FIN or RST), start the next. */
+static void cycle_done(struct thread *t, struct loop *l, uint64_t now) {
+  record_us(&t->st, (now - l->started_ns) / 1000u);
+  t->st.done += 1;
+  if (l->ssl) {
+    if (!g_rst) SSL_shutdown(l->ssl); /* our close_notify; the peer's is not waited for */
+    drop_tls(l);
+  }
+  close_fd(l->fd, g_rst);
+  l->fd = -1;
+  if (now < g_end_ns) start_cycle(t, l, now);
+  else l->state = WAITING;
+}
+
+/** --tls: drives the handshake, the writes and the reads of `l` until each waits for the socket. */
+static void tls_advance(struct thread *t, struct loop *l, uint8_t *buf, size_t buflen, uint64_t now) {
+  if (l->state == HANDSHAKING) {
+    errno = 0; /* SSL_ERROR_SYSCALL reads it */
+    int r = SSL_do_handshake(l->ssl);
+    if (r != 1) {
+      tls_blocked(t, l, r, K_CONNECT, now);
+      return;
+    }
+    if (SSL_session_reused(l->ssl)) t->st.resumed += 1;
+    l->state = SENDING;
+    l->progress_ns = now;
+  }
+  if (l->state == SENDING) {
+    while (l->sent < g_size) {
+      size_t left = g_size - l->sent;
+      errno = 0; /* SSL_ERROR_SYSCALL reads it */
+      int n = SSL_write(l->ssl, l->body + l->sent, left > INT32_MAX ? INT32_MAX : (int)left);
+      if (n <= 0) {
+        if (!tls_blocked(t, l, n, K_RESET, now)) return;
+        break; /* the rest when the socket lets it; meanwhile read what came back */
+      }
+      l->sent += (size_t)n;
+      l->progress_ns = now;
+    }
+    if (l->sent == g_size) {
+      l->state = READING;
+      l->written_ns = now;
+    }
+  }
+  for (;;) {
+    errno = 0; /* SSL_ERROR_SYSCALL reads it */
+    int n = SSL_read(l->ssl, buf, buflen > INT32_MAX ? INT32_MAX : (int)buflen);
+    if (n <= 0) {
+      tls_blocked(t, l, n, K_RESET, now);
+      return;
+    }
+    l->progress_ns = now;
+    if ((size_t)n > l->sent - l->matched || memcmp(buf, l->body + l->matched, (size_t)n) != 0) {
+      fail(t, l, K_VERIFY, 0, now);
+      return;
+    }
+    l->matched += (size_t)n;
+    if (l->matched == g_size) {
+      cycle_done(t, l, now);
+      return;
+    }
+  }
+}
+
 static void on_event(struct thread *t, struct loop *l, uint32_t events, uint8_t *buf, size_t buflen) {
   uint64_t now = now_ns();
   if (l->state == CONNECTING) {
@@ -219,8 +362,13 @@ static void on_event(struct thread *t, struct loop *l, uint32_t events, uint8_t 
       fail(t, l, K_CONNECT, err ? err : ECONNREFUSED, now);
       return;
     }
-    l->state = SENDING;
+    l->state = l->ssl ? HANDSHAKING : SENDING;
     l->progress_ns = now;
+  }
+  if (l->ssl) {
+    /* OpenSSL reads and writes as the handshake needs: drive it on any event until it waits. */
+    tls_advance(t, l, buf, buflen, now);
+    return;
   }
   if (l->state == SENDING && (events & EPOLLOUT)) {
     if (!send_body(t, l, now)) return;
@@ -245,12 +393,7 @@ static void on_event(struct thread *t, struct loop *l, uint32_t events, uint8_t 
     }
     l->matched += (size_t)n;
     if (l->matched == g_size) {
-      record_us(&t->st, (now - l->started_ns) / 1000u);
-      t->st.done += 1;
-      close_fd(l->fd, g_rst);
-      l->fd = -1;
-      if (now < g_end_ns) start_cycle(t, l, now);
-      else l->state = WAITING;
+      cycle_done(t, l, now);
       return;
     }
   }
@@ -298,9 +441,12 @@ static void *run_thread(void *arg) {
   for (int i = 0; i < t->nloops; i++) {
     struct loop *l = &t->loops[i];
     if (l->state == READING && now - l->written_ns > (uint64_t)STALL_MS * 1000000u) t->st.errors[K_STALLED] += 1;
+    drop_tls(l);
     if (l->fd >= 0) close_fd(l->fd, 1);
     l->fd = -1;
   }
+  if (t_session) SSL_SESSION_free(t_session);
+  t_session = NULL;
   free(buf);
   return NULL;
 }
@@ -326,6 +472,7 @@ static uint64_t quantile(const struct stats *st, double q) {
 
 static void merge(struct stats *into, const struct stats *from) {
   into->done += from->done;
+  into->resumed += from->resumed;
   for (int k = 0; k < KINDS; k++) into->errors[k] += from->errors[k];
   for (int i = 0; i < MAX_CODES && from->codes[i].n; i++) {
     int j = 0;
@@ -347,10 +494,12 @@ static void usage(const char *why) {
   fprintf(stderr,
           "connect-gen: %s\n"
           "usage: connect-gen --port PORT [--host HOST] [--connections N] [--size S] [--duration SECONDS]\n"
-          "                   [--close fin|rst] [--threads T]\n"
+          "                   [--close fin|rst] [--threads T] [--tls new|resume]\n"
           "  N concurrent loops (default 8, at most %d) of: connect, send S bytes (default 64, at most %d),\n"
           "  read them back verifying every byte, close (fin: plain close; rst: SO_LINGER 0), for SECONDS\n"
           "  (default 5), over T threads (default 1). One JSON object on stdout.\n"
+          "  --tls: each cycle over TLS 1.3 (X25519; the certificate is not checked), a full handshake\n"
+          "  each time (new) or resuming the thread's last session ticket (resume).\n"
           "exit status: 0 no errors, 2 errors counted, 1 bad arguments or failure\n",
           why, MAX_LOOPS, MAX_SIZE);
   exit(1);
@@ -366,6 +515,30 @@ static long whole(const char *flag, const char *text, long min, long max) {
     usage(why);
   }
   return v;
+}
+
+/** The client context of every cycle: TLS 1.3 only, X25519, no certificate check. 0 or -1 (printed). */
+static int setup_tls(void) {
+  g_ctx = SSL_CTX_new(TLS_client_method());
+  if (!g_ctx || !SSL_CTX_set_min_proto_version(g_ctx, TLS1_3_VERSION) ||
+      !SSL_CTX_set_max_proto_version(g_ctx, TLS1_3_VERSION) || !SSL_CTX_set1_groups_list(g_ctx, "X25519")) {
+    fprintf(stderr, "connect-gen: cannot set up TLS 1.3 with X25519: %s\n", ERR_reason_error_string(ERR_get_error()));
+    return -1;
+  }
+  SSL_CTX_set_verify(g_ctx, SSL_VERIFY_NONE, NULL);
+  /* OpenSSL writes with write(2): a peer gone away must be an error, not SIGPIPE. */
+  signal(SIGPIPE, SIG_IGN);
+  /* A peer's EOF without close_notify is an eof error, as on plain TCP. */
+  SSL_CTX_set_options(g_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  /* SSL_write returns after each record it wrote, so reads go on while a large body is sent. */
+  SSL_CTX_set_mode(g_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (g_tls == TLS_RESUME) {
+    SSL_CTX_set_session_cache_mode(g_ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(g_ctx, on_new_session);
+  } else {
+    SSL_CTX_set_session_cache_mode(g_ctx, SSL_SESS_CACHE_OFF);
+  }
+  return 0;
 }
 
 static double json_ms(uint64_t us) { return (double)us / 1000.0; }
@@ -392,6 +565,10 @@ int main(int argc, char **argv) {
       if (strcmp(v, "fin") == 0) g_rst = 0;
       else if (strcmp(v, "rst") == 0) g_rst = 1;
       else usage("--close must be fin or rst");
+    } else if (strcmp(flag, "--tls") == 0) {
+      if (strcmp(v, "new") == 0) g_tls = TLS_NEW;
+      else if (strcmp(v, "resume") == 0) g_tls = TLS_RESUME;
+      else usage("--tls must be new or resume");
     } else {
       char why[160];
       snprintf(why, sizeof why, "unknown flag '%s'", flag);
@@ -408,6 +585,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   memcpy(&g_addr, ai->ai_addr, ai->ai_addrlen);
+  if (g_tls != TLS_OFF && setup_tls() != 0) return 1;
   g_addrlen = ai->ai_addrlen;
   freeaddrinfo(ai);
 
@@ -474,9 +652,9 @@ int main(int argc, char **argv) {
   uint64_t error_total = 0;
   for (int k = 0; k < KINDS; k++) error_total += total.errors[k];
   printf("{\"generator\":\"connect-gen\",\"target\":\"%s:%s\",\"close\":\"%s\",\"connections\":%ld,\"threads\":%ld,"
-         "\"size\":%zu,\"seconds\":%.3f,\"completed\":%lu,\"perSecond\":%.1f,",
+         "\"size\":%zu,\"seconds\":%.3f,\"completed\":%lu,\"perSecond\":%.1f,\"tls\":\"%s\",\"resumed\":%lu,",
          host, port, g_rst ? "rst" : "fin", loops, threads, g_size, seconds, (unsigned long)total.done,
-         seconds > 0 ? (double)total.done / seconds : 0.0);
+         seconds > 0 ? (double)total.done / seconds : 0.0, TLS_NAMES[g_tls], (unsigned long)total.resumed);
   printf("\"latencyMs\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,\"mean\":%.3f},",
          json_ms(quantile(&total, 0.5)), json_ms(quantile(&total, 0.9)), json_ms(quantile(&total, 0.99)),
          json_ms(quantile(&total, 0.999)), json_ms(total.lat_max),

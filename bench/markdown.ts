@@ -21,7 +21,7 @@ export interface RunRecord {
   serverCommand: string;
   /** As run, with the port replaced by PORT. */
   toolCommand: string;
-  /** What made the load: `tcpdaemon bench`, or `connect-gen fin|rst` (bench/connect-gen.c, its close kind). */
+  /** What made the load: `tcpdaemon bench`, or `connect-gen fin|rst [tls new|resume]` (bench/connect-gen.c, its close kind). */
   generator?: string;
   /** Of the load tool: 0 clean, 2 errors counted, else it failed. */
   exitCode: number | null;
@@ -34,6 +34,8 @@ export interface RunRecord {
   rss?: { before: number; holding: number; perConnection: number };
   /** CPU the server used over the load, in cores (CPU seconds / load seconds). */
   serverCpu?: number;
+  /** TLS handshakes by connect-gen: how many of them the server resumed. */
+  tlsResumed?: number;
   /** workers: connections each worker process served over the run. */
   perWorker?: number[];
   /** Repeated rounds: each round's figures; the record itself is the median round's. */
@@ -158,25 +160,45 @@ export function renderSection(report: RunReport): string {
     ],
   );
   const tlsRuns = runs('tls');
+  // The baselines of a row: node's tls server with pipe, and with the for-await loop, same key type.
+  const nodeTls = (r: RunRecord, loop: '' | ' (for await)') => {
+    const name = `tls node tls${loop}${r.server.endsWith(' RSA') ? ' RSA' : ''}`;
+    return r.server === name
+      ? undefined
+      : tlsRuns.find((o) => o.scenario === r.scenario && o.server === name);
+  };
   table(
     out,
     tlsRuns,
-    "TLS: handshakes (connect, one 64-byte echo, close: a full handshake each, or resuming the thread's last session) and echo over TLS, 50 connections",
-    [n('per second'), 'unit', n('this ÷ node tls'), n('p50 ms'), n('p99 ms'), 'errors', n('server CPU')],
+    "TLS 1.3, X25519: handshakes (connect, one 64-byte echo, close: a full handshake each, or resuming the thread's last session) and echo over TLS, 50 connections",
+    [
+      n('per second'),
+      'unit',
+      n('this ÷ node tls'),
+      n('this ÷ node tls (for await)'),
+      n('server CPU µs per unit'),
+      n('CPU per unit ÷ node tls'),
+      n('p50 ms'),
+      n('p99 ms'),
+      'errors',
+      n('server CPU'),
+      n('resumed'),
+      'load',
+      n('load CPU'),
+    ],
     (x, r) => [
       int(x.perSecond),
       x.mode === 'connect' ? 'handshakes' : 'msg',
-      r.server.startsWith('tls node tls')
-        ? ''
-        : pairedRatio(
-            r,
-            tlsRuns.find((o) => o.scenario === r.scenario && o.server.startsWith('tls node tls')),
-            rate,
-            'x',
-          ),
+      pairedRatio(r, nodeTls(r, ''), rate, 'x'),
+      pairedRatio(r, nodeTls(r, ' (for await)'), rate, 'x'),
+      r.serverCpu === undefined || x.perSecond === 0 ? '' : int((r.serverCpu / x.perSecond) * 1e6),
+      pairedRatio(r, nodeTls(r, ''), cpuPerUnit, 'x'),
       ...latency(x).slice(0, 2),
       errors(x),
       cores(r.serverCpu),
+      r.tlsResumed === undefined ? '' : int(r.tlsResumed),
+      r.generator ?? '',
+      `${cores(x.tool.cpuCores)}${x.tool.threadBusy.length > 0 ? ` (busy ${busy(x)})` : ''}`,
     ],
   );
   const metricsRuns = runs('metrics');
@@ -395,6 +417,9 @@ function memoryRatio(runs: RunRecord[], r: RunRecord): string {
 }
 
 const rate = (f: RoundFigures) => f.perSecond;
+/** Server CPU seconds per completed unit (handshake, message). */
+const cpuPerUnit = (f: RoundFigures) =>
+  f.serverCpu === undefined || f.perSecond === 0 ? undefined : f.serverCpu / f.perSecond;
 const p99 = (f: RoundFigures) => f.p99;
 
 function latency(x: BenchResult): number[] {

@@ -1,6 +1,7 @@
 // The bench's C programs: built with the system compiler (`$CC`, default cc) into .bench-out/native/
 // (ignored by git, never committed) the first time they are needed and whenever their source is
 // newer than the binary; and the connect generator's JSON read back as a load-tool result.
+// connect-gen links the system's OpenSSL (Debian: libssl-dev) for its --tls cycles.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -11,12 +12,12 @@ import type { ErrorKind } from '../src/bench/tally.js';
 const ROOT = resolve(import.meta.dirname, '..');
 export const NATIVE_DIR = join(ROOT, '.bench-out', 'native');
 
-/** Each program and its one source file. */
-export const NATIVE_SOURCES = {
-  'connect-gen': 'bench/connect-gen.c',
-  'epoll-echo': 'bench/servers/epoll-echo.c',
+/** Each program, its one source file and the libraries it links. */
+export const NATIVE_PROGRAMS = {
+  'connect-gen': { source: 'bench/connect-gen.c', libs: ['-lssl', '-lcrypto'] },
+  'epoll-echo': { source: 'bench/servers/epoll-echo.c', libs: [] },
 } as const;
-export type NativeProgram = keyof typeof NATIVE_SOURCES;
+export type NativeProgram = keyof typeof NATIVE_PROGRAMS;
 
 /** `program`'s binary as a server command runs it (from the repository root). */
 export function nativeCommand(program: NativeProgram): string {
@@ -25,14 +26,22 @@ export function nativeCommand(program: NativeProgram): string {
 
 /** Path of `program`'s binary, built first if missing or older than its source. Throws with the compiler's output. */
 export function buildNative(program: NativeProgram, outDir = NATIVE_DIR): string {
-  const source = join(ROOT, NATIVE_SOURCES[program]);
+  const { source: file, libs } = NATIVE_PROGRAMS[program];
+  const source = join(ROOT, file);
   const binary = join(outDir, program);
   if (mtime(binary) > mtime(source)) return binary;
   mkdirSync(outDir, { recursive: true });
   const cc = process.env.CC || 'cc';
-  const run = spawnSync(cc, ['-O2', '-Wall', '-pthread', '-o', binary, source], { encoding: 'utf8' });
+  const run = spawnSync(cc, ['-O2', '-Wall', '-pthread', '-o', binary, source, ...libs], {
+    encoding: 'utf8',
+  });
   if (run.error) throw new Error(`${cc} (building ${program}): ${run.error.message}`);
-  if (run.status !== 0) throw new Error(`${cc} failed building ${program}:\n${run.stderr}`);
+  if (run.status !== 0) {
+    const hint = /openssl\/|-lssl|-lcrypto/.test(run.stderr)
+      ? " (it needs OpenSSL's headers and libraries: Debian package libssl-dev)"
+      : '';
+    throw new Error(`${cc} failed building ${program}${hint}:\n${run.stderr}`);
+  }
   return binary;
 }
 
@@ -62,6 +71,10 @@ export interface ConnectGenOutput {
   errorTotal: number;
   verifyFailures: number;
   errorCodes: Record<string, number>;
+  /** --tls: 'new' (a full handshake per cycle) or 'resume'; 'off' without. */
+  tls: 'off' | 'new' | 'resume';
+  /** --tls: handshakes the server resumed (a session ticket accepted). */
+  resumed: number;
   /** Its own CPU (getrusage): seconds, and seconds per second of run. */
   cpu: { userSeconds: number; systemSeconds: number; cores: number };
 }
@@ -72,6 +85,8 @@ export interface ConnectGenLoad {
   seconds: number;
   threads: number;
   close: CloseKind;
+  /** TLS 1.3 cycles (see connect-gen.c); absent: plain TCP. */
+  tls?: 'new' | 'resume';
 }
 
 export function connectGenArgs(load: ConnectGenLoad, host: string, port: number): string[] {
@@ -90,6 +105,7 @@ export function connectGenArgs(load: ConnectGenLoad, host: string, port: number)
     String(load.threads),
     '--close',
     load.close,
+    ...(load.tls ? ['--tls', load.tls] : []),
   ];
 }
 

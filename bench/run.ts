@@ -115,13 +115,14 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
     const threads = toolThreads(load, spec, availableParallelism());
     const generator = generatorOf(load);
     const close = load.close ?? 'fin';
-    record.generator = generator === 'connect-gen' ? `connect-gen ${close}` : generator;
-    const { size = 64, connections, seconds } = load;
+    const tlsTag = load.tls ? ` tls ${load.tls}` : '';
+    record.generator = generator === 'connect-gen' ? `connect-gen ${close}${tlsTag}` : generator;
+    const { size = 64, connections, seconds, tls } = load;
     const argv =
       generator === 'connect-gen'
         ? [
             buildNative('connect-gen'),
-            ...connectGenArgs({ connections, size, seconds, threads, close }, server.host, server.port),
+            ...connectGenArgs({ connections, size, seconds, threads, close, tls }, server.host, server.port),
           ]
         : [...TOOL, ...toolArgs(load, threads, server.host, server.port)];
     const shown = generator === 'connect-gen' ? [nativeCommand('connect-gen'), ...argv.slice(1)] : argv;
@@ -144,10 +145,9 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
       record.failure = `load tool exited ${run.code}: ${run.stderr.trim()}`;
       return record;
     }
-    const result =
-      generator === 'connect-gen'
-        ? connectGenResult(JSON.parse(run.stdout) as ConnectGenOutput)
-        : (JSON.parse(run.stdout) as BenchResult);
+    const genOut = generator === 'connect-gen' ? (JSON.parse(run.stdout) as ConnectGenOutput) : undefined;
+    const result = genOut ? connectGenResult(genOut) : (JSON.parse(run.stdout) as BenchResult);
+    if (genOut && load.tls) record.tlsResumed = genOut.resumed;
     record.result = result;
     // The tool's start and end add little server CPU, so this is close to the load's average.
     if (result.mode !== 'hold') record.serverCpu = (treeCpuSeconds(server.pid) - cpuBefore) / result.seconds;

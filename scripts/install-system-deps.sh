@@ -2,7 +2,8 @@
 # Debian packages of the programs the test suite starts: nats-server (the gateway's NATS queue),
 # haproxy (proxy interop and benchmarks), redis-server and redis-tools (proxy benchmarks),
 # prometheus (its promtool checks what /metrics serves), systemd (systemd-notify,
-# systemd-socket-activate) and python3 (the test receiver of sd_notify datagrams).
+# systemd-socket-activate), python3 (the test receiver of sd_notify datagrams) and libssl-dev,
+# OpenSSL's headers, which bench/connect-gen.c (built by the tests and the benchmarks) needs for --tls.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 missing=()
@@ -10,6 +11,7 @@ for pkg_cmd in nats-server:nats-server haproxy:haproxy redis-server:redis-server
   prometheus:promtool systemd:systemd-notify systemd:systemd-socket-activate python3:python3; do
   command -v "${pkg_cmd#*:}" >/dev/null 2>&1 || missing+=("${pkg_cmd%%:*}")
 done
+[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -1,16 +1,19 @@
 // bench/connect-gen.c, the bench's native connect generator: built here with the system compiler,
 // run briefly against local servers (an echo, one that corrupts bytes, one that closes at once,
-// one that never answers, a refused port), its JSON checked against what the servers saw.
+// one that never answers, a refused port), its JSON checked against what the servers saw; and its
+// --tls cycles (OpenSSL) against node's tls server: full and resumed handshakes, every byte verified.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { buildNative, type ConnectGenOutput, connectGenResult } from '../bench/native.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { makePki } from './helpers/tls.js';
 
 checkNoLeftoverProcesses();
 
@@ -237,4 +240,142 @@ describe('connect-gen', () => {
       assert.match(stderr, message);
     });
   }
+});
+
+interface TlsCounted {
+  port: number;
+  close(): Promise<void>;
+  /** Handshakes done, and how many of them resumed a session; connections ended by the client's close_notify. */
+  handshakes: number;
+  reused: number;
+  protocols: Set<string>;
+  ends: number;
+}
+
+describe('connect-gen --tls', () => {
+  const pki = makePki();
+  after(() => pki.remove());
+  const { cert, key } = pki.server('gen.test');
+
+  /** node's tls server on 127.0.0.1:0 running `onSocket` on each secured socket. */
+  async function serveTls(onSocket: (s: TLSSocket) => void): Promise<TlsCounted> {
+    const open = new Set<TLSSocket>();
+    const server = createTlsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (s) => {
+      counted.handshakes += 1;
+      if (s.isSessionReused()) counted.reused += 1;
+      counted.protocols.add(String(s.getProtocol()));
+      open.add(s);
+      s.on('end', () => {
+        counted.ends += 1;
+      });
+      s.on('error', () => s.destroy());
+      s.on('close', () => open.delete(s));
+      onSocket(s);
+    });
+    const counted: TlsCounted = {
+      port: 0,
+      handshakes: 0,
+      reused: 0,
+      protocols: new Set(),
+      ends: 0,
+      close: () => {
+        const closed = new Promise<void>((r) => server.close(() => r()));
+        for (const s of open) s.destroy();
+        return closed;
+      },
+    };
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    counted.port = (server.address() as AddressInfo).port;
+    return counted;
+  }
+
+  test('--tls new: a full TLS 1.3 handshake per cycle, every byte verified, close_notify sent', async () => {
+    const s = await serveTls((sock) => sock.pipe(sock));
+    try {
+      const { code, json } = await gen(base(s.port, '--tls', 'new', '--size', '100'));
+      assert.equal(code, 0);
+      assert.equal(json!.tls, 'new');
+      assert.deepEqual(json!.errors, noErrors);
+      assert.ok(json!.completed > 5, `cycles: ${json!.completed}`);
+      assert.equal(json!.resumed, 0);
+      assert.ok(s.handshakes >= json!.completed && s.handshakes <= json!.completed + 4, `${s.handshakes}`);
+      assert.equal(s.reused, 0);
+      assert.deepEqual([...s.protocols], ['TLSv1.3']);
+      await new Promise((r) => setTimeout(r, 100)); // the last closes reach the server
+      assert.ok(s.ends >= json!.completed, `${s.ends} ends for ${json!.completed} cycles`);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("--tls resume: after each loop's first handshake the server resumes the session; counts agree", async () => {
+    const s = await serveTls((sock) => sock.pipe(sock));
+    try {
+      const { code, json } = await gen(base(s.port, '--tls', 'resume'));
+      assert.equal(code, 0);
+      assert.equal(json!.tls, 'resume');
+      assert.deepEqual(json!.errors, noErrors);
+      assert.ok(json!.completed > 5, `cycles: ${json!.completed}`);
+      // Only the 4 loops' first cycles can start before the thread holds a ticket.
+      assert.ok(json!.resumed >= json!.completed - 4, `${json!.resumed} resumed of ${json!.completed}`);
+      // The server counts at its end of the handshake, the client at its own: the last few may differ.
+      assert.ok(Math.abs(s.reused - json!.resumed) <= 4, `server ${s.reused}, connect-gen ${json!.resumed}`);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a large body over TLS, written and read back in many records, verifies', async () => {
+    const s = await serveTls((sock) => sock.pipe(sock));
+    try {
+      const { code, json } = await gen(
+        base(s.port, '--tls', 'new', '--size', String(2 * 1024 * 1024), '--duration', '1'),
+      );
+      assert.equal(code, 0);
+      assert.ok(json!.completed > 0);
+      assert.deepEqual(json!.errors, noErrors);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a TLS server that changes one byte: verification failures, no cycle done', async () => {
+    const s = await serveTls((sock) =>
+      sock.on('data', (d: Buffer) => {
+        const copy = Buffer.from(d);
+        copy[0]! ^= 1;
+        sock.write(copy);
+      }),
+    );
+    try {
+      const { code, json } = await gen(base(s.port, '--tls', 'new'));
+      assert.equal(code, 2);
+      assert.equal(json!.completed, 0);
+      assert.ok(json!.verifyFailures > 0);
+      assert.equal(json!.errorTotal, json!.verifyFailures);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("--tls against a plaintext echo: connect errors named by OpenSSL's reason", async () => {
+    const s = await serve(echo);
+    try {
+      const { code, json } = await gen(base(s.port, '--tls', 'new'));
+      assert.equal(code, 2);
+      assert.equal(json!.completed, 0);
+      assert.ok(json!.errors.connect > 0);
+      const names = Object.keys(json!.errorCodes);
+      assert.ok(names.length > 0 && names.every((n) => n.startsWith('TLS ')), names.join(', '));
+    } finally {
+      await close(s);
+    }
+  });
+
+  test('refuses --tls maybe with status 1', async () => {
+    const { code, stderr } = await gen(['--port', '1', '--tls', 'maybe']);
+    assert.equal(code, 1);
+    assert.match(stderr, /--tls must be new or resume/);
+  });
 });

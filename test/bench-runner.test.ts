@@ -167,17 +167,28 @@ test('a paced load runs the built tool with --rate: an open loop, every start on
   assert.ok(!closed.includes('--rate'), 'no --rate without a rate: closed loops');
 });
 
-test('closed-loop connect scenarios run connect-gen; paced, TLS, echo and hold ones the node tool', () => {
+test('closed-loop connect scenarios (TLS ones too) run connect-gen; paced, echo and hold ones the node tool', () => {
   for (const s of SCENARIOS) {
     if (s.table === 'redis') continue;
-    const closedConnect =
-      s.load.mode === 'connect' && s.load.rate === undefined && !s.load.generator && s.load.tls === undefined;
+    const closedConnect = s.load.mode === 'connect' && s.load.rate === undefined && !s.load.generator;
     assert.equal(generatorOf(s.load), closedConnect ? 'connect-gen' : 'tcpdaemon bench', s.name);
   }
   assert.ok(
     SCENARIOS.some((s) => s.table !== 'redis' && s.load.close === 'rst'),
     'rows with RST closes',
   );
+  for (const tls of ['new', 'resume'] as const) {
+    assert.ok(
+      SCENARIOS.some(
+        (s) =>
+          s.table === 'tls' &&
+          s.load.mode === 'connect' &&
+          s.load.tls === tls &&
+          generatorOf(s.load) === 'connect-gen',
+      ),
+      `TLS handshakes (${tls}) by connect-gen`,
+    );
+  }
   const echo = { mode: 'echo' as const, connections: 1, seconds: 1 };
   assert.throws(() => generatorOf({ ...echo, generator: 'connect-gen' }), /closed-loop connect loads only/);
   assert.throws(
@@ -256,6 +267,46 @@ describe('BENCHMARKS.md section', () => {
       '| connect-4-if | node -e 0 per connection | 10 |  |  | 4.1 | 9.5 | 12.25 | 0 | 0.50 cores | connect-gen fin | 0.13 cores |',
     ]);
     const header = text.split('\n').find((l) => l.startsWith('| scenario | server | connections/s'));
+    assert.equal(header?.split('|').length, rows[0]!.split('|').length, 'as many cells as columns');
+  });
+
+  test('the TLS table: each row against node tls (pipe) and node tls (for await) of its key type, server CPU µs per unit, resumed count', () => {
+    const run = (server: string, perSecond: number, serverCpu: number): RunRecord => ({
+      scenario: 'tls-handshake-resume-rsa',
+      table: 'tls',
+      server,
+      load: { mode: 'connect', connections: 50, seconds: 4, tls: 'resume' },
+      serverCommand: 'x',
+      toolCommand: 'y',
+      exitCode: 0,
+      generator: 'connect-gen fin tls resume',
+      tlsResumed: perSecond * 4 - 1,
+      result: {
+        mode: 'connect',
+        perSecond,
+        latencyMs: { p50: 1, p90: 2, p99: 3, p999: 4, max: 5, mean: 1 },
+        errors: {},
+        errorTotal: 0,
+        tool: { threadBusy: [], cpuCores: 0.25, cores: 2 },
+      } as unknown as BenchResult,
+      serverCpu,
+    });
+    const text = renderSection({
+      machine,
+      quick: false,
+      runs: [
+        run('tls tcpdaemon IOMP -c 1 RSA', 1900, 0.95),
+        run('tls node tls (for await) RSA', 1800, 0.9),
+        run('tls node tls RSA', 2000, 0.9),
+      ],
+    });
+    const rows = text.split('\n').filter((l) => l.startsWith('| tls-handshake-resume-rsa'));
+    assert.deepEqual(rows, [
+      '| tls-handshake-resume-rsa | tls tcpdaemon IOMP -c 1 RSA | 1,900 | handshakes | 0.95x | 1.06x | 500 | 1.11x | 1 | 3 | 0 | 0.95 cores | 7,599 | connect-gen fin tls resume | 0.25 cores |',
+      '| tls-handshake-resume-rsa | tls node tls (for await) RSA | 1,800 | handshakes | 0.90x |  | 500 | 1.11x | 1 | 3 | 0 | 0.90 cores | 7,199 | connect-gen fin tls resume | 0.25 cores |',
+      '| tls-handshake-resume-rsa | tls node tls RSA | 2,000 | handshakes |  | 1.11x | 450 |  | 1 | 3 | 0 | 0.90 cores | 7,999 | connect-gen fin tls resume | 0.25 cores |',
+    ]);
+    const header = text.split('\n').find((l) => l.startsWith('| scenario | server | per second'));
     assert.equal(header?.split('|').length, rows[0]!.split('|').length, 'as many cells as columns');
   });
 

@@ -1,11 +1,15 @@
 // A TLS echo server for the benchmark runner: a certificate made now (openssl; ECDSA P-256 or
 // RSA-2048) in a temp dir, then one of: tcpdaemon IOMP -c N (examples/echo.js with --tls-cert),
-// a plain node `tls` echo server, or HAProxy terminating TLS (mode tcp, nbthread 1) in front of
-// the node:net echo. All: node's/OpenSSL's defaults, so TLS 1.3 with X25519 and the same suite.
+// a plain node `tls` echo server (pipe, or with --for-await the very loop of examples/echo.js), or HAProxy terminating TLS (mode tcp, nbthread 1) in front of
+// the node:net echo. All: node's/OpenSSL's defaults, so TLS 1.3 with X25519 and the same suite;
+// Nagle off in each (tcpdaemon --tcp-nodelay, node's noDelay, HAProxy's own default), else a
+// handshake's last flight (the session tickets) and the echo behind it wait for a delayed ACK and
+// the handshake rows measure that wait instead of the servers.
 // One `listening` line with the TLS port; SIGTERM stops everything and removes the key.
 // usage: node --import tsx bench/servers/tls-stack.ts --server tcpdaemon|node-tls|haproxy
-//          [--workers N] [--key ecdsa|rsa]
+//          [--workers N] [--key ecdsa|rsa] [--for-await]
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +24,7 @@ const { values } = parseArgs({
     server: { type: 'string', default: 'tcpdaemon' },
     workers: { type: 'string', default: '1' },
     key: { type: 'string', default: 'ecdsa' },
+    'for-await': { type: 'boolean', default: false },
   },
 });
 const children: ChildProcess[] = [];
@@ -139,14 +144,31 @@ async function start(): Promise<number> {
       cert,
       '--tls-key',
       key,
+      '--tcp-nodelay',
     ]);
   }
   if (values.server === 'node-tls') {
-    // In this process: the reference, node's tls server with an echo by pipe.
-    const server = createTlsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (s) => {
-      s.on('error', () => s.destroy());
-      s.pipe(s);
-    });
+    // In this process: the reference, node's tls server with an echo by pipe, or by the loop of
+    // examples/echo.js (on node's own iterator), ended as tcpdaemon ends a connection whose handler returned.
+    const forAwait = values['for-await'];
+    const server = createTlsServer(
+      { cert: readFileSync(cert), key: readFileSync(key), noDelay: true },
+      (s) => {
+        s.on('error', () => s.destroy());
+        if (!forAwait) {
+          s.pipe(s);
+          return;
+        }
+        (async () => {
+          for await (const chunk of s) {
+            if (!s.write(chunk)) await once(s, 'drain');
+          }
+        })().then(
+          () => s.end(),
+          () => s.destroy(),
+        );
+      },
+    );
     return new Promise((res) =>
       server.listen(0, '127.0.0.1', () => res((server.address() as { port: number }).port)),
     );

@@ -2,8 +2,13 @@
 // process is handed each raw socket (after its PROXY header) and gives back the TLSSocket once the
 // handshake is done. A handshake that fails, stalls or presents no acceptable client certificate
 // costs only its connection and one throttled log line per reason.
+//
+// With one certificate there is no SNI callback: node turns OpenSSL's certificate callback on for
+// one, which stops every handshake to call into JS and back (the name then only decides the log
+// line, read from the finished socket). With several, the callback picks the context.
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { createServer, type SecureContext, type Server, type TLSSocket } from 'node:tls';
 import { ThrottledCount } from '../throttled-count.js';
 import type { Logger } from '../types.js';
 import { ServerContexts, type TlsMaterial } from './context.js';
@@ -58,40 +63,56 @@ function describeTlsError(err: NodeJS.ErrnoException): string {
   }
 }
 
+/** Session ticket key bytes node takes (tls.Server ticketKeys). */
+const TICKET_KEYS_BYTES = 48;
+
 export class TlsTerminator {
   #contexts: ServerContexts;
-  readonly #server: Server;
+  #server: Server;
+  /** Whether #server has the SNI callback (more than one certificate). */
+  #bySni: boolean;
+  readonly #settings: TlsSettings;
+  /** Kept across the servers a reload may replace, so sessions stay resumable. */
+  readonly #ticketKeys: Buffer;
   readonly #require: boolean;
   readonly #failures: ReasonLog;
   readonly #refusals: ReasonLog;
   readonly #unknownName: ThrottledCount;
 
-  constructor(
-    material: TlsMaterial,
-    settings: TlsSettings,
-    logger: Logger,
-    private readonly ticketKeys?: Buffer,
-  ) {
+  constructor(material: TlsMaterial, settings: TlsSettings, logger: Logger, ticketKeys?: Buffer) {
     this.#contexts = new ServerContexts(material);
+    this.#settings = settings;
+    this.#ticketKeys = ticketKeys ?? randomBytes(TICKET_KEYS_BYTES);
     this.#require = settings.clientAuth === 'require';
     this.#failures = new ReasonLog(logger, 'tls handshake failed; connection closed');
     this.#refusals = new ReasonLog(logger, 'tls client certificate refused; connection closed');
     this.#unknownName = new ThrottledCount(logger, 'tls server name matches no certificate; default served');
-    this.#server = createServer({
+    this.#bySni = material.pairs.length > 1;
+    this.#server = this.#createServer(material);
+  }
+
+  /** A never-listening server for `material`; handshakes it started finish on it after a reload replaced it. */
+  #createServer(material: TlsMaterial): Server {
+    const settings = this.#settings;
+    const server = createServer({
       ...this.#defaultOptions(material),
       handshakeTimeout: settings.handshakeTimeoutMs,
       // Verified here (secureConnection) rather than by node, which would close silently: refusals are logged.
       requestCert: settings.clientAuth !== null,
       rejectUnauthorized: false,
       ...(settings.alpn.length > 0 ? { ALPNProtocols: settings.alpn } : {}),
-      SNICallback: (servername, cb) => {
-        const ctx = this.#contexts.lookup(servername);
-        if (!ctx) this.#unknownName.add({ servername });
-        cb(null, ctx ?? this.#contexts.default);
-      },
+      ...(this.#bySni
+        ? {
+            SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => {
+              const ctx = this.#contexts.lookup(servername);
+              if (!ctx) this.#unknownName.add({ servername });
+              cb(null, ctx ?? this.#contexts.default);
+            },
+          }
+        : {}),
     });
-    this.#server.on('secureConnection', (socket: WithParent) => this.#secured(socket));
-    this.#server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: WithParent) => {
+    server.on('secureConnection', (socket: WithParent) => this.#secured(socket));
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: WithParent) => {
       const raw = socket._parent;
       const pending = raw?.[kPending];
       if (raw) raw[kPending] = undefined;
@@ -100,6 +121,7 @@ export class TlsTerminator {
       raw?.destroy();
       this.#failures.add(describeTlsError(err), { remote: pending?.remote, code: err.code });
     });
+    return server;
   }
 
   #defaultOptions(material: TlsMaterial) {
@@ -108,7 +130,7 @@ export class TlsTerminator {
       cert: first.cert,
       key: first.key,
       ...(material.ca ? { ca: material.ca } : {}),
-      ...(this.ticketKeys ? { ticketKeys: this.ticketKeys } : {}),
+      ticketKeys: this.#ticketKeys,
     };
   }
 
@@ -121,7 +143,13 @@ export class TlsTerminator {
   /** New handshakes use `material` from now on; open connections keep theirs. */
   update(material: TlsMaterial): void {
     const contexts = new ServerContexts(material);
-    this.#server.setSecureContext(this.#defaultOptions(material));
+    const bySni = material.pairs.length > 1;
+    if (bySni === this.#bySni) {
+      this.#server.setSecureContext(this.#defaultOptions(material));
+    } else {
+      this.#bySni = bySni;
+      this.#server = this.#createServer(material);
+    }
     this.#contexts = contexts;
   }
 
@@ -133,6 +161,7 @@ export class TlsTerminator {
       return;
     }
     raw[kPending] = undefined;
+    if (!this.#bySni) this.#checkName(socket);
     if (this.#require && !socket.authorized) {
       const peer = socket.getPeerCertificate();
       const reason =
@@ -144,5 +173,12 @@ export class TlsTerminator {
       return;
     }
     pending.onSecure(socket);
+  }
+
+  /** One certificate: a name the client asked for that it does not carry is logged (it is served anyway). */
+  #checkName(socket: TLSSocket): void {
+    const servername = (socket as TLSSocket & { servername?: string | false | null }).servername;
+    if (typeof servername === 'string' && servername !== '' && !this.#contexts.lookup(servername))
+      this.#unknownName.add({ servername });
   }
 }
