@@ -4,6 +4,7 @@ import { unlinkSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { resolve } from 'node:path';
 import { watchDescriptors } from './fd-watch.js';
+import type { Announcer } from './fleet/announcer.js';
 import { loadHandler } from './handler/load.js';
 import {
   bindReusePortGroup,
@@ -154,6 +155,26 @@ export async function tcpdaemon(
     dropPidFile();
     throw err;
   }
+  let announcer: Announcer | undefined;
+  if (params.announce) {
+    try {
+      const { Announcer } = await import('./fleet/announcer.js');
+      announcer = await Announcer.start(
+        params.announce,
+        params.announce.advertise ?? address,
+        tls !== undefined,
+        logger,
+      );
+    } catch (err) {
+      stopper.abort();
+      await running.close(0);
+      listening.close();
+      tls?.close();
+      if (statusServer && statusPath) await closeStatus(statusServer, statusPath);
+      dropPidFile();
+      throw err;
+    }
+  }
   logger.info(
     {
       model: params.model,
@@ -183,6 +204,7 @@ export async function tcpdaemon(
     statusSocket,
     options,
     tls,
+    announcer,
   );
   if (options.signals) attachSignals(handle, options.signals, options.exit ?? (() => undefined));
   return handle;
@@ -232,6 +254,8 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     private readonly statusSocket: { server: Server; path: string } | undefined,
     private readonly options: DaemonOptions,
     private readonly tls: DaemonTls | undefined,
+    /** --announce: withdrawn first on stop, so clients stop coming before the drain. */
+    private readonly announcer: Announcer | undefined,
   ) {
     super();
   }
@@ -304,6 +328,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
 
   private async stop(): Promise<void> {
     const { logger } = this.log;
+    await this.announcer?.withdraw();
     const closed = new Promise<void>((r) => this.server.close(() => r()));
     logger.info(
       { connections: this.running.connections, timeoutS: this.params.shutdownTimeout },
@@ -312,6 +337,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     this.stopper.abort();
     await this.running.close(this.params.shutdownTimeout * 1000);
     await closed;
+    await this.announcer?.close();
     if (this.statusSocket) await closeStatus(this.statusSocket.server, this.statusSocket.path);
     this.removeFiles();
     this.stopped = true;

@@ -7,6 +7,7 @@ import type { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { WorkerStartError } from '../errors.js';
+import type { Announcer } from '../fleet/announcer.js';
 import { boundAddress, listenOnce } from '../listen.js';
 import { formatAddress } from '../listen-address.js';
 import { createLogger, type DaemonLogger } from '../logger.js';
@@ -219,6 +220,25 @@ async function start(
   }
 
   const address = server ? formatAddress(boundAddress(server, resolved.listenAddress!)) : undefined;
+  let announcer: Announcer | undefined;
+  if (resolved.announce && address !== undefined) {
+    try {
+      const { Announcer } = await import('../fleet/announcer.js');
+      announcer = await Announcer.start(
+        resolved.announce,
+        resolved.announce.advertise ?? address,
+        tls !== undefined,
+        logger,
+      );
+    } catch (err) {
+      server?.close();
+      await Promise.all([gateways?.stop(0), workers?.stop(0)]);
+      hub?.close();
+      for (const c of cleanup) c();
+      log.flush();
+      throw err;
+    }
+  }
 
   let closing: Promise<void> | undefined;
   let statusServer: Server | undefined;
@@ -260,12 +280,15 @@ async function start(
     },
     close() {
       closing ??= (async () => {
+        // Out of the route table first, so clients stop coming before the drain.
+        await announcer?.withdraw();
         logger.info({ timeoutS: resolved.shutdownTimeout }, 'stopping: no new connections');
         const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
         // Gateways first, so requests in flight still find their workers.
         await gateways?.stop(graceMs);
         await workers?.stop(graceMs);
         await closed;
+        await announcer?.close();
         if (statusServer) await closeStatus(statusServer, resolved.statusSocket!);
         hub?.close();
         for (const c of cleanup) c();

@@ -3,6 +3,7 @@
 // --config and help, and the validation that fills in defaults.
 
 import { ParamError } from '../errors.js';
+import { type AnnounceSettings, isWildcard, readAnnounceSettings } from '../fleet/settings.js';
 import { type ListenAddress, parseListenAddress } from '../listen-address.js';
 import type { LogLevel } from '../logger.js';
 import { CODEC_NAMES, createCodec, DEFAULT_MAX_BODY } from '../message/codecs/index.js';
@@ -134,6 +135,8 @@ export interface ResolvedGatewayParams {
   statusSocket: string | undefined;
   /** --tls-cert and the other TLS fields: gateway processes terminate TLS; undefined = plain TCP. */
   tls: TlsSettings | undefined;
+  /** --announce and the other route-table fields (gateway only); undefined = not announced. */
+  announce: AnnounceSettings | undefined;
   /** Set by the gateway daemon for its gateway processes: where the checked certificates are. */
   tlsWorker?: WorkerTls;
 }
@@ -415,6 +418,17 @@ export function validateGatewayParams(
     throw new ParamError(
       "tcpdaemon worker takes no --tls-* flags: it listens nowhere (TLS is the gateway's)",
     );
+  const announce = readAnnounceSettings(read);
+  if (role === 'worker' && announce !== undefined)
+    throw new ParamError(
+      "tcpdaemon worker takes no --announce: it listens nowhere (announce the gateway's listener)",
+    );
+  if (announce && announce.advertise === undefined && listenAddress !== undefined) {
+    if (listenAddress.kind === 'unix' || isWildcard(listenAddress.host))
+      throw new ParamError(
+        `announce (--announce) publishes the listening address, and ${listen} is not one clients can connect to: give --advertise HOST:PORT`,
+      );
+  }
   const codec = get('codec') ?? 'seq';
   const maxBody = get('maxBody') ?? DEFAULT_MAX_BODY;
   let hasSeq: boolean;
@@ -474,5 +488,6 @@ export function validateGatewayParams(
     pidFile: get('pidFile'),
     statusSocket: get('statusSocket'),
     tls,
+    announce,
   };
 }
