@@ -95,6 +95,13 @@ export interface GatewayParams {
   tlsClientAuth?: 'request' | 'require';
   tlsAlpn?: string | string[];
   tlsHandshakeTimeout?: number;
+  /** The route table (the daemon's fields: --announce, --discovery, --advertise, ...). */
+  announce?: string;
+  discovery?: string | string[];
+  advertise?: string;
+  announceWeight?: number;
+  announceVersion?: string;
+  announceTtl?: number;
 }
 
 export interface ResolvedGatewayParams {
