@@ -5,6 +5,7 @@ import type { AddressInfo, Server } from 'node:net';
 import { resolve } from 'node:path';
 import { type AddressGate, addressGateFor } from './address-gate.js';
 import { watchDescriptors } from './fd-watch.js';
+import type { Announcer } from './fleet/announcer.js';
 import { loadHandler } from './handler/load.js';
 import {
   bindReusePortGroup,
@@ -192,6 +193,26 @@ export async function tcpdaemon(
     dropPidFile();
     throw err;
   }
+  let announcer: Announcer | undefined;
+  if (params.announce) {
+    try {
+      const { Announcer } = await import('./fleet/announcer.js');
+      announcer = await Announcer.start(
+        params.announce,
+        params.announce.advertise ?? address,
+        tls !== undefined,
+        logger,
+      );
+    } catch (err) {
+      stopper.abort();
+      await running.close(0);
+      listening.close();
+      tls?.close();
+      if (statusServer && statusPath) await closeStatus(statusServer, statusPath);
+      dropPidFile();
+      throw err;
+    }
+  }
   logger.info(
     {
       model: params.model,
@@ -234,6 +255,7 @@ export async function tcpdaemon(
     tls,
     addressGate,
     ops,
+    announcer,
   );
   const service = options.serviceManager;
   service?.watch((intervalMs) => workersProblem([running.status?.().workers], intervalMs));
@@ -290,6 +312,8 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     private readonly addressGate: AddressGate | undefined,
     /** --metrics: the operations listener, answered until the daemon has stopped. */
     private readonly ops: DaemonOps | undefined,
+    /** --announce: withdrawn first on stop, so clients stop coming before the drain. */
+    private readonly announcer: Announcer | undefined,
   ) {
     super();
   }
@@ -395,6 +419,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
 
   private async stop(): Promise<void> {
     const { logger } = this.log;
+    await this.announcer?.withdraw();
     this.stopRequested = true;
     const { drainDelay, shutdownTimeout } = this.params;
     if (drainDelay > 0) {
@@ -413,6 +438,7 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     this.stopper.abort();
     await this.running.close((shutdownTimeout - drainDelay) * 1000);
     await closed;
+    await this.announcer?.close();
     if (this.statusSocket) await closeStatus(this.statusSocket.server, this.statusSocket.path);
     await this.ops?.close();
     this.removeFiles();

@@ -3,11 +3,13 @@
 // validation that fills in defaults. One message per mistake, naming the key and its flag.
 
 import { ParamError } from './errors.js';
+import { type AnnounceSettings, isWildcard, readAnnounceSettings } from './fleet/settings.js';
 import { type ListenAddress, parseListenAddress } from './listen-address.js';
 import type { LogLevel } from './logger.js';
 import { hasReusePort, REUSE_PORT_NEEDS } from './node-features.js';
 import { type CommandSpec, type Field, readFields } from './platform/fields.js';
 import {
+  ANNOUNCE_FIELDS,
   DRAIN_DELAY,
   HANG_TIMEOUT,
   LISTEN,
@@ -109,12 +111,32 @@ export interface TcpdaemonParams {
   tlsAlpn?: string | string[];
   /** `--tls-handshake-timeout`: seconds a TLS handshake may take. Default 10. */
   tlsHandshakeTimeout?: number;
+  /** `--announce SERVICE`: publish the listening address under SERVICE in the route table (needs discovery). */
+  announce?: string;
+  /** `--discovery`: NATS URLs (JetStream on) of the route table. */
+  discovery?: string | string[];
+  /** `--advertise HOST:PORT`: the address announced; default the listening one. */
+  advertise?: string;
+  /** `--announce-weight`: relative share of new connections. Default 1. */
+  announceWeight?: number;
+  /** `--announce-version`: published with the entry. */
+  announceVersion?: string;
+  /** `--announce-ttl`: seconds a killed process's entry lasts at most. Default 10. */
+  announceTtl?: number;
 }
 
 /** --max-output-buffer's default, bytes (16 MiB). */
 const DEFAULT_MAX_OUTPUT_BUFFER = 16 * 1048576;
 
 const TLS_KEYS = ['tlsCert', 'tlsKey', 'tlsCa', 'tlsClientAuth', 'tlsAlpn', 'tlsHandshakeTimeout'] as const;
+const ANNOUNCE_KEYS = [
+  'announce',
+  'discovery',
+  'advertise',
+  'announceWeight',
+  'announceVersion',
+  'announceTtl',
+] as const;
 
 /** Validated parameters with every default filled in. */
 export interface ResolvedParams
@@ -129,6 +151,7 @@ export interface ResolvedParams
       | 'metrics'
       | 'tcpLinger'
       | (typeof TLS_KEYS)[number]
+      | (typeof ANNOUNCE_KEYS)[number]
     >
   > {
   model: ModelName;
@@ -142,6 +165,8 @@ export interface ResolvedParams
   tcpLinger: number | undefined;
   /** --tls-cert and the other TLS fields; undefined = plain TCP. */
   tls: TlsSettings | undefined;
+  /** --announce and the other route-table fields; undefined = not announced. */
+  announce: AnnounceSettings | undefined;
 }
 
 export { ParamError };
@@ -281,6 +306,7 @@ export const DAEMON_FIELDS: readonly Field[] = [
   },
   ...PROCESS_FIELDS,
   ...TLS_FIELDS,
+  ...ANNOUNCE_FIELDS,
 ];
 
 export const DAEMON_COMMAND: CommandSpec = {
@@ -359,7 +385,15 @@ export function validateParams(input: unknown): ResolvedParams {
     maxOutputBuffer: get('maxOutputBuffer') ?? DEFAULT_MAX_OUTPUT_BUFFER,
     reusePort: get('reusePort') ?? false,
     tls: readTlsSettings(read),
+    announce: readAnnounceSettings(read),
   };
+  if (resolved.announce && resolved.announce.advertise === undefined) {
+    const a = resolved.listenAddress;
+    if (a.kind === 'unix' || (a.kind === 'tcp' && isWildcard(a.host)))
+      throw new ParamError(
+        `announce (--announce) publishes the listening address, and ${resolved.listen} is not one clients can connect to: give --advertise HOST:PORT`,
+      );
+  }
   if (resolved.restartDelayMax < resolved.restartDelay) {
     fail(
       'restartDelayMax (--restart-delay-max)',

@@ -86,7 +86,24 @@ const SAMPLES: Record<string, string[]> = {
   ],
   tlsAlpn: ['--tls-cert', join(tmp, 'a.crt'), '--tls-alpn', 'h2,echo'],
   tlsHandshakeTimeout: ['--tls-cert', join(tmp, 'a.crt'), '--tls-handshake-timeout', '2.5'],
+  // Connects only when the command starts (test/fleet-announce.test.ts).
+  announce: ['--announce', 'svc', '--discovery', 'nats://127.0.0.1:4222'],
+  discovery: ['--announce', 'svc', '--discovery', 'nats://127.0.0.1:4222,nats://127.0.0.1:4223'],
+  advertise: ['--announce', 'svc', '--discovery', 'nats://127.0.0.1:4222', '--advertise', '10.0.0.1:80'],
+  announceWeight: ['--announce', 'svc', '--discovery', 'nats://127.0.0.1:4222', '--announce-weight', '5'],
+  announceVersion: ['--announce', 'svc', '--discovery', 'nats://127.0.0.1:4222', '--announce-version', 'v2'],
+  announceTtl: ['--announce', 'svc', '--discovery', 'nats://127.0.0.1:4222', '--announce-ttl', '30'],
 };
+
+/** Fields of the route table: `tcpdaemon worker` listens nowhere and refuses them. */
+const ANNOUNCE_KEYS = new Set([
+  'announce',
+  'discovery',
+  'advertise',
+  'announceWeight',
+  'announceVersion',
+  'announceTtl',
+]);
 
 describe('every command accepts every shared flag, with the same key', () => {
   for (const cmd of COMMANDS) {
@@ -113,6 +130,10 @@ describe('every command accepts every shared flag, with the same key', () => {
         }
         if (!listens && field.key.startsWith('tls')) {
           assert.throws(() => cmd.check(run(cmd.spec, argv)), /tcpdaemon worker takes no --tls-\* flags/);
+          return;
+        }
+        if (!listens && ANNOUNCE_KEYS.has(field.key)) {
+          assert.throws(() => cmd.check(run(cmd.spec, argv)), /tcpdaemon worker takes no --announce/);
           return;
         }
         const input = run(cmd.spec, argv);

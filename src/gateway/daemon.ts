@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type AddressGate, addressGateFor } from '../address-gate.js';
 import { WorkerStartError } from '../errors.js';
+import type { Announcer } from '../fleet/announcer.js';
 import { boundAddress, listenOnce } from '../listen.js';
 import { formatAddress, parseListenAddress } from '../listen-address.js';
 import { createLogger, type DaemonLogger } from '../logger.js';
@@ -265,6 +266,25 @@ async function start(
   }
 
   const address = server ? formatAddress(boundAddress(server, resolved.listenAddress!)) : undefined;
+  let announcer: Announcer | undefined;
+  if (resolved.announce && address !== undefined) {
+    try {
+      const { Announcer } = await import('../fleet/announcer.js');
+      announcer = await Announcer.start(
+        resolved.announce,
+        resolved.announce.advertise ?? address,
+        tls !== undefined,
+        logger,
+      );
+    } catch (err) {
+      server?.close();
+      await Promise.all([gateways?.stop(0), workers?.stop(0)]);
+      hub?.close();
+      for (const c of cleanup) c();
+      log.flush();
+      throw err;
+    }
+  }
 
   let statusServer: Server | undefined;
   const startedAt = Date.now();
@@ -349,6 +369,8 @@ async function start(
     },
     close() {
       closing ??= (async () => {
+        // Out of the route table first, so clients stop coming before the drain.
+        await announcer?.withdraw();
         const { drainDelay } = resolved;
         if (drainDelay > 0 && server) {
           logger.info(
@@ -364,6 +386,7 @@ async function start(
         await gateways?.stop(stopGraceMs);
         await workers?.stop(stopGraceMs);
         await closed;
+        await announcer?.close();
         if (statusServer) await closeStatus(statusServer, resolved.statusSocket!);
         await ops?.close();
         hub?.close();

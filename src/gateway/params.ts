@@ -3,6 +3,7 @@
 // --config and help, and the validation that fills in defaults.
 
 import { ParamError } from '../errors.js';
+import { type AnnounceSettings, isWildcard, readAnnounceSettings } from '../fleet/settings.js';
 import { type ListenAddress, parseListenAddress } from '../listen-address.js';
 import type { LogLevel } from '../logger.js';
 import { CODEC_NAMES, createCodec, DEFAULT_MAX_BODY } from '../message/codecs/index.js';
@@ -100,6 +101,13 @@ export interface GatewayParams {
   tlsClientAuth?: 'request' | 'require';
   tlsAlpn?: string | string[];
   tlsHandshakeTimeout?: number;
+  /** The route table (the daemon's fields: --announce, --discovery, --advertise, ...). */
+  announce?: string;
+  discovery?: string | string[];
+  advertise?: string;
+  announceWeight?: number;
+  announceVersion?: string;
+  announceTtl?: number;
 }
 
 export interface ResolvedGatewayParams {
@@ -144,6 +152,8 @@ export interface ResolvedGatewayParams {
   drainDelay: number;
   /** --tls-cert and the other TLS fields: gateway processes terminate TLS; undefined = plain TCP. */
   tls: TlsSettings | undefined;
+  /** --announce and the other route-table fields (gateway only); undefined = not announced. */
+  announce: AnnounceSettings | undefined;
   /** Set by the gateway daemon for its gateway processes: where the checked certificates are. */
   tlsWorker?: WorkerTls;
 }
@@ -430,6 +440,17 @@ export function validateGatewayParams(
     throw new ParamError(
       "tcpdaemon worker takes no --tls-* flags: it listens nowhere (TLS is the gateway's)",
     );
+  const announce = readAnnounceSettings(read);
+  if (role === 'worker' && announce !== undefined)
+    throw new ParamError(
+      "tcpdaemon worker takes no --announce: it listens nowhere (announce the gateway's listener)",
+    );
+  if (announce && announce.advertise === undefined && listenAddress !== undefined) {
+    if (listenAddress.kind === 'unix' || (listenAddress.kind === 'tcp' && isWildcard(listenAddress.host)))
+      throw new ParamError(
+        `announce (--announce) publishes the listening address, and ${listen} is not one clients can connect to: give --advertise HOST:PORT`,
+      );
+  }
   const codec = get('codec') ?? 'seq';
   const maxBody = get('maxBody') ?? DEFAULT_MAX_BODY;
   let hasSeq: boolean;
@@ -497,5 +518,6 @@ export function validateGatewayParams(
     metrics: get('metrics'),
     drainDelay: get('drainDelay') ?? 0,
     tls,
+    announce,
   };
 }

@@ -297,6 +297,57 @@ export const TLS_FIELDS: readonly Field[] = [
   TLS_HANDSHAKE_TIMEOUT,
 ];
 
+// Registration in the route table (src/fleet/settings.ts turns these into one AnnounceSettings).
+export const ANNOUNCE_FIELDS: readonly Field[] = [
+  {
+    key: 'announce',
+    flags: ['--announce'],
+    arg: 'SERVICE',
+    help: 'publish this listener under SERVICE in the route table on --discovery (refreshed; removed on stop, before draining)',
+    parse: text,
+  },
+  {
+    key: 'discovery',
+    flags: ['--discovery'],
+    arg: 'nats://H:P[,...]',
+    help: 'the NATS servers (JetStream on) that hold the route table',
+    parse: (value, where) => {
+      const items = typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
+      return list(text)(items, where);
+    },
+  },
+  {
+    key: 'advertise',
+    flags: ['--advertise'],
+    arg: 'HOST:PORT',
+    help: 'the address published by --announce; default the listening one (needed when listening on 0.0.0.0 or a unix socket)',
+    parse: text,
+  },
+  {
+    key: 'announceWeight',
+    flags: ['--announce-weight'],
+    arg: 'N',
+    help: "this listener's share of new connections, relative to the service's other entries",
+    shownDefault: '1',
+    parse: integer({ min: 1, max: 1000 }),
+  },
+  {
+    key: 'announceVersion',
+    flags: ['--announce-version'],
+    arg: 'TEXT',
+    help: 'a version string published with the entry',
+    parse: text,
+  },
+  {
+    key: 'announceTtl',
+    flags: ['--announce-ttl'],
+    arg: 'SECONDS',
+    help: "a killed process's entry is gone within this (refreshed every third of it)",
+    shownDefault: '10',
+    parse: seconds({ min: 1, max: 3600 }),
+  },
+];
+
 /** What every command declares, in help order. */
 export const SHARED_FIELDS: readonly Field[] = [
   LISTEN,
@@ -313,6 +364,7 @@ export const SHARED_FIELDS: readonly Field[] = [
   RESTART_DELAY_MAX,
   ...PROCESS_FIELDS,
   ...TLS_FIELDS,
+  ...ANNOUNCE_FIELDS,
 ];
 
 /** A field with other help or default for one command (same key, spelling and parser). */
