@@ -126,6 +126,12 @@ export class LfTurns {
     this.#members.clear();
   }
 
+  /** A config reload changed --max-connections: more (or fewer) workers may hold a copy from now on. */
+  setMaxConnections(max: number): void {
+    this.opts.maxConnections = max;
+    this.#fill();
+  }
+
   #canArm(): boolean {
     const max = this.opts.maxConnections;
     return !this.#closed && (max === 0 || this.opts.handoff.connections + this.#armed.size < max);

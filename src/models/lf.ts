@@ -12,7 +12,7 @@ import { Handoff, handoffLimits } from './handoff.js';
 import { openHandoffWarmup } from './handoff-warmup.js';
 import { LfTurns } from './lf-turns.js';
 import type { Model, ModelHost, RunningModel } from './model.js';
-import { createSupervisor, startWorkers, workerLaunchProblem } from './worker-pool.js';
+import { createSupervisor, startWorkers, supervision, workerLaunchProblem } from './worker-pool.js';
 
 export const lf: Model = {
   unavailable: (params) => {
@@ -78,6 +78,12 @@ async function startLf(host: ModelHost): Promise<RunningModel> {
     // New workers load the handler from disk; connections being served keep their workers.
     reload: async () => {
       await supervisor.reload();
+    },
+    reconfigure: () => {
+      const { params } = host;
+      supervisor.reconfigure(supervision(params));
+      handoff.setLimits(handoffLimits(params));
+      turns.setMaxConnections(params.maxConnections);
     },
   };
 }
