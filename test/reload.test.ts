@@ -160,7 +160,9 @@ test('a reload to a broken handler keeps the old workers; a crashed worker then 
       ),
       'the worker says why',
     );
-    assert.ok(cpuShare < 0.6, `CPU share of one core (daemon and its workers): ${cpuShare.toFixed(2)}`);
+    // A spin would keep at least a whole core busy; restarts that wait out their delays cost a
+    // fraction (each start loads node and the handler, which on a busy machine takes longer).
+    assert.ok(cpuShare < 0.9, `CPU share of one core (daemon and its workers): ${cpuShare.toFixed(2)}`);
     assert.equal(await version(port), 'v1', 'the other worker keeps serving');
   } finally {
     await stopCleanly(daemon);
