@@ -38,11 +38,26 @@ export async function serveByHandoff(
   supervisor.on('exit', (w) => handoff.exited(w));
   server.on('connection', (socket) => handoff.offer(socket));
   await startWorkers(supervisor);
+  return handoffRunning(host, supervisor, handoff, warmup);
+}
+
+/**
+ * The running model of a daemon whose waiting connections a Handoff holds (LF, IF). `also` adds what
+ * the model itself must stop first or reconfigure too (LF: its accept turns).
+ */
+export function handoffRunning(
+  host: ModelHost,
+  supervisor: Supervisor,
+  handoff: Handoff,
+  warmup: { close(): void } | undefined,
+  also: { close?(): void; reconfigure?(): void } = {},
+): RunningModel {
   return {
     get connections() {
       return handoff.connections;
     },
     async close(deadlineMs) {
+      also.close?.();
       const closed = handoff.closeWaiting();
       if (closed > 0) host.logger.warn({ count: closed }, 'stopping: waiting connections closed');
       await supervisor.stop(deadlineMs);
@@ -62,6 +77,7 @@ export async function serveByHandoff(
       const { params } = host;
       supervisor.reconfigure(supervision(params));
       handoff.setLimits(handoffLimits(params));
+      also.reconfigure?.();
     },
   };
 }

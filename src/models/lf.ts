@@ -8,11 +8,11 @@ import { serveAdmissions } from '../address-admission.js';
 import { canBindShared } from '../listen.js';
 import type { WorkerHandle } from '../supervisor/supervisor.js';
 import { type FromWorker, isModelMessage } from '../worker/messages.js';
-import { Handoff, handoffLimits } from './handoff.js';
+import { Handoff, handoffLimits, handoffRunning } from './handoff.js';
 import { openHandoffWarmup } from './handoff-warmup.js';
 import { LfTurns } from './lf-turns.js';
 import type { Model, ModelHost, RunningModel } from './model.js';
-import { createSupervisor, startWorkers, supervision, workerLaunchProblem } from './worker-pool.js';
+import { createSupervisor, startWorkers, workerLaunchProblem } from './worker-pool.js';
 
 export const lf: Model = {
   unavailable: (params) => {
@@ -58,32 +58,8 @@ async function startLf(host: ModelHost): Promise<RunningModel> {
   supervisor.on('retire', (w) => turns.remove(w));
   supervisor.on('exit', (w) => turns.remove(w));
   await startWorkers(supervisor);
-  return {
-    get connections() {
-      return handoff.connections;
-    },
-    async close(deadlineMs) {
-      turns.close();
-      const closed = handoff.closeWaiting();
-      if (closed > 0) logger.warn({ count: closed }, 'stopping: waiting connections closed');
-      await supervisor.stop(deadlineMs);
-      warmup?.close();
-    },
-    reopenLogs: () => supervisor.broadcast({ tdw: 'reopen-log' }),
-    status: () => ({
-      workers: supervisor.status(),
-      waiting: handoff.waitingCount,
-      reports: supervisor.reports(),
-    }),
-    // New workers load the handler from disk; connections being served keep their workers.
-    reload: async () => {
-      await supervisor.reload();
-    },
-    reconfigure: () => {
-      const { params } = host;
-      supervisor.reconfigure(supervision(params));
-      handoff.setLimits(handoffLimits(params));
-      turns.setMaxConnections(params.maxConnections);
-    },
-  };
+  return handoffRunning(host, supervisor, handoff, warmup, {
+    close: () => turns.close(),
+    reconfigure: () => turns.setMaxConnections(host.params.maxConnections),
+  });
 }
