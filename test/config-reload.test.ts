@@ -147,8 +147,8 @@ for (const { model, workers } of limitCases) {
         assert.deepEqual(stats.errors, []);
         assert.equal(stats.failed, 0);
 
-        // The loop's last connection may not have reached the server's close yet (under load it
-        // was seen still open, taking one of the 4): wait until the daemon counts none.
+        // The loop's last connection may not have reached the server's close yet (then it would
+        // take one of the 4; inferred, not observed): wait until the daemon counts none.
         await untilNoConnections(statusSocket);
         held = await hold(port, 4);
         await assertRefused(port);
