@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { MessageClient } from '../src/message/index.js';
-import { BIN, DaemonProcess, withDaemon } from './helpers/daemon.js';
+import { BIN, DaemonProcess, stopCleanly, withDaemon } from './helpers/daemon.js';
 import { BUSINESS, gatewayArgs, gatewayClient, startNats } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { makePki, type Pki, sClient } from './helpers/tls.js';
@@ -119,6 +119,9 @@ test('gateway and worker reach a TLS-only nats-server with --queue-tls-ca', asyn
         await c.close();
       }
     });
+    // A graceful stop while NATS is still up: a killed worker command's business process would
+    // drain against a stopped NATS until its own grace runs out (and outlive the test).
+    await stopCleanly(worker);
   } finally {
     await worker.kill();
     await nats.stop();

@@ -6,6 +6,7 @@ import { type KV, Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConnectError } from '../errors.js';
 import type { Logger } from '../types.js';
+import { natsReason as reason } from './nats-reason.js';
 import { ROUTES_BUCKET, type RouteEntry, routeKey } from './route.js';
 import type { AnnounceSettings } from './settings.js';
 
@@ -146,11 +147,4 @@ export class Announcer {
     await this.withdraw();
     await this.nc.close().catch(() => undefined);
   }
-}
-
-function reason(err: unknown): string {
-  const e = err as { message?: string; code?: string; cause?: { code?: string; message?: string } };
-  const code = e.cause?.code ?? e.code;
-  if (code === 'ECONNREFUSED') return 'connection refused';
-  return e.message ?? String(err);
 }

@@ -146,12 +146,13 @@ export class NatsWorkerQueue implements WorkerQueue {
     // Gateways stop addressing us; what is already on its way still arrives while we listen.
     this.nc.publish(this.subjects.retiring, this.id);
     await new Promise<void>((r) => setTimeout(r, Math.min(RETIRE_NOTICE_MS, graceMs)).unref());
-    await this.sub?.drain().catch(() => undefined);
-    await this.direct?.drain().catch(() => undefined);
+    // Each step is bounded by the grace: with NATS unreachable a drain waits for a reconnect.
+    await Promise.race([this.sub?.drain().catch(() => undefined), deadline]);
+    await Promise.race([this.direct?.drain().catch(() => undefined), deadline]);
     await Promise.race([this.runner.idle(), deadline]);
     this.flush(); // the last answers, before the goodbye
     clearInterval(this.heartbeat);
     this.nc.publish(this.subjects.bye, this.id);
-    await this.nc.drain().catch(() => undefined);
+    await Promise.race([this.nc.drain().catch(() => undefined), deadline]);
   }
 }

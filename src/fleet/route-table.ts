@@ -1,0 +1,188 @@
+// The reader's side of the route table (route.ts): a live copy of the announced entries, pushed by
+// a KV watch (never polled), with entries past their TTL dropped by a sweep (a watch sees no removal
+// by the bucket's max age). 'change' fires with the service's live entries whenever they change.
+import { EventEmitter } from 'node:events';
+import { type KV, Kvm, type KvWatchEntry } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { ConnectError } from '../errors.js';
+import type { Logger } from '../types.js';
+import { natsReason as reason } from './nats-reason.js';
+import { isLive, parseRouteEntry, ROUTES_BUCKET, type RouteEntry } from './route.js';
+
+/** The bucket's max age when a reader is the first to create it: the announcers' default TTL, ms. */
+const DEFAULT_BUCKET_TTL_MS = 10_000;
+/** Longest wait for the watch's first snapshot before serving what arrived, ms. */
+const SNAPSHOT_WAIT_MS = 5000;
+
+export interface RouteTableOptions {
+  servers: string[];
+  logger: Logger;
+  /** Watch only these services (default: every service in the bucket). */
+  services?: string[];
+  /** JetStream replicas when this reader creates the bucket (a NATS cluster). */
+  replicas?: number;
+  /** How often entries past their TTL are dropped, ms (default: a second). */
+  sweepMs?: number;
+  /** The NATS connection's name, as the server lists it. */
+  name?: string;
+}
+
+export interface RouteTableEvents {
+  change: [service: string, entries: RouteEntry[]];
+}
+
+export class RouteTable extends EventEmitter<RouteTableEvents> {
+  /** service → key → entry. */
+  private readonly table = new Map<string, Map<string, RouteEntry>>();
+  private readonly sweepTimer: NodeJS.Timeout;
+  private closed = false;
+  private stopWatch: () => void = () => undefined;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly logger: Logger,
+    sweepMs: number,
+  ) {
+    super();
+    this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
+    this.sweepTimer.unref();
+  }
+
+  /** Connects, opens (or creates) the bucket and returns once the current entries are in. */
+  static async open(opts: RouteTableOptions): Promise<RouteTable> {
+    const where = opts.servers.join(',');
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: opts.servers,
+        name: opts.name ?? 'tcpdaemon route reader',
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+      });
+    } catch (err) {
+      throw new ConnectError(`--discovery ${where}: cannot connect: ${reason(err)}`);
+    }
+    const table = new RouteTable(nc, opts.logger, opts.sweepMs ?? 1000);
+    try {
+      const kv = await new Kvm(nc).create(ROUTES_BUCKET, {
+        history: 1,
+        ttl: DEFAULT_BUCKET_TTL_MS,
+        replicas: opts.replicas ?? 1,
+      });
+      await table.watch(kv, opts.services);
+    } catch (err) {
+      await table.close();
+      throw new ConnectError(
+        `--discovery ${where}: cannot read the route table (JetStream enabled?): ${reason(err)}`,
+      );
+    }
+    return table;
+  }
+
+  /** The service's live entries, by address. */
+  entries(service: string): RouteEntry[] {
+    const now = Date.now();
+    const byKey = this.table.get(service);
+    if (byKey === undefined) return [];
+    return [...byKey.values()]
+      .filter((e) => isLive(e, now))
+      .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  }
+
+  /** Every service with at least one live entry. */
+  services(): string[] {
+    return [...this.table.keys()].filter((s) => this.entries(s).length > 0).sort();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    this.stopWatch();
+    await this.nc.close().catch(() => undefined);
+  }
+
+  private async watch(kv: KV, services: string[] | undefined): Promise<void> {
+    const empty = (await kv.status()).values === 0;
+    const key =
+      services === undefined || services.length === 0
+        ? '>'
+        : services.length === 1
+          ? `${services[0]}.>`
+          : services.map((s) => `${s}.>`);
+    const watch = await kv.watch({ key });
+    this.stopWatch = () => watch.stop();
+    let snapshotDone: () => void = () => undefined;
+    const snapshot = new Promise<void>((resolve) => {
+      snapshotDone = resolve;
+    });
+    if (empty) snapshotDone();
+    void (async () => {
+      for await (const e of watch) {
+        this.apply(e);
+        if (e.isUpdate) snapshotDone();
+      }
+      if (!this.closed) this.logger.warn({}, 'route table watch ended; the table no longer follows changes');
+    })().catch((err: unknown) => {
+      if (!this.closed) this.logger.warn({ err: reason(err) }, 'route table watch failed');
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      snapshot,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, SNAPSHOT_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private apply(e: KvWatchEntry): void {
+    const dot = e.key.indexOf('.');
+    if (dot <= 0) return;
+    const service = e.key.slice(0, dot);
+    let byKey = this.table.get(service);
+    if (e.operation !== 'PUT') {
+      if (byKey?.delete(e.key)) this.emit('change', service, this.entries(service));
+      return;
+    }
+    const entry = parseRouteEntry(e.value);
+    if (entry === undefined || entry.service !== service) {
+      this.logger.debug({ key: e.key }, 'route table: an entry that is not ours; ignored');
+      return;
+    }
+    if (byKey === undefined) {
+      byKey = new Map();
+      this.table.set(service, byKey);
+    }
+    const before = byKey.get(e.key);
+    byKey.set(e.key, entry);
+    if (before === undefined || !sameRoute(before, entry) || !isLive(before))
+      this.emit('change', service, this.entries(service));
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [service, byKey] of this.table) {
+      let dropped = false;
+      for (const [key, entry] of byKey) {
+        if (!isLive(entry, now)) {
+          byKey.delete(key);
+          dropped = true;
+        }
+      }
+      if (dropped) this.emit('change', service, this.entries(service));
+      if (byKey.size === 0) this.table.delete(service);
+    }
+  }
+}
+
+/** The same route for a client: a refresh alone (new refreshedAt) is no change. */
+function sameRoute(a: RouteEntry, b: RouteEntry): boolean {
+  return (
+    a.address === b.address &&
+    a.weight === b.weight &&
+    a.version === b.version &&
+    a.tls === b.tls &&
+    a.pid === b.pid
+  );
+}
