@@ -21,6 +21,7 @@ export function layerOf(file: string): string {
     proxy: 'command:proxy',
     gateway: 'command:gateway',
     bench: 'command:bench',
+    agent: 'command:agent',
   };
   if (commands[top]) return commands[top]!;
   if (top === 'platform') return 'platform';

@@ -8,6 +8,7 @@ const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<numb
   proxy: async () => (await import('../proxy/cli.js')).proxyMain,
   gateway: async () => (await import('../gateway/cli.js')).gatewayMain,
   worker: async () => (await import('../gateway/cli.js')).workerMain,
+  agent: async () => (await import('../agent/cli.js')).agentMain,
   status: async () => (await import('./status.js')).statusMain,
 };
 

@@ -1,0 +1,135 @@
+// `tcpdaemon agent` as a library call: a daemon whose handler is the agent's local side, with the
+// agent's upstream connections in every process that serves local connections. Hosts are the
+// --upstream list, or follow the route table (--upstream SERVICE --discovery nats://...).
+import { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from '../daemon.js';
+import type { RouteEntry } from '../fleet/route.js';
+import type { RouteTable } from '../fleet/route-table.js';
+import { parseListenAddress } from '../listen-address.js';
+import { createCodec } from '../message/codecs/index.js';
+import type { Tcpmain } from '../types.js';
+import { isWorkerProcess } from '../worker/config.js';
+import { Agent, type AgentSnapshot } from './agent.js';
+import { HostSet, type HostSpec } from './hosts.js';
+import { createLocalHandler } from './local.js';
+import { type ResolvedAgentConfig, validateAgentConfig } from './params.js';
+import { agentSections } from './status.js';
+
+export interface AgentHandle extends TcpdaemonHandle {
+  /** This process's agent (undefined in a primary of -c N, which serves no connection). */
+  readonly agent: Agent | undefined;
+  snapshot(): AgentSnapshot | undefined;
+}
+
+export type AgentOptions = DaemonOptions & { config?: unknown };
+
+/** Starts `tcpdaemon agent`: validates (ParamError), listens, connects upstream; close() drains. */
+export async function startAgent(input: unknown, options: AgentOptions = {}): Promise<AgentHandle> {
+  const cfg = validateAgentConfig(input);
+  const codec = createCodec(cfg.codec);
+  const serves = isWorkerProcess() || (cfg.daemon.workers ?? 1) === 1;
+  let agent: Agent | undefined;
+  let ready!: (a: Agent) => void;
+  const agentReady = new Promise<Agent>((r) => {
+    ready = r;
+  });
+  let local: Tcpmain | undefined;
+  const handler: Tcpmain = (socket, env) =>
+    local ? local(socket, env) : agentReady.then((a) => createLocalHandler(a)(socket, env));
+  const { config: _config, ...daemonOptions } = options;
+  const handle = await tcpdaemon(
+    { ...cfg.daemon, listen: cfg.listen, handler },
+    {
+      ...daemonOptions,
+      workerReport: () => agent?.snapshot(),
+      statusSections: agentSections,
+      notReady: (reports) => notReady(reports),
+    },
+  );
+  const logger = handle.logger;
+  let table: RouteTable | undefined;
+  if (serves) {
+    const hosts = new HostSet(cfg.strategy, logger);
+    const a = new Agent(cfg, codec, hosts, logger);
+    if (cfg.upstream.kind === 'hosts') {
+      hosts.set(cfg.upstream.hosts.map((h) => ({ ...h, weight: 1 })));
+    } else {
+      const { service, servers } = cfg.upstream;
+      try {
+        const { RouteTable } = await import('../fleet/route-table.js');
+        table = await RouteTable.open({ servers, logger, services: [service], name: 'tcpdaemon agent' });
+      } catch (err) {
+        await handle.close();
+        throw err;
+      }
+      const follow = (entries: RouteEntry[]) => {
+        const specs = toHostSpecs(entries);
+        logger.info({ service, upstreams: specs.map((s) => s.id) }, 'upstream hosts from the route table');
+        a.setHosts(specs);
+      };
+      hosts.set(toHostSpecs(table.entries(service)));
+      table.on('change', (s, entries) => {
+        if (s === service) follow(entries);
+      });
+    }
+    a.start();
+    agent = a;
+    local = createLocalHandler(a);
+    ready(a);
+    logger.info(
+      {
+        upstream: describe(cfg),
+        hosts: hosts.list().map((h) => h.id),
+        connections: cfg.connections,
+        strategy: cfg.strategy,
+        requestTimeoutMs: cfg.requestTimeoutMs,
+        maxInFlight: cfg.maxInFlight,
+        maxInFlightPerConn: cfg.maxInFlightPerConn,
+      },
+      'agent ready',
+    );
+  }
+  const closeDaemon = handle.close.bind(handle);
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      // Local connections get their requests in flight answered before they close.
+      await closeDaemon();
+      agent?.close();
+      await table?.close();
+    })();
+    return closing;
+  };
+  return Object.assign(handle, { close, agent, snapshot: () => agent?.snapshot() });
+}
+
+/** /readyz: not ready while no upstream connection is up in some serving process. */
+function notReady(reports: unknown[]): string | undefined {
+  const snaps = reports.filter(
+    (r): r is AgentSnapshot =>
+      typeof r === 'object' && r !== null && Array.isArray((r as AgentSnapshot).links),
+  );
+  if (snaps.length === 0) return 'the agent is starting';
+  const up = snaps.some((s) => s.links.some((l) => l.state === 'connected'));
+  return up ? undefined : 'no upstream connection is up';
+}
+
+/** Route entries (HOST:PORT) as hosts; an entry whose address cannot be parsed is skipped. */
+function toHostSpecs(entries: RouteEntry[]): HostSpec[] {
+  const out: HostSpec[] = [];
+  for (const e of entries) {
+    try {
+      const a = parseListenAddress(e.address);
+      if (a.kind === 'tcp')
+        out.push({ id: e.address, address: { host: a.host, port: a.port }, weight: e.weight });
+    } catch {
+      // not an address we can connect to
+    }
+  }
+  return out;
+}
+
+function describe(cfg: ResolvedAgentConfig): string {
+  return cfg.upstream.kind === 'service'
+    ? `service ${cfg.upstream.service} on ${cfg.upstream.servers.join(',')}`
+    : cfg.upstream.hosts.map((h) => h.id).join(',');
+}
