@@ -1,0 +1,483 @@
+// `tcpdaemon agent`: local processes' requests over a unix socket, multiplexed over a few upstream
+// connections under the agent's own sequence numbers, each reply routed back to the connection
+// that asked. Real processes: upstream message servers (test/fixtures/agent-upstream.mjs), the
+// agent, MessageClients as the local processes; nats-server for --upstream SERVICE.
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { MessageClient } from '../src/message/client.js';
+import { MessageError } from '../src/message/errors.js';
+import {
+  type DaemonProcess,
+  FIXTURES,
+  type Listening,
+  runCli,
+  startDaemon,
+  stopCleanly,
+} from './helpers/daemon.js';
+import { startNats } from './helpers/gateway.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+
+after(checkNoLeftoverProcesses);
+
+const UPSTREAM = join(FIXTURES, 'agent-upstream.mjs');
+const tmp = mkdtempSync(join(tmpdir(), 'tcpd-agent-'));
+let sockets = 0;
+
+/** An upstream message server (seq codec), one process. */
+function startUpstream(...extra: string[]): Promise<Listening> {
+  return startDaemon(['-m', 'IOMP', '-l', '127.0.0.1:0', '-s', UPSTREAM, ...extra]);
+}
+
+interface RunningAgent {
+  daemon: DaemonProcess;
+  /** The local socket. */
+  path: string;
+  status: string;
+}
+
+/** Starts the agent on a fresh socket; resolves once `connected` upstream connections are up. */
+async function startAgent(args: string[], connected = 2): Promise<RunningAgent> {
+  const n = ++sockets;
+  const path = join(tmp, `agent-${n}.sock`);
+  const status = join(tmp, `agent-${n}.status`);
+  const { daemon } = await startDaemon(['agent', '-l', path, '--status-socket', status, ...args]);
+  await daemon.waitForMsg('agent ready');
+  await waitFor(() => daemon.logs.filter((l) => l.msg === 'upstream connected').length >= connected, daemon);
+  return { daemon, path, status };
+}
+
+async function waitFor(pred: () => boolean, daemon: DaemonProcess, what = 'the log line'): Promise<void> {
+  await daemon
+    .waitForLog(() => pred(), 20_000)
+    .catch(async () => {
+      if (!pred()) throw new Error(`timed out waiting for ${what}:\n${daemon.stdoutLines.join('\n')}`);
+    });
+}
+
+async function local(agent: RunningAgent): Promise<MessageClient> {
+  const c = new MessageClient({ path: agent.path, codec: 'seq', reconnect: false, requestTimeout: 30_000 });
+  await c.connect();
+  return c;
+}
+
+interface UpstreamsData {
+  localConnections: number;
+  inFlight: number;
+  busy: number;
+  unavailable: number;
+  lateDrops: number;
+  hosts: {
+    id: string;
+    state: string;
+    links: number;
+    inFlight: number;
+    requests: number;
+    replies: number;
+    errors: number;
+    timeouts: number;
+    lateDrops: number;
+  }[];
+}
+
+async function upstreams(agent: RunningAgent): Promise<UpstreamsData> {
+  const res = await runCli(['status', agent.status, '--json']);
+  assert.equal(res.code, 0, res.stderr);
+  const report = JSON.parse(res.stdout) as { sections?: { title: string; data: UpstreamsData }[] };
+  const section = report.sections?.find((s) => s.title === 'upstreams');
+  assert.ok(section, `an upstreams section in ${res.stdout}`);
+  return section.data;
+}
+
+/** Polls the status socket until `pred` holds (status is a request/response: no log line to wait on). */
+async function statusUntil(
+  agent: RunningAgent,
+  pred: (d: UpstreamsData) => boolean,
+  what: string,
+): Promise<UpstreamsData> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const d = await upstreams(agent);
+    if (pred(d)) return d;
+    if (Date.now() > deadline) assert.fail(`status never showed ${what}: ${JSON.stringify(d)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const late = (ms: number, tag: string) => JSON.stringify({ ms, tag });
+
+/** A request's outcome as text: the reply, or `error: <message>`. */
+async function outcome(p: Promise<Buffer>): Promise<string> {
+  try {
+    return (await p).toString();
+  } catch (err) {
+    assert.ok(err instanceof MessageError, `a MessageError, got ${String(err)}`);
+    assert.equal(err.code, 'ERR_MESSAGE_REMOTE', `an error frame from the agent: ${err.message}`);
+    return `error: ${err.message}`;
+  }
+}
+
+describe('tcpdaemon agent', () => {
+  test('several local clients get their own replies when the upstream answers out of order', async () => {
+    const up = await startUpstream();
+    const agent = await startAgent(['--upstream', `127.0.0.1:${up.port}`, '--connections', '2']);
+    const clients = await Promise.all([local(agent), local(agent), local(agent)]);
+    try {
+      const order: string[] = [];
+      const delays = [400, 50, 250, 0, 150];
+      const all = clients.flatMap((c, ci) =>
+        delays.map((ms, ri) => {
+          const tag = `c${ci}-r${ri}`;
+          return c.request(2, late(ms + ci * 10, tag)).then((b) => {
+            order.push(tag);
+            return [tag, b.toString()] as const;
+          });
+        }),
+      );
+      const replies = await Promise.all(all);
+      for (const [tag, body] of replies) assert.equal(body, `${tag}@${up.daemon.pid}`, 'its own reply');
+      // Sent in order r0..r4, answered by delay: r3 (0 ms) before r0 (400 ms) on every client.
+      for (let ci = 0; ci < 3; ci++)
+        assert.ok(
+          order.indexOf(`c${ci}-r3`) < order.indexOf(`c${ci}-r0`),
+          `out of order: ${order.join(' ')}`,
+        );
+      assert.notDeepEqual(
+        order,
+        replies.map(([t]) => t),
+        'the answers came out of order',
+      );
+      // Plain echo, and an error reply of the server passed through.
+      assert.equal((await clients[0]!.request(1, 'hi')).toString(), 'hi');
+      assert.equal(
+        await outcome(clients[1]!.request(3, 'x')),
+        'error: msgid 3 always fails',
+        "the server's error reply",
+      );
+      for (const c of clients) {
+        assert.equal(c.stats.lateReplies, 0, 'no reply came twice or to the wrong client');
+        assert.equal(c.stats.unroutable, 0);
+      }
+      const d = await upstreams(agent);
+      assert.equal(d.hosts.length, 1);
+      assert.equal(d.hosts[0]!.requests, 17);
+      assert.equal(d.hosts[0]!.replies, 17);
+      assert.equal(d.hosts[0]!.links, 2);
+      assert.equal(d.inFlight, 0);
+      assert.equal(d.localConnections, 3);
+      const text = await runCli(['status', agent.status]);
+      assert.match(text.stdout, /upstreams: 1 host/);
+      assert.match(text.stdout, /upstream\s+state\s+links\s+in flight/);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await stopCleanly(agent.daemon);
+      await stopCleanly(up.daemon);
+    }
+  });
+
+  test('a request past its timeout gets a timeout error frame; its late reply is dropped and counted', async () => {
+    const up = await startUpstream();
+    const agent = await startAgent(
+      ['--upstream', `127.0.0.1:${up.port}`, '--connections', '1', '--request-timeout', '0.3'],
+      1,
+    );
+    const c = await local(agent);
+    try {
+      const slow = outcome(c.request(2, late(1500, 'slow')));
+      const fast = outcome(c.request(2, late(0, 'fast')));
+      assert.equal(await fast, `fast@${up.daemon.pid}`);
+      const answer = await slow;
+      assert.match(answer, /^error: timeout: no reply from upstream 127\.0\.0\.1:\d+ within 300 ms$/);
+      const line = await agent.daemon.waitForMsg(
+        'late upstream replies dropped (their requests had timed out)',
+      );
+      assert.equal(line.level, 'warn');
+      const d = await statusUntil(agent, (x) => x.lateDrops === 1, 'one late drop');
+      assert.equal(d.hosts[0]!.timeouts, 1);
+      assert.equal(d.hosts[0]!.lateDrops, 1);
+      assert.equal(d.inFlight, 0);
+      assert.equal(c.stats.lateReplies, 0, 'the late reply never reached the client');
+      // The connection serves on.
+      assert.equal((await c.request(1, 'after')).toString(), 'after');
+    } finally {
+      await c.close();
+      await stopCleanly(agent.daemon);
+      await stopCleanly(up.daemon);
+    }
+  });
+
+  test('late replies in a flood are logged once per interval, counted in all', async () => {
+    const up = await startUpstream();
+    const agent = await startAgent(
+      ['--upstream', `127.0.0.1:${up.port}`, '--connections', '1', '--request-timeout', '0.2'],
+      1,
+    );
+    const c = await local(agent);
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => outcome(c.request(2, late(400, `l${i}`)))),
+      );
+      assert.ok(
+        answers.every((a) => a.startsWith('error: timeout:')),
+        answers.join('\n'),
+      );
+      const d = await statusUntil(agent, (x) => x.lateDrops === 50, '50 late drops');
+      assert.equal(d.hosts[0]!.timeouts, 50);
+      const lines = agent.daemon.logs.filter((l) => String(l.msg).startsWith('late upstream replies'));
+      assert.ok(lines.length <= 3, `a few summary lines, not 50: ${lines.length}`);
+    } finally {
+      await c.close();
+      await stopCleanly(agent.daemon);
+      await stopCleanly(up.daemon);
+    }
+  });
+
+  test('upstream kill -9 with requests in flight: error frames, none lost, none twice; traffic moves to the second host', async () => {
+    const a = await startUpstream();
+    const b = await startUpstream();
+    const agent = await startAgent([
+      '--upstream',
+      `127.0.0.1:${a.port},127.0.0.1:${b.port}`,
+      '--connections',
+      '2',
+      '--reconnect-delay',
+      '0.05',
+    ]);
+    const clients = await Promise.all([local(agent), local(agent)]);
+    try {
+      const before = await upstreams(agent);
+      assert.deepEqual(
+        before.hosts.map((h) => h.links),
+        [1, 1],
+        'leastconn puts one upstream connection on each host',
+      );
+      const n = 20;
+      const pending = clients.flatMap((c, ci) =>
+        Array.from({ length: n / 2 }, (_, i) => outcome(c.request(2, late(3000, `k${ci}-${i}`)))),
+      );
+      const inFlight = await statusUntil(
+        agent,
+        (d) => d.hosts.every((h) => h.inFlight > 0) && d.inFlight === n,
+        'every request in flight on both hosts',
+      );
+      const onA = inFlight.hosts.find((h) => h.id === `127.0.0.1:${a.port}`)!.inFlight;
+      a.daemon.signal('SIGKILL');
+      await a.daemon.exited;
+      const answers = await Promise.all(pending);
+      assert.equal(answers.length, n, 'every request answered');
+      const lost = answers.filter((x) => x.startsWith('error: upstream lost: 127.0.0.1:'));
+      const served = answers.filter((x) => x.endsWith(`@${b.daemon.pid}`));
+      assert.equal(lost.length, onA, `the ones on the killed host got error frames: ${answers.join('\n')}`);
+      assert.equal(served.length, n - onA, 'the ones on the other host were served');
+      for (const c of clients) assert.equal(c.stats.lateReplies, 0, 'nothing answered twice');
+      // Both upstream connections are on the second host again; new traffic is served there.
+      await statusUntil(
+        agent,
+        (d) => d.hosts.find((h) => h.id === `127.0.0.1:${b.port}`)?.links === 2,
+        'both links on the second host',
+      );
+      const after = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => clients[i % 2]!.request(5, '').then(String)),
+      );
+      assert.deepEqual(after, Array(10).fill(String(b.daemon.pid)));
+      const d = await upstreams(agent);
+      const hostA = d.hosts.find((h) => h.id === `127.0.0.1:${a.port}`)!;
+      assert.equal(hostA.errors, onA, 'status counts the lost requests against the killed host');
+      assert.equal(hostA.links, 0);
+      assert.match(
+        JSON.stringify(agent.daemon.logs.find((l) => l.msg === 'upstream connection lost')),
+        new RegExp(`127\\.0\\.0\\.1:${a.port}`),
+      );
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await stopCleanly(agent.daemon);
+      await stopCleanly(b.daemon);
+      await a.daemon.kill();
+    }
+  });
+
+  test("past --max-in-flight-per-conn and --max-in-flight a request is answered at once with 'busy'", async () => {
+    const up = await startUpstream();
+    const agent = await startAgent([
+      '--upstream',
+      `127.0.0.1:${up.port}`,
+      '--max-in-flight-per-conn',
+      '3',
+      '--max-in-flight',
+      '5',
+    ]);
+    const [c1, c2] = await Promise.all([local(agent), local(agent)]);
+    try {
+      const first = Array.from({ length: 4 }, (_, i) => outcome(c1.request(2, late(500, `a${i}`))));
+      const fourth = await first[3]!;
+      assert.match(
+        fourth,
+        /^error: busy: 3 requests of this connection in flight \(--max-in-flight-per-conn 3\)$/,
+      );
+      const second = Array.from({ length: 3 }, (_, i) => outcome(c2.request(2, late(500, `b${i}`))));
+      assert.match(
+        await second[2]!,
+        /^error: busy: 5 requests in flight in the agent \(--max-in-flight 5\)$/,
+      );
+      const served = await Promise.all([...first.slice(0, 3), ...second.slice(0, 2)]);
+      assert.ok(
+        served.every((s) => s.includes('@')),
+        served.join('\n'),
+      );
+      const d = await upstreams(agent);
+      assert.equal(d.busy, 2);
+      assert.equal(d.inFlight, 0);
+      // Below the bounds again: served.
+      assert.equal((await c1.request(1, 'again')).toString(), 'again');
+    } finally {
+      await Promise.all([c1.close(), c2.close()]);
+      await stopCleanly(agent.daemon);
+      await stopCleanly(up.daemon);
+    }
+  });
+
+  test('SIGTERM: requests in flight are answered first, then the agent exits 0', async () => {
+    const up = await startUpstream();
+    const agent = await startAgent(['--upstream', `127.0.0.1:${up.port}`]);
+    const c = await local(agent);
+    try {
+      const answer = outcome(c.request(2, late(600, 'drain')));
+      await statusUntil(agent, (d) => d.inFlight === 1, 'the request in flight');
+      agent.daemon.signal('SIGTERM');
+      assert.equal(await answer, `drain@${up.daemon.pid}`);
+      assert.deepEqual(await agent.daemon.waitForExit(), { code: 0, signal: null });
+    } finally {
+      await c.close();
+      await agent.daemon.kill();
+      await stopCleanly(up.daemon);
+    }
+  });
+
+  test('no upstream reachable: requests get an unavailable error frame at once, then are served once one comes', async () => {
+    const agent = await startAgent(
+      [
+        '--upstream',
+        '127.0.0.1:1',
+        '--connections',
+        '1',
+        '--reconnect-delay',
+        '0.05',
+        '--reconnect-delay-max',
+        '0.2',
+      ],
+      0,
+    );
+    const c = await local(agent);
+    try {
+      await agent.daemon.waitForMsg('upstream connect failed');
+      assert.match(await outcome(c.request(1, 'x')), /^error: unavailable: no upstream connection is up/);
+      const d = await upstreams(agent);
+      assert.equal(d.unavailable, 1);
+      assert.ok(d.hosts[0]!.state === 'up' || d.hosts[0]!.state === 'overloaded');
+    } finally {
+      await c.close();
+      await stopCleanly(agent.daemon);
+    }
+  });
+
+  test('--upstream SERVICE follows the route table: announced servers are used, a withdrawn one is left once idle', async () => {
+    const nats = await startNats();
+    const announce = ['--announce', 'agentsvc', '--discovery', nats.url, '--announce-ttl', '2'];
+    let agent: RunningAgent | undefined;
+    let c: MessageClient | undefined;
+    const ups: Listening[] = [];
+    try {
+      // The agent starts before any server is announced: nothing to connect to yet.
+      agent = await startAgent(
+        [
+          '--upstream',
+          'agentsvc',
+          '--discovery',
+          nats.url,
+          '--connections',
+          '2',
+          '--reconnect-delay',
+          '0.05',
+        ],
+        0,
+      );
+      c = await local(agent);
+      assert.match(await outcome(c.request(1, 'x')), /^error: unavailable: no upstream host is known/);
+      ups.push(await startUpstream(...announce));
+      await ups[0]!.daemon.waitForMsg('announced');
+      const running = agent;
+      await waitFor(
+        () => running.daemon.logs.filter((l) => l.msg === 'upstream connected').length >= 2,
+        agent.daemon,
+        'two upstream connections',
+      );
+      assert.equal((await c.request(5, '')).toString(), String(ups[0]!.daemon.pid));
+      ups.push(await startUpstream(...announce));
+      await ups[1]!.daemon.waitForMsg('announced');
+      await statusUntil(running, (d) => d.hosts.length === 2, 'the second host in the route table');
+      // The first server withdraws (SIGTERM: withdraw, then drain): the agent's connections to it
+      // move to the second once idle, so its drain ends and no request fails.
+      const answers: Promise<string>[] = [];
+      for (let i = 0; i < 10; i++) answers.push(outcome(c.request(2, late(200, `w${i}`))));
+      ups[0]!.daemon.signal('SIGTERM');
+      assert.deepEqual(await ups[0]!.daemon.waitForExit(), { code: 0, signal: null });
+      const texts = await Promise.all(answers);
+      assert.ok(
+        texts.every((t) => t.includes('@')),
+        `every request served: ${texts.join('\n')}`,
+      );
+      await statusUntil(
+        running,
+        (d) => d.hosts.find((h) => h.id === `127.0.0.1:${ups[1]!.port}`)?.links === 2,
+        'both connections on the second server',
+      );
+      const pids = await Promise.all(Array.from({ length: 6 }, () => c!.request(5, '').then(String)));
+      assert.deepEqual(pids, Array(6).fill(String(ups[1]!.daemon.pid)));
+      assert.ok(running.daemon.logs.some((l) => l.msg === 'upstream connection moves off a removed host'));
+    } finally {
+      await c?.close();
+      if (agent) await stopCleanly(agent.daemon);
+      for (const u of ups) await u.daemon.kill();
+      await nats.stop();
+    }
+  });
+
+  describe('bad flags: one line, usage, exit 1, nothing listens', () => {
+    const cases: [string[], RegExp][] = [
+      [['-l', join(tmp, 'x.sock')], /upstream \(--upstream\) is required/],
+      [['--upstream', '127.0.0.1:7'], /listen \(-l\) is required/],
+      [['-l', join(tmp, 'x.sock'), '--upstream', 'svc'], /'svc' is a service name: it needs discovery/],
+      [
+        ['-l', join(tmp, 'x.sock'), '--upstream', '127.0.0.1:7', '--codec', 'lars'],
+        /'lars' carries no sequence number/,
+      ],
+      [['-l', join(tmp, 'x.sock'), '--upstream', '127.0.0.1:0'], /is not an address to connect to/],
+      [['-l', join(tmp, 'x.sock'), '--upstream', '127.0.0.1:7,127.0.0.1:7'], /127\.0\.0\.1:7 is given twice/],
+      [
+        ['-l', join(tmp, 'x.sock'), '--upstream', '127.0.0.1:7', '--connections', '0'],
+        /connections \(--connections\)/,
+      ],
+      [['-l', join(tmp, 'x.sock'), '--upstream', '127.0.0.1:7', '--strategy', 'random'], /must be one of/],
+      [
+        ['-l', join(tmp, 'x.sock'), '--upstream', '127.0.0.1:7', '--request-timeout', 'soon'],
+        /requestTimeout \(--request-timeout\)/,
+      ],
+      [
+        ['-l', join(tmp, 'x.sock'), '--upstream', '127.0.0.1:7', '--max-in-fligh', '3'],
+        /did you mean --max-in-flight/,
+      ],
+    ];
+    for (const [argv, reason] of cases) {
+      test(argv.slice(2).join(' ') || argv.join(' '), async () => {
+        const res = await runCli(['agent', ...argv]);
+        assert.equal(res.code, 1);
+        const first = res.stderr.split('\n')[0]!;
+        assert.match(first, /^tcpdaemon agent: /);
+        assert.match(first, reason);
+        assert.match(res.stderr, /usage: tcpdaemon agent -l unix:PATH --upstream/);
+      });
+    }
+  });
+});
