@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { AGENT_COMMAND, validateAgentConfig } from '../src/agent/params.js';
 import { ParamError } from '../src/errors.js';
 import {
   GATEWAY_COMMAND,
@@ -12,13 +13,14 @@ import {
   validateGatewayParams,
   WORKER_COMMAND,
 } from '../src/gateway/params.js';
+import { MessageClient } from '../src/message/client.js';
 import { DAEMON_COMMAND, validateParams } from '../src/params.js';
 import { parseCommandLine } from '../src/platform/command-line.js';
 import type { CommandSpec } from '../src/platform/fields.js';
 import { SHARED_FIELDS } from '../src/platform/shared-fields.js';
 import { renderUsage } from '../src/platform/usage.js';
 import { PROXY_COMMAND, validateProxyConfig } from '../src/proxy/config.js';
-import { EXAMPLES, runCli, startDaemon, stopCleanly } from './helpers/daemon.js';
+import { DaemonProcess, EXAMPLES, runCli, startDaemon, stopCleanly } from './helpers/daemon.js';
 import { BUSINESS, gatewayArgs, gatewayClient } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes } from './helpers/net.js';
@@ -48,6 +50,7 @@ const COMMANDS: CommandCase[] = [
     base: ['-s', BUSINESS, '--queue', 'nats://127.0.0.1:4222'],
     check: (i) => void validateGatewayParams(i as GatewayParams, 'worker'),
   },
+  { spec: AGENT_COMMAND, base: ['--upstream', '127.0.0.1:1'], check: (i) => void validateAgentConfig(i) },
 ];
 
 /** A valid value for each shared flag (a switch has none); --daemon-level needs --logfile beside it. */
@@ -269,6 +272,60 @@ describe('--config: the library keys, in every command; flags override it', () =
   });
 });
 
+test('agent: a config file with the shared keys (log file, log level, pid file, status socket) serves', async () => {
+  const upstream = await startDaemon([
+    '-m',
+    'IOMP',
+    '-l',
+    '127.0.0.1:0',
+    '-s',
+    join(EXAMPLES, 'seq-echo.ts'),
+  ]);
+  const pid = join(tmp, 'agent.pid');
+  const sock = join(tmp, 'agent.status');
+  const log = join(tmp, 'agent.log');
+  const path = join(tmp, 'agent.sock');
+  const file = join(tmp, 'agent.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      listen: path,
+      upstream: `127.0.0.1:${upstream.port}`,
+      pidFile: pid,
+      statusSocket: sock,
+      logfile: log,
+      loglevel: 'debug',
+    }),
+  );
+  const daemon = new DaemonProcess(['agent', '--config', file, '--connections', '1']);
+  const client = new MessageClient({ path, codec: 'seq', reconnect: { initialDelay: 20, maxDelay: 200 } });
+  try {
+    await client.connect();
+    assert.equal((await client.request(1, 'via agent')).toString(), 'via agent');
+    assert.equal(readFileSync(pid, 'utf8').trim(), String(daemon.pid));
+    const status = await runCli(['status', sock]);
+    assert.equal(status.code, 0);
+    assert.match(status.stdout, /upstreams: 1 host/);
+    const lines = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string });
+    assert.ok(
+      lines.some((l) => l.msg === 'agent ready'),
+      'logs go to --logfile',
+    );
+    assert.equal(daemon.stdoutLines.length, 0, 'nothing on stdout');
+    await client.close();
+    await stopCleanly(daemon);
+    assert.equal(existsSync(pid), false, 'pid file removed at exit');
+    assert.equal(existsSync(sock), false, 'status socket removed at exit');
+  } finally {
+    await client.close();
+    await daemon.kill();
+    await stopCleanly(upstream.daemon);
+  }
+});
+
 describe('start-up failures name their cause in one line', () => {
   test('gateway with NATS down: the URL and the reason, exit 1', async () => {
     const res = await runCli(['gateway', '-l', '127.0.0.1:0', '--queue', 'nats://127.0.0.1:1']);
@@ -293,6 +350,7 @@ describe('--daemon-level in every command', () => {
     ['tcpdaemon', ['-l', '127.0.0.1:0', '-s', echo]],
     ['tcpdaemon proxy', ['proxy', '-l', '127.0.0.1:0', '--backend', '127.0.0.1:1']],
     ['tcpdaemon gateway', gatewayArgs()],
+    ['tcpdaemon agent', ['agent', '-l', '127.0.0.1:0', '--upstream', '127.0.0.1:1']],
   ];
   for (const [name, argv] of commands) {
     test(`${name}: detaches, says where it listens, the pid file names the detached process`, async () => {
