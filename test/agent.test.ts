@@ -66,6 +66,7 @@ async function local(agent: RunningAgent): Promise<MessageClient> {
 interface UpstreamsData {
   localConnections: number;
   inFlight: number;
+  parked: number;
   busy: number;
   unavailable: number;
   lateDrops: number;
@@ -79,6 +80,7 @@ interface UpstreamsData {
     errors: number;
     timeouts: number;
     lateDrops: number;
+    connectErrors: number;
   }[];
 }
 
@@ -355,13 +357,15 @@ describe('tcpdaemon agent', () => {
     }
   });
 
-  test('no upstream reachable: requests get an unavailable error frame at once, then are served once one comes', async () => {
+  test('no upstream connection up: a request waits for one up to its timeout, then gets a timeout error frame', async () => {
     const agent = await startAgent(
       [
         '--upstream',
         '127.0.0.1:1',
         '--connections',
         '1',
+        '--request-timeout',
+        '0.3',
         '--reconnect-delay',
         '0.05',
         '--reconnect-delay-max',
@@ -372,13 +376,56 @@ describe('tcpdaemon agent', () => {
     const c = await local(agent);
     try {
       await agent.daemon.waitForMsg('upstream connect failed');
-      assert.match(await outcome(c.request(1, 'x')), /^error: unavailable: no upstream connection is up/);
+      assert.match(
+        await outcome(c.request(1, 'x')),
+        /^error: timeout: no upstream connection came up within 300 ms \(no upstream connection is up: connecting\)$/,
+      );
       const d = await upstreams(agent);
       assert.equal(d.unavailable, 1);
-      assert.ok(d.hosts[0]!.state === 'up' || d.hosts[0]!.state === 'overloaded');
+      assert.equal(d.inFlight, 0);
+      assert.ok(d.hosts[0]!.connectErrors >= 1);
     } finally {
       await c.close();
       await stopCleanly(agent.daemon);
+    }
+  });
+
+  test('requests sent while the upstream is not up yet wait and are served once it comes', async () => {
+    const { createServer } = await import('node:net');
+    // A port that refuses now and serves later: reserve it, release it, start the upstream on it.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const agent = await startAgent(
+      [
+        '--upstream',
+        `127.0.0.1:${port}`,
+        '--connections',
+        '1',
+        '--reconnect-delay',
+        '0.05',
+        '--reconnect-delay-max',
+        '0.1',
+      ],
+      0,
+    );
+    const c = await local(agent);
+    let up: Listening | undefined;
+    try {
+      await agent.daemon.waitForMsg('upstream connect failed');
+      const waiting = Array.from({ length: 5 }, (_, i) => outcome(c.request(2, late(0, `p${i}`))));
+      await statusUntil(agent, (d) => d.parked === 5, 'five requests parked');
+      up = await startDaemon(['-m', 'IOMP', '-l', `127.0.0.1:${port}`, '-s', UPSTREAM]);
+      const answers = await Promise.all(waiting);
+      assert.deepEqual(
+        answers,
+        Array.from({ length: 5 }, (_, i) => `p${i}@${up!.daemon.pid}`),
+      );
+    } finally {
+      await c.close();
+      await stopCleanly(agent.daemon);
+      if (up) await stopCleanly(up.daemon);
     }
   });
 
@@ -405,7 +452,7 @@ describe('tcpdaemon agent', () => {
       );
       c = await local(agent);
       assert.match(await outcome(c.request(1, 'x')), /^error: unavailable: no upstream host is known/);
-      ups.push(await startUpstream(...announce));
+      ups.push(await startUpstream(...announce, '--shutdown-timeout', '30'));
       await ups[0]!.daemon.waitForMsg('announced');
       const running = agent;
       await waitFor(
@@ -417,24 +464,34 @@ describe('tcpdaemon agent', () => {
       ups.push(await startUpstream(...announce));
       await ups[1]!.daemon.waitForMsg('announced');
       await statusUntil(running, (d) => d.hosts.length === 2, 'the second host in the route table');
-      // The first server withdraws (SIGTERM: withdraw, then drain): the agent's connections to it
-      // move to the second once idle, so its drain ends and no request fails.
-      const answers: Promise<string>[] = [];
-      for (let i = 0; i < 10; i++) answers.push(outcome(c.request(2, late(200, `w${i}`))));
+      // The first server withdraws (SIGTERM: withdraw, then drain, up to 30 s): the agent's
+      // connections to it move to the second once idle, so its drain ends early and requests sent
+      // after the route change are all served.
       ups[0]!.daemon.signal('SIGTERM');
-      assert.deepEqual(await ups[0]!.daemon.waitForExit(), { code: 0, signal: null });
-      const texts = await Promise.all(answers);
-      assert.ok(
-        texts.every((t) => t.includes('@')),
-        `every request served: ${texts.join('\n')}`,
+      const secondOnly = `127.0.0.1:${ups[1]!.port}`;
+      await running.daemon.waitForLog(
+        (l) =>
+          l.msg === 'upstream hosts from the route table' &&
+          JSON.stringify(l.upstreams) === JSON.stringify([secondOnly]),
+      );
+      const texts = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => outcome(c!.request(2, late(50, `w${i}`)))),
+      );
+      assert.deepEqual(
+        texts,
+        Array.from({ length: 10 }, (_, i) => `w${i}@${ups[1]!.daemon.pid}`),
+        'every request served by the server still listed',
+      );
+      assert.deepEqual(
+        await ups[0]!.daemon.waitForExit(),
+        { code: 0, signal: null },
+        'its drain ended: the agent left it',
       );
       await statusUntil(
         running,
-        (d) => d.hosts.find((h) => h.id === `127.0.0.1:${ups[1]!.port}`)?.links === 2,
+        (d) => d.hosts.find((h) => h.id === secondOnly)?.links === 2,
         'both connections on the second server',
       );
-      const pids = await Promise.all(Array.from({ length: 6 }, () => c!.request(5, '').then(String)));
-      assert.deepEqual(pids, Array(6).fill(String(ups[1]!.daemon.pid)));
       assert.ok(running.daemon.logs.some((l) => l.msg === 'upstream connection moves off a removed host'));
     } finally {
       await c?.close();

@@ -16,6 +16,8 @@ export interface AgentSnapshot {
   agent: {
     localConnections: number;
     inFlight: number;
+    /** Of inFlight: waiting for an upstream connection to come up. */
+    parked: number;
     busy: number;
     unavailable: number;
     lateDrops: number;
@@ -64,6 +66,13 @@ export class Agent {
       maxInFlight: cfg.maxInFlight,
       maxInFlightPerConn: cfg.maxInFlightPerConn,
       onTimeout: (p) => this.timedOut(p),
+      onParkedTimeout: (p) => {
+        this.counts.unavailable++;
+        this.answerError(
+          p,
+          `timeout: no upstream connection came up within ${this.cfg.requestTimeoutMs} ms (${this.unavailableReason()})`,
+        );
+      },
     });
     for (let i = 0; i < cfg.connections; i++) {
       this.links.push(
@@ -75,7 +84,7 @@ export class Agent {
           logger,
           events: {
             frame: (link, msgid, body, seq, flags) => this.fromUpstream(link, msgid, body, seq, flags),
-            up: () => undefined,
+            up: (link) => this.flushParked(link),
             lost: (link, host, reason) => this.lost(link, host, reason),
             inFlight: (link) => this.requests.countOn(link),
           },
@@ -127,15 +136,42 @@ export class Agent {
     }
     const link = this.leastBusy();
     if (link === undefined) {
-      this.counts.unavailable++;
-      asker.answer(msgid, Buffer.from(`unavailable: ${this.unavailableReason()}`), seq, ERROR_REPLY);
+      if (this.hosts.size === 0) {
+        this.counts.unavailable++;
+        asker.answer(msgid, Buffer.from(`unavailable: ${this.unavailableReason()}`), seq, ERROR_REPLY);
+      } else {
+        // Hosts are known but no connection is up (connecting, reconnecting): wait for one.
+        this.requests.park(asker, seq, msgid, body);
+      }
       return;
     }
-    const p = this.requests.add(asker, seq, msgid, link);
+    this.send(link, asker, seq, msgid, body);
+  }
+
+  private send(
+    link: UpstreamLink,
+    asker: Asker,
+    seq: number,
+    msgid: number,
+    body: Uint8Array,
+    timeoutMs?: number,
+  ): void {
+    const p = this.requests.add(asker, seq, msgid, link, timeoutMs);
     const host = link.host!;
     host.counts.requests++;
     host.inFlight++;
     link.write(this.codec.encode(msgid, body, p.upSeq, 0));
+  }
+
+  /** A connection came up: parked requests go out on the usable connections, oldest first. */
+  private flushParked(first: UpstreamLink): void {
+    if (this.requests.parkedCount === 0) return;
+    const now = Date.now();
+    for (let p = this.requests.unpark(); p !== undefined; p = this.requests.unpark()) {
+      if (p.asker.closed) continue;
+      const link = this.leastBusy() ?? first;
+      this.send(link, p.asker, p.localSeq, p.msgid, p.body, p.deadline - now);
+    }
   }
 
   /** Requests in flight, all local connections. */
@@ -145,7 +181,12 @@ export class Agent {
 
   snapshot(): AgentSnapshot {
     return {
-      agent: { localConnections: this.localConnections, inFlight: this.requests.size, ...this.counts },
+      agent: {
+        localConnections: this.localConnections,
+        inFlight: this.requests.size,
+        parked: this.requests.parkedCount,
+        ...this.counts,
+      },
       links: this.links.map((l) => ({
         index: l.index,
         state: l.retiring ? 'retiring' : l.state,
@@ -167,7 +208,7 @@ export class Agent {
     if (this.closed) return;
     this.closed = true;
     for (const link of this.links) link.close();
-    for (const p of this.requests.takeAll()) this.fail(p, 'unavailable: the agent is stopping');
+    for (const p of this.requests.takeAll()) this.answerError(p, 'unavailable: the agent is stopping');
     this.hosts.close();
   }
 
@@ -199,7 +240,10 @@ export class Agent {
       host.inFlight--;
       this.hosts.error(host);
     }
-    this.fail(p, `timeout: no reply from upstream ${host?.id ?? ''} within ${this.cfg.requestTimeoutMs} ms`);
+    this.answerError(
+      p,
+      `timeout: no reply from upstream ${host?.id ?? ''} within ${this.cfg.requestTimeoutMs} ms`,
+    );
     p.link.moveIfIdle();
   }
 
@@ -213,11 +257,11 @@ export class Agent {
     for (const p of lostOnes) {
       host.counts.errors++;
       host.inFlight--;
-      this.fail(p, `upstream lost: ${host.id} (${reason}) with the request in flight`);
+      this.answerError(p, `upstream lost: ${host.id} (${reason}) with the request in flight`);
     }
   }
 
-  private fail(p: Pending<UpstreamLink>, message: string): void {
+  private answerError(p: { asker: Asker; msgid: number; localSeq: number }, message: string): void {
     if (!p.asker.closed) p.asker.answer(p.msgid, Buffer.from(message), p.localSeq, ERROR_REPLY);
   }
 
@@ -237,6 +281,6 @@ export class Agent {
 
   private unavailableReason(): string {
     if (this.hosts.size === 0) return 'no upstream host is known (none listed for the service)';
-    return 'no upstream connection is up (connecting)';
+    return 'no upstream connection is up: connecting';
   }
 }

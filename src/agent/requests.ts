@@ -25,12 +25,25 @@ export interface Pending<L> {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** A request waiting for an upstream connection to come up (none is, right now). */
+export interface Parked {
+  readonly asker: Asker;
+  readonly localSeq: number;
+  readonly msgid: number;
+  readonly body: Buffer;
+  /** Date.now() its timeout ends at: the time parked counts against the request's timeout. */
+  readonly deadline: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
 export interface RequestMapOptions<L> {
   timeoutMs: number;
   maxInFlight: number;
   maxInFlightPerConn: number;
   /** The request timed out (already out of the map). */
   onTimeout(p: Pending<L>): void;
+  /** A parked request timed out before any connection came up (already out of the queue). */
+  onParkedTimeout(p: Parked): void;
 }
 
 const MAX_SEQ = 0xffffffff;
@@ -38,30 +51,75 @@ const MAX_SEQ = 0xffffffff;
 export class RequestMap<L> {
   private readonly bySeq = new Map<number, Pending<L>>();
   private readonly byLink = new Map<L, Set<Pending<L>>>();
+  /** Requests waiting for a connection, oldest first. */
+  private readonly parked = new Set<Parked>();
   private nextSeq = 1;
 
   constructor(private readonly opts: RequestMapOptions<L>) {}
 
-  /** Requests in flight, all connections. */
+  /** Requests in flight (sent upstream or parked), all connections. */
   get size(): number {
-    return this.bySeq.size;
+    return this.bySeq.size + this.parked.size;
+  }
+
+  /** Requests parked, waiting for a connection. */
+  get parkedCount(): number {
+    return this.parked.size;
+  }
+
+  /** Holds a request until a connection is up (unpark), or its timeout (onParkedTimeout). */
+  park(asker: Asker, localSeq: number, msgid: number, body: Buffer): void {
+    const p: Parked = {
+      asker,
+      localSeq,
+      msgid,
+      body,
+      deadline: Date.now() + this.opts.timeoutMs,
+      timer: undefined,
+    };
+    p.timer = setTimeout(() => {
+      if (this.unparkOne(p)) this.opts.onParkedTimeout(p);
+    }, this.opts.timeoutMs);
+    this.parked.add(p);
+    asker.inFlight++;
+  }
+
+  /** The oldest parked request, out of the queue (its asker's count too: add() counts it again). */
+  unpark(): Parked | undefined {
+    const first = this.parked.values().next();
+    if (first.done) return undefined;
+    this.unparkOne(first.value);
+    return first.value;
+  }
+
+  private unparkOne(p: Parked): boolean {
+    if (!this.parked.delete(p)) return false;
+    clearTimeout(p.timer);
+    p.asker.inFlight--;
+    return true;
   }
 
   /** Why `asker` may not send one more now ('busy: ...'), or undefined. */
   refusal(asker: Asker): string | undefined {
     if (asker.inFlight >= this.opts.maxInFlightPerConn)
       return `busy: ${asker.inFlight} requests of this connection in flight (--max-in-flight-per-conn ${this.opts.maxInFlightPerConn})`;
-    if (this.bySeq.size >= this.opts.maxInFlight)
-      return `busy: ${this.bySeq.size} requests in flight in the agent (--max-in-flight ${this.opts.maxInFlight})`;
+    if (this.size >= this.opts.maxInFlight)
+      return `busy: ${this.size} requests in flight in the agent (--max-in-flight ${this.opts.maxInFlight})`;
     return undefined;
   }
 
-  /** Enters a request (the caller checked refusal()) and starts its timer; returns its upstream seq. */
-  add(asker: Asker, localSeq: number, msgid: number, link: L): Pending<L> {
+  /**
+   * Enters a request (the caller checked refusal()) and starts its timer, `timeoutMs` (default the
+   * configured one; less for a request that was parked); returns it with its upstream seq.
+   */
+  add(asker: Asker, localSeq: number, msgid: number, link: L, timeoutMs = this.opts.timeoutMs): Pending<L> {
     const p: Pending<L> = { upSeq: this.allocate(), asker, localSeq, msgid, link, timer: undefined };
-    p.timer = setTimeout(() => {
-      if (this.remove(p)) this.opts.onTimeout(p);
-    }, this.opts.timeoutMs);
+    p.timer = setTimeout(
+      () => {
+        if (this.remove(p)) this.opts.onTimeout(p);
+      },
+      Math.max(1, timeoutMs),
+    );
     this.bySeq.set(p.upSeq, p);
     let set = this.byLink.get(link);
     if (set === undefined) {
@@ -99,10 +157,11 @@ export class RequestMap<L> {
     return out;
   }
 
-  /** Every request, out of the map (the agent stops). */
-  takeAll(): Pending<L>[] {
-    const out = [...this.bySeq.values()];
-    for (const p of out) this.remove(p);
+  /** Every request, out of the map and the queue (the agent stops). */
+  takeAll(): (Pending<L> | Parked)[] {
+    const out: (Pending<L> | Parked)[] = [...this.bySeq.values()];
+    for (const p of out as Pending<L>[]) this.remove(p);
+    for (let p = this.unpark(); p !== undefined; p = this.unpark()) out.push(p);
     return out;
   }
 

@@ -14,6 +14,7 @@ export function agentSections(reports: unknown[]): StatusSection[] {
   const total = {
     localConnections: 0,
     inFlight: 0,
+    parked: 0,
     busy: 0,
     unavailable: 0,
     lateDrops: 0,
@@ -48,7 +49,7 @@ export function agentSections(reports: unknown[]): StatusSection[] {
   return [
     {
       title: 'upstreams',
-      summary: `${hosts.length} host${hosts.length === 1 ? '' : 's'} (as seen by ${snaps.length} process${snaps.length === 1 ? '' : 'es'}); ${total.localConnections} local connections, ${total.inFlight} requests in flight, ${total.busy} refused busy, ${total.unavailable} unavailable, ${total.lateDrops} late replies dropped`,
+      summary: `${hosts.length} host${hosts.length === 1 ? '' : 's'} (as seen by ${snaps.length} process${snaps.length === 1 ? '' : 'es'}); ${total.localConnections} local connections, ${total.inFlight} requests in flight (${total.parked} waiting for a connection), ${total.busy} refused busy, ${total.unavailable} unavailable, ${total.lateDrops} late replies dropped`,
       columns: [
         'upstream',
         'state',
