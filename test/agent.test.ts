@@ -85,12 +85,17 @@ interface UpstreamsData {
 }
 
 async function upstreams(agent: RunningAgent): Promise<UpstreamsData> {
+  const d = await maybeUpstreams(agent);
+  assert.ok(d, 'an upstreams section in the status report');
+  return d;
+}
+
+/** The status report's upstreams block; undefined before a worker of -c N has reported. */
+async function maybeUpstreams(agent: RunningAgent): Promise<UpstreamsData | undefined> {
   const res = await runCli(['status', agent.status, '--json']);
   assert.equal(res.code, 0, res.stderr);
   const report = JSON.parse(res.stdout) as { sections?: { title: string; data: UpstreamsData }[] };
-  const section = report.sections?.find((s) => s.title === 'upstreams');
-  assert.ok(section, `an upstreams section in ${res.stdout}`);
-  return section.data;
+  return report.sections?.find((s) => s.title === 'upstreams')?.data;
 }
 
 /** Polls the status socket until `pred` holds (status is a request/response: no log line to wait on). */
@@ -101,8 +106,8 @@ async function statusUntil(
 ): Promise<UpstreamsData> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const d = await upstreams(agent);
-    if (pred(d)) return d;
+    const d = await maybeUpstreams(agent);
+    if (d && pred(d)) return d;
     if (Date.now() > deadline) assert.fail(`status never showed ${what}: ${JSON.stringify(d)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -498,6 +503,40 @@ describe('tcpdaemon agent', () => {
       if (agent) await stopCleanly(agent.daemon);
       for (const u of ups) await u.daemon.kill();
       await nats.stop();
+    }
+  });
+
+  test('-c 2: two agent processes on the one socket, each with its own upstream connections; status sums them', async () => {
+    const up = await startUpstream();
+    const n = ++sockets;
+    const path = join(tmp, `agent-${n}.sock`);
+    const status = join(tmp, `agent-${n}.status`);
+    const { daemon } = await startDaemon([
+      'agent',
+      '-c',
+      '2',
+      '-l',
+      path,
+      '--status-socket',
+      status,
+      '--upstream',
+      `127.0.0.1:${up.port}`,
+    ]);
+    const agent: RunningAgent = { daemon, path, status };
+    const clients: MessageClient[] = [];
+    try {
+      await waitFor(() => daemon.logs.filter((l) => l.msg === 'upstream connected').length >= 4, daemon);
+      for (let i = 0; i < 6; i++) clients.push(await local(agent));
+      const replies = await Promise.all(clients.map((c, i) => c.request(1, `m${i}`).then(String)));
+      assert.deepEqual(replies, ['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
+      const d = await statusUntil(agent, (x) => x.hosts[0]?.requests === 6, 'six requests counted');
+      assert.equal(d.hosts[0]!.links, 4, 'two upstream connections in each process');
+      const text = await runCli(['status', status]);
+      assert.match(text.stdout, /as seen by 2 processes/);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await stopCleanly(daemon);
+      await stopCleanly(up.daemon);
     }
   });
 
