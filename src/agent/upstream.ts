@@ -8,6 +8,9 @@ import type { Codec, Decoder } from '../message/codecs/index.js';
 import type { Logger } from '../types.js';
 import type { Host, HostSet } from './hosts.js';
 
+/** While connects keep failing, a warning at most this often, ms. */
+const WARN_EVERY_MS = 60_000;
+
 export type LinkState = 'connecting' | 'connected' | 'waiting' | 'closed';
 
 export interface LinkEvents {
@@ -42,6 +45,9 @@ export class UpstreamLink {
   private readonly backoff: Backoff;
   /** The host of the last failure, avoided by the next pick while another exists. */
   private avoid = new Set<string>();
+  /** Connect attempts failed in a row, and when the last warning about them was logged (ms). */
+  private failedAttempts = 0;
+  private lastWarnAt = 0;
 
   constructor(
     readonly index: number,
@@ -136,7 +142,12 @@ export class UpstreamLink {
       this.avoid.clear();
       this.backoff.reset();
       host.counts.connects++;
-      this.opts.logger.info({ link: this.index, upstream: host.id }, 'upstream connected');
+      const fields = { link: this.index, upstream: host.id };
+      this.opts.logger.info(
+        this.failedAttempts > 0 ? { ...fields, failedAttempts: this.failedAttempts } : fields,
+        'upstream connected',
+      );
+      this.failedAttempts = 0;
       this.decoder = this.opts.codec.createDecoder({
         frame: (msgid, body, seq, flags) => this.opts.events.frame(this, msgid, body, seq, flags),
         error: (reason) => {
@@ -168,7 +179,13 @@ export class UpstreamLink {
     const host = this.host!;
     host.counts.connectErrors++;
     this.opts.hosts.error(host);
-    this.opts.logger.warn({ link: this.index, upstream: host.id, reason }, 'upstream connect failed');
+    // Not one line per retry: the first failure of a run, then at most one a minute (with the count).
+    const now = Date.now();
+    const fields = { link: this.index, upstream: host.id, reason, failedAttempts: ++this.failedAttempts };
+    if (this.failedAttempts === 1 || now - this.lastWarnAt >= WARN_EVERY_MS) {
+      this.lastWarnAt = now;
+      this.opts.logger.warn(fields, 'upstream connect failed');
+    } else this.opts.logger.debug(fields, 'upstream connect failed');
     this.avoid = new Set([host.id]);
     this.release();
     socket.destroy();
