@@ -9,6 +9,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MessageClient, type MessageClientOptions } from '../src/message/index.js';
+import { readStatus } from '../src/status.js';
 import { type DaemonProcess, startDaemon } from '../test/helpers/daemon.js';
 
 const { values } = parseArgs({
@@ -86,8 +87,19 @@ const upstream = await startDaemon(['-m', 'IOMP', '-l', '127.0.0.1:0', '-s', 'ex
 let agent: DaemonProcess | undefined;
 try {
   const sock = join(dir, 'agent.sock');
+  const statusSock = join(dir, 'agent.status');
   agent = (
-    await startDaemon(['agent', '-l', sock, '--upstream', `127.0.0.1:${upstream.port}`, '--connections', '2'])
+    await startDaemon([
+      'agent',
+      '-l',
+      sock,
+      '--upstream',
+      `127.0.0.1:${upstream.port}`,
+      '--connections',
+      '2',
+      '--status-socket',
+      statusSock,
+    ])
   ).daemon;
   const ready = agent;
   await ready.waitForLog(() => ready.logs.filter((l) => l.msg === 'upstream connected').length >= 2);
@@ -96,6 +108,11 @@ try {
     rows.push(await measure('direct', { port: upstream.port }, inFlight, seconds * 1000));
     rows.push(await measure('agent', { path: sock }, inFlight, seconds * 1000));
   }
+  // What the agent itself counted: every agent round trip went through it.
+  const status = await readStatus(statusSock);
+  const upstreams = status.sections?.find((x) => x.title === 'upstreams')?.data as
+    | { hosts: { requests: number; replies: number }[] }
+    | undefined;
   const ratio = (inFlight: number) => {
     const d = rows.find((r) => r.path === 'direct' && r.inFlight === inFlight)!;
     const a = rows.find((r) => r.path === 'agent' && r.inFlight === inFlight)!;
@@ -108,6 +125,7 @@ try {
         seconds,
         rows,
         agentOverDirect: { inFlight1: ratio(1), inFlight32: ratio(32) },
+        agentCounted: upstreams?.hosts[0],
       },
       null,
       2,

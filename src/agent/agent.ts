@@ -6,6 +6,7 @@ import { FLAG_ERROR, FLAG_REPLY } from '../message/codecs/codec.js';
 import type { Codec } from '../message/codecs/index.js';
 import { ThrottledCount } from '../throttled-count.js';
 import type { Logger } from '../types.js';
+import { Corks } from './corks.js';
 import type { Host, HostSet, HostSpec } from './hosts.js';
 import type { ResolvedAgentConfig } from './params.js';
 import { type Asker, type Pending, RequestMap } from './requests.js';
@@ -44,6 +45,8 @@ const ERROR_REPLY = FLAG_REPLY | FLAG_ERROR;
 
 export class Agent {
   readonly codec: Codec;
+  /** Writes of one read chunk, corked together (local and upstream sides share it: one thread). */
+  readonly corks = new Corks();
   private readonly links: UpstreamLink[] = [];
   private readonly requests: RequestMap<UpstreamLink>;
   private readonly lateLog: ThrottledCount;
@@ -82,6 +85,7 @@ export class Agent {
           connectTimeoutMs: cfg.connectTimeoutMs,
           backoff: { initialDelay: cfg.reconnectDelayMs, maxDelay: cfg.reconnectDelayMaxMs },
           logger,
+          corks: this.corks,
           events: {
             frame: (link, msgid, body, seq, flags) => this.fromUpstream(link, msgid, body, seq, flags),
             up: (link) => this.flushParked(link),
@@ -117,7 +121,7 @@ export class Agent {
       // One-way: out on any usable connection, else dropped (nobody waits for it).
       const link = this.leastBusy();
       this.counts.oneWay++;
-      if (link) link.write(this.codec.encode(msgid, body, 0, 0));
+      if (link) this.corks.write(link, this.codec.encode(msgid, body, 0, 0));
       else {
         this.counts.dropped++;
         this.dropLog.add({ reason: 'one-way frame with no upstream connected' });
@@ -160,7 +164,7 @@ export class Agent {
     const host = link.host!;
     host.counts.requests++;
     host.inFlight++;
-    link.write(this.codec.encode(msgid, body, p.upSeq, 0));
+    this.corks.write(link, this.codec.encode(msgid, body, p.upSeq, 0));
   }
 
   /** A connection came up: parked requests go out on the usable connections, oldest first. */

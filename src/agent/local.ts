@@ -30,7 +30,7 @@ export function createLocalHandler(a: Agent): Tcpmain {
             socket.destroy();
             return;
           }
-          if (!socket.write(frame) && !socket.isPaused()) {
+          if (!a.corks.write(socket, frame) && !socket.isPaused()) {
             socket.pause();
             socket.once('drain', () => {
               if (!asker.closed) socket.resume();
@@ -47,7 +47,7 @@ export function createLocalHandler(a: Agent): Tcpmain {
         },
       });
       socket.on('data', (chunk: Buffer) => {
-        if (!stopping) decoder.push(chunk);
+        if (!stopping) a.corks.run(() => decoder.push(chunk));
       });
       socket.on('error', () => undefined);
       socket.once('close', () => {

@@ -6,6 +6,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { Backoff } from '../message/backoff.js';
 import type { Codec, Decoder } from '../message/codecs/index.js';
 import type { Logger } from '../types.js';
+import type { Corks } from './corks.js';
 import type { Host, HostSet } from './hosts.js';
 
 /** While connects keep failing, a warning at most this often, ms. */
@@ -31,6 +32,8 @@ export interface LinkOptions {
   backoff: { initialDelay: number; maxDelay: number };
   logger: Logger;
   events: LinkEvents;
+  /** A read chunk's replies to local connections go out corked. */
+  corks: Corks;
 }
 
 export class UpstreamLink {
@@ -76,6 +79,15 @@ export class UpstreamLink {
   /** Writes one encoded frame; false when the socket is over its high-water mark. */
   write(frame: Buffer): boolean {
     return this.socket!.write(frame);
+  }
+
+  cork(): void {
+    this.socket?.cork();
+  }
+
+  /** The socket corked may have been replaced since (a drop in the same chunk): uncorking the new one is harmless. */
+  uncork(): void {
+    this.socket?.uncork();
   }
 
   /** Its host is gone from the list: finish what is in flight, then reconnect elsewhere. */
@@ -158,7 +170,7 @@ export class UpstreamLink {
       this.opts.events.up(this);
     });
     socket.on('data', (chunk: Buffer) => {
-      if (this.socket === socket) this.decoder?.push(chunk);
+      if (this.socket === socket) this.opts.corks.run(() => this.decoder?.push(chunk));
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(connectTimer);
