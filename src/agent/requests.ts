@@ -44,6 +44,8 @@ export interface RequestMapOptions<L> {
   onTimeout(p: Pending<L>): void;
   /** A parked request timed out before any connection came up (already out of the queue). */
   onParkedTimeout(p: Parked): void;
+  /** The first upstream seq handed out (default 1; tests start near the wrap). */
+  firstSeq?: number;
 }
 
 const MAX_SEQ = 0xffffffff;
@@ -55,7 +57,9 @@ export class RequestMap<L> {
   private readonly parked = new Set<Parked>();
   private nextSeq = 1;
 
-  constructor(private readonly opts: RequestMapOptions<L>) {}
+  constructor(private readonly opts: RequestMapOptions<L>) {
+    this.nextSeq = opts.firstSeq ?? 1;
+  }
 
   /** Requests in flight (sent upstream or parked), all connections. */
   get size(): number {
