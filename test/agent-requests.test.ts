@@ -1,5 +1,5 @@
-// The agent's request map (src/agent/requests.ts): upstream seqs and their wrap, every request out of the map exactly once (reply, timeout, lost connection, stop), the
-// bounds, and the parked queue.
+// The agent's request map (src/agent/requests.ts): upstream seqs and their wrap, every request out
+// of the map exactly once (reply, timeout, lost connection, stop), the bounds, the parked queue.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type Asker, type Parked, type Pending, RequestMap } from '../src/agent/requests.js';
