@@ -3,7 +3,7 @@
 // that asked. Real processes: upstream message servers (test/fixtures/agent-upstream.mjs), the
 // agent, MessageClients as the local processes; nats-server for --upstream SERVICE.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -434,14 +434,15 @@ describe('tcpdaemon agent', () => {
     }
   });
 
-  test('--upstream SERVICE follows the route table: announced servers are used, a withdrawn one is left once idle', async () => {
+  test('--upstream SERVICE follows the route table: announced servers are used; a withdrawn one finishes its requests, then is left', async () => {
     const nats = await startNats();
     const announce = ['--announce', 'agentsvc', '--discovery', nats.url, '--announce-ttl', '2'];
     let agent: RunningAgent | undefined;
     let c: MessageClient | undefined;
     const ups: Listening[] = [];
     try {
-      // The agent starts before any server is announced: nothing to connect to yet.
+      // The agent starts before any server is announced: nothing to connect to yet. One upstream
+      // connection, so the order of frames on it says what the upstream has read.
       agent = await startAgent(
         [
           '--upstream',
@@ -449,29 +450,31 @@ describe('tcpdaemon agent', () => {
           '--discovery',
           nats.url,
           '--connections',
-          '2',
+          '1',
           '--reconnect-delay',
           '0.05',
         ],
         0,
       );
+      const running = agent;
       c = await local(agent);
       assert.match(await outcome(c.request(1, 'x')), /^error: unavailable: no upstream host is known/);
-      ups.push(await startUpstream(...announce, '--shutdown-timeout', '30'));
+      ups.push(await startUpstream(...announce));
       await ups[0]!.daemon.waitForMsg('announced');
-      const running = agent;
       await waitFor(
-        () => running.daemon.logs.filter((l) => l.msg === 'upstream connected').length >= 2,
+        () => running.daemon.logs.some((l) => l.msg === 'upstream connected'),
         agent.daemon,
-        'two upstream connections',
+        'the upstream connection',
       );
-      assert.equal((await c.request(5, '')).toString(), String(ups[0]!.daemon.pid));
+      const first = ups[0]!.daemon.pid;
+      assert.equal((await c.request(5, '')).toString(), String(first));
       ups.push(await startUpstream(...announce));
       await ups[1]!.daemon.waitForMsg('announced');
       await statusUntil(running, (d) => d.hosts.length === 2, 'the second host in the route table');
-      // The first server withdraws (SIGTERM: withdraw, then drain, up to 30 s): the agent's
-      // connections to it move to the second once idle, so its drain ends early and requests sent
-      // after the route change are all served.
+      // A long request is in the first server's hands (the echo behind it on the same connection
+      // came back), then it withdraws (SIGTERM: withdraw, then drain, which waits for it).
+      const long = outcome(c.request(2, late(1500, 'long')));
+      assert.equal((await c.request(1, 'behind')).toString(), 'behind');
       ups[0]!.daemon.signal('SIGTERM');
       const secondOnly = `127.0.0.1:${ups[1]!.port}`;
       await running.daemon.waitForLog(
@@ -479,25 +482,23 @@ describe('tcpdaemon agent', () => {
           l.msg === 'upstream hosts from the route table' &&
           JSON.stringify(l.upstreams) === JSON.stringify([secondOnly]),
       );
-      const texts = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => outcome(c!.request(2, late(50, `w${i}`)))),
-      );
+      // The connection to the withdrawn server takes no new request: these wait for the move.
+      const after = Array.from({ length: 5 }, (_, i) => outcome(c!.request(2, late(0, `w${i}`))));
+      assert.equal(await long, `long@${first}`, 'the request in flight on the withdrawn server is served');
       assert.deepEqual(
-        texts,
-        Array.from({ length: 10 }, (_, i) => `w${i}@${ups[1]!.daemon.pid}`),
-        'every request served by the server still listed',
-      );
-      assert.deepEqual(
-        await ups[0]!.daemon.waitForExit(),
-        { code: 0, signal: null },
-        'its drain ended: the agent left it',
-      );
-      await statusUntil(
-        running,
-        (d) => d.hosts.find((h) => h.id === secondOnly)?.links === 2,
-        'both connections on the second server',
+        await Promise.all(after),
+        Array.from({ length: 5 }, (_, i) => `w${i}@${ups[1]!.daemon.pid}`),
+        'the requests sent after the route change are served by the listed server',
       );
       assert.ok(running.daemon.logs.some((l) => l.msg === 'upstream connection moves off a removed host'));
+      assert.deepEqual(await ups[0]!.daemon.waitForExit(), { code: 0, signal: null });
+      const d = await upstreams(running);
+      assert.equal(d.hosts.find((h) => h.id === secondOnly)?.links, 1);
+      assert.equal(
+        d.hosts.reduce((n, h) => n + h.errors + h.timeouts, 0),
+        0,
+        'no request failed',
+      );
     } finally {
       await c?.close();
       if (agent) await stopCleanly(agent.daemon);
@@ -538,6 +539,18 @@ describe('tcpdaemon agent', () => {
       await stopCleanly(daemon);
       await stopCleanly(up.daemon);
     }
+  });
+
+  test('--upstream SERVICE with NATS unreachable: one line naming --discovery, exit 1, no socket left', async () => {
+    const path = join(tmp, 'no-nats.sock');
+    const res = await runCli(['agent', '-l', path, '--upstream', 'svc', '--discovery', 'nats://127.0.0.1:1']);
+    assert.equal(res.code, 1);
+    assert.match(
+      res.stderr.trim(),
+      /^tcpdaemon agent: --discovery nats:\/\/127\.0\.0\.1:1: cannot connect: /,
+    );
+    assert.equal(res.stderr.trim().split('\n').length, 1, res.stderr);
+    assert.equal(existsSync(path), false, 'nothing listened');
   });
 
   describe('bad flags: one line, usage, exit 1, nothing listens', () => {

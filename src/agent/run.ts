@@ -1,12 +1,14 @@
 // `tcpdaemon agent` as a library call: a daemon whose handler is the agent's local side, with the
 // agent's upstream connections in every process that serves local connections. Hosts are the
 // --upstream list, or follow the route table (--upstream SERVICE --discovery nats://...).
+
 import { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from '../daemon.js';
 import type { RouteEntry } from '../fleet/route.js';
 import type { RouteTable } from '../fleet/route-table.js';
 import { parseListenAddress } from '../listen-address.js';
 import { createCodec } from '../message/codecs/index.js';
-import type { Tcpmain } from '../types.js';
+import { defaultLogger } from '../message/default-logger.js';
+import type { Logger, Tcpmain } from '../types.js';
 import { isWorkerProcess } from '../worker/config.js';
 import { Agent, type AgentSnapshot } from './agent.js';
 import { HostSet, type HostSpec } from './hosts.js';
@@ -35,40 +37,51 @@ export async function startAgent(input: unknown, options: AgentOptions = {}): Pr
   let local: Tcpmain | undefined;
   const handler: Tcpmain = (socket, env) =>
     local ? local(socket, env) : agentReady.then((a) => createLocalHandler(a)(socket, env));
-  const { config: _config, ...daemonOptions } = options;
-  const handle = await tcpdaemon(
-    { ...cfg.daemon, listen: cfg.listen, handler },
-    {
-      ...daemonOptions,
-      workerReport: () => agent?.snapshot(),
-      statusSections: agentSections,
-      notReady: (reports) => notReady(reports),
-    },
-  );
-  const logger = handle.logger;
+  // The route table is read before anything listens: NATS unreachable stops the start with one
+  // line and no socket left behind. It logs through the daemon's logger once that exists.
+  const logs = lateLogger();
   let table: RouteTable | undefined;
+  if (serves && cfg.upstream.kind === 'service') {
+    const { RouteTable } = await import('../fleet/route-table.js');
+    const { service, servers } = cfg.upstream;
+    table = await RouteTable.open({
+      servers,
+      logger: logs.logger,
+      services: [service],
+      name: 'tcpdaemon agent',
+    });
+  }
+  const { config: _config, ...daemonOptions } = options;
+  let handle: TcpdaemonHandle;
+  try {
+    handle = await tcpdaemon(
+      { ...cfg.daemon, listen: cfg.listen, handler },
+      {
+        ...daemonOptions,
+        workerReport: () => agent?.snapshot(),
+        statusSections: agentSections,
+        notReady: (reports) => notReady(reports),
+      },
+    );
+  } catch (err) {
+    await table?.close();
+    throw err;
+  }
+  const logger = handle.logger;
+  logs.bind(logger);
   if (serves) {
     const hosts = new HostSet(cfg.strategy, logger);
     const a = new Agent(cfg, codec, hosts, logger);
     if (cfg.upstream.kind === 'hosts') {
       hosts.set(cfg.upstream.hosts.map((h) => ({ ...h, weight: 1 })));
-    } else {
-      const { service, servers } = cfg.upstream;
-      try {
-        const { RouteTable } = await import('../fleet/route-table.js');
-        table = await RouteTable.open({ servers, logger, services: [service], name: 'tcpdaemon agent' });
-      } catch (err) {
-        await handle.close();
-        throw err;
-      }
-      const follow = (entries: RouteEntry[]) => {
-        const specs = toHostSpecs(entries);
-        logger.info({ service, upstreams: specs.map((s) => s.id) }, 'upstream hosts from the route table');
-        a.setHosts(specs);
-      };
+    } else if (table) {
+      const { service } = cfg.upstream;
       hosts.set(toHostSpecs(table.entries(service)));
       table.on('change', (s, entries) => {
-        if (s === service) follow(entries);
+        if (s !== service) return;
+        const specs = toHostSpecs(entries);
+        logger.info({ service, upstreams: specs.map((h) => h.id) }, 'upstream hosts from the route table');
+        a.setHosts(specs);
       });
     }
     a.start();
@@ -100,6 +113,28 @@ export async function startAgent(input: unknown, options: AgentOptions = {}): Pr
     return closing;
   };
   return Object.assign(handle, { close, agent, snapshot: () => agent?.snapshot() });
+}
+
+/** A logger to hand out before the daemon's exists: warnings before bind() go to stderr. */
+function lateLogger(): { logger: Logger; bind(real: Logger): void } {
+  let real: Logger | undefined;
+  let early: Logger | undefined;
+  const logger = new Proxy({} as Logger, {
+    get(_target, prop) {
+      const target = (real ?? (early ??= defaultLogger('tcpdaemon agent'))) as unknown as Record<
+        string | symbol,
+        unknown
+      >;
+      const value = target[prop];
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return {
+    logger,
+    bind: (r) => {
+      real = r;
+    },
+  };
 }
 
 /** /readyz: not ready while no upstream connection is up in some serving process. */
