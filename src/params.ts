@@ -316,6 +316,7 @@ export const DAEMON_COMMAND: CommandSpec = {
     'tcpdaemon proxy -l ADDRESS --backend HOST:PORT|--spawn CMD [options] (tcpdaemon proxy -h)',
     'tcpdaemon gateway -l ADDRESS -s BUSINESS [options]                  (tcpdaemon gateway -h)',
     'tcpdaemon worker -s BUSINESS --queue nats://HOST:PORT [options]      (tcpdaemon worker -h)',
+    'tcpdaemon agent -l unix:PATH --upstream SERVICE|HOST:PORT[,...] [options] (tcpdaemon agent -h)',
     'tcpdaemon bench --port PORT [options]                              (load tool; tcpdaemon bench -h)',
     'tcpdaemon status SOCKET [--json]                                   (any command run with --status-socket)',
   ],

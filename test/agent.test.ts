@@ -3,7 +3,7 @@
 // that asked. Real processes: upstream message servers (test/fixtures/agent-upstream.mjs), the
 // agent, MessageClients as the local processes; nats-server for --upstream SERVICE.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -504,6 +504,40 @@ describe('tcpdaemon agent', () => {
       if (agent) await stopCleanly(agent.daemon);
       for (const u of ups) await u.daemon.kill();
       await nats.stop();
+    }
+  });
+
+  test('SIGHUP with --config: a new --upstream host list applies live; connections to a dropped host move', async () => {
+    const a = await startUpstream();
+    const b = await startUpstream();
+    const n = ++sockets;
+    const path = join(tmp, `agent-${n}.sock`);
+    const status = join(tmp, `agent-${n}.status`);
+    const file = join(tmp, `agent-${n}.json`);
+    writeFileSync(file, JSON.stringify({ listen: path, upstream: `127.0.0.1:${a.port}`, connections: 2 }));
+    const { daemon } = await startDaemon(['agent', '--config', file, '--status-socket', status]);
+    const agent: RunningAgent = { daemon, path, status };
+    const c = await local(agent);
+    try {
+      await waitFor(() => daemon.logs.filter((l) => l.msg === 'upstream connected').length >= 2, daemon);
+      assert.equal((await c.request(5, '')).toString(), String(a.daemon.pid));
+      writeFileSync(file, JSON.stringify({ listen: path, upstream: `127.0.0.1:${b.port}`, connections: 2 }));
+      daemon.signal('SIGHUP');
+      const line = await daemon.waitForMsg('config reloaded');
+      assert.match(JSON.stringify(line.changes), /upstream/);
+      await statusUntil(
+        agent,
+        (d) => d.hosts.length === 1 && d.hosts[0]!.id === `127.0.0.1:${b.port}` && d.hosts[0]!.links === 2,
+        'both connections on the new host',
+      );
+      const pids = await Promise.all(Array.from({ length: 4 }, () => c.request(5, '').then(String)));
+      assert.deepEqual(pids, Array(4).fill(String(b.daemon.pid)));
+      assert.equal(c.stats.lateReplies, 0);
+    } finally {
+      await c.close();
+      await stopCleanly(daemon);
+      await stopCleanly(a.daemon);
+      await stopCleanly(b.daemon);
     }
   });
 

@@ -57,6 +57,7 @@ const secondsField = (key: string, flag: string, help: string, shownDefault: str
 export const AGENT_OWN_FIELDS: readonly Field[] = [
   {
     key: 'upstream',
+    live: true,
     flags: ['--upstream'],
     arg: 'SERVICE|HOST:PORT[,...]',
     help: 'where requests go: a service of the route table on --discovery, or hosts (HOST:PORT, [IPV6]:PORT, unix:PATH), comma-separated',
@@ -147,7 +148,7 @@ export const AGENT_COMMAND: CommandSpec = {
   ],
   fields: AGENT_FIELDS,
   footer:
-    "local processes send requests (seq codec) on the listening socket; each is sent upstream under a sequence number of the agent's and its reply goes back to the connection that asked. Error frames (REPLY|ERROR flags, the body says why): 'busy: ...' past --max-in-flight(-per-conn), 'timeout: ...', 'upstream lost: ...', 'unavailable: ...' (no upstream connected).\nsignals: SIGTERM/SIGINT stop gracefully (requests in flight are answered first, up to --shutdown-timeout), SIGUSR1 reopens the log file",
+    "local processes send requests (seq codec) on the listening socket; each is sent upstream under a sequence number of the agent's and its reply goes back to the connection that asked. Error frames (REPLY|ERROR flags, the body says why): 'busy: ...' past --max-in-flight(-per-conn), 'timeout: ...', 'upstream lost: ...', 'unavailable: ...' (no upstream connected).\nsignals: SIGTERM/SIGINT stop gracefully (requests in flight are answered first, up to --shutdown-timeout), SIGHUP re-reads --config (a new --upstream host list applies live), SIGUSR1 reopens the log file",
 };
 
 const OWN_KEYS = new Set(AGENT_OWN_FIELDS.map((f) => f.key));

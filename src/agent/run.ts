@@ -8,6 +8,7 @@ import type { RouteTable } from '../fleet/route-table.js';
 import { parseListenAddress } from '../listen-address.js';
 import { createCodec } from '../message/codecs/index.js';
 import { defaultLogger } from '../message/default-logger.js';
+import { type ConfigSource, logApplied, planReload } from '../platform/reload-config.js';
 import type { Logger, Tcpmain } from '../types.js';
 import { isWorkerProcess } from '../worker/config.js';
 import { Agent, type AgentSnapshot } from './agent.js';
@@ -22,11 +23,14 @@ export interface AgentHandle extends TcpdaemonHandle {
   snapshot(): AgentSnapshot | undefined;
 }
 
-export type AgentOptions = DaemonOptions & { config?: unknown };
+export interface AgentOptions extends DaemonOptions {
+  /** With --config: what SIGHUP re-reads (the --upstream host list and the daemon's live values). */
+  config?: ConfigSource;
+}
 
 /** Starts `tcpdaemon agent`: validates (ParamError), listens, connects upstream; close() drains. */
 export async function startAgent(input: unknown, options: AgentOptions = {}): Promise<AgentHandle> {
-  const cfg = validateAgentConfig(input);
+  let cfg = validateAgentConfig(input);
   const codec = createCodec(cfg.codec);
   const serves = isWorkerProcess() || (cfg.daemon.workers ?? 1) === 1;
   let agent: Agent | undefined;
@@ -51,7 +55,31 @@ export async function startAgent(input: unknown, options: AgentOptions = {}): Pr
       name: 'tcpdaemon agent',
     });
   }
-  const { config: _config, ...daemonOptions } = options;
+  const { config: source, ...daemonOptions } = options;
+  const reconfigure: DaemonOptions['reconfigure'] = source
+    ? (log) => {
+        const plan = planReload(source, log);
+        if (!plan) return undefined;
+        const next = validateAgentConfig(plan.input);
+        const from = cfg.upstream;
+        const to = next.upstream;
+        if (from.kind === 'hosts' && to.kind === 'hosts') {
+          if (JSON.stringify(from.hosts) !== JSON.stringify(to.hosts))
+            agent?.setHosts(to.hosts.map((h) => ({ ...h, weight: 1 })));
+        } else if (JSON.stringify(from) !== JSON.stringify(to)) {
+          log.warn(
+            { key: 'upstream' },
+            'needs a restart: upstream (--upstream) between a service and hosts, or another service; the running value is kept',
+          );
+          next.upstream = from;
+        }
+        cfg = next;
+        return {
+          params: { ...next.daemon, listen: next.listen, handler },
+          applied: () => logApplied(plan, log),
+        };
+      }
+    : undefined;
   let handle: TcpdaemonHandle;
   try {
     handle = await tcpdaemon(
@@ -61,6 +89,7 @@ export async function startAgent(input: unknown, options: AgentOptions = {}): Pr
         workerReport: () => agent?.snapshot(),
         statusSections: agentSections,
         notReady: (reports) => notReady(reports),
+        reconfigure,
       },
     );
   } catch (err) {
