@@ -9,6 +9,8 @@ import type { Logger } from '../types.js';
 import type { Corks } from './corks.js';
 import type { Host, HostSet } from './hosts.js';
 
+/** A connection that lived this long was a success: the next reconnect starts at the first delay, ms. */
+const STABLE_MS = 1000;
 /** While connects keep failing, a warning at most this often, ms. */
 const WARN_EVERY_MS = 60_000;
 
@@ -51,6 +53,8 @@ export class UpstreamLink {
   /** Connect attempts failed in a row, and when the last warning about them was logged (ms). */
   private failedAttempts = 0;
   private lastWarnAt = 0;
+  /** Date.now() of the last connect: a connection lost sooner than STABLE_MS keeps the backoff growing. */
+  private connectedAt = 0;
 
   constructor(
     readonly index: number,
@@ -151,8 +155,8 @@ export class UpstreamLink {
       clearTimeout(connectTimer);
       if (this.socket !== socket) return;
       this.state = 'connected';
+      this.connectedAt = Date.now();
       this.avoid.clear();
-      this.backoff.reset();
       host.counts.connects++;
       const fields = { link: this.index, upstream: host.id };
       this.opts.logger.info(
@@ -215,6 +219,8 @@ export class UpstreamLink {
     socket?.destroy();
     this.state = 'waiting';
     if (host && wasConnected) {
+      // A host that accepts and drops at once must not be reconnected to ten times a second.
+      if (Date.now() - this.connectedAt >= STABLE_MS) this.backoff.reset();
       if (failure) {
         this.opts.hosts.error(host);
         this.avoid = new Set([host.id]);
