@@ -1,3 +1,5 @@
+export type { AgentConfig } from './agent/params.js';
+export { type AgentHandle, type AgentOptions, startAgent } from './agent/run.js';
 export { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from './daemon.js';
 export {
   ConnectError,

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { startAgent as startAgentInProcess } from '../src/agent/run.js';
 import { MessageClient } from '../src/message/client.js';
 import { MessageError } from '../src/message/errors.js';
 import {
@@ -539,6 +540,33 @@ describe('tcpdaemon agent', () => {
       await stopCleanly(a.daemon);
       await stopCleanly(b.daemon);
     }
+  });
+
+  test('library: startAgent(config) in this process; snapshot() and close()', async () => {
+    const up = await startUpstream();
+    const path = join(tmp, `agent-lib-${++sockets}.sock`);
+    const handle = await startAgentInProcess({
+      listen: path,
+      upstream: `127.0.0.1:${up.port}`,
+      connections: 1,
+      loglevel: 'warn',
+    });
+    const c = new MessageClient({ path, codec: 'seq', reconnect: false });
+    try {
+      assert.equal(handle.address(), path);
+      await c.connect();
+      assert.equal((await c.request(5, '')).toString(), String(up.daemon.pid), 'served once the link is up');
+      const snap = handle.snapshot();
+      assert.ok(snap);
+      assert.equal(snap.hosts[0]!.requests, 1);
+      assert.equal(snap.hosts[0]!.replies, 1);
+      assert.equal(snap.agent.localConnections, 1);
+    } finally {
+      await c.close();
+      await handle.close();
+      await stopCleanly(up.daemon);
+    }
+    assert.equal(existsSync(path), false, 'the socket is gone after close()');
   });
 
   test('-c 2: two agent processes on the one socket, each with its own upstream connections; status sums them', async () => {

@@ -12,6 +12,30 @@ import { SHARED_FIELDS, withHelp } from '../platform/shared-fields.js';
 import { integer, seconds, text } from '../platform/values.js';
 import { STRATEGY_NAMES, type StrategyName } from '../proxy/strategies/index.js';
 
+/**
+ * The library's input (`startAgent(config)`), as the flags and --config keys spell it. Besides these,
+ * every shared field of the platform (logfile, loglevel, pidFile, statusSocket, timeout, ...) is
+ * taken as the daemon takes it. Times are seconds.
+ */
+export interface AgentConfig {
+  /** `-l`: the local socket (`unix:PATH`, a path, or ip:port). */
+  listen: string;
+  /** `--upstream`: `SERVICE` (with discovery) or `HOST:PORT[,HOST:PORT...]`. */
+  upstream: string;
+  /** `--discovery`: the route table's NATS servers (for a SERVICE upstream). */
+  discovery?: string | string[];
+  codec?: string;
+  connections?: number;
+  strategy?: string;
+  requestTimeout?: number;
+  connectTimeout?: number;
+  maxInFlight?: number;
+  maxInFlightPerConn?: number;
+  reconnectDelay?: number;
+  reconnectDelayMax?: number;
+  [shared: string]: unknown;
+}
+
 /** One upstream host: TCP or a unix socket path. */
 export type UpstreamAddress = { host: string; port: number } | { path: string };
 

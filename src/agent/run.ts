@@ -14,7 +14,7 @@ import { isWorkerProcess } from '../worker/config.js';
 import { Agent, type AgentSnapshot } from './agent.js';
 import { HostSet, type HostSpec } from './hosts.js';
 import { createLocalHandler } from './local.js';
-import { type ResolvedAgentConfig, validateAgentConfig } from './params.js';
+import { type AgentConfig, type ResolvedAgentConfig, validateAgentConfig } from './params.js';
 import { agentSections } from './status.js';
 
 export interface AgentHandle extends TcpdaemonHandle {
@@ -29,7 +29,7 @@ export interface AgentOptions extends DaemonOptions {
 }
 
 /** Starts `tcpdaemon agent`: validates (ParamError), listens, connects upstream; close() drains. */
-export async function startAgent(input: unknown, options: AgentOptions = {}): Promise<AgentHandle> {
+export async function startAgent(input: AgentConfig, options: AgentOptions = {}): Promise<AgentHandle> {
   let cfg = validateAgentConfig(input);
   const codec = createCodec(cfg.codec);
   const serves = isWorkerProcess() || (cfg.daemon.workers ?? 1) === 1;
