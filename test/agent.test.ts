@@ -4,11 +4,14 @@
 // agent, MessageClients as the local processes; nats-server for --upstream SERVICE.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { startAgent as startAgentInProcess } from '../src/agent/run.js';
 import { MessageClient } from '../src/message/client.js';
+import { FLAG_ERROR } from '../src/message/codecs/codec.js';
+import { seqCodec } from '../src/message/codecs/seq.js';
 import { MessageError } from '../src/message/errors.js';
 import {
   type DaemonProcess,
@@ -66,6 +69,7 @@ async function local(agent: RunningAgent): Promise<MessageClient> {
 
 interface UpstreamsData {
   localConnections: number;
+  pausedLocals: number;
   inFlight: number;
   parked: number;
   busy: number;
@@ -341,6 +345,60 @@ describe('tcpdaemon agent', () => {
       assert.equal((await c1.request(1, 'again')).toString(), 'again');
     } finally {
       await Promise.all([c1.close(), c2.close()]);
+      await stopCleanly(agent.daemon);
+      await stopCleanly(up.daemon);
+    }
+  });
+
+  test('a local process that does not read its answers is paused, not buffered without end; the others are served', async () => {
+    const up = await startUpstream();
+    const agent = await startAgent(['--upstream', `127.0.0.1:${up.port}`]);
+    const codec = seqCodec();
+    const raw = await new Promise<Socket>((resolve, reject) => {
+      const s = netConnect(agent.path, () => resolve(s));
+      s.once('error', reject);
+    });
+    const other = await local(agent);
+    try {
+      // 4000 requests of 4 KiB, echoed: 16 MiB of answers that the raw client does not read yet.
+      const n = 4000;
+      const body = Buffer.alloc(4096, 0x61);
+      raw.pause();
+      for (let seq = 1; seq <= n; seq++) raw.write(codec.encode(1, body, seq, 0));
+      // The agent stops reading that connection once its answers back up; others keep being served.
+      await statusUntil(agent, (d) => d.pausedLocals === 1, 'the connection paused');
+      const held = (await upstreams(agent)).hosts[0]!.replies;
+      assert.ok(held < n, `not every request was read while paused (${held} answered)`);
+      for (let i = 0; i < 5; i++) assert.equal((await other.request(1, `o${i}`)).toString(), `o${i}`);
+      // Reading now: every request answered once, by its reply or a 'busy' error frame.
+      const seen = new Map<number, number>();
+      let busy = 0;
+      await new Promise<void>((resolve, reject) => {
+        const decoder = codec.createDecoder({
+          frame: (_msgid, b, seq, flags) => {
+            seen.set(seq, (seen.get(seq) ?? 0) + 1);
+            if ((flags & FLAG_ERROR) !== 0) {
+              assert.match(b.toString(), /^busy: /);
+              busy++;
+            } else assert.equal(b.length, body.length);
+            if (seen.size === n) resolve();
+          },
+          error: (reason) => reject(new Error(reason)),
+        });
+        raw.on('data', (chunk: Buffer) => decoder.push(chunk));
+        raw.resume();
+      });
+      assert.equal(seen.size, n);
+      assert.ok(
+        [...seen.values()].every((count) => count === 1),
+        'no answer twice',
+      );
+      const d = await upstreams(agent);
+      assert.equal(d.busy, busy);
+      assert.equal(d.hosts[0]!.replies, n - busy + 5);
+    } finally {
+      raw.destroy();
+      await other.close();
       await stopCleanly(agent.daemon);
       await stopCleanly(up.daemon);
     }

@@ -16,6 +16,7 @@ import { UpstreamLink } from './upstream.js';
 export interface AgentSnapshot {
   agent: {
     localConnections: number;
+    pausedLocals: number;
     inFlight: number;
     /** Of inFlight: waiting for an upstream connection to come up. */
     parked: number;
@@ -53,6 +54,8 @@ export class Agent {
   private readonly dropLog: ThrottledCount;
   private readonly counts = { busy: 0, unavailable: 0, lateDrops: 0, oneWay: 0, dropped: 0 };
   localConnections = 0;
+  /** Local connections not read from until their answers drain (backpressure). */
+  pausedLocals = 0;
   private closed = false;
 
   constructor(
@@ -187,6 +190,7 @@ export class Agent {
     return {
       agent: {
         localConnections: this.localConnections,
+        pausedLocals: this.pausedLocals,
         inFlight: this.requests.size,
         parked: this.requests.parkedCount,
         ...this.counts,

@@ -14,6 +14,8 @@ export function createLocalHandler(a: Agent): Tcpmain {
       const codec = a.codec;
       a.localConnections++;
       let stopping = false;
+      /** Not read from until its answers drain (it does not read them fast enough). */
+      let paused = false;
       const asker: Asker = {
         inFlight: 0,
         closed: false,
@@ -30,10 +32,15 @@ export function createLocalHandler(a: Agent): Tcpmain {
             socket.destroy();
             return;
           }
-          if (!a.corks.write(socket, frame) && !socket.isPaused()) {
+          if (!a.corks.write(socket, frame) && !paused) {
+            paused = true;
+            a.pausedLocals++;
             socket.pause();
             socket.once('drain', () => {
-              if (!asker.closed) socket.resume();
+              if (asker.closed) return;
+              paused = false;
+              a.pausedLocals--;
+              socket.resume();
             });
           }
           if (stopping && asker.inFlight === 0) socket.end();
@@ -54,6 +61,7 @@ export function createLocalHandler(a: Agent): Tcpmain {
         asker.closed = true;
         decoder.stop();
         a.localConnections--;
+        if (paused) a.pausedLocals--;
         env.signal.removeEventListener('abort', stop);
         resolve();
       });

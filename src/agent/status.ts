@@ -13,6 +13,7 @@ export function agentSections(reports: unknown[]): StatusSection[] {
   if (snaps.length === 0) return [];
   const total = {
     localConnections: 0,
+    pausedLocals: 0,
     inFlight: 0,
     parked: 0,
     busy: 0,
@@ -49,7 +50,7 @@ export function agentSections(reports: unknown[]): StatusSection[] {
   return [
     {
       title: 'upstreams',
-      summary: `${hosts.length} host${hosts.length === 1 ? '' : 's'} (as seen by ${snaps.length} process${snaps.length === 1 ? '' : 'es'}); ${total.localConnections} local connections, ${total.inFlight} requests in flight (${total.parked} waiting for a connection), ${total.busy} refused busy, ${total.unavailable} unavailable, ${total.lateDrops} late replies dropped`,
+      summary: `${hosts.length} host${hosts.length === 1 ? '' : 's'} (as seen by ${snaps.length} process${snaps.length === 1 ? '' : 'es'}); ${total.localConnections} local connections (${total.pausedLocals} paused: not reading their answers), ${total.inFlight} requests in flight (${total.parked} waiting for a connection), ${total.busy} refused busy, ${total.unavailable} unavailable, ${total.lateDrops} late replies dropped`,
       columns: [
         'upstream',
         'state',
