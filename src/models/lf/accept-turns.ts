@@ -3,7 +3,7 @@
 // connection with no daemon in the path. It closes the copy inside the 'connection' callback of
 // its first accept: libuv's accept loop stops when the descriptor is gone, so a busy worker takes
 // nothing, not even a second connection that was already queued. When the connection is over the
-// worker says 'idle' (src/worker/run.ts), and the daemon answers with the next copy or with a connection
+// worker says 'idle' (worker.ts), and the daemon answers with the next copy or with a connection
 // that waited in the daemon while every worker was busy (turns.ts).
 //
 // The daemon learns that a worker is busy only from connections that last: one still open after
