@@ -7,10 +7,9 @@
 import { Worker } from 'node:worker_threads';
 import { serveAdmissions } from '../../address-admission.js';
 import { canBindShared } from '../../listen.js';
-import { Supervisor } from '../../supervisor/index.js';
 import { entryLaunch } from '../../worker/launch.js';
 import type { Model, ModelHost, RunningModel } from '../model.js';
-import { supervision, workerConfig } from '../worker-pool.js';
+import { createSupervisor, supervision, type WorkerPoolOptions } from '../worker-pool.js';
 import type { ThreadData } from './thread-main.js';
 import { ThreadProcess } from './thread-process.js';
 
@@ -34,30 +33,21 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
   const keeperFd = (slot: number) => (shared.members[slot % shared.members.length] as { fd: number }).fd;
   // Threads inherit the daemon's execArgv: under tsx (tcpdaemon's own tests) the .ts entry loads.
   const entry = entryLaunch('../models/tlf/thread-main').file;
-  const supervisor = new Supervisor({
-    name: 'threads',
-    size: params.workers,
-    logger,
-    ...supervision(params),
-    // No RSS of its own: threads share the process (--max-memory does not apply to TLF).
-    maxRssBytes: 0,
-    spec: {
-      heartbeats: true,
-      start(ctx) {
-        // Per start, from host.params: a thread started after a config reload gets its values
-        // (--max-connections is split evenly: each thread holds at most its share).
-        const data: ThreadData = {
-          config: workerConfig(host, { accept: 'shared' }),
-          keeperFd: keeperFd(ctx.slot),
-        };
-        const thread = new Worker(entry, { workerData: data, env: { ...process.env, ...ctx.env } });
-        thread.on('error', (err) => logger.error({ err, slot: ctx.slot }, 'thread failed'));
-        return new ThreadProcess(thread, params.shutdownTimeout * 1000);
-      },
+  // The same supervisor set-up as the worker processes (worker-pool.ts), with threads: no RSS of
+  // their own (--max-memory does not apply to TLF).
+  const pool: WorkerPoolOptions = {
+    accept: 'shared',
+    // Per start, from host.params: a thread started after a config reload gets its values
+    // (--max-connections is split evenly: each thread holds at most its share).
+    thread(ctx, config) {
+      const data: ThreadData = { config, keeperFd: keeperFd(ctx.slot) };
+      const thread = new Worker(entry, { workerData: data, env: { ...process.env, ...ctx.env } });
+      thread.on('error', (err) => logger.error({ err, slot: ctx.slot }, 'thread failed'));
+      return new ThreadProcess(thread, params.shutdownTimeout * 1000);
     },
-  });
+  };
+  const supervisor = createSupervisor(host, pool);
   if (host.addressGate) serveAdmissions(supervisor, host.addressGate);
-  host.metrics?.watch(supervisor);
   await supervisor.start();
   return {
     get connections() {
@@ -71,6 +61,6 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
     reload: async () => {
       await supervisor.reload();
     },
-    reconfigure: () => supervisor.reconfigure({ ...supervision(params), maxRssBytes: 0 }),
+    reconfigure: () => supervisor.reconfigure(supervision(params, pool)),
   };
 }
