@@ -1,4 +1,4 @@
-// Several hosts (Linux network namespaces on one bridge, test/helpers/netns.ts), a 3-node NATS
+// Several hosts (Linux network namespaces, 5 ms apart, test/helpers/netns.ts), a 3-node NATS
 // cluster with JetStream (one node per host, the route table replicated 3 times), servers
 // announcing on hosts 1 and 2, readers on host 3. Faults: a server host's processes killed, a NATS
 // node killed, a host partitioned and healed. Traffic only between the namespaces' own addresses.
@@ -12,6 +12,18 @@ import { type Host, Network, netnsUnavailable } from './helpers/netns.js';
 const skip = netnsUnavailable();
 const ECHO = `${EXAMPLES}/echo.js`;
 const TTL_S = '2';
+/** One-way delay between hosts (netem's role; this kernel has none: test/fixtures/delay-switch.c). */
+const DELAY_MS = 5;
+
+// Times a TCP connect to a closed port on another host: SYN out, reset back, one round trip.
+const RTT_PROBE = `
+const net = require('node:net');
+const t = process.hrtime.bigint();
+const s = net.connect(9, process.argv[1]);
+s.on('error', () => {
+  console.log(JSON.stringify({ msg: 'rtt', ms: Number(process.hrtime.bigint() - t) / 1e6 }));
+});
+`;
 
 let net: Network;
 let nats: NatsCluster;
@@ -67,7 +79,7 @@ function nextRoutes(w: DaemonProcess, addresses: string[], timeoutMs: number, fr
 
 describe('multi-host: route table across hosts', { skip }, () => {
   before(async () => {
-    net = Network.create(3);
+    net = await Network.create(3, { delayMs: DELAY_MS });
     nats = await NatsCluster.start(net.hosts);
   });
   after(async () => {
@@ -76,7 +88,18 @@ describe('multi-host: route table across hosts', { skip }, () => {
     await assertNoLeftoverProcesses();
   });
 
-  test('servers on hosts 1 and 2 are seen on host 3; kill -9 of host 1 servers: its route leaves within the TTL', async () => {
+  test('the links: a TCP round trip between two hosts takes at least twice the one-way delay', async () => {
+    const probe = new DaemonProcess(['-e', RTT_PROBE, net.host(2).ip], {
+      command: [...net.host(1).exec, process.execPath],
+    });
+    const line = await probe.waitForMsg('rtt', 15_000);
+    assert.ok(Number(line.ms) >= 2 * DELAY_MS, `round trip ${line.ms} ms`);
+    assert.equal((await probe.waitForExit()).code, 0);
+  });
+
+  test('servers on hosts 1 and 2 (2 % loss) are seen on host 3; kill -9 of host 1 servers: its route leaves within the TTL', async () => {
+    net.setLoss(1, 2);
+    net.setLoss(2, 2);
     const w = await watcher(net.host(3), 'mh-kill');
     const a = await server(net.host(1), 'mh-kill');
     const b = await server(net.host(2), 'mh-kill');
@@ -90,6 +113,8 @@ describe('multi-host: route table across hosts', { skip }, () => {
       // TTL 2 s, plus the reader's sweep: well inside 15 s (a generous bound, not a timing claim).
       assert.ok(Date.now() - killedAt < 15_000);
     } finally {
+      net.setLoss(1, 0);
+      net.setLoss(2, 0);
       await Promise.all([a.daemon.kill(), b.daemon.kill(), w.kill()]);
     }
   });

@@ -76,17 +76,21 @@ export class NatsCluster {
       return node;
     });
     const cluster = new NatsCluster(nodes, dir);
-    // Ready when every node knows a JetStream meta leader: requests with replicas 3 then work.
-    const ready = nodes.map(
-      (n) =>
-        new Promise<void>((resolve, reject) => {
-          const check = () => {
-            if (/metadata leader/i.test(n.log)) resolve();
-          };
-          n.child.stderr!.on('data', check);
-          void n.exited.then(() => reject(new Error(`nats-server on host ${n.host.index} exited`)));
-        }),
-    );
+    // Ready when every node serves clients and a JetStream meta leader is elected. A node may learn
+    // the leader a little later; JetStream requests meanwhile time out, and our clients retry those.
+    const seen = (n: NatsNode, re: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (re.test(n.log)) resolve();
+        };
+        check();
+        n.child.stderr!.on('data', check);
+        void n.exited.then(() => reject(new Error(`nats-server on host ${n.host.index} exited`)));
+      });
+    const ready = [
+      ...nodes.map((n) => seen(n, /Server is ready/)),
+      Promise.any(nodes.map((n) => seen(n, /metadata leader/i))),
+    ];
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
