@@ -24,7 +24,11 @@ export function layerOf(file: string): string {
   };
   if (commands[top]) return commands[top]!;
   if (top === 'platform') return 'platform';
-  if (top === 'message' || top === 'proxy-protocol') return 'library';
+  if (top === 'message' || top === 'proxy-protocol' || top === 'balance') return 'library';
+  // The fleet's route table and reports are a library (the message client follows them); reading a
+  // command's --announce fields and announcing a listener are the core's.
+  if (top === 'fleet')
+    return rel === 'fleet/settings.ts' || rel === 'fleet/announcer.ts' ? 'core' : 'library';
   return 'core';
 }
 
@@ -81,6 +85,12 @@ test('layer rule: the check itself catches each kind of break', () => {
   assert.match(violation(f('daemon.ts'), f('proxy/run.ts')) ?? '', /core imports a command/);
   assert.match(violation(f('platform/runner.ts'), f('cli/daemon.ts')) ?? '', /platform imports a command/);
   assert.match(violation(f('message/conn.ts'), f('daemon.ts')) ?? '', /library imports a layer above/);
+  assert.match(violation(f('balance/host-pool.ts'), f('daemon.ts')) ?? '', /library imports a layer above/);
+  assert.match(
+    violation(f('fleet/route-table.ts'), f('fleet/settings.ts')) ?? '',
+    /library imports a layer above/,
+  );
+  assert.equal(violation(f('message/client.ts'), f('fleet/route-table.ts')), undefined);
   assert.equal(violation(f('proxy/run.ts'), f('daemon.ts')), undefined);
   assert.equal(violation(f('cli/main.ts'), f('proxy/cli.ts')), undefined);
 });
