@@ -176,11 +176,11 @@ export class HostPool extends EventEmitter<HostPoolEvents> {
     if (h !== undefined) h.active++;
   }
 
-  /** A call begun on `id` ended with `outcome`: fed to health and counted. */
-  end(id: string, outcome: CallOutcome): void {
+  /** A call begun on `id` ended with `outcome` (fed to health and counted; none: it says nothing of the host). */
+  end(id: string, outcome?: CallOutcome): void {
     const h = this.hostsById.get(id);
     if (h !== undefined && h.active > 0) h.active--;
-    this.report(id, outcome);
+    if (outcome !== undefined) this.report(id, outcome);
   }
 
   /** An outcome without begin() (a connect that failed or succeeded). */

@@ -89,6 +89,11 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
       .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   }
 
+  /** The table's NATS connection (the message client's reporter publishes on it). */
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+
   /** Every service with at least one live entry. */
   services(): string[] {
     return [...this.table.keys()].filter((s) => this.entries(s).length > 0).sort();
