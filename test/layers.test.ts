@@ -15,6 +15,7 @@ export function layerOf(file: string): string {
   if (rel === 'cli/main.ts' || rel === 'index.ts') return 'entry';
   if (['errors.ts', 'types.ts', 'worker-bus.ts', 'throttled-count.ts'].includes(rel)) return 'base';
   if (rel === 'cli/status.ts') return 'command:status';
+  if (rel === 'cli/routes.ts') return 'command:routes';
   const top = rel.split('/')[0]!;
   const commands: Record<string, string> = {
     cli: 'command:daemon',

@@ -22,7 +22,7 @@ import { MessageError } from './errors.js';
 import { runHook } from './hooks.js';
 import { checkTimeout, DEFAULT_REQUEST_TIMEOUT, type RequestOptions } from './pending.js';
 import { type RouteHandler, Router, type RouteTable } from './router.js';
-import { ServiceCalls } from './service-calls.js';
+import { ServiceCalls, type ServiceHost } from './service-calls.js';
 
 export interface MessageClientOptions extends ServiceDiscovery {
   /**
@@ -187,7 +187,7 @@ export class MessageClient {
           tls: opts.tls ?? (tls ? true : undefined),
           logger: opts.logger ?? this.logger,
           onClose: (conn, reason) => {
-            lost();
+            lost(reason);
             return onClose?.(conn, reason);
           },
           [SHARED_STATS]: this.stats,
@@ -205,6 +205,11 @@ export class MessageClient {
   /** The live connection, if any (service mode: none; each host has its own). */
   get conn(): MessageConn | undefined {
     return this.current;
+  }
+
+  /** Service mode: the service's hosts, their health and this client's connections; [] otherwise. */
+  hosts(): ServiceHost[] {
+    return this.calls?.hosts() ?? [];
   }
 
   /** Frames queued while disconnected. */

@@ -3,6 +3,7 @@
 // does not reconnect: a lost connection is reopened by the next call that picks its host), each
 // call's outcome fed to health and counted for the reports. A host the route table drops takes no
 // new call; its connection closes once the calls running on it are answered.
+import type { BackendState } from '../balance/health.js';
 import type { PoolHost } from '../balance/host-pool.js';
 import type { ServicePool } from '../fleet/service-pool.js';
 import type { Logger } from '../types.js';
@@ -13,7 +14,23 @@ import { MessageError } from './errors.js';
 import type { RequestOptions } from './pending.js';
 
 /** Makes the connection to one host; `lost` is called when it closes or fails to open. */
-export type HostClientFactory = (host: PoolHost, tls: boolean, lost: () => void) => MessageClient;
+export type HostClientFactory = (
+  host: PoolHost,
+  tls: boolean,
+  lost: (reason: string) => void,
+) => MessageClient;
+
+/** One host of a service as a client sees it. */
+export interface ServiceHost {
+  /** HOST:PORT. */
+  address: string;
+  weight: number;
+  state: BackendState;
+  /** Calls running on it now. */
+  active: number;
+  /** This client holds an open connection to it. */
+  connected: boolean;
+}
 
 interface Link {
   readonly id: string;
@@ -53,7 +70,11 @@ export class ServiceCalls {
         throw closedError();
       }
       this.pool = sp;
-      sp.pool.on('removed', (h) => this.retire(h.id));
+      sp.pool.on('added', (h) => this.opts.logger.info({ service: sp.service, host: h.id }, 'host added'));
+      sp.pool.on('removed', (h) => {
+        this.opts.logger.info({ service: sp.service, host: h.id }, 'host removed');
+        this.retire(h.id);
+      });
       sp.pool.on('health', (c) => {
         const fields = { service: sp.service, host: c.id, from: c.from, to: c.to, reason: c.reason };
         if (c.to === 'up') this.opts.logger.info(fields, 'host back in rotation');
@@ -75,9 +96,17 @@ export class ServiceCalls {
     return n;
   }
 
-  /** The hosts with an open connection now. */
-  connectedHosts(): string[] {
-    return [...this.links.values()].filter((l) => l.client.connected).map((l) => l.id);
+  /** The service's hosts now (none before the route table is open). */
+  hosts(): ServiceHost[] {
+    const sp = this.pool;
+    if (sp === undefined) return [];
+    return sp.pool.hosts().map((h) => ({
+      address: h.id,
+      weight: h.weight,
+      state: sp.pool.state(h.id) ?? 'down',
+      active: h.active,
+      connected: this.links.get(h.id)?.client.connected === true,
+    }));
   }
 
   /** Resolves once connected to some host of the service. */
@@ -225,7 +254,9 @@ export class ServiceCalls {
     if (known !== undefined) return known;
     if (this.closed) throw closedError();
     const holder: { link?: Link } = {};
-    const client = this.opts.makeClient(host, sp.tls(host.id), () => {
+    const client = this.opts.makeClient(host, sp.tls(host.id), (reason) => {
+      if (!this.closed)
+        this.opts.logger.info({ service: sp.service, host: host.id, reason }, 'host connection closed');
       if (holder.link !== undefined) this.drop(holder.link);
     });
     const link: Link = {
