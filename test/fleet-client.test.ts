@@ -390,6 +390,24 @@ describe('reports and tcpdaemon routes', () => {
   });
 });
 
+test('tcpdaemon routes: no --discovery, a bad URL or NATS down is one line and exit 1; an empty table says so', async () => {
+  const none = await runCli(['routes']);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /tcpdaemon routes: discovery \(--discovery\) is needed/);
+  const bad = await runCli(['routes', '--discovery', 'http://x']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /'http:\/\/x' is not a nats:\/\/HOST:PORT URL/);
+  const down = await runCli(['routes', '--discovery', `nats://127.0.0.1:${await deadPort()}`]);
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /cannot connect: connection refused/);
+  const help = await runCli(['routes', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--wait SECONDS/);
+  const empty = await runCli(['routes', '--discovery', nats.url, '--service', 'none-here', '--wait', '0']);
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.match(empty.stdout, /no service in the route table and no report heard/);
+});
+
 describe('ServiceConnector (plain TCP)', () => {
   test('connects to the announced hosts in turn; a dead host is reported, skipped and overloaded', async () => {
     const a = await announced('tcp-echo', `${EXAMPLES}/echo.js`);

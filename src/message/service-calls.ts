@@ -197,15 +197,14 @@ export class ServiceCalls {
     return false;
   }
 
+  /** Closes every host's connection (failing what is queued there) and stops following the table. */
   async close(): Promise<void> {
-    if (!this.closed) {
-      this.closed = true;
-      const links = [...this.links.values()];
-      this.links.clear();
-      await Promise.all(links.map((l) => l.client.close()));
-      await this.pool?.close();
-      return;
-    }
+    if (this.closed) return;
+    this.closed = true;
+    const links = [...this.links.values()];
+    this.links.clear();
+    await Promise.all(links.map((l) => l.client.close()));
+    await this.pool?.close();
   }
 
   /** The host's link, connected (opened now if needed); rejects on a failed connect (reported to health). */
