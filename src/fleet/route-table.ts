@@ -25,6 +25,8 @@ export interface RouteTableOptions {
   sweepMs?: number;
   /** The NATS connection's name, as the server lists it. */
   name?: string;
+  /** Longest wait for the watch's first snapshot before serving what arrived, ms (default 5000). */
+  snapshotWaitMs?: number;
 }
 
 export interface RouteTableEvents {
@@ -69,7 +71,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
         ttl: DEFAULT_BUCKET_TTL_MS,
         replicas: opts.replicas ?? 1,
       });
-      await table.watch(kv, opts.services);
+      await table.watch(kv, opts.services, opts.snapshotWaitMs ?? SNAPSHOT_WAIT_MS);
     } catch (err) {
       await table.close();
       throw new ConnectError(
@@ -107,14 +109,16 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     await this.nc.close().catch(() => undefined);
   }
 
-  private async watch(kv: KV, services: string[] | undefined): Promise<void> {
-    const empty = (await kv.status()).values === 0;
+  private async watch(kv: KV, services: string[] | undefined, snapshotWaitMs: number): Promise<void> {
     const key =
       services === undefined || services.length === 0
         ? '>'
         : services.length === 1
           ? `${services[0]}.>`
           : services.map((s) => `${s}.>`);
+    // A watch whose keys have no entry delivers no snapshot, so nothing would mark its end: the
+    // bucket may hold other services' entries, so ask for this filter's keys.
+    const empty = !(await hasKey(kv, key));
     const watch = await kv.watch({ key });
     this.stopWatch = () => watch.stop();
     let snapshotDone: () => void = () => undefined;
@@ -135,7 +139,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     await Promise.race([
       snapshot,
       new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, SNAPSHOT_WAIT_MS);
+        timer = setTimeout(resolve, snapshotWaitMs);
       }),
     ]);
     clearTimeout(timer);
@@ -179,6 +183,16 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
       if (byKey.size === 0) this.table.delete(service);
     }
   }
+}
+
+/** Whether some key matching `key` holds a value (deleted ones are not counted). */
+async function hasKey(kv: KV, key: string | string[]): Promise<boolean> {
+  const keys = await kv.keys(key);
+  for await (const _ of keys) {
+    keys.stop();
+    return true;
+  }
+  return false;
 }
 
 /** The same route for a client: a refresh alone (new refreshedAt) is no change. */
