@@ -99,6 +99,8 @@ interface Queued {
 
 /** Internal: the per-host clients of a service-mode client count into its stats. */
 const SHARED_STATS = Symbol('sharedStats');
+/** Internal: a per-host client of a service-mode client (its owner logs a failed connect). */
+const SERVICE_LINK = Symbol('serviceLink');
 
 export class MessageClient {
   readonly codec: Codec;
@@ -191,6 +193,7 @@ export class MessageClient {
             return onClose?.(conn, reason);
           },
           [SHARED_STATS]: this.stats,
+          [SERVICE_LINK]: true,
         } as MessageClientOptions);
       },
     });
@@ -380,7 +383,8 @@ export class MessageClient {
     this.stats.failedConnects++;
     const why = err.code ?? err.message;
     if (this.backoff === undefined) {
-      this.logger.error({ reason: why }, 'connect failed; not reconnecting');
+      if ((this.opts as { [SERVICE_LINK]?: boolean })[SERVICE_LINK] !== true)
+        this.logger.error({ reason: why }, 'connect failed; not reconnecting');
       this.stopped = true;
       for (const w of this.waiters.splice(0)) w.reject(err);
       return;

@@ -201,6 +201,8 @@ export class ServiceCalls {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Opening: it sees `closed` when it is done and closes what it opened.
+    await this.opening?.catch(() => undefined);
     const links = [...this.links.values()];
     this.links.clear();
     await Promise.all(links.map((l) => l.client.close()));
@@ -217,7 +219,13 @@ export class ServiceCalls {
       },
       (err: unknown) => {
         this.drop(link);
-        sp.pool.report(host.id, 'error');
+        if (!this.closed) {
+          sp.pool.report(host.id, 'error');
+          this.opts.logger.warn(
+            { service: sp.service, host: host.id, reason: why(err) },
+            'cannot connect to host',
+          );
+        }
         throw err;
       },
     );
