@@ -244,6 +244,10 @@ describe('MessageClient by service name', () => {
         `only b answers; at most a call already sent to a fails: ${during}`,
       );
       assert.ok(count(during, 'ERR_MESSAGE_CLOSED') <= 1, `${during}`);
+      assert.ok(
+        logs.lines.some((l) => l.msg === 'host overloaded' && l.host === `127.0.0.1:${a.port}`),
+        'refused connects overload it before its route expires',
+      );
       await logs.waitFor((l) => l.msg === 'host removed' && l.host === `127.0.0.1:${a.port}`, 15_000);
       assert.deepEqual(
         client.hosts().map((h) => h.address),
@@ -296,6 +300,30 @@ describe('MessageClient by service name', () => {
       await client.close();
       await a.daemon.kill();
       await b.daemon.kill();
+    }
+  });
+
+  test('a fixed host list: timeouts count as errors and overload the host', async () => {
+    const a = await announced('timeouts');
+    const logs = captureLogs('info');
+    const client = new MessageClient({
+      hosts: [`127.0.0.1:${a.port}`],
+      codec: 'seq',
+      health: { continErrLimit: 2 },
+      logger: logs.logger,
+    });
+    try {
+      for (let i = 0; i < 2; i++)
+        await assert.rejects(client.request(3, '2000', { timeout: 100 }), { code: 'ERR_MESSAGE_TIMEOUT' });
+      assert.deepEqual(
+        client.hosts().map((h) => [h.address, h.state, h.active]),
+        [[`127.0.0.1:${a.port}`, 'overloaded', 0]],
+      );
+      // Alone and overloaded, it still takes the calls.
+      assert.equal(await pidOf(client), a.daemon.pid);
+    } finally {
+      await client.close();
+      await a.daemon.kill();
     }
   });
 
