@@ -24,7 +24,7 @@ const ROUTES_FIELDS: readonly Field[] = [
     key: 'service',
     flags: ['--service'],
     arg: 'NAME',
-    help: 'show only this service (repeatable)',
+    help: 'show only this service',
     repeat: true,
     parse: list(text),
   },
