@@ -187,7 +187,7 @@ export class MessageClient {
           fallback: undefined,
           reconnect: false,
           tls: opts.tls ?? (tls ? true : undefined),
-          logger: opts.logger ?? this.logger,
+          logger: opts.logger ?? defaultLogger('message-client'),
           onClose: (conn, reason) => {
             lost(reason);
             return onClose?.(conn, reason);
