@@ -327,6 +327,29 @@ describe('MessageClient by service name', () => {
     }
   });
 
+  test('hash: calls with the same key go to the same host', async () => {
+    const a = await announced('hashed');
+    const b = await announced('hashed');
+    const client = new MessageClient({
+      hosts: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
+      codec: 'seq',
+      strategy: 'hash',
+      logger: captureLogs('warn').logger,
+    });
+    try {
+      const byKey = async (key: string) => Number((await client.request(1, '', { key })).toString());
+      const first = await byKey('user-7');
+      for (let i = 0; i < 5; i++) assert.equal(await byKey('user-7'), first);
+      const spread = new Set<number>();
+      for (let i = 0; i < 20; i++) spread.add(await byKey(`user-${i}`));
+      assert.deepEqual([...spread].sort(), [a.daemon.pid, b.daemon.pid].sort(), 'keys spread over both');
+    } finally {
+      await client.close();
+      await a.daemon.kill();
+      await b.daemon.kill();
+    }
+  });
+
   test('a service with no live host: a clear error', async () => {
     const logs = captureLogs('info');
     const client = byService('nobody', logs);

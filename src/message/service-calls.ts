@@ -139,7 +139,7 @@ export class ServiceCalls {
     const tried = new Set<string>();
     const failures: string[] = [];
     while (tried.size <= this.opts.retries) {
-      const host = sp.pool.pick({ exclude: tried });
+      const host = sp.pool.pick({ exclude: tried, key: options.key });
       if (host === undefined) break;
       tried.add(host.id);
       let link: Link;
