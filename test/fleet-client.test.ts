@@ -327,6 +327,40 @@ describe('MessageClient by service name', () => {
     }
   });
 
+  test('send(): frames go to hosts picked per frame, also those sent before the host list is in', async () => {
+    const a = await announced('sends');
+    const b = await announced('sends');
+    const client = byService('sends', captureLogs('warn'));
+    try {
+      assert.equal(client.send(4), false, 'queued: the route table is not open yet');
+      await client.connect();
+      for (let i = 0; i < 5; i++) client.send(4);
+      // A request behind the sends on each connection: the seq server answers in order per connection.
+      await calls(client, 2);
+      const counted = async (port: number) => {
+        const direct = new MessageClient({
+          port,
+          codec: 'seq',
+          reconnect: false,
+          logger: captureLogs('warn').logger,
+        });
+        try {
+          await direct.connect();
+          return Number((await direct.request(5)).toString());
+        } finally {
+          await direct.close();
+        }
+      };
+      const [na, nb] = [await counted(a.port), await counted(b.port)];
+      assert.equal(na + nb, 6, `every frame arrived once (a ${na}, b ${nb})`);
+      assert.ok(na > 0 && nb > 0, `both hosts took frames (a ${na}, b ${nb})`);
+    } finally {
+      await client.close();
+      await a.daemon.kill();
+      await b.daemon.kill();
+    }
+  });
+
   test('hash: calls with the same key go to the same host', async () => {
     const a = await announced('hashed');
     const b = await announced('hashed');
