@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { HostPool, type HostSpec } from '../src/balance/host-pool.js';
 import { ServiceConnector } from '../src/fleet/connector.js';
+import { openRouteTable } from '../src/fleet/index.js';
 import { type OutcomeReport, parseReport } from '../src/fleet/report.js';
 import { MessageClient, type MessageClientOptions, MessageError } from '../src/message/index.js';
 import { EXAMPLES, FIXTURES, type Listening, runCli, startDaemon, stopCleanly } from './helpers/daemon.js';
@@ -358,6 +359,28 @@ describe('MessageClient by service name', () => {
       await client.close();
       await a.daemon.kill();
       await b.daemon.kill();
+    }
+  });
+
+  test('a route table given to several clients is shared, and stays open after they close', async () => {
+    const a = await announced('shared');
+    const table = await openRouteTable({ servers: [nats.url], logger: captureLogs('warn').logger });
+    try {
+      const one = byService('shared', captureLogs('warn'), { discovery: table });
+      const two = byService('shared', captureLogs('warn'), { discovery: table });
+      assert.equal(await pidOf(one), a.daemon.pid);
+      assert.equal(await pidOf(two), a.daemon.pid);
+      await one.close();
+      await two.close();
+      assert.deepEqual(
+        table.entries('shared').map((e) => e.address),
+        [`127.0.0.1:${a.port}`],
+        'the table still follows the bucket',
+      );
+      assert.equal(table.listenerCount('change'), 0, 'the clients stopped following it');
+    } finally {
+      await table.close();
+      await a.daemon.kill();
     }
   });
 
