@@ -318,6 +318,7 @@ export const DAEMON_COMMAND: CommandSpec = {
     'tcpdaemon worker -s BUSINESS --queue nats://HOST:PORT [options]      (tcpdaemon worker -h)',
     'tcpdaemon bench --port PORT [options]                              (load tool; tcpdaemon bench -h)',
     'tcpdaemon status SOCKET [--json]                                   (any command run with --status-socket)',
+    'tcpdaemon routes --discovery nats://HOST:PORT [--json]             (route table + client reports; -h)',
   ],
   fields: DAEMON_FIELDS,
   refused: {

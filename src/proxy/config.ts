@@ -2,6 +2,8 @@
 // input into this object; everything is validated here, one message per mistake naming the
 // key and its flag. Times are in seconds (fractions allowed), like the daemon's --timeout.
 
+import { DEFAULT_PASSIVE_HEALTH, type PassiveHealthOptions } from '../balance/health.js';
+import { DEFAULT_STRATEGY, STRATEGY_NAMES, type StrategyName } from '../balance/strategies/index.js';
 import { ParamError } from '../errors.js';
 import type { LogLevel } from '../logger.js';
 import { DAEMON_FIELDS, type TcpdaemonParams } from '../params.js';
@@ -11,11 +13,9 @@ import { boolean, choice, decimal, fail, integer, list, seconds, text } from '..
 import { DEFAULT_HEADER_TIMEOUT_MS } from '../proxy-protocol/header.js';
 import type { ModelFlag } from '../types.js';
 import { type BackendSpec, parseBackendSpec } from './backend.js';
-import { DEFAULT_PASSIVE_HEALTH, type PassiveHealthOptions } from './health.js';
 import { DEFAULT_ACTIVE_CHECK } from './health-check.js';
 import { PORT_PLACEHOLDER, splitCommand } from './spawn-command.js';
 import { DEFAULT_STATS_INTERVAL_MS } from './stats.js';
-import { DEFAULT_STRATEGY, STRATEGY_NAMES, type StrategyName } from './strategies/index.js';
 
 export interface ProxyConfig {
   /** `-l`: where the front listens (same spelling as the daemon's -l). */
