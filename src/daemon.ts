@@ -93,7 +93,7 @@ export async function tcpdaemon(
   const statusPath = params.statusSocket === undefined ? undefined : resolve(params.statusSocket);
   if (params.workPath !== undefined) process.chdir(params.workPath);
 
-  const log = createLogger({ logfile, level: params.loglevel, workerId: 0 });
+  const log = createLogger({ logfile, level: params.loglevel, format: params.logFormat, workerId: 0 });
   const { logger } = log;
   // -l systemd[:NAME], or an address systemd passed a socket for: that socket, not a bind.
   params = { ...params, listenAddress: passedSocketFor(params.listenAddress, logger) };

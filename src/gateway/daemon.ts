@@ -87,7 +87,12 @@ async function start(
     statusSocket: absolute(params.statusSocket),
   };
   if (resolved.workPath !== undefined) process.chdir(resolved.workPath);
-  const log = createLogger({ logfile: resolved.logfile, level: resolved.loglevel, workerId: 0 });
+  const log = createLogger({
+    logfile: resolved.logfile,
+    level: resolved.loglevel,
+    format: resolved.logFormat,
+    workerId: 0,
+  });
   const logger = log.logger;
   // -l systemd[:NAME], or an address systemd passed a socket for: that socket, not a bind. Looked
   // up before any child starts: the gateway processes learn from it whether clients are on unix.

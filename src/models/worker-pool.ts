@@ -67,6 +67,7 @@ export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerCo
     unix: params.listenAddress.kind === 'unix',
     params: { ...params.params },
     loglevel: params.loglevel,
+    logFormat: params.logFormat,
     logfile: host.logfile ?? null,
     // An IF process serves one connection anyway.
     recycleAfter: opts.accept === 'single' ? 0 : params.recycleAfter,

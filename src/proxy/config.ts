@@ -3,6 +3,7 @@
 // key and its flag. Times are in seconds (fractions allowed), like the daemon's --timeout.
 
 import { ParamError } from '../errors.js';
+import type { LogFormat } from '../log-format.js';
 import type { LogLevel } from '../logger.js';
 import { DAEMON_FIELDS, type TcpdaemonParams } from '../params.js';
 import { type CommandSpec, type Field, readFields, where } from '../platform/fields.js';
@@ -67,6 +68,7 @@ export interface ProxyConfig {
   recycleAfter?: number;
   logfile?: string;
   loglevel?: LogLevel;
+  logFormat?: LogFormat;
   pidFile?: string;
   statusSocket?: string;
   daemonLevel?: boolean;

@@ -1,5 +1,6 @@
 // What a worker process needs to know, passed by the daemon in one environment variable.
 // Imported by the worker entry: types and JSON only.
+import type { LogFormat } from '../log-format.js';
 import type { LogLevel } from '../logger.js';
 import type { WorkerTls } from '../tls/daemon-tls.js';
 import type { ModelName } from '../types.js';
@@ -37,6 +38,7 @@ export interface WorkerConfig {
   unix: boolean;
   params: Record<string, string>;
   loglevel: LogLevel;
+  logFormat: LogFormat;
   logfile: string | null;
   /** Serve this many connections, then ask to be replaced; 0 = never. */
   recycleAfter: number;
