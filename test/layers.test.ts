@@ -13,7 +13,8 @@ const SRC = join(ROOT, 'src');
 export function layerOf(file: string): string {
   const rel = relative(SRC, file);
   if (rel === 'cli/main.ts' || rel === 'index.ts') return 'entry';
-  if (['errors.ts', 'types.ts', 'worker-bus.ts', 'throttled-count.ts'].includes(rel)) return 'base';
+  if (['errors.ts', 'types.ts', 'worker-bus.ts', 'throttled-count.ts', 'child-channel.ts'].includes(rel))
+    return 'base';
   if (rel === 'cli/status.ts') return 'command:status';
   const top = rel.split('/')[0]!;
   const commands: Record<string, string> = {

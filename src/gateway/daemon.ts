@@ -7,6 +7,7 @@ import type { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type AddressGate, addressGateFor } from '../address-gate.js';
+import { childEnv } from '../child-channel.js';
 import { WorkerStartError } from '../errors.js';
 import type { Announcer } from '../fleet/announcer.js';
 import { boundAddress, listenOnce } from '../listen.js';
@@ -26,7 +27,7 @@ import type { Logger } from '../types.js';
 import { VERSION } from '../version.js';
 import { Acceptor } from './acceptor.js';
 import { loadBusiness } from './business.js';
-import { CHILD_ENV, childEntry, workerSocketPath } from './child-env.js';
+import { childEntry, type GatewayChildVars, workerSocketPath } from './child-env.js';
 import { raiseFdLimit } from './fd-limit.js';
 import type { GatewayStats } from './gateway-server.js';
 import { Rpc } from './ipc-rpc.js';
@@ -124,9 +125,9 @@ async function start(
   const ipc = resolved.queue.kind === 'ipc';
   const socketDir = ipc && role === 'gateway' ? mkdtempSync(join(tmpdir(), 'tcpdaemon-gw-')) : undefined;
   if (socketDir) cleanup.push(() => rmSync(socketDir, { recursive: true, force: true }));
-  const childEnv = {
-    [CHILD_ENV.params]: JSON.stringify(resolved),
-    ...(socketDir ? { [CHILD_ENV.socketDir]: socketDir } : {}),
+  const childVars: GatewayChildVars = {
+    gatewayParams: JSON.stringify(resolved),
+    ...(socketDir ? { gatewaySocketDir: socketDir } : {}),
   };
   const spec = (entry: string): WorkerSpec => {
     const { file, execArgv } = childEntry(entry);
@@ -134,7 +135,7 @@ async function start(
       start: (ctx) =>
         fork(file, [], {
           execArgv,
-          env: { ...process.env, ...childEnv, ...ctx.env },
+          env: childEnv({ ...childVars }, [], ctx.env),
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         }),
     };
@@ -330,7 +331,7 @@ async function start(
     });
     logger.level = resolved.loglevel;
     // Children started from now on (the business workers the reload replaces) read these.
-    childEnv[CHILD_ENV.params] = JSON.stringify(resolved);
+    childVars.gatewayParams = JSON.stringify(resolved);
     for (const s of [gateways, workers]) s?.reconfigure(reloadable());
     acceptor?.setLimits(acceptorLimits());
     hub?.store.setLimits(storeLimits());

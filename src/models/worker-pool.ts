@@ -1,6 +1,7 @@
 // The worker processes of IOMP -c N, LF and IF: how to start one (WorkerSpec), the supervisor
 // built from the daemon's parameters, and a start that fails fast when workers cannot start at all.
 import { fork } from 'node:child_process';
+import { childEnv } from '../child-channel.js';
 import { WorkerStartError } from '../errors.js';
 import type { ResolvedParams } from '../params.js';
 import { Supervisor } from '../supervisor/index.js';
@@ -14,9 +15,6 @@ export { WorkerStartError };
 
 /** Failed starts of one slot, before its first ready worker, after which start-up gives up. */
 const START_ATTEMPTS = 3;
-
-/** Variables of the daemon's own environment that a worker must not inherit. */
-const NOT_INHERITED = ['TCPDAEMON_DETACHED'];
 
 export interface WorkerPoolOptions {
   accept: WorkerConfig['accept'];
@@ -84,11 +82,7 @@ export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supe
   const launch = host.handlerPath === undefined ? rerunLaunch() : entryLaunch();
   if (!launch) throw new WorkerStartError(workerLaunchProblem(params.handler));
   // Per start: a reload changes the config (and, for a re-run command, its handed-down input).
-  const env = (): NodeJS.ProcessEnv => {
-    const base: NodeJS.ProcessEnv = { ...process.env, ...workerEnv(workerConfig(host, opts)) };
-    for (const name of NOT_INHERITED) delete base[name];
-    return base;
-  };
+  const env = (): NodeJS.ProcessEnv => childEnv(workerEnv(workerConfig(host, opts)), ['detached']);
   const supervisor = new Supervisor({
     name: params.model.toLowerCase(),
     size: opts.size ?? params.workers,
