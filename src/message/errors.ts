@@ -23,6 +23,13 @@ export type MessageErrorCode =
 export class ReplyError extends TcpdaemonError {
   override name = 'ReplyError';
   override readonly code: string = 'TD_ERR_REPLY';
+  /** Already logged where it arose (a gateway's business worker): answered without another line. */
+  readonly logged: boolean;
+
+  constructor(message?: string, options?: ErrorOptions & { logged?: boolean }) {
+    super(message, options);
+    this.logged = options?.logged ?? false;
+  }
 }
 
 export class MessageError extends TcpdaemonError {

@@ -5,6 +5,7 @@
 import { DEFAULT_PASSIVE_HEALTH, type PassiveHealthOptions } from '../balance/health.js';
 import { DEFAULT_STRATEGY, STRATEGY_NAMES, type StrategyName } from '../balance/strategies/index.js';
 import { ParamError } from '../errors.js';
+import type { LogFormat } from '../log-format.js';
 import type { LogLevel } from '../logger.js';
 import { DAEMON_FIELDS, type TcpdaemonParams } from '../params.js';
 import { type CommandSpec, type Field, readFields, where } from '../platform/fields.js';
@@ -67,6 +68,7 @@ export interface ProxyConfig {
   recycleAfter?: number;
   logfile?: string;
   loglevel?: LogLevel;
+  logFormat?: LogFormat;
   pidFile?: string;
   statusSocket?: string;
   daemonLevel?: boolean;
