@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
-import { fairCeilings } from '../src/models/fair-share.js';
+import { fairCeilings } from '../src/models/iomp/fair-share.js';
 import {
   assertSigtermDrains,
   type DaemonProcess,
@@ -272,7 +272,8 @@ for (const model of ['IOMP', 'LF', 'IF']) {
       );
       const { port } = JSON.parse(line) as { port: number };
       const seen = new Set<string>();
-      for (let i = 0; i < 20 && seen.size < 2; i++) {
+      // Which worker accepts is the kernel's pick: under load one may win many times in a row.
+      for (let i = 0; i < 200 && seen.size < 2; i++) {
         const s = await connect(port);
         const [pid, id] = (await roundTrip(s, 'q')).split(' ');
         s.destroy();

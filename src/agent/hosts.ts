@@ -2,8 +2,8 @@
 // passive Lars health rules: an overloaded host gets only every probeNum-th pick) and what each
 // has done (counters for `tcpdaemon status`). The list is fixed (--upstream HOST:PORT,...) or
 // follows the route table (set()). No I/O.
-import { DEFAULT_PASSIVE_HEALTH, type HealthChange, HealthTracker } from '../proxy/health.js';
-import { createStrategy, type Strategy } from '../proxy/strategies/index.js';
+import { DEFAULT_PASSIVE_HEALTH, type HealthChange, HealthTracker } from '../balance/health.js';
+import { createStrategy, type Strategy } from '../balance/strategies/index.js';
 import type { Logger } from '../types.js';
 import type { UpstreamAddress } from './params.js';
 

@@ -2,6 +2,7 @@
 // this object; everything is validated here, one message per mistake naming the key and its flag.
 // Times are in seconds (fractions allowed), as everywhere else; the resolved config holds ms.
 
+import { STRATEGY_NAMES, type StrategyName } from '../balance/strategies/index.js';
 import { ParamError } from '../errors.js';
 import { SERVICE_NAME } from '../fleet/route.js';
 import { parseListenAddress } from '../listen-address.js';
@@ -10,7 +11,6 @@ import type { TcpdaemonParams } from '../params.js';
 import { type CommandSpec, type Field, readFields } from '../platform/fields.js';
 import { SHARED_FIELDS, withHelp } from '../platform/shared-fields.js';
 import { integer, seconds, text } from '../platform/values.js';
-import { STRATEGY_NAMES, type StrategyName } from '../proxy/strategies/index.js';
 
 /**
  * The library's input (`startAgent(config)`), as the flags and --config keys spell it. Besides these,

@@ -10,6 +10,7 @@ const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<numb
   worker: async () => (await import('../gateway/cli.js')).workerMain,
   agent: async () => (await import('../agent/cli.js')).agentMain,
   status: async () => (await import('./status.js')).statusMain,
+  routes: async () => (await import('./routes.js')).routesMain,
 };
 
 const argv = process.argv.slice(2);

@@ -7,6 +7,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConnectError } from '../errors.js';
 import type { Logger } from '../types.js';
 import { natsReason as reason } from './nats-reason.js';
+import { retryTransient } from './nats-retry.js';
 import { isLive, parseRouteEntry, ROUTES_BUCKET, type RouteEntry } from './route.js';
 
 /** The bucket's max age when a reader is the first to create it: the announcers' default TTL, ms. */
@@ -25,6 +26,8 @@ export interface RouteTableOptions {
   sweepMs?: number;
   /** The NATS connection's name, as the server lists it. */
   name?: string;
+  /** Longest wait for the watch's first snapshot before serving what arrived, ms (default 5000). */
+  snapshotWaitMs?: number;
 }
 
 export interface RouteTableEvents {
@@ -37,6 +40,14 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
   private stopWatch: () => void = () => undefined;
+  private kv: KV | undefined;
+  private watched: string[] | undefined;
+  private snapshotWaitMs = SNAPSHOT_WAIT_MS;
+  /** Bumped per watch: entries from an older (replaced) watch are not applied. */
+  private generation = 0;
+  private rewatching = false;
+  /** Keys being checked against the bucket because their refresh is late. */
+  private readonly checking = new Set<string>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -64,12 +75,25 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     }
     const table = new RouteTable(nc, opts.logger, opts.sweepMs ?? 1000);
     try {
-      const kv = await new Kvm(nc).create(ROUTES_BUCKET, {
-        history: 1,
-        ttl: DEFAULT_BUCKET_TTL_MS,
-        replicas: opts.replicas ?? 1,
-      });
-      await table.watch(kv, opts.services);
+      const onRetry = (err: unknown) =>
+        opts.logger.warn(
+          { discovery: where, err: reason(err) },
+          'route table: JetStream is not answering yet (a NATS cluster electing its leader?); retrying',
+        );
+      const kv = await retryTransient(
+        () =>
+          new Kvm(nc).create(ROUTES_BUCKET, {
+            history: 1,
+            ttl: DEFAULT_BUCKET_TTL_MS,
+            replicas: opts.replicas ?? 1,
+          }),
+        onRetry,
+      );
+      table.kv = kv;
+      table.watched = opts.services;
+      table.snapshotWaitMs = opts.snapshotWaitMs ?? SNAPSHOT_WAIT_MS;
+      await retryTransient(() => table.watch(), onRetry);
+      table.followReconnects();
     } catch (err) {
       await table.close();
       throw new ConnectError(
@@ -89,6 +113,11 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
       .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   }
 
+  /** The table's NATS connection (the message client's reporter publishes on it). */
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+
   /** Every service with at least one live entry. */
   services(): string[] {
     return [...this.table.keys()].filter((s) => this.entries(s).length > 0).sort();
@@ -102,16 +131,23 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     await this.nc.close().catch(() => undefined);
   }
 
-  private async watch(kv: KV, services: string[] | undefined): Promise<void> {
-    const empty = (await kv.status()).values === 0;
+  private async watch(): Promise<void> {
+    const kv = this.kv!;
+    const services = this.watched;
+    const snapshotWaitMs = this.snapshotWaitMs;
     const key =
       services === undefined || services.length === 0
         ? '>'
         : services.length === 1
           ? `${services[0]}.>`
           : services.map((s) => `${s}.>`);
+    // A watch whose keys have no entry delivers no snapshot, so nothing would mark its end: the
+    // bucket may hold other services' entries, so ask for this filter's keys.
+    const empty = !(await hasKey(kv, key));
     const watch = await kv.watch({ key });
+    this.stopWatch();
     this.stopWatch = () => watch.stop();
+    const generation = ++this.generation;
     let snapshotDone: () => void = () => undefined;
     const snapshot = new Promise<void>((resolve) => {
       snapshotDone = resolve;
@@ -119,21 +155,71 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     if (empty) snapshotDone();
     void (async () => {
       for await (const e of watch) {
+        if (generation !== this.generation) return;
         this.apply(e);
         if (e.isUpdate) snapshotDone();
       }
-      if (!this.closed) this.logger.warn({}, 'route table watch ended; the table no longer follows changes');
+      if (generation === this.generation) this.rewatch('the watch ended');
     })().catch((err: unknown) => {
-      if (!this.closed) this.logger.warn({ err: reason(err) }, 'route table watch failed');
+      if (generation === this.generation) this.rewatch(`the watch failed: ${reason(err)}`);
     });
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       snapshot,
       new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, SNAPSHOT_WAIT_MS);
+        timer = setTimeout(resolve, snapshotWaitMs);
       }),
     ]);
     clearTimeout(timer);
+  }
+
+  /** After a reconnect the watch's consumer may be gone with the server it lived on: watch again. */
+  private followReconnects(): void {
+    void (async () => {
+      for await (const st of this.nc.status()) {
+        if (st.type === 'reconnect') this.rewatch('reconnected to NATS');
+      }
+    })().catch(() => undefined);
+  }
+
+  /** A new watch (its snapshot re-reads every entry); retried every second until it works. */
+  private rewatch(why: string): void {
+    if (this.closed || this.rewatching) return;
+    this.rewatching = true;
+    this.logger.info({ why }, 'route table: watching again');
+    void (async () => {
+      let failed = 0;
+      while (!this.closed) {
+        try {
+          await this.watch();
+          if (failed > 0) this.logger.info({ failed }, 'route table: watching again after failures');
+          break;
+        } catch (err) {
+          if (failed++ === 0)
+            this.logger.warn({ err: reason(err) }, 'route table: cannot watch; retrying every second');
+          await new Promise((r) => setTimeout(r, 1000).unref());
+        }
+      }
+      this.rewatching = false;
+    })();
+  }
+
+  /**
+   * An entry two thirds into its TTL missed a refresh: its announcer is gone, or the watch stalled
+   * (its consumer lost without a reconnect here). The bucket tells which.
+   */
+  private checkLate(key: string, entry: RouteEntry): void {
+    if (this.kv === undefined || this.checking.has(key) || this.rewatching) return;
+    this.checking.add(key);
+    void this.kv
+      .get(key)
+      .then((stored) => {
+        const fresh = stored?.operation === 'PUT' ? parseRouteEntry(stored.value) : undefined;
+        if (fresh !== undefined && fresh.refreshedAt > entry.refreshedAt)
+          this.rewatch('the watch fell behind');
+      })
+      .catch(() => undefined)
+      .finally(() => this.checking.delete(key));
   }
 
   private apply(e: KvWatchEntry): void {
@@ -168,12 +254,22 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
         if (!isLive(entry, now)) {
           byKey.delete(key);
           dropped = true;
-        }
+        } else if (now - entry.refreshedAt > (entry.ttlMs * 2) / 3) this.checkLate(key, entry);
       }
       if (dropped) this.emit('change', service, this.entries(service));
       if (byKey.size === 0) this.table.delete(service);
     }
   }
+}
+
+/** Whether some key matching `key` holds a value (deleted ones are not counted). */
+async function hasKey(kv: KV, key: string | string[]): Promise<boolean> {
+  const keys = await kv.keys(key);
+  for await (const _ of keys) {
+    keys.stop();
+    return true;
+  }
+  return false;
 }
 
 /** The same route for a client: a refresh alone (new refreshedAt) is no change. */

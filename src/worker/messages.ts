@@ -1,6 +1,7 @@
 // Messages between the daemon and its workers about connections (the supervisor's own messages
 // carry `tdw`; these carry `tdm`). A listening handle or a socket travels with some of them.
 import type { Admission } from '../address-limits.js';
+import { channelOf } from '../child-channel.js';
 
 export type ToWorker =
   /** With the listening handle, in answer to 'want-listen' (IOMP); LF: accept one connection on it. */
@@ -27,7 +28,7 @@ export type FromWorker =
   | { tdm: 'load'; active: number }
   /** The one connection is over: send the next, or a copy to accept on (LF). */
   | { tdm: 'idle' }
-  /** LF: the connection taken has been open for TOOK_REPORT_MS (worker/accept-turns.ts). */
+  /** LF: the connection taken has been open for TOOK_REPORT_MS (src/models/lf/accept-turns.ts). */
   | { tdm: 'took' }
   /** LF: the handle of a 'copy-back', returned. */
   | { tdm: 'copy' }
@@ -46,5 +47,5 @@ export type FromWorker =
 export const LOAD_REPORT_MS = 10;
 
 export function isModelMessage(m: unknown): m is { tdm: string } {
-  return typeof m === 'object' && m !== null && typeof (m as { tdm?: unknown }).tdm === 'string';
+  return channelOf(m) === 'model';
 }
