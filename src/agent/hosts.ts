@@ -102,8 +102,11 @@ export class HostSet {
     return removed;
   }
 
-  /** A host for a new connection, preferring one not in `avoid` (it just failed) when there is one. */
-  pick(avoid: ReadonlySet<string>): Host | undefined {
+  /**
+   * A host for a new connection, preferring one not in `avoid` (it just failed) when there is one.
+   * `key` is what `hash` hashes (the connection's index: each connection keeps to its host).
+   */
+  pick(avoid: ReadonlySet<string>, key: string): Host | undefined {
     const all = [...this.hosts.values()];
     if (all.length === 0) return undefined;
     const exclude = all.every((h) => avoid.has(h.id)) ? new Set<string>() : avoid;
@@ -111,7 +114,7 @@ export class HostSet {
     if (probe !== undefined) return this.hosts.get(probe);
     const ok = all.filter((h) => !exclude.has(h.id));
     const up = ok.filter((h) => this.health.state(h.id) === 'up');
-    return this.strategy.pick({ clientKey: '' }, up.length > 0 ? up : ok);
+    return this.strategy.pick({ clientKey: key }, up.length > 0 ? up : ok);
   }
 
   /** A call (or connect) to the host went well: a reply came. */

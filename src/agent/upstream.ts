@@ -133,7 +133,7 @@ export class UpstreamLink {
 
   private connect(): void {
     this.timer = undefined;
-    const host = this.opts.hosts.pick(this.avoid);
+    const host = this.opts.hosts.pick(this.avoid, `link-${this.index}`);
     if (host === undefined) {
       this.state = 'waiting';
       this.schedule();
