@@ -26,6 +26,7 @@ import { createPidFile, removePidFile } from './pid-file.js';
 import { applyLive } from './platform/fields.js';
 import type { SignalInbox } from './signals.js';
 import { closeStatus, type DaemonStatus, type StatusSection, serveStatus } from './status.js';
+import type { Supervisor } from './supervisor/supervisor.js';
 import { workersProblem } from './systemd/health.js';
 import { passedSocketFor, systemdSocket } from './systemd/listen-fds.js';
 import type { ServiceManager } from './systemd/notify.js';
@@ -72,6 +73,12 @@ export interface TcpdaemonHandle extends EventEmitter {
   reload(): Promise<void>;
   /** What runs now: the report `tcpdaemon status` prints. Inside a worker: undefined. */
   status(): DaemonStatus | undefined;
+  /**
+   * A worker-bus message (worker-bus.ts) from the daemon to every live worker process or thread,
+   * `fromWorker` 0; workers started later do not get it. Nothing when the daemon serves alone
+   * (IOMP -c 1) and inside a worker.
+   */
+  sendToWorkers(topic: string, data: Uint8Array | string): void;
   readonly logger: Logger;
 }
 
@@ -166,6 +173,7 @@ export async function tcpdaemon(
   }
   const addressGate = addressGateFor(params, logger);
   const stopper = new AbortController();
+  const supervisors: Supervisor[] = [];
   // Handlers listen on the shared stop signal once per connection: thousands of listeners are normal.
   setMaxListeners(0, stopper.signal);
   let running: RunningModel;
@@ -184,6 +192,7 @@ export async function tcpdaemon(
       tls,
       addressGate,
       metrics: ops?.hub,
+      adopt: (s) => supervisors.push(s),
     });
   } catch (err) {
     listening.close();
@@ -256,6 +265,7 @@ export async function tcpdaemon(
     addressGate,
     ops,
     announcer,
+    supervisors,
   );
   const service = options.serviceManager;
   service?.watch((intervalMs) => workersProblem([running.status?.().workers], intervalMs));
@@ -314,8 +324,15 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     private readonly ops: DaemonOps | undefined,
     /** --announce: withdrawn first on stop, so clients stop coming before the drain. */
     private readonly announcer: Announcer | undefined,
+    /** The model's supervisors (none for IOMP -c 1). */
+    private readonly supervisors: readonly Supervisor[],
   ) {
     super();
+  }
+
+  sendToWorkers(topic: string, data: Uint8Array | string): void {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    for (const s of this.supervisors) s.publish(topic, bytes);
   }
 
   /** Why this daemon does not take connections now (/readyz); undefined when it does. */
@@ -543,6 +560,9 @@ class WorkerSideHandle extends EventEmitter implements TcpdaemonHandle {
   status(): undefined {
     return undefined;
   }
+
+  /** Only the daemon sends to its workers (a worker publishes on workerBus). */
+  sendToWorkers(): void {}
 
   /** Reloading replaces every worker: the daemon's job (SIGHUP to the daemon), not a worker's. */
   async reload(): Promise<void> {

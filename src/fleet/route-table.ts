@@ -1,6 +1,8 @@
 // The reader's side of the route table (route.ts): a live copy of the announced entries, pushed by
 // a KV watch (never polled), with entries past their TTL dropped by a sweep (a watch sees no removal
 // by the bucket's max age). 'change' fires with the service's live entries whenever they change.
+// While the NATS connection is lost no announcer's refresh can arrive: the entries held are kept
+// (not swept) until it is back, and for one TTL after that, the time their refreshes need.
 import { EventEmitter } from 'node:events';
 import { type KV, Kvm, type KvWatchEntry } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -29,6 +31,10 @@ export interface RouteTableOptions {
 
 export interface RouteTableEvents {
   change: [service: string, entries: RouteEntry[]];
+  /** The NATS connection is lost: the entries held are kept as they are. */
+  lost: [];
+  /** The NATS connection is back. */
+  back: [];
 }
 
 export class RouteTable extends EventEmitter<RouteTableEvents> {
@@ -37,15 +43,32 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
   private stopWatch: () => void = () => undefined;
+  /** Date.now() when the NATS connection was lost; undefined while connected. */
+  private lostAt: number | undefined;
+  /** Date.now() when it was last back (0 = never lost). */
+  private backAt = 0;
 
   private constructor(
     private readonly nc: NatsConnection,
-    private readonly logger: Logger,
+    private logger: Logger,
     sweepMs: number,
+    /** The servers as given, for log lines. */
+    readonly where: string,
   ) {
     super();
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
     this.sweepTimer.unref();
+    void this.followConnection();
+  }
+
+  /** Log lines go to `logger` from now on (a command whose own logger exists once it listens). */
+  useLogger(logger: Logger): void {
+    this.logger = logger;
+  }
+
+  /** Date.now() since which the NATS connection is lost; undefined while connected. */
+  get lostSince(): number | undefined {
+    return this.lostAt;
   }
 
   /** Connects, opens (or creates) the bucket and returns once the current entries are in. */
@@ -62,7 +85,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     } catch (err) {
       throw new ConnectError(`--discovery ${where}: cannot connect: ${reason(err)}`);
     }
-    const table = new RouteTable(nc, opts.logger, opts.sweepMs ?? 1000);
+    const table = new RouteTable(nc, opts.logger, opts.sweepMs ?? 1000, where);
     try {
       const kv = await new Kvm(nc).create(ROUTES_BUCKET, {
         history: 1,
@@ -85,7 +108,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     const byKey = this.table.get(service);
     if (byKey === undefined) return [];
     return [...byKey.values()]
-      .filter((e) => isLive(e, now))
+      .filter((e) => this.live(e, now))
       .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   }
 
@@ -100,6 +123,33 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     clearInterval(this.sweepTimer);
     this.stopWatch();
     await this.nc.close().catch(() => undefined);
+  }
+
+  /** Whether a held entry counts at `now`: see the top of this file. */
+  private live(e: RouteEntry, now: number): boolean {
+    return this.lostAt !== undefined || isLive(e, now) || now - this.backAt <= e.ttlMs;
+  }
+
+  /** One line when the connection is lost, one when it is back; no sweep in between. */
+  private async followConnection(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (this.closed) return;
+      if (s.type === 'disconnect' && this.lostAt === undefined) {
+        this.sweep(); // what was already stale goes; the rest is held
+        this.lostAt = Date.now();
+        this.logger.warn(
+          { discovery: this.where, services: this.services().length },
+          'route table: NATS connection lost; keeping the last known entries until it is back',
+        );
+        this.emit('lost');
+      } else if (s.type === 'reconnect' && this.lostAt !== undefined) {
+        const lostMs = Date.now() - this.lostAt;
+        this.lostAt = undefined;
+        this.backAt = Date.now();
+        this.logger.info({ discovery: this.where, lostMs }, 'route table: NATS connection back');
+        this.emit('back');
+      }
+    }
   }
 
   private async watch(kv: KV, services: string[] | undefined): Promise<void> {
@@ -156,7 +206,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     }
     const before = byKey.get(e.key);
     byKey.set(e.key, entry);
-    if (before === undefined || !sameRoute(before, entry) || !isLive(before))
+    if (before === undefined || !sameRoute(before, entry) || !this.live(before, Date.now()))
       this.emit('change', service, this.entries(service));
   }
 
@@ -165,7 +215,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     for (const [service, byKey] of this.table) {
       let dropped = false;
       for (const [key, entry] of byKey) {
-        if (!isLive(entry, now)) {
+        if (!this.live(entry, now)) {
           byKey.delete(key);
           dropped = true;
         }

@@ -58,6 +58,7 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
   });
   if (host.addressGate) serveAdmissions(supervisor, host.addressGate);
   host.metrics?.watch(supervisor);
+  host.adopt?.(supervisor);
   await supervisor.start();
   return {
     get connections() {

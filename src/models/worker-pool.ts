@@ -103,6 +103,7 @@ export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supe
     ...supervision(params),
   });
   host.metrics?.watch(supervisor);
+  host.adopt?.(supervisor);
   return supervisor;
 }
 
