@@ -86,7 +86,9 @@ export async function startProxy(config: ProxyConfig, options: ProxyOptions = {}
     ? (logger) => {
         const plan = planReload(source, logger);
         if (!plan) return undefined;
-        const next = validateProxyConfig(plan.input);
+        let next = validateProxyConfig(plan.input);
+        // --discover needs a restart ("needs a restart" is logged): the route table stays the one list.
+        if (cfg.discover) next = { ...next, discover: cfg.discover, backends: [], spawn: cfg.spawn };
         if (pool) reloadBackends(pool, cfg.backends, next.backends, logger);
         reloadForwarding(forwarding, next);
         cfg = next;
