@@ -4,7 +4,7 @@
 // a killed backend leaves within its TTL while passive health covers the gap, NATS away at start
 // stops it with one line, NATS lost while running keeps the last known backends.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -196,8 +196,14 @@ describe('proxy --discover', () => {
     const service = 'disc-kill';
     const a = await backend(service, 'a', nats.url, '--announce-ttl', '2');
     const b = await backend(service, 'b', nats.url, '--announce-ttl', '2');
-    // No active checks: passive (Lars) health alone takes a out of rotation until the TTL does.
-    const { daemon, port } = await startDaemon(proxyArgs(service, nats.url, '--health-interval', '0'));
+    // No active checks: passive (Lars) health alone takes a out of rotation until the TTL does;
+    // 3 errors in a row overload it (Lars' 15 would need more connections than a slow machine makes in 2 s).
+    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-disc-kill-'));
+    const config = join(dir, 'proxy.json');
+    writeFileSync(config, JSON.stringify({ passive: { continErrLimit: 3 } }));
+    const { daemon, port } = await startDaemon(
+      proxyArgs(service, nats.url, '--health-interval', '0', '--config', config),
+    );
     const loops = 2;
     const loop = loopTags(port, loops);
     try {
@@ -230,6 +236,7 @@ describe('proxy --discover', () => {
       await stopCleanly(daemon);
       await a.daemon.kill();
       await b.daemon.kill();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
