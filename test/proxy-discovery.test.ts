@@ -289,6 +289,44 @@ describe('proxy --discover', () => {
     }
   });
 
+  test('SIGHUP with --config keeps --discover (needs a restart); a file with --backend beside it is refused, nothing changes', async () => {
+    const service = 'disc-reload';
+    const a = await backend(service, 'a', nats.url);
+    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-disc-reload-'));
+    const config = join(dir, 'proxy.json');
+    const write = (c: object) => writeFileSync(config, JSON.stringify({ listen: '127.0.0.1:0', ...c }));
+    write({ discover: service, discovery: nats.url });
+    const { daemon, port } = await startDaemon(['proxy', '--config', config]);
+    const outcomes = () => daemon.logs.filter((l) => /^config reload/.test(String(l.msg)));
+    try {
+      await daemon.waitForMsg('proxy ready');
+      assert.equal(await tagOf(port), 'a');
+      // Another service: needs a restart, the running one is kept.
+      write({ discover: 'disc-other', discovery: nats.url, retries: 3 });
+      daemon.signal('SIGHUP');
+      await waitUntil(() => outcomes()[0], 'the first reload outcome');
+      assert.equal(outcomes()[0]!.msg, 'config reloaded');
+      assert.ok(
+        daemon.logs.some((l) => String(l.msg).startsWith('needs a restart: ') && l.key === 'discover'),
+        'discover is kept, and said so',
+      );
+      assert.equal(await tagOf(port), 'a');
+      // The route table swapped for a fixed backend: refused (the running --discover stays).
+      write({ backends: ['127.0.0.1:9'] });
+      daemon.signal('SIGHUP');
+      await waitUntil(() => outcomes()[1], 'the second reload outcome');
+      assert.match(
+        String(outcomes()[1]!.msg),
+        /^config reload failed: discover \(--discover\) takes the backends from the route table: give it without --backend; nothing changed$/,
+      );
+      assert.equal(await tagOf(port), 'a');
+    } finally {
+      await stopCleanly(daemon);
+      await a.daemon.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('NATS unreachable at start: one line naming the URL, exit 1, nothing listens', async () => {
     const dead = await deadPort();
     const r = await runCli(proxyArgs('svc', `nats://127.0.0.1:${dead}`));

@@ -86,9 +86,8 @@ export async function startProxy(config: ProxyConfig, options: ProxyOptions = {}
     ? (logger) => {
         const plan = planReload(source, logger);
         if (!plan) return undefined;
-        let next = validateProxyConfig(plan.input);
-        // --discover needs a restart ("needs a restart" is logged): the route table stays the one list.
-        if (cfg.discover) next = { ...next, discover: cfg.discover, backends: [], spawn: cfg.spawn };
+        // --discover is no live field: plan.input keeps the running one, so backends beside it are refused.
+        const next = validateProxyConfig(plan.input);
         if (pool) reloadBackends(pool, cfg.backends, next.backends, logger);
         reloadForwarding(forwarding, next);
         cfg = next;
