@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
-import { fairCeilings } from '../src/models/fair-share.js';
+import { fairCeilings } from '../src/models/iomp/fair-share.js';
 import {
   assertSigtermDrains,
   type DaemonProcess,

@@ -1,6 +1,8 @@
 // The layer rule (ARCHITECTURE.md): commands sit on the platform, the platform on the server core,
 // the core on the libraries. A command never imports another command; nothing below the commands
-// imports one; the libraries import nothing of the layers above them. Checked on src/'s import graph.
+// imports one; the libraries import nothing of the layers above them. Each model lives in its own
+// folder of src/models/ (daemon half and worker half) and imports no other model's; src/worker/ is
+// model-neutral and reaches the models only through their worker-half table. Checked on src/'s import graph.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
@@ -47,14 +49,29 @@ export function violation(from: string, to: string): string | undefined {
   return undefined;
 }
 
+/** Why importing `to` from `from` breaks the models' rule (one folder each; a neutral worker), or undefined. */
+export function modelViolation(from: string, to: string): string | undefined {
+  const a = relative(SRC, from);
+  const b = relative(SRC, to);
+  const folder = (rel: string) => /^models\/([^/]+)\//.exec(rel)?.[1];
+  if (folder(a) && folder(b) && folder(a) !== folder(b)) return 'a model imports another model';
+  if (a.startsWith('worker/') && b.startsWith('models/') && b !== 'models/worker-halves.ts')
+    return 'the model-neutral worker imports a model (beyond the worker-half table)';
+  if (a === 'models/worker-halves.ts' && b.startsWith('models/') && !/^models\/[^/]+\/worker\.ts$/.test(b))
+    return 'the worker-half table imports more than the worker halves';
+  return undefined;
+}
+
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
   );
 }
 
-function importsOf(file: string): string[] {
-  const text = readFileSync(file, 'utf8');
+function importsOf(file: string, runtimeOnly = false): string[] {
+  let text = readFileSync(file, 'utf8');
+  // `import type` is erased: it loads nothing.
+  if (runtimeOnly) text = text.replace(/\b(?:import|export)\s+type\s[^;]*?\bfrom\s+['"][^'"]+['"]/g, '');
   const out: string[] = [];
   for (const m of text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g)) {
     out.push(normalize(join(dirname(file), m[1]!)).replace(/\.js$/, '.ts'));
@@ -75,6 +92,33 @@ test('layer rule: no command imports another, nothing below a command imports on
   assert.deepEqual(broken, []);
 });
 
+test("models: each in its own folder, importing no other model's; src/worker/ is model-neutral", () => {
+  const broken: string[] = [];
+  for (const file of sources(SRC)) {
+    for (const target of importsOf(file)) {
+      const why = modelViolation(file, target);
+      if (why) broken.push(`${relative(SRC, file)} -> ${relative(SRC, target)}: ${why}`);
+    }
+  }
+  assert.deepEqual(broken, []);
+  // What a worker process loads (the bundled entry) holds no daemon half and no supervisor.
+  const seen = new Set<string>();
+  const walk = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const target of importsOf(file, true)) walk(target);
+  };
+  walk(join(SRC, 'worker/main.ts'));
+  const loaded = [...seen].map((f) => relative(SRC, f));
+  for (const half of ['iomp', 'lf', 'if']) assert.ok(loaded.includes(`models/${half}/worker.ts`), half);
+  assert.deepEqual(
+    loaded.filter((f) =>
+      /^models\/([^/]+\/daemon|index|worker-pool|handoff)\.ts$|^supervisor\/supervisor\.ts$/.test(f),
+    ),
+    [],
+  );
+});
+
 test('layer rule: the check itself catches each kind of break', () => {
   const f = (p: string) => join(SRC, p);
   assert.match(violation(f('proxy/run.ts'), f('gateway/daemon.ts')) ?? '', /command imports another command/);
@@ -83,4 +127,12 @@ test('layer rule: the check itself catches each kind of break', () => {
   assert.match(violation(f('message/conn.ts'), f('daemon.ts')) ?? '', /library imports a layer above/);
   assert.equal(violation(f('proxy/run.ts'), f('daemon.ts')), undefined);
   assert.equal(violation(f('cli/main.ts'), f('proxy/cli.ts')), undefined);
+  assert.match(
+    modelViolation(f('models/lf/daemon.ts'), f('models/if/daemon.ts')) ?? '',
+    /imports another model/,
+  );
+  assert.match(modelViolation(f('worker/run.ts'), f('models/lf/worker.ts')) ?? '', /model-neutral worker/);
+  assert.match(modelViolation(f('models/worker-halves.ts'), f('models/lf/daemon.ts')) ?? '', /worker halves/);
+  assert.equal(modelViolation(f('models/lf/daemon.ts'), f('models/handoff.ts')), undefined);
+  assert.equal(modelViolation(f('worker/run.ts'), f('models/worker-halves.ts')), undefined);
 });

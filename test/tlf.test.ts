@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { ThreadProcess } from '../src/models/thread-process.js';
+import { ThreadProcess } from '../src/models/tlf/thread-process.js';
 import { type DaemonProcess, EXAMPLES, FIXTURES, modelArgs, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { ask, connect, roundTrip, untilClosed } from './helpers/net.js';
@@ -154,7 +154,7 @@ test('a function handler cannot run in threads: clear error before listening', a
 });
 
 test('a thread killed while its socket-copy helper runs is terminated only once the helper is reaped (no zombie)', async () => {
-  // Stands for worker/thread-main.ts: a helper process first, then 'copied', then the event loop blocks.
+  // Stands for src/models/tlf/thread-main.ts: a helper process first, then 'copied', then the event loop blocks.
   const code = `
     const { spawn } = require('node:child_process');
     const { parentPort } = require('node:worker_threads');

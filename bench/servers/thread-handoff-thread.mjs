@@ -3,7 +3,7 @@
 // thread's socket, copied by TLF's helper process ('copy', from the build: npm run build).
 import { createServer } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
-import { copyListener } from '../../dist/worker/listener-copy.js';
+import { copyListener } from '../../dist/models/tlf/listener-copy.js';
 
 function echo(socket) {
   socket.on('error', () => socket.destroy());

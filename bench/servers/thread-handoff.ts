@@ -1,7 +1,7 @@
 // Two ways to feed worker threads, side by side with the same raw echo (the for-await loop of
 // examples/echo.js), to decide TLF's design (issue 14, item 6):
 //   --mode copy      what TLF does: the main thread binds and holds the socket; each thread gets
-//                    its own descriptor of it from a helper process (src/worker/listener-copy.ts)
+//                    its own descriptor of it from a helper process (src/models/tlf/listener-copy.ts)
 //                    and accepts on it itself. Every Node >= 20.
 //   --mode transfer  the main thread accepts (paused, nothing read) and moves each accepted
 //                    net.Socket to the next thread with postMessage(m, [socket]). Only where

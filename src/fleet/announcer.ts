@@ -7,6 +7,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConnectError } from '../errors.js';
 import type { Logger } from '../types.js';
 import { natsReason as reason } from './nats-reason.js';
+import { retryTransient } from './nats-retry.js';
 import { ROUTES_BUCKET, type RouteEntry, routeKey } from './route.js';
 import type { AnnounceSettings } from './settings.js';
 
@@ -63,12 +64,20 @@ export class Announcer {
       throw new ConnectError(`--announce: cannot reach --discovery ${where}: ${reason(err)}`);
     }
     try {
-      const kv = await new Kvm(nc).create(ROUTES_BUCKET, { history: 1, ttl: settings.ttlMs });
+      const onRetry = (err: unknown) =>
+        logger.warn(
+          { discovery: where, err: reason(err) },
+          'announce: JetStream is not answering yet (a NATS cluster electing its leader?); retrying',
+        );
+      const kv = await retryTransient(
+        () => new Kvm(nc).create(ROUTES_BUCKET, { history: 1, ttl: settings.ttlMs }),
+        onRetry,
+      );
       // The bucket may be older than this process, with another max age: refresh within both.
-      const bucketTtl = (await kv.status()).ttl;
+      const bucketTtl = (await retryTransient(() => kv.status(), onRetry)).ttl;
       const refreshMs = Math.max(100, Math.floor(Math.min(settings.ttlMs, bucketTtl || settings.ttlMs) / 3));
       const announcer = new Announcer(nc, kv, settings, address, tls, logger);
-      await announcer.refresh();
+      await retryTransient(() => announcer.refresh(), onRetry);
       announcer.timer = setInterval(() => {
         void announcer.refreshLogged(where);
       }, refreshMs);

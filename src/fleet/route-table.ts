@@ -9,6 +9,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConnectError } from '../errors.js';
 import type { Logger } from '../types.js';
 import { natsReason as reason } from './nats-reason.js';
+import { retryTransient } from './nats-retry.js';
 import { isLive, parseRouteEntry, ROUTES_BUCKET, type RouteEntry } from './route.js';
 
 /** The bucket's max age when a reader is the first to create it: the announcers' default TTL, ms. */
@@ -43,6 +44,13 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
   private stopWatch: () => void = () => undefined;
+  private kv: KV | undefined;
+  private watched: string[] | undefined;
+  /** Bumped per watch: entries from an older (replaced) watch are not applied. */
+  private generation = 0;
+  private rewatching = false;
+  /** Keys being checked against the bucket because their refresh is late. */
+  private readonly checking = new Set<string>();
   /** Date.now() when the NATS connection was lost; undefined while connected. */
   private lostAt: number | undefined;
   /** Date.now() when it was last back (0 = never lost). */
@@ -58,7 +66,6 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     super();
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
     this.sweepTimer.unref();
-    void this.followConnection();
   }
 
   /** Log lines go to `logger` from now on (a command whose own logger exists once it listens). */
@@ -87,12 +94,24 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     }
     const table = new RouteTable(nc, opts.logger, opts.sweepMs ?? 1000, where);
     try {
-      const kv = await new Kvm(nc).create(ROUTES_BUCKET, {
-        history: 1,
-        ttl: DEFAULT_BUCKET_TTL_MS,
-        replicas: opts.replicas ?? 1,
-      });
-      await table.watch(kv, opts.services);
+      const onRetry = (err: unknown) =>
+        opts.logger.warn(
+          { discovery: where, err: reason(err) },
+          'route table: JetStream is not answering yet (a NATS cluster electing its leader?); retrying',
+        );
+      const kv = await retryTransient(
+        () =>
+          new Kvm(nc).create(ROUTES_BUCKET, {
+            history: 1,
+            ttl: DEFAULT_BUCKET_TTL_MS,
+            replicas: opts.replicas ?? 1,
+          }),
+        onRetry,
+      );
+      table.kv = kv;
+      table.watched = opts.services;
+      await retryTransient(() => table.watch(), onRetry);
+      table.followReconnects();
     } catch (err) {
       await table.close();
       throw new ConnectError(
@@ -125,34 +144,9 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     await this.nc.close().catch(() => undefined);
   }
 
-  /** Whether a held entry counts at `now`: see the top of this file. */
-  private live(e: RouteEntry, now: number): boolean {
-    return this.lostAt !== undefined || isLive(e, now) || now - this.backAt <= e.ttlMs;
-  }
-
-  /** One line when the connection is lost, one when it is back; no sweep in between. */
-  private async followConnection(): Promise<void> {
-    for await (const s of this.nc.status()) {
-      if (this.closed) return;
-      if (s.type === 'disconnect' && this.lostAt === undefined) {
-        this.sweep(); // what was already stale goes; the rest is held
-        this.lostAt = Date.now();
-        this.logger.warn(
-          { discovery: this.where, services: this.services().length },
-          'route table: NATS connection lost; keeping the last known entries until it is back',
-        );
-        this.emit('lost');
-      } else if (s.type === 'reconnect' && this.lostAt !== undefined) {
-        const lostMs = Date.now() - this.lostAt;
-        this.lostAt = undefined;
-        this.backAt = Date.now();
-        this.logger.info({ discovery: this.where, lostMs }, 'route table: NATS connection back');
-        this.emit('back');
-      }
-    }
-  }
-
-  private async watch(kv: KV, services: string[] | undefined): Promise<void> {
+  private async watch(): Promise<void> {
+    const kv = this.kv!;
+    const services = this.watched;
     const empty = (await kv.status()).values === 0;
     const key =
       services === undefined || services.length === 0
@@ -161,7 +155,9 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
           ? `${services[0]}.>`
           : services.map((s) => `${s}.>`);
     const watch = await kv.watch({ key });
+    this.stopWatch();
     this.stopWatch = () => watch.stop();
+    const generation = ++this.generation;
     let snapshotDone: () => void = () => undefined;
     const snapshot = new Promise<void>((resolve) => {
       snapshotDone = resolve;
@@ -169,12 +165,13 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     if (empty) snapshotDone();
     void (async () => {
       for await (const e of watch) {
+        if (generation !== this.generation) return;
         this.apply(e);
         if (e.isUpdate) snapshotDone();
       }
-      if (!this.closed) this.logger.warn({}, 'route table watch ended; the table no longer follows changes');
+      if (generation === this.generation) this.rewatch('the watch ended');
     })().catch((err: unknown) => {
-      if (!this.closed) this.logger.warn({ err: reason(err) }, 'route table watch failed');
+      if (generation === this.generation) this.rewatch(`the watch failed: ${reason(err)}`);
     });
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -184,6 +181,81 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
       }),
     ]);
     clearTimeout(timer);
+  }
+
+  /** Whether a held entry counts at `now`: see the top of this file. */
+  private live(e: RouteEntry, now: number): boolean {
+    return this.lostAt !== undefined || isLive(e, now) || now - this.backAt <= e.ttlMs;
+  }
+
+  /**
+   * One line when the connection is lost (the entries are held from then on), one when it is back.
+   * After a reconnect the watch's consumer may be gone with the server it lived on: watch again.
+   */
+  private followReconnects(): void {
+    void (async () => {
+      for await (const st of this.nc.status()) {
+        if (this.closed) return;
+        if (st.type === 'disconnect' && this.lostAt === undefined) {
+          this.sweep(); // what was already stale goes; the rest is held
+          this.lostAt = Date.now();
+          this.logger.warn(
+            { discovery: this.where, services: this.services().length },
+            'route table: NATS connection lost; keeping the last known entries until it is back',
+          );
+          this.emit('lost');
+        } else if (st.type === 'reconnect') {
+          if (this.lostAt !== undefined) {
+            const lostMs = Date.now() - this.lostAt;
+            this.lostAt = undefined;
+            this.backAt = Date.now();
+            this.logger.info({ discovery: this.where, lostMs }, 'route table: NATS connection back');
+            this.emit('back');
+          }
+          this.rewatch('reconnected to NATS');
+        }
+      }
+    })().catch(() => undefined);
+  }
+
+  /** A new watch (its snapshot re-reads every entry); retried every second until it works. */
+  private rewatch(why: string): void {
+    if (this.closed || this.rewatching) return;
+    this.rewatching = true;
+    this.logger.info({ why }, 'route table: watching again');
+    void (async () => {
+      let failed = 0;
+      while (!this.closed) {
+        try {
+          await this.watch();
+          if (failed > 0) this.logger.info({ failed }, 'route table: watching again after failures');
+          break;
+        } catch (err) {
+          if (failed++ === 0)
+            this.logger.warn({ err: reason(err) }, 'route table: cannot watch; retrying every second');
+          await new Promise((r) => setTimeout(r, 1000).unref());
+        }
+      }
+      this.rewatching = false;
+    })();
+  }
+
+  /**
+   * An entry two thirds into its TTL missed a refresh: its announcer is gone, or the watch stalled
+   * (its consumer lost without a reconnect here). The bucket tells which.
+   */
+  private checkLate(key: string, entry: RouteEntry): void {
+    if (this.kv === undefined || this.checking.has(key) || this.rewatching) return;
+    this.checking.add(key);
+    void this.kv
+      .get(key)
+      .then((stored) => {
+        const fresh = stored?.operation === 'PUT' ? parseRouteEntry(stored.value) : undefined;
+        if (fresh !== undefined && fresh.refreshedAt > entry.refreshedAt)
+          this.rewatch('the watch fell behind');
+      })
+      .catch(() => undefined)
+      .finally(() => this.checking.delete(key));
   }
 
   private apply(e: KvWatchEntry): void {
@@ -218,7 +290,8 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
         if (!this.live(entry, now)) {
           byKey.delete(key);
           dropped = true;
-        }
+        } else if (this.lostAt === undefined && now - entry.refreshedAt > (entry.ttlMs * 2) / 3)
+          this.checkLate(key, entry); // (while NATS is lost every entry is late, and nothing answers)
       }
       if (dropped) this.emit('change', service, this.entries(service));
       if (byKey.size === 0) this.table.delete(service);

@@ -1,11 +1,11 @@
 // The one place that maps a model name to its implementation.
 import { ParamError, type ResolvedParams } from '../params.js';
 import type { ModelName } from '../types.js';
-import { instantFork } from './if.js';
-import { iomp } from './iomp.js';
-import { lf } from './lf.js';
+import { instantFork } from './if/daemon.js';
+import { iomp } from './iomp/daemon.js';
+import { lf } from './lf/daemon.js';
 import type { Model } from './model.js';
-import { tlf } from './tlf.js';
+import { tlf } from './tlf/daemon.js';
 
 const MODELS: Record<ModelName, Model> = {
   IOMP: iomp,

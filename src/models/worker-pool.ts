@@ -1,10 +1,18 @@
-// The worker processes of IOMP -c N, LF and IF: how to start one (WorkerSpec), the supervisor
-// built from the daemon's parameters, and a start that fails fast when workers cannot start at all.
+// The workers of IOMP -c N, LF and IF (processes) and of TLF (threads): how to start one
+// (WorkerSpec), the supervisor built from the daemon's parameters, and a start that fails fast when
+// worker processes cannot start at all.
 import { fork } from 'node:child_process';
 import { WorkerStartError } from '../errors.js';
 import type { ResolvedParams } from '../params.js';
+import type { SupervisedChild } from '../supervisor/child.js';
 import { Supervisor } from '../supervisor/index.js';
-import type { ExitInfo, SupervisorOptions, WorkerHandle } from '../supervisor/supervisor.js';
+import type {
+  ExitInfo,
+  SupervisorOptions,
+  WorkerHandle,
+  WorkerSpec,
+  WorkerStartContext,
+} from '../supervisor/supervisor.js';
 import { type WorkerConfig, workerEnv } from '../worker/config.js';
 import { entryLaunch, rerunLaunch } from '../worker/launch.js';
 import { isModelMessage } from '../worker/messages.js';
@@ -22,6 +30,11 @@ export interface WorkerPoolOptions {
   accept: WorkerConfig['accept'];
   /** Supervisor slots; default -c (IF: its spares). */
   size?: number;
+  /**
+   * TLF: the workers are threads of the daemon process, started by this with the config built
+   * for each. They send heartbeats over their port; --max-memory does not apply (no RSS of their own).
+   */
+  thread?: (ctx: WorkerStartContext, config: WorkerConfig) => SupervisedChild;
 }
 
 /** Why a function handler cannot run in worker processes here, or undefined. */
@@ -38,11 +51,12 @@ export function perWorkerShare(params: ResolvedParams): number {
 /** The supervisor's values a config reload may change (SupervisorOptions, from the parameters). */
 export function supervision(
   params: ResolvedParams,
+  opts?: Pick<WorkerPoolOptions, 'thread'>,
 ): Pick<SupervisorOptions, 'backoff' | 'hangTimeoutMs' | 'maxRssBytes' | 'retireGraceMs'> {
   return {
     backoff: { initialMs: params.restartDelay * 1000, maxMs: params.restartDelayMax * 1000 },
     hangTimeoutMs: params.hangTimeout * 1000,
-    maxRssBytes: params.maxMemory * 1048576,
+    maxRssBytes: opts?.thread ? 0 : params.maxMemory * 1048576,
     retireGraceMs: params.shutdownTimeout * 1000,
   };
 }
@@ -80,6 +94,24 @@ export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerCo
 
 export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supervisor {
   const { params } = host;
+  const thread = opts.thread;
+  const supervisor = new Supervisor({
+    name: thread ? 'threads' : params.model.toLowerCase(),
+    size: opts.size ?? params.workers,
+    logger: host.logger,
+    spec: thread
+      ? { heartbeats: true, start: (ctx) => thread(ctx, workerConfig(host, opts)) }
+      : processSpec(host, opts),
+    ...supervision(params, opts),
+  });
+  host.metrics?.watch(supervisor);
+  host.adopt?.(supervisor);
+  return supervisor;
+}
+
+/** Forked worker processes: the worker entry for a handler module, else the calling script again. */
+function processSpec(host: ModelHost, opts: WorkerPoolOptions): WorkerSpec {
+  const { params } = host;
   const launch = host.handlerPath === undefined ? rerunLaunch() : entryLaunch();
   if (!launch) throw new WorkerStartError(workerLaunchProblem(params.handler));
   // Per start: a reload changes the config (and, for a re-run command, its handed-down input).
@@ -88,23 +120,14 @@ export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supe
     for (const name of NOT_INHERITED) delete base[name];
     return base;
   };
-  const supervisor = new Supervisor({
-    name: params.model.toLowerCase(),
-    size: opts.size ?? params.workers,
-    logger: host.logger,
-    spec: {
-      start: (ctx) =>
-        fork(launch.file, launch.args, {
-          execArgv: launch.execArgv,
-          env: { ...env(), ...ctx.env },
-          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        }),
-    },
-    ...supervision(params),
-  });
-  host.metrics?.watch(supervisor);
-  host.adopt?.(supervisor);
-  return supervisor;
+  return {
+    start: (ctx) =>
+      fork(launch.file, launch.args, {
+        execArgv: launch.execArgv,
+        env: { ...env(), ...ctx.env },
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      }),
+  };
 }
 
 /**

@@ -1,5 +1,5 @@
 // What the supervisor needs of a worker: the part of node's ChildProcess it uses. A ChildProcess is
-// one; a worker thread fits behind a small adapter (src/models/thread-process.ts).
+// one; a worker thread fits behind a small adapter (src/models/tlf/thread-process.ts).
 import type { MessageOptions, SendHandle } from 'node:child_process';
 
 export interface SupervisedChild {

@@ -16,7 +16,7 @@ export interface WorkerConfig {
   /**
    * 'shared': accept from the listening handle the daemon sends (IOMP -c N; TLF threads take
    * their own copy of it). 'one-at-a-time': accept one connection at a time on copies of the
-   * listening handle the daemon sends, or serve one the daemon sends (LF; worker/accept-turns.ts).
+   * listening handle the daemon sends, or serve one the daemon sends (LF; src/models/lf/accept-turns.ts).
    * 'single': serve the one socket the daemon sends, then exit (IF).
    */
   accept: 'shared' | 'one-at-a-time' | 'single';

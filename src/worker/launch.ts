@@ -13,7 +13,7 @@ export interface WorkerLaunch {
 /** Flags a worker must not inherit: a second inspector would fight for the first one's port. */
 const NOT_INHERITED = /^--(inspect|debug)/;
 
-/** The worker entry `name` of this folder: 'main' (a process), 'thread-main' (a TLF thread). */
+/** The worker entry `name`, relative to this folder: 'main' (a process), '../models/tlf/thread-main' (TLF). */
 export function entryLaunch(name = 'main'): WorkerLaunch {
   // The build's one-file bundle when there is one (it starts faster), else the compiled module.
   for (const ext of ['.cjs', '.js']) {

@@ -27,7 +27,7 @@ export type FromWorker =
   | { tdm: 'load'; active: number }
   /** The one connection is over: send the next, or a copy to accept on (LF). */
   | { tdm: 'idle' }
-  /** LF: the connection taken has been open for TOOK_REPORT_MS (worker/accept-turns.ts). */
+  /** LF: the connection taken has been open for TOOK_REPORT_MS (src/models/lf/accept-turns.ts). */
   | { tdm: 'took' }
   /** LF: the handle of a 'copy-back', returned. */
   | { tdm: 'copy' }

@@ -1,24 +1,21 @@
-// A worker process of IOMP -c N, LF or IF: joins the supervisor, loads the handler, takes
-// connections from the shared listening socket (IOMP; LF one at a time) or from the daemon (IF;
-// LF: those that waited there), serves them
-// through the connection path, and when retired stops taking new ones, drains, and exits 0.
-// An IF process serves one connection and exits when it closes.
-import type { SendHandle } from 'node:child_process';
-import { createServer, type Server, type Socket } from 'node:net';
+// A worker process of IOMP -c N, LF or IF, the model-neutral part: joins the supervisor, loads the
+// handler, serves the connections its model's worker half (src/models/<model>/worker.ts) takes
+// through the connection path, recycles at -n, and when retired stops taking new ones, drains, and
+// exits 0.
+import type { Socket } from 'node:net';
 import { AdmissionClient } from '../address-admission.js';
-import { refused } from '../close-reasons.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { watchDescriptors } from '../fd-watch.js';
 import { createLazyLogger } from '../lazy-logger.js';
 import { createLogger, type DaemonLogger } from '../logger.js';
 import type { Meter } from '../metrics/meter.js';
+import { workerHalfFor } from '../models/worker-halves.js';
 import { exitOnUncaught, keepServingOnUncaught } from '../process-guards.js';
 import { joinSupervisor } from '../supervisor/worker-channel.js';
-import { ThrottledCount } from '../throttled-count.js';
 import type { Logger, Tcpmain } from '../types.js';
-import { AcceptTurns } from './accept-turns.js';
 import type { WorkerConfig } from './config.js';
-import { type FromWorker, isModelMessage, LOAD_REPORT_MS, type ToWorker } from './messages.js';
+import type { WorkerRules } from './half.js';
+import { type FromWorker, isModelMessage, type ToWorker } from './messages.js';
 import { workerRunner, workerTls } from './runner.js';
 
 export interface RunningWorker {
@@ -47,8 +44,6 @@ function send(m: FromWorker): Promise<void> {
   });
 }
 
-const IDLE: FromWorker = { tdm: 'idle' };
-
 /** The daemon's warm-up connection (src/models/handoff-warmup.ts): echo, then close. */
 function echoWarmup(socket: Socket): void {
   socket.unref();
@@ -59,14 +54,6 @@ function echoWarmup(socket: Socket): void {
   })().catch(() => socket.destroy());
 }
 
-function closeHandle(handle: unknown): void {
-  try {
-    (handle as { close(): void }).close();
-  } catch {
-    // not a handle we can close; nothing leaks with it
-  }
-}
-
 /**
  * Runs this process as a worker. A handler that cannot be loaded is reported to the daemon and
  * the log, and the process exits 1 (the supervisor backs off before the next try).
@@ -75,12 +62,12 @@ export async function startWorker(
   config: WorkerConfig,
   getHandler: (logger: Logger) => Promise<Tcpmain> | Tcpmain,
 ): Promise<RunningWorker> {
+  const half = workerHalfFor(config.model);
   // Everything the channel's callbacks touch exists before the channel does.
   let retiring: Promise<void> | undefined;
   let served = 0;
   let spent = false;
-  let server: Server | undefined;
-  let reportTimer: NodeJS.Timeout | undefined;
+  let rules: WorkerRules | undefined;
   let log: DaemonLogger | undefined;
   const tracker = new ConnectionTracker();
   const stopper = new AbortController();
@@ -89,7 +76,7 @@ export async function startWorker(
     onRetire: (graceMs) => void retire(graceMs),
     onReopenLog: () => log?.reopen(),
   });
-  const single = config.accept === 'single';
+  const single = half.single;
   const logOptions = {
     logfile: config.logfile ?? undefined,
     level: config.loglevel,
@@ -130,178 +117,62 @@ export async function startWorker(
   const meter = config.metrics
     ? (await import('../metrics/worker-metrics.js')).installWorkerMetrics(channel, runner)
     : undefined;
-  const shared = config.accept === 'shared';
-  const cap = config.maxConnections;
-  /** IOMP, from the daemon: stop accepting at this many open connections (fair share). */
-  let ceiling = Number.POSITIVE_INFINITY;
-  /** IOMP, from the daemon: every worker is at its cap; accept and close the excess. */
-  let full = false;
-  /** IOMP: a copy of the listening handle kept unused, so accepting again needs no round trip. */
-  let spare: unknown;
-  let handlesAsked = 0;
-  let ready = false;
-  const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
 
-  const reportNow = () => {
-    clearTimeout(reportTimer);
-    reportTimer = undefined;
-    if (!retiring) send({ tdm: 'load', active: tracker.size }).catch(() => undefined);
-  };
-  const reportSoon = () => {
-    if (shared && !reportTimer && !retiring) reportTimer = setTimeout(reportNow, LOAD_REPORT_MS);
-  };
-  const atCap = () => cap > 0 && tracker.size >= cap;
-  const wantAccept = () => tracker.size < ceiling && !(atCap() && !full) && !spent && !retiring;
-  /** Keep one handle listening (when accepting) and one spare, asking the daemon for what is missing. */
-  const askHandles = () => {
-    const want = (!server && wantAccept() ? 1 : 0) + (spare === undefined ? 1 : 0) - handlesAsked;
-    for (let k = 0; k < want; k++) {
-      handlesAsked++;
-      send({ tdm: 'want-listen' }).catch(() => {
-        handlesAsked--;
-      });
-    }
-  };
-  /** IOMP: listen or not, from what this worker knows now. */
-  const reconcile = () => {
-    if (!shared || !ready) return;
-    const accept = wantAccept();
-    if (accept && !server && spare !== undefined) {
-      const handle = spare;
-      spare = undefined;
-      listenOn(handle);
-    } else if (!accept && server) {
-      server.close();
-      server = undefined;
-      reportNow(); // the daemon raises the others' ceilings, or ours
-    }
-    if (!spent && !retiring) askHandles();
-  };
-  const onClosed = () => {
-    turns?.finished();
-    if (single) {
-      log?.flush();
-      // With --metrics the last heartbeat carries this connection's counts first.
-      if (meter) void channel.beat().finally(() => process.exit(0));
-      else process.exit(0);
-    } else if (shared) {
-      reportSoon();
-      reconcile();
-    } else if (!spent && !retiring) {
-      post(IDLE);
-    }
-  };
+  const onClosed = () => rules?.closed();
   const serve = (socket: Socket) => {
-    if (single && served > 0) {
-      socket.destroy(); // never a second connection in one IF process
-      return;
-    }
     served++;
     runner.serve(socket);
     socket.on('close', onClosed); // 'close' comes once: no once() wrapper per connection
     if (config.recycleAfter > 0 && served >= config.recycleAfter && !spent) {
       spent = true;
-      turns?.stop();
+      rules?.spent?.();
       send({ tdm: 'spent' }).catch(() => undefined);
       channel.requestRecycle(`served ${served} connections`);
     }
-    if (!shared) return;
-    if (atCap())
-      reportNow(); // the daemon decides at once whether all workers are full
-    else reportSoon();
-    reconcile();
-  };
-  // Counted over all of this worker's connections: a server made by an earlier listenOn still has some.
-  const onAccepted = (socket: Socket) => {
-    if (atCap()) {
-      refused('max_connections');
-      drops.add({ max: cap, remote: socket.remoteAddress });
-      socket.destroy();
-      return;
-    }
-    serve(socket);
+    rules?.served?.();
   };
   // --max-conns-per-ip, --max-conn-rate-per-ip: the daemon admits each connection first.
-  const admission = config.accept !== 'single' && config.admission ? new AdmissionClient(send) : undefined;
-  const accepted = admission ? (socket: Socket) => admission.admit(socket, onAccepted) : onAccepted;
-  const listenOn = (handle: unknown) => {
-    const s = createServer(accepted);
-    server = s;
-    s.on('error', (err) => {
+  const admission = !single && config.admission ? new AdmissionClient(send) : undefined;
+  rules = half.create({
+    config,
+    logger,
+    channel,
+    tracker,
+    meter,
+    admission,
+    serve,
+    send,
+    post,
+    fail: (err) => {
       logger.fatal({ err: err.message }, 'worker cannot accept on the shared socket');
       log?.flush();
       process.exit(1);
-    });
-    s.listen(handle as Parameters<Server['listen']>[0], () => {
-      if (!ready) {
-        ready = true;
-        channel.ready();
-      }
-      reconcile(); // things may have changed while the handle was on its way
-    });
-  };
-  /** LF: this worker accepts on copies of the daemon's socket, one connection at a time. */
-  const turns =
-    config.accept === 'one-at-a-time'
-      ? new AcceptTurns({
-          send: post,
-          // A refused connection ends the turn as a served one would.
-          serve: admission ? (socket: Socket) => admission.admit(socket, serve, onClosed) : serve,
-          fail: (err) => {
-            logger.fatal({ err: err.message }, 'worker cannot accept on the shared socket');
-            log?.flush();
-            process.exit(1);
-          },
-          onFirstTurn: () => channel.ready(),
-        })
-      : undefined;
-  const onHandle = (handle: unknown) => {
-    handlesAsked = Math.max(0, handlesAsked - 1);
-    if (spent || retiring) closeHandle(handle);
-    else if (!server && wantAccept()) listenOn(handle);
-    else if (spare === undefined) spare = handle;
-    else closeHandle(handle);
-  };
+    },
+    flush: () => log?.flush(),
+    get spent() {
+      return spent;
+    },
+    get retiring() {
+      return retiring !== undefined;
+    },
+  });
 
   process.on('message', (m: unknown, handle: unknown) => {
     if (!isModelMessage(m)) return;
     const msg = m as ToWorker;
-    if (msg.tdm === 'listen') {
-      if (turns) {
-        if (!handle) turns.hold();
-        else if (spent || retiring) closeHandle(handle);
-        else turns.arm(handle);
-      } else if (handle) onHandle(handle);
-    } else if (msg.tdm === 'copy-back') {
-      // The daemon needs a descriptor of its own of the socket: it arrives as a new one.
-      if (handle)
-        process.send?.({ tdm: 'copy' } satisfies FromWorker, handle as SendHandle, {}, () =>
-          closeHandle(handle),
-        );
-    } else if (msg.tdm === 'warm') {
+    if (msg.tdm === 'warm') {
       if (handle) echoWarmup(handle as Socket);
-    } else if (msg.tdm === 'conn') {
-      // A message whose socket was lost on the way still frees this worker.
-      if (handle && turns) turns.take(handle as Socket);
-      else if (handle) serve(handle as Socket);
-      else onClosed();
-    } else if (msg.tdm === 'accept') {
-      ceiling = typeof msg.ceiling === 'number' ? msg.ceiling : Number.POSITIVE_INFINITY;
-      full = msg.full === true;
-      reconcile();
     } else if (msg.tdm === 'admitted') {
       admission?.answer(msg.id, msg.admission);
-    }
+    } else rules?.message(msg, handle);
   });
 
   // A declaration: the channel may call it while the handler is still loading.
   function retire(graceMs: number): Promise<void> {
     retiring ??= (async () => {
       stopper.abort();
-      server?.close();
+      rules?.retire();
       admission?.closePending();
-      turns?.stop();
-      clearTimeout(reportTimer);
       const cut = await tracker.drain(graceMs);
       if (cut > 0) log?.logger.warn({ count: cut }, 'shutdown timeout: open connections destroyed');
       await channel.beat();
@@ -311,9 +182,7 @@ export async function startWorker(
     return retiring;
   }
 
-  if (shared) askHandles();
-  else if (turns) send({ tdm: 'want-listen' }).catch(() => undefined);
-  else channel.ready();
+  rules.start();
 
   return {
     logger,

@@ -3,13 +3,13 @@
 // detection, reload, graceful stop.
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import type { SupervisedChild } from '../supervisor/child.js';
-import type { SupervisorMessage } from '../supervisor/protocol.js';
-import { isModelMessage } from '../worker/messages.js';
+import type { SupervisedChild } from '../../supervisor/child.js';
+import type { SupervisorMessage } from '../../supervisor/protocol.js';
+import { isModelMessage } from '../../worker/messages.js';
 
 /**
  * Longest wait (ms) for a thread's listening-socket helper before a SIGKILL terminates the thread
- * anyway; the thread itself gives its helper 15 s (worker/listener-copy.ts).
+ * anyway; the thread itself gives its helper 15 s (listener-copy.ts).
  */
 const COPY_WAIT_MS = 20_000;
 

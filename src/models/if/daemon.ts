@@ -5,9 +5,9 @@
 // processes hold connections; above that, or while no spare is ready, connections wait (bounded).
 // At stop, connection processes are retired with the spares: env.signal aborts, and they get
 // --shutdown-timeout to finish.
-import { Handoff, handoffLimits, serveByHandoff } from './handoff.js';
-import type { Model, ModelHost, RunningModel } from './model.js';
-import { createSupervisor, workerLaunchProblem } from './worker-pool.js';
+import { Handoff, handoffLimits, serveByHandoff } from '../handoff.js';
+import type { Model, ModelHost, RunningModel } from '../model.js';
+import { createSupervisor, workerLaunchProblem } from '../worker-pool.js';
 
 export const instantFork: Model = {
   unavailable: (params) => workerLaunchProblem(params.handler),

@@ -1,5 +1,5 @@
 // LF, the daemon's side: idle workers accept from the daemon's socket themselves, each on a copy
-// the daemon sends it ('listen'), one connection per copy (worker/accept-turns.ts). The daemon
+// the daemon sends it ('listen'), one connection per copy (accept-turns.ts). The daemon
 // takes part only when a worker is free again ('idle': it gets the next copy, or a connection
 // that waited) and when every worker is busy: then it accepts on a descriptor of its own (paused,
 // so no byte is read before a worker does) and the connections wait in the Handoff, bounded by
@@ -13,10 +13,10 @@
 // and the daemon must be able to stop accepting (close its descriptor) without closing the socket.
 import type { SendHandle } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import type { WorkerHandle } from '../supervisor/supervisor.js';
-import type { Logger } from '../types.js';
-import type { ToWorker } from '../worker/messages.js';
-import type { Handoff } from './handoff.js';
+import type { WorkerHandle } from '../../supervisor/supervisor.js';
+import type { Logger } from '../../types.js';
+import type { ToWorker } from '../../worker/messages.js';
+import type { Handoff } from '../handoff.js';
 
 export interface LfTurnsOptions {
   /** The daemon's listening socket: sent, never accepted on here. */

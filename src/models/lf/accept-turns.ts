@@ -3,14 +3,14 @@
 // connection with no daemon in the path. It closes the copy inside the 'connection' callback of
 // its first accept: libuv's accept loop stops when the descriptor is gone, so a busy worker takes
 // nothing, not even a second connection that was already queued. When the connection is over the
-// worker says 'idle' (run.ts), and the daemon answers with the next copy or with a connection
-// that waited in the daemon while every worker was busy (src/models/lf-turns.ts).
+// worker says 'idle' (worker.ts), and the daemon answers with the next copy or with a connection
+// that waited in the daemon while every worker was busy (turns.ts).
 //
 // The daemon learns that a worker is busy only from connections that last: one still open after
 // TOOK_REPORT_MS is reported ('took'), so short connections cost no message for it, and the
 // daemon starts accepting into its waiting queue once every worker has reported one.
 import { createServer, type Server, type Socket } from 'node:net';
-import type { FromWorker } from './messages.js';
+import type { FromWorker } from '../../worker/messages.js';
 
 /** A connection open this long is reported to the daemon ('took'), ms. */
 export const TOOK_REPORT_MS = 10;

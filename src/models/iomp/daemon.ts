@@ -1,17 +1,17 @@
 // IOMP -c 1: the daemon process serves every connection on its own event loop.
-// IOMP -c N: N worker processes accept from the socket the daemon bound (iomp-workers.ts).
+// IOMP -c N: N worker processes accept from the socket the daemon bound (workers.ts).
 import type { Socket } from 'node:net';
-import { admitHere } from '../address-gate.js';
-import { refused } from '../close-reasons.js';
-import { ConnectionRunner } from '../connection.js';
-import { ConnectionTracker } from '../connection-tracker.js';
-import { loadHandler } from '../handler/load.js';
-import { canBindShared } from '../listen.js';
-import { ThrottledCount } from '../throttled-count.js';
-import type { TlsTerminator } from '../tls/terminator.js';
-import { startIompWorkers } from './iomp-workers.js';
-import type { Model, ModelHost, RunningModel } from './model.js';
-import { workerLaunchProblem } from './worker-pool.js';
+import { admitHere } from '../../address-gate.js';
+import { refused } from '../../close-reasons.js';
+import { ConnectionRunner } from '../../connection.js';
+import { ConnectionTracker } from '../../connection-tracker.js';
+import { loadHandler } from '../../handler/load.js';
+import { canBindShared } from '../../listen.js';
+import { ThrottledCount } from '../../throttled-count.js';
+import type { TlsTerminator } from '../../tls/terminator.js';
+import type { Model, ModelHost, RunningModel } from '../model.js';
+import { workerLaunchProblem } from '../worker-pool.js';
+import { startIompWorkers } from './workers.js';
 
 export const iomp: Model = {
   unavailable: (params) => {
@@ -33,7 +33,7 @@ async function startInProcess(host: ModelHost): Promise<RunningModel> {
   // The daemon is the worker here: it terminates TLS, and a reload swaps its contexts in place.
   let tls: TlsTerminator | undefined;
   if (host.tls) {
-    const { TlsTerminator } = await import('../tls/terminator.js');
+    const { TlsTerminator } = await import('../../tls/terminator.js');
     const terminator = new TlsTerminator(host.tls.material, host.tls.settings, logger);
     host.tls.onUpdate((m) => terminator.update(m));
     tls = terminator;

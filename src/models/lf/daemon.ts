@@ -1,18 +1,18 @@
 // LF (leader/follower): a pool of worker processes, each serving ONE connection at a time. Idle
 // workers accept from the socket the daemon bound, each on a copy of it, one connection per copy
-// (worker/accept-turns.ts): a connection reaches a free worker with no daemon in its path. When
+// (accept-turns.ts): a connection reaches a free worker with no daemon in its path. When
 // every worker is busy, connections wait in the daemon, accepted (not refused), until one is free
-// (lf-turns.ts).
+// (turns.ts).
 import type { SendHandle } from 'node:child_process';
-import { serveAdmissions } from '../address-admission.js';
-import { canBindShared } from '../listen.js';
-import type { WorkerHandle } from '../supervisor/supervisor.js';
-import { type FromWorker, isModelMessage } from '../worker/messages.js';
-import { Handoff, handoffLimits, handoffRunning } from './handoff.js';
-import { openHandoffWarmup } from './handoff-warmup.js';
-import { LfTurns } from './lf-turns.js';
-import type { Model, ModelHost, RunningModel } from './model.js';
-import { createSupervisor, startWorkers, workerLaunchProblem } from './worker-pool.js';
+import { serveAdmissions } from '../../address-admission.js';
+import { canBindShared } from '../../listen.js';
+import type { WorkerHandle } from '../../supervisor/supervisor.js';
+import { type FromWorker, isModelMessage } from '../../worker/messages.js';
+import { Handoff, handoffLimits, handoffRunning } from '../handoff.js';
+import { openHandoffWarmup } from '../handoff-warmup.js';
+import type { Model, ModelHost, RunningModel } from '../model.js';
+import { createSupervisor, startWorkers, workerLaunchProblem } from '../worker-pool.js';
+import { LfTurns } from './turns.js';
 
 export const lf: Model = {
   unavailable: (params) => {

@@ -10,8 +10,8 @@
 // --max-connections is split evenly (perWorkerMax per worker). A worker at its cap stops
 // accepting while another has room; once every worker is at its cap, all accept again and close
 // the excess at once ("full"), so connections above the limit are refused, not left waiting.
-import type { WorkerHandle } from '../supervisor/supervisor.js';
-import type { ToWorker } from '../worker/messages.js';
+import type { WorkerHandle } from '../../supervisor/supervisor.js';
+import type { ToWorker } from '../../worker/messages.js';
 
 export interface FairShareOptions {
   /** Connections one worker may hold (its share of --max-connections); 0 = no cap. */

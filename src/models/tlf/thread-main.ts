@@ -2,18 +2,18 @@
 // many connections through the connection path, the supervisor protocol over parentPort.
 import { createServer, type Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
-import { AdmissionClient } from '../address-admission.js';
-import { refused } from '../close-reasons.js';
-import { ConnectionTracker } from '../connection-tracker.js';
-import { loadHandler } from '../handler/load.js';
-import { createLogger } from '../logger.js';
-import { keepServingOnUncaught } from '../process-guards.js';
-import { type ChannelTransport, joinSupervisor } from '../supervisor/worker-channel.js';
-import { ThrottledCount } from '../throttled-count.js';
-import type { WorkerConfig } from './config.js';
+import { AdmissionClient } from '../../address-admission.js';
+import { refused } from '../../close-reasons.js';
+import { ConnectionTracker } from '../../connection-tracker.js';
+import { loadHandler } from '../../handler/load.js';
+import { createLogger } from '../../logger.js';
+import { keepServingOnUncaught } from '../../process-guards.js';
+import { type ChannelTransport, joinSupervisor } from '../../supervisor/worker-channel.js';
+import { ThrottledCount } from '../../throttled-count.js';
+import type { WorkerConfig } from '../../worker/config.js';
+import { type FromWorker, isModelMessage, type ToWorker } from '../../worker/messages.js';
+import { workerRunner, workerTls } from '../../worker/runner.js';
 import { copyListener } from './listener-copy.js';
-import { type FromWorker, isModelMessage, type ToWorker } from './messages.js';
-import { workerRunner, workerTls } from './runner.js';
 
 export interface ThreadData {
   /** accept 'shared'; maxConnections is this thread's share of --max-connections. */
@@ -79,7 +79,7 @@ try {
     tracker,
     tls: await workerTls(config, logger),
   });
-  if (config.metrics) (await import('../metrics/worker-metrics.js')).installWorkerMetrics(channel, runner);
+  if (config.metrics) (await import('../../metrics/worker-metrics.js')).installWorkerMetrics(channel, runner);
   const max = config.maxConnections;
   if (max > 0) {
     server.maxConnections = max;

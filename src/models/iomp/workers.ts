@@ -4,12 +4,12 @@
 // the kernel spreads connections over the members; no worker pauses (closing its descriptor
 // would only leave its member's queue waiting), so at its --max-connections share it closes the excess.
 import type { SendHandle } from 'node:child_process';
-import { serveAdmissions } from '../address-admission.js';
-import type { WorkerHandle } from '../supervisor/supervisor.js';
-import { type FromWorker, isModelMessage, type ToWorker } from '../worker/messages.js';
+import { serveAdmissions } from '../../address-admission.js';
+import type { WorkerHandle } from '../../supervisor/supervisor.js';
+import { type FromWorker, isModelMessage, type ToWorker } from '../../worker/messages.js';
+import type { ModelHost, RunningModel } from '../model.js';
+import { createSupervisor, perWorkerShare, startWorkers, supervision } from '../worker-pool.js';
 import { FairShare } from './fair-share.js';
-import type { ModelHost, RunningModel } from './model.js';
-import { createSupervisor, perWorkerShare, startWorkers, supervision } from './worker-pool.js';
 
 export async function startIompWorkers(host: ModelHost): Promise<RunningModel> {
   const { params } = host;

@@ -1,0 +1,49 @@
+// LF, the worker's half: one connection at a time, accepted on a copy of the daemon's socket
+// (accept-turns.ts) or sent by the daemon (one that waited there); 'idle' when it is over.
+import type { SendHandle } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { closeHandle, type WorkerBase, type WorkerHalf, type WorkerRules } from '../../worker/half.js';
+import type { FromWorker } from '../../worker/messages.js';
+import { AcceptTurns } from './accept-turns.js';
+
+export const lfWorker: WorkerHalf = { single: false, create: lfRules };
+
+const IDLE: FromWorker = { tdm: 'idle' };
+
+function lfRules(base: WorkerBase): WorkerRules {
+  const { admission } = base;
+  const closed = () => {
+    turns.finished();
+    if (!base.spent && !base.retiring) base.post(IDLE);
+  };
+  const turns = new AcceptTurns({
+    send: base.post,
+    // A refused connection ends the turn as a served one would.
+    serve: admission ? (socket: Socket) => admission.admit(socket, base.serve, closed) : base.serve,
+    fail: base.fail,
+    onFirstTurn: () => base.channel.ready(),
+  });
+  return {
+    start: () => void base.send({ tdm: 'want-listen' }).catch(() => undefined),
+    message(msg, handle) {
+      if (msg.tdm === 'listen') {
+        if (!handle) turns.hold();
+        else if (base.spent || base.retiring) closeHandle(handle);
+        else turns.arm(handle);
+      } else if (msg.tdm === 'copy-back') {
+        // The daemon needs a descriptor of its own of the socket: it arrives as a new one.
+        if (handle)
+          process.send?.({ tdm: 'copy' } satisfies FromWorker, handle as SendHandle, {}, () =>
+            closeHandle(handle),
+          );
+      } else if (msg.tdm === 'conn') {
+        // A message whose socket was lost on the way still frees this worker.
+        if (handle) turns.take(handle as Socket);
+        else closed();
+      }
+    },
+    closed,
+    spent: () => turns.stop(),
+    retire: () => turns.stop(),
+  };
+}

@@ -1,0 +1,126 @@
+// A NATS cluster with JetStream, one node per simulated host (netns.ts): what --discovery points at
+// in the multi-host tests. Ready once every node has logged that it joined the JetStream cluster.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Host } from './netns.js';
+
+const CLIENT_PORT = 4222;
+const ROUTE_PORT = 6222;
+
+export interface NatsNode {
+  host: Host;
+  url: string;
+  child: ChildProcess;
+  log: string;
+  exited: Promise<void>;
+}
+
+export class NatsCluster {
+  private constructor(
+    readonly nodes: NatsNode[],
+    private readonly dir: string,
+  ) {}
+
+  /** Every node's URL: what a client lists in --discovery to survive the loss of one. */
+  get urls(): string[] {
+    return this.nodes.map((n) => n.url);
+  }
+
+  /** The URLs with `host`'s own node first (a client prefers its local node). */
+  urlsFrom(host: Host): string[] {
+    return [...this.nodes.filter((n) => n.host === host), ...this.nodes.filter((n) => n.host !== host)].map(
+      (n) => n.url,
+    );
+  }
+
+  static async start(hosts: Host[], timeoutMs = 30_000): Promise<NatsCluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-nats-cluster-'));
+    const routes = hosts.map((h) => `nats://${h.ip}:${ROUTE_PORT}`).join(',');
+    const nodes = hosts.map((host): NatsNode => {
+      const child = spawn(
+        host.exec[0]!,
+        [
+          ...host.exec.slice(1),
+          'nats-server',
+          '-a',
+          host.ip,
+          '-p',
+          String(CLIENT_PORT),
+          '-js',
+          '-sd',
+          join(dir, `n${host.index}`),
+          '--server_name',
+          `n${host.index}`,
+          '--cluster_name',
+          'tdtest',
+          '--cluster',
+          `nats://${host.ip}:${ROUTE_PORT}`,
+          '--routes',
+          routes,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      const node: NatsNode = {
+        host,
+        url: `nats://${host.ip}:${CLIENT_PORT}`,
+        child,
+        log: '',
+        exited: new Promise((r) => child.once('exit', () => r())),
+      };
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        node.log += d;
+        if (node.log.length > 200_000) node.log = node.log.slice(-100_000);
+      });
+      return node;
+    });
+    const cluster = new NatsCluster(nodes, dir);
+    // Ready when every node serves clients and a JetStream meta leader is elected. A node may learn
+    // the leader a little later; JetStream requests meanwhile time out, and our clients retry those.
+    const seen = (n: NatsNode, re: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (re.test(n.log)) resolve();
+        };
+        check();
+        n.child.stderr!.on('data', check);
+        void n.exited.then(() => reject(new Error(`nats-server on host ${n.host.index} exited`)));
+      });
+    const ready = [
+      ...nodes.map((n) => seen(n, /Server is ready/)),
+      Promise.any(nodes.map((n) => seen(n, /metadata leader/i))),
+    ];
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        Promise.all(ready),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`not ready in ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      const logs = nodes.map((n) => `--- n${n.host.index}\n${n.log.slice(-2000)}`).join('\n');
+      await cluster.stop();
+      throw new Error(`NATS cluster: ${(err as Error).message}:\n${logs}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    return cluster;
+  }
+
+  /** SIGKILL of one node (a NATS host lost). */
+  async kill(index: number): Promise<void> {
+    const node = this.nodes.find((n) => n.host.index === index);
+    if (node === undefined) throw new Error(`no NATS node on host ${index}`);
+    node.child.kill('SIGKILL');
+    await node.exited;
+  }
+
+  async stop(): Promise<void> {
+    for (const n of this.nodes)
+      if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL');
+    await Promise.all(this.nodes.map((n) => n.exited));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

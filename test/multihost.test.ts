@@ -1,0 +1,165 @@
+// Several hosts (Linux network namespaces, 5 ms apart, test/helpers/netns.ts), a 3-node NATS
+// cluster with JetStream (one node per host, the route table replicated 3 times), servers
+// announcing on hosts 1 and 2, readers on host 3. Faults: a server host's processes killed, a NATS
+// node killed, a host partitioned and healed. Traffic only between the namespaces' own addresses.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { BIN, DaemonProcess, EXAMPLES, type LogLine, ROOT } from './helpers/daemon.js';
+import { assertNoLeftoverProcesses } from './helpers/leftovers.js';
+import { NatsCluster } from './helpers/nats-cluster.js';
+import { type Host, Network, netnsUnavailable } from './helpers/netns.js';
+
+const skip = netnsUnavailable();
+const ECHO = `${EXAMPLES}/echo.js`;
+const TTL_S = '2';
+/** One-way delay between hosts (netem's role; this kernel has none: test/fixtures/delay-switch.c). */
+const DELAY_MS = 5;
+
+// Times a TCP connect to a closed port on another host: SYN out, reset back, one round trip.
+const RTT_PROBE = `
+const net = require('node:net');
+const t = process.hrtime.bigint();
+const s = net.connect(9, process.argv[1]);
+s.on('error', () => {
+  console.log(JSON.stringify({ msg: 'rtt', ms: Number(process.hrtime.bigint() - t) / 1e6 }));
+});
+`;
+
+let net: Network;
+let nats: NatsCluster;
+
+/** A daemon serving echo on the host's own address, announcing `service`. */
+async function server(host: Host, service: string): Promise<{ daemon: DaemonProcess; address: string }> {
+  const daemon = new DaemonProcess(
+    [
+      '-m',
+      'IOMP',
+      '-l',
+      `${host.ip}:0`,
+      '-s',
+      ECHO,
+      '--announce',
+      service,
+      '--discovery',
+      nats.urlsFrom(host).join(','),
+      '--announce-ttl',
+      TTL_S,
+    ],
+    { command: [...host.exec, BIN] },
+  );
+  const line = await daemon.waitForMsg('announced', 30_000);
+  return { daemon, address: String(line.address) };
+}
+
+/** test/fixtures/route-watch.ts on `host`: its lines say which addresses the table holds. */
+async function watcher(host: Host, service: string): Promise<DaemonProcess> {
+  const w = new DaemonProcess(
+    [
+      '--import',
+      'tsx',
+      'test/fixtures/route-watch.ts',
+      service,
+      nats.urlsFrom(host).join(','),
+      '3', // the first reader creates the bucket, replicated on the three nodes
+    ],
+    { command: [...host.exec, process.execPath], cwd: ROOT },
+  );
+  await w.waitForMsg('routes', 30_000);
+  return w;
+}
+
+const routes = (addresses: string[]) => (l: LogLine) =>
+  l.msg === 'routes' && JSON.stringify(l.addresses) === JSON.stringify([...addresses].sort());
+
+/** The next 'routes' line that holds exactly `addresses`, seen after `from` lines. */
+function nextRoutes(w: DaemonProcess, addresses: string[], timeoutMs: number, from = w.logs.length) {
+  const want = routes(addresses);
+  return w.waitForLog((l) => w.logs.indexOf(l) >= from && want(l), timeoutMs);
+}
+
+describe('multi-host: route table across hosts', { skip }, () => {
+  before(async () => {
+    net = await Network.create(3, { delayMs: DELAY_MS });
+    nats = await NatsCluster.start(net.hosts);
+  });
+  after(async () => {
+    await nats?.stop();
+    net?.destroy();
+    await assertNoLeftoverProcesses();
+  });
+
+  test('the links: a TCP round trip between two hosts takes at least twice the one-way delay', async () => {
+    const probe = new DaemonProcess(['-e', RTT_PROBE, net.host(2).ip], {
+      command: [...net.host(1).exec, process.execPath],
+    });
+    const line = await probe.waitForMsg('rtt', 15_000);
+    assert.ok(Number(line.ms) >= 2 * DELAY_MS, `round trip ${line.ms} ms`);
+    assert.equal((await probe.waitForExit()).code, 0);
+  });
+
+  test('servers on hosts 1 and 2 (2 % loss) are seen on host 3; kill -9 of host 1 servers: its route leaves within the TTL', async () => {
+    net.setLoss(1, 2);
+    net.setLoss(2, 2);
+    const w = await watcher(net.host(3), 'mh-kill');
+    const a = await server(net.host(1), 'mh-kill');
+    const b = await server(net.host(2), 'mh-kill');
+    try {
+      assert.match(a.address, new RegExp(`^${net.host(1).ip.replaceAll('.', '\\.')}:\\d+$`));
+      await nextRoutes(w, [a.address, b.address], 15_000, 0);
+      const spare = nats.nodes.map((n) => n.child.pid!);
+      const killedAt = Date.now();
+      assert.ok(net.killAll(1, spare).length >= 1, 'the server was killed');
+      await nextRoutes(w, [b.address], 15_000);
+      // TTL 2 s, plus the reader's sweep: well inside 15 s (a generous bound, not a timing claim).
+      assert.ok(Date.now() - killedAt < 15_000);
+    } finally {
+      net.setLoss(1, 0);
+      net.setLoss(2, 0);
+      await Promise.all([a.daemon.kill(), b.daemon.kill(), w.kill()]);
+    }
+  });
+
+  test('a NATS node killed (the reader’s own): the route table keeps following announces', async () => {
+    const w = await watcher(net.host(3), 'mh-nats');
+    const a = await server(net.host(1), 'mh-nats');
+    try {
+      await nextRoutes(w, [a.address], 15_000, 0);
+      await nats.kill(3);
+      const mark = w.logs.length;
+      const b = await server(net.host(2), 'mh-nats');
+      try {
+        await nextRoutes(w, [a.address, b.address], 30_000, mark);
+        // And a withdraw still reaches it.
+        b.daemon.signal('SIGTERM');
+        await nextRoutes(w, [a.address], 30_000).catch((e: Error) => {
+          throw new Error(`${e.message}\nserver b:\n${b.daemon.stdoutLines.join('\n')}${b.daemon.stderr}`);
+        });
+        assert.equal((await b.daemon.waitForExit()).code, 0);
+      } finally {
+        await b.daemon.kill();
+      }
+    } finally {
+      await Promise.all([a.daemon.kill(), w.kill()]);
+    }
+  });
+
+  test('host 2 partitioned for 10 s: its route expires on host 3, and returns after the heal', async () => {
+    const w = await watcher(net.host(1), 'mh-part');
+    const b = await server(net.host(2), 'mh-part');
+    try {
+      await nextRoutes(w, [b.address], 15_000, 0);
+      net.partition(2);
+      const partitionedAt = Date.now();
+      try {
+        await nextRoutes(w, [], 15_000);
+        // The partition lasts 10 s in all, whatever the expiry took.
+        await new Promise((r) => setTimeout(r, Math.max(0, 10_000 - (Date.now() - partitionedAt))));
+      } finally {
+        net.heal(2);
+      }
+      await nextRoutes(w, [b.address], 60_000);
+    } finally {
+      await Promise.all([b.daemon.kill(), w.kill()]);
+    }
+  });
+});
