@@ -240,12 +240,15 @@ describe('proxy --discover', () => {
     }
   });
 
-  test('NATS lost while running: the last known backends stay past their TTL, one line each way, changes follow again', async () => {
+  test('NATS lost while running (-c 2): the last known backends stay past their TTL, a front restarted meanwhile has them, one line each way, changes follow again', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-nats-lost-'));
     let own = await startNats(dir);
     const service = 'disc-lost';
     const a = await backend(service, 'a', own.url, '--announce-ttl', '1');
-    const { daemon, port } = await startDaemon(proxyArgs(service, own.url));
+    const statusSocket = socketPath();
+    const { daemon, port } = await startDaemon(
+      proxyArgs(service, own.url, '-c', '2', '--status-socket', statusSocket),
+    );
     let c: Awaited<ReturnType<typeof backend>> | undefined;
     try {
       await daemon.waitForMsg('proxy ready');
@@ -254,8 +257,13 @@ describe('proxy --discover', () => {
       const lost = await daemon.waitForMsg(
         'route table: NATS connection lost; keeping the last known entries until it is back',
       );
-      // Three TTLs without a refresh: the entry is kept, a still serves.
-      const until = Date.parse(String(lost.time)) + 3000;
+      // A front killed now is replaced with the daemon's last known list, not with none.
+      const ready = () => daemon.logs.filter((l) => l.msg === 'worker ready');
+      process.kill(Number(ready()[0]!.workerPid), 'SIGKILL');
+      await waitUntil(() => ready().length >= 3 || undefined, 'the replacement front', 30_000);
+      await untilPools(statusSocket, [`127.0.0.1:${a.port} (in 2)`]);
+      // Three TTLs (at least) without a refresh: the entry is kept, a still serves.
+      const until = Math.max(Date.parse(String(lost.time)) + 3000, Date.now() + 1000);
       let served = 0;
       while (Date.now() < until) {
         assert.equal(await tagOf(port), 'a');
