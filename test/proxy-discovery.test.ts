@@ -8,6 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Kvm } from '@nats-io/kv';
+import { connect as natsConnect } from '@nats-io/transport-node';
+import { ROUTES_BUCKET, routeKey } from '../src/fleet/route.js';
 import { FIXTURES, type LogLine, runCli, startDaemon, stopCleanly } from './helpers/daemon.js';
 import { type NatsServer, startNats } from './helpers/gateway.js';
 import { assertNoLeftoverProcesses } from './helpers/leftovers.js';
@@ -332,6 +335,47 @@ describe('proxy --discover', () => {
       await stopCleanly(daemon);
       await a.daemon.kill();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('entries the proxy cannot use (TLS when it has no --backend-tls, no HOST:PORT) are skipped with one warning each', async () => {
+    const service = 'disc-odd';
+    const a = await backend(service, 'a', nats.url);
+    const nc = await natsConnect({ servers: nats.url });
+    const kv = await new Kvm(nc).create(ROUTES_BUCKET, { history: 1 });
+    // Another writer's entries: a TLS listener and an address that is no HOST:PORT.
+    const put = (address: string, tls: boolean, weight = 1) =>
+      kv.put(
+        routeKey(service, address),
+        JSON.stringify({ service, address, weight, tls, refreshedAt: Date.now(), ttlMs: 60_000 }),
+      );
+    await put('127.0.0.1:9', true);
+    await put('/tmp/odd.sock', false);
+    const { daemon, port } = await startDaemon(proxyArgs(service, nats.url));
+    const tlsLine = 'route table: the entry serves TLS and the proxy has no --backend-tls; not used';
+    const addressLine = 'route table: an entry that is no HOST:PORT; not used';
+    try {
+      const ready = await daemon.waitForMsg('proxy ready');
+      assert.deepEqual(ready.backends, [`127.0.0.1:${a.port}`]);
+      await daemon.waitForMsg(tlsLine);
+      await daemon.waitForMsg(addressLine);
+      // Changes while they are there (its weight, another entry, applied in order) re-read them: no
+      // second warning. Port 10 refuses: the client is retried on a.
+      await put('127.0.0.1:9', true, 2);
+      await put('127.0.0.1:10', false);
+      await daemon.waitForLog(
+        (l) => l.msg === 'backend added by route table' && l.backend === '127.0.0.1:10',
+      );
+      assert.equal(await tagOf(port), 'a');
+      assert.equal(daemon.logs.filter((l) => l.msg === tlsLine).length, 1);
+      assert.equal(daemon.logs.filter((l) => l.msg === addressLine).length, 1);
+    } finally {
+      await kv.delete(routeKey(service, '127.0.0.1:9'));
+      await kv.delete(routeKey(service, '/tmp/odd.sock'));
+      await kv.delete(routeKey(service, '127.0.0.1:10'));
+      await nc.close();
+      await stopCleanly(daemon);
+      await a.daemon.kill();
     }
   });
 

@@ -35,13 +35,15 @@ export class DiscoveryFeed {
   /** Addresses already warned about (not a backend address, TLS mismatch): once each. */
   private readonly warned = new Set<string>();
   private listener: ((list: DiscoveredList) => void) | undefined;
+  /** The daemon's logger, once it exists (useLogger); warnings before that wait in `early`. */
+  private logger: Logger | undefined;
+  private early: [fields: object, msg: string][] = [];
 
   constructor(
     private readonly table: RouteTable,
     readonly service: string,
     /** --backend-tls: only entries that say the same about TLS are used. */
     private readonly backendTls: boolean,
-    private logger: Logger,
   ) {
     this.update(table.entries(service));
     table.on('change', (s, entries) => {
@@ -61,6 +63,7 @@ export class DiscoveryFeed {
   useLogger(logger: Logger): void {
     this.logger = logger;
     this.table.useLogger(logger);
+    for (const [fields, msg] of this.early.splice(0)) logger.warn(fields, msg);
   }
 
   close(): Promise<void> {
@@ -107,7 +110,7 @@ export class DiscoveryFeed {
     this.list = { seq: this.list.seq + 1, backends };
     process.env[DISCOVERED_ENV] = JSON.stringify(this.list);
     if (backends.length === 0)
-      this.logger.warn({ service: this.service }, 'route table: no backend for the service now');
+      this.warn({ service: this.service }, 'route table: no backend for the service now');
     this.listener?.(this.list);
   }
 
@@ -115,6 +118,7 @@ export class DiscoveryFeed {
     let spec: BackendSpec;
     try {
       spec = parseBackendSpec(e.address);
+      if ('path' in spec.address) throw new Error('a socket path');
     } catch {
       this.warnOnce(
         e.address,
@@ -139,7 +143,12 @@ export class DiscoveryFeed {
   private warnOnce(key: string, fields: object, msg: string): void {
     if (this.warned.has(key)) return;
     this.warned.add(key);
-    this.logger.warn({ service: this.service, ...fields }, msg);
+    this.warn({ service: this.service, ...fields }, msg);
+  }
+
+  private warn(fields: object, msg: string): void {
+    if (this.logger) this.logger.warn(fields, msg);
+    else this.early.push([fields, msg]);
   }
 }
 

@@ -229,7 +229,8 @@ async function openFeed(
 ): Promise<DiscoveryFeed> {
   const { RouteTable } = await import('../fleet/route-table.js');
   const { default: pino } = await import('pino');
-  // The daemon's logger exists once tcpdaemon() resolves (feed.useLogger); until then warnings go to stderr.
+  // The daemon's logger exists once tcpdaemon() resolves (feed.useLogger); until then the route
+  // table's own warnings (JetStream retries while opening) go to stderr.
   const early = pino({ level: 'warn' }, process.stderr);
   let table: Awaited<ReturnType<typeof RouteTable.open>>;
   try {
@@ -242,7 +243,7 @@ async function openFeed(
   } catch (err) {
     throw new ConnectError(`--discover ${discover.service}: ${(err as Error).message}`);
   }
-  return new DiscoveryFeed(table, discover.service, backendTls, early);
+  return new DiscoveryFeed(table, discover.service, backendTls);
 }
 
 function spawnedFromPrimary(): BackendAddress[] {
