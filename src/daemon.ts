@@ -1,6 +1,5 @@
 // tcpdaemon(params): validate, load the handler, listen once, start the model, stop gracefully.
 import { EventEmitter, setMaxListeners } from 'node:events';
-import { unlinkSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { resolve } from 'node:path';
 import { type AddressGate, addressGateFor } from './address-gate.js';
@@ -22,10 +21,10 @@ import type { Meter } from './metrics/meter.js';
 import { modelFor } from './models/index.js';
 import type { RunningModel } from './models/model.js';
 import { DAEMON_FIELDS, type ResolvedParams, type TcpdaemonParams, validateParams } from './params.js';
-import { createPidFile, removePidFile } from './pid-file.js';
 import { applyLive } from './platform/fields.js';
+import { attachSignals, HostFiles, stopInOrder } from './platform/host.js';
 import type { SignalInbox } from './signals.js';
-import { closeStatus, type DaemonStatus, type StatusSection, serveStatus } from './status.js';
+import type { DaemonStatus, StatusSection } from './status.js';
 import type { Supervisor } from './supervisor/supervisor.js';
 import { workersProblem } from './systemd/health.js';
 import { passedSocketFor, systemdSocket } from './systemd/listen-fds.js';
@@ -100,7 +99,7 @@ export async function tcpdaemon(
   const statusPath = params.statusSocket === undefined ? undefined : resolve(params.statusSocket);
   if (params.workPath !== undefined) process.chdir(params.workPath);
 
-  const log = createLogger({ logfile, level: params.loglevel, workerId: 0 });
+  const log = createLogger({ logfile, level: params.loglevel, format: params.logFormat, workerId: 0 });
   const { logger } = log;
   // -l systemd[:NAME], or an address systemd passed a socket for: that socket, not a bind.
   params = { ...params, listenAddress: passedSocketFor(params.listenAddress, logger) };
@@ -111,11 +110,11 @@ export async function tcpdaemon(
     ? new (await import('./tls/daemon-tls.js')).DaemonTls(params.tls, logger, model.servesInWorkers(params))
     : undefined;
 
+  // The pid file, the status socket and the TLS snapshot go at the stop, also a forced one.
+  const files = new HostFiles(logger);
+  if (tls) files.onRemove(() => tls.close());
   // Before anything listens: a second daemon with the same pid file stops here, touching nothing.
-  if (pidFile !== undefined) createPidFile(pidFile, logger);
-  const dropPidFile = () => {
-    if (pidFile !== undefined) removePidFile(pidFile);
-  };
+  files.claimPidFile(pidFile);
   const sharedMode = model.listenMode?.(params) === 'shared';
   let server: Server | null = null;
   let shared: SharedListener | null = null;
@@ -130,8 +129,7 @@ export async function tcpdaemon(
         logger,
       );
   } catch (err) {
-    dropPidFile();
-    tls?.close();
+    await files.close();
     throw err;
   }
   const listening: Listening = (server ?? shared)!;
@@ -150,26 +148,17 @@ export async function tcpdaemon(
       ops = await DaemonOps.start(params.metrics, () => (handle ? handle.notReady() : 'starting'), logger);
     } catch (err) {
       listening.close();
-      dropPidFile();
-      tls?.close();
+      await files.close();
       throw err;
     }
   }
-  let statusServer: Server | undefined;
-  if (statusPath !== undefined) {
-    try {
-      statusServer = await serveStatus(
-        statusPath,
-        () => handle?.status() ?? basicStatus(about, 'starting'),
-        logger,
-      );
-    } catch (err) {
-      listening.close();
-      dropPidFile();
-      tls?.close();
-      await ops?.close();
-      throw err;
-    }
+  try {
+    await files.serveStatus(statusPath, () => handle?.status() ?? basicStatus(about, 'starting'));
+  } catch (err) {
+    listening.close();
+    await ops?.close();
+    await files.close();
+    throw err;
   }
   const addressGate = addressGateFor(params, logger);
   const stopper = new AbortController();
@@ -196,10 +185,8 @@ export async function tcpdaemon(
     });
   } catch (err) {
     listening.close();
-    tls?.close();
     await ops?.close();
-    if (statusServer && statusPath) await closeStatus(statusServer, statusPath);
-    dropPidFile();
+    await files.close();
     throw err;
   }
   let announcer: Announcer | undefined;
@@ -216,9 +203,8 @@ export async function tcpdaemon(
       stopper.abort();
       await running.close(0);
       listening.close();
-      tls?.close();
-      if (statusServer && statusPath) await closeStatus(statusServer, statusPath);
-      dropPidFile();
+      await ops?.close();
+      await files.close();
       throw err;
     }
   }
@@ -247,7 +233,6 @@ export async function tcpdaemon(
     // The daemon serves the connections itself (IOMP -c 1): the command's values are its own.
     if (!model.servesInWorkers(params)) options.workerMetrics?.(hub.daemonMeter);
   }
-  const statusSocket = statusServer && statusPath ? { server: statusServer, path: statusPath } : undefined;
   // Covers the daemon process: IOMP -c 1's connections, LF's and IF's waiting ones, TLF's threads.
   const stopWatching = watchDescriptors(logger);
   stopper.signal.addEventListener('abort', stopWatching, { once: true });
@@ -257,9 +242,8 @@ export async function tcpdaemon(
     running,
     stopper,
     log,
-    pidFile,
+    files,
     about,
-    statusSocket,
     options,
     tls,
     addressGate,
@@ -313,10 +297,9 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     private readonly running: RunningModel,
     private readonly stopper: AbortController,
     readonly log: DaemonLogger,
-    private readonly pidFile: string | undefined,
+    /** The pid file, the status socket (answered until the daemon has stopped), the TLS snapshot. */
+    private readonly files: HostFiles,
     private readonly about: StatusBasics,
-    /** --status-socket: answered until the daemon has stopped. */
-    private readonly statusSocket: { server: Server; path: string } | undefined,
     private readonly options: DaemonOptions,
     private readonly tls: DaemonTls | undefined,
     private readonly addressGate: AddressGate | undefined,
@@ -435,82 +418,36 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
   }
 
   private async stop(): Promise<void> {
-    const { logger } = this.log;
-    await this.announcer?.withdraw();
-    this.stopRequested = true;
-    const { drainDelay, shutdownTimeout } = this.params;
-    if (drainDelay > 0) {
-      // Kubernetes' order: the endpoint goes (readiness fails) while we still accept, then the drain.
-      logger.info(
-        { drainDelayS: drainDelay },
-        'stop requested: not ready; still accepting for --drain-delay',
-      );
-      await new Promise((r) => setTimeout(r, drainDelay * 1000));
-    }
-    const closed = new Promise<void>((r) => this.server.close(() => r()));
-    logger.info(
-      { connections: this.running.connections, timeoutS: shutdownTimeout - drainDelay },
-      'stopping: no new connections',
-    );
-    this.stopper.abort();
-    await this.running.close((shutdownTimeout - drainDelay) * 1000);
-    await closed;
-    await this.announcer?.close();
-    if (this.statusSocket) await closeStatus(this.statusSocket.server, this.statusSocket.path);
-    await this.ops?.close();
-    this.removeFiles();
+    await stopInOrder({
+      logger: this.log.logger,
+      announcer: this.announcer,
+      markStopping: () => {
+        this.stopRequested = true;
+      },
+      listener: this.server,
+      drainDelayS: this.params.drainDelay,
+      shutdownTimeoutS: this.params.shutdownTimeout,
+      stoppingFields: () => ({ connections: this.running.connections }),
+      drain: (graceMs) => {
+        this.stopper.abort();
+        return this.running.close(graceMs);
+      },
+      ops: this.ops,
+      files: this.files,
+      flush: () => this.log.flush(),
+    });
     this.stopped = true;
-    logger.info('stopped');
-    this.log.flush();
     this.emit('close');
   }
 
-  /** The pid file (while it holds our pid) the status socket and the TLS snapshot, which outlive a process that exits without stopping. */
+  /** The pid file (while it holds our pid), the status socket and the TLS snapshot, which outlive a process that exits without stopping. */
   removeFiles(): void {
-    this.tls?.close();
-    if (this.pidFile !== undefined) removePidFile(this.pidFile);
-    if (this.statusSocket === undefined) return;
-    try {
-      unlinkSync(this.statusSocket.path);
-    } catch {
-      // already gone
-    }
+    this.files.removeNow();
   }
-}
 
-function attachSignals(
-  handle: DaemonHandle,
-  inbox: SignalInbox,
-  exit: (code: number) => void,
-  service: ServiceManager | undefined,
-): void {
-  let stopping = false;
-  inbox.attach((sig) => {
-    const { logger } = handle.log;
-    if (sig === 'SIGUSR1') {
-      handle.reopenLogs();
-      logger.info('log file reopened (SIGUSR1)');
-    } else if (sig === 'SIGHUP') {
-      if (!stopping) void (service ? service.reloading(() => handle.reload()) : handle.reload());
-    } else if (!stopping) {
-      stopping = true;
-      logger.info({ signal: sig }, 'stop requested');
-      service?.stopping();
-      handle.close().then(
-        () => exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'stop failed');
-          handle.log.flush();
-          exit(1);
-        },
-      );
-    } else {
-      logger.warn({ signal: sig }, 'second stop signal: exiting now');
-      handle.removeFiles();
-      handle.log.flush();
-      exit(1);
-    }
-  });
+  flush(): void {
+    this.log.flush();
+  }
 }
 
 /**

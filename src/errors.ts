@@ -50,6 +50,28 @@ export class ConnectError extends TcpdaemonError {
   override readonly code = 'TD_ERR_CONNECT';
 }
 
+/**
+ * True for what a handler throws by mistake (a TypeError, ReferenceError, RangeError or failed
+ * assertion: a bug in its code), logged as a failure with its stack. Anything else a handler
+ * throws while answering a request (an Error saying why, a ReplyError, a SyntaxError from
+ * JSON.parse of the request) is its answer: the peer gets it as an error, the log a line without
+ * a stack.
+ */
+export function isProgrammerError(err: unknown): boolean {
+  return (
+    err instanceof TypeError ||
+    err instanceof ReferenceError ||
+    err instanceof RangeError ||
+    (err as { code?: unknown } | null)?.code === 'ERR_ASSERTION'
+  );
+}
+
+/** A thrown answer in a log line, without its stack: its reason, and its class unless a plain Error. */
+export function answerFields(err: unknown): { reason: string; error?: string } {
+  if (!(err instanceof Error)) return { reason: String(err) };
+  return err.name === 'Error' ? { reason: err.message } : { reason: err.message, error: err.name };
+}
+
 /** A short, human reason for a system error code, for one-line messages. */
 export function describeErrno(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;

@@ -9,6 +9,7 @@ export {
   TlsConfigError,
   WorkerStartError,
 } from './errors.js';
+export * from './fleet/index.js';
 export type {
   BusinessHandler,
   BusinessReply,

@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { DestinationStream, Level, Logger } from 'pino';
+import { type LogFormat, prettyStream } from './log-format.js';
 
 // pino is loaded on the first createLogger call, not at import: a process that may never log
 // (an IF connection process, see lazy-logger.ts) starts ~12 ms sooner without it.
@@ -15,6 +16,8 @@ export interface LogOptions {
   level: LogLevel;
   /** 0 = the daemon process. */
   workerId: number;
+  /** --log-format: JSON lines (default) or one readable line per record (log-format.ts). */
+  format?: LogFormat | undefined;
 }
 
 export interface DaemonLogger {
@@ -49,6 +52,8 @@ export function createLogger(opts: LogOptions): DaemonLogger {
       `tcpdaemon: log destination failed (${err.code ?? err.message}); log lines are lost\n`,
     );
   });
+  // Colour only for a person: a terminal on stdout, and NO_COLOR not set.
+  const color = opts.logfile === undefined && process.stdout.isTTY === true && !process.env.NO_COLOR;
   const logger = pino(
     {
       level: opts.level as Level,
@@ -56,7 +61,7 @@ export function createLogger(opts: LogOptions): DaemonLogger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    dest,
+    opts.format === 'pretty' ? (prettyStream(dest, color) as DestinationStream) : dest,
   );
   return {
     logger,

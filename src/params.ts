@@ -5,6 +5,7 @@
 import { ParamError } from './errors.js';
 import { type AnnounceSettings, isWildcard, readAnnounceSettings } from './fleet/settings.js';
 import { type ListenAddress, parseListenAddress } from './listen-address.js';
+import type { LogFormat } from './log-format.js';
 import type { LogLevel } from './logger.js';
 import { hasReusePort, REUSE_PORT_NEEDS } from './node-features.js';
 import { type CommandSpec, type Field, readFields } from './platform/fields.js';
@@ -48,6 +49,8 @@ export interface TcpdaemonParams {
   logfile?: string;
   /** `--loglevel`, `--loglevel-LEVEL`. Default info. */
   loglevel?: LogLevel;
+  /** `--log-format`: json (default) or pretty (one readable line per record), in every process. */
+  logFormat?: LogFormat;
   /** `--tcp-nodelay`: disable Nagle on accepted sockets. */
   tcpNodelay?: boolean;
   /** `--tcp-linger`: seconds; 0 = close with RST; N = after our FIN, give the peer N s, then RST. */
@@ -318,6 +321,7 @@ export const DAEMON_COMMAND: CommandSpec = {
     'tcpdaemon worker -s BUSINESS --queue nats://HOST:PORT [options]      (tcpdaemon worker -h)',
     'tcpdaemon bench --port PORT [options]                              (load tool; tcpdaemon bench -h)',
     'tcpdaemon status SOCKET [--json]                                   (any command run with --status-socket)',
+    'tcpdaemon routes --discovery nats://HOST:PORT [--json]             (route table + client reports; -h)',
   ],
   fields: DAEMON_FIELDS,
   refused: {
@@ -360,6 +364,7 @@ export function validateParams(input: unknown): ResolvedParams {
     workPath: get('workPath'),
     logfile: get('logfile'),
     loglevel: get('loglevel') ?? 'info',
+    logFormat: get('logFormat') ?? 'json',
     tcpNodelay: get('tcpNodelay') ?? false,
     tcpLinger: get('tcpLinger'),
     timeout: get('timeout') ?? 0,

@@ -116,6 +116,43 @@ test('RouteTable: a kill -9 announcer leaves the table within its TTL; a watch o
   }
 });
 
+test('RouteTable.open: a watch of a service with no entry, in a bucket holding others, opens without waiting out the snapshot wait', {
+  timeout: 30_000,
+}, async () => {
+  const other = await announcing('rt-d', '5');
+  try {
+    // A snapshot wait longer than the test's timeout: open must see there is nothing to wait for.
+    const table = await RouteTable.open({
+      servers: [nats.url],
+      logger: silent,
+      services: ['rt-nobody'],
+      snapshotWaitMs: 120_000,
+    });
+    try {
+      assert.deepEqual(table.entries('rt-nobody'), []);
+    } finally {
+      await table.close();
+    }
+    // The service's own entries are still read at open with such a wait.
+    const withEntry = await RouteTable.open({
+      servers: [nats.url],
+      logger: silent,
+      services: ['rt-d'],
+      snapshotWaitMs: 120_000,
+    });
+    try {
+      assert.deepEqual(
+        withEntry.entries('rt-d').map((e) => e.address),
+        [`127.0.0.1:${other.port}`],
+      );
+    } finally {
+      await withEntry.close();
+    }
+  } finally {
+    await stopCleanly(other.daemon);
+  }
+});
+
 test('RouteTable.open: NATS down is a ConnectError naming the URL', async () => {
   await assert.rejects(
     RouteTable.open({ servers: ['nats://127.0.0.1:1'], logger: silent }),

@@ -3,8 +3,9 @@
 // announcing on hosts 1 and 2, readers on host 3. Faults: a server host's processes killed, a NATS
 // node killed, a host partitioned and healed. Traffic only between the namespaces' own addresses.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { BIN, DaemonProcess, EXAMPLES, type LogLine, ROOT } from './helpers/daemon.js';
+import { BIN, DaemonProcess, EXAMPLES, FIXTURES, type LogLine, ROOT } from './helpers/daemon.js';
 import { assertNoLeftoverProcesses } from './helpers/leftovers.js';
 import { NatsCluster } from './helpers/nats-cluster.js';
 import { type Host, Network, netnsUnavailable } from './helpers/netns.js';
@@ -14,6 +15,8 @@ const ECHO = `${EXAMPLES}/echo.js`;
 const TTL_S = '2';
 /** One-way delay between hosts (netem's role; this kernel has none: test/fixtures/delay-switch.c). */
 const DELAY_MS = 5;
+/** Concurrent call loops of the service caller: at most this many calls are in flight. */
+const LOOPS = 4;
 
 // Times a TCP connect to a closed port on another host: SYN out, reset back, one round trip.
 const RTT_PROBE = `
@@ -29,7 +32,11 @@ let net: Network;
 let nats: NatsCluster;
 
 /** A daemon serving echo on the host's own address, announcing `service`. */
-async function server(host: Host, service: string): Promise<{ daemon: DaemonProcess; address: string }> {
+async function server(
+  host: Host,
+  service: string,
+  handler = ECHO,
+): Promise<{ daemon: DaemonProcess; address: string }> {
   const daemon = new DaemonProcess(
     [
       '-m',
@@ -37,7 +44,7 @@ async function server(host: Host, service: string): Promise<{ daemon: DaemonProc
       '-l',
       `${host.ip}:0`,
       '-s',
-      ECHO,
+      handler,
       '--announce',
       service,
       '--discovery',
@@ -66,6 +73,11 @@ async function watcher(host: Host, service: string): Promise<DaemonProcess> {
   );
   await w.waitForMsg('routes', 30_000);
   return w;
+}
+
+/** The simulated host a process runs in. */
+function namespaceOf(pid: number): string {
+  return execFileSync('ip', ['netns', 'identify', String(pid)], { encoding: 'utf8' }).trim();
 }
 
 const routes = (addresses: string[]) => (l: LogLine) =>
@@ -116,6 +128,42 @@ describe('multi-host: route table across hosts', { skip }, () => {
       net.setLoss(1, 0);
       net.setLoss(2, 0);
       await Promise.all([a.daemon.kill(), b.daemon.kill(), w.kill()]);
+    }
+  });
+
+  test('calls by service name from host 3 go to hosts 1 and 2; kill -9 of host 1: they move to host 2, only those in flight there fail', async () => {
+    const serve = (host: Host) => server(host, 'mh-calls', `${FIXTURES}/fleet-service.mjs`);
+    const a = await serve(net.host(1));
+    const b = await serve(net.host(2));
+    const caller = new DaemonProcess(
+      ['test/fixtures/service-caller.mjs', 'mh-calls', nats.urlsFrom(net.host(3)).join(','), String(LOOPS)],
+      { command: [...net.host(3).exec, process.execPath], cwd: ROOT },
+    );
+    try {
+      const pids = new Set<number>();
+      await caller.waitForLog((l) => l.msg === 'first reply' && pids.add(Number(l.pid)).size === 2, 30_000);
+      net.killAll(
+        1,
+        nats.nodes.map((n) => n.child.pid!),
+      );
+      await caller.waitForMsg('host removed', 30_000);
+      // From here on every call is answered by host 2.
+      caller.signal('SIGUSR2');
+      const after = await caller.waitForMsg('reply after mark', 15_000);
+      assert.equal(namespaceOf(Number(after.pid)), net.host(2).ns);
+      caller.signal('SIGTERM');
+      const summary = await caller.waitForMsg('summary', 15_000);
+      const errors = Object.values(summary.errors as Record<string, number>).reduce((x, y) => x + y, 0);
+      const replies = summary.replies as Record<string, number>;
+      assert.ok(
+        errors <= LOOPS,
+        `at most the ${LOOPS} calls in flight fail; errors: ${JSON.stringify(summary.errors)}`,
+      );
+      assert.equal(Object.keys(replies).length, 2, JSON.stringify(replies));
+      assert.deepEqual(Object.keys(summary.afterMark as object), [String(after.pid)]);
+      assert.equal((await caller.waitForExit()).code, 0);
+    } finally {
+      await Promise.all([a.daemon.kill(), b.daemon.kill(), caller.kill()]);
     }
   });
 

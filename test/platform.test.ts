@@ -66,6 +66,7 @@ const SAMPLES: Record<string, string[]> = {
   params: ['--param', 'colour=blue', '--param', 'size=3'],
   logfile: ['--logfile', join(tmp, 'x.log')],
   loglevel: ['--loglevel', 'warn'],
+  logFormat: ['--log-format', 'pretty'],
   workPath: ['--work-path', tmp],
   daemonLevel: ['--daemon-level', '--logfile', join(tmp, 'x.log')],
   pidFile: ['--pid-file', join(tmp, 'x.pid')],

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_PASSIVE_HEALTH, type HealthChange, HealthTracker } from '../src/balance/health.js';
 import { parseBackendSpec } from '../src/proxy/backend.js';
-import { DEFAULT_PASSIVE_HEALTH, type HealthChange, HealthTracker } from '../src/proxy/health.js';
 import { ConnectChecker } from '../src/proxy/health-check.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 

@@ -6,7 +6,7 @@ import {
   DEFAULT_STRATEGY,
   STRATEGIES,
   STRATEGY_NAMES,
-} from '../src/proxy/strategies/index.js';
+} from '../src/balance/strategies/index.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 
 checkNoLeftoverProcesses();

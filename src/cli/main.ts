@@ -9,6 +9,7 @@ const SUBCOMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<numb
   gateway: async () => (await import('../gateway/cli.js')).gatewayMain,
   worker: async () => (await import('../gateway/cli.js')).workerMain,
   status: async () => (await import('./status.js')).statusMain,
+  routes: async () => (await import('./routes.js')).routesMain,
 };
 
 const argv = process.argv.slice(2);

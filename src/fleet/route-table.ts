@@ -28,6 +28,8 @@ export interface RouteTableOptions {
   sweepMs?: number;
   /** The NATS connection's name, as the server lists it. */
   name?: string;
+  /** Longest wait for the watch's first snapshot before serving what arrived, ms (default 5000). */
+  snapshotWaitMs?: number;
 }
 
 export interface RouteTableEvents {
@@ -46,6 +48,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   private stopWatch: () => void = () => undefined;
   private kv: KV | undefined;
   private watched: string[] | undefined;
+  private snapshotWaitMs = SNAPSHOT_WAIT_MS;
   /** Bumped per watch: entries from an older (replaced) watch are not applied. */
   private generation = 0;
   private rewatching = false;
@@ -110,6 +113,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
       );
       table.kv = kv;
       table.watched = opts.services;
+      table.snapshotWaitMs = opts.snapshotWaitMs ?? SNAPSHOT_WAIT_MS;
       await retryTransient(() => table.watch(), onRetry);
       table.followReconnects();
     } catch (err) {
@@ -131,6 +135,11 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
       .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   }
 
+  /** The table's NATS connection (the message client's reporter publishes on it). */
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+
   /** Every service with at least one live entry. */
   services(): string[] {
     return [...this.table.keys()].filter((s) => this.entries(s).length > 0).sort();
@@ -147,13 +156,16 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   private async watch(): Promise<void> {
     const kv = this.kv!;
     const services = this.watched;
-    const empty = (await kv.status()).values === 0;
+    const snapshotWaitMs = this.snapshotWaitMs;
     const key =
       services === undefined || services.length === 0
         ? '>'
         : services.length === 1
           ? `${services[0]}.>`
           : services.map((s) => `${s}.>`);
+    // A watch whose keys have no entry delivers no snapshot, so nothing would mark its end: the
+    // bucket may hold other services' entries, so ask for this filter's keys.
+    const empty = !(await hasKey(kv, key));
     const watch = await kv.watch({ key });
     this.stopWatch();
     this.stopWatch = () => watch.stop();
@@ -177,7 +189,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     await Promise.race([
       snapshot,
       new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, SNAPSHOT_WAIT_MS);
+        timer = setTimeout(resolve, snapshotWaitMs);
       }),
     ]);
     clearTimeout(timer);
@@ -297,6 +309,16 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
       if (byKey.size === 0) this.table.delete(service);
     }
   }
+}
+
+/** Whether some key matching `key` holds a value (deleted ones are not counted). */
+async function hasKey(kv: KV, key: string | string[]): Promise<boolean> {
+  const keys = await kv.keys(key);
+  for await (const _ of keys) {
+    keys.stop();
+    return true;
+  }
+  return false;
 }
 
 /** The same route for a client: a refresh alone (new refreshedAt) is no change. */

@@ -1,20 +1,28 @@
-// What the gateway daemon hands its child processes (gateway and worker processes) in their environment.
+// What the gateway daemon hands its child processes (gateway and worker processes) in their
+// environment: the child channel's gatewayParams and gatewaySocketDir (src/child-channel.ts).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { CHANNEL_VARS, readVar } from '../child-channel.js';
 import type { ResolvedGatewayParams } from './params.js';
 
-export const CHILD_ENV = {
-  /** ResolvedGatewayParams as JSON. */
-  params: 'TCPDAEMON_GATEWAY_PARAMS',
-  /** ipc: the folder holding every worker's unix socket (`w<spawnId>.sock`). */
-  socketDir: 'TCPDAEMON_GATEWAY_SOCKET_DIR',
-} as const;
+/** The variables of one gateway child: ResolvedGatewayParams as JSON; ipc: the folder of every worker's unix socket (`w<spawnId>.sock`). */
+export interface GatewayChildVars {
+  gatewayParams: string;
+  gatewaySocketDir?: string;
+}
 
 export function readChildParams(): ResolvedGatewayParams {
-  const raw = process.env[CHILD_ENV.params];
+  const raw = readVar('gatewayParams');
   if (!raw)
-    throw new Error(`${CHILD_ENV.params} is not set: this process must be started by tcpdaemon gateway`);
+    throw new Error(
+      `${CHANNEL_VARS.gatewayParams.name} is not set: this process must be started by tcpdaemon gateway`,
+    );
   return JSON.parse(raw) as ResolvedGatewayParams;
+}
+
+/** ipc: the folder of every worker's unix socket; undefined without one. */
+export function childSocketDir(): string | undefined {
+  return readVar('gatewaySocketDir');
 }
 
 /** The ipc socket of the worker started as `spawnId`. */

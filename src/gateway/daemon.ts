@@ -7,26 +7,28 @@ import type { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type AddressGate, addressGateFor } from '../address-gate.js';
+import { childEnv } from '../child-channel.js';
 import { WorkerStartError } from '../errors.js';
 import type { Announcer } from '../fleet/announcer.js';
 import { boundAddress, listenOnce } from '../listen.js';
 import { formatAddress, parseListenAddress } from '../listen-address.js';
-import { createLogger, type DaemonLogger } from '../logger.js';
+import { createLogger } from '../logger.js';
 import { createCodec } from '../message/codecs/index.js';
 import type { DaemonOps } from '../metrics/daemon-ops.js';
-import { createPidFile, removePidFile } from '../pid-file.js';
+import { attachSignals, HostFiles, stopInOrder } from '../platform/host.js';
 import { type ConfigSource, describeChange, logApplied, planReload } from '../platform/reload-config.js';
 import type { SignalInbox } from '../signals.js';
-import { closeStatus, type DaemonStatus, serveStatus } from '../status.js';
+import type { DaemonStatus } from '../status.js';
 import { Supervisor, type WorkerHandle, type WorkerSpec } from '../supervisor/index.js';
 import { workersProblem } from '../systemd/health.js';
 import { passedSocketFor, systemdSocket } from '../systemd/listen-fds.js';
 import type { ServiceManager } from '../systemd/notify.js';
+import type { DaemonTls } from '../tls/daemon-tls.js';
 import type { Logger } from '../types.js';
 import { VERSION } from '../version.js';
 import { Acceptor } from './acceptor.js';
 import { loadBusiness } from './business.js';
-import { CHILD_ENV, childEntry, workerSocketPath } from './child-env.js';
+import { childEntry, type GatewayChildVars, workerSocketPath } from './child-env.js';
 import { raiseFdLimit } from './fd-limit.js';
 import type { GatewayStats } from './gateway-server.js';
 import { Rpc } from './ipc-rpc.js';
@@ -87,7 +89,12 @@ async function start(
     statusSocket: absolute(params.statusSocket),
   };
   if (resolved.workPath !== undefined) process.chdir(resolved.workPath);
-  const log = createLogger({ logfile: resolved.logfile, level: resolved.loglevel, workerId: 0 });
+  const log = createLogger({
+    logfile: resolved.logfile,
+    level: resolved.loglevel,
+    format: resolved.logFormat,
+    workerId: 0,
+  });
   const logger = log.logger;
   // -l systemd[:NAME], or an address systemd passed a socket for: that socket, not a bind. Looked
   // up before any child starts: the gateway processes learn from it whether clients are on unix.
@@ -98,30 +105,34 @@ async function start(
   if (resolved.business !== undefined) await loadBusiness(resolved.business);
   if (resolved.queue.kind === 'nats') await assertNatsReachable(resolved.queue.servers);
 
-  const cleanup: (() => void)[] = [];
+  // The pid file, the status socket, the TLS snapshot and the socket folder go at the stop, also a forced one.
+  const files = new HostFiles(logger);
   // Before anything starts or listens: a second daemon with the same pid file stops here.
-  if (resolved.pidFile !== undefined) {
-    const pidFile = resolve(resolved.pidFile);
-    createPidFile(pidFile, logger);
-    cleanup.push(() => removePidFile(pidFile));
-  }
+  files.claimPidFile(resolved.pidFile);
   // Checked before anything starts (a broken certificate stops the start, naming the file); the
   // gateway processes terminate TLS with the daemon's snapshot of them.
-  const tls =
-    role === 'gateway' && resolved.tls
-      ? new (await import('../tls/daemon-tls.js')).DaemonTls(resolved.tls, logger, true)
-      : undefined;
+  let tls: DaemonTls | undefined;
+  try {
+    tls =
+      role === 'gateway' && resolved.tls
+        ? new (await import('../tls/daemon-tls.js')).DaemonTls(resolved.tls, logger, true)
+        : undefined;
+  } catch (err) {
+    files.removeNow();
+    throw err;
+  }
   if (tls) {
-    resolved.tlsWorker = tls.workerTls();
-    cleanup.push(() => tls.close());
+    const snapshot = tls;
+    resolved.tlsWorker = snapshot.workerTls();
+    files.onRemove(() => snapshot.close());
   }
 
   const ipc = resolved.queue.kind === 'ipc';
   const socketDir = ipc && role === 'gateway' ? mkdtempSync(join(tmpdir(), 'tcpdaemon-gw-')) : undefined;
-  if (socketDir) cleanup.push(() => rmSync(socketDir, { recursive: true, force: true }));
-  const childEnv = {
-    [CHILD_ENV.params]: JSON.stringify(resolved),
-    ...(socketDir ? { [CHILD_ENV.socketDir]: socketDir } : {}),
+  if (socketDir) files.onRemove(() => rmSync(socketDir, { recursive: true, force: true }));
+  const childVars: GatewayChildVars = {
+    gatewayParams: JSON.stringify(resolved),
+    ...(socketDir ? { gatewaySocketDir: socketDir } : {}),
   };
   const spec = (entry: string): WorkerSpec => {
     const { file, execArgv } = childEntry(entry);
@@ -129,7 +140,7 @@ async function start(
       start: (ctx) =>
         fork(file, [], {
           execArgv,
-          env: { ...process.env, ...childEnv, ...ctx.env },
+          env: childEnv({ ...childVars }, [], ctx.env),
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         }),
     };
@@ -176,7 +187,7 @@ async function start(
         logger,
       );
     } catch (err) {
-      for (const c of cleanup) c();
+      files.removeNow();
       throw err;
     }
   }
@@ -255,7 +266,7 @@ async function start(
     await Promise.all([gateways?.stop(0), workers?.stop(0)]);
     hub?.close();
     await ops?.close();
-    for (const c of cleanup) c();
+    files.removeNow();
     log.flush();
     throw err;
   }
@@ -280,13 +291,12 @@ async function start(
       server?.close();
       await Promise.all([gateways?.stop(0), workers?.stop(0)]);
       hub?.close();
-      for (const c of cleanup) c();
+      files.removeNow();
       log.flush();
       throw err;
     }
   }
 
-  let statusServer: Server | undefined;
   const startedAt = Date.now();
   const report = async (): Promise<DaemonStatus> => {
     const stats = await handle.stats();
@@ -325,7 +335,7 @@ async function start(
     });
     logger.level = resolved.loglevel;
     // Children started from now on (the business workers the reload replaces) read these.
-    childEnv[CHILD_ENV.params] = JSON.stringify(resolved);
+    childVars.gatewayParams = JSON.stringify(resolved);
     for (const s of [gateways, workers]) s?.reconfigure(reloadable());
     acceptor?.setLimits(acceptorLimits());
     hub?.store.setLimits(storeLimits());
@@ -368,42 +378,30 @@ async function start(
       if (!r.ok) logger.error({ slot: r.slot, err: r.error }, 'reload of the workers stopped');
     },
     close() {
-      closing ??= (async () => {
-        // Out of the route table first, so clients stop coming before the drain.
-        await announcer?.withdraw();
-        const { drainDelay } = resolved;
-        if (drainDelay > 0 && server) {
-          logger.info(
-            { drainDelayS: drainDelay },
-            'stop requested: not ready; still accepting for --drain-delay',
-          );
-          await new Promise((r) => setTimeout(r, drainDelay * 1000));
-        }
-        const stopGraceMs = (resolved.shutdownTimeout - (server ? drainDelay : 0)) * 1000;
-        logger.info({ timeoutS: stopGraceMs / 1000 }, 'stopping: no new connections');
-        const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
-        // Gateways first, so requests in flight still find their workers.
-        await gateways?.stop(stopGraceMs);
-        await workers?.stop(stopGraceMs);
-        await closed;
-        await announcer?.close();
-        if (statusServer) await closeStatus(statusServer, resolved.statusSocket!);
-        await ops?.close();
-        hub?.close();
-        for (const c of cleanup) c();
-        logger.info('stopped');
-        log.flush();
-      })();
+      closing ??= stopInOrder({
+        logger,
+        announcer,
+        listener: server,
+        drainDelayS: resolved.drainDelay,
+        shutdownTimeoutS: resolved.shutdownTimeout,
+        drain: async (graceMs) => {
+          // Gateways first, so requests in flight still find their workers.
+          await gateways?.stop(graceMs);
+          await workers?.stop(graceMs);
+        },
+        ops,
+        finish: () => hub?.close(),
+        files,
+        flush: () => log.flush(),
+      });
       return closing;
     },
   };
-  if (resolved.statusSocket !== undefined) {
-    try {
-      statusServer = await serveStatus(resolved.statusSocket, report, logger);
-    } catch (err) {
-      await handle.close();
-      throw err;
-    }
+  try {
+    await files.serveStatus(resolved.statusSocket, report);
+  } catch (err) {
+    await handle.close();
+    throw err;
   }
   logger.info(
     {
@@ -426,16 +424,20 @@ async function start(
   );
   if (options.signals)
     attachSignals(
-      handle,
-      log,
-      [gateways, workers],
+      {
+        logger,
+        close: () => handle.close(),
+        reload: () => handle.reload(),
+        reopenLogs: () => {
+          log.reopen();
+          for (const s of [gateways, workers]) s?.broadcast({ tdw: 'reopen-log' });
+        },
+        // A forced exit still leaves no pid file, status socket or socket directory behind.
+        removeFiles: () => files.removeNow(),
+        flush: () => log.flush(),
+      },
       options.signals,
       options.exit ?? (() => undefined),
-      () => {
-        // A forced exit still leaves no pid file, status socket or socket directory behind.
-        if (resolved.statusSocket !== undefined) rmSync(resolved.statusSocket, { force: true });
-        for (const c of cleanup) c();
-      },
       options.serviceManager,
     );
   return handle;
@@ -455,43 +457,5 @@ function startOrFail(supervisor: Supervisor, what: string): Promise<void> {
       supervisor.off('exit', onExit);
       resolve();
     }, reject);
-  });
-}
-
-function attachSignals(
-  handle: GatewayHandle,
-  log: DaemonLogger,
-  supervisors: (Supervisor | undefined)[],
-  inbox: SignalInbox,
-  exit: (code: number) => void,
-  removeFiles: () => void,
-  service: ServiceManager | undefined,
-): void {
-  let stopping = false;
-  inbox.attach((sig) => {
-    if (sig === 'SIGUSR1') {
-      log.reopen();
-      for (const s of supervisors) s?.broadcast({ tdw: 'reopen-log' });
-      log.logger.info('log files reopened (SIGUSR1)');
-    } else if (sig === 'SIGHUP') {
-      if (!stopping) void (service ? service.reloading(() => handle.reload()) : handle.reload());
-    } else if (!stopping) {
-      stopping = true;
-      log.logger.info({ signal: sig }, 'stop requested');
-      service?.stopping();
-      handle.close().then(
-        () => exit(0),
-        (err: unknown) => {
-          log.logger.error({ err }, 'stop failed');
-          log.flush();
-          exit(1);
-        },
-      );
-    } else {
-      log.logger.warn({ signal: sig }, 'second stop signal: exiting now');
-      removeFiles();
-      log.flush();
-      exit(1);
-    }
   });
 }

@@ -31,7 +31,12 @@ const channel = joinSupervisor({
   onRetire: (graceMs) => void retire(graceMs),
   onReopenLog: () => log.reopen(),
 });
-const log = createLogger({ logfile: params.logfile, level: params.loglevel, workerId: channel.workerId });
+const log = createLogger({
+  logfile: params.logfile,
+  level: params.loglevel,
+  format: params.logFormat,
+  workerId: channel.workerId,
+});
 const logger = log.logger.child({ role: 'gateway' });
 keepServingOnUncaught(logger);
 

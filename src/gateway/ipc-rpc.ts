@@ -1,7 +1,9 @@
 // Calls with replies over a node IPC channel (daemon <-> gateway process). Messages carry `gw`
-import { TcpdaemonError } from '../errors.js';
-// (their type); a call adds `rid`, and its answer is `{ gw: 'result', rid, ok, value | error }`.
+// (their type: the gateway channel of src/child-channel.ts); a call adds `rid`, and its answer is
+// `{ gw: 'result', rid, ok, value | error }`.
 // Bodies travel as base64 strings: on these links JSON serialization beat 'advanced' (docs/gateway.md).
+import { channelOf } from '../child-channel.js';
+import { TcpdaemonError } from '../errors.js';
 
 export interface GwMessage {
   gw: string;
@@ -65,7 +67,7 @@ export class Rpc {
 
   /** Feed every message that arrives on the channel; returns false for ones that are not ours. */
   receive(message: unknown, handle?: unknown): boolean {
-    if (typeof message !== 'object' || message === null || typeof (message as GwMessage).gw !== 'string') {
+    if (channelOf(message) !== 'gateway') {
       return false;
     }
     const m = message as GwMessage;

@@ -5,6 +5,7 @@
 import { ParamError } from '../errors.js';
 import { type AnnounceSettings, isWildcard, readAnnounceSettings } from '../fleet/settings.js';
 import { type ListenAddress, parseListenAddress } from '../listen-address.js';
+import type { LogFormat } from '../log-format.js';
 import type { LogLevel } from '../logger.js';
 import { CODEC_NAMES, createCodec, DEFAULT_MAX_BODY } from '../message/codecs/index.js';
 import { type CommandSpec, type Field, readFields } from '../platform/fields.js';
@@ -86,6 +87,8 @@ export interface GatewayParams {
   params?: Record<string, string>;
   logfile?: string;
   loglevel?: LogLevel;
+  /** `--log-format`: json (default) or pretty, in every process of the gateway. */
+  logFormat?: LogFormat;
   workPath?: string;
   daemonLevel?: boolean;
   pidFile?: string;
@@ -144,6 +147,7 @@ export interface ResolvedGatewayParams {
   params: Readonly<Record<string, string>>;
   logfile: string | undefined;
   loglevel: LogLevel;
+  logFormat: LogFormat;
   workPath: string | undefined;
   pidFile: string | undefined;
   statusSocket: string | undefined;
@@ -512,6 +516,7 @@ export function validateGatewayParams(
     params: get('params') ?? Object.freeze({}),
     logfile: get('logfile'),
     loglevel: get('loglevel') ?? 'info',
+    logFormat: get('logFormat') ?? 'json',
     workPath: get('workPath'),
     pidFile: get('pidFile'),
     statusSocket: get('statusSocket'),

@@ -13,14 +13,17 @@ export interface ReplyValue {
 
 export type GatewayErrorCode = 'timeout' | 'worker-lost' | 'remote' | 'refused' | 'closed';
 
-/** What a client is told instead of a reply; `message` goes into its error frame (an answer, not a failure: no stack in the log). */
+/**
+ * What a client is told instead of a reply; `message` goes into its error frame (an answer, not a
+ * failure: no stack in the log). A 'remote' error was logged by the worker whose handler threw it.
+ */
 export class GatewayError extends ReplyError {
   override name = 'GatewayError';
   constructor(
     override readonly code: GatewayErrorCode,
     message: string,
   ) {
-    super(message);
+    super(message, { logged: code === 'remote' });
   }
 }
 

@@ -4,7 +4,7 @@ import { createLogger } from '../logger.js';
 import { keepServingOnUncaught } from '../process-guards.js';
 import { joinSupervisor } from '../supervisor/worker-channel.js';
 import { loadBusiness } from './business.js';
-import { CHILD_ENV, readChildParams, workerSocketPath } from './child-env.js';
+import { childSocketDir, readChildParams, workerSocketPath } from './child-env.js';
 import { openWorkerQueue } from './queues/index.js';
 import type { WorkerQueue } from './queues/queue.js';
 
@@ -15,13 +15,18 @@ const channel = joinSupervisor({
   onRetire: (graceMs) => void retire(graceMs),
   onReopenLog: () => log.reopen(),
 });
-const log = createLogger({ logfile: params.logfile, level: params.loglevel, workerId: channel.workerId });
+const log = createLogger({
+  logfile: params.logfile,
+  level: params.loglevel,
+  format: params.logFormat,
+  workerId: channel.workerId,
+});
 const logger = log.logger.child({ role: 'worker' });
 keepServingOnUncaught(logger);
 
 try {
   const handler = await loadBusiness(params.business!);
-  const dir = process.env[CHILD_ENV.socketDir];
+  const dir = childSocketDir();
   queue = await openWorkerQueue(
     params.queue,
     {

@@ -1,7 +1,13 @@
 // Runs the business handler for request envelopes, whatever queue brought them: at most
 // `maxConcurrent` at once (the rest wait in order), each answered exactly once with a reply or an
 // error envelope, also when the handler throws, returns garbage, or outlives the request's deadline.
+// A throw is logged here, once (the gateway sends the error frame without another line): as an
+// answer (info, no stack) or, when it shows a bug (isProgrammerError), as a warning with its stack;
+// counted per client address (PeerLog), so one client's failing requests cost a line per second.
+import { answerFields, isProgrammerError } from '../errors.js';
+import { ReplyError } from '../message/errors.js';
 import { isThenable } from '../message/router.js';
+import { PeerLog } from '../throttled-count.js';
 import type { Logger } from '../types.js';
 import {
   type BusinessHandler,
@@ -75,6 +81,8 @@ export class WorkerRunner {
   private readonly waiting: Job[] = [];
   private waitHead = 0;
   private idleWaiters: (() => void)[] = [];
+  /** Lines a client can cause once per request (a handler's throw). */
+  private readonly peerLog: PeerLog;
   /** One timer for every running handler's deadline. */
   private readonly deadlines = new Deadlines<Job>(DEADLINE_STEP_MS, (job) => this.expire(job));
 
@@ -90,6 +98,7 @@ export class WorkerRunner {
     this.workerId = opts.workerId;
     this.logger = opts.logger;
     this.params = opts.params;
+    this.peerLog = new PeerLog(opts.logger);
   }
 
   /** Requests waiting for a free slot. */
@@ -161,7 +170,14 @@ export class WorkerRunner {
 
   private failed(err: unknown, req: RequestEnvelope): Envelope {
     const message = err instanceof Error ? err.message : String(err);
-    this.logger.warn({ err, msgid: req.msgid, session: req.session.id }, 'business handler failed');
+    const peer = req.session.remoteAddress || 'unknown';
+    const where = { msgid: req.msgid, session: req.session.id };
+    if (err instanceof ReplyError)
+      this.peerLog.debug({ peer, msg: 'error reply sent', fields: { ...where, reason: message } });
+    else if (isProgrammerError(err))
+      this.peerLog.warn({ peer, msg: 'business handler failed', fields: { err, ...where } });
+    else
+      this.peerLog.info({ peer, msg: 'business handler failed', fields: { ...where, ...answerFields(err) } });
     return { kind: KIND.error, id: req.id, message: message || 'business handler failed' };
   }
 

@@ -1,9 +1,11 @@
 // MessageClient: one framed connection to a server that reconnects by itself, with exponential
 // backoff and jitter — also when the very first connect fails. Sends made while disconnected are
-// queued up to a bound and go out after the next onConnect.
+// queued up to a bound and go out after the next onConnect. Given a service instead of a host, it
+// picks a host per call (service-calls.ts) and holds a connection per host picked.
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import type { Logger } from 'pino';
+import { checkServiceDiscovery, openServicePool, type ServiceDiscovery } from '../fleet/service-pool.js';
 import { PeerLog } from '../throttled-count.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { type Codec, createCodec } from './codecs/index.js';
@@ -20,8 +22,17 @@ import { MessageError } from './errors.js';
 import { runHook } from './hooks.js';
 import { checkTimeout, DEFAULT_REQUEST_TIMEOUT, type RequestOptions } from './pending.js';
 import { type RouteHandler, Router, type RouteTable } from './router.js';
+import { ServiceCalls, type ServiceHost } from './service-calls.js';
 
-export interface MessageClientOptions {
+export interface MessageClientOptions extends ServiceDiscovery {
+  /**
+   * Call this service instead of one host (with `discovery`, or `hosts`): each request() and send()
+   * goes to a host picked by `strategy` among the service's live hosts, with passive (Lars) health
+   * fed by each call's outcome; one connection per host picked. See docs/fleet-client.md.
+   */
+  service?: string;
+  /** Service mode: further hosts tried for a call when a host cannot be connected to. Default 2. */
+  retries?: number;
   /** Default 127.0.0.1. */
   host?: string;
   port?: number;
@@ -86,9 +97,16 @@ interface Queued {
   };
 }
 
+/** Internal: the per-host clients of a service-mode client count into its stats. */
+const SHARED_STATS = Symbol('sharedStats');
+/** Internal: a per-host client of a service-mode client (its owner logs a failed connect). */
+const SERVICE_LINK = Symbol('serviceLink');
+
 export class MessageClient {
   readonly codec: Codec;
-  readonly stats: ClientStats = { lateReplies: 0, unroutable: 0, connects: 0, failedConnects: 0 };
+  readonly stats: ClientStats;
+  /** Service mode (opts.service or opts.hosts); undefined for a client of one host. */
+  private readonly calls: ServiceCalls | undefined;
   private readonly router: Router<MessageConn>;
   private readonly logger: Logger;
   private readonly backoff: Backoff | undefined;
@@ -111,12 +129,27 @@ export class MessageClient {
   private seq = 0;
 
   constructor(private readonly opts: MessageClientOptions) {
-    if (opts.path === undefined && !(Number.isInteger(opts.port) && opts.port! > 0 && opts.port! < 65536)) {
-      throw new RangeError(`MessageClient needs a port (1-65535) or a path, got port ${opts.port}`);
+    const byService = opts.service !== undefined || opts.hosts !== undefined || opts.discovery !== undefined;
+    if (
+      !byService &&
+      opts.path === undefined &&
+      !(Number.isInteger(opts.port) && opts.port! > 0 && opts.port! < 65536)
+    ) {
+      throw new RangeError(
+        `MessageClient needs a port (1-65535), a path or a service, got port ${opts.port}`,
+      );
     }
+    this.stats = (opts as { [SHARED_STATS]?: ClientStats })[SHARED_STATS] ?? {
+      lateReplies: 0,
+      unroutable: 0,
+      connects: 0,
+      failedConnects: 0,
+    };
     this.codec = createCodec(opts.codec ?? 'lars', { maxBody: opts.maxBody });
     this.router = new Router<MessageConn>(opts.routes, opts.fallback);
-    this.target = opts.path ?? `${opts.host ?? '127.0.0.1'}:${opts.port}`;
+    this.target = byService
+      ? `service ${opts.service ?? '(hosts)'}`
+      : (opts.path ?? `${opts.host ?? '127.0.0.1'}:${opts.port}`);
     this.logger = (opts.logger ?? defaultLogger('message-client')).child({ target: this.target });
     this.peerLog = new PeerLog(this.logger);
     this.backoff =
@@ -125,30 +158,78 @@ export class MessageClient {
     this.requestTimeout = checkTimeout(opts.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT);
     this.maxQueue = opts.maxQueue ?? 1024;
     this.maxQueueBytes = opts.maxQueueBytes ?? 1024 * 1024;
+    this.calls = byService ? this.serviceCalls() : undefined;
+  }
+
+  private serviceCalls(): ServiceCalls {
+    const opts = this.opts;
+    checkServiceDiscovery(opts, 'MessageClient');
+    const logger = this.logger;
+    return new ServiceCalls({
+      service: opts.service ?? '(hosts)',
+      codec: this.codec,
+      requestTimeout: this.requestTimeout,
+      retries: opts.retries ?? 2,
+      logger,
+      open: () => openServicePool(opts, logger),
+      makeClient: (host, tls, lost) => {
+        const onClose = opts.onClose;
+        return new MessageClient({
+          ...opts,
+          service: undefined,
+          hosts: undefined,
+          discovery: undefined,
+          host: host.host,
+          port: host.port,
+          path: undefined,
+          codec: this.codec,
+          routes: this.router,
+          fallback: undefined,
+          reconnect: false,
+          tls: opts.tls ?? (tls ? true : undefined),
+          logger: opts.logger ?? defaultLogger('message-client'),
+          onClose: (conn, reason) => {
+            lost(reason);
+            return onClose?.(conn, reason);
+          },
+          [SHARED_STATS]: this.stats,
+          [SERVICE_LINK]: true,
+        } as MessageClientOptions);
+      },
+    });
   }
 
   /** Connected and past onConnect: sends go straight to the socket. */
   get connected(): boolean {
+    if (this.calls) return this.calls.connected;
     return this.ready && this.current?.isOpen === true;
   }
 
-  /** The live connection, if any. */
+  /** The live connection, if any (service mode: none; each host has its own). */
   get conn(): MessageConn | undefined {
     return this.current;
   }
 
+  /** Service mode: the service's hosts, their health and this client's connections; [] otherwise. */
+  hosts(): ServiceHost[] {
+    return this.calls?.hosts() ?? [];
+  }
+
   /** Frames queued while disconnected. */
   get queued(): number {
+    if (this.calls) return this.calls.queued;
     return this.queue.length;
   }
 
   /**
    * Starts connecting (in the background; calling again does not start a second connection).
    * Resolves once connected and past onConnect. Rejects only if close() comes first, or when
-   * reconnect is false and the connect fails.
+   * reconnect is false and the connect fails. Service mode: once connected to one of the
+   * service's hosts; rejects with ERR_MESSAGE_NO_HOST when none is live or none can be reached.
    */
   connect(): Promise<void> {
     if (this.stopped) return Promise.reject(new MessageError('ERR_MESSAGE_CLOSED', 'client is closed'));
+    if (this.calls) return this.calls.connect();
     if (!this.started) {
       this.started = true;
       this.attempt();
@@ -164,6 +245,7 @@ export class MessageClient {
    */
   send(msgid: number, body?: Uint8Array | string): boolean {
     if (this.stopped) throw new MessageError('ERR_MESSAGE_CLOSED', 'client is closed');
+    if (this.calls) return this.calls.send(msgid, body);
     if (this.connected && this.queue.length === 0) return this.current!.send(msgid, body);
     const bytes = toBytes(body);
     const frame = this.codec.encode(msgid, bytes);
@@ -175,10 +257,13 @@ export class MessageClient {
    * Sends a request and resolves with the reply's body (see MessageConn#request). Disconnected,
    * it is queued and its timeout already runs. Rejects with MessageError: ERR_MESSAGE_TIMEOUT,
    * ERR_MESSAGE_REMOTE, ERR_MESSAGE_CLOSED (connection lost before the reply; requests are not
-   * resent), ERR_MESSAGE_QUEUE_FULL, ERR_MESSAGE_TOO_MANY_REQUESTS.
+   * resent), ERR_MESSAGE_QUEUE_FULL, ERR_MESSAGE_TOO_MANY_REQUESTS. Service mode: sent to a
+   * host picked for it (another one is tried when a host cannot be connected to); ERR_MESSAGE_NO_HOST
+   * when the service has no live host or none of those tried could be reached.
    */
   request(msgid: number, body?: Uint8Array | string, options: RequestOptions = {}): Promise<Buffer> {
     if (this.stopped) return Promise.reject(new MessageError('ERR_MESSAGE_CLOSED', 'client is closed'));
+    if (this.calls) return this.calls.request(msgid, body, options);
     const withTimeout = { ...options, timeout: options.timeout ?? this.requestTimeout };
     if (this.connected && this.queue.length === 0) return this.current!.request(msgid, body, withTimeout);
     let timeout: number;
@@ -217,6 +302,11 @@ export class MessageClient {
 
   /** Stops reconnecting, fails what is queued, ends the connection; resolves once it has closed. */
   async close(): Promise<void> {
+    if (this.calls) {
+      this.stopped = true;
+      await this.calls.close();
+      return;
+    }
     if (!this.stopped) {
       this.stopped = true;
       clearTimeout(this.reconnectTimer);
@@ -293,7 +383,8 @@ export class MessageClient {
     this.stats.failedConnects++;
     const why = err.code ?? err.message;
     if (this.backoff === undefined) {
-      this.logger.error({ reason: why }, 'connect failed; not reconnecting');
+      if ((this.opts as { [SERVICE_LINK]?: boolean })[SERVICE_LINK] !== true)
+        this.logger.error({ reason: why }, 'connect failed; not reconnecting');
       this.stopped = true;
       for (const w of this.waiters.splice(0)) w.reject(err);
       return;

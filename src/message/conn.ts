@@ -3,6 +3,7 @@
 // reason. Both the server handler and MessageClient are built on it.
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { answerFields, isProgrammerError } from '../errors.js';
 import type { PeerLog } from '../throttled-count.js';
 import { type Codec, type Decoder, FLAG_ERROR, FLAG_REPLY } from './codecs/index.js';
 import { MessageError, ReplyError } from './errors.js';
@@ -341,7 +342,11 @@ export class MessageConn implements MessagePeer {
   }
 
   /** A line the peer can cause once per frame or connection: the first written, the rest counted. */
-  private peerLine(level: 'debug' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void {
+  private peerLine(
+    level: 'debug' | 'info' | 'warn' | 'error',
+    msg: string,
+    fields: Record<string, unknown>,
+  ): void {
     this.opts.peerLog[level]({ peer: this.remoteAddress, msg, fields, logger: this.logger });
   }
 
@@ -408,11 +413,17 @@ export class MessageConn implements MessagePeer {
   private handlerFailed(err: unknown, msgid: number, seq: number): void {
     if (!this.isOpen) return;
     const message = err instanceof Error ? err.message : String(err);
-    // A ReplyError is an answer, not a failure: no stack, and only at debug.
+    // A ReplyError is an answer, not a failure: no stack, and only at debug (not at all when it
+    // was logged where it arose). Another throw is the handler's answer too, at info without a
+    // stack, unless it shows a bug (isProgrammerError): then a warning with the stack.
     const meant = err instanceof ReplyError;
     if (this.withSeq && seq !== 0) {
-      if (meant) this.peerLine('debug', 'error reply sent', { msgid, seq, reason: message });
-      else this.peerLine('warn', 'route handler failed; error reply sent', { err, msgid, seq });
+      if (meant) {
+        if (!err.logged) this.peerLine('debug', 'error reply sent', { msgid, seq, reason: message });
+      } else if (isProgrammerError(err))
+        this.peerLine('warn', 'route handler failed; error reply sent', { err, msgid, seq });
+      else
+        this.peerLine('info', 'route handler failed; error reply sent', { msgid, seq, ...answerFields(err) });
       const text = Buffer.from(message);
       const body = text.length > this.codec.maxBody ? text.subarray(0, this.codec.maxBody) : text;
       this.writeFrame(msgid, body, seq, FLAG_REPLY | FLAG_ERROR);

@@ -11,7 +11,9 @@ export type MessageErrorCode =
   /** MessageClient: disconnected and the send queue is at its bound. */
   | 'ERR_MESSAGE_QUEUE_FULL'
   /** request(): as many requests as allowed are already waiting for replies. */
-  | 'ERR_MESSAGE_TOO_MANY_REQUESTS';
+  | 'ERR_MESSAGE_TOO_MANY_REQUESTS'
+  /** MessageClient by service: the service has no live host, or none of those tried could be reached. */
+  | 'ERR_MESSAGE_NO_HOST';
 
 /**
  * Thrown (or rejected with) by a route handler to answer with an error on purpose (a refusal, a
@@ -21,6 +23,13 @@ export type MessageErrorCode =
 export class ReplyError extends TcpdaemonError {
   override name = 'ReplyError';
   override readonly code: string = 'TD_ERR_REPLY';
+  /** Already logged where it arose (a gateway's business worker): answered without another line. */
+  readonly logged: boolean;
+
+  constructor(message?: string, options?: ErrorOptions & { logged?: boolean }) {
+    super(message, options);
+    this.logged = options?.logged ?? false;
+  }
 }
 
 export class MessageError extends TcpdaemonError {

@@ -25,6 +25,7 @@ export {
   type RouteTable,
 } from './router.js';
 export { createMessageHandler, type MessageHandler, type MessageHandlerOptions } from './server.js';
+export type { ServiceHost } from './service-calls.js';
 export {
   createUdpMessageHandler,
   UdpMessageClient,

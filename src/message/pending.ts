@@ -10,6 +10,8 @@ export interface RequestOptions {
   timeout?: number;
   /** Codecs without seq: the msgid the reply carries. Default: the request's own msgid. */
   replyMsgid?: number;
+  /** MessageClient by service with the `hash` strategy: calls with the same key go to the same host. */
+  key?: string;
 }
 
 export interface ReplyStats {

@@ -5,6 +5,7 @@ import type { Socket as DgramSocket, RemoteInfo } from 'node:dgram';
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
+import { answerFields, isProgrammerError } from '../errors.js';
 import { PeerLog } from '../throttled-count.js';
 import {
   type Codec,
@@ -113,11 +114,18 @@ class DatagramRouter {
     };
     const isRequest = codec.hasSeq && frame.seq !== 0;
     const fail = (err: unknown) => {
+      // As a stream connection's (conn.ts): an error reply without a stack, a bug with it.
       if (err instanceof ReplyError)
         peerLog.debug({
           peer: rinfo.address,
           msg: 'error reply sent',
           fields: { msgid: frame.msgid, remote: peer.id, reason: err.message },
+        });
+      else if (isRequest && !isProgrammerError(err))
+        peerLog.info({
+          peer: rinfo.address,
+          msg: 'route handler failed',
+          fields: { msgid: frame.msgid, remote: peer.id, ...answerFields(err) },
         });
       else
         peerLog.warn({

@@ -2,6 +2,7 @@
 // (WorkerSpec), the supervisor built from the daemon's parameters, and a start that fails fast when
 // worker processes cannot start at all.
 import { fork } from 'node:child_process';
+import { childEnv } from '../child-channel.js';
 import { WorkerStartError } from '../errors.js';
 import type { ResolvedParams } from '../params.js';
 import type { SupervisedChild } from '../supervisor/child.js';
@@ -22,9 +23,6 @@ export { WorkerStartError };
 
 /** Failed starts of one slot, before its first ready worker, after which start-up gives up. */
 const START_ATTEMPTS = 3;
-
-/** Variables of the daemon's own environment that a worker must not inherit. */
-const NOT_INHERITED = ['TCPDAEMON_DETACHED'];
 
 export interface WorkerPoolOptions {
   accept: WorkerConfig['accept'];
@@ -81,6 +79,7 @@ export function workerConfig(host: ModelHost, opts: WorkerPoolOptions): WorkerCo
     unix: params.listenAddress.kind === 'unix',
     params: { ...params.params },
     loglevel: params.loglevel,
+    logFormat: params.logFormat,
     logfile: host.logfile ?? null,
     // An IF process serves one connection anyway.
     recycleAfter: opts.accept === 'single' ? 0 : params.recycleAfter,
@@ -115,11 +114,7 @@ function processSpec(host: ModelHost, opts: WorkerPoolOptions): WorkerSpec {
   const launch = host.handlerPath === undefined ? rerunLaunch() : entryLaunch();
   if (!launch) throw new WorkerStartError(workerLaunchProblem(params.handler));
   // Per start: a reload changes the config (and, for a re-run command, its handed-down input).
-  const env = (): NodeJS.ProcessEnv => {
-    const base: NodeJS.ProcessEnv = { ...process.env, ...workerEnv(workerConfig(host, opts)) };
-    for (const name of NOT_INHERITED) delete base[name];
-    return base;
-  };
+  const env = (): NodeJS.ProcessEnv => childEnv(workerEnv(workerConfig(host, opts)), ['detached']);
   return {
     start: (ctx) =>
       fork(launch.file, launch.args, {

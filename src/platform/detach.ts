@@ -1,18 +1,17 @@
 // --daemon-level: the terminal process re-runs itself detached and waits until the detached copy
 // listens (or fails), so start-up errors still reach the terminal with exit code 1.
 import { spawn } from 'node:child_process';
-
-const DETACHED_ENV = 'TCPDAEMON_DETACHED';
+import { childEnv, forgetVar, readVar } from '../child-channel.js';
 
 type StartReport = { ready: true; address: string } | { ready: false; error: string };
 
 export function isDetachedCopy(): boolean {
-  return process.env[DETACHED_ENV] === '1' && typeof process.send === 'function';
+  return readVar('detached') === '1' && typeof process.send === 'function';
 }
 
 /** In the detached copy: tell the waiting terminal process how start-up went, then let it go. */
 export function reportStart(report: StartReport): Promise<void> {
-  delete process.env[DETACHED_ENV];
+  forgetVar('detached');
   const send = process.send?.bind(process);
   if (!send) return Promise.resolve();
   return new Promise((resolve) =>
@@ -28,7 +27,7 @@ export function detach(argv: string[], name = 'tcpdaemon'): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-    env: { ...process.env, [DETACHED_ENV]: '1' },
+    env: childEnv({ detached: '1' }),
   });
   return new Promise((resolve) => {
     let reported = false;

@@ -1,8 +1,9 @@
 // A command re-run as a worker process (a function handler: the proxy's front workers) parses the
 // same argv again. With --config it must not read the file itself: the file may have changed, or
 // broken, since the daemon accepted it. The daemon hands its accepted input down in one variable;
-// a worker with the same command and argv takes it instead of the file.
-const INPUT_ENV = 'TCPDAEMON_COMMAND_INPUT';
+// a worker with the same command and argv takes it instead of the file (the child channel's
+// commandInput, src/child-channel.ts).
+import { handDown, readVar, takeVar } from '../child-channel.js';
 
 interface HandedDown {
   name: string;
@@ -13,7 +14,7 @@ interface HandedDown {
 /** Sets (or, after a reload, replaces) the input the daemon's future workers take. */
 export function handDownInput(name: string, argv: readonly string[], input: Record<string, unknown>): void {
   const value: HandedDown = { name, argv: [...argv], input };
-  process.env[INPUT_ENV] = JSON.stringify(value);
+  handDown('commandInput', JSON.stringify(value));
 }
 
 /**
@@ -25,9 +26,8 @@ export function takeHandedDownInput(
   name: string,
   argv: readonly string[],
 ): Record<string, unknown> | undefined {
-  const raw = process.env[INPUT_ENV];
-  if (raw === undefined || typeof process.send !== 'function') return undefined;
-  delete process.env[INPUT_ENV];
+  if (readVar('commandInput') === undefined || typeof process.send !== 'function') return undefined;
+  const raw = takeVar('commandInput')!;
   let value: HandedDown;
   try {
     value = JSON.parse(raw) as HandedDown;

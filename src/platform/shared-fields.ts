@@ -3,6 +3,7 @@
 
 import { ParamError } from '../errors.js';
 import { parseListenAddress } from '../listen-address.js';
+import { LOG_FORMATS, type LogFormat } from '../log-format.js';
 import { LOG_LEVELS, type LogLevel } from '../logger.js';
 import { type Field, where } from './fields.js';
 import { boolean, choice, decimal, integer, list, seconds, stringMap, text } from './values.js';
@@ -28,7 +29,7 @@ export const LOGFILE: Field<string> = {
   key: 'logfile',
   flags: ['--logfile'],
   arg: 'PATH',
-  help: 'JSON log lines go here instead of stdout (SIGUSR1 reopens it)',
+  help: 'log lines go here instead of stdout (SIGUSR1 reopens it)',
   parse: text,
   path: true,
 };
@@ -42,6 +43,15 @@ export const LOGLEVEL: Field<LogLevel> = {
   shownDefault: 'info',
   parse: choice(LOG_LEVELS, (v) => v.toLowerCase()),
   valueSwitches: Object.fromEntries(LOG_LEVELS.map((l) => [`--loglevel-${l}`, l])),
+};
+
+export const LOG_FORMAT: Field<LogFormat> = {
+  key: 'logFormat',
+  flags: ['--log-format'],
+  arg: 'FORMAT',
+  help: 'json: one JSON line per record (pino); pretty: one readable line per record, for development (every process of the command)',
+  shownDefault: 'json',
+  parse: choice(LOG_FORMATS, (v) => v.toLowerCase()),
 };
 
 export const PID_FILE: Field<string> = {
@@ -223,6 +233,7 @@ export const PROCESS_FIELDS: readonly Field[] = [
   PARAMS,
   LOGFILE,
   LOGLEVEL,
+  LOG_FORMAT,
   WORK_PATH,
   DAEMON_LEVEL,
   PID_FILE,

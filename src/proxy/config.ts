@@ -2,8 +2,11 @@
 // input into this object; everything is validated here, one message per mistake naming the
 // key and its flag. Times are in seconds (fractions allowed), like the daemon's --timeout.
 
+import { DEFAULT_PASSIVE_HEALTH, type PassiveHealthOptions } from '../balance/health.js';
+import { DEFAULT_STRATEGY, STRATEGY_NAMES, type StrategyName } from '../balance/strategies/index.js';
 import { ParamError } from '../errors.js';
 import { checkDiscovery, checkServiceName } from '../fleet/settings.js';
+import type { LogFormat } from '../log-format.js';
 import type { LogLevel } from '../logger.js';
 import { DAEMON_FIELDS, type TcpdaemonParams } from '../params.js';
 import { type CommandSpec, type Field, readFields, where } from '../platform/fields.js';
@@ -12,11 +15,9 @@ import { boolean, choice, decimal, fail, integer, list, seconds, text } from '..
 import { DEFAULT_HEADER_TIMEOUT_MS } from '../proxy-protocol/header.js';
 import type { ModelFlag } from '../types.js';
 import { type BackendSpec, parseBackendSpec } from './backend.js';
-import { DEFAULT_PASSIVE_HEALTH, type PassiveHealthOptions } from './health.js';
 import { DEFAULT_ACTIVE_CHECK } from './health-check.js';
 import { PORT_PLACEHOLDER, splitCommand } from './spawn-command.js';
 import { DEFAULT_STATS_INTERVAL_MS } from './stats.js';
-import { DEFAULT_STRATEGY, STRATEGY_NAMES, type StrategyName } from './strategies/index.js';
 
 export interface ProxyConfig {
   /** `-l`: where the front listens (same spelling as the daemon's -l). */
@@ -72,6 +73,7 @@ export interface ProxyConfig {
   recycleAfter?: number;
   logfile?: string;
   loglevel?: LogLevel;
+  logFormat?: LogFormat;
   pidFile?: string;
   statusSocket?: string;
   daemonLevel?: boolean;

@@ -11,6 +11,7 @@
 // NATS connection and one watch per front (per connection process with IF); fronts may disagree for
 // a while; a front restarted while NATS is away starts with no backend at all; and a NATS outage is
 // logged N times. Lists carry a sequence number, so a front applies only a newer one than it has.
+import { handDown, takeVar } from '../child-channel.js';
 import type { RouteEntry } from '../fleet/route.js';
 import type { RouteTable } from '../fleet/route-table.js';
 import type { StatusSection } from '../status.js';
@@ -20,8 +21,6 @@ import { type BackendSpec, parseBackendSpec } from './backend.js';
 
 /** The worker-bus topic the daemon sends the discovered list on. */
 export const DISCOVERED_TOPIC = 'tcpdaemon.proxy.discovered';
-/** The environment variable a front starts with the current list in. */
-export const DISCOVERED_ENV = 'TCPDAEMON_PROXY_DISCOVERED';
 
 /** The backends of the service as the daemon last saw them; `seq` grows with every change. */
 export interface DiscoveredList {
@@ -29,7 +28,7 @@ export interface DiscoveredList {
   backends: BackendSpec[];
 }
 
-/** The daemon's side: follows the route table, keeps DISCOVERED_ENV current, calls `onList` per change. */
+/** The daemon's side: follows the route table, hands the list down to fronts forked later (proxyDiscovered), calls `onList` per change. */
 export class DiscoveryFeed {
   private list: DiscoveredList = { seq: 0, backends: [] };
   /** Addresses already warned about (not a backend address, TLS mismatch): once each. */
@@ -55,7 +54,7 @@ export class DiscoveryFeed {
     return this.list;
   }
 
-  /** Called with every new list (after DISCOVERED_ENV has it). */
+  /** Called with every new list (already handed down). */
   onList(listener: (list: DiscoveredList) => void): void {
     this.listener = listener;
   }
@@ -108,7 +107,7 @@ export class DiscoveryFeed {
     }
     if (sameBackends(backends, this.list.backends) && this.list.seq > 0) return;
     this.list = { seq: this.list.seq + 1, backends };
-    process.env[DISCOVERED_ENV] = JSON.stringify(this.list);
+    handDown('proxyDiscovered', JSON.stringify(this.list));
     if (backends.length === 0)
       this.warn({ service: this.service }, 'route table: no backend for the service now');
     this.listener?.(this.list);
@@ -163,8 +162,7 @@ export function followDiscovered(onList: (list: DiscoveredList) => void): void {
     seq = list.seq;
     onList(list);
   };
-  const raw = process.env[DISCOVERED_ENV];
-  delete process.env[DISCOVERED_ENV];
+  const raw = takeVar('proxyDiscovered');
   if (raw !== undefined) take(JSON.parse(raw) as DiscoveredList);
   workerBus.subscribe(DISCOVERED_TOPIC, (data, from) => {
     if (from === 0) take(JSON.parse(data.toString('utf8')) as DiscoveredList);

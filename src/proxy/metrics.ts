@@ -1,7 +1,8 @@
 // The proxy's values on /metrics (--metrics): per backend (its address from the configuration, a
 // bounded label), from each serving process's pool; and its readiness: some backend takes connections.
+
+import type { BackendState } from '../balance/health.js';
 import type { Meter } from '../metrics/meter.js';
-import type { BackendState } from './health.js';
 import type { BackendPool } from './pool.js';
 import type { ProxyStatsSnapshot } from './stats.js';
 

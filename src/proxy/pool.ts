@@ -1,10 +1,15 @@
+import { type HealthChange, HealthTracker, type PassiveHealthOptions } from '../balance/health.js';
+import {
+  createStrategy,
+  DEFAULT_STRATEGY,
+  type Strategy,
+  type StrategyOptions,
+} from '../balance/strategies/index.js';
 import type { Meter } from '../metrics/meter.js';
 import type { Logger } from '../types.js';
 import type { BackendAddress, BackendSpec } from './backend.js';
-import { type HealthChange, HealthTracker, type PassiveHealthOptions } from './health.js';
 import { type ActiveCheckOptions, ConnectChecker } from './health-check.js';
 import { BackendStats, type ProxyStatsSnapshot } from './stats.js';
-import { createStrategy, DEFAULT_STRATEGY, type Strategy, type StrategyOptions } from './strategies/index.js';
 
 /** One backend as the pool keeps it: what was configured plus live counters. */
 export class Backend {

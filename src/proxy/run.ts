@@ -2,6 +2,7 @@
 // (with spawn) the supervised backend processes behind it.
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
+import { handDown, readVar } from '../child-channel.js';
 import { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from '../daemon.js';
 import { ConnectError, describeErrno, TlsConfigError } from '../errors.js';
 import type { Meter } from '../metrics/meter.js';
@@ -17,7 +18,7 @@ import { createProxyHandler } from './front.js';
 import { meterPool, proxyNotReady } from './metrics.js';
 import { BackendPool } from './pool.js';
 import { reloadBackends, reloadForwarding } from './reload.js';
-import { planAddresses, SPAWNED_ENV, SpawnedBackends } from './spawn.js';
+import { planAddresses, SpawnedBackends } from './spawn.js';
 import { logStatsEvery, type ProxyStatsSnapshot } from './stats.js';
 import { backendSection } from './status.js';
 
@@ -49,7 +50,7 @@ export async function startProxy(config: ProxyConfig, options: ProxyOptions = {}
   let planned: { addresses: BackendAddress[]; dir?: string } | undefined;
   if (cfg.spawn !== undefined) {
     planned = inWorker ? { addresses: spawnedFromPrimary() } : await planAddresses(cfg.spawn);
-    if (!inWorker) process.env[SPAWNED_ENV] = JSON.stringify(planned.addresses);
+    if (!inWorker) handDown('proxySpawned', JSON.stringify(planned.addresses));
   }
   // The pool logs through the daemon's own logger, which exists once tcpdaemon() resolves; a
   // connection accepted before that waits for it.
@@ -247,7 +248,7 @@ async function openFeed(
 }
 
 function spawnedFromPrimary(): BackendAddress[] {
-  const raw = process.env[SPAWNED_ENV];
+  const raw = readVar('proxySpawned');
   return raw === undefined ? [] : (JSON.parse(raw) as BackendAddress[]);
 }
 

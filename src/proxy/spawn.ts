@@ -8,17 +8,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { childEnv } from '../child-channel.js';
 import { readyWhenAccepting, Supervisor } from '../supervisor/index.js';
 import type { Logger } from '../types.js';
 import { type BackendAddress, type BackendSpec, backendId } from './backend.js';
 import type { BackendPool } from './pool.js';
 import { commandFor } from './spawn-command.js';
-
-/** In every spawned backend's environment: its port (or socket path) and its number, 1..N. */
-export const BACKEND_PORT_ENV = 'TCPDAEMON_BACKEND_PORT';
-export const BACKEND_INDEX_ENV = 'TCPDAEMON_BACKEND_INDEX';
-/** Front workers (-c N) learn the spawned backends' addresses from the primary through this. */
-export const SPAWNED_ENV = 'TCPDAEMON_PROXY_SPAWNED';
 
 export interface SpawnPlan {
   /** The command's words, {port} still in them. */
@@ -158,13 +153,12 @@ export class SpawnedBackends {
     // A socket file left by the slot's previous process would make the new one fail to bind.
     if ('path' in address) rmSync(address.path, { force: true });
     const [file, ...args] = commandFor(words, where);
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      ...protocolEnv,
-      [BACKEND_PORT_ENV]: where,
-      [BACKEND_INDEX_ENV]: String(slot + 1),
-    };
-    delete env[SPAWNED_ENV];
+    // The backend is not ours: none of our private variables, its port and number (child-channel.ts).
+    const env = childEnv(
+      { backendPort: where, backendIndex: String(slot + 1) },
+      'not-inherited',
+      protocolEnv,
+    );
     const child = spawn(file!, args, {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

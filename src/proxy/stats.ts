@@ -1,5 +1,5 @@
+import type { BackendState } from '../balance/health.js';
 import type { Logger } from '../types.js';
-import type { BackendState } from './health.js';
 
 /** Counters of one backend, in this process. */
 export class BackendStats {

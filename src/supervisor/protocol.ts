@@ -1,18 +1,19 @@
 // The wire between the supervisor and a node worker: IPC messages and environment variables.
-// Imported by the worker side too, so it imports nothing.
+// Imported by the worker side too, so it imports only the child channel (which imports nothing).
+import { CHANNEL_VARS, channelOf } from '../child-channel.js';
 
-/** Environment a supervised worker is started with. */
+/** Environment a supervised worker is started with (declared in src/child-channel.ts). */
 export const ENV = {
   /** Set to '1' in every supervised worker. */
-  supervised: 'TCPDAEMON_SUPERVISED',
+  supervised: CHANNEL_VARS.supervised.name,
   /** 1..N: the slot the worker fills (a replacement keeps its slot's id). */
-  workerId: 'TCPDAEMON_WORKER_ID',
+  workerId: CHANNEL_VARS.workerId.name,
   /** Unique per start within one supervisor, increasing from 1. */
-  spawnId: 'TCPDAEMON_SPAWN_ID',
+  spawnId: CHANNEL_VARS.spawnId.name,
   /** Send a heartbeat this often, ms. */
-  heartbeatMs: 'TCPDAEMON_HEARTBEAT_MS',
+  heartbeatMs: CHANNEL_VARS.heartbeatMs.name,
   /** Drain this long (ms) when the supervisor disappears or SIGTERM arrives without a retire message. */
-  graceMs: 'TCPDAEMON_GRACE_MS',
+  graceMs: CHANNEL_VARS.graceMs.name,
 } as const;
 
 /** Every supervisor-protocol message carries `tdw` (tcpdaemon worker); other messages go to the model. */
@@ -40,5 +41,5 @@ export type SupervisorMessage =
 
 /** True for a supervisor-protocol message (either direction); the caller then switches on `tdw`. */
 export function isProtocolMessage(m: unknown): m is { tdw: string } {
-  return typeof m === 'object' && m !== null && typeof (m as { tdw?: unknown }).tdw === 'string';
+  return channelOf(m) === 'supervisor';
 }

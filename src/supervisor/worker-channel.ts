@@ -1,8 +1,10 @@
 // The worker side of the supervisor protocol. Imported by every worker process at start-up, so it
 // imports nothing heavy: readiness, heartbeats from the event loop, retire and log-reopen requests.
+
+import { readVar } from '../child-channel.js';
 import { MAX_TIMER_MS } from '../timer-limit.js';
 import { workerBus } from '../worker-bus.js';
-import { ENV, isProtocolMessage, type SupervisorMessage, type WorkerMessage } from './protocol.js';
+import { isProtocolMessage, type SupervisorMessage, type WorkerMessage } from './protocol.js';
 
 /** How a worker talks to its supervisor. Default: this process's IPC channel. */
 export interface ChannelTransport {
@@ -50,7 +52,7 @@ export interface WorkerChannel {
 
 /** True in a process started by a supervisor. */
 export function isSupervisedWorker(): boolean {
-  return process.env[ENV.supervised] === '1' && typeof process.send === 'function';
+  return readVar('supervised') === '1' && typeof process.send === 'function';
 }
 
 const processTransport: ChannelTransport = {
@@ -68,10 +70,10 @@ const processTransport: ChannelTransport = {
  */
 export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
   const transport = opts.transport ?? processTransport;
-  const supervised = opts.transport ? process.env[ENV.supervised] === '1' : isSupervisedWorker();
+  const supervised = opts.transport ? readVar('supervised') === '1' : isSupervisedWorker();
   if (!supervised) throw new Error('joinSupervisor: this worker was not started by a supervisor');
-  const heartbeatMs = Number(process.env[ENV.heartbeatMs]) || 1000;
-  const defaultGraceMs = Number(process.env[ENV.graceMs]) || 10_000;
+  const heartbeatMs = Number(readVar('heartbeatMs')) || 1000;
+  const defaultGraceMs = Number(readVar('graceMs')) || 10_000;
   const counts = opts.counts ?? (() => ({ served: 0, active: 0 }));
   let report: (() => unknown) | undefined;
   let metrics: (() => unknown) | undefined;
@@ -119,7 +121,7 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
     process.on('SIGHUP', () => undefined);
   }
 
-  const workerId = Number(process.env[ENV.workerId]) || 0;
+  const workerId = Number(readVar('workerId')) || 0;
   workerBus.connect(
     (topic, data, sent) => send({ tdw: 'bcast', topic, data: data.toString('base64') }, sent),
     workerId,
@@ -127,7 +129,7 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
 
   return {
     workerId,
-    spawnId: Number(process.env[ENV.spawnId]) || 0,
+    spawnId: Number(readVar('spawnId')) || 0,
     ready: () => send({ tdw: 'ready' }),
     requestRecycle: (reason) => send({ tdw: 'recycle', reason }),
     beat: () => new Promise((resolve) => heartbeat(resolve)),

@@ -1,10 +1,10 @@
-// What a worker process needs to know, passed by the daemon in one environment variable.
-// Imported by the worker entry: types and JSON only.
+// What a worker process needs to know, passed by the daemon in one environment variable
+// (TCPDAEMON_WORKER, src/child-channel.ts). Imported by the worker entry: types and JSON only.
+import { readVar, takeVar } from '../child-channel.js';
+import type { LogFormat } from '../log-format.js';
 import type { LogLevel } from '../logger.js';
 import type { WorkerTls } from '../tls/daemon-tls.js';
 import type { ModelName } from '../types.js';
-
-const WORKER_ENV = 'TCPDAEMON_WORKER';
 
 // Kept on globalThis, not in this module: the worker entry runs from a bundle with its own copy
 // of this module, and a handler importing 'tcpdaemon' must still see the config it took.
@@ -37,6 +37,7 @@ export interface WorkerConfig {
   unix: boolean;
   params: Record<string, string>;
   loglevel: LogLevel;
+  logFormat: LogFormat;
   logfile: string | null;
   /** Serve this many connections, then ask to be replaced; 0 = never. */
   recycleAfter: number;
@@ -52,15 +53,15 @@ export interface WorkerConfig {
   metrics: boolean;
 }
 
-export function workerEnv(config: WorkerConfig): Record<string, string> {
-  return { [WORKER_ENV]: JSON.stringify(config) };
+/** The child-channel variables that carry `config` to a worker (see childEnv). */
+export function workerEnv(config: WorkerConfig): { worker: string } {
+  return { worker: JSON.stringify(config) };
 }
 
 /** True in a process the daemon started as a worker. */
 export function isWorkerProcess(): boolean {
   return (
-    store[TAKEN] !== undefined ||
-    (process.env[WORKER_ENV] !== undefined && typeof process.send === 'function')
+    store[TAKEN] !== undefined || (readVar('worker') !== undefined && typeof process.send === 'function')
   );
 }
 
@@ -69,11 +70,9 @@ export function isWorkerProcess(): boolean {
  * starts do not take themselves for workers. Undefined when this is no worker.
  */
 export function takeWorkerConfig(): WorkerConfig | undefined {
-  const raw = process.env[WORKER_ENV];
-  if (raw === undefined || typeof process.send !== 'function') return undefined;
-  const taken = JSON.parse(raw) as WorkerConfig;
+  if (readVar('worker') === undefined || typeof process.send !== 'function') return undefined;
+  const taken = JSON.parse(takeVar('worker')!) as WorkerConfig;
   store[TAKEN] = taken;
-  delete process.env[WORKER_ENV];
   return taken;
 }
 

@@ -1,6 +1,7 @@
 // Messages between the daemon and its workers about connections (the supervisor's own messages
 // carry `tdw`; these carry `tdm`). A listening handle or a socket travels with some of them.
 import type { Admission } from '../address-limits.js';
+import { channelOf } from '../child-channel.js';
 
 export type ToWorker =
   /** With the listening handle, in answer to 'want-listen' (IOMP); LF: accept one connection on it. */
@@ -46,5 +47,5 @@ export type FromWorker =
 export const LOAD_REPORT_MS = 10;
 
 export function isModelMessage(m: unknown): m is { tdm: string } {
-  return typeof m === 'object' && m !== null && typeof (m as { tdm?: unknown }).tdm === 'string';
+  return channelOf(m) === 'model';
 }

@@ -80,6 +80,7 @@ export async function startWorker(
   const logOptions = {
     logfile: config.logfile ?? undefined,
     level: config.loglevel,
+    format: config.logFormat,
     workerId: channel.workerId,
   };
   // An IF process loads pino with its first line logged (most log nothing, and start sooner). A

@@ -50,6 +50,7 @@ const channel = joinSupervisor({
 const log = createLogger({
   logfile: config.logfile ?? undefined,
   level: config.loglevel,
+  format: config.logFormat,
   workerId: channel.workerId,
 });
 const logger = log.logger.child({ thread: channel.spawnId });
