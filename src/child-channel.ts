@@ -61,6 +61,12 @@ export const CHANNEL_VARS = {
     holds: "the spawned backends' addresses as JSON",
     handlerSees: false,
   },
+  // Proxy daemon -> its front workers with --discover (src/proxy/discovery.ts): the list at their start.
+  proxyDiscovered: {
+    name: 'TCPDAEMON_PROXY_DISCOVERED',
+    holds: 'the discovered backends (DiscoveredList) as JSON',
+    handlerSees: false,
+  },
   // Proxy -> each spawned backend (a user's program: public, documented in --spawn's help).
   backendPort: {
     name: 'TCPDAEMON_BACKEND_PORT',

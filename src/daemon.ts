@@ -25,6 +25,7 @@ import { applyLive } from './platform/fields.js';
 import { attachSignals, HostFiles, stopInOrder } from './platform/host.js';
 import type { SignalInbox } from './signals.js';
 import type { DaemonStatus, StatusSection } from './status.js';
+import type { Supervisor } from './supervisor/supervisor.js';
 import { workersProblem } from './systemd/health.js';
 import { passedSocketFor, systemdSocket } from './systemd/listen-fds.js';
 import type { ServiceManager } from './systemd/notify.js';
@@ -71,6 +72,12 @@ export interface TcpdaemonHandle extends EventEmitter {
   reload(): Promise<void>;
   /** What runs now: the report `tcpdaemon status` prints. Inside a worker: undefined. */
   status(): DaemonStatus | undefined;
+  /**
+   * A worker-bus message (worker-bus.ts) from the daemon to every live worker process or thread,
+   * `fromWorker` 0; workers started later do not get it. Nothing when the daemon serves alone
+   * (IOMP -c 1) and inside a worker.
+   */
+  sendToWorkers(topic: string, data: Uint8Array | string): void;
   readonly logger: Logger;
 }
 
@@ -155,6 +162,7 @@ export async function tcpdaemon(
   }
   const addressGate = addressGateFor(params, logger);
   const stopper = new AbortController();
+  const supervisors: Supervisor[] = [];
   // Handlers listen on the shared stop signal once per connection: thousands of listeners are normal.
   setMaxListeners(0, stopper.signal);
   let running: RunningModel;
@@ -173,6 +181,7 @@ export async function tcpdaemon(
       tls,
       addressGate,
       metrics: ops?.hub,
+      adopt: (s) => supervisors.push(s),
     });
   } catch (err) {
     listening.close();
@@ -240,6 +249,7 @@ export async function tcpdaemon(
     addressGate,
     ops,
     announcer,
+    supervisors,
   );
   const service = options.serviceManager;
   service?.watch((intervalMs) => workersProblem([running.status?.().workers], intervalMs));
@@ -297,8 +307,15 @@ class DaemonHandle extends EventEmitter implements TcpdaemonHandle {
     private readonly ops: DaemonOps | undefined,
     /** --announce: withdrawn first on stop, so clients stop coming before the drain. */
     private readonly announcer: Announcer | undefined,
+    /** The model's supervisors (none for IOMP -c 1). */
+    private readonly supervisors: readonly Supervisor[],
   ) {
     super();
+  }
+
+  sendToWorkers(topic: string, data: Uint8Array | string): void {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    for (const s of this.supervisors) s.publish(topic, bytes);
   }
 
   /** Why this daemon does not take connections now (/readyz); undefined when it does. */
@@ -480,6 +497,9 @@ class WorkerSideHandle extends EventEmitter implements TcpdaemonHandle {
   status(): undefined {
     return undefined;
   }
+
+  /** Only the daemon sends to its workers (a worker publishes on workerBus). */
+  sendToWorkers(): void {}
 
   /** Reloading replaces every worker: the daemon's job (SIGHUP to the daemon), not a worker's. */
   async reload(): Promise<void> {

@@ -53,6 +53,7 @@ describe('child channel: the variables', () => {
     assert.deepEqual([...NOT_INHERITED].sort(), [
       'TCPDAEMON_COMMAND_INPUT',
       'TCPDAEMON_DETACHED',
+      'TCPDAEMON_PROXY_DISCOVERED',
       'TCPDAEMON_PROXY_SPAWNED',
       'TCPDAEMON_WORKER',
     ]);

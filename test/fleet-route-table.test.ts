@@ -3,13 +3,19 @@
 // process's entry leaves it within its TTL.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { Kvm } from '@nats-io/kv';
+import { connect as natsConnect } from '@nats-io/transport-node';
 import pino from 'pino';
-import type { RouteEntry } from '../src/fleet/route.js';
+import { ROUTES_BUCKET, type RouteEntry, routeKey } from '../src/fleet/route.js';
 import { RouteTable } from '../src/fleet/route-table.js';
 import { EXAMPLES, startDaemon, stopCleanly } from './helpers/daemon.js';
 import { type NatsServer, startNats } from './helpers/gateway.js';
 import { assertNoLeftoverProcesses } from './helpers/leftovers.js';
+import { captureLogger } from './helpers/supervisor.js';
 
 const ECHO = `${EXAMPLES}/echo.js`;
 const silent = pino({ level: 'silent' });
@@ -154,4 +160,62 @@ test('RouteTable.open: NATS down is a ConnectError naming the URL', async () => 
       /--discovery nats:\/\/127\.0\.0\.1:1: cannot connect: connection refused/.test(err.message) &&
       typeof err.code === 'string',
   );
+});
+
+test('RouteTable: while NATS is lost the entries are kept past their TTL (one line each way); once back, one TTL for refreshes, then an entry not refreshed goes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-rt-lost-'));
+  let own = await startNats(dir);
+  const logs = captureLogger();
+  const table = await RouteTable.open({ servers: [own.url], logger: logs.logger, sweepMs: 100 });
+  const nc = await natsConnect({ servers: own.url });
+  try {
+    const kv = await new Kvm(nc).create(ROUTES_BUCKET, { history: 1, ttl: 10_000 });
+    // An announcer of our own that refreshes only when told: TTL 500 ms.
+    const put = () =>
+      kv.put(
+        routeKey('rt-lost', '127.0.0.1:7'),
+        JSON.stringify({
+          service: 'rt-lost',
+          address: '127.0.0.1:7',
+          weight: 1,
+          refreshedAt: Date.now(),
+          ttlMs: 500,
+        }),
+      );
+    const seen = changeWhere(table, 'rt-lost', (es) => es.length === 1);
+    await put();
+    await seen;
+    await nc.close();
+    const lost = once(table, 'lost');
+    await own.stop();
+    await lost;
+    // Four TTLs and many sweeps with no refresh possible: kept.
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.deepEqual(
+      table.entries('rt-lost').map((e) => e.address),
+      ['127.0.0.1:7'],
+    );
+    assert.ok(table.lostSince !== undefined);
+    const back = once(table, 'back');
+    own = await startNats(dir, [], own.port);
+    await back;
+    assert.equal(table.lostSince, undefined);
+    // Back: still there (its announcer gets a TTL to refresh), then gone without a refresh.
+    const backAt = Date.now();
+    assert.equal(table.entries('rt-lost').length, 1);
+    await changeWhere(table, 'rt-lost', (es) => es.length === 0);
+    assert.ok(Date.now() - backAt >= 400, 'not dropped before a TTL after NATS was back');
+    assert.deepEqual(
+      logs.lines.map((l) => l.msg).filter((m) => String(m).startsWith('route table: NATS connection')),
+      [
+        'route table: NATS connection lost; keeping the last known entries until it is back',
+        'route table: NATS connection back',
+      ],
+    );
+  } finally {
+    await nc.close().catch(() => undefined);
+    await table.close();
+    await own.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -48,7 +48,10 @@ async function rejects(args: string[], reason: RegExp): Promise<void> {
 
 describe('tcpdaemon proxy: flags', () => {
   it('refuses bad flags with one line and exit 1, before listening', async () => {
-    await rejects(['-l', '127.0.0.1:0'], /give at least one --backend HOST:PORT or --spawn COMMAND/);
+    await rejects(
+      ['-l', '127.0.0.1:0'],
+      /give at least one --backend HOST:PORT, --spawn COMMAND or --discover SERVICE/,
+    );
     await rejects(
       ['-l', '127.0.0.1:0', '--backend', '127.0.0.1:1', '--frobnicate'],
       /unknown flag '--frobnicate'/,

@@ -1,6 +1,8 @@
 // The reader's side of the route table (route.ts): a live copy of the announced entries, pushed by
 // a KV watch (never polled), with entries past their TTL dropped by a sweep (a watch sees no removal
 // by the bucket's max age). 'change' fires with the service's live entries whenever they change.
+// While the NATS connection is lost no announcer's refresh can arrive: the entries held are kept
+// (not swept) until it is back, and for one TTL after that, the time their refreshes need.
 import { EventEmitter } from 'node:events';
 import { type KV, Kvm, type KvWatchEntry } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -32,6 +34,10 @@ export interface RouteTableOptions {
 
 export interface RouteTableEvents {
   change: [service: string, entries: RouteEntry[]];
+  /** The NATS connection is lost: the entries held are kept as they are. */
+  lost: [];
+  /** The NATS connection is back. */
+  back: [];
 }
 
 export class RouteTable extends EventEmitter<RouteTableEvents> {
@@ -48,15 +54,31 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   private rewatching = false;
   /** Keys being checked against the bucket because their refresh is late. */
   private readonly checking = new Set<string>();
+  /** Date.now() when the NATS connection was lost; undefined while connected. */
+  private lostAt: number | undefined;
+  /** Date.now() when it was last back (0 = never lost). */
+  private backAt = 0;
 
   private constructor(
     private readonly nc: NatsConnection,
-    private readonly logger: Logger,
+    private logger: Logger,
     sweepMs: number,
+    /** The servers as given, for log lines. */
+    readonly where: string,
   ) {
     super();
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs);
     this.sweepTimer.unref();
+  }
+
+  /** Log lines go to `logger` from now on (a command whose own logger exists once it listens). */
+  useLogger(logger: Logger): void {
+    this.logger = logger;
+  }
+
+  /** Date.now() since which the NATS connection is lost; undefined while connected. */
+  get lostSince(): number | undefined {
+    return this.lostAt;
   }
 
   /** Connects, opens (or creates) the bucket and returns once the current entries are in. */
@@ -73,7 +95,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     } catch (err) {
       throw new ConnectError(`--discovery ${where}: cannot connect: ${reason(err)}`);
     }
-    const table = new RouteTable(nc, opts.logger, opts.sweepMs ?? 1000);
+    const table = new RouteTable(nc, opts.logger, opts.sweepMs ?? 1000, where);
     try {
       const onRetry = (err: unknown) =>
         opts.logger.warn(
@@ -109,7 +131,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     const byKey = this.table.get(service);
     if (byKey === undefined) return [];
     return [...byKey.values()]
-      .filter((e) => isLive(e, now))
+      .filter((e) => this.live(e, now))
       .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   }
 
@@ -173,11 +195,37 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     clearTimeout(timer);
   }
 
-  /** After a reconnect the watch's consumer may be gone with the server it lived on: watch again. */
+  /** Whether a held entry counts at `now`: see the top of this file. */
+  private live(e: RouteEntry, now: number): boolean {
+    return this.lostAt !== undefined || isLive(e, now) || now - this.backAt <= e.ttlMs;
+  }
+
+  /**
+   * One line when the connection is lost (the entries are held from then on), one when it is back.
+   * After a reconnect the watch's consumer may be gone with the server it lived on: watch again.
+   */
   private followReconnects(): void {
     void (async () => {
       for await (const st of this.nc.status()) {
-        if (st.type === 'reconnect') this.rewatch('reconnected to NATS');
+        if (this.closed) return;
+        if (st.type === 'disconnect' && this.lostAt === undefined) {
+          this.sweep(); // what was already stale goes; the rest is held
+          this.lostAt = Date.now();
+          this.logger.warn(
+            { discovery: this.where, services: this.services().length },
+            'route table: NATS connection lost; keeping the last known entries until it is back',
+          );
+          this.emit('lost');
+        } else if (st.type === 'reconnect') {
+          if (this.lostAt !== undefined) {
+            const lostMs = Date.now() - this.lostAt;
+            this.lostAt = undefined;
+            this.backAt = Date.now();
+            this.logger.info({ discovery: this.where, lostMs }, 'route table: NATS connection back');
+            this.emit('back');
+          }
+          this.rewatch('reconnected to NATS');
+        }
       }
     })().catch(() => undefined);
   }
@@ -242,7 +290,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     }
     const before = byKey.get(e.key);
     byKey.set(e.key, entry);
-    if (before === undefined || !sameRoute(before, entry) || !isLive(before))
+    if (before === undefined || !sameRoute(before, entry) || !this.live(before, Date.now()))
       this.emit('change', service, this.entries(service));
   }
 
@@ -251,10 +299,11 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     for (const [service, byKey] of this.table) {
       let dropped = false;
       for (const [key, entry] of byKey) {
-        if (!isLive(entry, now)) {
+        if (!this.live(entry, now)) {
           byKey.delete(key);
           dropped = true;
-        } else if (now - entry.refreshedAt > (entry.ttlMs * 2) / 3) this.checkLate(key, entry);
+        } else if (this.lostAt === undefined && now - entry.refreshedAt > (entry.ttlMs * 2) / 3)
+          this.checkLate(key, entry); // (while NATS is lost every entry is late, and nothing answers)
       }
       if (dropped) this.emit('change', service, this.entries(service));
       if (byKey.size === 0) this.table.delete(service);

@@ -27,16 +27,8 @@ export function readAnnounceSettings(read: Read): AnnounceSettings | undefined {
       throw new ParamError(`${given} needs announce (--announce SERVICE)`);
     return undefined;
   }
-  if (!SERVICE_NAME.test(service))
-    throw new ParamError(
-      `announce (--announce) '${service}' is not a service name: 1 to 64 letters, digits, '_' or '-'`,
-    );
-  if (servers === undefined || servers.length === 0)
-    throw new ParamError('announce (--announce) needs discovery (--discovery nats://HOST:PORT[,...])');
-  for (const url of servers) {
-    if (!/^(nats|tls):\/\/[^/\s]+$/.test(url))
-      throw new ParamError(`discovery (--discovery) '${url}' is not a nats://HOST:PORT URL`);
-  }
+  checkServiceName(service, 'announce (--announce)');
+  checkDiscovery(servers, 'announce (--announce)');
   const advertise = read.advertise as string | undefined;
   if (advertise !== undefined) {
     let a: ReturnType<typeof parseListenAddress>;
@@ -58,6 +50,22 @@ export function readAnnounceSettings(read: Read): AnnounceSettings | undefined {
     version: (read.announceVersion as string | undefined) ?? '',
     ttlMs: Math.round(((read.announceTtl as number | undefined) ?? 10) * 1000),
   };
+}
+
+/** `servers` (--discovery) as `who` needs them: given, and each a nats:// or tls:// URL. Throws ParamError. */
+export function checkDiscovery(servers: string[] | undefined, who: string): asserts servers is string[] {
+  if (servers === undefined || servers.length === 0)
+    throw new ParamError(`${who} needs discovery (--discovery nats://HOST:PORT[,...])`);
+  for (const url of servers) {
+    if (!/^(nats|tls):\/\/[^/\s]+$/.test(url))
+      throw new ParamError(`discovery (--discovery) '${url}' is not a nats://HOST:PORT URL`);
+  }
+}
+
+/** A service name (--announce, --discover) or a ParamError saying what one is. */
+export function checkServiceName(service: string, who: string): void {
+  if (!SERVICE_NAME.test(service))
+    throw new ParamError(`${who} '${service}' is not a service name: 1 to 64 letters, digits, '_' or '-'`);
 }
 
 export function isWildcard(host: string): boolean {

@@ -31,6 +31,8 @@ export interface ModelHost {
   addressGate: AddressGate | undefined;
   /** --metrics: models hand it their supervisor (and IOMP -c 1 its runner); undefined without. */
   metrics?: ModelMetrics;
+  /** Every supervisor the model creates, for the daemon's own messages to the workers (sendToWorkers). */
+  adopt?(supervisor: Supervisor): void;
 }
 
 /** What a model tells the metrics (src/metrics/hub.ts) about its serving processes. */

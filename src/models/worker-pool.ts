@@ -104,6 +104,7 @@ export function createSupervisor(host: ModelHost, opts: WorkerPoolOptions): Supe
     ...supervision(params, opts),
   });
   host.metrics?.watch(supervisor);
+  host.adopt?.(supervisor);
   return supervisor;
 }
 

@@ -5,6 +5,7 @@
 import { DEFAULT_PASSIVE_HEALTH, type PassiveHealthOptions } from '../balance/health.js';
 import { DEFAULT_STRATEGY, STRATEGY_NAMES, type StrategyName } from '../balance/strategies/index.js';
 import { ParamError } from '../errors.js';
+import { checkDiscovery, checkServiceName } from '../fleet/settings.js';
 import type { LogFormat } from '../log-format.js';
 import type { LogLevel } from '../logger.js';
 import { DAEMON_FIELDS, type TcpdaemonParams } from '../params.js';
@@ -23,6 +24,10 @@ export interface ProxyConfig {
   listen: string;
   /** `--backend HOST:PORT[,weight=N]` (repeatable); also `[v6]:port` and socket paths. */
   backends?: string[];
+  /** `--discover SERVICE`: the backends are the service's entries in the route table on `discovery`, followed live. */
+  discover?: string;
+  /** `--discovery nats://H:P[,...]`: the NATS servers of the route table (shared with --announce). */
+  discovery?: string | string[];
   /** `--spawn 'COMMAND {port}'`: backends the proxy starts and supervises. */
   spawn?: string;
   /** `--spawn-count N`: how many of them. Default 1 when --spawn is given. */
@@ -96,6 +101,8 @@ export type FrontParams = Omit<TcpdaemonParams, 'listen' | 'handler'>;
 export interface ResolvedProxyConfig {
   listen: string;
   backends: BackendSpec[];
+  /** --discover: the service and the NATS servers holding its route table; undefined = the backends are listed or spawned. */
+  discover: { service: string; servers: string[] } | undefined;
   spawn:
     | {
         /** The command's words, {port} still in them. */
@@ -141,6 +148,14 @@ const BACKENDS: Field<string[]> = {
   help: 'HOST:PORT, [IPV6]:PORT or a socket path, optionally ,weight=N (1..100)',
   repeat: true,
   parse: list(text),
+};
+
+const DISCOVER: Field<string> = {
+  key: 'discover',
+  flags: ['--discover'],
+  arg: 'SERVICE',
+  help: "the backends are SERVICE's entries in the route table on --discovery (--announce), followed live; not with --backend or --spawn",
+  parse: text,
 };
 
 const SPAWN_FIELDS: readonly Field[] = [
@@ -276,6 +291,7 @@ const FRONT_FIELDS: readonly Field[] = DAEMON_FIELDS.filter((f) =>
 export const PROXY_FIELDS: readonly Field[] = [
   LISTEN,
   BACKENDS,
+  DISCOVER,
   ...SPAWN_FIELDS,
   ...BALANCING_FIELDS,
   ...FRONT_FIELDS,
@@ -300,6 +316,7 @@ export const PROXY_COMMAND: CommandSpec = {
   synopsis: [
     'tcpdaemon proxy -l ADDRESS --backend HOST:PORT[,weight=N] [--backend ...] [options]',
     "tcpdaemon proxy -l ADDRESS --spawn 'COMMAND {port}' [--spawn-count N] [options]",
+    'tcpdaemon proxy -l ADDRESS --discover SERVICE --discovery nats://HOST:PORT[,...] [options]',
   ],
   fields: PROXY_FIELDS,
   refused: { '--workers': 'is now -c N (front processes)' },
@@ -372,8 +389,9 @@ export function validateProxyConfig(input: unknown): ResolvedProxyConfig {
     }
     spawn = { words, count, basePort: spawnPort, unix: spawnUnix };
   }
-  if (backends.length === 0 && spawn === undefined) {
-    throw new ParamError('give at least one --backend HOST:PORT or --spawn COMMAND');
+  const discover = readDiscover(read, backends.length > 0, spawn !== undefined);
+  if (backends.length === 0 && spawn === undefined && discover === undefined) {
+    throw new ParamError('give at least one --backend HOST:PORT, --spawn COMMAND or --discover SERVICE');
   }
 
   const passive: PassiveHealthOptions = { ...DEFAULT_PASSIVE_HEALTH };
@@ -423,6 +441,7 @@ export function validateProxyConfig(input: unknown): ResolvedProxyConfig {
   return {
     listen,
     backends,
+    discover,
     spawn,
     strategy: get<StrategyName>('strategy') ?? DEFAULT_STRATEGY,
     healthIntervalMs: seconds_('healthInterval') ?? DEFAULT_ACTIVE_CHECK.intervalMs,
@@ -445,6 +464,34 @@ export function validateProxyConfig(input: unknown): ResolvedProxyConfig {
     checks,
     daemon,
   };
+}
+
+/**
+ * --discover SERVICE with --discovery. Not with --backend or --spawn: the route table is then the
+ * one list of backends, so an empty or withdrawn service means no backend, never a silent fallback
+ * to a fixed one that the fleet cannot take out of rotation. Throws ParamError.
+ */
+function readDiscover(
+  read: Record<string, unknown>,
+  listed: boolean,
+  spawned: boolean,
+): ResolvedProxyConfig['discover'] {
+  const service = read.discover as string | undefined;
+  const servers = read.discovery as string[] | undefined;
+  if (service === undefined) {
+    if (servers !== undefined && read.announce === undefined)
+      throw new ParamError(
+        'discovery (--discovery) needs discover (--discover SERVICE) or announce (--announce SERVICE)',
+      );
+    return undefined;
+  }
+  checkServiceName(service, 'discover (--discover)');
+  if (listed || spawned)
+    throw new ParamError(
+      `discover (--discover) takes the backends from the route table: give it without ${listed ? '--backend' : '--spawn'}`,
+    );
+  checkDiscovery(servers, 'discover (--discover)');
+  return { service, servers };
 }
 
 /** Keys handed to the front daemon as they are (the rest are the proxy's own). */

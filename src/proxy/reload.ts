@@ -7,29 +7,37 @@ import type { ResolvedProxyConfig } from './config.js';
 import type { ForwardOptions } from './forward.js';
 import type { BackendPool } from './pool.js';
 
-/** Applies `next`'s backends and forwarding values to what runs with `running`'s. */
+/**
+ * Brings the pool from `running` to `next` (a config reload, or a route-table change with --discover:
+ * `cause` names it in the log lines, logged at `level`).
+ */
 export function reloadBackends(
   pool: BackendPool,
   running: readonly BackendSpec[],
   next: readonly BackendSpec[],
   logger: Logger,
+  cause = 'reload',
+  level: 'info' | 'debug' = 'info',
 ): void {
   const wanted = new Map(next.map((b) => [b.id, b]));
   for (const b of running) {
     if (wanted.has(b.id) || !pool.has(b.id)) continue;
     const active = pool.snapshot().backends.find((s) => s.id === b.id)?.active ?? 0;
     pool.remove(b.id);
-    logger.info({ backend: b.id, active }, 'backend removed by reload: no new connections, open ones finish');
+    logger[level](
+      { backend: b.id, active },
+      `backend removed by ${cause}: no new connections, open ones finish`,
+    );
   }
   const had = new Map(running.map((b) => [b.id, b]));
   for (const b of next) {
     const old = had.get(b.id);
     if (old === undefined || !pool.has(b.id)) {
       pool.add(b);
-      logger.info({ backend: b.id, weight: b.weight }, 'backend added by reload');
+      logger[level]({ backend: b.id, weight: b.weight }, `backend added by ${cause}`);
     } else if (old.weight !== b.weight) {
       pool.setWeight(b.id, b.weight);
-      logger.info({ backend: b.id, from: old.weight, to: b.weight }, 'backend weight changed by reload');
+      logger[level]({ backend: b.id, from: old.weight, to: b.weight }, `backend weight changed by ${cause}`);
     }
   }
 }

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { handDown, readVar } from '../child-channel.js';
 import { type DaemonOptions, type TcpdaemonHandle, tcpdaemon } from '../daemon.js';
-import { describeErrno, TlsConfigError } from '../errors.js';
+import { ConnectError, describeErrno, TlsConfigError } from '../errors.js';
 import type { Meter } from '../metrics/meter.js';
 import { type ConfigSource, logApplied, planReload } from '../platform/reload-config.js';
 import type { Tcpmain } from '../types.js';
@@ -12,6 +12,7 @@ import { isWorkerProcess } from '../worker/config.js';
 import type { BackendAddress, BackendSpec } from './backend.js';
 import { backendId } from './backend.js';
 import { type ProxyConfig, type ResolvedProxyConfig, validateProxyConfig } from './config.js';
+import { DISCOVERED_TOPIC, type DiscoveredList, DiscoveryFeed, followDiscovered } from './discovery.js';
 import type { ForwardOptions } from './forward.js';
 import { createProxyHandler } from './front.js';
 import { meterPool, proxyNotReady } from './metrics.js';
@@ -69,12 +70,24 @@ export async function startProxy(config: ProxyConfig, options: ProxyOptions = {}
     noDelay: true,
     backendTls,
   };
+  // --discover: the daemon follows the route table; each front takes the lists it pushes (discovery.ts).
+  let discovered: BackendSpec[] = [];
+  let applyList: (list: DiscoveredList) => void = (list) => {
+    discovered = list.backends;
+  };
+  let feed: DiscoveryFeed | undefined;
+  if (cfg.discover !== undefined) {
+    if (inWorker) followDiscovered((list) => applyList(list));
+    else feed = await openFeed(cfg.discover, cfg.backendTls !== undefined);
+    if (feed) discovered = feed.current.backends;
+  }
   let meter: Meter | undefined;
   const { config: source, ...daemonOptions } = options;
   const reconfigure: DaemonOptions['reconfigure'] = source
     ? (logger) => {
         const plan = planReload(source, logger);
         if (!plan) return undefined;
+        // --discover is no live field: plan.input keeps the running one, so backends beside it are refused.
         const next = validateProxyConfig(plan.input);
         if (pool) reloadBackends(pool, cfg.backends, next.backends, logger);
         reloadForwarding(forwarding, next);
@@ -82,25 +95,50 @@ export async function startProxy(config: ProxyConfig, options: ProxyOptions = {}
         return { params: frontParams(next, tcpmain), applied: () => logApplied(plan, logger) };
       }
     : undefined;
-  const handle = await tcpdaemon(frontParams(cfg, tcpmain), {
-    ...daemonOptions,
-    workerReport: () => pool?.snapshot(),
-    statusSections: backendSection,
-    workerMetrics: (m) => {
-      meter = m;
-      meterPool(m, () => pool);
-    },
-    notReady: proxyNotReady,
-    reconfigure,
-  });
+  let handle: Awaited<ReturnType<typeof tcpdaemon>>;
+  try {
+    handle = await tcpdaemon(frontParams(cfg, tcpmain), {
+      ...daemonOptions,
+      workerReport: () => pool?.snapshot(),
+      statusSections: feed ? (reports) => [...backendSection(reports), feed.section()] : backendSection,
+      workerMetrics: (m) => {
+        meter = m;
+        meterPool(m, () => pool);
+      },
+      notReady: proxyNotReady,
+      reconfigure,
+    });
+  } catch (err) {
+    await feed?.close();
+    throw err;
+  }
   const logger = handle.logger;
-  pool = new BackendPool(cfg.backends, {
+  feed?.useLogger(logger);
+  pool = new BackendPool([...cfg.backends, ...discovered], {
     strategy: cfg.strategy,
     passive: cfg.passive,
     checks: checkOptions(cfg),
     logger,
   });
   pool.meter = meter;
+  if (cfg.discover !== undefined) {
+    const livePool = pool;
+    // A front logs its changes at debug: the daemon's lines say the same once.
+    const level = inWorker ? 'debug' : 'info';
+    applyList = (list) => {
+      reloadBackends(livePool, discovered, list.backends, logger, 'route table', level);
+      discovered = list.backends;
+    };
+    if (feed) {
+      const push = (list: DiscoveredList) => {
+        applyList(list);
+        handle.sendToWorkers(DISCOVERED_TOPIC, JSON.stringify(list));
+      };
+      feed.onList(push);
+      // A change while the daemon started: fronts forked before it have not seen it.
+      push(feed.current);
+    }
+  }
   let spawned: SpawnedBackends | undefined;
   if (cfg.spawn !== undefined && planned !== undefined) {
     if (inWorker) {
@@ -121,7 +159,8 @@ export async function startProxy(config: ProxyConfig, options: ProxyOptions = {}
   ready(handler);
   logger.info(
     {
-      backends: describe(pool, cfg.backends, spawned?.specs ?? []),
+      backends: describe(pool, [...cfg.backends, ...discovered], spawned?.specs ?? []),
+      ...(cfg.discover ? { discover: cfg.discover.service, discovery: cfg.discover.servers.join(',') } : {}),
       spawned: spawned ? { count: spawned.specs.length, pids: spawned.pids() } : null,
       strategy: cfg.strategy,
       healthIntervalMs: cfg.healthIntervalMs,
@@ -139,6 +178,7 @@ export async function startProxy(config: ProxyConfig, options: ProxyOptions = {}
   const close = () => {
     closing ??= (async () => {
       await closeDaemon();
+      await feed?.close();
       stopStats();
       pool.close();
       await spawned?.stop();
@@ -181,6 +221,30 @@ function checkOptions(cfg: ResolvedProxyConfig) {
   if (cfg.healthIntervalMs === 0) return false as const;
   const { rise, fall, timeoutMs } = cfg.checks;
   return { intervalMs: cfg.healthIntervalMs, timeoutMs, rise, fall };
+}
+
+/** The daemon's route-table feed; ConnectError (one line naming the URL) when NATS cannot be reached. */
+async function openFeed(
+  discover: NonNullable<ResolvedProxyConfig['discover']>,
+  backendTls: boolean,
+): Promise<DiscoveryFeed> {
+  const { RouteTable } = await import('../fleet/route-table.js');
+  const { default: pino } = await import('pino');
+  // The daemon's logger exists once tcpdaemon() resolves (feed.useLogger); until then the route
+  // table's own warnings (JetStream retries while opening) go to stderr.
+  const early = pino({ level: 'warn' }, process.stderr);
+  let table: Awaited<ReturnType<typeof RouteTable.open>>;
+  try {
+    table = await RouteTable.open({
+      servers: discover.servers,
+      logger: early,
+      services: [discover.service],
+      name: `tcpdaemon proxy --discover ${discover.service}`,
+    });
+  } catch (err) {
+    throw new ConnectError(`--discover ${discover.service}: ${(err as Error).message}`);
+  }
+  return new DiscoveryFeed(table, discover.service, backendTls);
 }
 
 function spawnedFromPrimary(): BackendAddress[] {

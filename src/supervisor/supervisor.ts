@@ -349,6 +349,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /**
+   * A worker-bus message from the daemon itself (from 0) to every live worker, starting ones
+   * included (a worker's IPC holds it until its channel listens), bounded as relayed ones are.
+   */
+  publish(topic: string, data: Uint8Array): void {
+    this.relay(0, topic, Buffer.from(data).toString('base64'));
+  }
+
+  /**
    * Asks for `slot`'s worker to be replaced: a new one starts, and once it is ready the old one
    * retires gracefully. Repeated asks while one is underway are merged.
    */
@@ -565,7 +573,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     } else if (msg.tdw === 'recycle') {
       this.wantRecycle(w, String(msg.reason), true);
     } else if (msg.tdw === 'bcast') {
-      this.relay(w, msg.topic, msg.data);
+      this.relay(w.workerId, msg.topic, msg.data);
     }
   }
 
@@ -574,8 +582,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * written to one worker is bounded (RELAY_MAX_BYTES): past it that worker misses the message,
    * counted and logged, and the others still get it.
    */
-  private relay(from: Worker, topic: string, data: string): void {
-    const message = { tdw: 'bcast', topic, data, from: from.workerId };
+  private relay(from: number, topic: string, data: string): void {
+    const message = { tdw: 'bcast', topic, data, from };
     const size = data.length;
     for (const w of this.workers() as Worker[]) {
       if (w.exited) continue;

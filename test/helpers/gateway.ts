@@ -78,13 +78,17 @@ function freePort(): Promise<number> {
 
 /**
  * Starts nats-server with JetStream (its store in a fresh temp dir, or `storeDir`) on a free port.
- * `extraArgs` go to nats-server (e.g. --tls ...).
+ * `extraArgs` go to nats-server (e.g. --tls ...); `fixedPort`: that port (a restart where clients reconnect).
  * nats-server cannot listen on port 0, so a free port is found first; EADDRINUSE is retried.
  */
-export async function startNats(storeDir?: string, extraArgs: string[] = []): Promise<NatsServer> {
+export async function startNats(
+  storeDir?: string,
+  extraArgs: string[] = [],
+  fixedPort?: number,
+): Promise<NatsServer> {
   const dir = storeDir ?? mkdtempSync(join(tmpdir(), 'tcpdaemon-nats-'));
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = fixedPort ?? (await freePort());
     const child = spawn(
       'nats-server',
       ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...extraArgs],
