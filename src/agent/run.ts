@@ -150,10 +150,8 @@ function lateLogger(): { logger: Logger; bind(real: Logger): void } {
   let early: Logger | undefined;
   const logger = new Proxy({} as Logger, {
     get(_target, prop) {
-      const target = (real ?? (early ??= defaultLogger('tcpdaemon agent'))) as unknown as Record<
-        string | symbol,
-        unknown
-      >;
+      if (real === undefined && early === undefined) early = defaultLogger('tcpdaemon agent');
+      const target = (real ?? early) as unknown as Record<string | symbol, unknown>;
       const value = target[prop];
       return typeof value === 'function' ? value.bind(target) : value;
     },
