@@ -4,8 +4,11 @@
 // node killed, a host partitioned and healed. Traffic only between the namespaces' own addresses.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BIN, DaemonProcess, EXAMPLES, FIXTURES, type LogLine, ROOT } from './helpers/daemon.js';
+import { BIN, DaemonProcess, EXAMPLES, FIXTURES, type LogLine, ROOT, stopCleanly } from './helpers/daemon.js';
 import { assertNoLeftoverProcesses } from './helpers/leftovers.js';
 import { NatsCluster } from './helpers/nats-cluster.js';
 import { type Host, Network, netnsUnavailable } from './helpers/netns.js';
@@ -131,12 +134,25 @@ describe('multi-host: route table across hosts', { skip }, () => {
     }
   });
 
-  test('calls by service name from host 3 go to hosts 1 and 2; kill -9 of host 1: they move to host 2, only those in flight there fail', async () => {
-    const serve = (host: Host) => server(host, 'mh-calls', `${FIXTURES}/fleet-service.mjs`);
-    const a = await serve(net.host(1));
-    const b = await serve(net.host(2));
+  /** Where host 3's calls go: the caller's target, the process balancing them, its log of host 1 leaving. */
+  interface Via {
+    target: string;
+    /** undefined: the caller balances (MessageClient by service). */
+    balancer?: DaemonProcess;
+    removed: (l: LogLine) => boolean;
+    stop(): Promise<void>;
+  }
+
+  /**
+   * fleet-service.mjs announced as `service` on hosts 1 and 2, called from host 3 through `via`;
+   * then kill -9 of host 1: calls go on to host 2 and at most the calls in flight fail.
+   */
+  async function failover(service: string, via: (service: string, dead: string) => Promise<Via>) {
+    const a = await server(net.host(1), service, `${FIXTURES}/fleet-service.mjs`);
+    const b = await server(net.host(2), service, `${FIXTURES}/fleet-service.mjs`);
+    const path = await via(service, net.host(1).ip);
     const caller = new DaemonProcess(
-      ['test/fixtures/service-caller.mjs', 'mh-calls', nats.urlsFrom(net.host(3)).join(','), String(LOOPS)],
+      ['test/fixtures/caller.mjs', path.target, nats.urlsFrom(net.host(3)).join(','), String(LOOPS)],
       { command: [...net.host(3).exec, process.execPath], cwd: ROOT },
     );
     try {
@@ -146,9 +162,10 @@ describe('multi-host: route table across hosts', { skip }, () => {
         1,
         nats.nodes.map((n) => n.child.pid!),
       );
-      await caller.waitForMsg('host removed', 30_000);
-      // From here on every call is answered by host 2.
+      // Once host 1's route has expired (TTL) where the calls are balanced, host 2 answers every one.
+      await (path.balancer ?? caller).waitForLog(path.removed, 30_000);
       caller.signal('SIGUSR2');
+      await caller.waitForMsg('marked', 15_000);
       const after = await caller.waitForMsg('reply after mark', 15_000);
       assert.equal(namespaceOf(Number(after.pid)), net.host(2).ns);
       caller.signal('SIGTERM');
@@ -164,10 +181,65 @@ describe('multi-host: route table across hosts', { skip }, () => {
       assert.equal((await caller.waitForExit()).code, 0);
     } finally {
       await Promise.all([a.daemon.kill(), b.daemon.kill(), caller.kill()]);
+      await path.stop();
     }
+  }
+
+  test('MessageClient by service name on host 3: kill -9 of host 1 moves calls to host 2; at most those in flight fail', async () => {
+    await failover('mh-client', async (service, dead) => ({
+      target: `service:${service}`,
+      removed: (l) => l.msg === 'host removed' && String(l.host).startsWith(`${dead}:`),
+      stop: async () => undefined,
+    }));
   });
 
-  test('a NATS node killed (the reader’s own): the route table keeps following announces', async () => {
+  test('proxy --discover on host 3: kill -9 of host 1 moves connections to host 2; at most those in flight fail', async () => {
+    await failover('mh-proxy', async (service, dead) => {
+      const host = net.host(3);
+      const proxy = new DaemonProcess(
+        ['proxy', '-l', `${host.ip}:0`, '--discover', service, '--discovery', nats.urlsFrom(host).join(',')],
+        { command: [...host.exec, BIN] },
+      );
+      const line = await proxy.waitForMsg('listening', 30_000);
+      return {
+        target: `tcp:${String(line.address)}`,
+        balancer: proxy,
+        removed: (l) =>
+          l.msg === 'backend removed by route table: no new connections, open ones finish' &&
+          String(l.backend).startsWith(`${dead}:`),
+        stop: async () => {
+          await stopCleanly(proxy);
+        },
+      };
+    });
+  });
+
+  test('agent --upstream SERVICE on host 3: kill -9 of host 1 moves requests to host 2; at most those in flight fail', async () => {
+    await failover('mh-agent', async (service, dead) => {
+      const host = net.host(3);
+      const dir = mkdtempSync(join(tmpdir(), 'td-mh-agent-'));
+      const sock = join(dir, 'agent.sock');
+      const agent = new DaemonProcess(
+        ['agent', '-l', `unix:${sock}`, '--upstream', service, '--discovery', nats.urlsFrom(host).join(',')],
+        { command: [...host.exec, BIN] },
+      );
+      await agent.waitForMsg('listening', 30_000);
+      return {
+        target: `unix:${sock}`,
+        balancer: agent,
+        removed: (l) =>
+          l.msg === 'upstream hosts from the route table' &&
+          (l.upstreams as string[]).length > 0 &&
+          !(l.upstreams as string[]).some((u) => u.startsWith(`${dead}:`)),
+        stop: async () => {
+          await stopCleanly(agent);
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    });
+  });
+
+  test('a NATS node killed (the reader’s own): the route table keeps following announces; it comes back', async () => {
     const w = await watcher(net.host(3), 'mh-nats');
     const a = await server(net.host(1), 'mh-nats');
     try {
@@ -185,6 +257,14 @@ describe('multi-host: route table across hosts', { skip }, () => {
         assert.equal((await b.daemon.waitForExit()).code, 0);
       } finally {
         await b.daemon.kill();
+      }
+      // The node comes back and rejoins; the table still follows.
+      await nats.restart(3);
+      const c = await server(net.host(3), 'mh-nats');
+      try {
+        await nextRoutes(w, [a.address, c.address], 30_000);
+      } finally {
+        await c.daemon.kill();
       }
     } finally {
       await Promise.all([a.daemon.kill(), w.kill()]);

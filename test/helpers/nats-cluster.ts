@@ -21,6 +21,7 @@ export class NatsCluster {
   private constructor(
     readonly nodes: NatsNode[],
     private readonly dir: string,
+    private readonly routes: string,
   ) {}
 
   /** Every node's URL: what a client lists in --discovery to survive the loss of one. */
@@ -38,44 +39,8 @@ export class NatsCluster {
   static async start(hosts: Host[], timeoutMs = 30_000): Promise<NatsCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-nats-cluster-'));
     const routes = hosts.map((h) => `nats://${h.ip}:${ROUTE_PORT}`).join(',');
-    const nodes = hosts.map((host): NatsNode => {
-      const child = spawn(
-        host.exec[0]!,
-        [
-          ...host.exec.slice(1),
-          'nats-server',
-          '-a',
-          host.ip,
-          '-p',
-          String(CLIENT_PORT),
-          '-js',
-          '-sd',
-          join(dir, `n${host.index}`),
-          '--server_name',
-          `n${host.index}`,
-          '--cluster_name',
-          'tdtest',
-          '--cluster',
-          `nats://${host.ip}:${ROUTE_PORT}`,
-          '--routes',
-          routes,
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      const node: NatsNode = {
-        host,
-        url: `nats://${host.ip}:${CLIENT_PORT}`,
-        child,
-        log: '',
-        exited: new Promise((r) => child.once('exit', () => r())),
-      };
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-        node.log += d;
-        if (node.log.length > 200_000) node.log = node.log.slice(-100_000);
-      });
-      return node;
-    });
-    const cluster = new NatsCluster(nodes, dir);
+    const nodes = hosts.map((host) => spawnNode(host, dir, routes));
+    const cluster = new NatsCluster(nodes, dir, routes);
     // Ready when every node serves clients and a JetStream meta leader is elected. A node may learn
     // the leader a little later; JetStream requests meanwhile time out, and our clients retry those.
     const seen = (n: NatsNode, re: RegExp) =>
@@ -117,10 +82,79 @@ export class NatsCluster {
     await node.exited;
   }
 
+  /** Starts a killed node again on its own store; resolves once it has rejoined (knows a meta leader). */
+  async restart(index: number, timeoutMs = 30_000): Promise<void> {
+    const at = this.nodes.findIndex((n) => n.host.index === index);
+    const old = this.nodes[at];
+    if (old === undefined) throw new Error(`no NATS node on host ${index}`);
+    if (old.child.exitCode === null && old.child.signalCode === null)
+      throw new Error(`node ${index} is running`);
+    const node = spawnNode(old.host, this.dir, this.routes);
+    this.nodes[at] = node;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        new Promise<void>((resolve, reject) => {
+          const check = () => {
+            if (/metadata leader/i.test(node.log)) resolve();
+          };
+          node.child.stderr!.on('data', check);
+          void node.exited.then(() => reject(new Error(`nats-server on host ${index} exited:\n${node.log}`)));
+        }),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`node ${index} not back in ${timeoutMs} ms:\n${node.log}`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async stop(): Promise<void> {
     for (const n of this.nodes)
       if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL');
     await Promise.all(this.nodes.map((n) => n.exited));
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+function spawnNode(host: Host, dir: string, routes: string): NatsNode {
+  const child = spawn(
+    host.exec[0]!,
+    [
+      ...host.exec.slice(1),
+      'nats-server',
+      '-a',
+      host.ip,
+      '-p',
+      String(CLIENT_PORT),
+      '-js',
+      '-sd',
+      join(dir, `n${host.index}`),
+      '--server_name',
+      `n${host.index}`,
+      '--cluster_name',
+      'tdtest',
+      '--cluster',
+      `nats://${host.ip}:${ROUTE_PORT}`,
+      '--routes',
+      routes,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const node: NatsNode = {
+    host,
+    url: `nats://${host.ip}:${CLIENT_PORT}`,
+    child,
+    log: '',
+    exited: new Promise((r) => child.once('exit', () => r())),
+  };
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    node.log += d;
+    if (node.log.length > 200_000) node.log = node.log.slice(-100_000);
+  });
+  return node;
 }
