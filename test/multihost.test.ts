@@ -271,6 +271,56 @@ describe('multi-host: route table across hosts', { skip }, () => {
     }
   });
 
+  test('gateway on host 3, business workers on hosts 1 and 2 over the NATS cluster: a NATS node killed, requests go on', async () => {
+    const host3 = net.host(3);
+    const gateway = new DaemonProcess(
+      ['gateway', '-l', `${host3.ip}:0`, '--queue', nats.urlsFrom(host3).join(',')],
+      { command: [...host3.exec, BIN] },
+    );
+    const workers = [1, 2].map(
+      (i) =>
+        new DaemonProcess(
+          [
+            'worker',
+            '-s',
+            `${FIXTURES}/gateway-business.ts`,
+            '--queue',
+            nats.urlsFrom(net.host(i)).join(','),
+          ],
+          {
+            command: [...net.host(i).exec, BIN],
+          },
+        ),
+    );
+    let caller: DaemonProcess | undefined;
+    try {
+      const line = await gateway.waitForMsg('listening', 30_000);
+      await Promise.all(workers.map((w) => w.waitForMsg('workers ready', 30_000)));
+      caller = new DaemonProcess(
+        ['test/fixtures/caller.mjs', `conn:${String(line.address)}`, '', String(LOOPS), '5'],
+        { command: [...host3.exec, process.execPath], cwd: ROOT },
+      );
+      const pids = new Set<number>();
+      await caller.waitForLog((l) => l.msg === 'first reply' && pids.add(Number(l.pid)).size === 2, 30_000);
+      // Host 1's node: the host-1 worker's own; the other two keep quorum.
+      await nats.kill(1);
+      caller.signal('SIGUSR2');
+      await caller.waitForMsg('marked', 15_000);
+      await caller.waitForMsg('reply after mark', 30_000);
+      caller.signal('SIGTERM');
+      const summary = await caller.waitForMsg('summary', 30_000);
+      const errors = Object.values(summary.errors as Record<string, number>).reduce((x, y) => x + y, 0);
+      assert.ok(
+        errors <= LOOPS,
+        `at most the ${LOOPS} requests in flight fail; errors: ${JSON.stringify(summary.errors)}`,
+      );
+      assert.equal((await caller.waitForExit()).code, 0);
+      await nats.restart(1);
+    } finally {
+      await Promise.all([gateway.kill(), ...workers.map((w) => w.kill()), caller?.kill()]);
+    }
+  });
+
   test('host 2 partitioned for 10 s: its route expires on host 3, and returns after the heal', async () => {
     const w = await watcher(net.host(1), 'mh-part');
     const b = await server(net.host(2), 'mh-part');
