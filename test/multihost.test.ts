@@ -260,9 +260,10 @@ describe('multi-host: route table across hosts', { skip }, () => {
       }
       // The node comes back and rejoins; the table still follows.
       await nats.restart(3);
+      const before = w.logs.length;
       const c = await server(net.host(3), 'mh-nats');
       try {
-        await nextRoutes(w, [a.address, c.address], 30_000);
+        await nextRoutes(w, [a.address, c.address], 30_000, before);
       } finally {
         await c.daemon.kill();
       }

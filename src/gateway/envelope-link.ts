@@ -3,11 +3,17 @@
 import type { Socket } from 'node:net';
 import { type Codec, createCodec } from '../message/codecs/index.js';
 import type { Logger } from '../types.js';
-import { decodeEnvelope, type Envelope } from './envelope.js';
+import { decodeEnvelope, type Envelope, type RequestFields, SessionCache } from './envelope.js';
 import { EnvelopeBatch } from './envelope-batch.js';
 
 /** Room for the envelope's own fields on top of the largest client body, bytes. */
 const HEADROOM = 4096;
+/**
+ * One write carries at most this many bytes (unless it is one bigger envelope) and this many
+ * envelopes; what a turn sends past that goes in further writes, the first ones at once.
+ */
+export const LINK_BATCH_BYTES = 64 * 1024;
+export const LINK_BATCH_ENVELOPES = 512;
 
 export function linkCodec(maxBody: number): Codec {
   return createCodec('u32be', { maxBody: maxBody + HEADROOM });
@@ -21,24 +27,27 @@ export class EnvelopeLink {
   /** Output not yet written. */
   private readonly out: EnvelopeBatch;
   private flushScheduled = false;
+  /** The session of the last request read (a worker reads many of one session in a row). */
+  private readonly sessions = new SessionCache();
 
   constructor(
     readonly socket: Socket,
     codec: Codec,
     onEnvelope: (e: Envelope, link: EnvelopeLink) => void,
     private readonly logger: Logger,
+    bound: { bytes: number; count: number } = { bytes: LINK_BATCH_BYTES, count: LINK_BATCH_ENVELOPES },
   ) {
     let resolveClosed!: (r: string) => void;
     this.closed = new Promise((r) => {
       resolveClosed = r;
     });
     socket.setNoDelay(true);
-    this.out = new EnvelopeBatch(codec.maxBody);
+    this.out = new EnvelopeBatch(codec.maxBody, { ...bound, full: this.write });
     const decoder = codec.createDecoder({
       frame: (_msgid, body) => {
         let e: Envelope;
         try {
-          e = decodeEnvelope(body);
+          e = decodeEnvelope(body, this.sessions);
         } catch (err) {
           this.destroy(`bad envelope: ${(err as Error).message}`);
           return;
@@ -70,16 +79,28 @@ export class EnvelopeLink {
    * False when the link is closed (the envelope is dropped). Envelopes are encoded back to back
    * (EnvelopeBatch) and leave once per event-loop turn (setImmediate), in one write: everything
    * the reads of one poll phase produced, rather than a syscall (or a writev entry) per envelope.
-   * Throws RangeError for an envelope the link cannot carry.
+   * A batch that reaches the bound is written at once. One envelope alone leaves in the turn it
+   * was sent in: there is no timer. Throws RangeError for an envelope the link cannot carry.
    */
   send(e: Envelope): boolean {
     if (!this.open) return false;
     this.out.add(e);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flush);
-    }
+    this.scheduleFlush();
     return true;
+  }
+
+  /** As send() for a request envelope (no envelope object is made for it). */
+  sendRequest(req: RequestFields): boolean {
+    if (!this.open) return false;
+    this.out.addRequest(req);
+    this.scheduleFlush();
+    return true;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flush);
   }
 
   private readonly write = (bytes: Buffer): void => {

@@ -114,15 +114,23 @@ function encodedSession(s: SessionInfo): Buffer {
   return bytes;
 }
 
+/** A request envelope's fields (a gateway's WorkRequest is one): encoded without an envelope object. */
+export type RequestFields = Omit<Extract<Envelope, { kind: 1 }>, 'kind'>;
+
 /** Bytes of a request's fixed part, session fields and timeout: what comes before its body. */
-function requestHead(e: Extract<Envelope, { kind: 1 }>): number {
+function requestHead(e: RequestFields): number {
   return FIXED + encodedSession(e.session).length + 4;
 }
 
-/** Writes a request at out[off..] (room checked by the caller); returns the bytes written. */
-function writeRequest(e: Extract<Envelope, { kind: 1 }>, out: Buffer, off: number): number {
+/** Bytes of the request envelope of `e`. Throws RangeError for a session string too long. */
+export function requestSize(e: RequestFields): number {
+  return requestHead(e) + e.body.length;
+}
+
+/** Writes the request envelope of `e` at out[off..] (room checked by the caller); returns the bytes written. */
+export function writeRequestInto(e: RequestFields, out: Buffer, off: number): number {
   const start = off;
-  writeFixed(out, off, e.kind, e.id, e.msgid);
+  writeFixed(out, off, KIND.request, e.id, e.msgid);
   off += FIXED;
   const session = encodedSession(e.session);
   out.set(session, off);
@@ -174,7 +182,7 @@ export function envelopeSize(e: Envelope): number {
 export function writeEnvelopeInto(e: Envelope, out: Buffer, off: number): number {
   switch (e.kind) {
     case KIND.request:
-      return writeRequest(e, out, off);
+      return writeRequestInto(e, out, off);
     case KIND.reply:
       writeFixed(out, off, e.kind, e.id, e.msgid);
       out.set(e.body, off + FIXED);
@@ -238,14 +246,64 @@ class Reader {
   }
 }
 
-/** Decodes one envelope; throws RangeError naming what is wrong (the caller drops that link). */
-export function decodeEnvelope(buf: Buffer): Envelope {
+/**
+ * The session of the last request a worker decoded, by its encoded fields: a gateway sends the
+ * requests of one client read back to back, so most requests carry the fields of the one before,
+ * and reuse its SessionInfo instead of decoding three strings again. One per link (or NATS worker).
+ */
+export class SessionCache {
+  /** A copy of the session fields of `info`'s request (ids, name, address, port). */
+  bytes: Buffer = Buffer.alloc(0);
+  info: SessionInfo | undefined;
+  /** Requests that reused `info` / that decoded their own. */
+  hits = 0;
+  misses = 0;
+}
+
+/** Where the session fields of the request in `buf` end (3 strings, then the port); throws RangeError when truncated. */
+function sessionEnd(buf: Buffer): number {
+  let off = FIXED;
+  for (let i = 0; i < 3; i++) {
+    if (off + 2 > buf.length) throw new RangeError('envelope is truncated');
+    off += 2 + buf.readUInt16LE(off);
+  }
+  if (off + 2 > buf.length) throw new RangeError('envelope string runs past the end');
+  return off + 2;
+}
+
+function sameBytes(buf: Buffer, start: number, end: number, cached: Buffer): boolean {
+  const n = end - start;
+  if (n !== cached.length) return false;
+  // Session fields are a few dozen bytes: a loop is cheaper than a native compare call.
+  for (let i = 0; i < n; i++) if (buf[start + i] !== cached[i]) return false;
+  return true;
+}
+
+/**
+ * Decodes one envelope; throws RangeError naming what is wrong (the caller drops that link).
+ * `sessions`: a request whose session fields equal the last one's gets the same SessionInfo.
+ */
+export function decodeEnvelope(buf: Buffer, sessions?: SessionCache): Envelope {
   if (buf.length < FIXED) throw new RangeError(`envelope of ${buf.length} bytes is shorter than its header`);
   const kind = buf[0]!;
   const id = buf.readUInt32LE(1);
   const msgid = buf.readInt32LE(5);
   switch (kind) {
     case KIND.request: {
+      if (sessions !== undefined) {
+        const end = sessionEnd(buf);
+        if (end + 4 > buf.length) throw new RangeError('envelope is truncated');
+        let session = sessions.info;
+        if (session !== undefined && sameBytes(buf, FIXED, end, sessions.bytes)) sessions.hits++;
+        else {
+          const r = new Reader(buf);
+          session = { id: r.str(), name: r.str(), remoteAddress: r.str(), remotePort: r.u16() };
+          sessions.bytes = Buffer.from(buf.subarray(FIXED, end));
+          sessions.info = session;
+          sessions.misses++;
+        }
+        return { kind, id, msgid, session, timeoutMs: buf.readUInt32LE(end), body: buf.subarray(end + 4) };
+      }
       const r = new Reader(buf);
       const session = { id: r.str(), name: r.str(), remoteAddress: r.str(), remotePort: r.u16() };
       const timeoutMs = r.u32();

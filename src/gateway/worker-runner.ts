@@ -14,10 +14,11 @@ import {
   type DeliverResult,
   type GatewayContext,
   type GatewayMessage,
+  type GatewaySession,
   toReply,
 } from './business.js';
 import { Deadlines } from './deadlines.js';
-import { type Envelope, KIND } from './envelope.js';
+import { type Envelope, KIND, type SessionInfo } from './envelope.js';
 
 type RequestEnvelope = Extract<Envelope, { kind: 1 }>;
 
@@ -83,6 +84,8 @@ export class WorkerRunner {
   private idleWaiters: (() => void)[] = [];
   /** Lines a client can cause once per request (a handler's throw). */
   private readonly peerLog: PeerLog;
+  private lastInfo: SessionInfo | undefined;
+  private lastSession: GatewaySession | undefined;
   /** One timer for every running handler's deadline. */
   private readonly deadlines = new Deadlines<Job>(DEADLINE_STEP_MS, (job) => this.expire(job));
 
@@ -128,16 +131,7 @@ export class WorkerRunner {
       const wait = req.timeoutMs + Math.max(WORKER_SLACK_MS, req.timeoutMs / 10);
       job.bucket = this.deadlines.add(job, Date.now() + wait);
     }
-    const msg: GatewayMessage = {
-      msgid: req.msgid,
-      body: req.body,
-      session: {
-        id: req.session.id,
-        name: req.session.name === '' ? undefined : req.session.name,
-        remoteAddress: req.session.remoteAddress,
-        remotePort: req.session.remotePort,
-      },
-    };
+    const msg: GatewayMessage = { msgid: req.msgid, body: req.body, session: this.sessionOf(req.session) };
     let result: unknown;
     try {
       result = this.handler(msg, job);
@@ -155,6 +149,23 @@ export class WorkerRunner {
       // its answer arrive from inside run().
       queueMicrotask(() => this.finish(job, this.replied(result, req)));
     }
+  }
+
+  /**
+   * The handler's view of a request's session, made once for a run of requests that share their
+   * SessionInfo (the queue's decoder reuses it for a session's requests in a row).
+   */
+  private sessionOf(info: SessionInfo): GatewaySession {
+    if (info !== this.lastInfo) {
+      this.lastInfo = info;
+      this.lastSession = {
+        id: info.id,
+        name: info.name === '' ? undefined : info.name,
+        remoteAddress: info.remoteAddress,
+        remotePort: info.remotePort,
+      };
+    }
+    return this.lastSession!;
   }
 
   private replied(value: unknown, req: RequestEnvelope): Envelope {

@@ -102,14 +102,7 @@ export class IpcGatewayQueue implements GatewayQueue {
     if (this.rotate > 1e9) this.rotate = 0;
     if (i < 0) return false;
     const w = this.links[i]!;
-    const ok = w.link!.send({
-      kind: KIND.request,
-      id: req.id,
-      msgid: req.msgid,
-      session: req.session,
-      timeoutMs: req.timeoutMs,
-      body: req.body,
-    });
+    const ok = w.link!.sendRequest(req);
     if (!ok) {
       w.accepting = false;
       return this.dispatch(req);

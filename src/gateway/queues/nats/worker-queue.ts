@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { DeliverResult } from '../../business.js';
-import { type Envelope, KIND } from '../../envelope.js';
+import { type Envelope, KIND, SessionCache } from '../../envelope.js';
 import { decodeBatch, EnvelopeBatch } from '../../envelope-batch.js';
 import { parseTarget } from '../../names.js';
 import { WorkerRunner } from '../../worker-runner.js';
@@ -24,6 +24,8 @@ interface Answers {
 
 export class NatsWorkerQueue implements WorkerQueue {
   private readonly runner: WorkerRunner;
+  /** The session of the last request decoded (a batch carries many of one session in a row). */
+  private readonly sessions = new SessionCache();
   private readonly js: JetStreamClient;
   private readonly subjects: Subjects;
   private readonly id = `w${randomBytes(5).toString('hex')}`;
@@ -77,11 +79,15 @@ export class NatsWorkerQueue implements WorkerQueue {
     if (!reply) return;
     const out = this.outFor(reply);
     try {
-      decodeBatch(m.data, (e) => {
-        if (e.kind !== KIND.request) return;
-        out.unacked.add(e.id);
-        this.runner.run(e, this.send, (answer) => this.answer(reply, e.id, answer));
-      });
+      decodeBatch(
+        m.data,
+        (e) => {
+          if (e.kind !== KIND.request) return;
+          out.unacked.add(e.id);
+          this.runner.run(e, this.send, (answer) => this.answer(reply, e.id, answer));
+        },
+        this.sessions,
+      );
     } catch {
       // a malformed batch: what was decoded before runs; the rest ends in its timeout
     }
