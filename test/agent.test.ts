@@ -493,6 +493,40 @@ describe('tcpdaemon agent', () => {
     }
   });
 
+  test('--upstream SERVICE, --connections 2: a server that joins the route table gets one of the connections', async () => {
+    const nats = await startNats();
+    const announce = ['--announce', 'agentjoin', '--discovery', nats.url, '--announce-ttl', '2'];
+    let agent: RunningAgent | undefined;
+    let c: MessageClient | undefined;
+    const ups: Listening[] = [];
+    try {
+      ups.push(await startUpstream(...announce));
+      await ups[0]!.daemon.waitForMsg('announced');
+      agent = await startAgent(['--upstream', 'agentjoin', '--discovery', nats.url, '--connections', '2'], 2);
+      const running = agent;
+      c = await local(agent);
+      ups.push(await startUpstream(...announce));
+      await ups[1]!.daemon.waitForMsg('announced');
+      await statusUntil(
+        running,
+        (d) => d.hosts.length === 2 && d.hosts.every((h) => h.links === 1),
+        'one connection on each host',
+      );
+      assert.ok(running.daemon.logs.some((l) => l.msg === 'upstream connection moves to another host'));
+      // Requests at once: each goes out on the connection with the fewest in flight, so both carry some.
+      const replies = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => c!.request(2, late(200, `j${i}`))),
+      );
+      const pids = new Set(replies.map((r) => r.toString().split('@')[1]));
+      assert.deepEqual([...pids].sort(), [String(ups[0]!.daemon.pid), String(ups[1]!.daemon.pid)].sort());
+    } finally {
+      await c?.close();
+      if (agent) await stopCleanly(agent.daemon);
+      for (const u of ups) await stopCleanly(u.daemon);
+      await nats.stop();
+    }
+  });
+
   test('--upstream SERVICE follows the route table: announced servers are used; a withdrawn one finishes its requests, then is left', async () => {
     const nats = await startNats();
     const announce = ['--announce', 'agentsvc', '--discovery', nats.url, '--announce-ttl', '2'];
@@ -549,7 +583,7 @@ describe('tcpdaemon agent', () => {
         Array.from({ length: 5 }, (_, i) => `w${i}@${ups[1]!.daemon.pid}`),
         'the requests sent after the route change are served by the listed server',
       );
-      assert.ok(running.daemon.logs.some((l) => l.msg === 'upstream connection moves off a removed host'));
+      assert.ok(running.daemon.logs.some((l) => l.msg === 'upstream connection moves to another host'));
       assert.deepEqual(await ups[0]!.daemon.waitForExit(), { code: 0, signal: null });
       const d = await upstreams(running);
       assert.equal(d.hosts.find((h) => h.id === secondOnly)?.links, 1);

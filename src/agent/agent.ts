@@ -108,8 +108,30 @@ export class Agent {
   setHosts(specs: HostSpec[]): void {
     const removed = new Set(this.hosts.set(specs));
     for (const link of this.links) {
-      if (link.host && removed.has(link.host)) link.retire();
+      if (link.host && removed.has(link.host)) link.retire('its host was removed from the route table');
       else link.kick();
+    }
+    this.spreadToNewHosts();
+  }
+
+  /**
+   * A host that joined gets connections too: while a listed host has none and another holds two
+   * or more, one of those finishes what it carries and reconnects (the strategy then picks the
+   * host with the fewest). Without this the links stay where they were until one is lost.
+   */
+  private spreadToNewHosts(): void {
+    const listed = this.hosts.list().filter((h) => !h.removed);
+    const staying = (h: Host) =>
+      this.links.filter((l) => l.host === h && !l.retiring && l.state !== 'closed');
+    let empty = listed.filter((h) => staying(h).length === 0).length;
+    while (empty > 0) {
+      const crowded = listed
+        .map((h) => ({ h, links: staying(h) }))
+        .filter((x) => x.links.length >= 2)
+        .sort((a, b) => b.links.length - a.links.length)[0];
+      if (crowded === undefined) return;
+      crowded.links[crowded.links.length - 1]!.retire('rebalancing onto a host that joined');
+      empty--;
     }
   }
 

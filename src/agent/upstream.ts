@@ -44,6 +44,7 @@ export class UpstreamLink {
   host: Host | undefined;
   /** Its host was removed from the route table: no new requests; it moves once idle. */
   retiring = false;
+  private retireWhy = '';
   private socket: Socket | undefined;
   private decoder: Decoder | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -94,12 +95,16 @@ export class UpstreamLink {
     this.socket?.uncork();
   }
 
-  /** Its host is gone from the list: finish what is in flight, then reconnect elsewhere. */
-  retire(): void {
+  /**
+   * Its host is gone from the list, or another host needs a connection (`why`): finish what is in
+   * flight, then reconnect with the current list.
+   */
+  retire(why: string): void {
     if (this.state === 'closed') return;
+    this.retireWhy = why;
     if (this.state !== 'connected') {
-      // Connecting to (or waiting on) a removed host: start over with the current list.
-      this.drop('its host was removed from the route table', false);
+      // Connecting to (or waiting on) that host: start over with the current list.
+      this.drop(why, false);
       return;
     }
     this.retiring = true;
@@ -110,10 +115,10 @@ export class UpstreamLink {
   moveIfIdle(): void {
     if (this.retiring && this.state === 'connected' && this.opts.events.inFlight(this) === 0) {
       this.opts.logger.info(
-        { link: this.index, upstream: this.host?.id },
-        'upstream connection moves off a removed host',
+        { link: this.index, upstream: this.host?.id, why: this.retireWhy },
+        'upstream connection moves to another host',
       );
-      this.drop('moved off a removed host', false);
+      this.drop(this.retireWhy, false);
     }
   }
 
