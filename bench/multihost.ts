@@ -40,8 +40,9 @@ const nats = await NatsCluster.start(net.hosts);
 const h = (i: number) => net.host(i);
 const urls = (host: Host) => nats.urlsFrom(host).join(',');
 
-/** The JSON time of a log line (pino's ISO `time`, or a caller's `at`), ms since the epoch. */
-const timeOf = (l: LogLine) => (typeof l.at === 'number' ? l.at : Date.parse(String(l.time)));
+/** A log line's time (pino's ISO or epoch-ms `time`, or a caller's `at`), ms since the epoch. */
+const timeOf = (l: LogLine) =>
+  typeof l.at === 'number' ? l.at : typeof l.time === 'number' ? l.time : Date.parse(String(l.time));
 
 async function server(host: Host, service: string): Promise<{ daemon: DaemonProcess; announcedAt: number }> {
   const daemon = new DaemonProcess(
