@@ -142,15 +142,26 @@ export async function startWorker(
   let ready = false;
   const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
 
+  const atCap = () => cap > 0 && tracker.size >= cap;
+  /** What the daemon last heard: at the cap or not (it decides "full" from that). */
+  let reportedAtCap = false;
   const reportNow = () => {
     clearTimeout(reportTimer);
     reportTimer = undefined;
-    if (!retiring) send({ tdm: 'load', active: tracker.size }).catch(() => undefined);
+    if (retiring) return;
+    reportedAtCap = atCap();
+    send({ tdm: 'load', active: tracker.size, cap }).catch(() => undefined);
   };
+  /**
+   * Reaching the cap and leaving it are reported at once: the daemon tells every worker to close
+   * the excess while all are at theirs, so a worker it still counts at its cap after a close
+   * would have the others refuse connections it has room for. Other changes wait LOAD_REPORT_MS.
+   */
   const reportSoon = () => {
-    if (shared && !reportTimer && !retiring) reportTimer = setTimeout(reportNow, LOAD_REPORT_MS);
+    if (!shared || retiring) return;
+    if (atCap() !== reportedAtCap) reportNow();
+    else reportTimer ??= setTimeout(reportNow, LOAD_REPORT_MS);
   };
-  const atCap = () => cap > 0 && tracker.size >= cap;
   const wantAccept = () => tracker.size < ceiling && !(atCap() && !full) && !spent && !retiring;
   /** Keep one handle listening (when accepting) and one spare, asking the daemon for what is missing. */
   const askHandles = () => {
@@ -206,9 +217,7 @@ export async function startWorker(
       channel.requestRecycle(`served ${served} connections`);
     }
     if (!shared) return;
-    if (atCap())
-      reportNow(); // the daemon decides at once whether all workers are full
-    else reportSoon();
+    reportSoon();
     reconcile();
   };
   // Counted over all of this worker's connections: a server made by an earlier listenOn still has some.
@@ -236,6 +245,7 @@ export async function startWorker(
       if (!ready) {
         ready = true;
         channel.ready();
+        reportNow(); // the daemon learns this worker's cap before its first connection
       }
       reconcile(); // things may have changed while the handle was on its way
     });
