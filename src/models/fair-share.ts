@@ -10,9 +10,6 @@
 // --max-connections is split evenly (perWorkerMax per worker). A worker at its cap stops
 // accepting while another has room; once every worker is at its cap, all accept again and close
 // the excess at once ("full"), so connections above the limit are refused, not left waiting.
-// Each worker's cap is its own (it reports it): during a rolling reload that changed the limit,
-// old and new workers hold different shares. Workers report reaching and leaving their cap at
-// once, so "full" is never told from a count the daemon should have heard had dropped.
 import type { WorkerHandle } from '../supervisor/supervisor.js';
 import type { ToWorker } from '../worker/messages.js';
 
@@ -33,13 +30,9 @@ export interface FairCeilings {
   full: boolean;
 }
 
-/**
- * Ceilings for `loads` (open connections per accepting worker), with `caps` each one's share of
- * --max-connections (0 = none; one number: the same for all). Pure, so it is tested alone.
- */
-export function fairCeilings(loads: readonly number[], caps: number | readonly number[]): FairCeilings {
-  const capOf = (i: number) => (typeof caps === 'number' ? caps : (caps[i] ?? 0));
-  const full = loads.length > 0 && loads.every((l, i) => capOf(i) > 0 && l >= capOf(i));
+/** Ceilings for `loads` (open connections per accepting worker). Pure, so it is tested alone. */
+export function fairCeilings(loads: readonly number[], perWorkerMax: number): FairCeilings {
+  const full = perWorkerMax > 0 && loads.length > 0 && loads.every((l) => l >= perWorkerMax);
   if (loads.length < 2) return { ceilings: loads.map(() => null), full };
   const avg = loads.reduce((a, b) => a + b, 0) / loads.length;
   const slack = Math.max(MIN_SLACK, Math.ceil(avg / 5));
@@ -63,8 +56,6 @@ export function fairCeilings(loads: readonly number[], caps: number | readonly n
 
 interface Entry {
   active: number;
-  /** Its share of --max-connections, as it reported (until then: perWorkerMax when added); 0 = none. */
-  cap: number;
   /** What this worker was last told (undefined: nothing yet). */
   told: { ceiling: number | null; full: boolean } | undefined;
 }
@@ -82,7 +73,7 @@ export class FairShare {
   }
 
   add(w: WorkerHandle): void {
-    this.loads.set(w, { active: 0, cap: this.opts.perWorkerMax, told: undefined });
+    this.loads.set(w, { active: 0, told: undefined });
     this.update();
   }
 
@@ -90,20 +81,17 @@ export class FairShare {
     if (this.loads.delete(w)) this.update();
   }
 
-  /**
-   * A config reload changed --max-connections: workers started from now on hold this share
-   * (running ones keep theirs until the reload replaces them).
-   */
+  /** A config reload changed --max-connections (workers take their new cap as they are replaced). */
   setPerWorkerMax(perWorkerMax: number): void {
+    if (perWorkerMax === this.opts.perWorkerMax) return;
     this.opts.perWorkerMax = perWorkerMax;
+    this.update();
   }
 
-  /** `cap`: the worker's own share (0 = none); undefined keeps the one it had. */
-  report(w: WorkerHandle, active: number, cap?: number): void {
+  report(w: WorkerHandle, active: number): void {
     const e = this.loads.get(w);
     if (!e) return;
     e.active = Math.max(0, active);
-    if (cap !== undefined && Number.isInteger(cap) && cap >= 0) e.cap = cap;
     this.update();
   }
 
@@ -113,7 +101,7 @@ export class FairShare {
     const { ceilings, full } = this.opts.enabled
       ? fairCeilings(
           entries.map((e) => e.active),
-          entries.map((e) => e.cap),
+          this.opts.perWorkerMax,
         )
       : { ceilings: entries.map(() => null), full: true }; // never pause: at the cap, close the excess
     workers.forEach((w, i) => {

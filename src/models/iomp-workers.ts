@@ -29,8 +29,7 @@ export async function startIompWorkers(host: ModelHost): Promise<RunningModel> {
     if (!isModelMessage(m)) return;
     const msg = m as FromWorker;
     if (msg.tdm === 'want-listen') w.send(listen, handleOf(w)).catch(() => undefined);
-    else if (msg.tdm === 'load')
-      fair.report(w, Number(msg.active), typeof msg.cap === 'number' ? msg.cap : undefined);
+    else if (msg.tdm === 'load') fair.report(w, Number(msg.active));
     else if (msg.tdm === 'spent') fair.remove(w);
   });
   if (host.addressGate) serveAdmissions(supervisor, host.addressGate);

@@ -23,11 +23,8 @@ export type ToWorker =
 export type FromWorker =
   /** Send me a copy of the listening handle (to accept on, or to keep as a spare). */
   | { tdm: 'want-listen' }
-  /**
-   * Open connections and this worker's --max-connections share (0 = none); sent on change, at
-   * most every LOAD_REPORT_MS, at once on reaching or leaving the cap (IOMP).
-   */
-  | { tdm: 'load'; active: number; cap: number }
+  /** Open connections; sent on change, at most every LOAD_REPORT_MS, at once on reaching or leaving the cap (IOMP). */
+  | { tdm: 'load'; active: number }
   /** The one connection is over: send the next, or a copy to accept on (LF). */
   | { tdm: 'idle' }
   /** LF: the connection taken has been open for TOOK_REPORT_MS (worker/accept-turns.ts). */

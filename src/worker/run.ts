@@ -150,7 +150,7 @@ export async function startWorker(
     reportTimer = undefined;
     if (retiring) return;
     reportedAtCap = atCap();
-    send({ tdm: 'load', active: tracker.size, cap }).catch(() => undefined);
+    send({ tdm: 'load', active: tracker.size }).catch(() => undefined);
   };
   /**
    * Reaching the cap and leaving it are reported at once: the daemon tells every worker to close
@@ -245,7 +245,6 @@ export async function startWorker(
       if (!ready) {
         ready = true;
         channel.ready();
-        reportNow(); // the daemon learns this worker's cap before its first connection
       }
       reconcile(); // things may have changed while the handle was on its way
     });
