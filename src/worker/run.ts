@@ -140,6 +140,8 @@ export async function startWorker(
   let spare: unknown;
   let handlesAsked = 0;
   let ready = false;
+  /** Connections accepted at the cap whose fate is decided at the end of this turn (onAccepted). */
+  let deciding = 0;
   const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
 
   const atCap = () => cap > 0 && tracker.size >= cap;
@@ -222,13 +224,22 @@ export async function startWorker(
   };
   // Counted over all of this worker's connections: a server made by an earlier listenOn still has some.
   const onAccepted = (socket: Socket) => {
-    if (atCap()) {
+    if (!atCap()) return serve(socket);
+    // At the cap while accepting (every worker is full, or --reuse-port): the connection a client
+    // closed just before opening this one may still be counted (its FIN can be read in this same
+    // turn, its 'close' comes at the turn's end). Decide once this turn's reads are in, counting
+    // only connections still in use; retire() waits for these decisions before it drains.
+    socket.on('error', ignoreError);
+    deciding++;
+    setImmediate(() => {
+      deciding--;
+      socket.off('error', ignoreError);
+      if (socket.destroyed) return; // the peer gave up meanwhile
+      if (tracker.inUse() < cap) return serve(socket);
       refused('max_connections');
       drops.add({ max: cap, remote: socket.remoteAddress });
       socket.destroy();
-      return;
-    }
-    serve(socket);
+    });
   };
   // --max-conns-per-ip, --max-conn-rate-per-ip: the daemon admits each connection first.
   const admission = config.accept !== 'single' && config.admission ? new AdmissionClient(send) : undefined;
@@ -311,6 +322,8 @@ export async function startWorker(
       admission?.closePending();
       turns?.stop();
       clearTimeout(reportTimer);
+      // Connections accepted at the cap are served or refused first (setImmediate runs in order).
+      if (deciding > 0) await new Promise((r) => setImmediate(r));
       const cut = await tracker.drain(graceMs);
       if (cut > 0) log?.logger.warn({ count: cut }, 'shutdown timeout: open connections destroyed');
       await channel.beat();
