@@ -3,7 +3,7 @@
 // values) many times, waiting for each rolling reload to finish. Prints the failed connections and
 // the daemon's warn/error lines. Not a test (it runs for minutes); run it by hand:
 //   node --import tsx scripts/reload-stress.ts [-m IOMP] [-c 2] [--reloads 30] [--loops 1]
-//     [--max 2,4] [--reuse-port] [--hog]
+//     [--max 2,4] [--reuse-port] [--hog] [--steady SECONDS] [-- more daemon flags]
 // --hog keeps one other core busy (a `node -e 'for(;;);'` child, killed at the end).
 // bin/tcpdaemon runs with the `node` on PATH: put another runtime first on PATH to test it.
 import { spawn } from 'node:child_process';
@@ -14,7 +14,8 @@ import { parseArgs } from 'node:util';
 import { FIXTURES, startDaemon } from '../test/helpers/daemon.js';
 import { startLoadLoop } from '../test/helpers/net.js';
 
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
   options: {
     m: { type: 'string', default: 'IOMP' },
     c: { type: 'string', default: '2' },
@@ -38,6 +39,7 @@ write(maxes[0]!);
 const hog = values.hog ? spawn(process.execPath, ['-e', 'for(;;);'], { stdio: 'ignore' }) : undefined;
 const args = ['--config', file, '-m', values.m, '-c', values.c, '-l', '127.0.0.1:0'];
 if (values['reuse-port']) args.push('--reuse-port');
+args.push(...positionals); // after --: more daemon flags
 const { daemon, port } = await startDaemon(args);
 // IOMP -c 1 reloads in its own process: its 'config reloaded' line is the end of it.
 const inProcess = values.m === 'IOMP' && values.c === '1';

@@ -317,14 +317,16 @@ export async function startWorker(
   // A declaration: the channel may call it while the handler is still loading.
   function retire(graceMs: number): Promise<void> {
     retiring ??= (async () => {
+      const deadline = Date.now() + graceMs;
       stopper.abort();
       server?.close();
-      admission?.closePending();
       turns?.stop();
       clearTimeout(reportTimer);
-      // Connections accepted at the cap are served or refused first (setImmediate runs in order).
-      if (deciding > 0) await new Promise((r) => setImmediate(r));
-      const cut = await tracker.drain(graceMs);
+      // Connections accepted already are served with the others: those waiting for the daemon's
+      // admission get their answer first, those accepted at the cap their decision.
+      await admission?.finish(graceMs);
+      if (deciding > 0) await new Promise((r) => setImmediate(r)); // setImmediate runs in order
+      const cut = await tracker.drain(Math.max(0, deadline - Date.now()));
       if (cut > 0) log?.logger.warn({ count: cut }, 'shutdown timeout: open connections destroyed');
       await channel.beat();
       log?.flush();
