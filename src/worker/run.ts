@@ -324,7 +324,7 @@ export async function startWorker(
       clearTimeout(reportTimer);
       // Connections accepted already are served with the others: those waiting for the daemon's
       // admission get their answer first, those accepted at the cap their decision.
-      await admission?.finish(graceMs);
+      await admission?.finish(process.connected ? graceMs : 0); // no daemon: no answer comes
       if (deciding > 0) await new Promise((r) => setImmediate(r)); // setImmediate runs in order
       const cut = await tracker.drain(Math.max(0, deadline - Date.now()));
       if (cut > 0) log?.logger.warn({ count: cut }, 'shutdown timeout: open connections destroyed');
