@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import type { AddressGate } from './address-gate.js';
 import { type Admission, isRefusal } from './address-limits.js';
 import type { Supervisor, WorkerHandle } from './supervisor/supervisor.js';
+import { MAX_TIMER_MS } from './timer-limit.js';
 import { type FromWorker, isModelMessage, type ToWorker } from './worker/messages.js';
 
 interface Pending {
@@ -26,6 +27,8 @@ export class AdmissionClient {
   /** Connections accepted and waiting for the daemon's answer, by request id. */
   private readonly pending = new Map<number, Pending>();
   private releases: string[] = [];
+  /** Waiting in settled(). */
+  private settledWaiters: (() => void)[] = [];
 
   constructor(private readonly send: (m: FromWorker) => Promise<void>) {}
 
@@ -44,7 +47,7 @@ export class AdmissionClient {
     socket.on('error', ignoreError);
     this.pending.set(id, { socket, address, serve, dropped });
     this.send({ tdm: 'admit', id, address }).catch(() => {
-      this.pending.delete(id);
+      this.forget(id);
       socket.destroy();
       dropped?.();
     });
@@ -54,7 +57,7 @@ export class AdmissionClient {
   answer(id: number, admission: Admission): void {
     const p = this.pending.get(id);
     if (p === undefined) return;
-    this.pending.delete(id);
+    this.forget(id);
     const { socket, address } = p;
     socket.off('error', ignoreError);
     if (isRefusal(admission)) {
@@ -78,6 +81,31 @@ export class AdmissionClient {
   closePending(): void {
     for (const p of this.pending.values()) p.socket.destroy();
     this.pending.clear();
+    this.forget(0);
+  }
+
+  /**
+   * Stopping: waits up to `timeoutMs` for the answers still to come (each connection is served
+   * or refused by then), then closes what still waits. A retiring worker drains after this, so
+   * a connection it accepted just before is served, not lost.
+   */
+  async finish(timeoutMs: number): Promise<void> {
+    if (this.pending.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.settledWaiters.push(resolve)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, Math.min(timeoutMs, MAX_TIMER_MS));
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    this.closePending();
+  }
+
+  private forget(id: number): void {
+    this.pending.delete(id);
+    if (this.pending.size === 0) for (const resolve of this.settledWaiters.splice(0)) resolve();
   }
 
   private release(address: string): void {

@@ -19,6 +19,16 @@ export class ConnectionTracker {
     socket.on('close', untrack); // one shared listener: no closure per connection
   }
 
+  /**
+   * Open connections still in use. A destroyed one, or one ended both ways, only waits for its
+   * 'close' (later in this event-loop turn, or the next): it holds no handler any more.
+   */
+  inUse(): number {
+    let n = 0;
+    for (const s of this.sockets) if (!(s.destroyed || (s.readableEnded && s.writableEnded))) n++;
+    return n;
+  }
+
   /** `socket` closed. */
   forget(socket: Socket): void {
     if (!this.sockets.delete(socket)) return;

@@ -101,63 +101,52 @@ const limitCases = [
   { model: 'LF', workers: 4 },
 ];
 
-// A real defect, not yet fixed: under full-suite load on Node 24 one connection of the loop was
-// reset (ECONNRESET) during the IOMP -c 2 rolling reload (fresh-clone CI of 78c37e2). Earlier
-// runs failed at the hold after the reload, which now waits for the daemon to count no connection.
-const KNOWN_FAILING =
-  'IOMP -c 2: a connection of the loop can be reset during the rolling reload (seen on Node 24)';
-
 for (const { model, workers } of limitCases) {
-  const todo = model === 'IOMP' && workers === 2 ? { todo: KNOWN_FAILING } : {};
-  test(
-    `${model} -c ${workers}: --max-connections raised in the file applies after SIGHUP, zero failed connections under a connect loop`,
-    todo,
-    async () => {
-      const file = configFile({ maxConnections: 2, handler: ECHO });
-      const statusSocket = join(mkdtempSync(join(tmpdir(), 'tcpd-status-')), 'status.sock');
-      // Flags still override the file: -c and -m come from argv.
-      const { daemon, port } = await startDaemon([
-        '--config',
-        file.path,
-        '-m',
-        model,
-        '-c',
-        String(workers),
-        '-l',
-        '127.0.0.1:0',
-        '--status-socket',
-        statusSocket,
-      ]);
-      try {
-        let held = await hold(port, 2);
-        await assertRefused(port);
-        for (const s of held) s.destroy();
-        await untilServed(port);
+  test(`${model} -c ${workers}: --max-connections raised in the file applies after SIGHUP, zero failed connections under a connect loop`, async () => {
+    const file = configFile({ maxConnections: 2, handler: ECHO });
+    const statusSocket = join(mkdtempSync(join(tmpdir(), 'tcpd-status-')), 'status.sock');
+    // Flags still override the file: -c and -m come from argv.
+    const { daemon, port } = await startDaemon([
+      '--config',
+      file.path,
+      '-m',
+      model,
+      '-c',
+      String(workers),
+      '-l',
+      '127.0.0.1:0',
+      '--status-socket',
+      statusSocket,
+    ]);
+    try {
+      let held = await hold(port, 2);
+      await assertRefused(port);
+      for (const s of held) s.destroy();
+      await untilServed(port);
 
-        // One loop: its closed connection (not yet seen closed by the server) and its next one fit in 2.
-        const load = startLoadLoop(port, { loops: 1, maxMs: 60_000 });
-        await waitUntil(() => load.stats.ok >= 20, 'load before the reload');
-        const outcome = await reloadTo(daemon, file, { maxConnections: 4, handler: ECHO });
-        assert.equal(outcome.msg, 'config reloaded');
-        assert.deepEqual(outcome.changes, ['--max-connections (2 → 4)']);
-        if (workers > 1 || model !== 'IOMP') await daemon.waitForMsg('reload done', 30_000);
-        const during = load.stats.ok;
-        await waitUntil(() => load.stats.ok >= during + 20, 'load after the reload', 30_000);
-        const stats = await load.stop();
-        assert.deepEqual(stats.errors, []);
-        assert.equal(stats.failed, 0);
+      // One loop: its closed connection (not yet seen closed by the server) and its next one fit in 2.
+      const load = startLoadLoop(port, { loops: 1, maxMs: 60_000 });
+      await waitUntil(() => load.stats.ok >= 20, 'load before the reload');
+      const outcome = await reloadTo(daemon, file, { maxConnections: 4, handler: ECHO });
+      assert.equal(outcome.msg, 'config reloaded');
+      assert.deepEqual(outcome.changes, ['--max-connections (2 → 4)']);
+      if (workers > 1 || model !== 'IOMP') await daemon.waitForMsg('reload done', 30_000);
+      const during = load.stats.ok;
+      await waitUntil(() => load.stats.ok >= during + 20, 'load after the reload', 30_000);
+      const stats = await load.stop();
+      assert.deepEqual(stats.errors, []);
+      assert.equal(stats.failed, 0);
 
-        // The loop's last connection may not have reached the server's close yet (then it would
-        // take one of the 4; inferred, not observed): wait until the daemon counts none.
-        await untilNoConnections(statusSocket);
-        held = await hold(port, 4);
-        await assertRefused(port);
-        for (const s of held) s.destroy();
-      } finally {
-        await stopCleanly(daemon);
-      }
-    },
-  );
+      // The loop's last connection may not have reached the server's close yet (then it would
+      // take one of the 4; inferred, not observed): wait until the daemon counts none.
+      await untilNoConnections(statusSocket);
+      held = await hold(port, 4);
+      await assertRefused(port);
+      for (const s of held) s.destroy();
+    } finally {
+      await stopCleanly(daemon);
+    }
+  });
 }
 
 test('a value that cannot change live is reported as needing a restart and keeps its running value; the live ones in the same file apply', async () => {

@@ -59,6 +59,8 @@ export interface WorkerRules {
   spent?(): void;
   /** Retiring: stop accepting. */
   retire(): void;
+  /** Retiring, after retire(): resolves once connections accepted but not yet served are decided. */
+  settled?(): Promise<void>;
 }
 
 export function closeHandle(handle: unknown): void {

@@ -24,7 +24,7 @@ export type ToWorker =
 export type FromWorker =
   /** Send me a copy of the listening handle (to accept on, or to keep as a spare). */
   | { tdm: 'want-listen' }
-  /** Open connections; sent on change, at most every LOAD_REPORT_MS, at once on reaching the cap (IOMP). */
+  /** Open connections; sent on change, at most every LOAD_REPORT_MS, at once on reaching or leaving the cap (IOMP). */
   | { tdm: 'load'; active: number }
   /** The one connection is over: send the next, or a copy to accept on (LF). */
   | { tdm: 'idle' }

@@ -171,10 +171,14 @@ export async function startWorker(
   // A declaration: the channel may call it while the handler is still loading.
   function retire(graceMs: number): Promise<void> {
     retiring ??= (async () => {
+      const deadline = Date.now() + graceMs;
       stopper.abort();
       rules?.retire();
-      admission?.closePending();
-      const cut = await tracker.drain(graceMs);
+      // Connections accepted already are served with the others: those waiting for the daemon's
+      // admission get their answer first, those a half is still deciding on its decision.
+      await admission?.finish(process.connected ? graceMs : 0); // no daemon: no answer comes
+      await rules?.settled?.();
+      const cut = await tracker.drain(Math.max(0, deadline - Date.now()));
       if (cut > 0) log?.logger.warn({ count: cut }, 'shutdown timeout: open connections destroyed');
       await channel.beat();
       log?.flush();

@@ -153,3 +153,27 @@ export function startLoadLoop(
     },
   };
 }
+
+/**
+ * `count` connections one after the other, each opened right as the last one is closed (no pause):
+ * connect, send "ping\n", read it back, destroy. The server may not have seen the last one close
+ * when the next arrives. Resolves with what failed (refused, reset, not answered).
+ */
+export async function backToBack(port: number, count: number): Promise<LoadStats> {
+  const stats: LoadStats = { ok: 0, failed: 0, errors: [] };
+  for (let i = 0; i < count; i++) {
+    let socket: Socket | undefined;
+    try {
+      socket = await connect(port);
+      if ((await roundTrip(socket, 'ping\n')) !== 'ping\n') throw new Error('wrong echo');
+      stats.ok++;
+    } catch (err) {
+      stats.failed++;
+      if (stats.errors.length < 20)
+        stats.errors.push((err as NodeJS.ErrnoException).code ?? (err as Error).message);
+    } finally {
+      socket?.destroy();
+    }
+  }
+  return stats;
+}

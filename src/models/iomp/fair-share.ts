@@ -10,6 +10,9 @@
 // --max-connections is split evenly (perWorkerMax per worker). A worker at its cap stops
 // accepting while another has room; once every worker is at its cap, all accept again and close
 // the excess at once ("full"), so connections above the limit are refused, not left waiting.
+// Workers report reaching and leaving their cap at once (models/iomp/worker.ts), so "full" outlives
+// a worker's room by one message's way at most; a worker accepting at its cap decides at the end
+// of its event-loop turn, not counting a connection that is only waiting for its close.
 import type { WorkerHandle } from '../../supervisor/supervisor.js';
 import type { ToWorker } from '../../worker/messages.js';
 

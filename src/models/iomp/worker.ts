@@ -24,15 +24,28 @@ function iompRules(base: WorkerBase): WorkerRules {
   let ready = false;
   const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
 
+  /** Connections accepted at the cap whose fate is decided at the end of this turn (onAccepted). */
+  let deciding = 0;
+  const atCap = () => cap > 0 && tracker.size >= cap;
+  /** What the daemon last heard: at the cap or not (it decides "full" from that). */
+  let reportedAtCap = false;
   const reportNow = () => {
     clearTimeout(reportTimer);
     reportTimer = undefined;
-    if (!base.retiring) base.send({ tdm: 'load', active: tracker.size }).catch(() => undefined);
+    if (base.retiring) return;
+    reportedAtCap = atCap();
+    base.send({ tdm: 'load', active: tracker.size }).catch(() => undefined);
   };
+  /**
+   * Reaching the cap and leaving it are reported at once: the daemon tells every worker to close
+   * the excess while all are at theirs, so a worker it still counts at its cap after a close
+   * would have the others refuse connections it has room for. Other changes wait LOAD_REPORT_MS.
+   */
   const reportSoon = () => {
-    if (!reportTimer && !base.retiring) reportTimer = setTimeout(reportNow, LOAD_REPORT_MS);
+    if (base.retiring) return;
+    if (atCap() !== reportedAtCap) reportNow();
+    else reportTimer ??= setTimeout(reportNow, LOAD_REPORT_MS);
   };
-  const atCap = () => cap > 0 && tracker.size >= cap;
   const wantAccept = () => tracker.size < ceiling && !(atCap() && !full) && !base.spent && !base.retiring;
   /** Keep one handle listening (when accepting) and one spare, asking the daemon for what is missing. */
   const askHandles = () => {
@@ -61,13 +74,22 @@ function iompRules(base: WorkerBase): WorkerRules {
   };
   // Counted over all of this worker's connections: a server made by an earlier listenOn still has some.
   const onAccepted = (socket: Socket) => {
-    if (atCap()) {
+    if (!atCap()) return base.serve(socket);
+    // At the cap while accepting (every worker is full, or --reuse-port): the connection a client
+    // closed just before opening this one may still be counted (its FIN can be read in this same
+    // turn, its 'close' comes at the turn's end). Decide once this turn's reads are in, counting
+    // only connections still in use; retiring waits for these decisions (settled) before it drains.
+    socket.on('error', ignoreError);
+    deciding++;
+    setImmediate(() => {
+      deciding--;
+      socket.off('error', ignoreError);
+      if (socket.destroyed) return; // the peer gave up meanwhile
+      if (tracker.inUse() < cap) return base.serve(socket);
       refused('max_connections');
       drops.add({ max: cap, remote: socket.remoteAddress });
       socket.destroy();
-      return;
-    }
-    base.serve(socket);
+    });
   };
   // --max-conns-per-ip, --max-conn-rate-per-ip: the daemon admits each connection first.
   const accepted = admission ? (socket: Socket) => admission.admit(socket, onAccepted) : onAccepted;
@@ -103,9 +125,7 @@ function iompRules(base: WorkerBase): WorkerRules {
       }
     },
     served() {
-      if (atCap())
-        reportNow(); // the daemon decides at once whether all workers are full
-      else reportSoon();
+      reportSoon(); // reaching the cap goes out at once: the daemon decides whether all are full
       reconcile();
     },
     closed() {
@@ -116,5 +136,9 @@ function iompRules(base: WorkerBase): WorkerRules {
       server?.close();
       clearTimeout(reportTimer);
     },
+    // setImmediate callbacks run in order: one queued now runs after every pending decision.
+    settled: () => (deciding > 0 ? new Promise((r) => setImmediate(r)) : Promise.resolve()),
   };
 }
+
+function ignoreError(): void {}

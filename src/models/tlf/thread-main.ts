@@ -36,14 +36,20 @@ const tracker = new ConnectionTracker();
 const stopper = new AbortController();
 const server = createServer();
 let served = 0;
+/** --max-conns-per-ip, --max-conn-rate-per-ip: the daemon's main thread admits each connection first. */
+let admission: AdmissionClient | undefined;
 
 const channel = joinSupervisor({
   transport,
   counts: () => ({ served, active: tracker.size }),
   onRetire: (graceMs) => {
+    const deadline = Date.now() + graceMs;
     server.close();
     stopper.abort();
-    tracker.drain(graceMs).then(exit);
+    // Connections waiting for the daemon's admission are served (or refused) before the drain.
+    (admission?.finish(graceMs) ?? Promise.resolve())
+      .then(() => tracker.drain(Math.max(0, deadline - Date.now())))
+      .then(exit);
   },
   onReopenLog: () => log.reopen(),
 });
@@ -95,15 +101,15 @@ try {
     runner.serve(socket);
   };
   if (config.admission) {
-    // --max-conns-per-ip, --max-conn-rate-per-ip: the daemon's main thread admits each connection first.
-    const admission = new AdmissionClient(async (m) => port.postMessage(m));
+    const client = new AdmissionClient(async (m) => port.postMessage(m));
+    admission = client;
     port.on('message', (m: unknown) => {
       if (isModelMessage(m) && (m as ToWorker).tdm === 'admitted') {
         const a = m as Extract<ToWorker, { tdm: 'admitted' }>;
-        admission.answer(a.id, a.admission);
+        client.answer(a.id, a.admission);
       }
     });
-    server.on('connection', (socket) => admission.admit(socket, serve));
+    server.on('connection', (socket) => client.admit(socket, serve));
   } else server.on('connection', serve);
   server.on('error', (err) => logger.error({ err }, 'listening socket error in thread'));
   server.listen(copy, () => channel.ready());
