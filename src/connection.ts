@@ -232,7 +232,10 @@ export class ConnectionRunner {
     const remote = this.opts.unix
       ? 'unix'
       : `${peer?.address ?? raw.remoteAddress}:${peer?.port ?? raw.remotePort}`;
-    tls.accept(raw, remote, (socket) => this.run(socket, raw, peer));
+    tls.accept(raw, remote, (socket) => {
+      raiseWriteMark(socket, this.opts.maxOutputBuffer ?? 0);
+      this.run(socket, raw, peer);
+    });
   }
 
   /** `socket` is what the handler gets: `raw` itself, or the TLSSocket over it. */
@@ -311,6 +314,23 @@ export class ConnectionRunner {
     timer.unref();
     socket.once('close', () => clearTimeout(timer));
   }
+}
+
+/** Node 22's default writable high-water mark (Node 20's is 16 KiB), bytes. */
+const TLS_WRITE_HIGH_WATER_MARK = 65536;
+
+/**
+ * A TLSSocket's write completes on a later turn (node's TLSWrap finishes even a write the kernel
+ * took at once from a setImmediate), so its bytes count as unsent until then: on Node 20 every
+ * write of 16 KiB or more returns false, and a handler that honours it (examples/echo.js) waits
+ * for 'drain' after each one. Served TLS sockets get Node 22's 64 KiB on every Node, kept within
+ * --max-output-buffer (whose check runs on a false return). Only raised, never lowered.
+ */
+function raiseWriteMark(socket: TLSSocket, maxOutputBuffer: number): void {
+  const state = (socket as TLSSocket & { _writableState?: { highWaterMark: number } })._writableState;
+  const mark =
+    maxOutputBuffer > 0 ? Math.min(TLS_WRITE_HIGH_WATER_MARK, maxOutputBuffer) : TLS_WRITE_HIGH_WATER_MARK;
+  if (state && state.highWaterMark < mark) state.highWaterMark = mark;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {

@@ -347,6 +347,36 @@ describe('TLS from the library', () => {
       await handle.close();
     }
   });
+  test("a served TLSSocket's write high-water mark is Node 22's 64 KiB on every Node (a 16 KiB write returns true), within --max-output-buffer", async () => {
+    const { tcpdaemon } = await import('../src/index.js');
+    const { getDefaultHighWaterMark } = await import('node:stream');
+    const served = async (maxOutputBuffer?: number) => {
+      const handle = await tcpdaemon({
+        listen: '127.0.0.1:0',
+        loglevel: 'fatal',
+        tlsCert: a.cert,
+        tlsKey: a.key,
+        ...(maxOutputBuffer !== undefined ? { maxOutputBuffer } : {}),
+        handler: (socket) => {
+          const mark = socket.writableHighWaterMark;
+          const ok = socket.write(Buffer.alloc(16384));
+          socket.end(`\n${mark} ${ok}\n`);
+        },
+      });
+      try {
+        const { port } = handle.address() as { port: number };
+        const s = tlsConnect({ port, host: '127.0.0.1', servername: 'a.test', ca: readFileSync(pki.ca) });
+        const { data } = await untilClosed(s);
+        return data.slice(data.lastIndexOf('\n', data.length - 2) + 1);
+      } finally {
+        await handle.close();
+      }
+    };
+    assert.equal(await served(), '65536 true\n');
+    // Never lowered below node's own; raised only as far as the cap (its check runs on a false return).
+    const capped = Math.max(getDefaultHighWaterMark(false), 20000);
+    assert.equal(await served(20000), `${capped} ${16384 < capped}\n`);
+  });
 });
 
 describe('TLS snapshot', () => {
