@@ -2,13 +2,14 @@
 // every third of its TTL, removed on a graceful stop before draining; a killed process's entry
 // expires with the bucket's max age (and readers drop it after its own TTL: route.isLive).
 import { hostname } from 'node:os';
-import { type KV, Kvm } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConnectError } from '../errors.js';
 import type { Logger } from '../types.js';
 import { natsReason as reason } from './nats-reason.js';
 import { retryTransient } from './nats-retry.js';
-import { ROUTES_BUCKET, type RouteEntry, routeKey } from './route.js';
+import { type RouteEntry, routeKey } from './route.js';
+import { openRouteBucket } from './route-bucket.js';
 import type { AnnounceSettings } from './settings.js';
 
 /** How long a withdraw may hold up the stop, ms: draining goes on without it after that. */
@@ -69,10 +70,7 @@ export class Announcer {
           { discovery: where, err: reason(err) },
           'announce: JetStream is not answering yet (a NATS cluster electing its leader?); retrying',
         );
-      const kv = await retryTransient(
-        () => new Kvm(nc).create(ROUTES_BUCKET, { history: 1, ttl: settings.ttlMs }),
-        onRetry,
-      );
+      const kv = await retryTransient(() => openRouteBucket(nc, settings.ttlMs), onRetry);
       // The bucket may be older than this process, with another max age: refresh within both.
       const bucketTtl = (await retryTransient(() => kv.status(), onRetry)).ttl;
       const refreshMs = Math.max(100, Math.floor(Math.min(settings.ttlMs, bucketTtl || settings.ttlMs) / 3));

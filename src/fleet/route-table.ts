@@ -4,13 +4,14 @@
 // While the NATS connection is lost no announcer's refresh can arrive: the entries held are kept
 // (not swept) until it is back, and for one TTL after that, the time their refreshes need.
 import { EventEmitter } from 'node:events';
-import { type KV, Kvm, type KvWatchEntry } from '@nats-io/kv';
+import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConnectError } from '../errors.js';
 import type { Logger } from '../types.js';
 import { natsReason as reason } from './nats-reason.js';
 import { retryTransient } from './nats-retry.js';
-import { isLive, parseRouteEntry, ROUTES_BUCKET, type RouteEntry } from './route.js';
+import { isLive, parseRouteEntry, type RouteEntry } from './route.js';
+import { openRouteBucket } from './route-bucket.js';
 
 /** The bucket's max age when a reader is the first to create it: the announcers' default TTL, ms. */
 const DEFAULT_BUCKET_TTL_MS = 10_000;
@@ -22,7 +23,7 @@ export interface RouteTableOptions {
   logger: Logger;
   /** Watch only these services (default: every service in the bucket). */
   services?: string[];
-  /** JetStream replicas when this reader creates the bucket (a NATS cluster). */
+  /** JetStream replicas when this reader creates the bucket (default: the cluster's servers, at most 3). */
   replicas?: number;
   /** How often entries past their TTL are dropped, ms (default: a second). */
   sweepMs?: number;
@@ -103,12 +104,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
           'route table: JetStream is not answering yet (a NATS cluster electing its leader?); retrying',
         );
       const kv = await retryTransient(
-        () =>
-          new Kvm(nc).create(ROUTES_BUCKET, {
-            history: 1,
-            ttl: DEFAULT_BUCKET_TTL_MS,
-            replicas: opts.replicas ?? 1,
-          }),
+        () => openRouteBucket(nc, DEFAULT_BUCKET_TTL_MS, opts.replicas),
         onRetry,
       );
       table.kv = kv;

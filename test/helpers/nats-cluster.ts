@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ROOT } from './daemon.js';
 import type { Host } from './netns.js';
 
 const CLIENT_PORT = 4222;
@@ -71,7 +72,51 @@ export class NatsCluster {
     } finally {
       clearTimeout(timer);
     }
+    try {
+      await cluster.untilMeshed(timeoutMs);
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
     return cluster;
+  }
+
+  /**
+   * Until every node tells its clients of every node (INFO connect_urls): the routes are gossiped
+   * a moment after start, and a bucket created before would get fewer replicas than the cluster.
+   * Asked from a client in each node's host (the test process is outside the hosts' network).
+   */
+  private async untilMeshed(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const probe = (n: NatsNode) =>
+      new Promise<number>((resolve) => {
+        const c = spawn(
+          n.host.exec[0]!,
+          [
+            ...n.host.exec.slice(1),
+            process.execPath,
+            '-e',
+            `import('@nats-io/transport-node').then(async ({ connect }) => {
+              const nc = await connect({ servers: ${JSON.stringify(n.url)}, reconnect: false });
+              console.log(nc.info?.connect_urls?.length ?? 0);
+              await nc.close();
+            }).catch(() => console.log(0));`,
+          ],
+          { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] },
+        );
+        let out = '';
+        c.stdout!.setEncoding('utf8').on('data', (d: string) => {
+          out += d;
+        });
+        c.once('exit', () => resolve(Number(out.trim()) || 0));
+      });
+    for (;;) {
+      const seen = await Promise.all(this.nodes.map(probe));
+      if (seen.every((k) => k >= this.nodes.length)) return;
+      if (Date.now() > deadline)
+        throw new Error(`NATS cluster not meshed in ${timeoutMs} ms: ${seen.join(', ')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   /** SIGKILL of one node (a NATS host lost). */
