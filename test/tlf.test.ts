@@ -1,12 +1,20 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { ThreadProcess } from '../src/models/tlf/thread-process.js';
-import { type DaemonProcess, EXAMPLES, FIXTURES, modelArgs, withDaemon } from './helpers/daemon.js';
+import {
+  type DaemonProcess,
+  EXAMPLES,
+  FIXTURES,
+  modelArgs,
+  runCli,
+  startDaemon,
+  withDaemon,
+} from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { ask, connect, roundTrip, untilClosed } from './helpers/net.js';
 
@@ -143,6 +151,60 @@ test('a unix socket: threads serve it; stop removes the socket file', async () =
     assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
     assert.equal(existsSync(path), false);
   });
+});
+
+test('threads that cannot load the handler: start-up fails with the reason, exit 1, no socket or pid file left', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-tlf-'));
+  const [path, pidFile] = [join(dir, 'tlf.sock'), join(dir, 'tlf.pid')];
+  const res = await runCli([
+    ...['-m', 'TLF', '-c', '2', '-l', path, '-s', join(FIXTURES, 'throws-in-workers.mjs')],
+    ...['--restart-delay', '0.02', '--pid-file', pidFile],
+  ]);
+  assert.equal(res.code, 1);
+  assert.match(
+    res.stderr,
+    /^tcpdaemon: workers could not start: handler .*throws-in-workers\.mjs: failed to load: Error: fixture: broken in workers\n$/,
+  );
+  assert.equal(existsSync(path), false, 'no socket file left');
+  assert.equal(existsSync(pidFile), false, 'no pid file left');
+});
+
+test('threads that load the handler: listening once every thread is ready; a thread that failed once is retried', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-tlf-'));
+  const pidFile = join(dir, 'tlf.pid');
+  const { daemon, port } = await startDaemon(
+    modelArgs(
+      'TLF',
+      2,
+      join(FIXTURES, 'fails-once-in-workers.mjs'),
+      '--restart-delay',
+      '0.02',
+      '--pid-file',
+      pidFile,
+    ),
+    { env: { FIXTURE_FAIL_ONCE: join(dir, 'failed') } },
+  );
+  try {
+    const threads = daemon.logs.filter((l) => l.supervisor === 'threads');
+    assert.equal(threads.filter((l) => l.msg === 'worker exited').length, 1, 'one thread failed to load');
+    assert.deepEqual(
+      threads
+        .filter((l) => l.msg === 'worker ready')
+        .map((l) => l.slot)
+        .sort(),
+      [0, 1],
+      'both slots ready before listening',
+    );
+    assert.equal(readFileSync(pidFile, 'utf8').trim(), String(daemon.pid));
+    const s = await connect(port);
+    assert.equal(await roundTrip(s, 'loaded'), 'loaded');
+    s.end();
+    daemon.signal('SIGTERM');
+    assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+    assert.equal(existsSync(pidFile), false);
+  } finally {
+    await daemon.kill();
+  }
 });
 
 test('a function handler cannot run in threads: clear error before listening', async () => {

@@ -1,6 +1,6 @@
 // The workers of IOMP -c N, LF and IF (processes) and of TLF (threads): how to start one
 // (WorkerSpec), the supervisor built from the daemon's parameters, and a start that fails fast when
-// worker processes cannot start at all.
+// the workers (processes or threads) cannot start at all.
 import { fork } from 'node:child_process';
 import { childEnv } from '../child-channel.js';
 import { WorkerStartError } from '../errors.js';

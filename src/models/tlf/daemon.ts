@@ -9,7 +9,7 @@ import { serveAdmissions } from '../../address-admission.js';
 import { canBindShared } from '../../listen.js';
 import { entryLaunch } from '../../worker/launch.js';
 import type { Model, ModelHost, RunningModel } from '../model.js';
-import { createSupervisor, supervision, type WorkerPoolOptions } from '../worker-pool.js';
+import { createSupervisor, startWorkers, supervision, type WorkerPoolOptions } from '../worker-pool.js';
 import type { ThreadData } from './thread-main.js';
 import { ThreadProcess } from './thread-process.js';
 
@@ -33,8 +33,8 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
   const keeperFd = (slot: number) => (shared.members[slot % shared.members.length] as { fd: number }).fd;
   // Threads inherit the daemon's execArgv: under tsx (tcpdaemon's own tests) the .ts entry loads.
   const entry = entryLaunch('../models/tlf/thread-main').file;
-  // The same supervisor set-up as the worker processes (worker-pool.ts), with threads: no RSS of
-  // their own (--max-memory does not apply to TLF).
+  // The same supervisor set-up and fail-fast start as the worker processes (worker-pool.ts), with
+  // threads: no RSS of their own (--max-memory does not apply to TLF).
   const pool: WorkerPoolOptions = {
     accept: 'shared',
     // Per start, from host.params: a thread started after a config reload gets its values
@@ -48,7 +48,8 @@ async function startThreads(host: ModelHost): Promise<RunningModel> {
   };
   const supervisor = createSupervisor(host, pool);
   if (host.addressGate) serveAdmissions(supervisor, host.addressGate);
-  await supervisor.start();
+  // Threads that cannot load the handler stop start-up with the reason they sent ('fatal').
+  await startWorkers(supervisor);
   return {
     get connections() {
       let n = 0;

@@ -114,7 +114,11 @@ try {
   server.on('error', (err) => logger.error({ err }, 'listening socket error in thread'));
   server.listen(copy, () => channel.ready());
 } catch (err) {
-  logger.error({ err: (err as Error).message }, 'thread could not start');
+  const message = (err as Error).message;
+  logger.error({ err: message }, 'thread could not start');
   log.flush();
+  // Why, for the daemon's start-up (startWorkers): delivered before the thread's 'exit'.
+  const fatal: FromWorker = { tdm: 'fatal', message };
+  port.postMessage(fatal);
   process.exit(1);
 }
