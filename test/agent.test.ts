@@ -8,6 +8,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import type { AgentSnapshot } from '../src/agent/agent.js';
 import { startAgent as startAgentInProcess } from '../src/agent/run.js';
 import { MessageClient } from '../src/message/client.js';
 import { FLAG_ERROR } from '../src/message/codecs/codec.js';
@@ -67,27 +68,8 @@ async function local(agent: RunningAgent): Promise<MessageClient> {
   return c;
 }
 
-interface UpstreamsData {
-  localConnections: number;
-  pausedLocals: number;
-  inFlight: number;
-  parked: number;
-  busy: number;
-  unavailable: number;
-  lateDrops: number;
-  hosts: {
-    id: string;
-    state: string;
-    links: number;
-    inFlight: number;
-    requests: number;
-    replies: number;
-    errors: number;
-    timeouts: number;
-    lateDrops: number;
-    connectErrors: number;
-  }[];
-}
+/** The status report's upstreams block: the serving processes' snapshots summed. */
+type UpstreamsData = AgentSnapshot['agent'] & { hosts: AgentSnapshot['hosts'] };
 
 async function upstreams(agent: RunningAgent): Promise<UpstreamsData> {
   const d = await maybeUpstreams(agent);

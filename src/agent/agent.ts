@@ -7,7 +7,7 @@ import type { Codec } from '../message/codecs/index.js';
 import { ThrottledCount } from '../throttled-count.js';
 import type { Logger } from '../types.js';
 import { Corks } from './corks.js';
-import type { Host, HostSet, HostSpec } from './hosts.js';
+import type { Host, HostCounts, HostSet, HostSpec } from './hosts.js';
 import type { ResolvedAgentConfig } from './params.js';
 import { type Asker, type Pending, RequestMap } from './requests.js';
 import { UpstreamLink } from './upstream.js';
@@ -27,19 +27,7 @@ export interface AgentSnapshot {
     dropped: number;
   };
   links: { index: number; state: string; upstream: string | null; inFlight: number }[];
-  hosts: {
-    id: string;
-    state: string;
-    links: number;
-    inFlight: number;
-    requests: number;
-    replies: number;
-    errors: number;
-    timeouts: number;
-    lateDrops: number;
-    connects: number;
-    connectErrors: number;
-  }[];
+  hosts: ({ id: string; state: string; links: number; inFlight: number } & HostCounts)[];
 }
 
 const ERROR_REPLY = FLAG_REPLY | FLAG_ERROR;
