@@ -2,13 +2,15 @@
 # Debian packages of the programs the test suite starts: nats-server (the gateway's NATS queue),
 # haproxy (proxy interop and benchmarks), redis-server and redis-tools (proxy benchmarks),
 # prometheus (its promtool checks what /metrics serves), systemd (systemd-notify,
-# systemd-socket-activate), python3 (the test receiver of sd_notify datagrams) and libssl-dev,
-# OpenSSL's headers, which bench/connect-gen.c (built by the tests and the benchmarks) needs for --tls.
+# systemd-socket-activate), python3 (the test receiver of sd_notify datagrams), iproute2 and
+# nftables (the multi-host tests' namespaces, partitions and loss) and libssl-dev, OpenSSL's
+# headers, which bench/connect-gen.c (built by the tests and the benchmarks) needs for --tls.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 missing=()
 for pkg_cmd in nats-server:nats-server haproxy:haproxy redis-server:redis-server redis-tools:redis-benchmark \
-  prometheus:promtool systemd:systemd-notify systemd:systemd-socket-activate python3:python3; do
+  prometheus:promtool systemd:systemd-notify systemd:systemd-socket-activate python3:python3 \
+  iproute2:ip nftables:nft; do
   command -v "${pkg_cmd#*:}" >/dev/null 2>&1 || missing+=("${pkg_cmd%%:*}")
 done
 [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
