@@ -45,25 +45,8 @@ const timeOf = (l: LogLine) =>
   typeof l.at === 'number' ? l.at : typeof l.time === 'number' ? l.time : Date.parse(String(l.time));
 
 async function server(host: Host, service: string): Promise<{ daemon: DaemonProcess; announcedAt: number }> {
-  const daemon = new DaemonProcess(
-    [
-      '-m',
-      'IOMP',
-      '-l',
-      `${host.ip}:0`,
-      '-s',
-      SERVICE_HANDLER,
-      '--announce',
-      service,
-      '--discovery',
-      urls(host),
-      '--announce-ttl',
-      TTL_S,
-    ],
-    { command: [...host.exec, BIN] },
-  );
-  const line = await daemon.waitForMsg('announced', 30_000);
-  return { daemon, announcedAt: timeOf(line) };
+  const { daemon, announced } = await nats.announcing(host, service, SERVICE_HANDLER, TTL_S);
+  return { daemon, announcedAt: timeOf(announced) };
 }
 
 function caller(target: string, msgid = 1): DaemonProcess {

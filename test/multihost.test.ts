@@ -35,31 +35,9 @@ let net: Network;
 let nats: NatsCluster;
 
 /** A daemon serving echo on the host's own address, announcing `service`. */
-async function server(
-  host: Host,
-  service: string,
-  handler = ECHO,
-): Promise<{ daemon: DaemonProcess; address: string }> {
-  const daemon = new DaemonProcess(
-    [
-      '-m',
-      'IOMP',
-      '-l',
-      `${host.ip}:0`,
-      '-s',
-      handler,
-      '--announce',
-      service,
-      '--discovery',
-      nats.urlsFrom(host).join(','),
-      '--announce-ttl',
-      TTL_S,
-    ],
-    { command: [...host.exec, BIN] },
-  );
-  const line = await daemon.waitForMsg('announced', 30_000);
-  return { daemon, address: String(line.address) };
-}
+/** A daemon serving `handler` (default echo) on the host's own address, announcing `service`. */
+const server = (host: Host, service: string, handler = ECHO) =>
+  nats.announcing(host, service, handler, TTL_S);
 
 /** test/fixtures/route-watch.ts on `host`: its lines say which addresses the table holds. */
 async function watcher(host: Host, service: string): Promise<DaemonProcess> {

@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './daemon.js';
+import { BIN, DaemonProcess, type LogLine, ROOT } from './daemon.js';
 import type { Host } from './netns.js';
 
 const CLIENT_PORT = 4222;
@@ -117,6 +117,37 @@ export class NatsCluster {
         throw new Error(`NATS cluster not meshed in ${timeoutMs} ms: ${seen.join(', ')}`);
       await new Promise((r) => setTimeout(r, 200));
     }
+  }
+
+  /**
+   * `tcpdaemon -m IOMP` on `host`'s own address serving `handler`, announced as `service` through
+   * this cluster (its local node first); resolves with its `announced` log line.
+   */
+  async announcing(
+    host: Host,
+    service: string,
+    handler: string,
+    ttlS: string,
+  ): Promise<{ daemon: DaemonProcess; announced: LogLine; address: string }> {
+    const daemon = new DaemonProcess(
+      [
+        '-m',
+        'IOMP',
+        '-l',
+        `${host.ip}:0`,
+        '-s',
+        handler,
+        '--announce',
+        service,
+        '--discovery',
+        this.urlsFrom(host).join(','),
+        '--announce-ttl',
+        ttlS,
+      ],
+      { command: [...host.exec, BIN] },
+    );
+    const announced = await daemon.waitForMsg('announced', 30_000);
+    return { daemon, announced, address: String(announced.address) };
   }
 
   /** SIGKILL of one node (a NATS host lost). */
