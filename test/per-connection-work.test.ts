@@ -172,7 +172,10 @@ test('each option turned on shows up in the same counts (the counters see the wo
  * (getsockname(2), through node's Socket#_getsockname).
  */
 async function proxyLocalLookups(sendProxy: 'v1' | undefined): Promise<number> {
+  const held = new Set<Socket>();
   const backend = createServer((s) => {
+    held.add(s);
+    s.on('close', () => held.delete(s));
     s.on('error', () => s.destroy());
     s.pipe(s);
   });
@@ -201,6 +204,7 @@ async function proxyLocalLookups(sendProxy: 'v1' | undefined): Promise<number> {
   } finally {
     proto._getsockname = original;
     await daemon.close();
+    for (const s of held) s.destroy();
     await new Promise((r) => backend.close(r));
   }
   return calls;
