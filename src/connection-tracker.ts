@@ -1,13 +1,19 @@
 import type { Socket } from 'node:net';
 import { MAX_TIMER_MS } from './timer-limit.js';
 
-const kTracker = Symbol('tcpdaemon.tracker');
-type TrackedSocket = Socket & { [kTracker]?: ConnectionTracker };
-
 /** The open connections of one process, so a stop can wait for them and then cut the rest. */
 export class ConnectionTracker {
   readonly sockets = new Set<Socket>();
   private emptyWaiters: (() => void)[] = [];
+  /** The 'close' listener of every socket added here: one function per tracker, no closure or property per connection. */
+  private readonly untrack: (this: Socket) => void;
+
+  constructor() {
+    const tracker = this;
+    this.untrack = function (this: Socket) {
+      tracker.forget(this);
+    };
+  }
 
   get size(): number {
     return this.sockets.size;
@@ -15,8 +21,7 @@ export class ConnectionTracker {
 
   add(socket: Socket): void {
     this.sockets.add(socket);
-    (socket as TrackedSocket)[kTracker] = this;
-    socket.on('close', untrack); // one shared listener: no closure per connection
+    socket.on('close', this.untrack);
   }
 
   /**
@@ -56,8 +61,4 @@ export class ConnectionTracker {
     for (const s of this.sockets) s.destroy();
     return left;
   }
-}
-
-function untrack(this: TrackedSocket): void {
-  this[kTracker]?.forget(this);
 }

@@ -7,12 +7,17 @@
 import assert from 'node:assert/strict';
 import { createHook } from 'node:async_hooks';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { type AddressInfo, connect, Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type TcpdaemonParams, type Tcpmain, tcpdaemon } from '../src/index.js';
+import { parseBackendSpec } from '../src/proxy/backend.js';
+import { DEFAULT_FORWARD } from '../src/proxy/forward.js';
+import { createProxyHandler } from '../src/proxy/front.js';
+import { BackendPool } from '../src/proxy/pool.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { memoryLogger } from './helpers/proxy.js';
 import { makePki, type Pki } from './helpers/tls.js';
 
 checkNoLeftoverProcesses();
@@ -159,4 +164,54 @@ test('each option turned on shows up in the same counts (the counters see the wo
   const server = pki.server('localhost');
   const tls = await measure({ tlsCert: server.cert, tlsKey: server.key });
   assert.ok(tls.tlsWraps >= N, `--tls-cert: TLS wraps ${tls.tlsWraps}`);
+});
+
+/**
+ * The proxy front serving N plain connections (the daemon in this process, IOMP -c 1) to a
+ * pipe echo: how often an accepted client socket asked the kernel for its own address
+ * (getsockname(2), through node's Socket#_getsockname).
+ */
+async function proxyLocalLookups(sendProxy: 'v1' | undefined): Promise<number> {
+  const held = new Set<Socket>();
+  const backend = createServer((s) => {
+    held.add(s);
+    s.on('close', () => held.delete(s));
+    s.on('error', () => s.destroy());
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const spec = parseBackendSpec(`127.0.0.1:${(backend.address() as AddressInfo).port}`);
+  const daemon = await tcpdaemon({
+    listen: '127.0.0.1:0',
+    handler: createProxyHandler(
+      new BackendPool([spec], { logger: memoryLogger('warn').logger, checks: false }),
+      { ...DEFAULT_FORWARD, sendProxy },
+    ),
+    logfile: join(dir, 'proxy.log'),
+  });
+  const { port } = daemon.address() as AddressInfo;
+  await cycle(port); // code loaded once
+  const proto = Socket.prototype as unknown as { _getsockname: (...a: unknown[]) => unknown };
+  const original = proto._getsockname;
+  assert.equal(typeof original, 'function', "this node's Socket has _getsockname");
+  let calls = 0;
+  proto._getsockname = function (this: Socket & { server?: unknown }, ...a: unknown[]) {
+    if (this.server !== undefined) calls++; // the accepted client sockets, not the backend ones
+    return original.apply(this, a);
+  };
+  try {
+    for (let i = 0; i < N; i++) await cycle(port);
+  } finally {
+    proto._getsockname = original;
+    await daemon.close();
+    for (const s of held) s.destroy();
+    await new Promise((r) => backend.close(r));
+  }
+  return calls;
+}
+
+test('the proxy front looks up the local address only for the PROXY header it sends (--send-proxy)', async () => {
+  assert.equal(await proxyLocalLookups(undefined), 0, 'getsockname calls without --send-proxy');
+  const withHeader = await proxyLocalLookups('v1');
+  assert.ok(withHeader >= N, `--send-proxy v1: getsockname calls ${withHeader}`);
 });

@@ -1,5 +1,5 @@
 import type { Tcpmain } from '../types.js';
-import { type ForwardOptions, forwardThen } from './forward.js';
+import { type ClientPeer, type ForwardOptions, forwardThen } from './forward.js';
 import type { BackendPool } from './pool.js';
 
 /**
@@ -11,12 +11,17 @@ export function createProxyHandler(pool: BackendPool, opts: ForwardOptions): Tcp
   // Returns nothing: forwarding closes both sockets itself, so the daemon has nothing to end
   // afterwards, and a connection costs no promise.
   return (socket, env) => {
-    const peer = {
-      address: env.remoteAddress,
-      port: env.remotePort,
-      localAddress: env.localAddress,
-      localPort: env.localPort,
-    };
+    // Where the client connected to is only needed for the PROXY header we send (--send-proxy):
+    // env.localAddress costs a getsockname(2), so a connection without one does not ask.
+    const peer: ClientPeer =
+      opts.sendProxy === undefined
+        ? { address: env.remoteAddress, port: env.remotePort }
+        : {
+            address: env.remoteAddress,
+            port: env.remotePort,
+            localAddress: env.localAddress,
+            localPort: env.localPort,
+          };
     forwardThen(socket, peer, pool, opts, env);
   };
 }
