@@ -18,7 +18,7 @@ import {
   stopCleanly,
 } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
-import { ask, backToBack, connect, roundTrip } from './helpers/net.js';
+import { ask, backToBack, connect, pingOnce, roundTrip } from './helpers/net.js';
 import { waitUntil } from './helpers/supervisor.js';
 
 checkNoLeftoverProcesses();
@@ -81,19 +81,8 @@ function connectLoops(port: number, loops: number) {
   const loop = async () => {
     while (running) {
       stats.inFlight++;
-      let socket: Socket | undefined;
-      try {
-        socket = await connect(port);
-        if ((await roundTrip(socket, 'ping\n')) !== 'ping\n') throw new Error('wrong echo');
-        stats.ok++;
-      } catch (err) {
-        stats.failed++;
-        if (stats.errors.length < 20)
-          stats.errors.push((err as NodeJS.ErrnoException).code ?? (err as Error).message);
-      } finally {
-        stats.inFlight--;
-        socket?.destroy();
-      }
+      await pingOnce(port, stats);
+      stats.inFlight--;
     }
   };
   const all = Array.from({ length: loops }, loop);

@@ -123,23 +123,9 @@ export function startLoadLoop(
   const stats: LoadStats = { ok: 0, failed: 0, errors: [] };
   const deadline = Date.now() + (opts.maxMs ?? 20000);
   let running = true;
-  const cycle = async () => {
-    let socket: Socket | undefined;
-    try {
-      socket = await connect(port, opts.host);
-      if ((await roundTrip(socket, 'ping\n')) !== 'ping\n') throw new Error('wrong echo');
-      stats.ok++;
-    } catch (err) {
-      stats.failed++;
-      if (stats.errors.length < 20)
-        stats.errors.push((err as NodeJS.ErrnoException).code ?? (err as Error).message);
-    } finally {
-      socket?.destroy();
-    }
-  };
   const loop = async () => {
     while (running && Date.now() < deadline) {
-      await cycle();
+      await pingOnce(port, stats, opts.host);
       await new Promise((r) => setTimeout(r, 2));
     }
   };
@@ -161,19 +147,22 @@ export function startLoadLoop(
  */
 export async function backToBack(port: number, count: number): Promise<LoadStats> {
   const stats: LoadStats = { ok: 0, failed: 0, errors: [] };
-  for (let i = 0; i < count; i++) {
-    let socket: Socket | undefined;
-    try {
-      socket = await connect(port);
-      if ((await roundTrip(socket, 'ping\n')) !== 'ping\n') throw new Error('wrong echo');
-      stats.ok++;
-    } catch (err) {
-      stats.failed++;
-      if (stats.errors.length < 20)
-        stats.errors.push((err as NodeJS.ErrnoException).code ?? (err as Error).message);
-    } finally {
-      socket?.destroy();
-    }
-  }
+  for (let i = 0; i < count; i++) await pingOnce(port, stats);
   return stats;
+}
+
+/** One connection: connect, "ping\n" echoed back, destroy; counted in `stats` (the first 20 errors kept). */
+export async function pingOnce(port: number, stats: LoadStats, host?: string): Promise<void> {
+  let socket: Socket | undefined;
+  try {
+    socket = await connect(port, host);
+    if ((await roundTrip(socket, 'ping\n')) !== 'ping\n') throw new Error('wrong echo');
+    stats.ok++;
+  } catch (err) {
+    stats.failed++;
+    if (stats.errors.length < 20)
+      stats.errors.push((err as NodeJS.ErrnoException).code ?? (err as Error).message);
+  } finally {
+    socket?.destroy();
+  }
 }
