@@ -1,5 +1,6 @@
-// JetStream requests during a NATS cluster's leader election time out or find no responders for a
-// few seconds: a start-up that meets one retries until its deadline instead of failing at once.
+// JetStream requests during a NATS cluster's leader election (or to a node just restarted, which
+// says JetStream is not enabled until it has caught up) time out or find no responders for a few
+// seconds: a start-up that meets one retries until its deadline instead of failing at once.
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** How long start-up keeps retrying a transient JetStream failure, ms. */
@@ -8,7 +9,7 @@ export const JETSTREAM_START_WAIT_MS = 20_000;
 export function isTransientJetStreamError(err: unknown): boolean {
   const e = err as { message?: string; name?: string; code?: string | number };
   const text = `${e.name ?? ''} ${e.code ?? ''} ${e.message ?? ''}`;
-  return /timeout|no responders|503|jetstream (system )?(temporarily )?not available|no suitable peers|leader/i.test(
+  return /timeout|no responders|503|jetstream (system )?(temporarily )?not available|jetstream is not enabled|no suitable peers|leader/i.test(
     text,
   );
 }

@@ -55,6 +55,8 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   private rewatching = false;
   /** Keys being checked against the bucket because their refresh is late. */
   private readonly checking = new Set<string>();
+  /** Entries the sweep dropped lately, still checked against the bucket (see sweep). */
+  private readonly expired = new Map<string, RouteEntry>();
   /** Date.now() when the NATS connection was lost; undefined while connected. */
   private lostAt: number | undefined;
   /** Date.now() when it was last back (0 = never lost). */
@@ -286,6 +288,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     }
     const before = byKey.get(e.key);
     byKey.set(e.key, entry);
+    this.expired.delete(e.key);
     if (before === undefined || !sameRoute(before, entry) || !this.live(before, Date.now()))
       this.emit('change', service, this.entries(service));
   }
@@ -298,11 +301,18 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
         if (!this.live(entry, now)) {
           byKey.delete(key);
           dropped = true;
+          if (this.lostAt === undefined) this.expired.set(key, entry);
         } else if (this.lostAt === undefined && now - entry.refreshedAt > (entry.ttlMs * 2) / 3)
           this.checkLate(key, entry); // (while NATS is lost every entry is late, and nothing answers)
       }
       if (dropped) this.emit('change', service, this.entries(service));
       if (byKey.size === 0) this.table.delete(service);
+    }
+    // An entry that expired while the bucket could not be asked (a NATS cluster electing) is asked
+    // about for one TTL more: a newer one there means the watch stalled, and a new watch restores it.
+    for (const [key, entry] of this.expired) {
+      if (now - entry.refreshedAt > 2 * entry.ttlMs) this.expired.delete(key);
+      else if (this.lostAt === undefined) this.checkLate(key, entry);
     }
   }
 }
