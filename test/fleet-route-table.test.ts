@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import pino from 'pino';
@@ -44,6 +45,11 @@ const announcing = (service: string, ttl: string) =>
     '--announce-ttl',
     ttl,
   ]);
+
+/** Resolves once `cond` holds (checked every 50 ms). */
+async function waitFor(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 50));
+}
 
 /** Resolves with the service's entries at the first change that satisfies `pred`. */
 function changeWhere(
@@ -150,6 +156,39 @@ test('RouteTable.open: a watch of a service with no entry, in a bucket holding o
     }
   } finally {
     await stopCleanly(other.daemon);
+  }
+});
+
+test('RouteTable: a watch whose consumer vanishes while the connection stays up is noticed by the probe and replaced; announces still arrive', {
+  timeout: 30_000,
+}, async () => {
+  const logs = captureLogger();
+  const table = await RouteTable.open({
+    servers: [nats.url],
+    logger: logs.logger,
+    services: ['rt-probe'],
+    probeMs: 200,
+  });
+  const nc = await natsConnect({ servers: nats.url });
+  let server: Awaited<ReturnType<typeof announcing>> | undefined;
+  try {
+    // What a NATS node's death does to a consumer that lived on it, with no disconnect here.
+    const jsm = await jetstreamManager(nc);
+    const stream = `KV_${ROUTES_BUCKET}`;
+    for await (const ci of jsm.consumers.list(stream)) await jsm.consumers.delete(stream, ci.name);
+    await waitFor(() =>
+      logs.lines.some((l) => l.msg === 'route table: watching again' && /consumer/.test(String(l.why))),
+    );
+    const seen = changeWhere(table, 'rt-probe', (es) => es.length === 1);
+    server = await announcing('rt-probe', '5');
+    assert.deepEqual(
+      (await seen).map((e) => e.address),
+      [`127.0.0.1:${server.port}`],
+    );
+  } finally {
+    await table.close();
+    await nc.close();
+    if (server) await stopCleanly(server.daemon);
   }
 });
 

@@ -1,22 +1,27 @@
 // The reader's side of the route table (route.ts): a live copy of the announced entries, pushed by
-// a KV watch (never polled), with entries past their TTL dropped by a sweep (a watch sees no removal
-// by the bucket's max age). 'change' fires with the service's live entries whenever they change.
+// a KV watch (never polled; bucket-watch.ts, whose probe notices a watch that went quiet), with entries
+// past their TTL dropped by a sweep (a watch sees no removal by the bucket's max age). 'change' fires with the service's live entries whenever they change.
 // While the NATS connection is lost no announcer's refresh can arrive: the entries held are kept
 // (not swept) until it is back, and for one TTL after that, the time their refreshes need.
 import { EventEmitter } from 'node:events';
-import type { KV, KvWatchEntry } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { ConnectError } from '../errors.js';
 import type { Logger } from '../types.js';
+import { type BucketEntry, watchBucket } from './bucket-watch.js';
 import { natsReason as reason } from './nats-reason.js';
 import { retryTransient } from './nats-retry.js';
-import { isLive, parseRouteEntry, type RouteEntry } from './route.js';
+import { isLive, parseRouteEntry, ROUTES_BUCKET, type RouteEntry } from './route.js';
 import { openRouteBucket } from './route-bucket.js';
 
 /** The bucket's max age when a reader is the first to create it: the announcers' default TTL, ms. */
 const DEFAULT_BUCKET_TTL_MS = 10_000;
 /** Longest wait for the watch's first snapshot before serving what arrived, ms. */
 const SNAPSHOT_WAIT_MS = 5000;
+/** How often the watch's consumer is asked for (see bucket-watch.ts), ms. */
+const PROBE_MS = 2000;
+/** Longest wait for a JetStream API answer while watching (consumer create, probe), ms. */
+const PROBE_REQUEST_MS = 3000;
 
 export interface RouteTableOptions {
   servers: string[];
@@ -31,6 +36,8 @@ export interface RouteTableOptions {
   name?: string;
   /** Longest wait for the watch's first snapshot before serving what arrived, ms (default 5000). */
   snapshotWaitMs?: number;
+  /** How often the watch's consumer is asked for, ms (default 2000). */
+  probeMs?: number;
 }
 
 export interface RouteTableEvents {
@@ -50,6 +57,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   private kv: KV | undefined;
   private watched: string[] | undefined;
   private snapshotWaitMs = SNAPSHOT_WAIT_MS;
+  private probeMs = PROBE_MS;
   /** Bumped per watch: entries from an older (replaced) watch are not applied. */
   private generation = 0;
   private rewatching = false;
@@ -112,6 +120,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
       table.kv = kv;
       table.watched = opts.services;
       table.snapshotWaitMs = opts.snapshotWaitMs ?? SNAPSHOT_WAIT_MS;
+      table.probeMs = opts.probeMs ?? PROBE_MS;
       await retryTransient(() => table.watch(), onRetry);
       table.followReconnects();
     } catch (err) {
@@ -152,42 +161,38 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   }
 
   private async watch(): Promise<void> {
-    const kv = this.kv!;
     const services = this.watched;
-    const snapshotWaitMs = this.snapshotWaitMs;
-    const key =
-      services === undefined || services.length === 0
-        ? '>'
-        : services.length === 1
-          ? `${services[0]}.>`
-          : services.map((s) => `${s}.>`);
-    // A watch whose keys have no entry delivers no snapshot, so nothing would mark its end: the
-    // bucket may hold other services' entries, so ask for this filter's keys.
-    const empty = !(await hasKey(kv, key));
-    const watch = await kv.watch({ key });
-    this.stopWatch();
-    this.stopWatch = () => watch.stop();
+    const keys = services === undefined || services.length === 0 ? ['>'] : services.map((s) => `${s}.>`);
+    // Entries and losses of an older (replaced, or failing) watch are not applied from here on.
     const generation = ++this.generation;
+    const current = () => generation === this.generation;
     let snapshotDone: () => void = () => undefined;
     const snapshot = new Promise<void>((resolve) => {
       snapshotDone = resolve;
     });
-    if (empty) snapshotDone();
-    void (async () => {
-      for await (const e of watch) {
-        if (generation !== this.generation) return;
-        this.apply(e);
-        if (e.isUpdate) snapshotDone();
-      }
-      if (generation === this.generation) this.rewatch('the watch ended');
-    })().catch((err: unknown) => {
-      if (generation === this.generation) this.rewatch(`the watch failed: ${reason(err)}`);
-    });
+    const watch = await watchBucket(
+      this.nc,
+      ROUTES_BUCKET,
+      keys,
+      {
+        entry: (e) => {
+          if (current()) this.apply(e);
+        },
+        snapshot: () => snapshotDone(),
+        lost: (why) => {
+          // While NATS is lost nothing answers; the reconnect watches again.
+          if (current() && this.lostAt === undefined) this.rewatch(why);
+        },
+      },
+      { probeMs: this.probeMs, requestMs: PROBE_REQUEST_MS },
+    );
+    this.stopWatch();
+    this.stopWatch = () => watch.stop();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       snapshot,
       new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, snapshotWaitMs);
+        timer = setTimeout(resolve, this.snapshotWaitMs);
       }),
     ]);
     clearTimeout(timer);
@@ -268,7 +273,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
       .finally(() => this.checking.delete(key));
   }
 
-  private apply(e: KvWatchEntry): void {
+  private apply(e: BucketEntry): void {
     const dot = e.key.indexOf('.');
     if (dot <= 0) return;
     const service = e.key.slice(0, dot);
@@ -315,16 +320,6 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
       else if (this.lostAt === undefined) this.checkLate(key, entry);
     }
   }
-}
-
-/** Whether some key matching `key` holds a value (deleted ones are not counted). */
-async function hasKey(kv: KV, key: string | string[]): Promise<boolean> {
-  const keys = await kv.keys(key);
-  for await (const _ of keys) {
-    keys.stop();
-    return true;
-  }
-  return false;
 }
 
 /** The same route for a client: a refresh alone (new refreshedAt) is no change. */

@@ -8,6 +8,8 @@ import {
   StorageType,
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { natsReason } from '../../../fleet/nats-reason.js';
+import { retryTransient } from '../../../fleet/nats-retry.js';
 import type { Logger } from '../../../types.js';
 import type { QueueSpec } from '../../params.js';
 import type { Subjects } from './protocol.js';
@@ -35,8 +37,28 @@ export async function connectTo(spec: NatsSpec, name: string, logger: Logger): P
   return nc;
 }
 
-/** Creates the store stream if missing (`update` also brings its limits to these). */
-export async function ensureStore(
+/**
+ * Creates the store stream if missing (`update` also brings its limits to these). JetStream that is
+ * not answering yet (a cluster electing, a node just restarted) is retried for a while.
+ */
+export function ensureStore(
+  nc: NatsConnection,
+  subjects: Subjects,
+  limits: { maxPerName: number; ttlMs: number },
+  update: boolean,
+  logger: Logger,
+): Promise<void> {
+  return retryTransient(
+    () => ensureStoreOnce(nc, subjects, limits, update),
+    (err) =>
+      logger.warn(
+        { err: natsReason(err) },
+        'JetStream is not answering yet (a NATS cluster electing its leader?); retrying',
+      ),
+  );
+}
+
+async function ensureStoreOnce(
   nc: NatsConnection,
   subjects: Subjects,
   limits: { maxPerName: number; ttlMs: number },

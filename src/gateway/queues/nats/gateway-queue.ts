@@ -75,7 +75,7 @@ export class NatsGatewayQueue implements GatewayQueue {
       maxPerName: opts.storeMax ?? DEFAULT_STORE.maxPerName,
       ttlMs: opts.storeTtlMs ?? DEFAULT_STORE.ttlMs,
     };
-    await ensureStore(nc, new Subjects(spec.prefix), limits, true);
+    await ensureStore(nc, new Subjects(spec.prefix), limits, true, opts.logger);
     const q = new NatsGatewayQueue(nc, spec, opts, events);
     await nc.flush();
     return q;

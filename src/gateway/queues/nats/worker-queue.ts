@@ -55,7 +55,7 @@ export class NatsWorkerQueue implements WorkerQueue {
 
   static async open(spec: NatsSpec, opts: WorkerQueueOptions): Promise<NatsWorkerQueue> {
     const nc = await connectTo(spec, `tcpdaemon-worker-${opts.workerId}`, opts.logger);
-    await ensureStore(nc, new Subjects(spec.prefix), DEFAULT_STORE, false);
+    await ensureStore(nc, new Subjects(spec.prefix), DEFAULT_STORE, false, opts.logger);
     const q = new NatsWorkerQueue(nc, spec, opts);
     q.start();
     await nc.flush();
