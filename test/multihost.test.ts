@@ -147,7 +147,10 @@ describe('multi-host: route table across hosts', { skip }, () => {
       const replies = summary.replies as Record<string, number>;
       assert.ok(
         errors <= LOOPS,
-        `at most the ${LOOPS} calls in flight fail; errors: ${JSON.stringify(summary.errors)}`,
+        `at most the ${LOOPS} calls in flight fail; errors: ${JSON.stringify(summary.errors)}; the caller's log:\n${caller.logs
+          .filter((l) => l.msg !== 'first reply')
+          .map((l) => JSON.stringify(l))
+          .join('\n')}`,
       );
       assert.equal(Object.keys(replies).length, 2, JSON.stringify(replies));
       assert.deepEqual(Object.keys(summary.afterMark as object), [String(after.pid)]);

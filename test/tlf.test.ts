@@ -167,6 +167,13 @@ test('threads that cannot load the handler: start-up fails with the reason, exit
   );
   assert.equal(existsSync(path), false, 'no socket file left');
   assert.equal(existsSync(pidFile), false, 'no pid file left');
+  // The thread's own line, at the level a worker process's 'worker could not start' has.
+  const line = res.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg?: string; level?: unknown })
+    .find((l) => l.msg === 'thread could not start');
+  assert.equal(line?.level, 'fatal');
 });
 
 test('threads that load the handler: listening once every thread is ready; a thread that failed once is retried', async () => {

@@ -2,7 +2,8 @@
 // a KV watch (never polled; bucket-watch.ts, whose probe notices a watch that went quiet), with entries
 // past their TTL dropped by a sweep (a watch sees no removal by the bucket's max age). 'change' fires with the service's live entries whenever they change.
 // While the NATS connection is lost no announcer's refresh can arrive: the entries held are kept
-// (not swept) until it is back, and for one TTL after that, the time their refreshes need.
+// (not swept) until it is back, and for one TTL after that, the time their refreshes need. The same
+// holds while a watch that stopped delivering is replaced, until the new one has its snapshot.
 import { EventEmitter } from 'node:events';
 import type { KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -200,7 +201,8 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
 
   /** Whether a held entry counts at `now`: see the top of this file. */
   private live(e: RouteEntry, now: number): boolean {
-    return this.lostAt !== undefined || isLive(e, now) || now - this.backAt <= e.ttlMs;
+    // While a new watch is being set up no refresh can arrive either: held like a lost connection.
+    return this.lostAt !== undefined || this.rewatching || isLive(e, now) || now - this.backAt <= e.ttlMs;
   }
 
   /**

@@ -115,7 +115,7 @@ try {
   server.listen(copy, () => channel.ready());
 } catch (err) {
   const message = (err as Error).message;
-  logger.error({ err: message }, 'thread could not start');
+  logger.fatal({ err: message }, 'thread could not start');
   log.flush();
   // Why, for the daemon's start-up (startWorkers): delivered before the thread's 'exit'.
   const fatal: FromWorker = { tdm: 'fatal', message };
