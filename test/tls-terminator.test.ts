@@ -60,9 +60,12 @@ async function terminate(material: TlsMaterial, tls: TlsSettings): Promise<Runni
   const terminator = new TlsTerminator(material, tls, logger);
   const server: Server = createServer((raw) => {
     raw.on('error', () => raw.destroy());
-    terminator.accept(raw, 'test', (socket) => {
-      socket.on('error', () => socket.destroy());
-      socket.end('ok\n');
+    terminator.accept(raw, {
+      secured(socket) {
+        socket.on('error', () => socket.destroy());
+        socket.end('ok\n');
+      },
+      remote: () => 'test',
     });
   });
   server.listen(0, '127.0.0.1');

@@ -14,13 +14,19 @@ import type { Logger } from '../types.js';
 import { ServerContexts, type TlsMaterial } from './context.js';
 import type { TlsSettings } from './settings.js';
 
-interface Pending {
-  remote: string;
-  onSecure: (socket: TLSSocket) => void;
+/**
+ * Who gets the TLSSocket of a raw socket handed to accept(): one per caller (a ConnectionRunner),
+ * shared by its connections, so a handshake costs no object, closure or string of its own.
+ */
+export interface TlsAcceptor {
+  /** The handshake of `raw` is done (never called on failure). */
+  secured(socket: TLSSocket, raw: Socket): void;
+  /** The peer as log lines name it ('address:port'); asked only when something is logged. */
+  remote(raw: Socket): string;
 }
 
 const kPending = Symbol('tcpdaemon.tlsPending');
-type RawSocket = Socket & { [kPending]?: Pending };
+type RawSocket = Socket & { [kPending]?: TlsAcceptor };
 /** node keeps the wrapped socket there (lib/_tls_wrap.js): how a TLSSocket leads back to its raw socket. */
 type WithParent = TLSSocket & { _parent?: RawSocket };
 
@@ -116,10 +122,12 @@ export class TlsTerminator {
       const raw = socket._parent;
       const pending = raw?.[kPending];
       if (raw) raw[kPending] = undefined;
+      // Named before the sockets are destroyed (an address node has not read yet is gone after).
+      const remote = raw && pending ? pending.remote(raw) : undefined;
       // node leaves the socket open when a tlsClientError listener exists (a stalled handshake).
       socket.destroy();
       raw?.destroy();
-      this.#failures.add(describeTlsError(err), { remote: pending?.remote, code: err.code });
+      this.#failures.add(describeTlsError(err), { remote, code: err.code });
     });
     return server;
   }
@@ -134,9 +142,9 @@ export class TlsTerminator {
     };
   }
 
-  /** Starts the handshake on `raw`; `onSecure` gets the TLSSocket once it is done (never on failure). */
-  accept(raw: Socket, remote: string, onSecure: (socket: TLSSocket) => void): void {
-    (raw as RawSocket)[kPending] = { remote, onSecure };
+  /** Starts the handshake on `raw`; `to.secured` gets the TLSSocket once it is done (never on failure). */
+  accept(raw: Socket, to: TlsAcceptor): void {
+    (raw as RawSocket)[kPending] = to;
     this.#server.emit('connection', raw);
   }
 
@@ -168,11 +176,11 @@ export class TlsTerminator {
         peer && Object.keys(peer).length > 0
           ? String(socket.authorizationError ?? 'not verified')
           : 'no client certificate';
-      this.#refusals.add(reason, { remote: pending.remote });
+      this.#refusals.add(reason, { remote: pending.remote(raw) });
       socket.destroy();
       return;
     }
-    pending.onSecure(socket);
+    pending.secured(socket, raw);
   }
 
   /** One certificate: a name the client asked for that it does not carry is logged (it is served anyway). */
