@@ -200,6 +200,7 @@ export class ConnectionRunner {
         return peer ? `${peer.address}:${peer.port}` : `${raw.remoteAddress}:${raw.remotePort}`;
       },
     };
+    opts.tls?.deliverTo(this.tlsAcceptor);
   }
 
   /** The logger's level changed (config reload): per-connection debug lines follow it. */
@@ -251,7 +252,7 @@ export class ConnectionRunner {
     // node keeps the peer address once read: read now (env.remoteAddress reads it anyway), so a
     // handshake that fails after the peer reset still logs where it came from.
     else if (!this.opts.unix) raw.remoteAddress;
-    tls.accept(raw, this.tlsAcceptor);
+    tls.accept(raw);
   }
 
   /** `socket` is what the handler gets: `raw` itself, or the TLSSocket over it. */

@@ -15,8 +15,8 @@ import { ServerContexts, type TlsMaterial } from './context.js';
 import type { TlsSettings } from './settings.js';
 
 /**
- * Who gets the TLSSocket of a raw socket handed to accept(): one per caller (a ConnectionRunner),
- * shared by its connections, so a handshake costs no object, closure or string of its own.
+ * Who gets the TLSSocket of each raw socket handed to accept(): one per terminator (its
+ * ConnectionRunner), set once, so a handshake costs no object, closure, string or property of its own.
  */
 export interface TlsAcceptor {
   /** The handshake of `raw` is done (never called on failure). */
@@ -25,10 +25,8 @@ export interface TlsAcceptor {
   remote(raw: Socket): string;
 }
 
-const kPending = Symbol('tcpdaemon.tlsPending');
-type RawSocket = Socket & { [kPending]?: TlsAcceptor };
 /** node keeps the wrapped socket there (lib/_tls_wrap.js): how a TLSSocket leads back to its raw socket. */
-type WithParent = TLSSocket & { _parent?: RawSocket };
+type WithParent = TLSSocket & { _parent?: Socket };
 
 /** Distinct reasons logged separately; more share the last one's line. */
 const MAX_REASONS = 16;
@@ -84,6 +82,7 @@ export class TlsTerminator {
   readonly #failures: ReasonLog;
   readonly #refusals: ReasonLog;
   readonly #unknownName: ThrottledCount;
+  #acceptor: TlsAcceptor | undefined;
 
   constructor(material: TlsMaterial, settings: TlsSettings, logger: Logger, ticketKeys?: Buffer) {
     this.#contexts = new ServerContexts(material);
@@ -120,10 +119,8 @@ export class TlsTerminator {
     server.on('secureConnection', (socket: WithParent) => this.#secured(socket));
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: WithParent) => {
       const raw = socket._parent;
-      const pending = raw?.[kPending];
-      if (raw) raw[kPending] = undefined;
       // Named before the sockets are destroyed (an address node has not read yet is gone after).
-      const remote = raw && pending ? pending.remote(raw) : undefined;
+      const remote = raw && this.#acceptor ? this.#acceptor.remote(raw) : undefined;
       // node leaves the socket open when a tlsClientError listener exists (a stalled handshake).
       socket.destroy();
       raw?.destroy();
@@ -142,9 +139,13 @@ export class TlsTerminator {
     };
   }
 
-  /** Starts the handshake on `raw`; `to.secured` gets the TLSSocket once it is done (never on failure). */
-  accept(raw: Socket, to: TlsAcceptor): void {
-    (raw as RawSocket)[kPending] = to;
+  /** Where accept()ed sockets go once secured: called once, before the first accept(). */
+  deliverTo(acceptor: TlsAcceptor): void {
+    this.#acceptor = acceptor;
+  }
+
+  /** Starts the handshake on `raw`; the acceptor gets the TLSSocket once it is done (never on failure). */
+  accept(raw: Socket): void {
     this.#server.emit('connection', raw);
   }
 
@@ -163,12 +164,11 @@ export class TlsTerminator {
 
   #secured(socket: WithParent): void {
     const raw = socket._parent;
-    const pending = raw?.[kPending];
+    const pending = this.#acceptor;
     if (!raw || !pending) {
       socket.destroy();
       return;
     }
-    raw[kPending] = undefined;
     if (!this.#bySni) this.#checkName(socket);
     if (this.#require && !socket.authorized) {
       const peer = socket.getPeerCertificate();
