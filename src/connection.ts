@@ -7,7 +7,7 @@ import type { ConnectionTracker } from './connection-tracker.js';
 import { readProxyHeader } from './proxy-protocol/header.js';
 import { useSocketIterator } from './socket-iterator.js';
 import { kPeerLog, PeerLog } from './throttled-count.js';
-import type { TlsTerminator } from './tls/terminator.js';
+import type { TlsAcceptor, TlsTerminator } from './tls/terminator.js';
 import type { Logger, ModelName, TcpdaemonEnv, Tcpmain, TlsFacts } from './types.js';
 import { type BusListener, workerBus } from './worker-bus.js';
 
@@ -50,7 +50,9 @@ export interface Peer {
 const kEnv = Symbol('tcpdaemon.env');
 /** Set on a socket closed for --max-output-buffer: its handler's end says nothing more. */
 const kOverflowed = Symbol('tcpdaemon.overflowed');
-type ServedSocket = Socket & { [kEnv]?: ConnectionEnv; [kOverflowed]?: true };
+/** On a raw socket in its TLS handshake: the peer its PROXY header named (absent without one). */
+const kPeer = Symbol('tcpdaemon.peer');
+type ServedSocket = Socket & { [kEnv]?: ConnectionEnv; [kOverflowed]?: true; [kPeer]?: Peer };
 
 /** Errors that mean the peer went away, not that the handler is broken. */
 const PEER_ERRORS = new Set([
@@ -180,9 +182,25 @@ export class ConnectionRunner {
   /** The logger writes debug lines (read once, and on a level change: the connection path asks per connection). */
   debug: boolean;
 
+  /** What the TLS terminator hands each finished handshake to: one for all connections. */
+  private readonly tlsAcceptor: TlsAcceptor;
+
   constructor(readonly opts: RunnerOptions) {
     this.debug = opts.logger.isLevelEnabled('debug');
     this.peerLog = new PeerLog(opts.logger);
+    const runner = this;
+    this.tlsAcceptor = {
+      secured(socket, raw) {
+        raiseWriteMark(socket, runner.opts.maxOutputBuffer ?? 0);
+        runner.run(socket, raw, (raw as ServedSocket)[kPeer]);
+      },
+      remote(raw) {
+        if (runner.opts.unix) return 'unix';
+        const peer = (raw as ServedSocket)[kPeer];
+        return peer ? `${peer.address}:${peer.port}` : `${raw.remoteAddress}:${raw.remotePort}`;
+      },
+    };
+    opts.tls?.deliverTo(this.tlsAcceptor);
   }
 
   /** The logger's level changed (config reload): per-connection debug lines follow it. */
@@ -227,15 +245,14 @@ export class ConnectionRunner {
       this.run(raw, raw, peer);
       return;
     }
-    raw.on('error', ignoreError); // the TLSSocket reports the connection's errors
+    // No 'error' listener of ours on `raw`: the TLSSocket node wraps it in takes its errors (a
+    // failed handshake reaches the terminator's tlsClientError, a later error the TLSSocket's).
     if (this.opts.tcpNodelay) raw.setNoDelay(true); // before the handshake: its flights go out at once
-    const remote = this.opts.unix
-      ? 'unix'
-      : `${peer?.address ?? raw.remoteAddress}:${peer?.port ?? raw.remotePort}`;
-    tls.accept(raw, remote, (socket) => {
-      raiseWriteMark(socket, this.opts.maxOutputBuffer ?? 0);
-      this.run(socket, raw, peer);
-    });
+    if (peer) (raw as ServedSocket)[kPeer] = peer;
+    // node keeps the peer address once read: read now (env.remoteAddress reads it anyway), so a
+    // handshake that fails after the peer reset still logs where it came from.
+    else if (!this.opts.unix) raw.remoteAddress;
+    tls.accept(raw);
   }
 
   /** `socket` is what the handler gets: `raw` itself, or the TLSSocket over it. */
@@ -358,8 +375,6 @@ function fail(socket: ServedSocket, env: ConnectionEnv, err: unknown): void {
 }
 
 // Shared listeners (no closure per connection); `this` is the socket.
-function ignoreError(): void {}
-
 function onSocketError(this: ServedSocket, err: NodeJS.ErrnoException): void {
   if (isPeerError(err)) closedBy(this, 'peer_reset');
   const env = this[kEnv];

@@ -6,11 +6,12 @@
 // and must show up, so the counters are known to see the work they look for.
 import assert from 'node:assert/strict';
 import { createHook } from 'node:async_hooks';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { TLSSocket, connect as tlsConnect } from 'node:tls';
 import { type TcpdaemonParams, type Tcpmain, tcpdaemon } from '../src/index.js';
 import { parseBackendSpec } from '../src/proxy/backend.js';
 import { DEFAULT_FORWARD } from '../src/proxy/forward.js';
@@ -164,6 +165,75 @@ test('each option turned on shows up in the same counts (the counters see the wo
   const server = pki.server('localhost');
   const tls = await measure({ tlsCert: server.cert, tlsKey: server.key });
   assert.ok(tls.tlsWraps >= N, `--tls-cert: TLS wraps ${tls.tlsWraps}`);
+});
+
+type TlsFact = 'getPeerCertificate' | 'getCipher' | 'getProtocol';
+
+/**
+ * N TLS connections to the daemon (--tls-cert, IOMP -c 1 in this process), the handler reading
+ * env.tls or not: how often the served TLS sockets were asked for their TLS facts, and the
+ * 'error' listeners each raw socket under a TLSSocket had when the handler ran.
+ */
+async function tlsWork(
+  readFacts: boolean,
+): Promise<{ factCalls: number; ciphers: number; rawErrorListeners: Set<number> }> {
+  const server = pki.server('localhost');
+  let ciphers = 0;
+  const rawErrorListeners = new Set<number>();
+  const handler: Tcpmain = (socket, env) => {
+    rawErrorListeners.add((socket as unknown as { _parent: Socket })._parent.listenerCount('error'));
+    if (readFacts && env.tls?.cipher) ciphers++;
+    return echo(socket, env);
+  };
+  const daemon = await tcpdaemon({
+    listen: '127.0.0.1:0',
+    handler,
+    logfile: join(dir, 'tls.log'),
+    tlsCert: server.cert,
+    tlsKey: server.key,
+  } as TcpdaemonParams);
+  const { port } = daemon.address() as AddressInfo;
+  const ca = readFileSync(pki.ca);
+  const tlsCycle = () =>
+    new Promise<void>((resolve, reject) => {
+      const s = tlsConnect({ port, host: '127.0.0.1', servername: 'localhost', ca }, () => s.write('ping'));
+      s.once('error', reject);
+      s.once('data', () => s.end());
+      s.once('close', () => resolve());
+    });
+  await tlsCycle(); // code loaded once
+  let factCalls = 0;
+  const proto = TLSSocket.prototype as unknown as Record<TlsFact, (...a: unknown[]) => unknown>;
+  const originals = new Map<TlsFact, (...a: unknown[]) => unknown>();
+  for (const name of ['getPeerCertificate', 'getCipher', 'getProtocol'] as const) {
+    const original = proto[name];
+    originals.set(name, original);
+    proto[name] = function (this: TLSSocket, ...a: unknown[]) {
+      // The daemon's sockets, not this test's client ones.
+      if ((this as unknown as { _tlsOptions?: { isServer?: boolean } })._tlsOptions?.isServer) factCalls++;
+      return original.apply(this, a);
+    };
+  }
+  try {
+    for (let i = 0; i < N; i++) await tlsCycle();
+  } finally {
+    for (const [name, original] of originals) proto[name] = original;
+    await daemon.close();
+  }
+  return { factCalls, ciphers, rawErrorListeners };
+}
+
+test('TLS: the facts of env.tls are read from the socket only by a handler that reads env.tls', async () => {
+  const quiet = await tlsWork(false);
+  assert.equal(quiet.factCalls, 0, `TLS fact calls for ${N} handshakes whose handler never reads env.tls`);
+  const reading = await tlsWork(true);
+  assert.equal(reading.ciphers, N + 1, 'env.tls.cipher for every connection');
+  assert.ok(reading.factCalls >= N, `TLS fact calls when env.tls is read: ${reading.factCalls}`);
+});
+
+test("TLS: the raw socket under each TLSSocket has only node's own 'error' listener (it forwards to the TLSSocket)", async () => {
+  const { rawErrorListeners } = await tlsWork(false);
+  assert.deepEqual([...rawErrorListeners], [1]);
 });
 
 /**

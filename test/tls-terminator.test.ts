@@ -58,12 +58,16 @@ async function terminate(material: TlsMaterial, tls: TlsSettings): Promise<Runni
     },
   );
   const terminator = new TlsTerminator(material, tls, logger);
-  const server: Server = createServer((raw) => {
-    raw.on('error', () => raw.destroy());
-    terminator.accept(raw, 'test', (socket) => {
+  terminator.deliverTo({
+    secured(socket) {
       socket.on('error', () => socket.destroy());
       socket.end('ok\n');
-    });
+    },
+    remote: () => 'test',
+  });
+  const server: Server = createServer((raw) => {
+    raw.on('error', () => raw.destroy());
+    terminator.accept(raw);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -14,15 +14,19 @@ import type { Logger } from '../types.js';
 import { ServerContexts, type TlsMaterial } from './context.js';
 import type { TlsSettings } from './settings.js';
 
-interface Pending {
-  remote: string;
-  onSecure: (socket: TLSSocket) => void;
+/**
+ * Who gets the TLSSocket of each raw socket handed to accept(): one per terminator (its
+ * ConnectionRunner), set once, so a handshake costs no object, closure, string or property of its own.
+ */
+export interface TlsAcceptor {
+  /** The handshake of `raw` is done (never called on failure). */
+  secured(socket: TLSSocket, raw: Socket): void;
+  /** The peer as log lines name it ('address:port'); asked only when something is logged. */
+  remote(raw: Socket): string;
 }
 
-const kPending = Symbol('tcpdaemon.tlsPending');
-type RawSocket = Socket & { [kPending]?: Pending };
 /** node keeps the wrapped socket there (lib/_tls_wrap.js): how a TLSSocket leads back to its raw socket. */
-type WithParent = TLSSocket & { _parent?: RawSocket };
+type WithParent = TLSSocket & { _parent?: Socket };
 
 /** Distinct reasons logged separately; more share the last one's line. */
 const MAX_REASONS = 16;
@@ -78,6 +82,7 @@ export class TlsTerminator {
   readonly #failures: ReasonLog;
   readonly #refusals: ReasonLog;
   readonly #unknownName: ThrottledCount;
+  #acceptor: TlsAcceptor | undefined;
 
   constructor(material: TlsMaterial, settings: TlsSettings, logger: Logger, ticketKeys?: Buffer) {
     this.#contexts = new ServerContexts(material);
@@ -114,12 +119,12 @@ export class TlsTerminator {
     server.on('secureConnection', (socket: WithParent) => this.#secured(socket));
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: WithParent) => {
       const raw = socket._parent;
-      const pending = raw?.[kPending];
-      if (raw) raw[kPending] = undefined;
+      // Named before the sockets are destroyed (an address node has not read yet is gone after).
+      const remote = raw && this.#acceptor ? this.#acceptor.remote(raw) : undefined;
       // node leaves the socket open when a tlsClientError listener exists (a stalled handshake).
       socket.destroy();
       raw?.destroy();
-      this.#failures.add(describeTlsError(err), { remote: pending?.remote, code: err.code });
+      this.#failures.add(describeTlsError(err), { remote, code: err.code });
     });
     return server;
   }
@@ -134,9 +139,13 @@ export class TlsTerminator {
     };
   }
 
-  /** Starts the handshake on `raw`; `onSecure` gets the TLSSocket once it is done (never on failure). */
-  accept(raw: Socket, remote: string, onSecure: (socket: TLSSocket) => void): void {
-    (raw as RawSocket)[kPending] = { remote, onSecure };
+  /** Where accept()ed sockets go once secured: called once, before the first accept(). */
+  deliverTo(acceptor: TlsAcceptor): void {
+    this.#acceptor = acceptor;
+  }
+
+  /** Starts the handshake on `raw`; the acceptor gets the TLSSocket once it is done (never on failure). */
+  accept(raw: Socket): void {
     this.#server.emit('connection', raw);
   }
 
@@ -155,12 +164,11 @@ export class TlsTerminator {
 
   #secured(socket: WithParent): void {
     const raw = socket._parent;
-    const pending = raw?.[kPending];
+    const pending = this.#acceptor;
     if (!raw || !pending) {
       socket.destroy();
       return;
     }
-    raw[kPending] = undefined;
     if (!this.#bySni) this.#checkName(socket);
     if (this.#require && !socket.authorized) {
       const peer = socket.getPeerCertificate();
@@ -168,11 +176,11 @@ export class TlsTerminator {
         peer && Object.keys(peer).length > 0
           ? String(socket.authorizationError ?? 'not verified')
           : 'no client certificate';
-      this.#refusals.add(reason, { remote: pending.remote });
+      this.#refusals.add(reason, { remote: pending.remote(raw) });
       socket.destroy();
       return;
     }
-    pending.onSecure(socket);
+    pending.secured(socket, raw);
   }
 
   /** One certificate: a name the client asked for that it does not carry is logged (it is served anyway). */
