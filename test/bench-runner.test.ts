@@ -167,11 +167,16 @@ test('a paced load runs the built tool with --rate: an open loop, every start on
   assert.ok(!closed.includes('--rate'), 'no --rate without a rate: closed loops');
 });
 
-test('closed-loop connect scenarios (TLS ones too) run connect-gen; paced, echo and hold ones the node tool', () => {
+test('closed-loop connect scenarios (TLS ones too) run connect-gen; gateway and message rows pipeline-gen; paced, other echo and hold ones the node tool', () => {
   for (const s of SCENARIOS) {
     if (s.table === 'redis') continue;
     const closedConnect = s.load.mode === 'connect' && s.load.rate === undefined && !s.load.generator;
-    assert.equal(generatorOf(s.load), closedConnect ? 'connect-gen' : 'tcpdaemon bench', s.name);
+    const pipelined = s.table === 'gateway' || s.table === 'message';
+    assert.equal(
+      generatorOf(s.load),
+      closedConnect ? 'connect-gen' : pipelined ? 'pipeline-gen' : 'tcpdaemon bench',
+      s.name,
+    );
   }
   assert.ok(
     SCENARIOS.some((s) => s.table !== 'redis' && s.load.close === 'rst'),
@@ -196,6 +201,14 @@ test('closed-loop connect scenarios (TLS ones too) run connect-gen; paced, echo 
     /closed-loop connect loads only/,
   );
   assert.throws(() => generatorOf({ ...echo, close: 'rst' }), /close goes with connect-gen loads only/);
+  assert.equal(generatorOf({ ...echo, codec: 'seq', generator: 'pipeline-gen' }), 'pipeline-gen');
+  for (const load of [
+    { ...echo, mode: 'connect' as const },
+    { ...echo, codec: 'tdhb:4' },
+    { ...echo, tls: 'new' as const },
+  ]) {
+    assert.throws(() => generatorOf({ ...load, generator: 'pipeline-gen' }), /pipeline-gen runs plain echo/);
+  }
 });
 
 test('the tool gets the cores the server leaves free, at least one', () => {
