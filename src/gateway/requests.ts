@@ -40,6 +40,8 @@ export interface PendingRequest {
   readonly attempts: number;
   /** Date.now() by which the client gets an answer, ms. */
   readonly deadline: number;
+  /** The client's whole timeout, ms (what is left of it when the request is sent at once). */
+  readonly timeoutMs: number;
 }
 
 interface Entry extends PendingRequest {
@@ -97,6 +99,7 @@ export class RequestTable {
       session,
       attempts: 1,
       deadline,
+      timeoutMs: this.timeoutMs,
       done,
       bucket: undefined as unknown as Set<Entry>,
     };

@@ -77,6 +77,11 @@ export class IpcGatewayQueue implements GatewayQueue {
         linkCodec(this.opts.maxBody),
         (e) => this.onEnvelope(w, e),
         this.opts.logger,
+        undefined,
+        (id, msgid, body) => {
+          this.settle(w, id);
+          this.events.reply(id, msgid, body);
+        },
       );
       w.link = link;
       w.accepting = !this.closing;

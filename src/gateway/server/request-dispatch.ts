@@ -36,7 +36,9 @@ export class RequestDispatch {
   }
 
   submit(r: PendingRequest): void {
-    if (this.waitHead === this.waiting.length && this.queue?.dispatch(work(r))) return;
+    // A first attempt goes out as it was opened: the request is its own WorkRequest (its whole
+    // timeout is left), no object per request. A retry carries what is left of its deadline.
+    if (this.waitHead === this.waiting.length && this.queue?.dispatch(r.attempts === 1 ? r : work(r))) return;
     // It waits: a view would pin the client's read buffer for that long.
     this.requests.ownBody(r.id);
     if (this.waiting.length - this.waitHead >= this.opts.maxWaiting) {
