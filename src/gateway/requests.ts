@@ -40,7 +40,7 @@ export interface PendingRequest {
   readonly attempts: number;
   /** Date.now() by which the client gets an answer, ms. */
   readonly deadline: number;
-  /** The client's whole timeout, ms (what is left of it when the request is sent at once). */
+  /** What was left of the client's timeout when it was last sent (toSend), ms; the whole timeout at open. */
   readonly timeoutMs: number;
 }
 
@@ -48,6 +48,7 @@ interface Entry extends PendingRequest {
   id: number;
   attempts: number;
   body: Buffer;
+  timeoutMs: number;
   done: (outcome: Outcome) => void;
   /** The deadline bucket holding it until it settles. */
   bucket: Set<Entry>;
@@ -142,6 +143,17 @@ export class RequestTable {
     e.id = this.nextId();
     e.attempts++;
     this.entries.set(e.id, e);
+    return e;
+  }
+
+  /**
+   * `r` (a request of this table) ready for a queue: its timeout set to what is left of its
+   * deadline (at least 1 ms). The entry itself, not an object per request: a queue encodes or
+   * copies what it sends at once.
+   */
+  toSend(r: PendingRequest): PendingRequest {
+    const e = r as Entry;
+    e.timeoutMs = Math.max(1, e.deadline - Date.now());
     return e;
   }
 
