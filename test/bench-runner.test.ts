@@ -283,6 +283,54 @@ describe('BENCHMARKS.md section', () => {
     assert.equal(header?.split('|').length, rows[0]!.split('|').length, 'as many cells as columns');
   });
 
+  test('the gateway table: each row against the message layer, server µs per message, the generator and its CPU', () => {
+    const run = (server: string, perSecond: number, cpuCores: number): RunRecord => ({
+      scenario: 'gateway-50x16-64B',
+      table: 'gateway',
+      server,
+      load: {
+        mode: 'echo',
+        connections: 50,
+        depth: 16,
+        seconds: 3,
+        codec: 'lars',
+        generator: 'pipeline-gen',
+      },
+      serverCommand: 'x',
+      toolCommand: 'y',
+      exitCode: 0,
+      generator: 'pipeline-gen',
+      result: {
+        mode: 'echo',
+        perSecond,
+        latencyMs: { p50: 1, p90: 2, p99: 3, p999: 4, max: 5, mean: 1 },
+        errors: {},
+        errorTotal: 0,
+        tool: { threadBusy: [], cpuCores, cores: 2 },
+      } as unknown as BenchResult,
+      serverCpu: 0.5,
+    });
+    const text = renderSection({
+      machine,
+      quick: false,
+      runs: [
+        run('C epoll echo', 4_000_000, 0.5),
+        run('message layer lars', 1_000_000, 0.25),
+        run('gateway ipc 2 workers', 250_000, 0.125),
+      ],
+    });
+    const rows = text.split('\n').filter((l) => l.startsWith('| gateway-50x16-64B'));
+    assert.deepEqual(rows, [
+      '| gateway-50x16-64B | C epoll echo | 4,000,000 | 4.00x | 1 | 3 | 5 | 0 | 0.50 cores | 0.13 | pipeline-gen | 0.50 cores |  |',
+      '| gateway-50x16-64B | message layer lars | 1,000,000 | 1.00x | 1 | 3 | 5 | 0 | 0.50 cores | 0.50 | pipeline-gen | 0.25 cores |  |',
+      '| gateway-50x16-64B | gateway ipc 2 workers | 250,000 | 0.25x | 1 | 3 | 5 | 0 | 0.50 cores | 2.00 | pipeline-gen | 0.13 cores |  |',
+    ]);
+    const header = text
+      .split('\n')
+      .find((l) => l.startsWith('| scenario | server | msg/s | vs message layer'));
+    assert.equal(header?.split('|').length, rows[0]!.split('|').length, 'as many cells as columns');
+  });
+
   test('the TLS table: each row against node tls (pipe) and node tls (for await) of its key type, server CPU µs per unit, resumed count', () => {
     const run = (server: string, perSecond: number, serverCpu: number): RunRecord => ({
       scenario: 'tls-handshake-resume-rsa',
