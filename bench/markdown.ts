@@ -21,7 +21,7 @@ export interface RunRecord {
   serverCommand: string;
   /** As run, with the port replaced by PORT. */
   toolCommand: string;
-  /** What made the load: `tcpdaemon bench`, or `connect-gen fin|rst [tls new|resume]` (bench/connect-gen.c, its close kind). */
+  /** What made the load: `tcpdaemon bench`, `connect-gen fin|rst [tls new|resume]` (bench/connect-gen.c, its close kind) or `pipeline-gen` (bench/pipeline-gen.c). */
   generator?: string;
   /** Of the load tool: 0 clean, 2 errors counted, else it failed. */
   exitCode: number | null;
@@ -270,6 +270,8 @@ export function renderSection(report: RunReport): string {
       'errors',
       n('server CPU'),
       n('server µs/msg'),
+      'generator',
+      n('load CPU'),
       'load threads busy',
     ],
     (x, r) => {
@@ -285,6 +287,8 @@ export function renderSection(report: RunReport): string {
         errors(x),
         cores(r.serverCpu),
         r.serverCpu === undefined ? '' : ((r.serverCpu / x.perSecond) * 1e6).toFixed(3),
+        r.generator ?? '',
+        cores(x.tool.cpuCores),
         busy(x),
       ];
     },
@@ -293,10 +297,10 @@ export function renderSection(report: RunReport): string {
     out.push(
       '',
       '"÷ byte echo, raw load" is the issue\'s figure: framed echo over the raw echo of the same model, each',
-      'with its own load. Under a Lars load the load tool also encodes and checks headers, so that ratio',
-      'includes the tool\'s framing cost. "÷ byte echo, same Lars load" gives both servers the same',
-      'framed load (the byte echo returns each frame unchanged): the same client work and the same bytes',
-      'on the wire, so it compares the servers alone. Server µs/msg = server CPU ÷ msg/s.',
+      'with its own load. "÷ byte echo, same Lars load" gives both servers the same framed load (the byte',
+      'echo returns each frame unchanged): the same client work and the same bytes on the wire, so it',
+      'compares the servers alone. Server µs/msg = server CPU ÷ msg/s. The load is pipeline-gen',
+      '(bench/pipeline-gen.c) where the generator column says so; its CPU is the load CPU column.',
     );
   }
   if (report.messageMicro) renderMessageMicro(report.messageMicro, out);
@@ -305,14 +309,30 @@ export function renderSection(report: RunReport): string {
   table(
     out,
     gateway,
-    'Gateway: 50 connections x 16 in flight, 64-byte Lars frames, echo business handler',
-    [n('msg/s'), n('vs message layer'), n('p50 ms'), n('p99 ms'), n('max ms'), 'errors', n('server CPU')],
+    'Gateway: 50 connections x 16 in flight, 64-byte Lars frames, echo business handler (C epoll echo: what the generator offers)',
+    [
+      n('msg/s'),
+      n('vs message layer'),
+      n('p50 ms'),
+      n('p99 ms'),
+      n('max ms'),
+      'errors',
+      n('server CPU'),
+      n('server µs/msg'),
+      'load',
+      n('load CPU'),
+      'load threads busy',
+    ],
     (x, r) => [
       int(x.perSecond),
       direct ? `${(x.perSecond / direct).toFixed(2)}x` : '',
       ...latency(x),
       errors(x),
       cores(r.serverCpu),
+      r.serverCpu === undefined || x.perSecond === 0 ? '' : ((r.serverCpu / x.perSecond) * 1e6).toFixed(2),
+      r.generator ?? '',
+      cores(x.tool.cpuCores),
+      busy(x),
     ],
   );
   table(

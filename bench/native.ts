@@ -1,6 +1,6 @@
 // The bench's C programs: built with the system compiler (`$CC`, default cc) into .bench-out/native/
 // (ignored by git, never committed) the first time they are needed and whenever their source is
-// newer than the binary; and the connect generator's JSON read back as a load-tool result.
+// newer than the binary; and the generators' JSON read back as a load-tool result.
 // connect-gen links the system's OpenSSL (Debian: libssl-dev) for its --tls cycles.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
@@ -15,6 +15,7 @@ export const NATIVE_DIR = join(ROOT, '.bench-out', 'native');
 /** Each program, its one source file and the libraries it links. */
 export const NATIVE_PROGRAMS = {
   'connect-gen': { source: 'bench/connect-gen.c', libs: ['-lssl', '-lcrypto'] },
+  'pipeline-gen': { source: 'bench/pipeline-gen.c', libs: [] },
   'epoll-echo': { source: 'bench/servers/epoll-echo.c', libs: [] },
 } as const;
 export type NativeProgram = keyof typeof NATIVE_PROGRAMS;
@@ -123,6 +124,88 @@ export function connectGenResult(out: ConnectGenOutput): BenchResult {
     completed: out.completed,
     perSecond: out.perSecond,
     mbPerSecond: 0,
+    latencyMs: out.latencyMs,
+    errors: out.errors,
+    errorTotal: out.errorTotal,
+    errorCodes: out.errorCodes,
+    tool: { threadBusy: [], cpuCores: out.cpu.cores, cores: availableParallelism() },
+  };
+}
+
+/** pipeline-gen's framings: the node tool's `--codec` of the same name. */
+export type PipelineCodec = 'raw' | 'lars' | 'seq';
+
+/** What pipeline-gen prints (one JSON object). */
+export interface PipelineGenOutput {
+  generator: 'pipeline-gen';
+  target: string;
+  codec: PipelineCodec;
+  msgid: number;
+  connections: number;
+  depth: number;
+  threads: number;
+  size: number;
+  seconds: number;
+  /** Replies received and verified. */
+  completed: number;
+  /** Requests queued for writing (answered, in flight at the end, or lost with a failed connection). */
+  sent: number;
+  perSecond: number;
+  /** Verified body bytes per second, each way, in MB (10^6 bytes). */
+  mbPerSecond: number;
+  latencyMs: BenchResult['latencyMs'];
+  errors: Record<ErrorKind, number>;
+  errorTotal: number;
+  verifyFailures: number;
+  errorCodes: Record<string, number>;
+  /** Its own CPU (getrusage): seconds, and seconds per second of run. */
+  cpu: { userSeconds: number; systemSeconds: number; cores: number };
+}
+
+export interface PipelineGenLoad {
+  connections: number;
+  depth: number;
+  size: number;
+  seconds: number;
+  threads: number;
+  codec: PipelineCodec;
+}
+
+export function pipelineGenArgs(load: PipelineGenLoad, host: string, port: number): string[] {
+  return [
+    '--host',
+    host,
+    '--port',
+    String(port),
+    '--connections',
+    String(load.connections),
+    '--depth',
+    String(load.depth),
+    '--size',
+    String(load.size),
+    '--codec',
+    load.codec,
+    '--duration',
+    String(load.seconds),
+    '--threads',
+    String(load.threads),
+  ];
+}
+
+/** pipeline-gen's output in the shape of a `tcpdaemon bench --mode echo --json` result. */
+export function pipelineGenResult(out: PipelineGenOutput): BenchResult {
+  return {
+    mode: 'echo',
+    target: out.target,
+    codec: out.codec,
+    connections: out.connections,
+    depth: out.depth,
+    size: out.size,
+    threads: out.threads,
+    seconds: out.seconds,
+    completed: out.completed,
+    perSecond: out.perSecond,
+    mbPerSecond: out.mbPerSecond,
     latencyMs: out.latencyMs,
     errors: out.errors,
     errorTotal: out.errorTotal,

@@ -25,6 +25,10 @@ import {
   connectGenArgs,
   connectGenResult,
   nativeCommand,
+  type PipelineCodec,
+  type PipelineGenOutput,
+  pipelineGenArgs,
+  pipelineGenResult,
 } from './native.js';
 import { renderNodeVersions, replaceNodeVersions } from './node-versions.js';
 import { ROOT, runTool, startServer, treeCpuSeconds, treeRss } from './processes.js';
@@ -118,14 +122,24 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
     const tlsTag = load.tls ? ` tls ${load.tls}` : '';
     record.generator = generator === 'connect-gen' ? `connect-gen ${close}${tlsTag}` : generator;
     const { size = 64, connections, seconds, tls } = load;
+    const codec = (load.codec ?? 'raw') as PipelineCodec;
     const argv =
       generator === 'connect-gen'
         ? [
             buildNative('connect-gen'),
             ...connectGenArgs({ connections, size, seconds, threads, close, tls }, server.host, server.port),
           ]
-        : [...TOOL, ...toolArgs(load, threads, server.host, server.port)];
-    const shown = generator === 'connect-gen' ? [nativeCommand('connect-gen'), ...argv.slice(1)] : argv;
+        : generator === 'pipeline-gen'
+          ? [
+              buildNative('pipeline-gen'),
+              ...pipelineGenArgs(
+                { connections, depth: load.depth ?? 1, size, seconds, threads, codec },
+                server.host,
+                server.port,
+              ),
+            ]
+          : [...TOOL, ...toolArgs(load, threads, server.host, server.port)];
+    const shown = generator === 'tcpdaemon bench' ? argv : [nativeCommand(generator), ...argv.slice(1)];
     record.toolCommand = shown
       .join(' ')
       .replace(` ${server.port} `, ' PORT ')
@@ -146,7 +160,11 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
       return record;
     }
     const genOut = generator === 'connect-gen' ? (JSON.parse(run.stdout) as ConnectGenOutput) : undefined;
-    const result = genOut ? connectGenResult(genOut) : (JSON.parse(run.stdout) as BenchResult);
+    const result = genOut
+      ? connectGenResult(genOut)
+      : generator === 'pipeline-gen'
+        ? pipelineGenResult(JSON.parse(run.stdout) as PipelineGenOutput)
+        : (JSON.parse(run.stdout) as BenchResult);
     if (genOut && load.tls) record.tlsResumed = genOut.resumed;
     record.result = result;
     // The tool's start and end add little server CPU, so this is close to the load's average.

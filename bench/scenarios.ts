@@ -376,7 +376,8 @@ export interface LoadSpec {
   rate?: number;
   /**
    * What makes the load: connect-gen (bench/connect-gen.c) by default for closed-loop connect
-   * rows, `tcpdaemon bench` for everything else (it cannot pace, hold or echo).
+   * rows, `tcpdaemon bench` for everything else (it cannot pace, hold or echo); pipeline-gen
+   * (bench/pipeline-gen.c) on request for echo rows framed raw, lars or seq.
    */
   generator?: Generator;
   /** connect-gen: how each cycle closes, a plain close (FIN, default) or SO_LINGER 0 (RST). */
@@ -388,7 +389,10 @@ export interface LoadSpec {
   tls?: 'new' | 'resume';
 }
 
-export type Generator = 'connect-gen' | 'tcpdaemon bench';
+export type Generator = 'connect-gen' | 'pipeline-gen' | 'tcpdaemon bench';
+
+/** The echo framings pipeline-gen speaks. */
+const PIPELINE_CODECS = ['raw', 'lars', 'seq'];
 
 /** The generator of `load`: see LoadSpec.generator. */
 export function generatorOf(load: LoadSpec): Generator {
@@ -396,6 +400,12 @@ export function generatorOf(load: LoadSpec): Generator {
   const generator = load.generator ?? (closedConnect ? 'connect-gen' : 'tcpdaemon bench');
   if (generator === 'connect-gen' && !closedConnect) {
     throw new Error('connect-gen runs closed-loop connect loads only (no echo, hold or --rate)');
+  }
+  if (
+    generator === 'pipeline-gen' &&
+    (load.mode !== 'echo' || load.tls !== undefined || !PIPELINE_CODECS.includes(load.codec ?? 'raw'))
+  ) {
+    throw new Error('pipeline-gen runs plain echo loads framed raw, lars or seq only');
   }
   if (load.close !== undefined && generator !== 'connect-gen') {
     throw new Error('close goes with connect-gen loads only');
@@ -710,8 +720,17 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'gateway-50x16-64B',
     table: 'gateway',
-    servers: ['message layer lars', 'gateway ipc 2 workers', 'gateway nats 2 workers'],
-    load: { mode: 'echo', connections: 50, depth: 16, size: 64, seconds: ECHO_SECONDS, codec: 'lars' },
+    // The C echo first: what pipeline-gen offers on this load when the server costs next to nothing.
+    servers: ['C epoll echo', 'message layer lars', 'gateway ipc 2 workers', 'gateway nats 2 workers'],
+    load: {
+      mode: 'echo',
+      connections: 50,
+      depth: 16,
+      size: 64,
+      seconds: ECHO_SECONDS,
+      codec: 'lars',
+      generator: 'pipeline-gen',
+    },
   },
   ...[1, 16].flatMap((depth): ToolScenario[] => [
     {
@@ -719,7 +738,14 @@ export const SCENARIOS: Scenario[] = [
       table: 'message',
       rounds: TARGET_ROUNDS,
       servers: [MESSAGE_BYTE_ECHO],
-      load: { mode: 'echo', connections: 50, depth, size: 64, seconds: ECHO_SECONDS },
+      load: {
+        mode: 'echo',
+        connections: 50,
+        depth,
+        size: 64,
+        seconds: ECHO_SECONDS,
+        generator: 'pipeline-gen',
+      },
     },
     // The byte echo under the same Lars-framed load (it returns each frame unchanged): the same
     // client work and the same bytes on the wire, so message layer ÷ this isolates the server.
@@ -728,7 +754,15 @@ export const SCENARIOS: Scenario[] = [
       table: 'message',
       rounds: TARGET_ROUNDS,
       servers: [MESSAGE_BYTE_ECHO, 'message layer lars'],
-      load: { mode: 'echo', connections: 50, depth, size: 64, seconds: ECHO_SECONDS, codec: 'lars' },
+      load: {
+        mode: 'echo',
+        connections: 50,
+        depth,
+        size: 64,
+        seconds: ECHO_SECONDS,
+        codec: 'lars',
+        generator: 'pipeline-gen',
+      },
     },
   ]),
   // IF: connections/s and first-byte latency against bare node starts/s, at concurrency 4.

@@ -167,11 +167,16 @@ test('a paced load runs the built tool with --rate: an open loop, every start on
   assert.ok(!closed.includes('--rate'), 'no --rate without a rate: closed loops');
 });
 
-test('closed-loop connect scenarios (TLS ones too) run connect-gen; paced, echo and hold ones the node tool', () => {
+test('closed-loop connect scenarios (TLS ones too) run connect-gen; gateway and message rows pipeline-gen; paced, other echo and hold ones the node tool', () => {
   for (const s of SCENARIOS) {
     if (s.table === 'redis') continue;
     const closedConnect = s.load.mode === 'connect' && s.load.rate === undefined && !s.load.generator;
-    assert.equal(generatorOf(s.load), closedConnect ? 'connect-gen' : 'tcpdaemon bench', s.name);
+    const pipelined = s.table === 'gateway' || s.table === 'message';
+    assert.equal(
+      generatorOf(s.load),
+      closedConnect ? 'connect-gen' : pipelined ? 'pipeline-gen' : 'tcpdaemon bench',
+      s.name,
+    );
   }
   assert.ok(
     SCENARIOS.some((s) => s.table !== 'redis' && s.load.close === 'rst'),
@@ -196,6 +201,14 @@ test('closed-loop connect scenarios (TLS ones too) run connect-gen; paced, echo 
     /closed-loop connect loads only/,
   );
   assert.throws(() => generatorOf({ ...echo, close: 'rst' }), /close goes with connect-gen loads only/);
+  assert.equal(generatorOf({ ...echo, codec: 'seq', generator: 'pipeline-gen' }), 'pipeline-gen');
+  for (const load of [
+    { ...echo, mode: 'connect' as const },
+    { ...echo, codec: 'tdhb:4' },
+    { ...echo, tls: 'new' as const },
+  ]) {
+    assert.throws(() => generatorOf({ ...load, generator: 'pipeline-gen' }), /pipeline-gen runs plain echo/);
+  }
 });
 
 test('the tool gets the cores the server leaves free, at least one', () => {
@@ -267,6 +280,54 @@ describe('BENCHMARKS.md section', () => {
       '| connect-4-if | node -e 0 per connection | 10 |  |  | 4.1 | 9.5 | 12.25 | 0 | 0.50 cores | connect-gen fin | 0.13 cores |',
     ]);
     const header = text.split('\n').find((l) => l.startsWith('| scenario | server | connections/s'));
+    assert.equal(header?.split('|').length, rows[0]!.split('|').length, 'as many cells as columns');
+  });
+
+  test('the gateway table: each row against the message layer, server µs per message, the generator and its CPU', () => {
+    const run = (server: string, perSecond: number, cpuCores: number): RunRecord => ({
+      scenario: 'gateway-50x16-64B',
+      table: 'gateway',
+      server,
+      load: {
+        mode: 'echo',
+        connections: 50,
+        depth: 16,
+        seconds: 3,
+        codec: 'lars',
+        generator: 'pipeline-gen',
+      },
+      serverCommand: 'x',
+      toolCommand: 'y',
+      exitCode: 0,
+      generator: 'pipeline-gen',
+      result: {
+        mode: 'echo',
+        perSecond,
+        latencyMs: { p50: 1, p90: 2, p99: 3, p999: 4, max: 5, mean: 1 },
+        errors: {},
+        errorTotal: 0,
+        tool: { threadBusy: [], cpuCores, cores: 2 },
+      } as unknown as BenchResult,
+      serverCpu: 0.5,
+    });
+    const text = renderSection({
+      machine,
+      quick: false,
+      runs: [
+        run('C epoll echo', 4_000_000, 0.5),
+        run('message layer lars', 1_000_000, 0.25),
+        run('gateway ipc 2 workers', 250_000, 0.125),
+      ],
+    });
+    const rows = text.split('\n').filter((l) => l.startsWith('| gateway-50x16-64B'));
+    assert.deepEqual(rows, [
+      '| gateway-50x16-64B | C epoll echo | 4,000,000 | 4.00x | 1 | 3 | 5 | 0 | 0.50 cores | 0.13 | pipeline-gen | 0.50 cores |  |',
+      '| gateway-50x16-64B | message layer lars | 1,000,000 | 1.00x | 1 | 3 | 5 | 0 | 0.50 cores | 0.50 | pipeline-gen | 0.25 cores |  |',
+      '| gateway-50x16-64B | gateway ipc 2 workers | 250,000 | 0.25x | 1 | 3 | 5 | 0 | 0.50 cores | 2.00 | pipeline-gen | 0.13 cores |  |',
+    ]);
+    const header = text
+      .split('\n')
+      .find((l) => l.startsWith('| scenario | server | msg/s | vs message layer'));
     assert.equal(header?.split('|').length, rows[0]!.split('|').length, 'as many cells as columns');
   });
 

@@ -7,6 +7,7 @@ import { toReply } from '../src/gateway/business.js';
 import { Deadlines } from '../src/gateway/deadlines.js';
 import { Directory, type Holder } from '../src/gateway/directory.js';
 import { decodeEnvelope, type Envelope, encodeEnvelope, KIND } from '../src/gateway/envelope.js';
+import { IdSet } from '../src/gateway/id-set.js';
 import { parseTarget } from '../src/gateway/names.js';
 import { validateGatewayParams } from '../src/gateway/params.js';
 import { decodeRelay, encodeRelay } from '../src/gateway/protocol.js';
@@ -437,3 +438,53 @@ async function waitFor(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(cond(), 'condition met within 5 s');
 }
+
+describe('IdSet (the ids outstanding at a worker link)', () => {
+  test('behaves as a Set of ids under any sequence of adds, deletes and clears', () => {
+    // A small range makes collisions, long probe runs and wrap-around at the table's end common.
+    const id = fc.oneof(fc.integer({ min: 1, max: 64 }), fc.constantFrom(0xffffffff, 0xfffffffe, 2 ** 31));
+    const op = fc.oneof(
+      fc.record({ add: id }),
+      fc.record({ del: id }),
+      fc.constant({ clear: true as const }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 400 }), (ops) => {
+        const ours = new IdSet();
+        const ref = new Set<number>();
+        for (const o of ops) {
+          if ('add' in o) {
+            ours.add(o.add);
+            ref.add(o.add);
+          } else if ('del' in o) {
+            assert.equal(ours.delete(o.del), ref.delete(o.del));
+          } else {
+            ours.clear();
+            ref.clear();
+          }
+          assert.equal(ours.size, ref.size);
+        }
+        assert.deepEqual(
+          ours.values().sort((a, b) => a - b),
+          [...ref].sort((a, b) => a - b),
+        );
+        for (let i = 1; i <= 64; i++) assert.equal(ours.has(i), ref.has(i), `has(${i})`);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('a steady stream of adds and deletes (sequential ids, a window in flight) keeps its table', () => {
+    const ids = new IdSet();
+    let next = 1;
+    for (; next <= 128; next++) ids.add(next);
+    const table = (ids as unknown as { table: Uint32Array }).table;
+    for (let k = 0; k < 100_000; k++, next++) {
+      assert.ok(ids.delete(next - 128));
+      ids.add(next);
+    }
+    assert.equal(ids.size, 128);
+    assert.equal((ids as unknown as { table: Uint32Array }).table, table, 'no new table');
+    assert.ok(ids.has(next - 1) && !ids.has(next - 129));
+  });
+});

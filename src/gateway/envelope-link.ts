@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net';
 import { type Codec, createCodec } from '../message/codecs/index.js';
 import type { Logger } from '../types.js';
-import { decodeEnvelope, type Envelope, type RequestFields, SessionCache } from './envelope.js';
+import { decodeEnvelope, type Envelope, FIXED, KIND, type RequestFields, SessionCache } from './envelope.js';
 import { EnvelopeBatch } from './envelope-batch.js';
 
 /** Room for the envelope's own fields on top of the largest client body, bytes. */
@@ -36,6 +36,11 @@ export class EnvelopeLink {
     onEnvelope: (e: Envelope, link: EnvelopeLink) => void,
     private readonly logger: Logger,
     bound: { bytes: number; count: number } = { bytes: LINK_BATCH_BYTES, count: LINK_BATCH_ENVELOPES },
+    /**
+     * The gateway's side: reply envelopes (most of what it reads) come here as their fields,
+     * without an Envelope object each; everything else goes to `onEnvelope`.
+     */
+    onReply?: (id: number, msgid: number, body: Buffer) => void,
   ) {
     let resolveClosed!: (r: string) => void;
     this.closed = new Promise((r) => {
@@ -45,6 +50,10 @@ export class EnvelopeLink {
     this.out = new EnvelopeBatch(codec.maxBody, { ...bound, full: this.write });
     const decoder = codec.createDecoder({
       frame: (_msgid, body) => {
+        if (onReply !== undefined && body.length >= FIXED && body[0] === KIND.reply) {
+          onReply(body.readUInt32LE(1), body.readInt32LE(5), body.subarray(FIXED));
+          return;
+        }
         let e: Envelope;
         try {
           e = decodeEnvelope(body, this.sessions);

@@ -48,7 +48,8 @@ export type Envelope =
   | { kind: 8 }
   | { kind: 9; id: number };
 
-const FIXED = 9;
+/** Bytes of every envelope's fixed part: kind, id, msgid. */
+export const FIXED = 9;
 const MAX_STRING = 0xffff;
 
 class Writer {

@@ -40,12 +40,15 @@ export interface PendingRequest {
   readonly attempts: number;
   /** Date.now() by which the client gets an answer, ms. */
   readonly deadline: number;
+  /** What was left of the client's timeout when it was last sent (toSend), ms; the whole timeout at open. */
+  readonly timeoutMs: number;
 }
 
 interface Entry extends PendingRequest {
   id: number;
   attempts: number;
   body: Buffer;
+  timeoutMs: number;
   done: (outcome: Outcome) => void;
   /** The deadline bucket holding it until it settles. */
   bucket: Set<Entry>;
@@ -97,6 +100,7 @@ export class RequestTable {
       session,
       attempts: 1,
       deadline,
+      timeoutMs: this.timeoutMs,
       done,
       bucket: undefined as unknown as Set<Entry>,
     };
@@ -139,6 +143,17 @@ export class RequestTable {
     e.id = this.nextId();
     e.attempts++;
     this.entries.set(e.id, e);
+    return e;
+  }
+
+  /**
+   * `r` (a request of this table) ready for a queue: its timeout set to what is left of its
+   * deadline (at least 1 ms). The entry itself, not an object per request: a queue encodes or
+   * copies what it sends at once.
+   */
+  toSend(r: PendingRequest): PendingRequest {
+    const e = r as Entry;
+    e.timeoutMs = Math.max(1, e.deadline - Date.now());
     return e;
   }
 

@@ -9,6 +9,7 @@ import { leastOutstanding } from '../balancer.js';
 import type { DeliverResult } from '../business.js';
 import { type Envelope, KIND } from '../envelope.js';
 import { EnvelopeLink, linkCodec } from '../envelope-link.js';
+import { IdSet } from '../id-set.js';
 import type { Rpc } from '../ipc-rpc.js';
 import type { Target } from '../names.js';
 import { type SendFn, WorkerRunner } from '../worker-runner.js';
@@ -31,7 +32,8 @@ const CONNECT_RETRY_MS = 100;
 class WorkerLink {
   outstanding = 0;
   accepting = false;
-  readonly ids = new Set<number>();
+  /** Requests sent to it and not answered yet. */
+  readonly ids = new IdSet();
   link: EnvelopeLink | undefined;
   constructor(
     readonly key: string,
@@ -77,6 +79,11 @@ export class IpcGatewayQueue implements GatewayQueue {
         linkCodec(this.opts.maxBody),
         (e) => this.onEnvelope(w, e),
         this.opts.logger,
+        undefined,
+        (id, msgid, body) => {
+          this.settle(w, id);
+          this.events.reply(id, msgid, body);
+        },
       );
       w.link = link;
       w.accepting = !this.closing;
@@ -151,7 +158,7 @@ export class IpcGatewayQueue implements GatewayQueue {
 
   private onLinkClosed(w: WorkerLink, reason: string): void {
     this.drop(w);
-    if (w.ids.size > 0) this.events.lost([...w.ids], `worker ${w.key} link closed: ${reason}`);
+    if (w.ids.size > 0) this.events.lost(w.ids.values(), `worker ${w.key} link closed: ${reason}`);
     w.ids.clear();
     w.outstanding = 0;
   }

@@ -2,7 +2,7 @@
 // arrival order once one has room (bounded: --max-waiting). A request lost with its worker is
 // answered with an error, or (--retry-on-crash) sent once more under a new id.
 import type { Logger } from '../../types.js';
-import type { GatewayQueue, WorkRequest } from '../queues/queue.js';
+import type { GatewayQueue } from '../queues/queue.js';
 import { GatewayError, type PendingRequest, type RequestTable } from '../requests.js';
 
 export interface RequestDispatchOptions {
@@ -36,7 +36,7 @@ export class RequestDispatch {
   }
 
   submit(r: PendingRequest): void {
-    if (this.waitHead === this.waiting.length && this.queue?.dispatch(work(r))) return;
+    if (this.waitHead === this.waiting.length && this.queue?.dispatch(this.requests.toSend(r))) return;
     // It waits: a view would pin the client's read buffer for that long.
     this.requests.ownBody(r.id);
     if (this.waiting.length - this.waitHead >= this.opts.maxWaiting) {
@@ -57,7 +57,7 @@ export class RequestDispatch {
     while (this.waitHead < this.waiting.length) {
       const r = this.waiting[this.waitHead]!;
       if (this.requests.get(r.id) === r) {
-        if (!this.queue?.dispatch(work(r))) break;
+        if (!this.queue?.dispatch(this.requests.toSend(r))) break;
       }
       this.waiting[this.waitHead++] = undefined as unknown as PendingRequest;
     }
@@ -95,14 +95,4 @@ export class RequestDispatch {
     }
     this.pump();
   }
-}
-
-function work(r: PendingRequest): WorkRequest {
-  return {
-    id: r.id,
-    msgid: r.msgid,
-    body: r.body,
-    session: r.session,
-    timeoutMs: Math.max(1, r.deadline - Date.now()),
-  };
 }

@@ -1,0 +1,358 @@
+// bench/pipeline-gen.c, the bench's native pipelined message generator: built here with the
+// system compiler, run briefly against the message layer (in this process, counting what it
+// answered), the gateway (bin/tcpdaemon gateway, examples/gateway-echo.ts), a byte echo, and
+// servers that answer wrongly (a changed byte, another msgid, a short frame, an extra frame,
+// answers out of order, a seq reply without its flag or with a seq never sent), one that never
+// answers and a refused port; its JSON checked against each.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { buildNative, type PipelineGenOutput, pipelineGenResult } from '../bench/native.js';
+import { FLAG_REPLY } from '../src/message/codecs/codec.js';
+import { createCodec } from '../src/message/index.js';
+import { EXAMPLES, withDaemon } from './helpers/daemon.js';
+import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { withMessageServer } from './helpers/message.js';
+
+checkNoLeftoverProcesses();
+
+const outDir = mkdtempSync(join(tmpdir(), 'pipeline-gen-'));
+after(() => rmSync(outDir, { recursive: true, force: true }));
+let binary = '';
+before(() => {
+  binary = buildNative('pipeline-gen', outDir);
+});
+
+interface Run {
+  code: number | null;
+  json: PipelineGenOutput | undefined;
+  stderr: string;
+}
+
+async function gen(args: string[]): Promise<Run> {
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, json: out.trim() ? (JSON.parse(out) as PipelineGenOutput) : undefined, stderr };
+}
+
+const CONNS = 4;
+const DEPTH = 8;
+const base = (port: number, ...more: string[]) => [
+  '--port',
+  String(port),
+  '--connections',
+  String(CONNS),
+  '--depth',
+  String(DEPTH),
+  '--duration',
+  '0.5',
+  ...more,
+];
+const noErrors = { connect: 0, timeout: 0, reset: 0, eof: 0, verify: 0, stalled: 0 };
+
+/** A clean run's figures: what it says it did adds up. */
+function assertClean(run: Run, codec: string): PipelineGenOutput {
+  assert.equal(run.code, 0, run.stderr);
+  const json = run.json!;
+  assert.equal(json.generator, 'pipeline-gen');
+  assert.equal(json.codec, codec);
+  assert.deepEqual(json.errors, noErrors);
+  assert.equal(json.errorTotal, 0);
+  assert.ok(json.completed > 100, `${json.completed} replies`);
+  // Every connection keeps DEPTH in flight: what was sent and not answered is at most that.
+  assert.ok(json.sent >= json.completed && json.sent - json.completed <= CONNS * DEPTH, `sent ${json.sent}`);
+  assert.ok(Math.abs(json.perSecond * json.seconds - json.completed) <= json.completed * 0.01 + 1);
+  assert.ok(
+    Math.abs(json.mbPerSecond * 1e6 * json.seconds - json.completed * json.size) <=
+      json.completed * json.size * 0.01 + 1e3,
+  );
+  const l = json.latencyMs;
+  assert.ok(l.p50 > 0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max);
+  assert.ok(json.cpu.userSeconds + json.cpu.systemSeconds > 0 && json.cpu.cores > 0);
+  return json;
+}
+
+interface Framed {
+  server: Server;
+  port: number;
+  /** Requests decoded, over all connections. */
+  requests: number;
+  open: Set<Socket>;
+}
+
+/**
+ * A server on 127.0.0.1:0 decoding `codec` frames; `reply` gets each read's frames and writes
+ * what it likes.
+ */
+async function framedServer(
+  codecName: 'lars' | 'seq',
+  reply: (s: Socket, frames: { msgid: number; body: Buffer; seq: number }[]) => void,
+): Promise<Framed> {
+  const codec = createCodec(codecName);
+  const open = new Set<Socket>();
+  const framed: Framed = { server: undefined as unknown as Server, port: 0, requests: 0, open };
+  const server = createServer((s) => {
+    open.add(s);
+    s.on('error', () => s.destroy());
+    s.on('close', () => open.delete(s));
+    let batch: { msgid: number; body: Buffer; seq: number }[] = [];
+    const decoder = codec.createDecoder({
+      frame: (msgid, body, seq) => {
+        framed.requests += 1;
+        batch.push({ msgid, body: Buffer.from(body), seq });
+      },
+      error: () => s.destroy(),
+    });
+    s.on('data', (d: Buffer) => {
+      decoder.push(d);
+      const frames = batch;
+      batch = [];
+      if (frames.length > 0) reply(s, frames);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  framed.server = server;
+  framed.port = (server.address() as AddressInfo).port;
+  return framed;
+}
+
+async function closeServer(server: Server, open: Set<Socket>): Promise<void> {
+  const closed = new Promise<void>((r) => server.close(() => r()));
+  for (const s of open) s.destroy();
+  await closed;
+}
+
+const lars = createCodec('lars');
+const seq = createCodec('seq');
+
+describe('pipeline-gen against real servers', () => {
+  for (const codec of ['lars', 'seq'] as const) {
+    test(`the message layer (${codec}, in this process): every reply it wrote is verified, counts add up`, async () => {
+      let answered = 0;
+      await withMessageServer(
+        {
+          codec,
+          fallback: (body) => {
+            answered += 1;
+            return body;
+          },
+        },
+        async (srv) => {
+          const json = assertClean(await gen(base(srv.port, '--codec', codec)), codec);
+          // Replies the server wrote but the run ended before reading: at most those in flight.
+          assert.ok(
+            answered >= json.completed && answered <= json.sent,
+            `server ${answered}, gen ${json.completed}`,
+          );
+          assert.ok(answered - json.completed <= CONNS * DEPTH);
+          const r = pipelineGenResult(json);
+          assert.equal(r.mode, 'echo');
+          assert.equal(r.codec, codec);
+          assert.equal(r.depth, DEPTH);
+          assert.equal(r.tool.cpuCores, json.cpu.cores);
+        },
+      );
+    });
+  }
+
+  test('the gateway (lars, 2 ipc workers, examples/gateway-echo.ts): answers in order, verified', async () => {
+    await withDaemon(
+      [
+        'gateway',
+        '-l',
+        '127.0.0.1:0',
+        '--codec',
+        'lars',
+        '-s',
+        `${EXAMPLES}/gateway-echo.ts`,
+        '--business-workers',
+        '2',
+      ],
+      async ({ port }) => {
+        assertClean(await gen(base(port, '--codec', 'lars', '--duration', '1', '--msgid', '7')), 'lars');
+      },
+    );
+  });
+
+  test('a byte echo with --codec raw, over two threads', async () => {
+    const open = new Set<Socket>();
+    const server = createServer((s) => {
+      open.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => open.delete(s));
+      s.pipe(s);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const json = assertClean(
+        await gen(base(port, '--codec', 'raw', '--threads', '2', '--size', '1000')),
+        'raw',
+      );
+      assert.equal(json.threads, 2);
+    } finally {
+      await closeServer(server, open);
+    }
+  });
+
+  test('seq replies in any order are matched by their seq', async () => {
+    const s = await framedServer('seq', (sock, frames) => {
+      for (const f of frames.reverse()) sock.write(seq.encode(f.msgid, f.body, f.seq, FLAG_REPLY));
+    });
+    try {
+      const json = assertClean(await gen(base(s.port, '--codec', 'seq')), 'seq');
+      assert.ok(s.requests >= json.completed);
+    } finally {
+      await closeServer(s.server, s.open);
+    }
+  });
+});
+
+type Reply = (s: Socket, frames: { msgid: number; body: Buffer; seq: number }[]) => void;
+const liars: [string, 'lars' | 'seq', Reply][] = [
+  [
+    'changes one byte of a body',
+    'lars',
+    (s, frames) => {
+      for (const f of frames) {
+        f.body[f.body.length - 1]! ^= 1;
+        s.write(lars.encode(f.msgid, f.body));
+      }
+    },
+  ],
+  [
+    'answers with another msgid',
+    'lars',
+    (s, fs) => s.write(Buffer.concat(fs.map((f) => lars.encode(f.msgid + 1, f.body)))),
+  ],
+  [
+    'sends a short reply (one body byte less)',
+    'lars',
+    (s, fs) => s.write(Buffer.concat(fs.map((f) => lars.encode(f.msgid, f.body.subarray(1))))),
+  ],
+  [
+    'answers a frame twice',
+    'lars',
+    (s, fs) =>
+      s.write(
+        Buffer.concat(
+          fs.map((f) => Buffer.concat([lars.encode(f.msgid, f.body), lars.encode(f.msgid, f.body)])),
+        ),
+      ),
+  ],
+  [
+    'answers lars frames out of order',
+    'lars',
+    (s, fs) => s.write(Buffer.concat(fs.reverse().map((f) => lars.encode(f.msgid, f.body)))),
+  ],
+  [
+    'sends a seq reply without the REPLY flag',
+    'seq',
+    (s, fs) => s.write(Buffer.concat(fs.map((f) => seq.encode(f.msgid, f.body, f.seq, 0)))),
+  ],
+  [
+    'answers a seq that was never sent',
+    'seq',
+    (s, fs) => s.write(Buffer.concat(fs.map((f) => seq.encode(f.msgid, f.body, f.seq + DEPTH, FLAG_REPLY)))),
+  ],
+];
+
+describe('pipeline-gen against wrong answers', () => {
+  for (const [name, codec, reply] of liars) {
+    test(`a server that ${name}: verify errors, nothing counted as done past them`, async () => {
+      const s = await framedServer(codec, reply);
+      try {
+        const { code, json } = await gen(base(s.port, '--codec', codec));
+        assert.equal(code, 2);
+        assert.ok(json!.verifyFailures > 0);
+        assert.equal(json!.errors.verify, json!.verifyFailures);
+        assert.equal(json!.errorTotal, json!.verifyFailures);
+        // Frames answered twice or out of order: the first reply (or a batch of one) still matches.
+        if (!/twice|out of order/.test(name)) assert.equal(json!.completed, 0);
+      } finally {
+        await closeServer(s.server, s.open);
+      }
+    });
+  }
+
+  test('a server that reads and never answers: one stalled per connection at the end', async () => {
+    const s = await framedServer('lars', () => undefined);
+    try {
+      const { code, json } = await gen(base(s.port, '--codec', 'lars', '--duration', '2.5'));
+      assert.equal(code, 2);
+      assert.equal(json!.completed, 0);
+      assert.equal(json!.sent, CONNS * DEPTH);
+      assert.equal(s.requests, CONNS * DEPTH);
+      assert.deepEqual(json!.errors, { ...noErrors, stalled: CONNS });
+    } finally {
+      await closeServer(s.server, s.open);
+    }
+  });
+
+  test('a server that closes at once: eof errors', async () => {
+    const open = new Set<Socket>();
+    const server = createServer((s) => {
+      open.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => open.delete(s));
+      s.end();
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { code, json } = await gen(base((server.address() as AddressInfo).port));
+      assert.equal(code, 2);
+      assert.equal(json!.completed, 0);
+      assert.ok(json!.errors.eof > 0);
+    } finally {
+      await closeServer(server, open);
+    }
+  });
+
+  test('a refused port: connect errors with their errno name', async () => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    await new Promise<void>((r) => server.close(() => r()));
+    const { code, json } = await gen(base(port));
+    assert.equal(code, 2);
+    assert.ok(json!.errors.connect > 0);
+    assert.equal(json!.errorCodes.ECONNREFUSED, json!.errors.connect);
+  });
+
+  const bad: [string[], RegExp][] = [
+    [[], /--port is required/],
+    [['--port', '1', '--codec', 'tdhb'], /--codec must be raw, lars or seq/],
+    [['--port', '1', '--depth', '0'], /--depth must be a whole number 1\.\.1024/],
+    [
+      ['--port', '1', '--connections', '60000', '--depth', '1024', '--size', '100000'],
+      /over 1 GiB in flight/,
+    ],
+    [['--port', '1', '--duration', 'x'], /--duration must be seconds/],
+    [['--port', '1', '--frobnicate', '1'], /unknown flag '--frobnicate'/],
+  ];
+  for (const [args, message] of bad) {
+    test(`refuses ${args.join(' ') || 'no flags'} with status 1`, async () => {
+      const { code, stderr, json } = await gen(args);
+      assert.equal(code, 1);
+      assert.equal(json, undefined);
+      assert.match(stderr, message);
+    });
+  }
+});
