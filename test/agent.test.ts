@@ -391,7 +391,8 @@ describe('tcpdaemon agent', () => {
     const agent = await startAgent(['--upstream', `127.0.0.1:${up.port}`]);
     const c = await local(agent);
     try {
-      const answer = outcome(c.request(2, late(600, 'drain')));
+      // Long enough for a status poll to see it in flight on a loaded machine.
+      const answer = outcome(c.request(2, late(3000, 'drain')));
       await statusUntil(agent, (d) => d.inFlight === 1, 'the request in flight');
       agent.daemon.signal('SIGTERM');
       assert.equal(await answer, `drain@${up.daemon.pid}`);

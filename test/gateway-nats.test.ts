@@ -114,11 +114,11 @@ describe('gateway, NATS queue', () => {
       }
       process.kill(pids[0]!, 'SIGKILL');
       const results = await Promise.all(outcomes);
+      // Every one answered (the first worker may have answered some before the kill reached it).
       assert.ok(
-        results.every((r) => r === `pid:${pids[1]}` || r.startsWith('pid:')),
+        results.every((r) => r.startsWith('pid:')),
         results.join(', '),
       );
-      assert.ok(!results.includes(`pid:${pids[0]}`));
       await gw.daemon.waitForLog((l) => l.msg === 'worker lost a request; retrying it once');
       assert.equal(c.client.stats.lateReplies, 0);
     } finally {
