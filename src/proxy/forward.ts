@@ -167,6 +167,8 @@ class Forwarding {
   header = 0;
   backendBroke: string | undefined;
   open = 2;
+  /** The backend's bounded while to take our last bytes once the client is gone (cleared when it closes sooner). */
+  linger: NodeJS.Timeout | undefined;
 
   constructor(
     readonly client: Socket,
@@ -358,7 +360,10 @@ class Forwarding {
       } else if (!backend.readableEnded)
         backend.destroy(); // nobody to deliver to
       // It sent its FIN and only needs to take our last bytes: give it a bounded while.
-      else setTimeout(destroySocket, BACKEND_LINGER_MS, backend).unref();
+      else {
+        this.linger = setTimeout(destroySocket, BACKEND_LINGER_MS, backend);
+        this.linger.unref();
+      }
     }
     if (--this.open === 0) this.finished();
   }
@@ -366,6 +371,7 @@ class Forwarding {
   backendClosed(): void {
     const { client } = this;
     const backend = this.backend!;
+    if (this.linger !== undefined) clearTimeout(this.linger); // it held the backend for 10 s
     this.reader?.release();
     this.pool.released(
       this.b!,
@@ -472,36 +478,54 @@ function destroySocket(socket: Socket): void {
  * The connect timeouts of every forwarding in this process: per timeout value, a queue in
  * deadline order (each attempt waits as long as the one before it, so the order of arrival is
  * the order of expiry) and one timer for its head, instead of a timer per connect. An attempt
- * that settles clears its slot (the queue then holds nothing of the connection); the timer,
- * when it fires, times out what is due, skips cleared slots and arms itself for the next
- * waiting attempt.
+ * that settles clears its slot, and the head moves past cleared slots, so the queue holds only
+ * the attempts still connecting (a ring that grows only while one waits long); the timer, when
+ * it fires, times out what is due and arms itself for the next waiting attempt.
  */
 class DeadlineQueue {
-  #items: (Forwarding | undefined)[] = [];
+  #items: (Forwarding | undefined)[] = new Array(64).fill(undefined);
   /** performance.now() deadlines, by slot. */
-  #deadlines: number[] = [];
-  /** The index (counted since the queue began) of slot 0. */
-  #base = 0;
-  /** Slots before this one are passed. */
+  #deadlines: number[] = new Array(64).fill(0);
+  #mask = 63;
+  /** Attempts are numbered in order of arrival: the oldest not yet passed, and the next. */
   #head = 0;
+  #tail = 0;
   #timer: NodeJS.Timeout | undefined;
   #expiring = false;
 
   constructor(readonly timeoutMs: number) {}
 
-  /** Times `f`'s current connect attempt out after timeoutMs, unless settle() comes first; returns its index. */
+  /** Times `f`'s current connect attempt out after timeoutMs, unless settle() comes first; returns its number. */
   add(f: Forwarding): number {
-    const index = this.#base + this.#items.length;
-    this.#items.push(f);
-    this.#deadlines.push(performance.now() + this.timeoutMs);
+    if (this.#tail - this.#head > this.#mask) this.#grow();
+    const index = this.#tail++;
+    this.#items[index & this.#mask] = f;
+    this.#deadlines[index & this.#mask] = performance.now() + this.timeoutMs;
     if (this.#timer === undefined && !this.#expiring) this.#timer = this.#arm(this.timeoutMs);
     return index;
   }
 
-  /** The attempt at `index` connected or failed. */
+  /** The attempt numbered `index` connected or failed. */
   settle(index: number, f: Forwarding): void {
-    const i = index - this.#base;
-    if (i >= this.#head && i < this.#items.length && this.#items[i] === f) this.#items[i] = undefined;
+    if (index < this.#head || index >= this.#tail) return;
+    const items = this.#items;
+    const mask = this.#mask;
+    if (items[index & mask] !== f) return;
+    items[index & mask] = undefined;
+    while (this.#head < this.#tail && items[this.#head & mask] === undefined) this.#head++;
+  }
+
+  #grow(): void {
+    const size = (this.#mask + 1) * 2;
+    const items: (Forwarding | undefined)[] = new Array(size).fill(undefined);
+    const deadlines: number[] = new Array(size).fill(0);
+    for (let i = this.#head; i < this.#tail; i++) {
+      items[i & (size - 1)] = this.#items[i & this.#mask];
+      deadlines[i & (size - 1)] = this.#deadlines[i & this.#mask]!;
+    }
+    this.#items = items;
+    this.#deadlines = deadlines;
+    this.#mask = size - 1;
   }
 
   #arm(ms: number): NodeJS.Timeout {
@@ -514,42 +538,28 @@ class DeadlineQueue {
   expire(): void {
     this.#timer = undefined;
     this.#expiring = true;
-    const items = this.#items;
     let next: number | undefined;
     try {
       const now = performance.now();
-      while (this.#head < items.length) {
-        const head = this.#head;
-        const f = items[head];
+      while (this.#head < this.#tail) {
+        const slot = this.#head & this.#mask;
+        const f = this.#items[slot];
         if (f !== undefined && f.phase === Phase.Connecting) {
-          const wait = this.#deadlines[head]! - now;
+          const wait = this.#deadlines[slot]! - now;
           if (wait > 0.5) {
             next = wait;
             break;
           }
-          items[head] = undefined;
+          this.#items[slot] = undefined;
           this.#head++;
           f.connectFailed(`connect timed out after ${this.timeoutMs} ms`); // may add to this queue
           continue;
         }
-        items[head] = undefined;
+        this.#items[slot] = undefined;
         this.#head++;
       }
     } finally {
       this.#expiring = false;
-    }
-    // Drop the passed slots: all of them, or the front part of a long queue once it is most of it.
-    const head = this.#head;
-    if (head >= items.length) {
-      this.#base += items.length;
-      items.length = 0;
-      this.#deadlines.length = 0;
-      this.#head = 0;
-    } else if (head > 1024 && head * 2 > items.length) {
-      this.#base += head;
-      items.splice(0, head);
-      this.#deadlines.splice(0, head);
-      this.#head = 0;
     }
     if (next !== undefined) this.#timer = this.#arm(next);
   }
