@@ -280,6 +280,65 @@ async function proxyLocalLookups(sendProxy: 'v1' | undefined): Promise<number> {
   return calls;
 }
 
+/**
+ * The proxy front serving N plain connections as proxyLocalLookups does, counting the timers
+ * created (async_hooks) and the socket.setTimeout calls on the accepted client sockets.
+ */
+async function proxyTimers(idleTimeoutMs: number): Promise<{ timers: number; setTimeoutCalls: number }> {
+  const held = new Set<Socket>();
+  const backend = createServer((s) => {
+    held.add(s);
+    s.on('close', () => held.delete(s));
+    s.on('error', () => s.destroy());
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const spec = parseBackendSpec(`127.0.0.1:${(backend.address() as AddressInfo).port}`);
+  const daemon = await tcpdaemon({
+    listen: '127.0.0.1:0',
+    handler: createProxyHandler(
+      new BackendPool([spec], { logger: memoryLogger('warn').logger, checks: false }),
+      { ...DEFAULT_FORWARD, idleTimeoutMs },
+    ),
+    logfile: join(dir, 'proxy-timers.log'),
+  });
+  const { port } = daemon.address() as AddressInfo;
+  await cycle(port); // code loaded once
+  const work = { timers: 0, setTimeoutCalls: 0 };
+  const proto = Socket.prototype as unknown as { setTimeout: (...a: unknown[]) => unknown };
+  const original = proto.setTimeout;
+  proto.setTimeout = function (this: Socket & { server?: unknown }, ...a: unknown[]) {
+    if (this.server !== undefined) work.setTimeoutCalls++;
+    return original.apply(this, a);
+  };
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'Timeout') work.timers++;
+    },
+  });
+  hook.enable();
+  try {
+    for (let i = 0; i < N; i++) await cycle(port);
+  } finally {
+    hook.disable();
+    proto.setTimeout = original;
+    await daemon.close();
+    for (const s of held) s.destroy();
+    await new Promise((r) => backend.close(r));
+  }
+  return work;
+}
+
+test('the proxy front makes no timer per connection: the connect timeout is a shared queue, an idle timer only with one set', async () => {
+  const plain = await proxyTimers(0);
+  // Below N: the shared connect-deadline timer (or a background one) may start meanwhile; one per connection may not.
+  assert.ok(plain.timers < N / 2, `timers created for ${N} forwarded connections: ${plain.timers}`);
+  assert.equal(plain.setTimeoutCalls, 0, 'socket.setTimeout calls without an idle timeout');
+  const idle = await proxyTimers(30_000);
+  assert.ok(idle.setTimeoutCalls >= N, `idle timeout: setTimeout calls ${idle.setTimeoutCalls}`);
+  assert.ok(idle.timers >= N, `idle timeout: timers ${idle.timers}`);
+});
+
 test('the proxy front looks up the local address only for the PROXY header it sends (--send-proxy)', async () => {
   assert.equal(await proxyLocalLookups(undefined), 0, 'getsockname calls without --send-proxy');
   const withHeader = await proxyLocalLookups('v1');

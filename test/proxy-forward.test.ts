@@ -256,6 +256,35 @@ describe('connect failures', () => {
     assert.ok(p.snapshot().backends.find((b) => b.id.endsWith(`:${stuck}`))!.errors >= 1);
   });
 
+  it('connect timeouts share one queue: a retry queued as one expires, and another timeout value, each expire on time', async (t) => {
+    const [stuckA, stuckB] = [await stuckPort(), await stuckPort()];
+    if (stuckA === undefined || stuckB === undefined) return t.skip('python3 not usable here');
+    const p = pool([stuckA, stuckB], { strategy: 'roundrobin' });
+    const log = memoryLogger();
+    const short = await front(p, { ...opts, connectTimeoutMs: 150, retries: 1 }, log.logger);
+    const long = await front(p, { ...opts, connectTimeoutMs: 400, retries: 0 }, log.logger);
+    const started = performance.now();
+    const ends = [short, long].map(async (f) => {
+      await untilClosed(await connect(f.port));
+      return {
+        outcome: (await f.outcomes[0]) as { kind: string; reason: string },
+        ms: performance.now() - started,
+      };
+    });
+    const [a, b] = await Promise.all(ends);
+    assert.equal(a!.outcome.kind, 'rejected');
+    assert.match(
+      a!.outcome.reason,
+      /^all 2 connect attempts failed \(.*timed out after 150 ms; .*timed out after 150 ms\)$/,
+    );
+    assert.equal(b!.outcome.kind, 'rejected');
+    assert.match(b!.outcome.reason, /^all 1 connect attempts failed \(.*timed out after 400 ms\)$/);
+    // Each attempt waits its own timeout, not less (and, generously bounded, not much more).
+    assert.ok(a!.ms >= 290, `two 150 ms attempts took ${a!.ms.toFixed(0)} ms`);
+    assert.ok(b!.ms >= 390, `one 400 ms attempt took ${b!.ms.toFixed(0)} ms`);
+    assert.ok(a!.ms < 5000 && b!.ms < 5000, `slow expiry: ${a!.ms.toFixed(0)} and ${b!.ms.toFixed(0)} ms`);
+  });
+
   it('a client that leaves while the proxy is still connecting costs the backend nothing', async (t) => {
     const stuck = await stuckPort();
     if (stuck === undefined) return t.skip('python3 not usable here');

@@ -116,194 +116,274 @@ export function forwardThen(
   log: LogSource,
   done: (outcome: ForwardOutcome) => void = ignore,
 ): void {
-  const tried = new Set<string>();
-  const failures: string[] = [];
-  let attempt = 0;
-  const tryNext = (): void => {
-    const b = attempt <= opts.retries && !client.destroyed ? pool.pick(peer.address, tried) : undefined;
-    if (b === undefined) {
-      giveUp();
-      return;
-    }
-    tried.add(b.id);
-    const reader = new BackendReader(client);
-    const startedMs = pool.meter ? performance.now() : 0;
-    connectBackend(b, opts, client, reader, peer, (result) => {
-      if (typeof result === 'string') {
-        if (client.destroyed) {
-          done({ kind: 'client-gone' }); // not the backend's failure
-          return;
-        }
-        const retrying = attempt < opts.retries;
-        pool.connectFailed(b, retrying);
-        failures.push(`${b.id}: ${result}`);
-        log.logger.debug({ backend: b.id, reason: result, attempt }, 'backend connect failed');
-        attempt++;
-        tryNext();
-        return;
-      }
-      if (client.destroyed) {
-        result.destroy();
-        done({ kind: 'client-gone' });
-        return;
-      }
-      pool.connected(b, startedMs);
-      splice(client, result, reader, b, peer, pool, opts, log, () =>
-        done({ kind: 'forwarded', backend: b.id }),
-      );
-    });
-  };
-  const giveUp = (): void => {
-    if (client.destroyed) {
-      done({ kind: 'client-gone' });
-      return;
-    }
-    const reason =
-      failures.length === 0
-        ? tried.size === 0 && pool.size === 0
-          ? 'no backend configured'
-          : 'no healthy backend'
-        : `all ${failures.length} connect attempts failed (${failures.join('; ')})`;
-    pool.rejectedClient();
-    peerLine(log, peer, 'warn', 'client closed: no backend could take it', { reason });
-    client.destroy();
-    done({ kind: 'rejected', reason });
-  };
-  tryNext();
+  const f = new Forwarding(client, peer, pool, opts, log, done);
+  (client as Fwd)[kFwd] = f;
+  // One 'close' listener for the connection's life: while connecting it gives up the attempt.
+  client.on('close', onClientClose);
+  f.tryNext();
 }
 
-/** Calls `done` with a connected socket, or the reason it failed. Gives up early if `client` closes. */
-function connectBackend(
-  b: Backend,
-  opts: ForwardOptions,
-  client: Socket,
-  reader: BackendReader,
-  peer: ClientPeer,
-  done: (outcome: Socket | string) => void,
-): void {
-  const a = b.address;
-  // TLS reads through the TLSSocket: the zero-copy reader (onread) sees only plain TCP.
-  const onread = opts.backendTls ? undefined : reader.onread;
-  const socket =
-    'path' in a
-      ? connect({ path: a.path, allowHalfOpen: true, onread })
-      : connect({ host: a.host, port: a.port, allowHalfOpen: true, noDelay: opts.noDelay, onread });
-  let secured: Socket | undefined;
-  const finish = (outcome: Socket | string) => {
-    clearTimeout(timer);
-    socket.off('connect', onConnect).off('error', onError);
-    secured?.off('secureConnect', onSecure).off('error', onError);
-    client.off('close', onClientClose);
-    if (typeof outcome === 'string') {
-      socket.on('error', ignore);
-      socket.destroy();
-      secured?.on('error', ignore);
-      secured?.destroy();
+/** The forwarding a socket belongs to (its client or its backend side): the shared listeners below find it here. */
+const kFwd = Symbol('tcpdaemon.forwarding');
+type Fwd = Socket & { [kFwd]?: Forwarding };
+
+const NO_BACKEND_TRIED: ReadonlySet<string> = new Set();
+
+/** Where a connection is. */
+enum Phase {
+  /** Waiting for a backend's connect (or TLS handshake). */
+  Connecting,
+  /** Piping both ways. */
+  Spliced,
+  /** Rejected, or given up because the client left: nothing more to do. */
+  Over,
+}
+
+/**
+ * One client connection's state: one object with the listeners below as shared functions
+ * (`this` is a socket; kFwd leads here), instead of a dozen closures and `once` wrappers, and
+ * the connect timeout in a shared deadline queue instead of a timer each.
+ */
+class Forwarding {
+  phase = Phase.Connecting;
+  attempt = 0;
+  /** Backends whose connect failed, once one did (the first pick excludes nothing). */
+  tried: Set<string> | undefined;
+  failures: string[] | undefined;
+  /** The backend being connected to, then forwarded to. */
+  b: Backend | undefined;
+  /** Its TCP socket. */
+  socket: Socket | undefined;
+  /** --backend-tls: the TLSSocket over `socket`, once the handshake starts. */
+  secured: Socket | undefined;
+  /** What the bytes go through to the backend (`secured` under TLS, else `socket`). */
+  backend: Socket | undefined;
+  reader: BackendReader | undefined;
+  startedMs = 0;
+  /** Where the current connect attempt's deadline waits (connectDeadlines), until it settles. */
+  deadlines: DeadlineQueue | undefined;
+  deadlineIndex = 0;
+  /** PROXY header bytes sent (not the client's). */
+  header = 0;
+  backendBroke: string | undefined;
+  open = 2;
+  /** The backend's bounded while to take our last bytes once the client is gone (cleared when it closes sooner). */
+  linger: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly client: Socket,
+    readonly peer: ClientPeer,
+    readonly pool: BackendPool,
+    readonly opts: ForwardOptions,
+    readonly log: LogSource,
+    readonly done: (outcome: ForwardOutcome) => void,
+  ) {}
+
+  tryNext(): void {
+    const { client, pool, opts } = this;
+    const b =
+      this.attempt <= opts.retries && !client.destroyed
+        ? pool.pick(this.peer.address, this.tried ?? NO_BACKEND_TRIED)
+        : undefined;
+    if (b === undefined) {
+      this.giveUp();
+      return;
     }
-    done(outcome);
-  };
-  const onSecure = () => finish(secured!);
-  const onConnect = () => {
+    this.b = b;
+    this.startedMs = pool.meter ? performance.now() : 0;
+    this.connect(b);
+  }
+
+  private connect(b: Backend): void {
+    const { opts } = this;
+    const a = b.address;
+    const reader = new BackendReader(this.client);
+    this.reader = reader;
+    // TLS reads through the TLSSocket: the zero-copy reader (onread) sees only plain TCP.
+    const onread = opts.backendTls ? undefined : reader.onread;
+    const socket: Fwd =
+      'path' in a
+        ? connect({ path: a.path, allowHalfOpen: true, onread })
+        : connect({ host: a.host, port: a.port, allowHalfOpen: true, noDelay: opts.noDelay, onread });
+    socket[kFwd] = this;
+    this.socket = socket;
+    this.secured = undefined;
+    socket.on('connect', onBackendConnect);
+    socket.on('error', onBackendError);
+    const q = deadlineQueue(opts.connectTimeoutMs);
+    this.deadlines = q;
+    this.deadlineIndex = q.add(this);
+  }
+
+  /** The TCP connect is up: forward, or (TLS) start the handshake. */
+  tcpConnected(socket: Socket): void {
+    const { opts } = this;
     if (!opts.backendTls) {
-      finish(socket);
+      this.connected(socket);
       return;
     }
     // HAProxy's order: the PROXY header in the clear, then the handshake.
-    const header = proxyHeader(opts, client, peer);
+    const header = proxyHeader(opts, this.client, this.peer);
     if (header) socket.write(header);
+    const a = this.b!.address;
     const host = 'path' in a ? undefined : a.host;
-    secured = tlsConnect({
+    const secured: Fwd = tlsConnect({
       servername: host !== undefined && isIP(host) === 0 ? host : undefined,
       ...opts.backendTls,
       socket, // allowHalfOpen comes from it
     });
-    secured.once('secureConnect', onSecure).once('error', onError);
-  };
-  const onError = (err: NodeJS.ErrnoException) => finish(err.code ?? err.message);
-  const onClientClose = () => finish('client closed while connecting');
-  const timer = setTimeout(
-    () => finish(`connect timed out after ${opts.connectTimeoutMs} ms`),
-    opts.connectTimeoutMs,
-  );
-  socket.once('connect', onConnect).once('error', onError);
-  client.once('close', onClientClose);
-}
+    secured[kFwd] = this;
+    this.secured = secured;
+    secured.on('secureConnect', onBackendSecure);
+    secured.on('error', onBackendError);
+  }
 
-/** Pipes both ways; calls `done` once both sockets are closed. */
-function splice(
-  client: Socket,
-  backend: Socket,
-  reader: BackendReader,
-  b: Backend,
-  peer: ClientPeer,
-  pool: BackendPool,
-  opts: ForwardOptions,
-  log: LogSource,
-  done: () => void,
-): void {
-  // Our FIN to the client must wait for the backend's, whatever the server was created with.
-  client.allowHalfOpen = true;
-  let header = 0;
-  const bytes = opts.backendTls ? undefined : proxyHeader(opts, client, peer); // TLS: sent before the handshake
-  if (bytes) {
-    header = bytes.length;
-    backend.write(bytes);
+  /** `backend` (the TCP socket, or the TLSSocket) is ready for the client's bytes. */
+  connected(backend: Socket): void {
+    this.settle();
+    const { client, pool } = this;
+    if (client.destroyed) {
+      this.phase = Phase.Over;
+      this.socket!.on('error', ignore);
+      backend.destroy();
+      this.socket!.destroy();
+      this.done({ kind: 'client-gone' });
+      return;
+    }
+    pool.connected(this.b!, this.startedMs);
+    this.phase = Phase.Spliced;
+    this.backend = backend;
+    this.splice(backend);
   }
-  if (opts.idleTimeoutMs > 0) {
-    client.setTimeout(opts.idleTimeoutMs);
-    client.once('timeout', () => {
-      peerLine(log, peer, 'info', 'idle timeout; connection closed', {
-        backend: b.id,
-        idleMs: opts.idleTimeoutMs,
-      });
-      client.destroy();
-    });
-  }
-  let backendBroke: string | undefined;
-  let open = 2;
 
-  const fromClient = pump(client, backend);
-  if (opts.backendTls) pump(backend, client);
-  else {
-    // backend -> client: the reader writes each read on, and stops reading while client is full
-    client.on('drain', () => backend.resume());
-    backend.once('end', () => passFin(client));
-    backend.resume();
+  /** This connect attempt failed (`reason`): try the next backend. */
+  connectFailed(reason: string): void {
+    this.settle();
+    const { socket, secured } = this;
+    socket!.off('connect', onBackendConnect);
+    secured?.off('secureConnect', onBackendSecure);
+    socket!.on('error', ignore);
+    socket!.destroy();
+    secured?.on('error', ignore);
+    secured?.destroy();
+    this.reader = undefined;
+    this.socket = this.secured = undefined;
+    const b = this.b!;
+    if (this.tried === undefined) this.tried = new Set([b.id]);
+    else this.tried.add(b.id);
+    if (this.client.destroyed) {
+      this.phase = Phase.Over;
+      this.done({ kind: 'client-gone' }); // not the backend's failure
+      return;
+    }
+    const retrying = this.attempt < this.opts.retries;
+    this.pool.connectFailed(b, retrying);
+    if (this.failures === undefined) this.failures = [];
+    this.failures.push(`${b.id}: ${reason}`);
+    this.log.logger.debug({ backend: b.id, reason, attempt: this.attempt }, 'backend connect failed');
+    this.attempt++;
+    this.tryNext();
   }
-  client.on('error', ignore); // the connection's owner logs it; we close the backend on 'close'
-  client.once('close', () => {
+
+  /** The connect attempt is over: its deadline no longer applies. */
+  private settle(): void {
+    this.deadlines?.settle(this.deadlineIndex, this);
+    this.deadlines = undefined;
+  }
+
+  private giveUp(): void {
+    const { client, pool } = this;
+    this.phase = Phase.Over;
+    if (client.destroyed) {
+      this.done({ kind: 'client-gone' });
+      return;
+    }
+    const failures = this.failures ?? [];
+    const reason =
+      failures.length === 0
+        ? this.b === undefined && pool.size === 0
+          ? 'no backend configured'
+          : 'no healthy backend'
+        : `all ${failures.length} connect attempts failed (${failures.join('; ')})`;
+    pool.rejectedClient();
+    peerLine(this.log, this.peer, 'warn', 'client closed: no backend could take it', { reason });
+    client.destroy();
+    this.done({ kind: 'rejected', reason });
+  }
+
+  /** Pipes both ways; `done` once both sockets are closed. */
+  private splice(backend: Fwd): void {
+    const { client, opts } = this;
+    // Our FIN to the client must wait for the backend's, whatever the server was created with.
+    client.allowHalfOpen = true;
+    const bytes = opts.backendTls ? undefined : proxyHeader(opts, client, this.peer); // TLS: sent before the handshake
+    if (bytes) {
+      this.header = bytes.length;
+      backend.write(bytes);
+    }
+    if (opts.idleTimeoutMs > 0) {
+      client.setTimeout(opts.idleTimeoutMs);
+      client.on('timeout', onIdleTimeout);
+    }
+    // client -> backend with backpressure: the client is not read while the backend holds more
+    // than its highWaterMark unsent; the client's FIN is passed on. Lighter than stream.pipe.
+    client.on('data', onData);
+    client.resume(); // a socket handed over paused (pauseOnConnect) does not start on 'data' alone
+    backend.on('drain', onDrain);
+    client.on('end', onEnd);
+    if (opts.backendTls) {
+      backend.on('data', onData);
+      backend.resume();
+    }
+    // backend -> client (plain TCP): the reader writes each read on, and stops reading while client is full
+    client.on('drain', onDrain);
+    backend.on('end', onEnd);
+    if (!opts.backendTls) backend.resume();
+    client.on('error', ignore); // the connection's owner logs it; we close the backend on 'close'
+    // 'error' stays onBackendError: from now on it records why the backend broke.
+    backend.on('close', onBackendClose);
+  }
+
+  /** The client's 'close' after the splice. */
+  clientClosed(): void {
+    const { client } = this;
+    const backend = this.backend!;
     if (!backend.destroyed) {
       const broke = client.errored as NodeJS.ErrnoException | null;
       if (broke) {
         // The client's connection broke (RST): the backend must not take what it got for all.
-        peerLine(log, peer, 'info', 'client broke the connection; backend connection reset', {
-          backend: b.id,
+        peerLine(this.log, this.peer, 'info', 'client broke the connection; backend connection reset', {
+          backend: this.b!.id,
           reason: broke.code ?? broke.message,
         });
         reset(backend);
       } else if (!backend.readableEnded)
         backend.destroy(); // nobody to deliver to
       // It sent its FIN and only needs to take our last bytes: give it a bounded while.
-      else setTimeout(() => backend.destroy(), BACKEND_LINGER_MS).unref();
+      else {
+        this.linger = setTimeout(destroySocket, BACKEND_LINGER_MS, backend);
+        this.linger.unref();
+      }
     }
-    if (--open === 0) done();
-  });
-  backend.on('error', (err: NodeJS.ErrnoException) => {
-    backendBroke = err.code ?? err.message;
-  });
-  backend.once('close', () => {
-    reader.release();
-    pool.released(
-      b,
-      Math.max(0, backend.bytesWritten - header),
+    if (--this.open === 0) this.finished();
+  }
+
+  backendClosed(): void {
+    const { client } = this;
+    const backend = this.backend!;
+    if (this.linger !== undefined) clearTimeout(this.linger); // it held the backend for 10 s
+    this.reader?.release();
+    this.pool.released(
+      this.b!,
+      Math.max(0, backend.bytesWritten - this.header),
       backend.bytesRead,
-      backendBroke !== undefined,
+      this.backendBroke !== undefined,
     );
-    if (backendBroke !== undefined) {
+    if (this.backendBroke !== undefined) {
       if (!client.destroyed) {
-        peerLine(log, peer, 'info', 'backend broke the connection; client connection reset', {
-          backend: b.id,
-          reason: backendBroke,
+        peerLine(this.log, this.peer, 'info', 'backend broke the connection; client connection reset', {
+          backend: this.b!.id,
+          reason: this.backendBroke,
         });
         // What the client got so far is not the whole reply: an RST says so, a FIN would not.
         reset(client);
@@ -311,14 +391,194 @@ function splice(
     } else if (!client.destroyed) {
       // The backend is gone both ways: deliver what it sent, then close; what the client
       // still sends has nowhere to go.
-      client.off('data', fromClient);
+      client.off('data', onData);
       client.pause();
       passFin(client);
       if (client.writableFinished) client.destroy();
-      else if (!client.destroyed) client.once('finish', () => client.destroy());
+      else if (!client.destroyed) client.on('finish', destroyThis);
     }
-    if (--open === 0) done();
+    if (--this.open === 0) this.finished();
+  }
+
+  private finished(): void {
+    this.phase = Phase.Over;
+    this.done({ kind: 'forwarded', backend: this.b!.id });
+  }
+}
+
+// The listeners of every forwarded connection: shared functions, `this` is the socket.
+
+function onClientClose(this: Fwd): void {
+  const f = this[kFwd]!;
+  if (f.phase === Phase.Connecting) f.connectFailed('client closed while connecting');
+  else if (f.phase === Phase.Spliced) f.clientClosed();
+}
+
+function onBackendConnect(this: Fwd): void {
+  const f = this[kFwd]!;
+  if (f.phase === Phase.Connecting && f.socket === this) f.tcpConnected(this);
+}
+
+function onBackendSecure(this: Fwd): void {
+  const f = this[kFwd]!;
+  if (f.phase === Phase.Connecting && f.secured === this) f.connected(this);
+}
+
+function onBackendError(this: Fwd, err: NodeJS.ErrnoException): void {
+  const f = this[kFwd]!;
+  if (f.phase === Phase.Connecting) {
+    if (f.socket === this || f.secured === this) f.connectFailed(err.code ?? err.message);
+  } else if (f.phase === Phase.Spliced && f.backend === this) {
+    f.backendBroke = err.code ?? err.message;
+  }
+}
+
+function onBackendClose(this: Fwd): void {
+  const f = this[kFwd]!;
+  if (f.backend === this) f.backendClosed();
+}
+
+/** Either direction's bytes: written on, and the source paused while the other side is full. */
+function onData(this: Fwd, chunk: Buffer): void {
+  const f = this[kFwd]!;
+  const dst = this === f.client ? f.backend! : f.client;
+  if (!dst.write(chunk)) this.pause();
+}
+
+/** A side took its queued bytes: the other side is read again. */
+function onDrain(this: Fwd): void {
+  const f = this[kFwd]!;
+  (this === f.client ? f.backend! : f.client).resume();
+}
+
+/** A side's FIN: passed on to the other side. */
+function onEnd(this: Fwd): void {
+  const f = this[kFwd]!;
+  passFin(this === f.client ? f.backend! : f.client);
+}
+
+function onIdleTimeout(this: Fwd): void {
+  const f = this[kFwd]!;
+  peerLine(f.log, f.peer, 'info', 'idle timeout; connection closed', {
+    backend: f.b?.id,
+    idleMs: f.opts.idleTimeoutMs,
   });
+  this.destroy();
+}
+
+function destroyThis(this: Socket): void {
+  this.destroy();
+}
+
+function destroySocket(socket: Socket): void {
+  socket.destroy();
+}
+
+/**
+ * The connect timeouts of every forwarding in this process: per timeout value, a queue in
+ * deadline order (each attempt waits as long as the one before it, so the order of arrival is
+ * the order of expiry) and one timer for its head, instead of a timer per connect. An attempt
+ * that settles clears its slot, and the head moves past cleared slots, so the queue holds only
+ * the attempts still connecting (a ring that grows only while one waits long); the timer, when
+ * it fires, times out what is due and arms itself for the next waiting attempt.
+ */
+class DeadlineQueue {
+  #items: (Forwarding | undefined)[] = new Array(64).fill(undefined);
+  /** performance.now() deadlines, by slot. */
+  #deadlines: number[] = new Array(64).fill(0);
+  #mask = 63;
+  /** Attempts are numbered in order of arrival: the oldest not yet passed, and the next. */
+  #head = 0;
+  #tail = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #expiring = false;
+
+  constructor(readonly timeoutMs: number) {}
+
+  /** Times `f`'s current connect attempt out after timeoutMs, unless settle() comes first; returns its number. */
+  add(f: Forwarding): number {
+    if (this.#tail - this.#head > this.#mask) this.#grow();
+    const index = this.#tail++;
+    this.#items[index & this.#mask] = f;
+    this.#deadlines[index & this.#mask] = performance.now() + this.timeoutMs;
+    if (this.#timer === undefined && !this.#expiring) this.#timer = this.#arm(this.timeoutMs);
+    return index;
+  }
+
+  /** The attempt numbered `index` connected or failed. */
+  settle(index: number, f: Forwarding): void {
+    if (index < this.#head || index >= this.#tail) return;
+    const items = this.#items;
+    const mask = this.#mask;
+    if (items[index & mask] !== f) return;
+    items[index & mask] = undefined;
+    while (this.#head < this.#tail && items[this.#head & mask] === undefined) this.#head++;
+  }
+
+  #grow(): void {
+    const size = (this.#mask + 1) * 2;
+    const items: (Forwarding | undefined)[] = new Array(size).fill(undefined);
+    const deadlines: number[] = new Array(size).fill(0);
+    for (let i = this.#head; i < this.#tail; i++) {
+      items[i & (size - 1)] = this.#items[i & this.#mask];
+      deadlines[i & (size - 1)] = this.#deadlines[i & this.#mask]!;
+    }
+    this.#items = items;
+    this.#deadlines = deadlines;
+    this.#mask = size - 1;
+  }
+
+  #arm(ms: number): NodeJS.Timeout {
+    const t = setTimeout(expireQueue, Math.max(1, Math.ceil(ms)), this);
+    t.unref(); // a connecting socket keeps the process alive itself
+    return t;
+  }
+
+  /** The timer fired: times out every attempt past its deadline, then waits for the next one. */
+  expire(): void {
+    this.#timer = undefined;
+    this.#expiring = true;
+    let next: number | undefined;
+    try {
+      const now = performance.now();
+      while (this.#head < this.#tail) {
+        const slot = this.#head & this.#mask;
+        const f = this.#items[slot];
+        if (f !== undefined && f.phase === Phase.Connecting) {
+          const wait = this.#deadlines[slot]! - now;
+          if (wait > 0.5) {
+            next = wait;
+            break;
+          }
+          this.#items[slot] = undefined;
+          this.#head++;
+          f.connectFailed(`connect timed out after ${this.timeoutMs} ms`); // may add to this queue
+          continue;
+        }
+        this.#items[slot] = undefined;
+        this.#head++;
+      }
+    } finally {
+      this.#expiring = false;
+    }
+    if (next !== undefined) this.#timer = this.#arm(next);
+  }
+}
+
+function expireQueue(queue: DeadlineQueue): void {
+  queue.expire();
+}
+
+/** The process's connect deadline queues, one per timeout value (a reload may change it). */
+const connectDeadlines = new Map<number, DeadlineQueue>();
+
+function deadlineQueue(timeoutMs: number): DeadlineQueue {
+  let q = connectDeadlines.get(timeoutMs);
+  if (q === undefined) {
+    q = new DeadlineQueue(timeoutMs);
+    connectDeadlines.set(timeoutMs, q);
+  }
+  return q;
 }
 
 /** The PROXY header for the backend (--send-proxy), or undefined. */
@@ -330,22 +590,6 @@ function proxyHeader(opts: ForwardOptions, client: Socket, peer: ClientPeer): Bu
     port: peer.localPort ?? client.localPort ?? 0,
   };
   return Buffer.from(opts.sendProxy === 'v1' ? encodeProxyV1(src, dst) : encodeProxyV2(src, dst));
-}
-
-/**
- * client -> backend with backpressure: src is not read while dst holds more than its
- * highWaterMark unsent; src's FIN is passed on. Lighter than stream.pipe (three listeners,
- * no state). Returns the data listener. (backend -> client goes through BackendReader.)
- */
-function pump(src: Socket, dst: Socket): (chunk: Buffer) => void {
-  const onData = (chunk: Buffer) => {
-    if (!dst.write(chunk)) src.pause();
-  };
-  src.on('data', onData);
-  src.resume(); // a socket handed over paused (pauseOnConnect) does not start on 'data' alone
-  dst.on('drain', () => src.resume());
-  src.once('end', () => passFin(dst));
-  return onData;
 }
 
 /**
