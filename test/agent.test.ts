@@ -24,6 +24,8 @@ import {
 } from './helpers/daemon.js';
 import { startNats } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { httpGet, metricsPort, promtoolCheck, scrape, waitForSample } from './helpers/metrics.js';
+import { deadPort } from './helpers/proxy.js';
 
 after(checkNoLeftoverProcesses);
 
@@ -195,6 +197,45 @@ describe('tcpdaemon agent', () => {
       assert.equal(c.stats.lateReplies, 0, 'the late reply never reached the client');
       // The connection serves on.
       assert.equal((await c.request(1, 'after')).toString(), 'after');
+    } finally {
+      await c.close();
+      await stopCleanly(agent.daemon);
+      await stopCleanly(up.daemon);
+    }
+  });
+
+  test('--metrics: requests, replies, timeouts and late drops per upstream host, connect errors of a dead one, local connections; promtool accepts the scrape', async () => {
+    const up = await startUpstream();
+    const dead = await deadPort();
+    const agent = await startAgent(
+      [
+        ...['--upstream', `127.0.0.1:${up.port},127.0.0.1:${dead}`, '--connections', '2'],
+        ...['--request-timeout', '0.3', '--reconnect-delay', '0.05', '--metrics', '127.0.0.1:0'],
+      ],
+      1,
+    );
+    const c = await local(agent);
+    try {
+      const mport = await metricsPort(agent.daemon);
+      const live = `upstream="127.0.0.1:${up.port}"`;
+      for (let i = 0; i < 3; i++) assert.equal((await c.request(1, `m${i}`)).toString(), `m${i}`);
+      assert.match(await outcome(c.request(2, late(1000, 'slow'))), /^error: timeout:/);
+      await waitForSample(mport, 'tcpdaemon_agent_late_replies_dropped_total', (v) => v === 1);
+      await waitForSample(
+        mport,
+        `tcpdaemon_agent_upstream_connect_errors_total{upstream="127.0.0.1:${dead}"}`,
+        (v) => v >= 1,
+      );
+      const m = await scrape(mport);
+      assert.equal(m.get(`tcpdaemon_agent_upstream_requests_total{${live}}`), 4);
+      assert.equal(m.get(`tcpdaemon_agent_upstream_replies_total{${live}}`), 3);
+      assert.equal(m.get(`tcpdaemon_agent_upstream_timeouts_total{${live}}`), 1);
+      assert.equal(m.get(`tcpdaemon_agent_upstream_errors_total{${live}}`), 0);
+      assert.equal(m.get(`tcpdaemon_agent_upstream_state{${live},state="up"}`), 1);
+      assert.equal(m.get('tcpdaemon_agent_local_connections'), 1);
+      assert.equal(m.get('tcpdaemon_agent_requests_in_flight'), 0);
+      assert.equal(m.get('tcpdaemon_agent_requests_refused_total{reason="busy"}'), 0);
+      await promtoolCheck((await httpGet(mport, '/metrics')).body);
     } finally {
       await c.close();
       await stopCleanly(agent.daemon);

@@ -14,6 +14,7 @@ import { isWorkerProcess } from '../worker/config.js';
 import { Agent, type AgentSnapshot } from './agent.js';
 import { HostSet, type HostSpec } from './hosts.js';
 import { createLocalHandler } from './local.js';
+import { meterAgent } from './metrics.js';
 import { type AgentConfig, type ResolvedAgentConfig, validateAgentConfig } from './params.js';
 import { agentSections } from './status.js';
 
@@ -87,6 +88,7 @@ export async function startAgent(input: AgentConfig, options: AgentOptions = {})
       {
         ...daemonOptions,
         workerReport: () => agent?.snapshot(),
+        workerMetrics: (m) => meterAgent(m, () => agent),
         statusSections: agentSections,
         notReady: (reports) => notReady(reports),
         reconfigure,

@@ -1,7 +1,8 @@
 // Every metric tcpdaemon exposes on /metrics, declared once: name, type, help, labels and (for
 // histograms) buckets. Workers fill values by these names (plain numbers over the heartbeat); the
 // daemon renders them with prom-client. Label values come from bounded sets: reasons, causes,
-// states, worker slots (1..-c), backend addresses from the configuration; never a peer address.
+// states, worker slots (1..-c), backend and upstream addresses from the configuration or the route
+// table; never a peer address.
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
 
@@ -127,6 +128,64 @@ export const METRICS = {
     'From a request arriving to its reply (waiting for a worker included)',
     [],
     LATENCY_BUCKETS,
+  ),
+  agentLocals: def('tcpdaemon_agent_local_connections', 'gauge', 'Local connections to the agent'),
+  agentInFlight: def(
+    'tcpdaemon_agent_requests_in_flight',
+    'gauge',
+    'Requests sent upstream or waiting for an upstream connection, not answered',
+  ),
+  agentRefused: def(
+    'tcpdaemon_agent_requests_refused_total',
+    'counter',
+    'Requests the agent answered with an error frame itself, by reason (busy: a bound; unavailable: no upstream)',
+    ['reason'],
+  ),
+  agentDropped: def(
+    'tcpdaemon_agent_frames_dropped_total',
+    'counter',
+    'Frames dropped: a one-way frame with no upstream connection, or a frame of the wrong kind',
+  ),
+  agentLateDrops: def(
+    'tcpdaemon_agent_late_replies_dropped_total',
+    'counter',
+    'Upstream replies that came after their request had timed out, dropped',
+  ),
+  agentUpstreamState: def(
+    'tcpdaemon_agent_upstream_state',
+    'gauge',
+    'Serving processes that see the upstream host in this state',
+    ['upstream', 'state'],
+  ),
+  agentUpstreamRequests: def(
+    'tcpdaemon_agent_upstream_requests_total',
+    'counter',
+    'Requests sent to the upstream host',
+    ['upstream'],
+  ),
+  agentUpstreamReplies: def(
+    'tcpdaemon_agent_upstream_replies_total',
+    'counter',
+    'Replies from the upstream host routed back (its error replies included)',
+    ['upstream'],
+  ),
+  agentUpstreamErrors: def(
+    'tcpdaemon_agent_upstream_errors_total',
+    'counter',
+    'Requests answered with an error frame: their upstream connection was lost with them in flight',
+    ['upstream'],
+  ),
+  agentUpstreamTimeouts: def(
+    'tcpdaemon_agent_upstream_timeouts_total',
+    'counter',
+    'Requests answered with a timeout error frame',
+    ['upstream'],
+  ),
+  agentUpstreamConnectErrors: def(
+    'tcpdaemon_agent_upstream_connect_errors_total',
+    'counter',
+    'Failed connects to the upstream host',
+    ['upstream'],
   ),
   framesIn: def('tcpdaemon_message_frames_received_total', 'counter', 'Message-layer frames decoded'),
   framesOut: def('tcpdaemon_message_frames_sent_total', 'counter', 'Message-layer frames encoded and sent'),
