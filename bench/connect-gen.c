@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gen-tally.h"
+
 #define MAX_LOOPS 60000
 #define MAX_THREADS 64
 #define MAX_SIZE (16 * 1024 * 1024)
@@ -42,20 +44,6 @@
 #define PROGRESS_TIMEOUT_MS 10000 /* no progress for this long: a timeout error */
 #define STALL_MS 2000             /* a reply missing this long at the end: stalled */
 #define SCAN_MS 5                 /* how often retries and timeouts are looked at */
-/* Body of cycle `seq` of loop `id`: a view into one random block, as src/bench/payload.ts. */
-#define PERIOD 65521
-#define SEQ_STEP 4099
-#define CONN_STEP 7919
-/* Latency histogram (us), the scheme of src/bench/histogram.ts: exact below 2*SUB, then SUB
- * buckets per power of two. */
-#define SUB_BITS 6
-#define SUB (1 << SUB_BITS)
-#define BUCKETS (SUB * (32 - SUB_BITS + 1))
-#define MAX_CODES 16
-#define CODE_LEN 48
-
-enum kind { K_CONNECT, K_TIMEOUT, K_RESET, K_EOF, K_VERIFY, K_STALLED, KINDS };
-static const char *KIND_NAMES[KINDS] = {"connect", "timeout", "reset", "eof", "verify", "stalled"};
 
 enum state { WAITING, CONNECTING, HANDSHAKING, SENDING, READING };
 enum tls_mode { TLS_OFF, TLS_NEW, TLS_RESUME };
@@ -76,18 +64,10 @@ struct loop {
   uint64_t retry_ns;    /* WAITING: when to start again */
 };
 
-struct code_count {
-  char name[CODE_LEN];
-  uint64_t n;
-};
-
 struct stats {
   uint64_t done;
   uint64_t resumed; /* --tls: handshakes that resumed a session */
-  uint64_t errors[KINDS];
-  struct code_count codes[MAX_CODES];
-  uint64_t counts[BUCKETS];
-  uint64_t lat_n, lat_sum, lat_min, lat_max;
+  struct tally t;
 };
 
 struct thread {
@@ -110,58 +90,6 @@ static SSL_CTX *g_ctx;
 /* --tls resume: the last session ticket this thread received (TLS 1.3 sends it after the handshake). */
 static __thread SSL_SESSION *t_session;
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int bucket_of(uint32_t us) {
-  if (us < 2 * SUB) return (int)us;
-  int shift = 31 - __builtin_clz(us) - SUB_BITS;
-  return SUB * shift + (int)(us >> shift);
-}
-
-static uint64_t bucket_high(int i) {
-  if (i < 2 * SUB) return (uint64_t)i;
-  int shift = i / SUB - 1;
-  uint64_t top = (uint64_t)(i - SUB * shift);
-  return ((top + 1) << shift) - 1;
-}
-
-static void record_us(struct stats *st, uint64_t us) {
-  if (us > 0xffffffffu) us = 0xffffffffu;
-  st->counts[bucket_of((uint32_t)us)] += 1;
-  st->lat_n += 1;
-  st->lat_sum += us;
-  if (st->lat_n == 1 || us < st->lat_min) st->lat_min = us;
-  if (us > st->lat_max) st->lat_max = us;
-}
-
-static void count_name(struct stats *st, const char *name) {
-  for (int i = 0; i < MAX_CODES; i++) {
-    if (st->codes[i].n == 0) {
-      snprintf(st->codes[i].name, sizeof st->codes[i].name, "%s", name);
-      st->codes[i].n = 1;
-      return;
-    }
-    if (strcmp(st->codes[i].name, name) == 0) {
-      st->codes[i].n += 1;
-      return;
-    }
-  }
-}
-
-static void count_code(struct stats *st, int err) {
-  const char *name = strerrorname_np(err);
-  char buf[24];
-  if (!name) {
-    snprintf(buf, sizeof buf, "E%d", err);
-    name = buf;
-  }
-  count_name(st, name);
-}
-
 static void close_fd(int fd, int rst) {
   if (rst) {
     struct linger lg = {1, 0};
@@ -179,8 +107,8 @@ static void drop_tls(struct loop *l) {
 
 /** The cycle failed: count it, drop the socket, start again after RETRY_MS. */
 static void fail(struct thread *t, struct loop *l, enum kind k, int err, uint64_t now) {
-  t->st.errors[k] += 1;
-  if (err) count_code(&t->st, err);
+  t->st.t.errors[k] += 1;
+  if (err) count_code(&t->st.t, err);
   drop_tls(l);
   if (l->fd >= 0) close_fd(l->fd, 1); /* a reset: nothing of a failed cycle is worth a FIN */
   l->fd = -1;
@@ -282,14 +210,14 @@ static int tls_blocked(struct thread *t, struct loop *l, int r, enum kind k, uin
   unsigned long code = ERR_peek_last_error();
   const char *reason = code ? ERR_reason_error_string(code) : NULL;
   snprintf(name, sizeof name, "TLS %s", reason ? reason : "error");
-  count_name(&t->st, name);
+  count_name(&t->st.t, name);
   fail(t, l, k, 0, now);
   return 0;
 }
 
 /** The cycle was echoed in full: count it, close (close_notify, then FIN or RST), start the next. */
 static void cycle_done(struct thread *t, struct loop *l, uint64_t now) {
-  record_us(&t->st, (now - l->started_ns) / 1000u);
+  record_us(&t->st.t, (now - l->started_ns) / 1000u);
   t->st.done += 1;
   if (l->ssl) {
     if (!g_rst) SSL_shutdown(l->ssl); /* our close_notify; the peer's is not waited for */
@@ -440,7 +368,7 @@ static void *run_thread(void *arg) {
   now = now_ns();
   for (int i = 0; i < t->nloops; i++) {
     struct loop *l = &t->loops[i];
-    if (l->state == READING && now - l->written_ns > (uint64_t)STALL_MS * 1000000u) t->st.errors[K_STALLED] += 1;
+    if (l->state == READING && now - l->written_ns > (uint64_t)STALL_MS * 1000000u) t->st.t.errors[K_STALLED] += 1;
     drop_tls(l);
     if (l->fd >= 0) close_fd(l->fd, 1);
     l->fd = -1;
@@ -451,43 +379,10 @@ static void *run_thread(void *arg) {
   return NULL;
 }
 
-static uint64_t quantile(const struct stats *st, double q) {
-  if (st->lat_n == 0) return 0;
-  if (q >= 1) return st->lat_max;
-  uint64_t rank = (uint64_t)(q * (double)st->lat_n);
-  if ((double)rank < q * (double)st->lat_n) rank += 1;
-  if (rank < 1) rank = 1;
-  uint64_t seen = 0;
-  for (int i = 0; i < BUCKETS; i++) {
-    seen += st->counts[i];
-    if (seen >= rank) {
-      uint64_t v = bucket_high(i);
-      if (v > st->lat_max) v = st->lat_max;
-      if (v < st->lat_min) v = st->lat_min;
-      return v;
-    }
-  }
-  return st->lat_max;
-}
-
 static void merge(struct stats *into, const struct stats *from) {
   into->done += from->done;
   into->resumed += from->resumed;
-  for (int k = 0; k < KINDS; k++) into->errors[k] += from->errors[k];
-  for (int i = 0; i < MAX_CODES && from->codes[i].n; i++) {
-    int j = 0;
-    while (j < MAX_CODES && into->codes[j].n && strcmp(into->codes[j].name, from->codes[i].name) != 0) j++;
-    if (j == MAX_CODES) continue;
-    if (!into->codes[j].n) snprintf(into->codes[j].name, sizeof into->codes[j].name, "%s", from->codes[i].name);
-    into->codes[j].n += from->codes[i].n;
-  }
-  for (int i = 0; i < BUCKETS; i++) into->counts[i] += from->counts[i];
-  if (from->lat_n) {
-    if (!into->lat_n || from->lat_min < into->lat_min) into->lat_min = from->lat_min;
-    if (from->lat_max > into->lat_max) into->lat_max = from->lat_max;
-  }
-  into->lat_n += from->lat_n;
-  into->lat_sum += from->lat_sum;
+  merge_tally(&into->t, &from->t);
 }
 
 static void usage(const char *why) {
@@ -503,18 +398,6 @@ static void usage(const char *why) {
           "exit status: 0 no errors, 2 errors counted, 1 bad arguments or failure\n",
           why, MAX_LOOPS, MAX_SIZE);
   exit(1);
-}
-
-static long whole(const char *flag, const char *text, long min, long max) {
-  char *end;
-  errno = 0;
-  long v = strtol(text, &end, 10);
-  if (errno || *end || end == text || v < min || v > max) {
-    char why[160];
-    snprintf(why, sizeof why, "%s must be a whole number %ld..%ld, not '%s'", flag, min, max, text);
-    usage(why);
-  }
-  return v;
 }
 
 /** The client context of every cycle: TLS 1.3 only, X25519, no certificate check. 0 or -1 (printed). */
@@ -540,8 +423,6 @@ static int setup_tls(void) {
   }
   return 0;
 }
-
-static double json_ms(uint64_t us) { return (double)us / 1000.0; }
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1", *port = NULL;
@@ -604,7 +485,7 @@ int main(int argc, char **argv) {
   struct loop *all = calloc((size_t)loops, sizeof *all);
   if (!all) return 1;
   for (long i = 0; i < loops; i++) all[i].id = (uint32_t)i, all[i].fd = -1;
-  struct rusage ru0, ru1;
+  struct rusage ru0;
   getrusage(RUSAGE_SELF, &ru0);
   g_start_ns = now_ns();
   g_end_ns = g_start_ns + (uint64_t)(duration * 1e9);
@@ -641,31 +522,14 @@ int main(int argc, char **argv) {
     failed |= ts[k].failed;
   }
   double seconds = (double)(now_ns() - g_start_ns) / 1e9;
-  getrusage(RUSAGE_SELF, &ru1);
-  double user = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6;
-  double sys = (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
   if (failed) {
     fprintf(stderr, "connect-gen: epoll_wait failed\n");
     return 1;
   }
 
-  uint64_t error_total = 0;
-  for (int k = 0; k < KINDS; k++) error_total += total.errors[k];
   printf("{\"generator\":\"connect-gen\",\"target\":\"%s:%s\",\"close\":\"%s\",\"connections\":%ld,\"threads\":%ld,"
          "\"size\":%zu,\"seconds\":%.3f,\"completed\":%lu,\"perSecond\":%.1f,\"tls\":\"%s\",\"resumed\":%lu,",
          host, port, g_rst ? "rst" : "fin", loops, threads, g_size, seconds, (unsigned long)total.done,
          seconds > 0 ? (double)total.done / seconds : 0.0, TLS_NAMES[g_tls], (unsigned long)total.resumed);
-  printf("\"latencyMs\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,\"mean\":%.3f},",
-         json_ms(quantile(&total, 0.5)), json_ms(quantile(&total, 0.9)), json_ms(quantile(&total, 0.99)),
-         json_ms(quantile(&total, 0.999)), json_ms(total.lat_max),
-         total.lat_n ? (double)total.lat_sum / (double)total.lat_n / 1000.0 : 0.0);
-  printf("\"errors\":{");
-  for (int k = 0; k < KINDS; k++) printf("%s\"%s\":%lu", k ? "," : "", KIND_NAMES[k], (unsigned long)total.errors[k]);
-  printf("},\"errorTotal\":%lu,\"verifyFailures\":%lu,\"errorCodes\":{", (unsigned long)error_total,
-         (unsigned long)total.errors[K_VERIFY]);
-  for (int i = 0; i < MAX_CODES && total.codes[i].n; i++)
-    printf("%s\"%s\":%lu", i ? "," : "", total.codes[i].name, (unsigned long)total.codes[i].n);
-  printf("},\"cpu\":{\"userSeconds\":%.3f,\"systemSeconds\":%.3f,\"cores\":%.3f}}\n", user, sys,
-         seconds > 0 ? (user + sys) / seconds : 0.0);
-  return error_total > 0 ? 2 : 0;
+  return print_tally_tail(&total.t, &ru0, seconds);
 }

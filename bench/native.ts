@@ -1,6 +1,6 @@
 // The bench's C programs: built with the system compiler (`$CC`, default cc) into .bench-out/native/
-// (ignored by git, never committed) the first time they are needed and whenever their source is
-// newer than the binary; and the generators' JSON read back as a load-tool result.
+// (ignored by git, never committed) the first time they are needed and whenever their source (or a
+// header it includes) is newer than the binary; and the generators' JSON read back as a load-tool result.
 // connect-gen links the system's OpenSSL (Debian: libssl-dev) for its --tls cycles.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
@@ -12,11 +12,15 @@ import type { ErrorKind } from '../src/bench/tally.js';
 const ROOT = resolve(import.meta.dirname, '..');
 export const NATIVE_DIR = join(ROOT, '.bench-out', 'native');
 
-/** Each program, its one source file and the libraries it links. */
+/** Each program, its one source file, the headers it includes and the libraries it links. */
 export const NATIVE_PROGRAMS = {
-  'connect-gen': { source: 'bench/connect-gen.c', libs: ['-lssl', '-lcrypto'] },
-  'pipeline-gen': { source: 'bench/pipeline-gen.c', libs: [] },
-  'epoll-echo': { source: 'bench/servers/epoll-echo.c', libs: [] },
+  'connect-gen': {
+    source: 'bench/connect-gen.c',
+    headers: ['bench/gen-tally.h'],
+    libs: ['-lssl', '-lcrypto'],
+  },
+  'pipeline-gen': { source: 'bench/pipeline-gen.c', headers: ['bench/gen-tally.h'], libs: [] },
+  'epoll-echo': { source: 'bench/servers/epoll-echo.c', headers: [], libs: [] },
 } as const;
 export type NativeProgram = keyof typeof NATIVE_PROGRAMS;
 
@@ -27,10 +31,11 @@ export function nativeCommand(program: NativeProgram): string {
 
 /** Path of `program`'s binary, built first if missing or older than its source. Throws with the compiler's output. */
 export function buildNative(program: NativeProgram, outDir = NATIVE_DIR): string {
-  const { source: file, libs } = NATIVE_PROGRAMS[program];
+  const { source: file, headers, libs } = NATIVE_PROGRAMS[program];
   const source = join(ROOT, file);
   const binary = join(outDir, program);
-  if (mtime(binary) > mtime(source)) return binary;
+  const newest = Math.max(mtime(source), ...headers.map((h) => mtime(join(ROOT, h))));
+  if (mtime(binary) > newest) return binary;
   mkdirSync(outDir, { recursive: true });
   const cc = process.env.CC || 'cc';
   const run = spawnSync(cc, ['-O2', '-Wall', '-pthread', '-o', binary, source, ...libs], {

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gen-tally.h"
+
 #define MAX_CONNS 60000
 #define MAX_THREADS 64
 #define MAX_DEPTH 1024
@@ -44,20 +46,7 @@
 #define PROGRESS_TIMEOUT_MS 10000 /* requests in flight and nothing moved this long: a timeout */
 #define STALL_MS 2000             /* the oldest reply missing this long at the end: stalled */
 #define SCAN_MS 5
-/* Body of request `k` of connection `id`: a view into one random block, as src/bench/payload.ts. */
-#define PERIOD 65521
-#define SEQ_STEP 4099
-#define CONN_STEP 7919
-/* Latency histogram (us), the scheme of src/bench/histogram.ts (and connect-gen.c). */
-#define SUB_BITS 6
-#define SUB (1 << SUB_BITS)
-#define BUCKETS (SUB * (32 - SUB_BITS + 1))
-#define MAX_CODES 16
-#define CODE_LEN 48
 #define FLAG_REPLY 1
-
-enum kind { K_CONNECT, K_TIMEOUT, K_RESET, K_EOF, K_VERIFY, K_STALLED, KINDS };
-static const char *KIND_NAMES[KINDS] = {"connect", "timeout", "reset", "eof", "verify", "stalled"};
 
 enum codec { C_RAW, C_LARS, C_SEQ };
 static const char *CODEC_NAMES[] = {"raw", "lars", "seq"};
@@ -85,17 +74,9 @@ struct conn {
   uint64_t progress_ns, retry_ns;
 };
 
-struct code_count {
-  char name[CODE_LEN];
-  uint64_t n;
-};
-
 struct stats {
   uint64_t done, sent, bytes;
-  uint64_t errors[KINDS];
-  struct code_count codes[MAX_CODES];
-  uint64_t counts[BUCKETS];
-  uint64_t lat_n, lat_sum, lat_min, lat_max;
+  struct tally t;
 };
 
 struct thread {
@@ -118,54 +99,6 @@ static int32_t g_msgid = 1;
 static size_t g_header, g_frame;
 static uint8_t g_lars_header[8]; /* the same for every lars request: msgid, length */
 static uint64_t g_start_ns, g_end_ns;
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int bucket_of(uint32_t us) {
-  if (us < 2 * SUB) return (int)us;
-  int shift = 31 - __builtin_clz(us) - SUB_BITS;
-  return SUB * shift + (int)(us >> shift);
-}
-
-static uint64_t bucket_high(int i) {
-  if (i < 2 * SUB) return (uint64_t)i;
-  int shift = i / SUB - 1;
-  uint64_t top = (uint64_t)(i - SUB * shift);
-  return ((top + 1) << shift) - 1;
-}
-
-static void record_us(struct stats *st, uint64_t us) {
-  if (us > 0xffffffffu) us = 0xffffffffu;
-  st->counts[bucket_of((uint32_t)us)] += 1;
-  st->lat_n += 1;
-  st->lat_sum += us;
-  if (st->lat_n == 1 || us < st->lat_min) st->lat_min = us;
-  if (us > st->lat_max) st->lat_max = us;
-}
-
-static void count_code(struct stats *st, int err) {
-  const char *name = strerrorname_np(err);
-  char buf[24];
-  if (!name) {
-    snprintf(buf, sizeof buf, "E%d", err);
-    name = buf;
-  }
-  for (int i = 0; i < MAX_CODES; i++) {
-    if (st->codes[i].n == 0) {
-      snprintf(st->codes[i].name, sizeof st->codes[i].name, "%s", name);
-      st->codes[i].n = 1;
-      return;
-    }
-    if (strcmp(st->codes[i].name, name) == 0) {
-      st->codes[i].n += 1;
-      return;
-    }
-  }
-}
 
 static void put_u32le(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
@@ -192,8 +125,8 @@ static void reset_conn(struct conn *c) {
 
 /** The connection failed: count it, drop it and what was in flight, open it again after RETRY_MS. */
 static void fail(struct thread *t, struct conn *c, enum kind k, int err, uint64_t now) {
-  t->st.errors[k] += 1;
-  if (err) count_code(&t->st, err);
+  t->st.t.errors[k] += 1;
+  if (err) count_code(&t->st.t, err);
   if (c->fd >= 0) {
     struct linger lg = {1, 0}; /* a reset: nothing of a failed connection is worth a FIN */
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -277,7 +210,7 @@ static void start_conn(struct thread *t, struct conn *c, uint64_t now) {
 
 /** A reply is in full: count it and, while the run lasts, queue the next request (in its slot). */
 static void reply_done(struct thread *t, struct conn *c, uint32_t slot, uint64_t now) {
-  record_us(&t->st, (now - c->sent_ns[slot]) / 1000u);
+  record_us(&t->st.t, (now - c->sent_ns[slot]) / 1000u);
   t->st.done += 1;
   t->st.bytes += g_size;
   c->inflight -= 1;
@@ -441,7 +374,7 @@ static void *run_thread(void *arg) {
   for (int i = 0; i < t->nconns; i++) {
     struct conn *c = &t->conns[i];
     uint64_t oldest = c->state == OPEN ? oldest_sent(c) : 0;
-    if (oldest && now - oldest > (uint64_t)STALL_MS * 1000000u) t->st.errors[K_STALLED] += 1;
+    if (oldest && now - oldest > (uint64_t)STALL_MS * 1000000u) t->st.t.errors[K_STALLED] += 1;
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
   }
@@ -449,44 +382,11 @@ static void *run_thread(void *arg) {
   return NULL;
 }
 
-static uint64_t quantile(const struct stats *st, double q) {
-  if (st->lat_n == 0) return 0;
-  if (q >= 1) return st->lat_max;
-  uint64_t rank = (uint64_t)(q * (double)st->lat_n);
-  if ((double)rank < q * (double)st->lat_n) rank += 1;
-  if (rank < 1) rank = 1;
-  uint64_t seen = 0;
-  for (int i = 0; i < BUCKETS; i++) {
-    seen += st->counts[i];
-    if (seen >= rank) {
-      uint64_t v = bucket_high(i);
-      if (v > st->lat_max) v = st->lat_max;
-      if (v < st->lat_min) v = st->lat_min;
-      return v;
-    }
-  }
-  return st->lat_max;
-}
-
 static void merge(struct stats *into, const struct stats *from) {
   into->done += from->done;
   into->sent += from->sent;
   into->bytes += from->bytes;
-  for (int k = 0; k < KINDS; k++) into->errors[k] += from->errors[k];
-  for (int i = 0; i < MAX_CODES && from->codes[i].n; i++) {
-    int j = 0;
-    while (j < MAX_CODES && into->codes[j].n && strcmp(into->codes[j].name, from->codes[i].name) != 0) j++;
-    if (j == MAX_CODES) continue;
-    if (!into->codes[j].n) snprintf(into->codes[j].name, sizeof into->codes[j].name, "%s", from->codes[i].name);
-    into->codes[j].n += from->codes[i].n;
-  }
-  for (int i = 0; i < BUCKETS; i++) into->counts[i] += from->counts[i];
-  if (from->lat_n) {
-    if (!into->lat_n || from->lat_min < into->lat_min) into->lat_min = from->lat_min;
-    if (from->lat_max > into->lat_max) into->lat_max = from->lat_max;
-  }
-  into->lat_n += from->lat_n;
-  into->lat_sum += from->lat_sum;
+  merge_tally(&into->t, &from->t);
 }
 
 static void usage(const char *why) {
@@ -502,20 +402,6 @@ static void usage(const char *why) {
           why, MAX_CONNS, MAX_DEPTH, MAX_SIZE);
   exit(1);
 }
-
-static long whole(const char *flag, const char *text, long min, long max) {
-  char *end;
-  errno = 0;
-  long v = strtol(text, &end, 10);
-  if (errno || *end || end == text || v < min || v > max) {
-    char why[160];
-    snprintf(why, sizeof why, "%s must be a whole number %ld..%ld, not '%s'", flag, min, max, text);
-    usage(why);
-  }
-  return v;
-}
-
-static double json_ms(uint64_t us) { return (double)us / 1000.0; }
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1", *port = NULL;
@@ -598,7 +484,7 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  struct rusage ru0, ru1;
+  struct rusage ru0;
   getrusage(RUSAGE_SELF, &ru0);
   g_start_ns = now_ns();
   g_end_ns = g_start_ns + (uint64_t)(duration * 1e9);
@@ -637,33 +523,16 @@ int main(int argc, char **argv) {
     if (ts[k].stopped_ns > stopped) stopped = ts[k].stopped_ns;
   }
   double seconds = (double)(stopped - g_start_ns) / 1e9;
-  getrusage(RUSAGE_SELF, &ru1);
-  double user = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6;
-  double sys = (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
   if (failed) {
     fprintf(stderr, "pipeline-gen: epoll_wait failed\n");
     return 1;
   }
 
-  uint64_t error_total = 0;
-  for (int k = 0; k < KINDS; k++) error_total += total.errors[k];
   printf("{\"generator\":\"pipeline-gen\",\"target\":\"%s:%s\",\"codec\":\"%s\",\"msgid\":%d,\"connections\":%ld,"
          "\"depth\":%u,\"threads\":%ld,\"size\":%zu,\"seconds\":%.3f,\"completed\":%lu,\"sent\":%lu,"
          "\"perSecond\":%.1f,\"mbPerSecond\":%.3f,",
          host, port, CODEC_NAMES[g_codec], g_msgid, conns, g_depth, threads, g_size, seconds,
          (unsigned long)total.done, (unsigned long)total.sent, seconds > 0 ? (double)total.done / seconds : 0.0,
          seconds > 0 ? (double)total.bytes / seconds / 1e6 : 0.0);
-  printf("\"latencyMs\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,\"mean\":%.3f},",
-         json_ms(quantile(&total, 0.5)), json_ms(quantile(&total, 0.9)), json_ms(quantile(&total, 0.99)),
-         json_ms(quantile(&total, 0.999)), json_ms(total.lat_max),
-         total.lat_n ? (double)total.lat_sum / (double)total.lat_n / 1000.0 : 0.0);
-  printf("\"errors\":{");
-  for (int k = 0; k < KINDS; k++) printf("%s\"%s\":%lu", k ? "," : "", KIND_NAMES[k], (unsigned long)total.errors[k]);
-  printf("},\"errorTotal\":%lu,\"verifyFailures\":%lu,\"errorCodes\":{", (unsigned long)error_total,
-         (unsigned long)total.errors[K_VERIFY]);
-  for (int i = 0; i < MAX_CODES && total.codes[i].n; i++)
-    printf("%s\"%s\":%lu", i ? "," : "", total.codes[i].name, (unsigned long)total.codes[i].n);
-  printf("},\"cpu\":{\"userSeconds\":%.3f,\"systemSeconds\":%.3f,\"cores\":%.3f}}\n", user, sys,
-         seconds > 0 ? (user + sys) / seconds : 0.0);
-  return error_total > 0 ? 2 : 0;
+  return print_tally_tail(&total.t, &ru0, seconds);
 }
