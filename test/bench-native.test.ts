@@ -3,47 +3,19 @@
 // one that never answers, a refused port), its JSON checked against what the servers saw; and its
 // --tls cycles (OpenSSL) against node's tls server: full and resumed handshakes, every byte verified.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { buildNative, type ConnectGenOutput, connectGenResult } from '../bench/native.js';
+import { type ConnectGenOutput, connectGenResult } from '../bench/native.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { nativeGenerator } from './helpers/native-gen.js';
 import { makePki } from './helpers/tls.js';
 
 checkNoLeftoverProcesses();
 
-const outDir = mkdtempSync(join(tmpdir(), 'connect-gen-'));
-after(() => rmSync(outDir, { recursive: true, force: true }));
-let binary = '';
-before(() => {
-  binary = buildNative('connect-gen', outDir);
-});
-
-interface Run {
-  code: number | null;
-  json: ConnectGenOutput | undefined;
-  stderr: string;
-}
-
-/** Runs connect-gen with `args` to its end. */
-async function gen(args: string[]): Promise<Run> {
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    out += d;
-  });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, json: out.trim() ? (JSON.parse(out) as ConnectGenOutput) : undefined, stderr };
-}
+const gen = nativeGenerator<ConnectGenOutput>('connect-gen');
 
 interface Counted {
   server: Server;

@@ -5,48 +5,21 @@
 // answers out of order, a seq reply without its flag or with a seq never sent), one that never
 // answers and a refused port; its JSON checked against each.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { buildNative, type PipelineGenOutput, pipelineGenResult } from '../bench/native.js';
+import { describe, test } from 'node:test';
+import { type PipelineGenOutput, pipelineGenResult } from '../bench/native.js';
 import { FLAG_REPLY } from '../src/message/codecs/codec.js';
 import { createCodec } from '../src/message/index.js';
 import { EXAMPLES, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { withMessageServer } from './helpers/message.js';
+import { type GenRun, nativeGenerator } from './helpers/native-gen.js';
 
 checkNoLeftoverProcesses();
 
-const outDir = mkdtempSync(join(tmpdir(), 'pipeline-gen-'));
-after(() => rmSync(outDir, { recursive: true, force: true }));
-let binary = '';
-before(() => {
-  binary = buildNative('pipeline-gen', outDir);
-});
-
-interface Run {
-  code: number | null;
-  json: PipelineGenOutput | undefined;
-  stderr: string;
-}
-
-async function gen(args: string[]): Promise<Run> {
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    out += d;
-  });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, json: out.trim() ? (JSON.parse(out) as PipelineGenOutput) : undefined, stderr };
-}
+const gen = nativeGenerator<PipelineGenOutput>('pipeline-gen');
+type Run = GenRun<PipelineGenOutput>;
 
 const CONNS = 4;
 const DEPTH = 8;
