@@ -192,6 +192,33 @@ test('RouteTable: a watch whose consumer vanishes while the connection stays up 
   }
 });
 
+test("RouteTable: a watch of two services (on a NATS server before 2.10 too, as Debian's) holds both and no third", async () => {
+  const servers = await Promise.all(['rt-m1', 'rt-m2', 'rt-m3'].map((s) => announcing(s, '5')));
+  try {
+    const table = await RouteTable.open({
+      servers: [nats.url],
+      logger: silent,
+      services: ['rt-m1', 'rt-m2'],
+    });
+    try {
+      assert.deepEqual(
+        table.entries('rt-m1').map((e) => e.address),
+        [`127.0.0.1:${servers[0]!.port}`],
+      );
+      assert.deepEqual(
+        table.entries('rt-m2').map((e) => e.address),
+        [`127.0.0.1:${servers[1]!.port}`],
+      );
+      assert.deepEqual(table.entries('rt-m3'), [], 'rt-m3 is not watched');
+      assert.deepEqual(table.services(), ['rt-m1', 'rt-m2']);
+    } finally {
+      await table.close();
+    }
+  } finally {
+    await Promise.all(servers.map((x) => stopCleanly(x.daemon)));
+  }
+});
+
 test('RouteTable.open: NATS down is a ConnectError naming the URL', async () => {
   await assert.rejects(
     RouteTable.open({ servers: ['nats://127.0.0.1:1'], logger: silent }),

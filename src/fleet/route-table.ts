@@ -163,7 +163,13 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
 
   private async watch(): Promise<void> {
     const services = this.watched;
-    const keys = services === undefined || services.length === 0 ? ['>'] : services.map((s) => `${s}.>`);
+    // Several filters in one consumer need NATS 2.10; before that, the whole bucket, filtered here.
+    const keys =
+      services === undefined ||
+      services.length === 0 ||
+      (services.length > 1 && !serverAtLeast(this.nc, 2, 10))
+        ? ['>']
+        : services.map((s) => `${s}.>`);
     // Entries and losses of an older (replaced, or failing) watch are not applied from here on.
     const generation = ++this.generation;
     const current = () => generation === this.generation;
@@ -279,6 +285,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     const dot = e.key.indexOf('.');
     if (dot <= 0) return;
     const service = e.key.slice(0, dot);
+    if (this.watched !== undefined && this.watched.length > 0 && !this.watched.includes(service)) return;
     let byKey = this.table.get(service);
     if (e.operation !== 'PUT') {
       if (byKey?.delete(e.key)) this.emit('change', service, this.entries(service));
@@ -322,6 +329,12 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
       else if (this.lostAt === undefined) this.checkLate(key, entry);
     }
   }
+}
+
+/** Whether the NATS server this connection is on is at least major.minor. */
+function serverAtLeast(nc: NatsConnection, major: number, minor: number): boolean {
+  const [a = 0, b = 0] = (nc.info?.version ?? '0.0').split('.').map(Number);
+  return a > major || (a === major && b >= minor);
 }
 
 /** The same route for a client: a refresh alone (new refreshedAt) is no change. */
