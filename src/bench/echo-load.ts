@@ -1,13 +1,11 @@
 // Echo mode, one load thread's share: each connection keeps `depth` requests in flight,
 // compares every byte it reads with the reply expected next, and times each message from
-// its write to the last byte of its reply. A failed connection is counted and reopened
-// after RETRY_MS until the run stops.
+// its write to the last byte of its reply (a failed connection: pipelined-connection.ts).
 import type { Socket } from 'node:net';
 import type { EchoCodec, EchoFramer } from './codec.js';
-import { type DialFailure, dial, RETRY_MS, socketFailure } from './dial.js';
-import { closeGently, type LoadEngine, type LoadShare } from './engine.js';
+import type { LoadEngine, LoadShare } from './engine.js';
 import { PayloadPattern } from './payload.js';
-import { STALL_MS } from './tally.js';
+import { PipelinedConnection } from './pipelined-connection.js';
 
 export class EchoLoad implements LoadEngine {
   private readonly conns: EchoConnection[] = [];
@@ -26,58 +24,32 @@ export class EchoLoad implements LoadEngine {
   }
 }
 
-class EchoConnection {
-  private socket: Socket | null = null;
-  private running = true;
+class EchoConnection extends PipelinedConnection {
   private seq = 0;
-  private retry: NodeJS.Timeout | undefined;
-  // FIFO of requests in flight, at most `depth`: ring buffers indexed from `head`.
+  // The replies expected for the requests in flight, in the ring of sentAt.
   private readonly replies: Buffer[];
   private readonly bodyBytes: Uint32Array;
-  /** performance.now() ms at write */
-  private readonly sentAt: Float64Array;
-  private head = 0;
-  private inFlight = 0;
   /** Bytes of the head reply already matched. */
   private matched = 0;
   private readonly framer: EchoFramer;
 
   constructor(
-    private readonly share: LoadShare,
+    share: LoadShare,
     codec: EchoCodec,
     private readonly pattern: PayloadPattern,
     private readonly id: number,
   ) {
+    super(share);
     const depth = share.options.depth;
     this.replies = new Array<Buffer>(depth);
     this.bodyBytes = new Uint32Array(depth);
-    this.sentAt = new Float64Array(depth);
     this.framer = codec.framer(depth);
   }
 
-  open(): void {
-    this.retry = undefined;
-    if (!this.running) return;
-    dial(this.share.options.target, (failure, socket) => {
-      if (failure) return this.fail(failure);
-      if (!this.running) {
-        socket.destroy();
-        return;
-      }
-      this.socket = socket;
-      socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
-      socket.on('error', (err) => this.lost(socket, socketFailure(err)));
-      socket.on('end', () => this.lost(socket, { kind: 'eof', code: undefined }));
-      socket.cork();
-      for (let i = 0; i < this.share.options.depth; i++) this.send(socket);
-      socket.uncork();
-    });
-  }
-
-  private send(socket: Socket): void {
+  protected send(socket: Socket): void {
     const body = this.pattern.body(this.id, this.seq++);
     const request = this.framer.encode(body);
-    const slot = (this.head + this.inFlight) % this.replies.length;
+    const slot = this.nextSlot();
     this.replies[slot] = this.framer.expectedReply(body, request);
     this.bodyBytes[slot] = body.length;
     this.sentAt[slot] = performance.now();
@@ -85,7 +57,7 @@ class EchoConnection {
     socket.write(request);
   }
 
-  private onData(socket: Socket, chunk: Buffer): void {
+  protected onData(socket: Socket, chunk: Buffer): void {
     if (!this.running || socket !== this.socket) return;
     const tally = this.share.tally;
     let pos = 0;
@@ -108,8 +80,7 @@ class EchoConnection {
         tally.done += 1;
         tally.bytes += this.bodyBytes[this.head]!;
         this.replies[this.head] = EMPTY;
-        this.head = (this.head + 1) % this.replies.length;
-        this.inFlight -= 1;
+        this.advance();
         this.matched = 0;
         this.send(socket);
       }
@@ -117,35 +88,9 @@ class EchoConnection {
     socket.uncork();
   }
 
-  /** An open connection failed: count it, drop what was in flight, reconnect later. */
-  private lost(socket: Socket, failure: DialFailure): void {
-    if (socket !== this.socket) return;
-    this.socket = null;
-    socket.on('error', () => undefined);
-    socket.destroy();
-    if (this.running) this.fail(failure);
-  }
-
-  private fail(failure: DialFailure): void {
-    this.head = 0;
-    this.inFlight = 0;
+  protected dropped(): void {
     this.matched = 0;
     this.replies.fill(EMPTY);
-    if (!this.running) return;
-    this.share.tally.error(failure.kind, failure.code);
-    this.retry = setTimeout(() => this.open(), RETRY_MS);
-  }
-
-  /** Stops counting; a reply outstanding for more than STALL_MS counts as stalled. */
-  stop(): Promise<void> {
-    this.running = false;
-    clearTimeout(this.retry);
-    const socket = this.socket;
-    if (!socket) return Promise.resolve();
-    if (this.inFlight > 0 && performance.now() - this.sentAt[this.head]! > STALL_MS) {
-      this.share.tally.error('stalled');
-    }
-    return closeGently(socket);
   }
 }
 
