@@ -12,6 +12,7 @@ export {
   WorkerStartError,
 } from './errors.js';
 export * from './fleet/index.js';
+export type { AnnounceParams } from './fleet/settings.js';
 export type {
   BusinessHandler,
   BusinessReply,
@@ -27,6 +28,7 @@ export * from './message/index.js';
 export type { TcpdaemonParams } from './params.js';
 export { PidFileError } from './pid-file.js';
 export * from './proxy/index.js';
+export type { TlsParams } from './tls/settings.js';
 export type { Logger, ModelFlag, ModelName, TcpdaemonEnv, Tcpmain, TlsFacts } from './types.js';
 export { VERSION } from './version.js';
 export { isWorkerProcess as isTcpdaemonWorker } from './worker/config.js';

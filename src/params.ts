@@ -3,7 +3,12 @@
 // validation that fills in defaults. One message per mistake, naming the key and its flag.
 
 import { ParamError } from './errors.js';
-import { type AnnounceSettings, isWildcard, readAnnounceSettings } from './fleet/settings.js';
+import {
+  type AnnounceParams,
+  type AnnounceSettings,
+  isWildcard,
+  readAnnounceSettings,
+} from './fleet/settings.js';
 import { type ListenAddress, parseListenAddress } from './listen-address.js';
 import type { LogFormat } from './log-format.js';
 import type { LogLevel } from './logger.js';
@@ -29,10 +34,10 @@ import {
   withHelp,
 } from './platform/shared-fields.js';
 import { boolean, bytes, choice, fail, integer, seconds } from './platform/values.js';
-import { readTlsSettings, type TlsSettings } from './tls/settings.js';
+import { readTlsSettings, type TlsParams, type TlsSettings } from './tls/settings.js';
 import type { ModelFlag, ModelName, Tcpmain } from './types.js';
 
-export interface TcpdaemonParams {
+export interface TcpdaemonParams extends TlsParams, AnnounceParams {
   /** `-m`: IOMP (alias IO), LF, IF, TLF (alias WIN-TLF). Default IOMP. */
   model?: ModelFlag;
   /** `-l`: ip:port, 0:port, [v6]:port or a unix socket path. */
@@ -102,30 +107,6 @@ export interface TcpdaemonParams {
    * group and the kernel spreads connections over them. Needs Node.js >= 22.12. Default false.
    */
   reusePort?: boolean;
-  /** `--tls-cert`: PEM certificate files (chain after each) or directories of NAME.crt + NAME.key; the first is the default, SNI picks by the certificates' names. */
-  tlsCert?: string | string[];
-  /** `--tls-key`: the key of each certificate file, in order. */
-  tlsKey?: string | string[];
-  /** `--tls-ca`: CA bundle client certificates must chain to. */
-  tlsCa?: string;
-  /** `--tls-client-auth`: request or require a client certificate (needs tlsCa). */
-  tlsClientAuth?: 'request' | 'require';
-  /** `--tls-alpn`: ALPN protocols offered, preferred first. */
-  tlsAlpn?: string | string[];
-  /** `--tls-handshake-timeout`: seconds a TLS handshake may take. Default 10. */
-  tlsHandshakeTimeout?: number;
-  /** `--announce SERVICE`: publish the listening address under SERVICE in the route table (needs discovery). */
-  announce?: string;
-  /** `--discovery`: NATS URLs (JetStream on) of the route table. */
-  discovery?: string | string[];
-  /** `--advertise HOST:PORT`: the address announced; default the listening one. */
-  advertise?: string;
-  /** `--announce-weight`: relative share of new connections. Default 1. */
-  announceWeight?: number;
-  /** `--announce-version`: published with the entry. */
-  announceVersion?: string;
-  /** `--announce-ttl`: seconds a killed process's entry lasts at most. Default 10. */
-  announceTtl?: number;
 }
 
 /** --max-output-buffer's default, bytes (16 MiB). */

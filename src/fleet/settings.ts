@@ -4,6 +4,22 @@ import { parseListenAddress } from '../listen-address.js';
 import type { Read } from '../platform/fields.js';
 import { SERVICE_NAME } from './route.js';
 
+/** The route-table fields of a command that announces itself (the daemon, the proxy, the gateway). */
+export interface AnnounceParams {
+  /** `--announce SERVICE`: publish the listening address under SERVICE in the route table (needs discovery). */
+  announce?: string;
+  /** `--discovery`: NATS URLs (JetStream on) of the route table. */
+  discovery?: string | string[];
+  /** `--advertise HOST:PORT`: the address announced; default the listening one. */
+  advertise?: string;
+  /** `--announce-weight`: relative share of new connections. Default 1. */
+  announceWeight?: number;
+  /** `--announce-version`: published with the entry. */
+  announceVersion?: string;
+  /** `--announce-ttl`: seconds a killed process's entry lasts at most. Default 10. */
+  announceTtl?: number;
+}
+
 export interface AnnounceSettings {
   service: string;
   /** NATS server URLs. */

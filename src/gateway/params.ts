@@ -3,7 +3,12 @@
 // --config and help, and the validation that fills in defaults.
 
 import { ParamError } from '../errors.js';
-import { type AnnounceSettings, isWildcard, readAnnounceSettings } from '../fleet/settings.js';
+import {
+  type AnnounceParams,
+  type AnnounceSettings,
+  isWildcard,
+  readAnnounceSettings,
+} from '../fleet/settings.js';
 import { type ListenAddress, parseListenAddress } from '../listen-address.js';
 import type { LogFormat } from '../log-format.js';
 import type { LogLevel } from '../logger.js';
@@ -12,7 +17,7 @@ import { type CommandSpec, type Field, readFields } from '../platform/fields.js'
 import { refuseAddressLimitsOnUnix, SHARED_FIELDS, withHelp } from '../platform/shared-fields.js';
 import { boolean, bytes, fail, integer, seconds, text } from '../platform/values.js';
 import type { WorkerTls } from '../tls/daemon-tls.js';
-import { readTlsSettings, type TlsSettings } from '../tls/settings.js';
+import { readTlsSettings, type TlsParams, type TlsSettings } from '../tls/settings.js';
 
 export type QueueSpec =
   | { kind: 'ipc' }
@@ -24,7 +29,8 @@ export type QueueSpec =
       tls?: { caFile?: string; certFile?: string; keyFile?: string };
     };
 
-export interface GatewayParams {
+/** The client side's TLS and the route table take the daemon's fields (--tls-cert, --announce, ...). */
+export interface GatewayParams extends TlsParams, AnnounceParams {
   /** `-l`: where clients connect (gateway command only). */
   listen?: string;
   /** `-s`: the business module (ipc gateway, worker command). */
@@ -97,20 +103,6 @@ export interface GatewayParams {
   metrics?: string;
   /** `--drain-delay`: seconds of still accepting, with /readyz failing, between SIGTERM and the drain. */
   drainDelay?: number;
-  /** TLS on the client side (the daemon's fields: --tls-cert, --tls-key, --tls-ca, ...). */
-  tlsCert?: string | string[];
-  tlsKey?: string | string[];
-  tlsCa?: string;
-  tlsClientAuth?: 'request' | 'require';
-  tlsAlpn?: string | string[];
-  tlsHandshakeTimeout?: number;
-  /** The route table (the daemon's fields: --announce, --discovery, --advertise, ...). */
-  announce?: string;
-  discovery?: string | string[];
-  advertise?: string;
-  announceWeight?: number;
-  announceVersion?: string;
-  announceTtl?: number;
 }
 
 export interface ResolvedGatewayParams {

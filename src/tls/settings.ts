@@ -5,6 +5,22 @@ import type { Read } from '../platform/fields.js';
 
 export type TlsClientAuth = 'request' | 'require';
 
+/** The TLS fields of a command that serves (the daemon's, the proxy front's, the gateway's client side). */
+export interface TlsParams {
+  /** `--tls-cert`: PEM certificate files (chain after each) or directories of NAME.crt + NAME.key; the first is the default, SNI picks by the certificates' names. */
+  tlsCert?: string | string[];
+  /** `--tls-key`: the key of each certificate file, in order. */
+  tlsKey?: string | string[];
+  /** `--tls-ca`: CA bundle client certificates must chain to. */
+  tlsCa?: string;
+  /** `--tls-client-auth`: request or require a client certificate (needs tlsCa). */
+  tlsClientAuth?: 'request' | 'require';
+  /** `--tls-alpn`: ALPN protocols offered, preferred first. */
+  tlsAlpn?: string | string[];
+  /** `--tls-handshake-timeout`: seconds a TLS handshake may take. Default 10. */
+  tlsHandshakeTimeout?: number;
+}
+
 export interface TlsSettings {
   /** Absolute paths: each a PEM certificate (chain), or a directory of NAME.crt + NAME.key pairs. The first is the default. */
   certs: string[];
