@@ -166,6 +166,8 @@ export interface PipelineGenOutput {
   tls: boolean;
   /** --tls: handshakes done (one per connection opened, reopened ones included). */
   handshakes: number;
+  /** Each thread's CPU over the load ÷ the load's time (near 1: that thread is the limit). */
+  threadBusy: number[];
   latencyMs: BenchResult['latencyMs'];
   errors: Record<ErrorKind, number>;
   errorTotal: number;
@@ -226,6 +228,6 @@ export function pipelineGenResult(out: PipelineGenOutput): BenchResult {
     errors: out.errors,
     errorTotal: out.errorTotal,
     errorCodes: out.errorCodes,
-    tool: { threadBusy: [], cpuCores: out.cpu.cores, cores: availableParallelism() },
+    tool: { threadBusy: out.threadBusy, cpuCores: out.cpu.cores, cores: availableParallelism() },
   };
 }

@@ -99,6 +99,7 @@ struct thread {
   uint8_t *block;
   struct stats st;
   uint64_t stopped_ns; /* when its loop ended: the run's measured time ends there */
+  uint64_t cpu_ns;     /* its own CPU over the load (CLOCK_THREAD_CPUTIME_ID) */
   int failed;
 };
 
@@ -421,6 +422,12 @@ static void scan(struct thread *t, uint64_t now) {
   }
 }
 
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /** Waits for events (and scans) once; false if epoll_wait failed. */
 static int poll_once(struct thread *t, struct epoll_event *evs, int nevs, uint8_t *buf, size_t buflen,
                      uint64_t *next_scan) {
@@ -463,6 +470,7 @@ static void *run_thread(void *arg) {
     g_end_ns = g_start_ns + g_duration_ns;
   }
   pthread_barrier_wait(&g_ready);
+  uint64_t cpu0 = thread_cpu_ns();
   now = now_ns();
   for (int i = 0; i < t->nconns && !t->failed; i++)
     if (t->conns[i].state == OPEN) start_load(t, &t->conns[i], now);
@@ -470,6 +478,7 @@ static void *run_thread(void *arg) {
     if (!poll_once(t, evs, EVENTS, buf, buflen, &next_scan)) t->failed = 1;
   now = now_ns();
   t->stopped_ns = now;
+  t->cpu_ns = thread_cpu_ns() - cpu0;
   for (int i = 0; i < t->nconns; i++) {
     struct conn *c = &t->conns[i];
     uint64_t oldest = c->state == OPEN ? oldest_sent(c) : 0;
@@ -650,5 +659,10 @@ int main(int argc, char **argv) {
          (unsigned long)total.done, (unsigned long)total.sent, seconds > 0 ? (double)total.done / seconds : 0.0,
          seconds > 0 ? (double)total.bytes / seconds / 1e6 : 0.0, tls ? "true" : "false",
          (unsigned long)total.handshakes);
+  /* Each thread's CPU over the load ÷ the load's time: near 1, that thread is the limit. */
+  printf("\"threadBusy\":[");
+  for (long k = 0; k < threads; k++)
+    printf("%s%.3f", k ? "," : "", seconds > 0 ? (double)ts[k].cpu_ns / 1e9 / seconds : 0.0);
+  printf("],");
   return print_tally_tail(&total.t, &g_ru0, seconds);
 }

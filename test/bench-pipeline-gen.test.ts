@@ -60,6 +60,13 @@ function assertClean(run: Run, codec: string): PipelineGenOutput {
   const l = json.latencyMs;
   assert.ok(l.p50 > 0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max);
   assert.ok(json.cpu.userSeconds + json.cpu.systemSeconds > 0 && json.cpu.cores > 0);
+  // One busy fraction per load thread, which together are (about) the process's CPU.
+  assert.equal(json.threadBusy.length, json.threads);
+  assert.ok(
+    json.threadBusy.every((b) => b > 0 && b <= 1.05),
+    json.threadBusy.join(' '),
+  );
+  assert.ok(json.threadBusy.reduce((a, b) => a + b, 0) <= json.cpu.cores + 0.05);
   return json;
 }
 
