@@ -26,7 +26,8 @@
 // the rate and the CPU are those of the messages only.
 //
 // At the end it prints one JSON object on stdout: messages per second, errors by kind (the kinds
-// of `tcpdaemon bench`), latency percentiles and its own CPU time (getrusage).
+// of `tcpdaemon bench`), latency percentiles, its own CPU time (getrusage) and each thread's
+// CPU time over the load's (threadBusy).
 // Exit status: 0 no errors, 2 the run finished but counted errors, 1 bad arguments or failure.
 #define _GNU_SOURCE
 #include <errno.h>
