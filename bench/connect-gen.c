@@ -21,10 +21,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +33,7 @@
 #include <unistd.h>
 
 #include "gen-tally.h"
+#include "gen-tls.h"
 
 #define MAX_LOOPS 60000
 #define MAX_THREADS 64
@@ -196,22 +194,9 @@ static int on_new_session(SSL *ssl, SSL_SESSION *session) {
 
 /** An SSL call returned `r` <= 0: true when it only waits for the socket; else the cycle failed (counted). */
 static int tls_blocked(struct thread *t, struct loop *l, int r, enum kind k, uint64_t now) {
-  int e = SSL_get_error(l->ssl, r);
-  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 1;
-  if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) {
-    fail(t, l, k == K_CONNECT ? K_CONNECT : K_EOF, 0, now);
-    return 0;
-  }
-  if (e == SSL_ERROR_SYSCALL) {
-    fail(t, l, k, errno, now);
-    return 0;
-  }
-  char name[CODE_LEN];
-  unsigned long code = ERR_peek_last_error();
-  const char *reason = code ? ERR_reason_error_string(code) : NULL;
-  snprintf(name, sizeof name, "TLS %s", reason ? reason : "error");
-  count_name(&t->st.t, name);
-  fail(t, l, k, 0, now);
+  int err, kind = gen_tls_failure(l->ssl, r, k, &t->st.t, &err);
+  if (kind < 0) return 1;
+  fail(t, l, (enum kind)kind, err, now);
   return 0;
 }
 
@@ -400,26 +385,13 @@ static void usage(const char *why) {
   exit(1);
 }
 
-/** The client context of every cycle: TLS 1.3 only, X25519, no certificate check. 0 or -1 (printed). */
+/** The client context of every cycle (gen-tls.h), with the session callback for --tls resume. 0 or -1. */
 static int setup_tls(void) {
-  g_ctx = SSL_CTX_new(TLS_client_method());
-  if (!g_ctx || !SSL_CTX_set_min_proto_version(g_ctx, TLS1_3_VERSION) ||
-      !SSL_CTX_set_max_proto_version(g_ctx, TLS1_3_VERSION) || !SSL_CTX_set1_groups_list(g_ctx, "X25519")) {
-    fprintf(stderr, "connect-gen: cannot set up TLS 1.3 with X25519: %s\n", ERR_reason_error_string(ERR_get_error()));
-    return -1;
-  }
-  SSL_CTX_set_verify(g_ctx, SSL_VERIFY_NONE, NULL);
-  /* OpenSSL writes with write(2): a peer gone away must be an error, not SIGPIPE. */
-  signal(SIGPIPE, SIG_IGN);
-  /* A peer's EOF without close_notify is an eof error, as on plain TCP. */
-  SSL_CTX_set_options(g_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-  /* SSL_write returns after each record it wrote, so reads go on while a large body is sent. */
-  SSL_CTX_set_mode(g_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  g_ctx = gen_tls_context("connect-gen");
+  if (!g_ctx) return -1;
   if (g_tls == TLS_RESUME) {
     SSL_CTX_set_session_cache_mode(g_ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(g_ctx, on_new_session);
-  } else {
-    SSL_CTX_set_session_cache_mode(g_ctx, SSL_SESS_CACHE_OFF);
   }
   return 0;
 }

@@ -1,7 +1,7 @@
 // The bench's C programs: built with the system compiler (`$CC`, default cc) into .bench-out/native/
 // (ignored by git, never committed) the first time they are needed and whenever their source (or a
 // header it includes) is newer than the binary; and the generators' JSON read back as a load-tool result.
-// connect-gen links the system's OpenSSL (Debian: libssl-dev) for its --tls cycles.
+// connect-gen and pipeline-gen link the system's OpenSSL (Debian: libssl-dev) for --tls (bench/gen-tls.h).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -16,10 +16,14 @@ export const NATIVE_DIR = join(ROOT, '.bench-out', 'native');
 export const NATIVE_PROGRAMS = {
   'connect-gen': {
     source: 'bench/connect-gen.c',
-    headers: ['bench/gen-tally.h'],
+    headers: ['bench/gen-tally.h', 'bench/gen-tls.h'],
     libs: ['-lssl', '-lcrypto'],
   },
-  'pipeline-gen': { source: 'bench/pipeline-gen.c', headers: ['bench/gen-tally.h'], libs: [] },
+  'pipeline-gen': {
+    source: 'bench/pipeline-gen.c',
+    headers: ['bench/gen-tally.h', 'bench/gen-tls.h'],
+    libs: ['-lssl', '-lcrypto'],
+  },
   'epoll-echo': { source: 'bench/servers/epoll-echo.c', headers: [], libs: [] },
 } as const;
 export type NativeProgram = keyof typeof NATIVE_PROGRAMS;
@@ -158,6 +162,12 @@ export interface PipelineGenOutput {
   perSecond: number;
   /** Verified body bytes per second, each way, in MB (10^6 bytes). */
   mbPerSecond: number;
+  /** --tls: every connection over TLS 1.3 (X25519), its handshake done before the load. */
+  tls: boolean;
+  /** --tls: handshakes done (one per connection opened, reopened ones included). */
+  handshakes: number;
+  /** Each thread's CPU over the load ÷ the load's time (near 1: that thread is the limit). */
+  threadBusy: number[];
   latencyMs: BenchResult['latencyMs'];
   errors: Record<ErrorKind, number>;
   errorTotal: number;
@@ -174,6 +184,8 @@ export interface PipelineGenLoad {
   seconds: number;
   threads: number;
   codec: PipelineCodec;
+  /** Each connection over TLS 1.3 (see pipeline-gen.c); absent: plain TCP. */
+  tls?: boolean;
 }
 
 export function pipelineGenArgs(load: PipelineGenLoad, host: string, port: number): string[] {
@@ -194,6 +206,7 @@ export function pipelineGenArgs(load: PipelineGenLoad, host: string, port: numbe
     String(load.seconds),
     '--threads',
     String(load.threads),
+    ...(load.tls ? ['--tls'] : []),
   ];
 }
 
@@ -215,6 +228,6 @@ export function pipelineGenResult(out: PipelineGenOutput): BenchResult {
     errors: out.errors,
     errorTotal: out.errorTotal,
     errorCodes: out.errorCodes,
-    tool: { threadBusy: [], cpuCores: out.cpu.cores, cores: availableParallelism() },
+    tool: { threadBusy: out.threadBusy, cpuCores: out.cpu.cores, cores: availableParallelism() },
   };
 }

@@ -16,8 +16,18 @@
 // again after RETRY_MS, its requests in flight dropped. A message's latency runs from the
 // moment its request was queued for writing to the last byte of its reply.
 //
+// With --tls each connection speaks TLS 1.3 with X25519 (OpenSSL; bench/native.ts links -lssl
+// -lcrypto; the set-up shared with connect-gen is in gen-tls.h): the handshake first, then the same
+// requests and verification over TLS. OpenSSL reads and writes as the protocol needs (a write may
+// wait for a read, a read for a write), so every event of a TLS connection retries its writes and
+// its reads until both wait. A failed handshake is a `connect` error, named by OpenSSL's reason.
+//
+// Every connection is opened (and its handshake done) before the load starts: the measured time,
+// the rate and the CPU are those of the messages only.
+//
 // At the end it prints one JSON object on stdout: messages per second, errors by kind (the kinds
-// of `tcpdaemon bench`), latency percentiles and its own CPU time (getrusage).
+// of `tcpdaemon bench`), latency percentiles, its own CPU time (getrusage) and each thread's
+// CPU time over the load's (threadBusy).
 // Exit status: 0 no errors, 2 the run finished but counted errors, 1 bad arguments or failure.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,6 +46,7 @@
 #include <unistd.h>
 
 #include "gen-tally.h"
+#include "gen-tls.h"
 
 #define MAX_CONNS 60000
 #define MAX_THREADS 64
@@ -52,10 +63,11 @@ enum codec { C_RAW, C_LARS, C_SEQ };
 static const char *CODEC_NAMES[] = {"raw", "lars", "seq"};
 static const size_t HEADER[] = {0, 8, 16};
 
-enum state { WAITING, CONNECTING, OPEN };
+enum state { WAITING, CONNECTING, HANDSHAKING, OPEN };
 
 struct conn {
   int fd;
+  SSL *ssl; /* --tls: the connection's TLS, else NULL */
   enum state state;
   uint32_t id;
   uint64_t next_k;   /* requests queued over the connection's life (sets each body) */
@@ -76,6 +88,7 @@ struct conn {
 
 struct stats {
   uint64_t done, sent, bytes;
+  uint64_t handshakes; /* --tls: handshakes done (one per connection opened) */
   struct tally t;
 };
 
@@ -87,6 +100,7 @@ struct thread {
   uint8_t *block;
   struct stats st;
   uint64_t stopped_ns; /* when its loop ended: the run's measured time ends there */
+  uint64_t cpu_ns;     /* its own CPU over the load (CLOCK_THREAD_CPUTIME_ID) */
   int failed;
 };
 
@@ -98,7 +112,12 @@ static enum codec g_codec = C_LARS;
 static int32_t g_msgid = 1;
 static size_t g_header, g_frame;
 static uint8_t g_lars_header[8]; /* the same for every lars request: msgid, length */
+static uint64_t g_duration_ns;
+/* The load's span: set once every thread's connections are open (until then g_end_ns is 0). */
 static uint64_t g_start_ns, g_end_ns;
+static struct rusage g_ru0; /* the CPU used when the load started */
+static pthread_barrier_t g_ready;
+static SSL_CTX *g_ctx; /* --tls, else NULL */
 
 static void put_u32le(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
@@ -127,6 +146,11 @@ static void reset_conn(struct conn *c) {
 static void fail(struct thread *t, struct conn *c, enum kind k, int err, uint64_t now) {
   t->st.t.errors[k] += 1;
   if (err) count_code(&t->st.t, err);
+  if (c->ssl) {
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    ERR_clear_error(); /* the thread's error queue starts empty for the next connection */
+  }
   if (c->fd >= 0) {
     struct linger lg = {1, 0}; /* a reset: nothing of a failed connection is worth a FIN */
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -166,11 +190,24 @@ static void queue_request(struct thread *t, struct conn *c, uint32_t slot, uint6
   t->st.sent += 1;
 }
 
-/** Writes what is queued; false if the connection failed. The rest goes on EPOLLOUT. */
+/** --tls: an SSL call returned `r` <= 0. True if it only waits for the socket; else the connection failed (counted). */
+static int tls_waits(struct thread *t, struct conn *c, int r, enum kind k, uint64_t now) {
+  int err, kind = gen_tls_failure(c->ssl, r, k, &t->st.t, &err);
+  if (kind < 0) return 1;
+  fail(t, c, (enum kind)kind, err, now);
+  return 0;
+}
+
+/** Writes what is queued; false if the connection failed. The rest goes on the socket's next event. */
 static int flush(struct thread *t, struct conn *c, uint64_t now) {
   while (c->out_len > 0) {
-    ssize_t n = send(c->fd, c->out + c->out_off, c->out_len, MSG_NOSIGNAL);
-    if (n < 0) {
+    ssize_t n;
+    if (c->ssl) {
+      errno = 0; /* SSL_ERROR_SYSCALL reads it */
+      int r = SSL_write(c->ssl, c->out + c->out_off, c->out_len > INT32_MAX ? INT32_MAX : (int)c->out_len);
+      if (r <= 0) return tls_waits(t, c, r, K_RESET, now);
+      n = r;
+    } else if ((n = send(c->fd, c->out + c->out_off, c->out_len, MSG_NOSIGNAL)) < 0) {
       if (errno == EAGAIN) return 1;
       if (errno == EINTR) continue;
       fail(t, c, K_RESET, errno, now);
@@ -196,6 +233,14 @@ static void start_conn(struct thread *t, struct conn *c, uint64_t now) {
   c->fd = fd;
   int one = 1; /* as the node tool (setNoDelay): a request is never held back */
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (g_ctx) {
+    c->ssl = SSL_new(g_ctx);
+    if (!c->ssl || !SSL_set_fd(c->ssl, fd)) {
+      fail(t, c, K_CONNECT, ENOMEM, now);
+      return;
+    }
+    SSL_set_connect_state(c->ssl);
+  }
   if (connect(fd, (struct sockaddr *)&g_addr, g_addrlen) < 0 && errno != EINPROGRESS) {
     fail(t, c, K_CONNECT, errno, now);
     return;
@@ -273,6 +318,35 @@ static int match_by_seq(struct thread *t, struct conn *c, const uint8_t *buf, si
   return 1;
 }
 
+/** `c` is open (its handshake done): while the run lasts, D requests go out at once. False if it failed. */
+static int start_load(struct thread *t, struct conn *c, uint64_t now) {
+  if (now < g_end_ns)
+    for (uint32_t i = 0; i < g_depth; i++) queue_request(t, c, i, now);
+  return flush(t, c, now);
+}
+
+/** One read (through TLS with --tls): bytes, 0 when it waits for the socket, -1 when the connection failed (counted). */
+static ssize_t receive(struct thread *t, struct conn *c, uint8_t *buf, size_t buflen, uint64_t now) {
+  if (c->ssl) {
+    errno = 0; /* SSL_ERROR_SYSCALL reads it */
+    int r = SSL_read(c->ssl, buf, buflen > INT32_MAX ? INT32_MAX : (int)buflen);
+    if (r > 0) return r;
+    return tls_waits(t, c, r, K_RESET, now) ? 0 : -1;
+  }
+  for (;;) {
+    ssize_t n = recv(c->fd, buf, buflen, 0);
+    if (n > 0) return n;
+    if (n == 0) {
+      fail(t, c, K_EOF, 0, now);
+      return -1;
+    }
+    if (errno == EAGAIN) return 0;
+    if (errno == EINTR) continue;
+    fail(t, c, K_RESET, errno, now);
+    return -1;
+  }
+}
+
 static void on_event(struct thread *t, struct conn *c, uint32_t events, uint8_t *buf, size_t buflen) {
   uint64_t now = now_ns();
   if (c->state == CONNECTING) {
@@ -284,27 +358,32 @@ static void on_event(struct thread *t, struct conn *c, uint32_t events, uint8_t 
       fail(t, c, K_CONNECT, err ? err : ECONNREFUSED, now);
       return;
     }
+    c->progress_ns = now;
+    c->state = c->ssl ? HANDSHAKING : OPEN;
+    if (!c->ssl && !start_load(t, c, now)) return;
+  }
+  if (c->state == HANDSHAKING) {
+    errno = 0; /* SSL_ERROR_SYSCALL reads it */
+    int r = SSL_do_handshake(c->ssl);
+    if (r != 1) {
+      tls_waits(t, c, r, K_CONNECT, now);
+      return;
+    }
+    t->st.handshakes += 1;
     c->state = OPEN;
     c->progress_ns = now;
-    if (now < g_end_ns)
-      for (uint32_t i = 0; i < g_depth; i++) queue_request(t, c, i, now);
-    if (!flush(t, c, now)) return;
-  } else if (c->state == OPEN && (events & EPOLLOUT) && c->out_len > 0) {
+    if (!start_load(t, c, now)) return;
+  } else if (c->state == OPEN && c->out_len > 0 && (c->ssl || (events & EPOLLOUT))) {
+    /* TLS: a write that waited may have waited for the peer's bytes as well as for room. */
     if (!flush(t, c, now)) return;
   }
-  if (c->state != OPEN || !(events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) return;
+  if (c->state != OPEN) return;
+  /* TLS: a read may have waited for room to write, so any event retries it. */
+  if (!c->ssl && !(events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) return;
   for (;;) {
-    ssize_t n = recv(c->fd, buf, buflen, 0);
-    if (n < 0) {
-      if (errno == EAGAIN) break;
-      if (errno == EINTR) continue;
-      fail(t, c, K_RESET, errno, now);
-      return;
-    }
-    if (n == 0) {
-      fail(t, c, K_EOF, 0, now);
-      return;
-    }
+    ssize_t n = receive(t, c, buf, buflen, now);
+    if (n < 0) return;
+    if (n == 0) break;
     c->progress_ns = now;
     c->received += (uint64_t)n;
     /* A reply is as long as its request: bytes beyond what was written cannot be right. */
@@ -314,8 +393,9 @@ static void on_event(struct thread *t, struct conn *c, uint32_t events, uint8_t 
       fail(t, c, K_VERIFY, 0, now);
       return;
     }
-    /* Drained (what comes later raises another edge), unless the peer's FIN may be behind it. */
-    if ((size_t)n < buflen && !(events & (EPOLLRDHUP | EPOLLHUP))) break;
+    /* Drained (what comes later raises another edge), unless the peer's FIN may be behind it.
+     * TLS reads on until OpenSSL waits for the socket: it may hold records already read. */
+    if (!c->ssl && (size_t)n < buflen && !(events & (EPOLLRDHUP | EPOLLHUP))) break;
   }
   /* The next requests of every reply read, in one write. */
   flush(t, c, now);
@@ -336,11 +416,38 @@ static void scan(struct thread *t, uint64_t now) {
     struct conn *c = &t->conns[i];
     if (c->state == WAITING) {
       if (now >= c->retry_ns && now < g_end_ns) start_conn(t, c, now);
-    } else if ((c->state == CONNECTING || c->inflight > 0) &&
+    } else if ((c->state != OPEN || c->inflight > 0) &&
                now - c->progress_ns > (uint64_t)PROGRESS_TIMEOUT_MS * 1000000u) {
       fail(t, c, K_TIMEOUT, 0, now);
     }
   }
+}
+
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/** Waits for events (and scans) once; false if epoll_wait failed. */
+static int poll_once(struct thread *t, struct epoll_event *evs, int nevs, uint8_t *buf, size_t buflen,
+                     uint64_t *next_scan) {
+  uint64_t now = now_ns();
+  if (now >= *next_scan) {
+    scan(t, now);
+    *next_scan = now + (uint64_t)SCAN_MS * 1000000u;
+  }
+  int n = epoll_wait(t->epfd, evs, nevs, SCAN_MS);
+  if (n < 0) return errno == EINTR;
+  for (int i = 0; i < n; i++) on_event(t, evs[i].data.ptr, evs[i].events, buf, buflen);
+  return 1;
+}
+
+/** Some connection of `t` is still connecting or in its handshake. */
+static int opening(const struct thread *t) {
+  for (int i = 0; i < t->nconns; i++)
+    if (t->conns[i].state == CONNECTING || t->conns[i].state == HANDSHAKING) return 1;
+  return 0;
 }
 
 static void *run_thread(void *arg) {
@@ -349,32 +456,39 @@ static void *run_thread(void *arg) {
   struct epoll_event evs[EVENTS];
   size_t buflen = 256 * 1024;
   uint8_t *buf = malloc(buflen);
-  if (!buf) {
-    t->failed = 1;
-    return NULL;
-  }
   uint64_t now = now_ns();
-  for (int i = 0; i < t->nconns; i++) start_conn(t, &t->conns[i], now);
   uint64_t next_scan = now + (uint64_t)SCAN_MS * 1000000u;
-  while ((now = now_ns()) < g_end_ns) {
-    if (now >= next_scan) {
-      scan(t, now);
-      next_scan = now + (uint64_t)SCAN_MS * 1000000u;
-    }
-    int n = epoll_wait(t->epfd, evs, EVENTS, SCAN_MS);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      t->failed = 1;
-      break;
-    }
-    for (int i = 0; i < n; i++) on_event(t, evs[i].data.ptr, evs[i].events, buf, buflen);
+  /* Open every connection (a failed one waits for the load to retry it), then start the load at
+   * once on every thread: the first to pass the barrier sets its span. */
+  if (!buf) t->failed = 1;
+  else
+    for (int i = 0; i < t->nconns; i++) start_conn(t, &t->conns[i], now);
+  while (!t->failed && opening(t))
+    if (!poll_once(t, evs, EVENTS, buf, buflen, &next_scan)) t->failed = 1;
+  if (pthread_barrier_wait(&g_ready) == PTHREAD_BARRIER_SERIAL_THREAD) {
+    getrusage(RUSAGE_SELF, &g_ru0);
+    g_start_ns = now_ns();
+    g_end_ns = g_start_ns + g_duration_ns;
   }
+  pthread_barrier_wait(&g_ready);
+  uint64_t cpu0 = thread_cpu_ns();
+  now = now_ns();
+  for (int i = 0; i < t->nconns && !t->failed; i++)
+    if (t->conns[i].state == OPEN) start_load(t, &t->conns[i], now);
+  while (!t->failed && now_ns() < g_end_ns)
+    if (!poll_once(t, evs, EVENTS, buf, buflen, &next_scan)) t->failed = 1;
   now = now_ns();
   t->stopped_ns = now;
+  t->cpu_ns = thread_cpu_ns() - cpu0;
   for (int i = 0; i < t->nconns; i++) {
     struct conn *c = &t->conns[i];
     uint64_t oldest = c->state == OPEN ? oldest_sent(c) : 0;
     if (oldest && now - oldest > (uint64_t)STALL_MS * 1000000u) t->st.t.errors[K_STALLED] += 1;
+    if (c->ssl) {
+      SSL_shutdown(c->ssl); /* our close_notify; the peer's is not waited for */
+      SSL_free(c->ssl);
+      c->ssl = NULL;
+    }
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
   }
@@ -386,6 +500,7 @@ static void merge(struct stats *into, const struct stats *from) {
   into->done += from->done;
   into->sent += from->sent;
   into->bytes += from->bytes;
+  into->handshakes += from->handshakes;
   merge_tally(&into->t, &from->t);
 }
 
@@ -393,11 +508,13 @@ static void usage(const char *why) {
   fprintf(stderr,
           "pipeline-gen: %s\n"
           "usage: pipeline-gen --port PORT [--host HOST] [--connections N] [--depth D] [--size S]\n"
-          "                    [--codec raw|lars|seq] [--msgid M] [--duration SECONDS] [--threads T]\n"
+          "                    [--codec raw|lars|seq] [--msgid M] [--duration SECONDS] [--threads T] [--tls]\n"
           "  N persistent connections (default 50, at most %d), each keeping D requests (default 16,\n"
           "  at most %d) of S-byte bodies (default 64, at most %d) in flight, framed by the codec\n"
           "  (default lars; msgid M, default 1), every reply verified byte for byte, for SECONDS\n"
           "  (default 5), over T threads (default 1). One JSON object on stdout.\n"
+          "  --tls: each connection speaks TLS 1.3 (X25519; the certificate is not checked), its\n"
+          "  handshake done before the load starts.\n"
           "exit status: 0 no errors, 2 errors counted, 1 bad arguments or failure\n",
           why, MAX_CONNS, MAX_DEPTH, MAX_SIZE);
   exit(1);
@@ -406,10 +523,15 @@ static void usage(const char *why) {
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1", *port = NULL;
   long conns = 50, threads = 1;
+  int tls = 0;
   double duration = 5;
   for (int i = 1; i < argc; i++) {
     const char *flag = argv[i];
     if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) usage("help");
+    if (strcmp(flag, "--tls") == 0) {
+      tls = 1;
+      continue;
+    }
     if (i + 1 >= argc) usage("a flag needs a value");
     const char *v = argv[++i];
     if (strcmp(flag, "--host") == 0) host = v;
@@ -452,6 +574,11 @@ int main(int argc, char **argv) {
   memcpy(&g_addr, ai->ai_addr, ai->ai_addrlen);
   g_addrlen = ai->ai_addrlen;
   freeaddrinfo(ai);
+  if (tls) {
+    if (!(g_ctx = gen_tls_context("pipeline-gen"))) return 1;
+    /* Whole socket reads, not a record header and then its body: half the reads. */
+    SSL_CTX_set_read_ahead(g_ctx, 1);
+  }
 
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -484,10 +611,8 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  struct rusage ru0;
-  getrusage(RUSAGE_SELF, &ru0);
-  g_start_ns = now_ns();
-  g_end_ns = g_start_ns + (uint64_t)(duration * 1e9);
+  g_duration_ns = (uint64_t)(duration * 1e9);
+  if (pthread_barrier_init(&g_ready, NULL, (unsigned)threads) != 0) return 1;
   long first = 0;
   for (long k = 0; k < threads; k++) {
     struct thread *t = &ts[k];
@@ -515,24 +640,30 @@ int main(int argc, char **argv) {
   struct stats total;
   memset(&total, 0, sizeof total);
   int failed = 0;
-  uint64_t stopped = g_start_ns;
+  uint64_t stopped = 0;
   for (long k = 0; k < threads; k++) {
     pthread_join(ts[k].tid, NULL);
     merge(&total, &ts[k].st);
     failed |= ts[k].failed;
     if (ts[k].stopped_ns > stopped) stopped = ts[k].stopped_ns;
   }
-  double seconds = (double)(stopped - g_start_ns) / 1e9;
+  double seconds = stopped > g_start_ns ? (double)(stopped - g_start_ns) / 1e9 : 0;
   if (failed) {
-    fprintf(stderr, "pipeline-gen: epoll_wait failed\n");
+    fprintf(stderr, "pipeline-gen: epoll_wait failed or out of memory\n");
     return 1;
   }
 
   printf("{\"generator\":\"pipeline-gen\",\"target\":\"%s:%s\",\"codec\":\"%s\",\"msgid\":%d,\"connections\":%ld,"
          "\"depth\":%u,\"threads\":%ld,\"size\":%zu,\"seconds\":%.3f,\"completed\":%lu,\"sent\":%lu,"
-         "\"perSecond\":%.1f,\"mbPerSecond\":%.3f,",
+         "\"perSecond\":%.1f,\"mbPerSecond\":%.3f,\"tls\":%s,\"handshakes\":%lu,",
          host, port, CODEC_NAMES[g_codec], g_msgid, conns, g_depth, threads, g_size, seconds,
          (unsigned long)total.done, (unsigned long)total.sent, seconds > 0 ? (double)total.done / seconds : 0.0,
-         seconds > 0 ? (double)total.bytes / seconds / 1e6 : 0.0);
-  return print_tally_tail(&total.t, &ru0, seconds);
+         seconds > 0 ? (double)total.bytes / seconds / 1e6 : 0.0, tls ? "true" : "false",
+         (unsigned long)total.handshakes);
+  /* Each thread's CPU over the load ÷ the load's time: near 1, that thread is the limit. */
+  printf("\"threadBusy\":[");
+  for (long k = 0; k < threads; k++)
+    printf("%s%.3f", k ? "," : "", seconds > 0 ? (double)ts[k].cpu_ns / 1e9 / seconds : 0.0);
+  printf("],");
+  return print_tally_tail(&total.t, &g_ru0, seconds);
 }

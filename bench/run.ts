@@ -120,7 +120,12 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
     const generator = generatorOf(load);
     const close = load.close ?? 'fin';
     const tlsTag = load.tls ? ` tls ${load.tls}` : '';
-    record.generator = generator === 'connect-gen' ? `connect-gen ${close}${tlsTag}` : generator;
+    record.generator =
+      generator === 'connect-gen'
+        ? `connect-gen ${close}${tlsTag}`
+        : generator === 'pipeline-gen' && load.tls
+          ? 'pipeline-gen tls'
+          : generator;
     const { size = 64, connections, seconds, tls } = load;
     const codec = (load.codec ?? 'raw') as PipelineCodec;
     const argv =
@@ -133,7 +138,15 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
           ? [
               buildNative('pipeline-gen'),
               ...pipelineGenArgs(
-                { connections, depth: load.depth ?? 1, size, seconds, threads, codec },
+                {
+                  connections,
+                  depth: load.depth ?? 1,
+                  size,
+                  seconds,
+                  threads,
+                  codec,
+                  tls: tls !== undefined,
+                },
                 server.host,
                 server.port,
               ),

@@ -4,7 +4,7 @@
 # prometheus (its promtool checks what /metrics serves), systemd (systemd-notify,
 # systemd-socket-activate), python3 (the test receiver of sd_notify datagrams), iproute2 and
 # nftables (the multi-host tests' namespaces, partitions and loss) and libssl-dev, OpenSSL's
-# headers, which bench/connect-gen.c (built by the tests and the benchmarks) needs for --tls.
+# headers, which bench/connect-gen.c and bench/pipeline-gen.c (built by the tests and the benchmarks) need for --tls.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 missing=()

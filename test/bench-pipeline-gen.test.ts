@@ -3,11 +3,15 @@
 // answered), the gateway (bin/tcpdaemon gateway, examples/gateway-echo.ts), a byte echo, and
 // servers that answer wrongly (a changed byte, another msgid, a short frame, an extra frame,
 // answers out of order, a seq reply without its flag or with a seq never sent), one that never
-// answers and a refused port; its JSON checked against each.
+// answers and a refused port; its JSON checked against each. With --tls, against node's tls
+// server (a certificate made here): echoes verified, the server's counts agree, a changed byte
+// is a verify error, a plaintext server a TLS handshake error.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { type PipelineGenOutput, pipelineGenResult } from '../bench/native.js';
 import { FLAG_REPLY } from '../src/message/codecs/codec.js';
 import { createCodec } from '../src/message/index.js';
@@ -15,6 +19,7 @@ import { EXAMPLES, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { withMessageServer } from './helpers/message.js';
 import { type GenRun, nativeGenerator } from './helpers/native-gen.js';
+import { makePki } from './helpers/tls.js';
 
 checkNoLeftoverProcesses();
 
@@ -55,6 +60,13 @@ function assertClean(run: Run, codec: string): PipelineGenOutput {
   const l = json.latencyMs;
   assert.ok(l.p50 > 0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max);
   assert.ok(json.cpu.userSeconds + json.cpu.systemSeconds > 0 && json.cpu.cores > 0);
+  // One busy fraction per load thread, which together are (about) the process's CPU.
+  assert.equal(json.threadBusy.length, json.threads);
+  assert.ok(
+    json.threadBusy.every((b) => b > 0 && b <= 1.05),
+    json.threadBusy.join(' '),
+  );
+  assert.ok(json.threadBusy.reduce((a, b) => a + b, 0) <= json.cpu.cores + 0.05);
   return json;
 }
 
@@ -328,4 +340,143 @@ describe('pipeline-gen against wrong answers', () => {
       assert.match(stderr, message);
     });
   }
+});
+
+interface TlsEcho {
+  port: number;
+  /** Handshakes the server finished, the protocols they agreed, and plaintext bytes it read. */
+  handshakes: number;
+  protocols: Set<string>;
+  bytesRead: number;
+  close(): Promise<void>;
+}
+
+describe('pipeline-gen --tls', () => {
+  const pki = makePki();
+  after(() => pki.remove());
+  const { cert, key } = pki.server('gen.test');
+
+  /** node's tls server on 127.0.0.1:0 answering each read with `answer(chunk)` (default: the chunk). */
+  async function tlsEcho(answer: (chunk: Buffer) => Buffer = (d) => d): Promise<TlsEcho> {
+    const open = new Set<TLSSocket>();
+    const server = createTlsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (s) => {
+      echo.handshakes += 1;
+      echo.protocols.add(String(s.getProtocol()));
+      open.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => open.delete(s));
+      s.on('data', (d: Buffer) => {
+        echo.bytesRead += d.length;
+        s.write(answer(d));
+      });
+    });
+    const echo: TlsEcho = {
+      port: 0,
+      handshakes: 0,
+      protocols: new Set(),
+      bytesRead: 0,
+      close: () => {
+        const closed = new Promise<void>((r) => server.close(() => r()));
+        for (const s of open) s.destroy();
+        return closed;
+      },
+    };
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    echo.port = (server.address() as AddressInfo).port;
+    return echo;
+  }
+
+  test('raw 64-byte echo: every reply verified, one TLS 1.3 handshake per connection, the server read what was sent', async () => {
+    const s = await tlsEcho();
+    try {
+      const json = assertClean(await gen(base(s.port, '--tls', '--codec', 'raw')), 'raw');
+      assert.equal(json.tls, true);
+      assert.equal(json.handshakes, CONNS);
+      assert.equal(s.handshakes, CONNS);
+      assert.deepEqual([...s.protocols], ['TLSv1.3']);
+      // The server read at least every verified request and at most every one sent.
+      assert.ok(
+        s.bytesRead >= json.completed * json.size && s.bytesRead <= json.sent * json.size,
+        `server read ${s.bytesRead} B; ${json.completed} verified, ${json.sent} sent`,
+      );
+      assert.equal(pipelineGenResult(json).perSecond, json.perSecond);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('16 KiB lars frames over two threads verify', async () => {
+    const s = await tlsEcho();
+    try {
+      const json = assertClean(
+        await gen(base(s.port, '--tls', '--codec', 'lars', '--size', '16384', '--threads', '2')),
+        'lars',
+      );
+      assert.equal(json.threads, 2);
+      assert.equal(json.handshakes, CONNS);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('1 MiB bodies: writes wait for the socket while replies are read, and still verify', async () => {
+    const s = await tlsEcho();
+    try {
+      const run = await gen(
+        base(s.port, '--tls', '--codec', 'raw', '--size', String(1 << 20), '--duration', '1'),
+      );
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(run.json!.errors, noErrors);
+      assert.ok(run.json!.completed > 0, `${run.json!.completed} replies`);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a server that changes one byte once: one verify error, that connection opened again', async () => {
+    let changed = false;
+    const s = await tlsEcho((d) => {
+      if (changed) return d;
+      changed = true;
+      const copy = Buffer.from(d);
+      copy[copy.length - 1]! ^= 0x40;
+      return copy;
+    });
+    try {
+      const { code, json } = await gen(base(s.port, '--tls', '--codec', 'raw'));
+      assert.equal(code, 2);
+      assert.equal(json!.verifyFailures, 1);
+      assert.equal(json!.errorTotal, 1);
+      assert.ok(json!.completed > 0);
+      // The reset connection is retried after 50 ms, with a handshake of its own.
+      assert.ok(json!.handshakes >= CONNS && json!.handshakes <= CONNS + 1, `${json!.handshakes} handshakes`);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("a plaintext echo: failed handshakes, counted as connect errors named by OpenSSL's reason", async () => {
+    const open = new Set<Socket>();
+    const server = createServer((sock) => {
+      open.add(sock);
+      sock.on('error', () => sock.destroy());
+      sock.on('close', () => open.delete(sock));
+      sock.pipe(sock);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { code, json } = await gen(base((server.address() as AddressInfo).port, '--tls'));
+      assert.equal(code, 2);
+      assert.equal(json!.completed, 0);
+      assert.equal(json!.handshakes, 0);
+      assert.ok(json!.errors.connect > 0);
+      assert.equal(json!.errorTotal, json!.errors.connect);
+      const names = Object.keys(json!.errorCodes);
+      assert.ok(names.length > 0 && names.every((n) => n.startsWith('TLS ')), names.join(', '));
+    } finally {
+      await closeServer(server, open);
+    }
+  });
 });

@@ -167,11 +167,12 @@ test('a paced load runs the built tool with --rate: an open loop, every start on
   assert.ok(!closed.includes('--rate'), 'no --rate without a rate: closed loops');
 });
 
-test('closed-loop connect scenarios (TLS ones too) run connect-gen; gateway and message rows pipeline-gen; paced, other echo and hold ones the node tool', () => {
+test('closed-loop connect scenarios (TLS ones too) run connect-gen; gateway, message and TLS echo rows pipeline-gen; paced, other echo and hold ones the node tool', () => {
   for (const s of SCENARIOS) {
     if (s.table === 'redis') continue;
     const closedConnect = s.load.mode === 'connect' && s.load.rate === undefined && !s.load.generator;
-    const pipelined = s.table === 'gateway' || s.table === 'message';
+    const pipelined =
+      s.table === 'gateway' || s.table === 'message' || (s.table === 'tls' && s.load.mode === 'echo');
     assert.equal(
       generatorOf(s.load),
       closedConnect ? 'connect-gen' : pipelined ? 'pipeline-gen' : 'tcpdaemon bench',
@@ -202,12 +203,17 @@ test('closed-loop connect scenarios (TLS ones too) run connect-gen; gateway and 
   );
   assert.throws(() => generatorOf({ ...echo, close: 'rst' }), /close goes with connect-gen loads only/);
   assert.equal(generatorOf({ ...echo, codec: 'seq', generator: 'pipeline-gen' }), 'pipeline-gen');
+  assert.equal(generatorOf({ ...echo, tls: 'new', generator: 'pipeline-gen' }), 'pipeline-gen');
+  assert.ok(
+    SCENARIOS.some((s) => s.table === 'tls' && s.load.mode === 'echo' && s.load.size === 16384),
+    'a 16 KiB TLS echo row',
+  );
   for (const load of [
     { ...echo, mode: 'connect' as const },
     { ...echo, codec: 'tdhb:4' },
-    { ...echo, tls: 'new' as const },
+    { ...echo, tls: 'resume' as const },
   ]) {
-    assert.throws(() => generatorOf({ ...load, generator: 'pipeline-gen' }), /pipeline-gen runs plain echo/);
+    assert.throws(() => generatorOf({ ...load, generator: 'pipeline-gen' }), /pipeline-gen runs echo loads/);
   }
 });
 
