@@ -126,9 +126,9 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
         : generator === 'pipeline-gen' && load.tls
           ? 'pipeline-gen tls'
           : generator;
-    const { size = 64, connections, seconds, tls } = load;
+    const { size = 64, connections, tls } = load;
     const codec = (load.codec ?? 'raw') as PipelineCodec;
-    const argv =
+    const argvFor = (seconds: number) =>
       generator === 'connect-gen'
         ? [
             buildNative('connect-gen'),
@@ -151,13 +151,22 @@ async function runOne(scenario: ToolScenario, serverName: ServerName, load: Load
                 server.port,
               ),
             ]
-          : [...TOOL, ...toolArgs(load, threads, server.host, server.port)];
+          : [...TOOL, ...toolArgs({ ...load, seconds }, threads, server.host, server.port)];
+    const argv = argvFor(load.seconds);
     const shown = generator === 'tcpdaemon bench' ? argv : [nativeCommand(generator), ...argv.slice(1)];
     record.toolCommand = shown
       .join(' ')
       .replace(` ${server.port} `, ' PORT ')
       .replace(/^bin\//, '');
     await sleep(SETTLE_MS);
+    if (load.warmupSeconds) {
+      const warm = await runTool(argvFor(load.warmupSeconds), load.warmupSeconds * 1000 + 60_000);
+      if (warm.code !== 0 && warm.code !== 2) {
+        record.failure = `load tool exited ${warm.code} in the warm-up: ${warm.stderr.trim()}`;
+        return record;
+      }
+      record.toolCommand = `(after ${load.warmupSeconds} s of the same load) ${record.toolCommand}`;
+    }
     const before = treeRss(server.pid);
     const cpuBefore = treeCpuSeconds(server.pid);
     let holding: Promise<number> | undefined;

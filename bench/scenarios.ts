@@ -365,6 +365,12 @@ export interface LoadSpec {
   seconds: number;
   /** hold mode: seconds to hold the connections idle */
   holdSeconds?: number;
+  /**
+   * Seconds of the same load against the fresh server before the measured run, not counted: a
+   * pool of worker processes compiles its code in every process on its share of the traffic, so
+   * a cold 3-second run of LF -c 8 measures mostly the JIT warming up.
+   */
+  warmupSeconds?: number;
   /** load threads; default: the cores the server leaves free, at least 1 (see toolThreads) */
   threads?: number;
   /** echo framing of the load tool (`--codec`); default raw */
@@ -723,6 +729,14 @@ export const SCENARIOS: Scenario[] = [
     size: 64,
     seconds: ECHO_SECONDS,
   }),
+  // The same after the workers have warmed up (what a server that has run a while does).
+  workers('lf-connect-8-warm', ['tcpdaemon LF -c 8'], {
+    mode: 'connect',
+    connections: 8,
+    size: 64,
+    seconds: ECHO_SECONDS,
+    warmupSeconds: 15,
+  }),
   {
     name: 'gateway-50x16-64B',
     table: 'gateway',
@@ -947,6 +961,7 @@ export function quickLoad(load: LoadSpec): LoadSpec {
   return {
     ...load,
     seconds: load.mode === 'hold' ? load.seconds : Math.min(load.seconds, 0.5),
+    ...(load.warmupSeconds !== undefined ? { warmupSeconds: Math.min(load.warmupSeconds, 0.5) } : {}),
     ...(load.holdSeconds !== undefined ? { holdSeconds: Math.min(load.holdSeconds, 1) } : {}),
   };
 }
