@@ -60,7 +60,7 @@ function usage(reason: string): never {
     ...new Set([...SCENARIOS.map((s) => s.table), ...SCENARIOS.map((s) => s.name), MESSAGE_MICRO]),
   ];
   process.stderr.write(
-    `bench/run.ts: ${reason}\nusage: npm run bench -- [--quick] [--only NAME[,NAME...]] [--rounds N] [--write] [--node PATH]\nnames: ${names.join(', ')}\n`,
+    `bench/run.ts: ${reason}\nusage: npm run bench -- [--quick] [--only NAME[,NAME...]] [--rounds N] [--warmup S] [--write] [--node PATH]\nnames: ${names.join(', ')}\n`,
   );
   process.exit(1);
 }
@@ -224,12 +224,25 @@ function summary(r: RunRecord): string {
   return `${head} ${Math.round(x.perSecond)}/s${paced}  p50 ${x.latencyMs.p50} ms  p99 ${x.latencyMs.p99} ms  ${cpu}${errs}`;
 }
 
+/** The load of a run: `--warmup` (every run's), then `--quick`'s shorter times. */
+function loadOf(load: LoadSpec, quick: boolean, warmup: number | undefined): LoadSpec {
+  const warmed = warmup === undefined || load.mode === 'hold' ? load : { ...load, warmupSeconds: warmup };
+  return quick ? quickLoad(warmed) : warmed;
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
 async function main(): Promise<number> {
-  let values: { quick?: boolean; only?: string[]; write?: boolean; rounds?: string; node?: string };
+  let values: {
+    quick?: boolean;
+    only?: string[];
+    write?: boolean;
+    rounds?: string;
+    node?: string;
+    warmup?: string;
+  };
   try {
     values = parseArgs({
       options: {
@@ -238,6 +251,7 @@ async function main(): Promise<number> {
         write: { type: 'boolean' },
         rounds: { type: 'string' },
         node: { type: 'string' },
+        warmup: { type: 'string' },
       },
     }).values;
   } catch (err) {
@@ -247,6 +261,9 @@ async function main(): Promise<number> {
   const roundsFlag = values.rounds === undefined ? undefined : Number(values.rounds);
   if (roundsFlag !== undefined && !(Number.isInteger(roundsFlag) && roundsFlag >= 1 && roundsFlag <= 20))
     usage(`--rounds must be an integer 1..20, not '${values.rounds}'`);
+  const warmup = values.warmup === undefined ? undefined : Number(values.warmup);
+  if (warmup !== undefined && !(Number.isFinite(warmup) && warmup > 0 && warmup <= 120))
+    usage(`--warmup must be seconds in (0, 120], not '${values.warmup}'`);
   const only = values.only?.flatMap((o) => o.split(',')).filter((o) => o !== '');
   const quick = values.quick ?? false;
   const scenarios = selectScenarios(only);
@@ -261,7 +278,7 @@ async function main(): Promise<number> {
     const record =
       scenario.table === 'redis'
         ? await runRedisOne(scenario, server, quick ? quickRedis(scenario.redis) : scenario.redis)
-        : await runOne(scenario, server, quick ? quickLoad(scenario.load) : scenario.load);
+        : await runOne(scenario, server, loadOf(scenario.load, quick, warmup));
     const key = `${scenario.name}\0${server}`;
     byRun.set(key, [...(byRun.get(key) ?? []), record]);
     const rounds = roundsOf(scenario);

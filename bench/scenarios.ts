@@ -366,9 +366,10 @@ export interface LoadSpec {
   /** hold mode: seconds to hold the connections idle */
   holdSeconds?: number;
   /**
-   * Seconds of the same load against the fresh server before the measured run, not counted: a
-   * pool of worker processes compiles its code in every process on its share of the traffic, so
-   * a cold 3-second run of LF -c 8 measures mostly the JIT warming up.
+   * Seconds of the same load against the fresh server before the measured run, not counted
+   * (`--warmup S`): node servers compile their code as traffic comes, a pool of worker processes
+   * in every process on its share of the traffic, so a cold 3-second run of LF -c 8 measures mostly
+   * the JIT warming up.
    */
   warmupSeconds?: number;
   /** load threads; default: the cores the server leaves free, at least 1 (see toolThreads) */
@@ -728,14 +729,6 @@ export const SCENARIOS: Scenario[] = [
     connections: 8,
     size: 64,
     seconds: ECHO_SECONDS,
-  }),
-  // The same after the workers have warmed up (what a server that has run a while does).
-  workers('lf-connect-8-warm', ['tcpdaemon LF -c 8'], {
-    mode: 'connect',
-    connections: 8,
-    size: 64,
-    seconds: ECHO_SECONDS,
-    warmupSeconds: 15,
   }),
   {
     name: 'gateway-50x16-64B',
