@@ -37,8 +37,8 @@ import { mergeRounds, planRuns } from './rounds.js';
 import {
   generatorOf,
   type LoadSpec,
-  quickLoad,
   quickRedis,
+  runLoad,
   SCENARIOS,
   type Scenario,
   SERVERS,
@@ -224,12 +224,6 @@ function summary(r: RunRecord): string {
   return `${head} ${Math.round(x.perSecond)}/s${paced}  p50 ${x.latencyMs.p50} ms  p99 ${x.latencyMs.p99} ms  ${cpu}${errs}`;
 }
 
-/** The load of a run: `--warmup` (every run's), then `--quick`'s shorter times. */
-function loadOf(load: LoadSpec, quick: boolean, warmup: number | undefined): LoadSpec {
-  const warmed = warmup === undefined || load.mode === 'hold' ? load : { ...load, warmupSeconds: warmup };
-  return quick ? quickLoad(warmed) : warmed;
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -278,7 +272,7 @@ async function main(): Promise<number> {
     const record =
       scenario.table === 'redis'
         ? await runRedisOne(scenario, server, quick ? quickRedis(scenario.redis) : scenario.redis)
-        : await runOne(scenario, server, loadOf(scenario.load, quick, warmup));
+        : await runOne(scenario, server, runLoad(scenario.load, quick, warmup));
     const key = `${scenario.name}\0${server}`;
     byRun.set(key, [...(byRun.get(key) ?? []), record]);
     const rounds = roundsOf(scenario);

@@ -950,6 +950,12 @@ export function redisArgs(load: RedisLoad, host: string, port: number): string[]
 }
 
 /** --quick: the same scenarios with short times, to smoke-test the runner. */
+/** The load of a run: `--warmup` (every run's but a hold's), then `--quick`'s shorter times. */
+export function runLoad(load: LoadSpec, quick: boolean, warmup: number | undefined): LoadSpec {
+  const warmed = warmup === undefined || load.mode === 'hold' ? load : { ...load, warmupSeconds: warmup };
+  return quick ? quickLoad(warmed) : warmed;
+}
+
 export function quickLoad(load: LoadSpec): LoadSpec {
   return {
     ...load,

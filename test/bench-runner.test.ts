@@ -13,6 +13,7 @@ import { buildNative } from '../bench/native.js';
 import { runTool, startServer, treeCpuSeconds, treeRss } from '../bench/processes.js';
 import {
   generatorOf,
+  runLoad,
   SCENARIOS,
   SERVERS,
   type ServerName,
@@ -215,6 +216,18 @@ test('closed-loop connect scenarios (TLS ones too) run connect-gen; gateway, mes
   ]) {
     assert.throws(() => generatorOf({ ...load, generator: 'pipeline-gen' }), /pipeline-gen runs echo loads/);
   }
+});
+
+test('--warmup gives every run but a hold the warm-up; --quick shortens it as it shortens the load', () => {
+  const connect = { mode: 'connect' as const, connections: 8, size: 64, seconds: 3 };
+  const hold = { mode: 'hold' as const, connections: 100, size: 1, seconds: 60, holdSeconds: 5 };
+  assert.equal(runLoad(connect, false, undefined).warmupSeconds, undefined);
+  assert.equal(runLoad(connect, false, 5).warmupSeconds, 5);
+  assert.equal(runLoad({ ...connect, mode: 'echo', depth: 16 }, false, 5).warmupSeconds, 5);
+  assert.equal(runLoad(hold, false, 5).warmupSeconds, undefined);
+  const quick = runLoad(connect, true, 5);
+  assert.equal(quick.warmupSeconds, 0.5);
+  assert.equal(quick.seconds, 0.5);
 });
 
 test('the tool gets the cores the server leaves free, at least one', () => {
