@@ -4,7 +4,6 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { leastOutstanding, outstandingPerWorker, perGatewayBound } from '../src/gateway/balancer.js';
 import { toReply } from '../src/gateway/business.js';
-import { Deadlines } from '../src/gateway/deadlines.js';
 import { Directory, type Holder } from '../src/gateway/directory.js';
 import { decodeEnvelope, type Envelope, encodeEnvelope, KIND } from '../src/gateway/envelope.js';
 import { IdSet } from '../src/gateway/id-set.js';
@@ -407,37 +406,6 @@ describe('gateway parameters', () => {
     );
   });
 });
-
-describe('Deadlines', () => {
-  test('one timer for many items: each expires once, in deadline order, never after remove()', async () => {
-    const expired: string[] = [];
-    const d = new Deadlines<string>(5, (item) => expired.push(item));
-    const now = Date.now();
-    d.add('late', now + 60);
-    const keep = d.add('removed', now + 20);
-    d.add('early', now + 10);
-    d.add('middle', now + 30);
-    d.remove('removed', keep);
-    assert.equal(d.size, 3);
-    await waitFor(() => expired.length === 3);
-    assert.deepEqual(expired, ['early', 'middle', 'late']);
-    assert.equal(d.size, 0);
-    // Added from inside its own expiry, an item still gets its turn.
-    const again = new Deadlines<number>(5, (n) => {
-      expired.push(`n${n}`);
-      if (n < 3) again.add(n + 1, Date.now() + 5);
-    });
-    again.add(1, Date.now() + 5);
-    await waitFor(() => expired.length === 6);
-    assert.deepEqual(expired.slice(3), ['n1', 'n2', 'n3']);
-    again.clear();
-  });
-});
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(cond(), 'condition met within 5 s');
-}
 
 describe('IdSet (the ids outstanding at a worker link)', () => {
   test('behaves as a Set of ids under any sequence of adds, deletes and clears', () => {

@@ -1,9 +1,10 @@
 // Request correlation in one gateway: every client request gets an id, a deadline and exactly one
 // outcome (reply, error, timeout, worker loss). A reply whose id is no longer pending (it timed out,
 // or was re-issued under a new id) is dropped and counted: it never reaches a later request.
-// Deadlines share one timer (deadlines.ts): no timer or promise per request.
+// Deadlines share one timer (deadline-ring.ts): no timer or promise per request.
+
+import { DeadlineRing } from '../deadline-ring.js';
 import { ReplyError } from '../message/errors.js';
-import { Deadlines } from './deadlines.js';
 import type { SessionInfo } from './envelope.js';
 
 export interface ReplyValue {
@@ -50,13 +51,13 @@ interface Entry extends PendingRequest {
   body: Buffer;
   timeoutMs: number;
   done: (outcome: Outcome) => void;
-  /** The deadline bucket holding it until it settles. */
-  bucket: Set<Entry>;
+  /** Its place in the deadline ring until it settles. */
+  deadlineTicket: number;
 }
 
 const MAX_ID = 0xffffffff;
-/** Deadlines are rounded up to this, ms: a timeout error comes at most this late. */
-const DEADLINE_STEP_MS = 10;
+/** A timeout error comes at most this late, ms. */
+const DEADLINE_TOLERANCE_MS = 10;
 
 export class RequestTable {
   /** Replies (and errors) that came for no pending request: late, or for a re-issued attempt. */
@@ -70,7 +71,10 @@ export class RequestTable {
   /** --metrics: each reply's time since the request opened, seconds (rounded to the ms clock). */
   onRoundTrip: ((seconds: number) => void) | undefined;
   private readonly entries = new Map<number, Entry>();
-  private readonly deadlines = new Deadlines<Entry>(DEADLINE_STEP_MS, (e) => this.expire(e));
+  /** Keyed by request id. */
+  private readonly deadlines = new DeadlineRing((id) => this.expire(id), {
+    toleranceMs: DEADLINE_TOLERANCE_MS,
+  });
   private lastId = 0;
 
   /** `timeoutMs`: from open to the timeout error, ms (> 0). `onTimeout` sees each one (logging). */
@@ -102,9 +106,9 @@ export class RequestTable {
       deadline,
       timeoutMs: this.timeoutMs,
       done,
-      bucket: undefined as unknown as Set<Entry>,
+      deadlineTicket: 0,
     };
-    entry.bucket = this.deadlines.add(entry, deadline);
+    entry.deadlineTicket = this.deadlines.add(entry.id, deadline);
     this.entries.set(entry.id, entry);
     return entry;
   }
@@ -140,9 +144,11 @@ export class RequestTable {
     const e = this.entries.get(id);
     if (!e) return undefined;
     this.entries.delete(id);
+    this.deadlines.remove(e.deadlineTicket, id);
     e.id = this.nextId();
     e.attempts++;
     this.entries.set(e.id, e);
+    e.deadlineTicket = this.deadlines.add(e.id, e.deadline);
     return e;
   }
 
@@ -175,13 +181,14 @@ export class RequestTable {
       return undefined;
     }
     this.entries.delete(id);
-    this.deadlines.remove(e, e.bucket);
+    this.deadlines.remove(e.deadlineTicket, id);
     return e;
   }
 
-  private expire(e: Entry): void {
-    if (this.entries.get(e.id) !== e) return;
-    this.entries.delete(e.id);
+  private expire(id: number): void {
+    const e = this.entries.get(id);
+    if (e === undefined) return;
+    this.entries.delete(id);
     this.timeouts++;
     this.onTimeout(e);
     e.done(new GatewayError('timeout', `request timed out after ${this.timeoutMs} ms`));
