@@ -12,7 +12,7 @@ import { PeerLog, ThrottledCount } from '../throttled-count.js';
 import type { Logger } from '../types.js';
 import { GATEWAY_MSGID, isReserved } from './protocol.js';
 import type { GatewayQueue, GatewayQueueEvents } from './queues/queue.js';
-import { GatewayError, type Outcome, type ReplyValue, RequestTable } from './requests.js';
+import { GatewayError, type OpenRequest, type Outcome, type ReplyValue, RequestTable } from './requests.js';
 import { ClientNames } from './server/client-names.js';
 import { InOrderAnswers } from './server/in-order-answers.js';
 import { RequestDispatch } from './server/request-dispatch.js';
@@ -235,14 +235,18 @@ export class GatewayServer {
         this.dispatcher.submit(r);
       });
     }
-    const slot = inOrder.slot(s);
-    const r = this.requests.open(msgid, body, sessionInfo(s), (o) => {
-      s.inflight--;
-      inOrder.finish(s, slot, o);
-    });
+    const r = this.requests.open(msgid, body, sessionInfo(s), this.answered, s);
+    inOrder.enqueue(s, r);
     this.dispatcher.submit(r);
     return undefined;
   }
+
+  /** Codecs without seq: a request's outcome, into its place in its session's line (one function for all). */
+  private readonly answered = (o: Outcome, r: OpenRequest): void => {
+    const s = r.owner as Session;
+    s.inflight--;
+    this.inOrder!.finish(s, r, o);
+  };
 
   /**
    * Sends what a client frame gets back. seq codec: through the message layer, which pairs it with

@@ -6,6 +6,7 @@
 import { DeadlineRing } from '../deadline-ring.js';
 import { ReplyError } from '../message/errors.js';
 import type { SessionInfo } from './envelope.js';
+import { PENDING, type Slot } from './server/session.js';
 
 export interface ReplyValue {
   msgid: number;
@@ -43,14 +44,22 @@ export interface PendingRequest {
   readonly deadline: number;
   /** What was left of the client's timeout when it was last sent (toSend), ms; the whole timeout at open. */
   readonly timeoutMs: number;
+  /** Whatever `open` was given as its owner (the gateway: the client's session). */
+  readonly owner: unknown;
 }
 
-interface Entry extends PendingRequest {
+/**
+ * An open request is also its answer's place in its session's line (codecs without seq), so a
+ * request costs one object, not a request, a slot and a callback.
+ */
+export type OpenRequest = PendingRequest & Slot;
+
+interface Entry extends PendingRequest, Slot {
   id: number;
   attempts: number;
   body: Buffer;
   timeoutMs: number;
-  done: (outcome: Outcome) => void;
+  done: (outcome: Outcome, req: OpenRequest) => void;
   /** Its place in the deadline ring until it settles. */
   deadlineTicket: number;
 }
@@ -93,9 +102,16 @@ export class RequestTable {
 
   /**
    * Opens a request; `done` is called exactly once, later (never from inside open), with its reply,
-   * undefined (the handler sent none) or a GatewayError.
+   * undefined (the handler sent none) or a GatewayError, and the request. `done` may be one
+   * function for every request, finding what it needs in `owner`.
    */
-  open(msgid: number, body: Buffer, session: SessionInfo, done: (outcome: Outcome) => void): PendingRequest {
+  open(
+    msgid: number,
+    body: Buffer,
+    session: SessionInfo,
+    done: (outcome: Outcome, req: OpenRequest) => void,
+    owner?: unknown,
+  ): OpenRequest {
     const deadline = Date.now() + this.timeoutMs;
     const entry: Entry = {
       id: this.nextId(),
@@ -106,6 +122,9 @@ export class RequestTable {
       deadline,
       timeoutMs: this.timeoutMs,
       done,
+      owner,
+      outcome: PENDING,
+      cost: 0,
       deadlineTicket: 0,
     };
     entry.deadlineTicket = this.deadlines.add(entry.id, deadline);
@@ -123,7 +142,7 @@ export class RequestTable {
     if (!e) return false;
     this.replied++;
     if (this.onRoundTrip) this.onRoundTrip((Date.now() - (e.deadline - this.timeoutMs)) / 1000);
-    e.done(value);
+    e.done(value, e);
     return true;
   }
 
@@ -132,7 +151,7 @@ export class RequestTable {
     const e = this.take(id);
     if (!e) return false;
     this.failed++;
-    e.done(err);
+    e.done(err, e);
     return true;
   }
 
@@ -191,7 +210,7 @@ export class RequestTable {
     this.entries.delete(id);
     this.timeouts++;
     this.onTimeout(e);
-    e.done(new GatewayError('timeout', `request timed out after ${this.timeoutMs} ms`));
+    e.done(new GatewayError('timeout', `request timed out after ${this.timeoutMs} ms`), e);
   }
 
   /** Ids wrap at 2^32 and skip ones still pending. */
