@@ -112,6 +112,25 @@ describe('RequestTable', () => {
     assert.equal(t.size, 0);
   });
 
+  test('a waiting request keeps the view of a small read, and copies its body out of a large one', () => {
+    const t = new RequestTable(10_000);
+    // A read of 16 frames of 64 bytes (as node hands it: shrunk to the bytes read).
+    const small = Buffer.from(new ArrayBuffer(16 * 72));
+    const a = open(t, 1, small.subarray(8, 72));
+    t.ownBody(a.request);
+    assert.equal(a.request.body.buffer, small.buffer);
+    // A 64 KiB read of which one 64-byte body waits.
+    const large = Buffer.from(new ArrayBuffer(64 * 1024));
+    large.fill(7, 100, 164);
+    const b = open(t, 2, large.subarray(100, 164));
+    t.ownBody(b.request);
+    assert.notEqual(b.request.body.buffer, large.buffer);
+    assert.deepEqual(b.request.body, Buffer.alloc(64, 7));
+    t.rejectAll(new GatewayError('closed', 'done'));
+    void a.reply.catch(() => undefined);
+    void b.reply.catch(() => undefined);
+  });
+
   test('one shared deadline timer: requests opened over time each time out on their own deadline, settled ones never', async () => {
     const timedOut: number[] = [];
     // Deadlines half a second apart: a loaded machine's timer lateness stays well below that.

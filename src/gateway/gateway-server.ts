@@ -223,7 +223,7 @@ export class GatewayServer {
     }
     s.inflight++;
     // The body stays a view into the socket's chunk while the request is in flight (the in-flight
-    // bound limits what that pins); one that has to wait for a worker gets a copy (RequestDispatch).
+    // bound limits what that pins); one that has to wait for a worker gets a copy if its read is much larger than itself (RequestTable.ownBody).
     const inOrder = this.inOrder;
     if (!inOrder) {
       return new Promise<RouteReply>((resolve, reject) => {

@@ -65,6 +65,9 @@ interface Entry extends PendingRequest, Slot {
 }
 
 const MAX_ID = 0xffffffff;
+/** A waiting request's body view may pin a read buffer of up to this many times its length, plus PINNED_SLACK bytes. */
+const PINNED_PER_BODY = 4;
+const PINNED_SLACK = 1024;
 /** A timeout error comes at most this late, ms. */
 const DEADLINE_TOLERANCE_MS = 10;
 
@@ -182,10 +185,15 @@ export class RequestTable {
     return e;
   }
 
-  /** Keeps its own copy of a pending request's body (it waits long enough that a view would pin its read buffer). */
-  ownBody(id: number): void {
-    const e = this.entries.get(id);
-    if (e) e.body = Buffer.from(e.body);
+  /**
+   * `r` (a request of this table) is going to wait: it keeps its own copy of its body when the
+   * body's view pins a read buffer much larger than itself (a read is shrunk to the bytes read,
+   * so the usual read of a few frames is pinned as it is: at most 4 times the body and 1 KiB).
+   */
+  ownBody(r: PendingRequest): void {
+    const e = r as Entry;
+    if (e.body.buffer.byteLength > PINNED_PER_BODY * e.body.length + PINNED_SLACK)
+      e.body = Buffer.from(e.body);
   }
 
   /** Rejects everything pending (the gateway is going away). */

@@ -37,8 +37,8 @@ export class RequestDispatch {
 
   submit(r: PendingRequest): void {
     if (this.waitHead === this.waiting.length && this.queue?.dispatch(this.requests.toSend(r))) return;
-    // It waits: a view would pin the client's read buffer for that long.
-    this.requests.ownBody(r.id);
+    // It waits: a view may not pin a large read buffer for that long.
+    this.requests.ownBody(r);
     if (this.waiting.length - this.waitHead >= this.opts.maxWaiting) {
       this.requests.reject(
         r.id,
