@@ -112,6 +112,20 @@ describe('RequestTable', () => {
     assert.equal(t.size, 0);
   });
 
+  test('ids wrap at 2^32 and then skip the ones still pending', () => {
+    const t = new RequestTable(10_000);
+    const first = open(t, 1, Buffer.from('a'));
+    assert.equal(first.request.id, 1);
+    (t as unknown as { lastId: number }).lastId = 0xfffffffe;
+    const last = open(t, 1, Buffer.from('b'));
+    assert.equal(last.request.id, 0xffffffff);
+    const wrapped = open(t, 1, Buffer.from('c'));
+    assert.equal(wrapped.request.id, 2, 'id 1 is still pending');
+    assert.equal(t.resolve(1, undefined), true);
+    assert.equal(t.resolve(0xffffffff, undefined), true);
+    assert.equal(t.resolve(2, undefined), true);
+  });
+
   test('a waiting request keeps the view of a small read, and copies its body out of a large one', () => {
     const t = new RequestTable(10_000);
     // A read of 16 frames of 64 bytes (as node hands it: shrunk to the bytes read).

@@ -232,12 +232,12 @@ export class GatewayServer {
           if (o instanceof GatewayError) reject(o);
           else resolve(o);
         });
-        this.dispatcher.submit(r);
+        this.dispatcher.submit(r, true);
       });
     }
     const r = this.requests.open(msgid, body, sessionInfo(s), this.answered, s);
     inOrder.enqueue(s, r);
-    this.dispatcher.submit(r);
+    this.dispatcher.submit(r, true);
     return undefined;
   }
 

@@ -88,6 +88,8 @@ export class RequestTable {
     toleranceMs: DEADLINE_TOLERANCE_MS,
   });
   private lastId = 0;
+  /** The ids went past 2^32 once: from then on a new id skips the ones still pending. */
+  private wrapped = false;
 
   /** `timeoutMs`: from open to the timeout error, ms (> 0). `onTimeout` sees each one (logging). */
   constructor(
@@ -177,11 +179,12 @@ export class RequestTable {
   /**
    * `r` (a request of this table) ready for a queue: its timeout set to what is left of its
    * deadline (at least 1 ms). The entry itself, not an object per request: a queue encodes or
-   * copies what it sends at once.
+   * copies what it sends at once. `now`: the clock (Date.now()) when the caller read it once
+   * for several requests.
    */
-  toSend(r: PendingRequest): PendingRequest {
+  toSend(r: PendingRequest, now = Date.now()): PendingRequest {
     const e = r as Entry;
-    e.timeoutMs = Math.max(1, e.deadline - Date.now());
+    e.timeoutMs = Math.max(1, e.deadline - now);
     return e;
   }
 
@@ -221,11 +224,14 @@ export class RequestTable {
     e.done(new GatewayError('timeout', `request timed out after ${this.timeoutMs} ms`), e);
   }
 
-  /** Ids wrap at 2^32 and skip ones still pending. */
+  /** Ids wrap at 2^32 and then skip ones still pending (before that, none can be). */
   private nextId(): number {
     do {
-      this.lastId = this.lastId >= MAX_ID ? 1 : this.lastId + 1;
-    } while (this.entries.has(this.lastId));
+      if (this.lastId >= MAX_ID) {
+        this.lastId = 1;
+        this.wrapped = true;
+      } else this.lastId++;
+    } while (this.wrapped && this.entries.has(this.lastId));
     return this.lastId;
   }
 }
