@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { coarseNow } from '../src/coarse-clock.js';
 import { type Deadlined, DeadlineRing, DeadlineSlots } from '../src/deadline-ring.js';
 
 interface Held {
@@ -149,5 +150,21 @@ describe('DeadlineSlots', () => {
     for (let i = 0; i < 500 && order.length < 6; i++) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(order, ['early', 'retry', 'first', 'last', 'again1', 'again2']);
     assert.equal(slots.size, 0);
+  });
+});
+
+describe('coarseNow', () => {
+  test('one clock read per run of synchronous work, never ahead of Date.now, read again after a microtask', async () => {
+    const first = coarseNow();
+    const until = Date.now() + 5;
+    while (Date.now() < until) {
+      // spin: the clock moves, the coarse value must not within this run
+    }
+    assert.equal(coarseNow(), first);
+    assert.ok(first <= Date.now());
+    await Promise.resolve();
+    await new Promise((r) => setImmediate(r));
+    const again = coarseNow();
+    assert.ok(again >= until, `read again after the run: ${again} >= ${until}`);
   });
 });

@@ -3,6 +3,7 @@
 // or was re-issued under a new id) is dropped and counted: it never reaches a later request.
 // Deadlines share one timer (deadline-ring.ts): no timer or promise per request.
 
+import { coarseNow } from '../coarse-clock.js';
 import { DeadlineRing } from '../deadline-ring.js';
 import { ReplyError } from '../message/errors.js';
 import type { SessionInfo } from './envelope.js';
@@ -117,7 +118,7 @@ export class RequestTable {
     done: (outcome: Outcome, req: OpenRequest) => void,
     owner?: unknown,
   ): OpenRequest {
-    const deadline = Date.now() + this.timeoutMs;
+    const deadline = coarseNow() + this.timeoutMs;
     const entry: Entry = {
       id: this.nextId(),
       msgid,

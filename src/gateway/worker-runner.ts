@@ -5,6 +5,7 @@
 // answer (info, no stack) or, when it shows a bug (isProgrammerError), as a warning with its stack;
 // counted per client address (PeerLog), so one client's failing requests cost a line per second.
 
+import { coarseNow } from '../coarse-clock.js';
 import { type Deadlined, DeadlineSlots } from '../deadline-ring.js';
 import { answerFields, isProgrammerError } from '../errors.js';
 import { ReplyError } from '../message/errors.js';
@@ -134,7 +135,7 @@ export class WorkerRunner {
     // its own error does not overtake the gateway's timeout error (it arrives late, and is dropped).
     if (req.timeoutMs !== 0) {
       const wait = req.timeoutMs + Math.max(WORKER_SLACK_MS, req.timeoutMs / 10);
-      this.deadlines.add(job, Date.now() + wait);
+      this.deadlines.add(job, coarseNow() + wait);
     }
     const msg: GatewayMessage = { msgid: req.msgid, body: req.body, session: this.sessionOf(req.session) };
     let result: unknown;
