@@ -12,7 +12,7 @@ import { PeerLog, ThrottledCount } from '../throttled-count.js';
 import type { Logger } from '../types.js';
 import { GATEWAY_MSGID, isReserved } from './protocol.js';
 import type { GatewayQueue, GatewayQueueEvents } from './queues/queue.js';
-import { GatewayError, type Outcome, type ReplyValue, RequestTable } from './requests.js';
+import { GatewayError, type OpenRequest, type Outcome, type ReplyValue, RequestTable } from './requests.js';
 import { ClientNames } from './server/client-names.js';
 import { InOrderAnswers } from './server/in-order-answers.js';
 import { RequestDispatch } from './server/request-dispatch.js';
@@ -223,7 +223,7 @@ export class GatewayServer {
     }
     s.inflight++;
     // The body stays a view into the socket's chunk while the request is in flight (the in-flight
-    // bound limits what that pins); one that has to wait for a worker gets a copy (RequestDispatch).
+    // bound limits what that pins); one that has to wait for a worker gets a copy if its read is much larger than itself (RequestTable.ownBody).
     const inOrder = this.inOrder;
     if (!inOrder) {
       return new Promise<RouteReply>((resolve, reject) => {
@@ -232,17 +232,21 @@ export class GatewayServer {
           if (o instanceof GatewayError) reject(o);
           else resolve(o);
         });
-        this.dispatcher.submit(r);
+        this.dispatcher.submit(r, true);
       });
     }
-    const slot = inOrder.slot(s);
-    const r = this.requests.open(msgid, body, sessionInfo(s), (o) => {
-      s.inflight--;
-      inOrder.finish(s, slot, o);
-    });
-    this.dispatcher.submit(r);
+    const r = this.requests.open(msgid, body, sessionInfo(s), this.answered, s);
+    inOrder.enqueue(s, r);
+    this.dispatcher.submit(r, true);
     return undefined;
   }
+
+  /** Codecs without seq: a request's outcome, into its place in its session's line (one function for all). */
+  private readonly answered = (o: Outcome, r: OpenRequest): void => {
+    const s = r.owner as Session;
+    s.inflight--;
+    this.inOrder!.finish(s, r, o);
+  };
 
   /**
    * Sends what a client frame gets back. seq codec: through the message layer, which pairs it with

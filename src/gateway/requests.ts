@@ -1,10 +1,13 @@
 // Request correlation in one gateway: every client request gets an id, a deadline and exactly one
 // outcome (reply, error, timeout, worker loss). A reply whose id is no longer pending (it timed out,
 // or was re-issued under a new id) is dropped and counted: it never reaches a later request.
-// Deadlines share one timer (deadlines.ts): no timer or promise per request.
+// Deadlines share one timer (deadline-ring.ts): no timer or promise per request.
+
+import { coarseNow } from '../coarse-clock.js';
+import { DeadlineRing } from '../deadline-ring.js';
 import { ReplyError } from '../message/errors.js';
-import { Deadlines } from './deadlines.js';
 import type { SessionInfo } from './envelope.js';
+import { PENDING, type Slot } from './server/session.js';
 
 export interface ReplyValue {
   msgid: number;
@@ -42,21 +45,32 @@ export interface PendingRequest {
   readonly deadline: number;
   /** What was left of the client's timeout when it was last sent (toSend), ms; the whole timeout at open. */
   readonly timeoutMs: number;
+  /** Whatever `open` was given as its owner (the gateway: the client's session). */
+  readonly owner: unknown;
 }
 
-interface Entry extends PendingRequest {
+/**
+ * An open request is also its answer's place in its session's line (codecs without seq), so a
+ * request costs one object, not a request, a slot and a callback.
+ */
+export type OpenRequest = PendingRequest & Slot;
+
+interface Entry extends PendingRequest, Slot {
   id: number;
   attempts: number;
   body: Buffer;
   timeoutMs: number;
-  done: (outcome: Outcome) => void;
-  /** The deadline bucket holding it until it settles. */
-  bucket: Set<Entry>;
+  done: (outcome: Outcome, req: OpenRequest) => void;
+  /** Its place in the deadline ring until it settles. */
+  deadlineTicket: number;
 }
 
 const MAX_ID = 0xffffffff;
-/** Deadlines are rounded up to this, ms: a timeout error comes at most this late. */
-const DEADLINE_STEP_MS = 10;
+/** A waiting request's body view may pin a read buffer of up to this many times its length, plus PINNED_SLACK bytes. */
+const PINNED_PER_BODY = 4;
+const PINNED_SLACK = 1024;
+/** A timeout error comes at most this late, ms. */
+const DEADLINE_TOLERANCE_MS = 10;
 
 export class RequestTable {
   /** Replies (and errors) that came for no pending request: late, or for a re-issued attempt. */
@@ -70,8 +84,13 @@ export class RequestTable {
   /** --metrics: each reply's time since the request opened, seconds (rounded to the ms clock). */
   onRoundTrip: ((seconds: number) => void) | undefined;
   private readonly entries = new Map<number, Entry>();
-  private readonly deadlines = new Deadlines<Entry>(DEADLINE_STEP_MS, (e) => this.expire(e));
+  /** Keyed by request id. */
+  private readonly deadlines = new DeadlineRing((id) => this.expire(id), {
+    toleranceMs: DEADLINE_TOLERANCE_MS,
+  });
   private lastId = 0;
+  /** The ids went past 2^32 once: from then on a new id skips the ones still pending. */
+  private wrapped = false;
 
   /** `timeoutMs`: from open to the timeout error, ms (> 0). `onTimeout` sees each one (logging). */
   constructor(
@@ -89,10 +108,17 @@ export class RequestTable {
 
   /**
    * Opens a request; `done` is called exactly once, later (never from inside open), with its reply,
-   * undefined (the handler sent none) or a GatewayError.
+   * undefined (the handler sent none) or a GatewayError, and the request. `done` may be one
+   * function for every request, finding what it needs in `owner`.
    */
-  open(msgid: number, body: Buffer, session: SessionInfo, done: (outcome: Outcome) => void): PendingRequest {
-    const deadline = Date.now() + this.timeoutMs;
+  open(
+    msgid: number,
+    body: Buffer,
+    session: SessionInfo,
+    done: (outcome: Outcome, req: OpenRequest) => void,
+    owner?: unknown,
+  ): OpenRequest {
+    const deadline = coarseNow() + this.timeoutMs;
     const entry: Entry = {
       id: this.nextId(),
       msgid,
@@ -102,9 +128,12 @@ export class RequestTable {
       deadline,
       timeoutMs: this.timeoutMs,
       done,
-      bucket: undefined as unknown as Set<Entry>,
+      owner,
+      outcome: PENDING,
+      cost: 0,
+      deadlineTicket: 0,
     };
-    entry.bucket = this.deadlines.add(entry, deadline);
+    entry.deadlineTicket = this.deadlines.add(entry.id, deadline);
     this.entries.set(entry.id, entry);
     return entry;
   }
@@ -119,7 +148,7 @@ export class RequestTable {
     if (!e) return false;
     this.replied++;
     if (this.onRoundTrip) this.onRoundTrip((Date.now() - (e.deadline - this.timeoutMs)) / 1000);
-    e.done(value);
+    e.done(value, e);
     return true;
   }
 
@@ -128,7 +157,7 @@ export class RequestTable {
     const e = this.take(id);
     if (!e) return false;
     this.failed++;
-    e.done(err);
+    e.done(err, e);
     return true;
   }
 
@@ -140,27 +169,35 @@ export class RequestTable {
     const e = this.entries.get(id);
     if (!e) return undefined;
     this.entries.delete(id);
+    this.deadlines.remove(e.deadlineTicket, id);
     e.id = this.nextId();
     e.attempts++;
     this.entries.set(e.id, e);
+    e.deadlineTicket = this.deadlines.add(e.id, e.deadline);
     return e;
   }
 
   /**
    * `r` (a request of this table) ready for a queue: its timeout set to what is left of its
    * deadline (at least 1 ms). The entry itself, not an object per request: a queue encodes or
-   * copies what it sends at once.
+   * copies what it sends at once. `now`: the clock (Date.now()) when the caller read it once
+   * for several requests.
    */
-  toSend(r: PendingRequest): PendingRequest {
+  toSend(r: PendingRequest, now = Date.now()): PendingRequest {
     const e = r as Entry;
-    e.timeoutMs = Math.max(1, e.deadline - Date.now());
+    e.timeoutMs = Math.max(1, e.deadline - now);
     return e;
   }
 
-  /** Keeps its own copy of a pending request's body (it waits long enough that a view would pin its read buffer). */
-  ownBody(id: number): void {
-    const e = this.entries.get(id);
-    if (e) e.body = Buffer.from(e.body);
+  /**
+   * `r` (a request of this table) is going to wait: it keeps its own copy of its body when the
+   * body's view pins a read buffer much larger than itself (a read is shrunk to the bytes read,
+   * so the usual read of a few frames is pinned as it is: at most 4 times the body and 1 KiB).
+   */
+  ownBody(r: PendingRequest): void {
+    const e = r as Entry;
+    if (e.body.buffer.byteLength > PINNED_PER_BODY * e.body.length + PINNED_SLACK)
+      e.body = Buffer.from(e.body);
   }
 
   /** Rejects everything pending (the gateway is going away). */
@@ -175,23 +212,27 @@ export class RequestTable {
       return undefined;
     }
     this.entries.delete(id);
-    this.deadlines.remove(e, e.bucket);
+    this.deadlines.remove(e.deadlineTicket, id);
     return e;
   }
 
-  private expire(e: Entry): void {
-    if (this.entries.get(e.id) !== e) return;
-    this.entries.delete(e.id);
+  private expire(id: number): void {
+    const e = this.entries.get(id);
+    if (e === undefined) return;
+    this.entries.delete(id);
     this.timeouts++;
     this.onTimeout(e);
-    e.done(new GatewayError('timeout', `request timed out after ${this.timeoutMs} ms`));
+    e.done(new GatewayError('timeout', `request timed out after ${this.timeoutMs} ms`), e);
   }
 
-  /** Ids wrap at 2^32 and skip ones still pending. */
+  /** Ids wrap at 2^32 and then skip ones still pending (before that, none can be). */
   private nextId(): number {
     do {
-      this.lastId = this.lastId >= MAX_ID ? 1 : this.lastId + 1;
-    } while (this.entries.has(this.lastId));
+      if (this.lastId >= MAX_ID) {
+        this.lastId = 1;
+        this.wrapped = true;
+      } else this.lastId++;
+    } while (this.wrapped && this.entries.has(this.lastId));
     return this.lastId;
   }
 }

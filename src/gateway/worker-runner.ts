@@ -4,6 +4,9 @@
 // A throw is logged here, once (the gateway sends the error frame without another line): as an
 // answer (info, no stack) or, when it shows a bug (isProgrammerError), as a warning with its stack;
 // counted per client address (PeerLog), so one client's failing requests cost a line per second.
+
+import { coarseNow } from '../coarse-clock.js';
+import { type Deadlined, DeadlineSlots } from '../deadline-ring.js';
 import { answerFields, isProgrammerError } from '../errors.js';
 import { ReplyError } from '../message/errors.js';
 import { isThenable } from '../message/router.js';
@@ -17,26 +20,27 @@ import {
   type GatewaySession,
   toReply,
 } from './business.js';
-import { Deadlines } from './deadlines.js';
 import { type Envelope, KIND, type SessionInfo } from './envelope.js';
 
 type RequestEnvelope = Extract<Envelope, { kind: 1 }>;
 
 /** At least this much longer than the client's timeout the worker waits for its handler, ms. */
 const WORKER_SLACK_MS = 100;
-/** Handler deadlines are rounded up to this, ms (well within the slack). */
-const DEADLINE_STEP_MS = 20;
+/** A handler deadline is noticed at most this late, ms (well within the slack). */
+const DEADLINE_TOLERANCE_MS = 20;
 
 /** Delivers ctx.send for the request it came with (the queue knows the way). */
 export type SendFn = (target: string, msgid: number, body: Buffer) => Promise<DeliverResult>;
 
 /** One request being handled: its context (the handler's `ctx`), its deadline, its one answer. */
-class Job implements GatewayContext {
+class Job implements GatewayContext, Deadlined {
   done = false;
   expired = false;
   /** Made on first use of ctx.signal: most handlers never look at it. */
   controller: AbortController | undefined;
-  bucket: Set<Job> | undefined;
+  /** Its place among the deadlines while it runs (key 0: none). */
+  deadlineKey = 0;
+  deadlineTicket = 0;
 
   constructor(
     readonly runner: WorkerRunner,
@@ -87,7 +91,9 @@ export class WorkerRunner {
   private lastInfo: SessionInfo | undefined;
   private lastSession: GatewaySession | undefined;
   /** One timer for every running handler's deadline. */
-  private readonly deadlines = new Deadlines<Job>(DEADLINE_STEP_MS, (job) => this.expire(job));
+  private readonly deadlines = new DeadlineSlots<Job>((job) => this.expire(job), {
+    toleranceMs: DEADLINE_TOLERANCE_MS,
+  });
 
   constructor(
     private readonly handler: BusinessHandler,
@@ -129,7 +135,7 @@ export class WorkerRunner {
     // its own error does not overtake the gateway's timeout error (it arrives late, and is dropped).
     if (req.timeoutMs !== 0) {
       const wait = req.timeoutMs + Math.max(WORKER_SLACK_MS, req.timeoutMs / 10);
-      job.bucket = this.deadlines.add(job, Date.now() + wait);
+      this.deadlines.add(job, coarseNow() + wait);
     }
     const msg: GatewayMessage = { msgid: req.msgid, body: req.body, session: this.sessionOf(req.session) };
     let result: unknown;
@@ -193,7 +199,6 @@ export class WorkerRunner {
   }
 
   private expire(job: Job): void {
-    job.bucket = undefined;
     job.expired = true;
     job.controller?.abort(new Error('request deadline passed'));
     this.finish(job, {
@@ -206,7 +211,7 @@ export class WorkerRunner {
   private finish(job: Job, answer: Envelope): void {
     if (job.done) return;
     job.done = true;
-    if (job.bucket) this.deadlines.remove(job, job.bucket);
+    this.deadlines.remove(job);
     job.answer(answer);
     this.active--;
     this.served++;

@@ -1,5 +1,6 @@
 import { connect, isIP, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import { type Deadlined, DeadlineSlots } from '../deadline-ring.js';
 import { encodeProxyV1, encodeProxyV2 } from '../proxy-protocol/header.js';
 import { peerLogOf } from '../throttled-count.js';
 import type { Logger } from '../types.js';
@@ -144,7 +145,7 @@ enum Phase {
  * (`this` is a socket; kFwd leads here), instead of a dozen closures and `once` wrappers, and
  * the connect timeout in a shared deadline queue instead of a timer each.
  */
-class Forwarding {
+class Forwarding implements Deadlined {
   phase = Phase.Connecting;
   attempt = 0;
   /** Backends whose connect failed, once one did (the first pick excludes nothing). */
@@ -162,7 +163,9 @@ class Forwarding {
   startedMs = 0;
   /** Where the current connect attempt's deadline waits (connectDeadlines), until it settles. */
   deadlines: DeadlineQueue | undefined;
-  deadlineIndex = 0;
+  /** Its place in that queue (DeadlineSlots). */
+  deadlineKey = 0;
+  deadlineTicket = 0;
   /** PROXY header bytes sent (not the client's). */
   header = 0;
   backendBroke: string | undefined;
@@ -212,7 +215,7 @@ class Forwarding {
     socket.on('error', onBackendError);
     const q = deadlineQueue(opts.connectTimeoutMs);
     this.deadlines = q;
-    this.deadlineIndex = q.add(this);
+    q.add(this);
   }
 
   /** The TCP connect is up: forward, or (TLS) start the handshake. */
@@ -287,7 +290,7 @@ class Forwarding {
 
   /** The connect attempt is over: its deadline no longer applies. */
   private settle(): void {
-    this.deadlines?.settle(this.deadlineIndex, this);
+    this.deadlines?.settle(this);
     this.deadlines = undefined;
   }
 
@@ -475,98 +478,37 @@ function destroySocket(socket: Socket): void {
 }
 
 /**
- * The connect timeouts of every forwarding in this process: per timeout value, a queue in
- * deadline order (each attempt waits as long as the one before it, so the order of arrival is
- * the order of expiry) and one timer for its head, instead of a timer per connect. An attempt
- * that settles clears its slot, and the head moves past cleared slots, so the queue holds only
- * the attempts still connecting (a ring that grows only while one waits long); the timer, when
- * it fires, times out what is due and arms itself for the next waiting attempt.
+ * The connect timeouts of every forwarding in this process: per timeout value, a DeadlineSlots ring
+ * (each attempt waits as long as the one before it, so the order of arrival is the order of
+ * expiry) with one timer, instead of a timer per connect. An attempt that settles leaves the
+ * ring; the timer, when it fires, times out what is due (which may add to the ring) and arms
+ * itself for the next waiting attempt.
  */
 class DeadlineQueue {
-  #items: (Forwarding | undefined)[] = new Array(64).fill(undefined);
-  /** performance.now() deadlines, by slot. */
-  #deadlines: number[] = new Array(64).fill(0);
-  #mask = 63;
-  /** Attempts are numbered in order of arrival: the oldest not yet passed, and the next. */
-  #head = 0;
-  #tail = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #expiring = false;
+  readonly #ring: DeadlineSlots<Forwarding>;
 
-  constructor(readonly timeoutMs: number) {}
-
-  /** Times `f`'s current connect attempt out after timeoutMs, unless settle() comes first; returns its number. */
-  add(f: Forwarding): number {
-    if (this.#tail - this.#head > this.#mask) this.#grow();
-    const index = this.#tail++;
-    this.#items[index & this.#mask] = f;
-    this.#deadlines[index & this.#mask] = performance.now() + this.timeoutMs;
-    if (this.#timer === undefined && !this.#expiring) this.#timer = this.#arm(this.timeoutMs);
-    return index;
+  constructor(readonly timeoutMs: number) {
+    // A connecting socket keeps the process alive itself: the timer does not.
+    this.#ring = new DeadlineSlots<Forwarding>((f) => this.#expire(f), {
+      now: () => performance.now(),
+      toleranceMs: 1,
+      unref: true,
+    });
   }
 
-  /** The attempt numbered `index` connected or failed. */
-  settle(index: number, f: Forwarding): void {
-    if (index < this.#head || index >= this.#tail) return;
-    const items = this.#items;
-    const mask = this.#mask;
-    if (items[index & mask] !== f) return;
-    items[index & mask] = undefined;
-    while (this.#head < this.#tail && items[this.#head & mask] === undefined) this.#head++;
+  /** Times `f`'s current connect attempt out after timeoutMs, unless settle() comes first. */
+  add(f: Forwarding): void {
+    this.#ring.add(f, performance.now() + this.timeoutMs);
   }
 
-  #grow(): void {
-    const size = (this.#mask + 1) * 2;
-    const items: (Forwarding | undefined)[] = new Array(size).fill(undefined);
-    const deadlines: number[] = new Array(size).fill(0);
-    for (let i = this.#head; i < this.#tail; i++) {
-      items[i & (size - 1)] = this.#items[i & this.#mask];
-      deadlines[i & (size - 1)] = this.#deadlines[i & this.#mask]!;
-    }
-    this.#items = items;
-    this.#deadlines = deadlines;
-    this.#mask = size - 1;
+  /** `f`'s connect attempt connected or failed. */
+  settle(f: Forwarding): void {
+    this.#ring.remove(f);
   }
 
-  #arm(ms: number): NodeJS.Timeout {
-    const t = setTimeout(expireQueue, Math.max(1, Math.ceil(ms)), this);
-    t.unref(); // a connecting socket keeps the process alive itself
-    return t;
+  #expire(f: Forwarding): void {
+    if (f.phase === Phase.Connecting) f.connectFailed(`connect timed out after ${this.timeoutMs} ms`);
   }
-
-  /** The timer fired: times out every attempt past its deadline, then waits for the next one. */
-  expire(): void {
-    this.#timer = undefined;
-    this.#expiring = true;
-    let next: number | undefined;
-    try {
-      const now = performance.now();
-      while (this.#head < this.#tail) {
-        const slot = this.#head & this.#mask;
-        const f = this.#items[slot];
-        if (f !== undefined && f.phase === Phase.Connecting) {
-          const wait = this.#deadlines[slot]! - now;
-          if (wait > 0.5) {
-            next = wait;
-            break;
-          }
-          this.#items[slot] = undefined;
-          this.#head++;
-          f.connectFailed(`connect timed out after ${this.timeoutMs} ms`); // may add to this queue
-          continue;
-        }
-        this.#items[slot] = undefined;
-        this.#head++;
-      }
-    } finally {
-      this.#expiring = false;
-    }
-    if (next !== undefined) this.#timer = this.#arm(next);
-  }
-}
-
-function expireQueue(queue: DeadlineQueue): void {
-  queue.expire();
 }
 
 /** The process's connect deadline queues, one per timeout value (a reload may change it). */

@@ -64,9 +64,14 @@ export class InOrderAnswers {
   /** The place in line of an answer to come. */
   slot(s: Session): Slot {
     const slot: Slot = { outcome: PENDING, cost: 0 };
+    this.enqueue(s, slot);
+    return slot;
+  }
+
+  /** `slot` (pending: a request's own, OpenRequest) takes the next place in line. */
+  enqueue(s: Session, slot: Slot): void {
     s.line.push(slot);
     s.conn.owe(1);
-    return slot;
   }
 
   /**

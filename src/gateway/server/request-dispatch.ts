@@ -35,10 +35,15 @@ export class RequestDispatch {
     return this.waiting.length - this.waitHead;
   }
 
-  submit(r: PendingRequest): void {
-    if (this.waitHead === this.waiting.length && this.queue?.dispatch(this.requests.toSend(r))) return;
-    // It waits: a view would pin the client's read buffer for that long.
-    this.requests.ownBody(r.id);
+  /** `justOpened`: `r` was opened in this call stack, so its whole timeout is left (no clock read). */
+  submit(r: PendingRequest, justOpened = false): void {
+    if (
+      this.waitHead === this.waiting.length &&
+      this.queue?.dispatch(justOpened ? r : this.requests.toSend(r))
+    )
+      return;
+    // It waits: a view may not pin a large read buffer for that long.
+    this.requests.ownBody(r);
     if (this.waiting.length - this.waitHead >= this.opts.maxWaiting) {
       this.requests.reject(
         r.id,
@@ -54,10 +59,11 @@ export class RequestDispatch {
 
   /** A worker has room: send what waits, oldest first; skip what timed out meanwhile. */
   pump(): void {
+    const now = Date.now(); // one clock read for the lot: a pump takes well under a millisecond
     while (this.waitHead < this.waiting.length) {
       const r = this.waiting[this.waitHead]!;
       if (this.requests.get(r.id) === r) {
-        if (!this.queue?.dispatch(this.requests.toSend(r))) break;
+        if (!this.queue?.dispatch(this.requests.toSend(r, now))) break;
       }
       this.waiting[this.waitHead++] = undefined as unknown as PendingRequest;
     }
