@@ -129,13 +129,18 @@ const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 console.log(
   `node ${execFileSync(o.node, ['--version'], { encoding: 'utf8' }).trim()} close ${o.close} load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
 );
+// Per-round ratios to the first server (its µs ÷ theirs, and rate ÷ its rate): adjacent runs
+// share the machine's load of the moment, so these vary less than the figures themselves.
+const first = results[names[0]];
 for (const n of names) {
   const rs = results[n];
+  const cpuRatio = med(rs.map((x, i) => first[i].us / x.us));
+  const rateRatio = med(rs.map((x, i) => x.rate / first[i].rate));
   console.log(
-    `${n.padEnd(10)} gen ${med(rs.map((x) => x.gen)).toFixed(2)} rate ${med(rs.map((x) => x.rate))
+    `${n.padEnd(15)} gen ${med(rs.map((x) => x.gen)).toFixed(2)} rate ${med(rs.map((x) => x.rate))
       .toFixed(0)
       .padStart(
         6,
-      )}  cores ${med(rs.map((x) => x.cores)).toFixed(2)}  us/conn ${med(rs.map((x) => x.us)).toFixed(1)}  (${rs.map((x) => x.us.toFixed(1)).join(' ')})`,
+      )}  cores ${med(rs.map((x) => x.cores)).toFixed(2)}  us/conn ${med(rs.map((x) => x.us)).toFixed(1)}  cpu-ratio ${cpuRatio.toFixed(2)}  rate-ratio ${rateRatio.toFixed(2)}  (${rs.map((x) => x.us.toFixed(1)).join(' ')})`,
   );
 }
