@@ -27,9 +27,10 @@ const { values: o } = parseArgs({
 const GEN = resolve(ROOT, '.bench-out/native/connect-gen');
 const extra = o.args ? o.args.split(' ') : [];
 
-// A name `base:NAME` runs NAME from the tree given with --base (e.g. a copy of the commit before).
+// A name `base:NAME` runs NAME from the tree given with --base (e.g. a copy of the commit before),
+// `/DIR:NAME` from DIR.
 function commandFor(name) {
-  name = name.replace(/^base:/, '');
+  name = name.replace(/^base:/, '').replace(/^\/[^:]*:/, '');
   if (name === 'tcpdaemon')
     return [o.node, ...extra, 'bin/tcpdaemon', '-m', 'IOMP', '-c', '1', '-l', '127.0.0.1:0', '-s', o.handler];
   return [o.node, ...extra, 'bench/loop-cost/servers.mjs', name];
@@ -37,7 +38,7 @@ function commandFor(name) {
 
 function start(name) {
   const argv = commandFor(name);
-  const cwd = name.startsWith('base:') ? o.base : ROOT;
+  const cwd = name.startsWith('base:') ? o.base : name.startsWith('/') ? name.slice(0, name.indexOf(':')) : ROOT;
   const child = spawn(argv[0], argv.slice(1), { cwd, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((res, rej) => {
     let buf = '';
