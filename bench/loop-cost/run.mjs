@@ -38,7 +38,11 @@ function commandFor(name) {
 
 function start(name) {
   const argv = commandFor(name);
-  const cwd = name.startsWith('base:') ? o.base : name.startsWith('/') ? name.slice(0, name.indexOf(':')) : ROOT;
+  const cwd = name.startsWith('base:')
+    ? o.base
+    : name.startsWith('/')
+      ? name.slice(0, name.indexOf(':'))
+      : ROOT;
   const child = spawn(argv[0], argv.slice(1), { cwd, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((res, rej) => {
     let buf = '';
