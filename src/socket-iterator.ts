@@ -57,13 +57,29 @@ class SocketIterator {
   /** True while this iterator holds the socket paused (its queue reached the highWaterMark). */
   #paused = false;
   readonly #onData: (chunk: Chunk) => void;
-  readonly #stopWatching: () => void;
+  /** Undefined while finished() watches the socket (the rare start on a socket no longer open). */
+  readonly #onEnd: (() => void) | undefined;
+  readonly #onError: ((err: Error) => void) | undefined;
+  readonly #onClose: (() => void) | undefined;
+  readonly #stopWatching: (() => void) | undefined;
 
   constructor(socket: Socket) {
     this.#socket = socket;
     this.#onData = (chunk) => this.#take(chunk);
     socket.on('data', this.#onData);
-    this.#stopWatching = finished(socket, { writable: false }, (err) => this.#settle(err ?? null));
+    if (socket.destroyed || socket.readableEnded || socket.errored) {
+      // A socket that ended, failed or was destroyed before the loop: finished() knows each case.
+      this.#stopWatching = finished(socket, { writable: false }, (err) => this.#settle(err ?? null));
+    } else {
+      // An open socket (every served one): the three events finished() would take its answer
+      // from, without its dozen closures and listeners per connection.
+      this.#onEnd = () => this.#settle(null);
+      this.#onError = (err) => this.#settle(err);
+      this.#onClose = () => this.#settle(closeOutcome(socket));
+      socket.on('end', this.#onEnd);
+      socket.on('error', this.#onError);
+      socket.on('close', this.#onClose);
+    }
     // Node's iterator reads a socket the handler paused before the loop; so does this one.
     socket.resume();
   }
@@ -123,9 +139,10 @@ class SocketIterator {
     }
   }
 
-  /** The socket's readable side finished: cleanly (null) or not. */
+  /** The socket's readable side finished: cleanly (null) or not. Only the first outcome counts. */
   #settle(err: Error | null): void {
-    this.#error ??= err;
+    if (this.#error !== undefined) return;
+    this.#error = err;
     if (this.#waiters.length === 0) return;
     const waiters = this.#waiters.splice(0);
     if (err) {
@@ -153,9 +170,33 @@ class SocketIterator {
     this.#closed = true;
     this.#queue.length = 0;
     this.#queued = 0;
-    this.#socket.off('data', this.#onData);
-    this.#stopWatching();
+    const socket = this.#socket;
+    socket.off('data', this.#onData);
+    if (this.#stopWatching) {
+      this.#stopWatching();
+      return;
+    }
+    socket.off('end', this.#onEnd!);
+    socket.off('error', this.#onError!);
+    socket.off('close', this.#onClose!);
   }
 }
 
 Object.setPrototypeOf(SocketIterator.prototype, AsyncIteratorPrototype);
+
+/**
+ * What finished() reports for a 'close' before 'end' or 'error' reached us: the socket's error if
+ * it has one, a clean end if its input had ended, else a premature close.
+ */
+function closeOutcome(socket: Socket): Error | null {
+  const errored = socket.errored;
+  if (errored) return errored;
+  const state = (socket as Socket & { _readableState?: { ended: boolean; length: number } })._readableState;
+  if (socket.readableEnded || (state?.ended && state.length === 0)) return null;
+  return prematureClose();
+}
+
+/** Node's ERR_STREAM_PREMATURE_CLOSE, which finished() reports a close before the end with. */
+function prematureClose(): Error {
+  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+}

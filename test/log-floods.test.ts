@@ -72,6 +72,8 @@ test('a 4 s RST storm: 600 connections reset by their peer cost a few `connectio
       await daemon.waitForLog(() => events(daemon, msg) === storm);
       const written = lines(daemon, msg);
       assert.ok(written.length <= 12, `${written.length} lines for ${storm} resets`);
+      // The first is written at once, naming the connection's peer (read before its reset).
+      assert.match(String(written[0]?.remote), /^127\.0\.0\.1:[1-9]\d*$/);
       const summary = written.find((l) => typeof l.suppressed === 'number');
       assert.ok(summary, 'a summary line');
       assert.equal(summary.remote, '127.0.0.1');

@@ -165,6 +165,29 @@ for (const iterator of ITERATORS) {
     await closeAll(served);
   });
 
+  test(`${iterator} iterator: a loop started after the input ended ends at once`, async () => {
+    const served = await serveOne(iterator, async (socket) => {
+      socket.resume();
+      await once(socket, 'end');
+      return collect(socket);
+    });
+    served.client.end('dropped');
+    const { value, error } = await served.outcome;
+    assert.equal(error, undefined);
+    assert.deepEqual(value, []);
+    await closeAll(served);
+  });
+
+  test(`${iterator} iterator: a loop started on a destroyed socket throws premature close`, async () => {
+    const served = await serveOne(iterator, async (socket) => {
+      socket.destroy();
+      return collect(socket);
+    });
+    const { error } = await served.outcome;
+    assert.equal(error?.code, 'ERR_STREAM_PREMATURE_CLOSE');
+    await closeAll(served);
+  });
+
   test(`${iterator} iterator: a socket paused before and inside the loop is still read`, async () => {
     const served = await serveOne(iterator, async (socket) => {
       socket.pause();
