@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [-- --only NAME[,NAME...]] [-- --rounds N] [-- --write] [-- --node PATH]`
+// `npm run bench [-- --quick] [-- --only NAME[,NAME...]] [-- --rounds N] [-- --warmup S] [-- --write] [-- --node PATH]`
 // Runs every scenario of scenarios.ts against each of its servers, each on a fresh server,
 // one after the other, and writes the raw results to .bench-out/ and the tables to
 // BENCHMARKS.md (between its markers). A --only run writes BENCHMARKS.md only with --write.
