@@ -4,14 +4,13 @@
 // --tls cycles (OpenSSL) against node's tls server: full and resumed handshakes, every byte verified.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { type ConnectGenOutput, connectGenResult } from '../bench/native.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { nativeGenerator } from './helpers/native-gen.js';
-import { makePki } from './helpers/tls.js';
+import { countingTlsServer, makePki } from './helpers/tls.js';
 
 checkNoLeftoverProcesses();
 
@@ -214,53 +213,12 @@ describe('connect-gen', () => {
   }
 });
 
-interface TlsCounted {
-  port: number;
-  close(): Promise<void>;
-  /** Handshakes done, and how many of them resumed a session; connections ended by the client's close_notify. */
-  handshakes: number;
-  reused: number;
-  protocols: Set<string>;
-  ends: number;
-}
-
 describe('connect-gen --tls', () => {
   const pki = makePki();
   after(() => pki.remove());
   const { cert, key } = pki.server('gen.test');
 
-  /** node's tls server on 127.0.0.1:0 running `onSocket` on each secured socket. */
-  async function serveTls(onSocket: (s: TLSSocket) => void): Promise<TlsCounted> {
-    const open = new Set<TLSSocket>();
-    const server = createTlsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (s) => {
-      counted.handshakes += 1;
-      if (s.isSessionReused()) counted.reused += 1;
-      counted.protocols.add(String(s.getProtocol()));
-      open.add(s);
-      s.on('end', () => {
-        counted.ends += 1;
-      });
-      s.on('error', () => s.destroy());
-      s.on('close', () => open.delete(s));
-      onSocket(s);
-    });
-    const counted: TlsCounted = {
-      port: 0,
-      handshakes: 0,
-      reused: 0,
-      protocols: new Set(),
-      ends: 0,
-      close: () => {
-        const closed = new Promise<void>((r) => server.close(() => r()));
-        for (const s of open) s.destroy();
-        return closed;
-      },
-    };
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    counted.port = (server.address() as AddressInfo).port;
-    return counted;
-  }
+  const serveTls = (onSocket: (s: TLSSocket) => void) => countingTlsServer(cert, key, onSocket);
 
   test('--tls new: a full TLS 1.3 handshake per cycle, every byte verified, close_notify sent', async () => {
     const s = await serveTls((sock) => sock.pipe(sock));

@@ -8,10 +8,8 @@
 // is a verify error, a plaintext server a TLS handshake error.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { type PipelineGenOutput, pipelineGenResult } from '../bench/native.js';
 import { FLAG_REPLY } from '../src/message/codecs/codec.js';
 import { createCodec } from '../src/message/index.js';
@@ -19,7 +17,7 @@ import { EXAMPLES, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { withMessageServer } from './helpers/message.js';
 import { type GenRun, nativeGenerator } from './helpers/native-gen.js';
-import { makePki } from './helpers/tls.js';
+import { countingTlsServer, makePki, type TlsCounts } from './helpers/tls.js';
 
 checkNoLeftoverProcesses();
 
@@ -342,14 +340,8 @@ describe('pipeline-gen against wrong answers', () => {
   }
 });
 
-interface TlsEcho {
-  port: number;
-  /** Handshakes the server finished, the protocols they agreed, and plaintext bytes it read. */
-  handshakes: number;
-  protocols: Set<string>;
-  bytesRead: number;
-  close(): Promise<void>;
-}
+/** What tlsEcho's server saw: the counts, and the plaintext bytes it read. */
+type TlsEcho = TlsCounts & { bytesRead: number };
 
 describe('pipeline-gen --tls', () => {
   const pki = makePki();
@@ -358,32 +350,13 @@ describe('pipeline-gen --tls', () => {
 
   /** node's tls server on 127.0.0.1:0 answering each read with `answer(chunk)` (default: the chunk). */
   async function tlsEcho(answer: (chunk: Buffer) => Buffer = (d) => d): Promise<TlsEcho> {
-    const open = new Set<TLSSocket>();
-    const server = createTlsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (s) => {
-      echo.handshakes += 1;
-      echo.protocols.add(String(s.getProtocol()));
-      open.add(s);
-      s.on('error', () => s.destroy());
-      s.on('close', () => open.delete(s));
+    const counts = await countingTlsServer(cert, key, (s) => {
       s.on('data', (d: Buffer) => {
         echo.bytesRead += d.length;
         s.write(answer(d));
       });
     });
-    const echo: TlsEcho = {
-      port: 0,
-      handshakes: 0,
-      protocols: new Set(),
-      bytesRead: 0,
-      close: () => {
-        const closed = new Promise<void>((r) => server.close(() => r()));
-        for (const s of open) s.destroy();
-        return closed;
-      },
-    };
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    echo.port = (server.address() as AddressInfo).port;
+    const echo: TlsEcho = Object.assign(counts, { bytesRead: 0 });
     return echo;
   }
 

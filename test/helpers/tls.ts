@@ -1,9 +1,12 @@
 // Certificates made for a test (openssl, into a temp dir; removed by the caller), and Debian's
-// `openssl s_client` as the TLS client.
+// `openssl s_client` as the TLS client, and a counting node `tls` server for the generators' tests.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 
 export interface Pki {
   dir: string;
@@ -164,4 +167,53 @@ export function sClient(
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** What a counting node `tls` server (countingTlsServer) saw. */
+export interface TlsCounts {
+  port: number;
+  /** Handshakes done, how many resumed a session, and the protocols agreed. */
+  handshakes: number;
+  reused: number;
+  protocols: Set<string>;
+  /** Connections ended by the client (close_notify or FIN). */
+  ends: number;
+  close(): Promise<void>;
+}
+
+/** node's tls server on 127.0.0.1:0 with `cert` and `key` (files), running `onSocket` on each secured socket. */
+export async function countingTlsServer(
+  cert: string,
+  key: string,
+  onSocket: (s: TLSSocket) => void,
+): Promise<TlsCounts> {
+  const open = new Set<TLSSocket>();
+  const server = createTlsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (s) => {
+    counts.handshakes += 1;
+    if (s.isSessionReused()) counts.reused += 1;
+    counts.protocols.add(String(s.getProtocol()));
+    open.add(s);
+    s.on('end', () => {
+      counts.ends += 1;
+    });
+    s.on('error', () => s.destroy());
+    s.on('close', () => open.delete(s));
+    onSocket(s);
+  });
+  const counts: TlsCounts = {
+    port: 0,
+    handshakes: 0,
+    reused: 0,
+    protocols: new Set(),
+    ends: 0,
+    close: () => {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      for (const s of open) s.destroy();
+      return closed;
+    },
+  };
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  counts.port = (server.address() as AddressInfo).port;
+  return counts;
 }
