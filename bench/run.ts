@@ -299,8 +299,10 @@ async function main(): Promise<number> {
   const otherNode = SERVER_NODE_VERSION !== process.version;
   const tag = otherNode ? `-node-${SERVER_NODE_VERSION}` : '';
   writeFileSync(join(outDir, `${stamp}${tag}${quick ? '-quick' : ''}.json`), json);
-  writeFileSync(join(outDir, `latest${tag}.json`), json);
-  process.stdout.write(`raw results: .bench-out/latest${tag}.json\n`);
+  // latest.json is a full run's: a --node run sets its rows beside it, so an --only run must not replace it.
+  const latest = `latest${only ? '-only' : ''}${tag}.json`;
+  writeFileSync(join(outDir, latest), json);
+  process.stdout.write(`raw results: .bench-out/${latest}\n`);
   if (!only || values.write) {
     const path = join(ROOT, 'BENCHMARKS.md');
     let doc = '# Benchmarks\n';

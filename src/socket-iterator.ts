@@ -49,7 +49,13 @@ class SocketIterator {
   readonly #queue: Chunk[] = [];
   /** Bytes (characters after setEncoding) in #queue. */
   #queued = 0;
-  readonly #waiters: Waiter[] = [];
+  /** The waiting next(): one at a time in a for-await loop, so it is kept in two fields (no object). */
+  #resolve: Waiter['resolve'] | undefined;
+  #reject: Waiter['reject'] | undefined;
+  /** Further next() calls made before the first was answered (not in a for-await loop), in order. */
+  #more: Waiter[] | undefined;
+  /** The executor of every waiting next()'s promise: made once, not a closure per chunk. */
+  readonly #wait: (resolve: Waiter['resolve'], reject: Waiter['reject']) => void;
   /** undefined while open; null after a clean end; the error after a failure or an early close. */
   #error: Error | null | undefined;
   /** True once the loop has left (done, return, throw): no listener left on the socket. */
@@ -66,6 +72,15 @@ class SocketIterator {
   constructor(socket: Socket) {
     this.#socket = socket;
     this.#onData = (chunk) => this.#take(chunk);
+    this.#wait = (resolve, reject) => {
+      if (this.#resolve === undefined) {
+        this.#resolve = resolve;
+        this.#reject = reject;
+      } else {
+        this.#more ??= [];
+        this.#more.push({ resolve, reject });
+      }
+    };
     socket.on('data', this.#onData);
     if (socket.destroyed || socket.readableEnded || socket.errored) {
       // A socket that ended, failed or was destroyed before the loop: finished() knows each case.
@@ -105,9 +120,7 @@ class SocketIterator {
     }
     // The handler may have paused the socket inside the loop; node's iterator reads regardless.
     if (this.#socket.readableFlowing === false) this.#socket.resume();
-    return new Promise((resolve, reject) => {
-      this.#waiters.push({ resolve, reject });
-    });
+    return new Promise(this.#wait);
   }
 
   /** The loop was left early (break, return, or a throw in its body). */
@@ -126,9 +139,10 @@ class SocketIterator {
   }
 
   #take(chunk: Chunk): void {
-    const waiter = this.#waiters.shift();
-    if (waiter) {
-      waiter.resolve({ value: chunk, done: false });
+    const resolve = this.#resolve;
+    if (resolve !== undefined) {
+      this.#nextWaiter();
+      resolve({ value: chunk, done: false });
       return;
     }
     this.#queue.push(chunk);
@@ -139,12 +153,29 @@ class SocketIterator {
     }
   }
 
+  /** The first waiter was answered: the next in line (if any) takes its place. */
+  #nextWaiter(): void {
+    const next = this.#more?.shift();
+    this.#resolve = next?.resolve;
+    this.#reject = next?.reject;
+  }
+
+  /** Every waiting next(), first to last; none left waiting. */
+  #takeWaiters(): Waiter[] {
+    if (this.#resolve === undefined) return [];
+    const all = [{ resolve: this.#resolve, reject: this.#reject! }, ...(this.#more ?? [])];
+    this.#resolve = undefined;
+    this.#reject = undefined;
+    this.#more = undefined;
+    return all;
+  }
+
   /** The socket's readable side finished: cleanly (null) or not. Only the first outcome counts. */
   #settle(err: Error | null): void {
     if (this.#error !== undefined) return;
     this.#error = err;
-    if (this.#waiters.length === 0) return;
-    const waiters = this.#waiters.splice(0);
+    if (this.#resolve === undefined) return;
+    const waiters = this.#takeWaiters();
     if (err) {
       this.#leave();
       for (const w of waiters) w.reject(err);
@@ -161,7 +192,7 @@ class SocketIterator {
   #leave(): void {
     const socket = this.#socket;
     this.#close();
-    for (const w of this.#waiters.splice(0)) w.resolve(DONE);
+    for (const w of this.#takeWaiters()) w.resolve(DONE);
     if (!socket.destroyed) socket.destroy(socket.readable || socket.writable ? abortError() : undefined);
   }
 

@@ -67,6 +67,13 @@ interface PeerEntry {
   suppressed: number;
 }
 
+/** A group's part of a PeerLog key: each field as \0name\0value, in the group's order. */
+function groupKey(group: Record<string, string | number>): string {
+  let key = '';
+  for (const name in group) key += `\0${name}\0${group[name]}`;
+  return key;
+}
+
 /** Distinct (peer, msg, group) counted at once; lines past them are only counted, all together. */
 const MAX_PEER_KEYS = 256;
 
@@ -111,7 +118,7 @@ export class PeerLog {
     const key =
       line.group === undefined
         ? `${level}\0${line.peer}\0${line.msg}`
-        : `${level}\0${line.peer}\0${line.msg}\0${JSON.stringify(line.group)}`;
+        : `${level}\0${line.peer}\0${line.msg}${groupKey(line.group)}`;
     const seen = this.entries.get(key);
     if (seen !== undefined) {
       seen.suppressed++;

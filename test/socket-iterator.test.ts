@@ -223,6 +223,18 @@ test('tcpdaemon iterator: next() twice without awaiting resolves both, in order'
   await closeAll(served);
 });
 
+test('tcpdaemon iterator: three next() waiting, then data and the end: the first gets the data, the others are done', async () => {
+  const served = await serveOne('tcpdaemon', async (socket) => {
+    const it = socket[Symbol.asyncIterator]();
+    const results = await Promise.all([it.next(), it.next(), it.next()]);
+    return results.map((r) => (r.done ? 'done' : String(r.value)));
+  });
+  served.client.end('only');
+  const { value } = await served.outcome;
+  assert.deepEqual(value, ['only', 'done', 'done']);
+  await closeAll(served);
+});
+
 test('tcpdaemon iterator: the prototype stays node’s; the iterator is an AsyncIterator', async () => {
   const served = await serveOne('tcpdaemon', async (socket) => {
     const it = socket[Symbol.asyncIterator]();
