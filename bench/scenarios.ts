@@ -749,6 +749,15 @@ export const SCENARIOS: Scenario[] = [
     size: 64,
     seconds: ECHO_SECONDS,
   }),
+  // With a reset close too: with FIN a connect loop on this machine can sit at ~14k/s below a core
+  // (BENCHMARKS.md, "Per-connection cost"), which LF with the native dup reaches.
+  workers('lf-connect-8-rst', ['tcpdaemon LF -c 8', 'tcpdaemon LF -c 8 (no dup)'], {
+    mode: 'connect',
+    connections: 8,
+    size: 64,
+    seconds: ECHO_SECONDS,
+    close: 'rst',
+  }),
   {
     name: 'gateway-50x16-64B',
     table: 'gateway',

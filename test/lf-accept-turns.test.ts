@@ -174,3 +174,28 @@ test('the native dup: a new descriptor of the same file; EBADF for a closed one'
   assert.throws(() => dup!(fd), { code: 'EBADF' });
   assert.throws(() => dup!('3' as unknown as number), { code: 'ERR_INVALID_ARG_TYPE' });
 });
+
+test('LF turns with dup, the daemon counting (--max-connections): each turn ends with idle', {
+  skip: NO_DUP,
+}, async () => {
+  const { fd, port } = await listeningCopy(dup!);
+  const w = worker(dup);
+  w.turns.arm({ fd }, false);
+  try {
+    await shortConnection(port);
+    await waitUntil(() => w.ends.length > 0, 'the end of the turn');
+    assert.deepEqual(w.ends, [false], 'armed without leave to make its own copies');
+    // Armed with leave, then told a limit came in (own-copies-off) before the connection ends.
+    const { fd: fd2, port: port2 } = await listeningCopy(dup!);
+    w.turns.arm({ fd: fd2 }, true);
+    const s = await connect(port2);
+    assert.equal(await roundTrip(s, 'y'), 'y');
+    w.turns.ownCopiesOff();
+    s.end();
+    await waitUntil(() => w.ends.length > 1, 'the end of the second turn');
+    assert.deepEqual(w.ends, [false, false]);
+    assert.equal(w.turns.listening, false);
+  } finally {
+    w.turns.stop();
+  }
+});

@@ -43,6 +43,8 @@ export class AcceptTurns {
   #reported = false;
   /** #current came from the daemon (it counts it until 'idle'). */
   #handed = false;
+  /** The daemon leaves the next copies to this worker (no --max-connections to count them against). */
+  #own = false;
   /** With dup: this worker's own descriptor of the listening socket, which each next copy is made from. */
   #master: number | undefined;
   #stopped = false;
@@ -58,13 +60,17 @@ export class AcceptTurns {
     return this.#server !== undefined;
   }
 
-  /** A copy of the listening socket from the daemon: accept the next connection on it. */
-  arm(handle: unknown): void {
+  /**
+   * A copy of the listening socket from the daemon: accept the next connection on it. `own`: make
+   * the next copies here (with dup) after connections the daemon was not told about.
+   */
+  arm(handle: unknown, own = true): void {
     if (this.#stopped || this.#server || this.#current) {
       closeHandle(handle); // busy, retiring or already listening: one turn at a time
       return;
     }
-    this.#keepMaster(handle);
+    this.#own = own;
+    if (own) this.#keepMaster(handle);
     this.#listen(handle as Parameters<Server['listen']>[0]);
   }
 
@@ -104,6 +110,16 @@ export class AcceptTurns {
     if (this.#begin(socket)) this.#handed = true;
   }
 
+  /** A connection the daemon sent was lost on the way: the turn is still the daemon's to end. */
+  takeLost(): void {
+    this.#handed = true;
+  }
+
+  /** The next copies come from the daemon (it counts connections against a limit now). */
+  ownCopiesOff(): void {
+    this.#own = false;
+  }
+
   /**
    * The current connection closed. True when this worker listens again by itself (a short
    * connection of its own, with dup); false when the daemon must be told ('idle').
@@ -112,7 +128,8 @@ export class AcceptTurns {
     const told = this.#reported || this.#handed;
     this.#current = undefined;
     this.#handed = false;
-    if (told || this.#stopped || this.#server || this.#master === undefined) return false;
+    this.#reported = false;
+    if (told || !this.#own || this.#stopped || this.#server || this.#master === undefined) return false;
     let copy: number;
     try {
       copy = this.opts.dup!(this.#master);

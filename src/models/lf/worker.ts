@@ -33,7 +33,7 @@ function lfRules(base: WorkerBase): WorkerRules {
       if (msg.tdm === 'listen') {
         if (!handle) turns.hold();
         else if (base.spent || base.retiring) closeHandle(handle);
-        else turns.arm(handle);
+        else turns.arm(handle, msg.own === true);
       } else if (msg.tdm === 'copy-back') {
         // The daemon needs a descriptor of its own of the socket: it arrives as a new one.
         if (handle)
@@ -43,7 +43,12 @@ function lfRules(base: WorkerBase): WorkerRules {
       } else if (msg.tdm === 'conn') {
         // A message whose socket was lost on the way still frees this worker.
         if (handle) turns.take(handle as Socket);
-        else closed();
+        else {
+          turns.takeLost();
+          closed();
+        }
+      } else if (msg.tdm === 'own-copies-off') {
+        turns.ownCopiesOff();
       }
     },
     closed,
