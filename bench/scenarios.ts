@@ -206,6 +206,25 @@ export const SERVERS = {
     cores: 2,
     children: true,
   },
+  'tcpdaemon LF -c 8 (no dup)': {
+    description:
+      'the same without the native dup (TCPDAEMON_NATIVE=0): the daemon sends each worker every copy of the socket',
+    command: [
+      'env',
+      'TCPDAEMON_NATIVE=0',
+      'bin/tcpdaemon',
+      '-m',
+      'LF',
+      '-c',
+      '8',
+      '-l',
+      '127.0.0.1:0',
+      '-s',
+      'examples/echo.js',
+    ],
+    cores: 2,
+    children: true,
+  },
   'tcpdaemon IOMP -c 1 nodelay': {
     description:
       'tcpdaemon, IOMP in one process, examples/echo.js, --tcp-nodelay (as the message layer sets it)',
@@ -724,11 +743,20 @@ export const SCENARIOS: Scenario[] = [
     size: 64,
     seconds: ECHO_SECONDS,
   }),
-  workers('lf-connect-8', ['tcpdaemon LF -c 8'], {
+  workers('lf-connect-8', ['tcpdaemon LF -c 8', 'tcpdaemon LF -c 8 (no dup)'], {
     mode: 'connect',
     connections: 8,
     size: 64,
     seconds: ECHO_SECONDS,
+  }),
+  // With a reset close too: with FIN a connect loop on this machine can sit at ~14k/s below a core
+  // (BENCHMARKS.md, "Per-connection cost"), which LF with the native dup reaches.
+  workers('lf-connect-8-rst', ['tcpdaemon LF -c 8', 'tcpdaemon LF -c 8 (no dup)'], {
+    mode: 'connect',
+    connections: 8,
+    size: 64,
+    seconds: ECHO_SECONDS,
+    close: 'rst',
   }),
   {
     name: 'gateway-50x16-64B',

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { nativeDup } from '../src/native/dup.js';
 import { FIXTURES, modelArgs, readyPids, startDaemon, stopCleanly } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, roundTrip, startLoadLoop, untilClosed } from './helpers/net.js';
@@ -185,6 +186,45 @@ test('LF: idle workers take connections themselves: served while the daemon is s
     stopped = false;
     a.destroy();
     b.destroy();
+  } finally {
+    if (stopped) process.kill(daemon.pid, 'SIGCONT');
+    await stopCleanly(daemon);
+  }
+});
+
+test('LF with the native dup: with the daemon stopped (SIGSTOP), the workers serve short connection after connection', {
+  skip: nativeDup() ? false : 'the native dup is not built',
+  timeout: 30_000,
+}, async () => {
+  const { daemon, port } = await startDaemon(modelArgs('LF', 2, ECHO));
+  let stopped = false;
+  try {
+    process.kill(daemon.pid, 'SIGSTOP');
+    stopped = true;
+    // Without the dup each worker takes one and then waits for its next copy from the daemon.
+    // (A connection that happens to stay open 10 ms is reported and ends the same way, so the
+    // loop stops at the first one not served within 5 s; SIGCONT serves it.)
+    const pids = new Set<number>();
+    let served = 0;
+    const open: Socket[] = [];
+    for (let i = 0; i < 20; i++) {
+      const s = await connect(port);
+      open.push(s);
+      const who = await Promise.race([ask(s, 'who\n'), sleep(5000, undefined, { ref: false })]);
+      if (who === undefined) break;
+      served++;
+      pids.add(Number(who.split(' ')[0]));
+      s.end();
+      await untilClosed(s);
+    }
+    assert.ok(served > 2, `more connections than workers served (${served})`);
+    assert.ok(
+      [...pids].every((p) => readyPids(daemon).includes(p)),
+      'served by the workers',
+    );
+    process.kill(daemon.pid, 'SIGCONT');
+    stopped = false;
+    for (const s of open) s.destroy();
   } finally {
     if (stopped) process.kill(daemon.pid, 'SIGCONT');
     await stopCleanly(daemon);

@@ -4,8 +4,13 @@ import type { Admission } from '../address-limits.js';
 import { channelOf } from '../child-channel.js';
 
 export type ToWorker =
-  /** With the listening handle, in answer to 'want-listen' (IOMP); LF: accept one connection on it. */
-  | { tdm: 'listen' }
+  /**
+   * With the listening handle, in answer to 'want-listen' (IOMP); LF: accept one connection on it,
+   * and with `own` make the next copies yourself (native dup) after short connections.
+   */
+  | { tdm: 'listen'; own?: boolean }
+  /** LF: make no more copies yourself (--max-connections became a limit): each comes from the daemon. */
+  | { tdm: 'own-copies-off' }
   /** With an accepted socket: serve it (LF: one that waited in the daemon; IF). */
   | { tdm: 'conn' }
   /** With the listening handle: send it back ('copy'), so the daemon gets a descriptor of its own (LF). */

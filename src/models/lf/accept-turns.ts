@@ -1,15 +1,22 @@
 // An LF worker accepts its connections itself, one at a time, on a copy of the daemon's listening
-// socket (one comes with each 'listen' from the daemon), so an idle worker takes its next
-// connection with no daemon in the path. It closes the copy inside the 'connection' callback of
-// its first accept: libuv's accept loop stops when the descriptor is gone, so a busy worker takes
-// nothing, not even a second connection that was already queued. When the connection is over the
-// worker says 'idle' (worker.ts), and the daemon answers with the next copy or with a connection
-// that waited in the daemon while every worker was busy (turns.ts).
+// socket, so an idle worker takes its next connection with no daemon in the path. It closes the
+// copy inside the 'connection' callback of its first accept: libuv's accept loop stops when the
+// descriptor is gone, so a busy worker takes nothing, not even a second connection that was
+// already queued.
+//
+// Where the next copy comes from: with the native dup (src/native/dup.ts) the worker keeps one
+// descriptor of the socket from its first copy and makes each next copy from it, so a connection
+// that ends before TOOK_REPORT_MS costs no message at all: the worker listens again at once. A
+// connection the daemon was told about ('took'), or one it handed over, ends with 'idle'
+// (worker.ts), and the daemon answers with a connection that waited in the daemon while every
+// worker was busy, or with the next copy (turns.ts). Without the native dup every turn ends so.
 //
 // The daemon learns that a worker is busy only from connections that last: one still open after
 // TOOK_REPORT_MS is reported ('took'), so short connections cost no message for it, and the
 // daemon starts accepting into its waiting queue once every worker has reported one.
+import { closeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Dup } from '../../native/dup.js';
 import type { FromWorker } from '../../worker/messages.js';
 
 /** A connection open this long is reported to the daemon ('took'), ms. */
@@ -23,6 +30,8 @@ export interface AcceptTurnsOptions {
   fail(err: Error): void;
   /** The first copy is listening, or the daemon said to wait without one: the worker is ready. */
   onFirstTurn(): void;
+  /** dup(2) (the native addon): each next copy is made here; absent, each comes from the daemon. */
+  dup?: Dup;
 }
 
 export class AcceptTurns {
@@ -32,6 +41,12 @@ export class AcceptTurns {
   /** performance.now() when #current was taken. */
   #since = 0;
   #reported = false;
+  /** #current came from the daemon (it counts it until 'idle'). */
+  #handed = false;
+  /** The daemon leaves the next copies to this worker (no --max-connections to count them against). */
+  #own = false;
+  /** With dup: this worker's own descriptor of the listening socket, which each next copy is made from. */
+  #master: number | undefined;
   #stopped = false;
   #turned = false;
   /** One timer for the worker's life, re-armed with refresh(): no timer object per connection. */
@@ -45,16 +60,38 @@ export class AcceptTurns {
     return this.#server !== undefined;
   }
 
-  /** A copy of the listening socket from the daemon: accept the next connection on it. */
-  arm(handle: unknown): void {
+  /**
+   * A copy of the listening socket from the daemon: accept the next connection on it. `own`: make
+   * the next copies here (with dup) after connections the daemon was not told about.
+   */
+  arm(handle: unknown, own = true): void {
     if (this.#stopped || this.#server || this.#current) {
       closeHandle(handle); // busy, retiring or already listening: one turn at a time
       return;
     }
+    this.#own = own;
+    if (own) this.#keepMaster(handle);
+    this.#listen(handle as Parameters<Server['listen']>[0]);
+  }
+
+  #listen(what: Parameters<Server['listen']>[0]): void {
     const server = createServer(this.#onConnection);
     this.#server = server;
     server.on('error', (err) => this.opts.fail(err));
-    server.listen(handle as Parameters<Server['listen']>[0], () => this.#firstTurn());
+    server.listen(what, () => this.#firstTurn());
+  }
+
+  /** With dup, once: a descriptor of the socket of our own, kept for the worker's life. */
+  #keepMaster(handle: unknown): void {
+    const { dup } = this.opts;
+    if (!dup || this.#master !== undefined) return;
+    const fd = (handle as { fd?: unknown }).fd;
+    if (typeof fd !== 'number' || fd < 0) return;
+    try {
+      this.#master = dup(fd);
+    } catch {
+      // out of descriptors: this turn's copy serves, the next ones come from the daemon
+    }
   }
 
   /** A 'listen' without a copy: --max-connections leaves no room; wait for a connection from the daemon. */
@@ -70,18 +107,47 @@ export class AcceptTurns {
 
   /** A connection the daemon sent (it waited there): serve it like an accepted one. */
   take(socket: Socket): void {
-    this.#begin(socket);
+    if (this.#begin(socket)) this.#handed = true;
   }
 
-  /** The current connection closed. */
-  finished(): void {
+  /** A connection the daemon sent was lost on the way: the turn is still the daemon's to end. */
+  takeLost(): void {
+    this.#handed = true;
+  }
+
+  /** The next copies come from the daemon (it counts connections against a limit now). */
+  ownCopiesOff(): void {
+    this.#own = false;
+  }
+
+  /**
+   * The current connection closed. True when this worker listens again by itself (a short
+   * connection of its own, with dup); false when the daemon must be told ('idle').
+   */
+  finished(): boolean {
+    const told = this.#reported || this.#handed;
     this.#current = undefined;
+    this.#handed = false;
+    this.#reported = false;
+    if (told || !this.#own || this.#stopped || this.#server || this.#master === undefined) return false;
+    let copy: number;
+    try {
+      copy = this.opts.dup!(this.#master);
+    } catch {
+      return false; // out of descriptors: the daemon sends the next copy (or says why not)
+    }
+    this.#listen({ fd: copy });
+    return true;
   }
 
   /** Retiring or spent: accept nothing more. */
   stop(): void {
     this.#stopped = true;
     this.#close();
+    if (this.#master !== undefined) {
+      closeSync(this.#master);
+      this.#master = undefined;
+    }
   }
 
   readonly #onConnection = (socket: Socket): void => {
@@ -89,22 +155,23 @@ export class AcceptTurns {
     this.#begin(socket);
   };
 
-  #begin(socket: Socket): void {
+  #begin(socket: Socket): boolean {
     if (this.#current) {
       socket.destroy(); // never two connections in one LF worker
-      return;
+      return false;
     }
     this.#current = socket;
     this.#since = performance.now();
     this.#reported = false;
     this.opts.serve(socket);
-    if (this.#timerPending) return;
+    if (this.#timerPending) return true;
     this.#timerPending = true;
     if (this.#timer) this.#timer.refresh();
     else {
       this.#timer = setTimeout(this.#check, TOOK_REPORT_MS);
       this.#timer.unref();
     }
+    return true;
   }
 
   readonly #check = (): void => {

@@ -30,6 +30,9 @@ export interface LfTurnsOptions {
 }
 
 const LISTEN: ToWorker = { tdm: 'listen' };
+/** A copy, and leave to make the next ones itself: only with no --max-connections, which only the daemon counts. */
+const LISTEN_OWN: ToWorker = { tdm: 'listen', own: true };
+const OWN_COPIES_OFF: ToWorker = { tdm: 'own-copies-off' };
 const COPY_BACK: ToWorker = { tdm: 'copy-back' };
 
 export class LfTurns {
@@ -128,7 +131,10 @@ export class LfTurns {
 
   /** A config reload changed --max-connections: more (or fewer) workers may hold a copy from now on. */
   setMaxConnections(max: number): void {
+    const was = this.opts.maxConnections;
     this.opts.maxConnections = max;
+    // Workers that make their own copies take no turn from here: with a limit they must again.
+    if (was === 0 && max > 0) for (const w of this.#members) w.send(OWN_COPIES_OFF).catch(() => undefined);
     this.#fill();
   }
 
@@ -149,7 +155,7 @@ export class LfTurns {
   #arm(w: WorkerHandle): void {
     this.#armed.add(w);
     this.#stopAccepting(); // a worker accepts now: the daemon would only race it
-    w.send(LISTEN, this.opts.handle).catch(() => {
+    w.send(this.opts.maxConnections === 0 ? LISTEN_OWN : LISTEN, this.opts.handle).catch(() => {
       // The worker is going away; its exit removes it.
       this.#armed.delete(w);
       this.#check();

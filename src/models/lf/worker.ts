@@ -1,7 +1,9 @@
 // LF, the worker's half: one connection at a time, accepted on a copy of the daemon's socket
-// (accept-turns.ts) or sent by the daemon (one that waited there); 'idle' when it is over.
+// (accept-turns.ts) or sent by the daemon (one that waited there); when it is over, the worker
+// listens again on a copy of its own (a short connection, with the native dup) or says 'idle'.
 import type { SendHandle } from 'node:child_process';
 import type { Socket } from 'node:net';
+import { nativeDup } from '../../native/dup.js';
 import { closeHandle, type WorkerBase, type WorkerHalf, type WorkerRules } from '../../worker/half.js';
 import type { FromWorker } from '../../worker/messages.js';
 import { AcceptTurns } from './accept-turns.js';
@@ -13,7 +15,8 @@ const IDLE: FromWorker = { tdm: 'idle' };
 function lfRules(base: WorkerBase): WorkerRules {
   const { admission } = base;
   const closed = () => {
-    turns.finished();
+    // A short connection of its own: listening again already, nothing to tell the daemon.
+    if (turns.finished()) return;
     if (!base.spent && !base.retiring) base.post(IDLE);
   };
   const turns = new AcceptTurns({
@@ -22,6 +25,7 @@ function lfRules(base: WorkerBase): WorkerRules {
     serve: admission ? (socket: Socket) => admission.admit(socket, base.serve, closed) : base.serve,
     fail: base.fail,
     onFirstTurn: () => base.channel.ready(),
+    dup: nativeDup(),
   });
   return {
     start: () => void base.send({ tdm: 'want-listen' }).catch(() => undefined),
@@ -29,7 +33,7 @@ function lfRules(base: WorkerBase): WorkerRules {
       if (msg.tdm === 'listen') {
         if (!handle) turns.hold();
         else if (base.spent || base.retiring) closeHandle(handle);
-        else turns.arm(handle);
+        else turns.arm(handle, msg.own === true);
       } else if (msg.tdm === 'copy-back') {
         // The daemon needs a descriptor of its own of the socket: it arrives as a new one.
         if (handle)
@@ -39,7 +43,12 @@ function lfRules(base: WorkerBase): WorkerRules {
       } else if (msg.tdm === 'conn') {
         // A message whose socket was lost on the way still frees this worker.
         if (handle) turns.take(handle as Socket);
-        else closed();
+        else {
+          turns.takeLost();
+          closed();
+        }
+      } else if (msg.tdm === 'own-copies-off') {
+        turns.ownCopiesOff();
       }
     },
     closed,
