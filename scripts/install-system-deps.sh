@@ -4,13 +4,14 @@
 # prometheus (its promtool checks what /metrics serves), systemd (systemd-notify,
 # systemd-socket-activate), python3 (the test receiver of sd_notify datagrams), iproute2 and
 # nftables (the multi-host tests' namespaces, partitions and loss) and libssl-dev, OpenSSL's
-# headers, which bench/connect-gen.c and bench/pipeline-gen.c (built by the tests and the benchmarks) need for --tls.
+# headers, which bench/connect-gen.c and bench/pipeline-gen.c (built by the tests and the benchmarks) need for --tls;
+# gcc, which builds those and the LF workers' native dup (native/dup.c, by npm run build).
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 missing=()
 for pkg_cmd in nats-server:nats-server haproxy:haproxy redis-server:redis-server redis-tools:redis-benchmark \
   prometheus:promtool systemd:systemd-notify systemd:systemd-socket-activate python3:python3 \
-  iproute2:ip nftables:nft; do
+  iproute2:ip nftables:nft gcc:cc; do
   command -v "${pkg_cmd#*:}" >/dev/null 2>&1 || missing+=("${pkg_cmd%%:*}")
 done
 [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
