@@ -38,6 +38,9 @@ const REDIS_PING = { send: 'PING\r\n', reply: '+PONG\r\n' };
 
 const TSX = [SERVER_NODE, '--import', 'tsx'];
 
+/** tcpdaemon LF -c 8 serving examples/echo.js. */
+const LF_8 = ['bin/tcpdaemon', '-m', 'LF', '-c', '8', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'];
+
 export const SERVERS = {
   'C epoll echo': {
     description:
@@ -202,26 +205,14 @@ export const SERVERS = {
   },
   'tcpdaemon LF -c 8': {
     description: 'tcpdaemon, a pool of 8 worker processes serving one connection each, examples/echo.js',
-    command: ['bin/tcpdaemon', '-m', 'LF', '-c', '8', '-l', '127.0.0.1:0', '-s', 'examples/echo.js'],
+    command: LF_8,
     cores: 2,
     children: true,
   },
   'tcpdaemon LF -c 8 (no dup)': {
     description:
       'the same without the native dup (TCPDAEMON_NATIVE=0): the daemon sends each worker every copy of the socket',
-    command: [
-      'env',
-      'TCPDAEMON_NATIVE=0',
-      'bin/tcpdaemon',
-      '-m',
-      'LF',
-      '-c',
-      '8',
-      '-l',
-      '127.0.0.1:0',
-      '-s',
-      'examples/echo.js',
-    ],
+    command: ['env', 'TCPDAEMON_NATIVE=0', ...LF_8],
     cores: 2,
     children: true,
   },

@@ -72,6 +72,23 @@ function worker(withDup: Dup | undefined): Worker {
   };
 }
 
+/** `body` with AcceptTurns armed on a fresh listening socket (leave to make its own copies: `own`); stopped after. */
+async function withTurns(
+  withDup: Dup | undefined,
+  body: (w: Worker, port: number) => Promise<void>,
+  own = true,
+): Promise<Worker> {
+  const { fd, port } = await listeningCopy(dup!);
+  const w = worker(withDup);
+  w.turns.arm({ fd }, own);
+  try {
+    await body(w, port);
+  } finally {
+    w.turns.stop();
+  }
+  return w;
+}
+
 async function shortConnection(port: number): Promise<void> {
   const s = await connect(port);
   assert.equal(await roundTrip(s, 'ping'), 'ping');
@@ -82,29 +99,21 @@ async function shortConnection(port: number): Promise<void> {
 test('LF turns with dup: ten short connections in a row, no message to the daemon', {
   skip: NO_DUP,
 }, async () => {
-  const { fd, port } = await listeningCopy(dup!);
-  const w = worker(dup);
-  w.turns.arm({ fd });
-  try {
+  const w = await withTurns(dup, async (w, port) => {
     for (let i = 0; i < 10; i++) await shortConnection(port);
     await waitUntil(() => w.ends.length === 10, 'the end of the tenth turn');
     assert.equal(w.served.length, 10);
     assert.deepEqual(w.ends, Array(10).fill(true), 'each turn listened again by itself');
     assert.deepEqual(w.sent, [], "no 'took', no 'idle'");
     assert.equal(w.turns.listening, true);
-  } finally {
-    w.turns.stop();
-  }
+  });
   assert.equal(w.turns.listening, false);
 });
 
 test('LF turns with dup: a busy worker accepts nothing; the waiting connection is served next', {
   skip: NO_DUP,
 }, async () => {
-  const { fd, port } = await listeningCopy(dup!);
-  const w = worker(dup);
-  w.turns.arm({ fd });
-  try {
+  await withTurns(dup, async (w, port) => {
     const a = await connect(port);
     assert.equal(await roundTrip(a, 'a'), 'a');
     const b = await connect(port); // established by the kernel, queued
@@ -121,18 +130,13 @@ test('LF turns with dup: a busy worker accepts nothing; the waiting connection i
     assert.equal(echo, 'b');
     b.destroy();
     await once(b, 'close');
-  } finally {
-    w.turns.stop();
-  }
+  });
 });
 
 test("LF turns with dup: a connection reported as busy ('took') ends with 'idle'", {
   skip: NO_DUP,
 }, async () => {
-  const { fd, port } = await listeningCopy(dup!);
-  const w = worker(dup);
-  w.turns.arm({ fd });
-  try {
+  await withTurns(dup, async (w, port) => {
     const a = await connect(port);
     assert.equal(await roundTrip(a, 'x'), 'x');
     await waitUntil(() => w.sent.length > 0, `the report of a connection open for ${TOOK_REPORT_MS} ms`);
@@ -142,25 +146,18 @@ test("LF turns with dup: a connection reported as busy ('took') ends with 'idle'
     await waitUntil(() => w.ends.length > 0, 'the end of the turn');
     assert.deepEqual(w.ends, [false], "the daemon is told ('idle') and sends the next turn");
     assert.equal(w.turns.listening, false);
-  } finally {
-    w.turns.stop();
-  }
+  });
 });
 
 test("LF turns without dup: every connection ends with 'idle' (the daemon sends each copy)", {
   skip: NO_DUP,
 }, async () => {
-  const { fd, port } = await listeningCopy(dup!);
-  const w = worker(undefined);
-  w.turns.arm({ fd });
-  try {
+  await withTurns(undefined, async (w, port) => {
     await shortConnection(port);
     await waitUntil(() => w.ends.length > 0, 'the end of the turn');
     assert.deepEqual(w.ends, [false]);
     assert.equal(w.turns.listening, false);
-  } finally {
-    w.turns.stop();
-  }
+  });
 });
 
 test('the native dup: a new descriptor of the same file; EBADF for a closed one', {
@@ -178,24 +175,23 @@ test('the native dup: a new descriptor of the same file; EBADF for a closed one'
 test('LF turns with dup, the daemon counting (--max-connections): each turn ends with idle', {
   skip: NO_DUP,
 }, async () => {
-  const { fd, port } = await listeningCopy(dup!);
-  const w = worker(dup);
-  w.turns.arm({ fd }, false);
-  try {
-    await shortConnection(port);
-    await waitUntil(() => w.ends.length > 0, 'the end of the turn');
-    assert.deepEqual(w.ends, [false], 'armed without leave to make its own copies');
-    // Armed with leave, then told a limit came in (own-copies-off) before the connection ends.
-    const { fd: fd2, port: port2 } = await listeningCopy(dup!);
-    w.turns.arm({ fd: fd2 }, true);
-    const s = await connect(port2);
-    assert.equal(await roundTrip(s, 'y'), 'y');
-    w.turns.ownCopiesOff();
-    s.end();
-    await waitUntil(() => w.ends.length > 1, 'the end of the second turn');
-    assert.deepEqual(w.ends, [false, false]);
-    assert.equal(w.turns.listening, false);
-  } finally {
-    w.turns.stop();
-  }
+  await withTurns(
+    dup,
+    async (w, port) => {
+      await shortConnection(port);
+      await waitUntil(() => w.ends.length > 0, 'the end of the turn');
+      assert.deepEqual(w.ends, [false], 'armed without leave to make its own copies');
+      // Armed with leave, then told a limit came in (own-copies-off) before the connection ends.
+      const { fd: fd2, port: port2 } = await listeningCopy(dup!);
+      w.turns.arm({ fd: fd2 }, true);
+      const s = await connect(port2);
+      assert.equal(await roundTrip(s, 'y'), 'y');
+      w.turns.ownCopiesOff();
+      s.end();
+      await waitUntil(() => w.ends.length > 1, 'the end of the second turn');
+      assert.deepEqual(w.ends, [false, false]);
+      assert.equal(w.turns.listening, false);
+    },
+    false,
+  );
 });

@@ -168,42 +168,43 @@ function ask(socket: Socket, send: string): Promise<string> {
   });
 }
 
+/** An LF -c 2 daemon stopped (SIGSTOP) while `body` runs; continued and stopped cleanly after. */
+async function whileDaemonStopped(
+  body: (port: number, workerPids: () => number[]) => Promise<void>,
+): Promise<void> {
+  const { daemon, port } = await startDaemon(modelArgs('LF', 2, ECHO));
+  process.kill(daemon.pid, 'SIGSTOP');
+  try {
+    await body(port, () => readyPids(daemon));
+  } finally {
+    process.kill(daemon.pid, 'SIGCONT');
+    await stopCleanly(daemon);
+  }
+}
+
 test('LF: idle workers take connections themselves: served while the daemon is stopped (SIGSTOP)', {
   timeout: 30_000,
 }, async () => {
-  const { daemon, port } = await startDaemon(modelArgs('LF', 2, ECHO));
-  let stopped = false;
-  try {
-    process.kill(daemon.pid, 'SIGSTOP');
-    stopped = true;
+  await whileDaemonStopped(async (port, workerPids) => {
     const a = await connect(port);
     const b = await connect(port);
     const [pidA] = (await ask(a, 'who\n')).split(' ');
     const [pidB] = (await ask(b, 'who\n')).split(' ');
     assert.notEqual(pidA, pidB, 'one connection per worker');
-    assert.deepEqual(new Set([Number(pidA), Number(pidB)]), new Set(readyPids(daemon)));
-    process.kill(daemon.pid, 'SIGCONT');
-    stopped = false;
+    assert.deepEqual(new Set([Number(pidA), Number(pidB)]), new Set(workerPids()));
     a.destroy();
     b.destroy();
-  } finally {
-    if (stopped) process.kill(daemon.pid, 'SIGCONT');
-    await stopCleanly(daemon);
-  }
+  });
 });
 
 test('LF with the native dup: with the daemon stopped (SIGSTOP), the workers serve short connection after connection', {
   skip: nativeDup() ? false : 'the native dup is not built',
   timeout: 30_000,
 }, async () => {
-  const { daemon, port } = await startDaemon(modelArgs('LF', 2, ECHO));
-  let stopped = false;
-  try {
-    process.kill(daemon.pid, 'SIGSTOP');
-    stopped = true;
+  await whileDaemonStopped(async (port, workerPids) => {
     // Without the dup each worker takes one and then waits for its next copy from the daemon.
     // (A connection that happens to stay open 10 ms is reported and ends the same way, so the
-    // loop stops at the first one not served within 5 s; SIGCONT serves it.)
+    // loop stops at the first one not served within 5 s; the SIGCONT after serves it.)
     const pids = new Set<number>();
     let served = 0;
     const open: Socket[] = [];
@@ -217,18 +218,13 @@ test('LF with the native dup: with the daemon stopped (SIGSTOP), the workers ser
       s.end();
       await untilClosed(s);
     }
+    for (const s of open) s.destroy();
     assert.ok(served > 2, `more connections than workers served (${served})`);
     assert.ok(
-      [...pids].every((p) => readyPids(daemon).includes(p)),
+      [...pids].every((p) => workerPids().includes(p)),
       'served by the workers',
     );
-    process.kill(daemon.pid, 'SIGCONT');
-    stopped = false;
-    for (const s of open) s.destroy();
-  } finally {
-    if (stopped) process.kill(daemon.pid, 'SIGCONT');
-    await stopCleanly(daemon);
-  }
+  });
 });
 
 test('LF -c 1: a busy worker takes no second connection; it waits and is served next', async () => {
