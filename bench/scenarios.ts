@@ -70,6 +70,12 @@ export const SERVERS = {
     cores: 2,
     children: true,
   },
+  'node cluster 2 shared': {
+    description: 'node:cluster echo, 2 workers, SCHED_NONE (each accepts from the shared handle)',
+    command: [...TSX, 'bench/servers/cluster-echo.ts', '127.0.0.1:0', '--workers', '2', '--shared'],
+    cores: 2,
+    children: true,
+  },
   'node cluster 2 (for await)': {
     description: 'node:cluster echo, 2 workers, round-robin, the for-await loop of examples/echo.js',
     command: [...TSX, 'bench/servers/cluster-echo.ts', '127.0.0.1:0', '--workers', '2', '--for-await'],
@@ -511,7 +517,12 @@ function toolCheck(threads: number): ToolScenario {
 function workers(name: string, servers: ServerName[], load: LoadSpec, rounds?: number): Scenario {
   return { name, table: 'workers', servers, load, ...(rounds ? { rounds } : {}) };
 }
-const iompVsCluster: ServerName[] = ['tcpdaemon IOMP -c 2', 'node cluster 2 (for await)', 'node cluster 2'];
+const iompVsCluster: ServerName[] = [
+  'tcpdaemon IOMP -c 2',
+  'node cluster 2 (for await)',
+  'node cluster 2',
+  'node cluster 2 shared',
+];
 
 /**
  * The TLS echo servers of one key type: tcpdaemon IOMP -c 1 and -c 2, node's tls (with the

@@ -1,7 +1,8 @@
 // node:cluster echo server: N worker processes share one listening handle (round-robin by
 // the primary, node's default on Linux). Reference point for tcpdaemon's multi-worker models.
-// usage: node --import tsx bench/servers/cluster-echo.ts [HOST:PORT] [--workers N] [--for-await]   (default 2)
+// usage: node --import tsx bench/servers/cluster-echo.ts [HOST:PORT] [--workers N] [--for-await] [--shared]   (default 2)
 // --for-await echoes with the loop of examples/echo.js (what tcpdaemon's workers run); default pipe.
+// --shared: SCHED_NONE, every worker accepts from the one shared handle itself (no round-robin).
 // The primary prints one `listening` line once every worker listens; SIGTERM or SIGINT
 // stops the workers and the primary.
 import cluster from 'node:cluster';
@@ -11,7 +12,11 @@ import { announceListening, listenAddress } from './listen-address.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { workers: { type: 'string', default: '2' }, 'for-await': { type: 'boolean', default: false } },
+  options: {
+    workers: { type: 'string', default: '2' },
+    'for-await': { type: 'boolean', default: false },
+    shared: { type: 'boolean', default: false },
+  },
 });
 const workers = Number(values.workers);
 if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
@@ -21,6 +26,7 @@ if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
 const { host, port } = listenAddress(positionals[0]);
 
 if (cluster.isPrimary) {
+  if (values.shared) cluster.schedulingPolicy = cluster.SCHED_NONE;
   let listening = 0;
   let stopping = false;
   let exitCode = 0;
