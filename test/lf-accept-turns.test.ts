@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { closeSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { AcceptTurns, TOOK_REPORT_MS } from '../src/models/lf/accept-turns.js';
+import { AcceptTurns } from '../src/models/lf/accept-turns.js';
 import { type Dup, nativeDup } from '../src/native/dup.js';
 import type { FromWorker } from '../src/worker/messages.js';
 import { connect, roundTrip } from './helpers/net.js';
@@ -38,8 +38,12 @@ interface Worker {
   nextServed(): Promise<Socket>;
 }
 
-/** AcceptTurns serving an echo; each close calls finished() as the LF worker does. */
-function worker(withDup: Dup | undefined): Worker {
+/**
+ * AcceptTurns serving an echo; each close calls finished() as the LF worker does. A connection is
+ * reported after `tookReportMs` (by default longer than any test: a loaded machine can hold a
+ * short connection open past the real 10 ms, and that turn would then wait for a daemon).
+ */
+function worker(withDup: Dup | undefined, tookReportMs = 600_000): Worker {
   const sent: FromWorker[] = [];
   const served: Socket[] = [];
   const ends: boolean[] = [];
@@ -59,6 +63,7 @@ function worker(withDup: Dup | undefined): Worker {
     },
     onFirstTurn: () => undefined,
     dup: withDup,
+    tookReportMs,
   });
   return {
     turns,
@@ -77,9 +82,10 @@ async function withTurns(
   withDup: Dup | undefined,
   body: (w: Worker, port: number) => Promise<void>,
   own = true,
+  tookReportMs?: number,
 ): Promise<Worker> {
   const { fd, port } = await listeningCopy(dup!);
-  const w = worker(withDup);
+  const w = worker(withDup, tookReportMs);
   w.turns.arm({ fd }, own);
   try {
     await body(w, port);
@@ -136,17 +142,22 @@ test('LF turns with dup: a busy worker accepts nothing; the waiting connection i
 test("LF turns with dup: a connection reported as busy ('took') ends with 'idle'", {
   skip: NO_DUP,
 }, async () => {
-  await withTurns(dup, async (w, port) => {
-    const a = await connect(port);
-    assert.equal(await roundTrip(a, 'x'), 'x');
-    await waitUntil(() => w.sent.length > 0, `the report of a connection open for ${TOOK_REPORT_MS} ms`);
-    assert.deepEqual(w.sent, [{ tdm: 'took' }]);
-    a.end();
-    await once(a, 'close');
-    await waitUntil(() => w.ends.length > 0, 'the end of the turn');
-    assert.deepEqual(w.ends, [false], "the daemon is told ('idle') and sends the next turn");
-    assert.equal(w.turns.listening, false);
-  });
+  await withTurns(
+    dup,
+    async (w, port) => {
+      const a = await connect(port);
+      assert.equal(await roundTrip(a, 'x'), 'x');
+      await waitUntil(() => w.sent.length > 0, 'the report of a connection open for 10 ms');
+      assert.deepEqual(w.sent, [{ tdm: 'took' }]);
+      a.end();
+      await once(a, 'close');
+      await waitUntil(() => w.ends.length > 0, 'the end of the turn');
+      assert.deepEqual(w.ends, [false], "the daemon is told ('idle') and sends the next turn");
+      assert.equal(w.turns.listening, false);
+    },
+    true,
+    10,
+  );
 });
 
 test("LF turns without dup: every connection ends with 'idle' (the daemon sends each copy)", {

@@ -32,6 +32,8 @@ export interface AcceptTurnsOptions {
   onFirstTurn(): void;
   /** dup(2) (the native addon): each next copy is made here; absent, each comes from the daemon. */
   dup?: Dup;
+  /** How long a connection is open before it is reported ('took'), ms; default TOOK_REPORT_MS. */
+  tookReportMs?: number;
 }
 
 export class AcceptTurns {
@@ -168,7 +170,7 @@ export class AcceptTurns {
     this.#timerPending = true;
     if (this.#timer) this.#timer.refresh();
     else {
-      this.#timer = setTimeout(this.#check, TOOK_REPORT_MS);
+      this.#timer = setTimeout(this.#check, this.opts.tookReportMs ?? TOOK_REPORT_MS);
       this.#timer.unref();
     }
     return true;
@@ -177,7 +179,7 @@ export class AcceptTurns {
   readonly #check = (): void => {
     this.#timerPending = false;
     if (!this.#current || this.#reported || this.#stopped) return;
-    if (performance.now() - this.#since >= TOOK_REPORT_MS) {
+    if (performance.now() - this.#since >= (this.opts.tookReportMs ?? TOOK_REPORT_MS)) {
       this.#reported = true;
       this.opts.send({ tdm: 'took' });
       return;
