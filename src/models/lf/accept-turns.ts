@@ -147,8 +147,13 @@ export class AcceptTurns {
     this.#stopped = true;
     this.#close();
     if (this.#master !== undefined) {
-      closeSync(this.#master);
+      const master = this.#master;
       this.#master = undefined;
+      try {
+        closeSync(master);
+      } catch {
+        // already gone: nothing is left to close, and stopping must not throw (retire goes on to exit)
+      }
     }
   }
 
