@@ -448,6 +448,24 @@ describe('supervisor with node workers', () => {
     host.kill('SIGKILL');
     await waitUntil(() => pids.every((p) => !alive(p)), 'workers to exit after their supervisor died', 5000);
   });
+
+  // Node emits no 'disconnect' when the parent dies while a handle the child sent awaits its ack
+  // (platform/parent-lost.ts); a worker that listens would live on.
+  test('workers do not outlive a supervisor killed while a socket they sent it is unacknowledged', async () => {
+    const host = spawn(process.execPath, ['--import', 'tsx', `${FIXTURES}/supervisor-host.ts`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, HOST_BLOCK_ON_HANDLES: '1' },
+    });
+    let out = '';
+    host.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    const sent = () => out.split('\n').filter((l) => l.startsWith('sent-handle ')).length;
+    await waitUntil(() => sent() === 2, 'both workers to send their socket', 15000);
+    const { pids } = JSON.parse(out.split('\n')[0]!) as { pids: number[] };
+    host.kill('SIGKILL');
+    await waitUntil(() => pids.every((p) => !alive(p)), 'workers to exit after their supervisor died', 10000);
+  });
 });
 
 describe('supervisor with other programs', () => {

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { ConnectionRunner } from '../connection.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { createLogger } from '../logger.js';
+import { onParentLost } from '../platform/parent-lost.js';
 import { keepServingOnUncaught } from '../process-guards.js';
 import { joinSupervisor } from '../supervisor/worker-channel.js';
 import { readTlsSnapshot } from '../tls/snapshot.js';
@@ -19,6 +20,8 @@ import type { GatewayQueue } from './queues/queue.js';
 
 /** How often closed connections are reported to the daemon in one message, ms. */
 const CLOSED_FLUSH_MS = 20;
+/** How often a lost daemon is looked for besides 'disconnect' (platform/parent-lost.ts), ms. */
+const PARENT_POLL_MS = 1000;
 
 const params = readChildParams();
 const stopper = new AbortController();
@@ -50,7 +53,7 @@ const rpc = new Rpc({
   },
 });
 process.on('message', (m: unknown, handle: unknown) => rpc.receive(m, handle));
-process.on('disconnect', () => rpc.closed('the daemon is gone'));
+onParentLost(() => rpc.closed('the daemon is gone'), PARENT_POLL_MS);
 
 server = new GatewayServer({
   instance,

@@ -2,6 +2,7 @@
 // imports nothing heavy: readiness, heartbeats from the event loop, retire and log-reopen requests.
 
 import { readVar } from '../child-channel.js';
+import { onParentLost } from '../platform/parent-lost.js';
 import { MAX_TIMER_MS } from '../timer-limit.js';
 import { workerBus } from '../worker-bus.js';
 import { isProtocolMessage, type SupervisorMessage, type WorkerMessage } from './protocol.js';
@@ -115,7 +116,7 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
     else if (msg.tdw === 'bcast') workerBus.deliver(msg.topic, Buffer.from(msg.data, 'base64'), msg.from);
   });
   if (transport === processTransport) {
-    process.on('disconnect', () => retire(defaultGraceMs, true));
+    onParentLost(() => retire(defaultGraceMs, true), heartbeatMs);
     process.on('SIGTERM', () => retire(defaultGraceMs, false));
     process.on('SIGINT', () => undefined);
     process.on('SIGHUP', () => undefined);
