@@ -546,6 +546,13 @@ function tlsServers<S extends string>(key: 'ecdsa' | 'rsa', suffix: S) {
       cores: 1,
       children: true,
     },
+    [`tls tcpdaemon IOMP -c 1 (pipe)${suffix}`]: {
+      description: `tcpdaemon IOMP -c 1, bench/servers/pipe-echo.js (node's pipe echo as the handler), --tls-cert, --tcp-nodelay (${key})`,
+      command: stack('tcpdaemon', '--workers', '1', '--handler', 'pipe'),
+      tls: true,
+      cores: 1,
+      children: true,
+    },
     [`tls tcpdaemon IOMP -c 2${suffix}`]: {
       description: `tcpdaemon IOMP -c 2, examples/echo.js, --tls-cert, --tcp-nodelay (${key})`,
       command: stack('tcpdaemon', '--workers', '2'),
@@ -574,7 +581,7 @@ function tlsServers<S extends string>(key: 'ecdsa' | 'rsa', suffix: S) {
       needs: ['haproxy'],
     },
   } as Record<
-    `tls ${'tcpdaemon IOMP -c 1' | 'tcpdaemon IOMP -c 2' | 'node tls (for await)' | 'node tls' | 'HAProxy'}${S}`,
+    `tls ${'tcpdaemon IOMP -c 1' | 'tcpdaemon IOMP -c 1 (pipe)' | 'tcpdaemon IOMP -c 2' | 'node tls (for await)' | 'node tls' | 'HAProxy'}${S}`,
     ServerSpec
   >;
 }
@@ -583,6 +590,7 @@ const tlsVs = (suffix: '' | ' RSA') =>
   (
     [
       'tls tcpdaemon IOMP -c 1',
+      'tls tcpdaemon IOMP -c 1 (pipe)',
       'tls tcpdaemon IOMP -c 2',
       'tls node tls (for await)',
       'tls node tls',

@@ -450,7 +450,7 @@ describe('supervisor with node workers', () => {
   });
 
   // Node emits no 'disconnect' when the parent dies while a handle the child sent awaits its ack
-  // (platform/parent-lost.ts); a worker that listens would live on.
+  // (supervisor/parent-lost.ts); a worker that listens would live on.
   test('workers do not outlive a supervisor killed while a socket they sent it is unacknowledged', async () => {
     const host = spawn(process.execPath, ['--import', 'tsx', `${FIXTURES}/supervisor-host.ts`], {
       stdio: ['ignore', 'pipe', 'inherit'],

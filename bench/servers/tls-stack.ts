@@ -1,5 +1,6 @@
 // A TLS echo server for the benchmark runner: a certificate made now (openssl; ECDSA P-256 or
-// RSA-2048) in a temp dir, then one of: tcpdaemon IOMP -c N (examples/echo.js with --tls-cert),
+// RSA-2048) in a temp dir, then one of: tcpdaemon IOMP -c N (examples/echo.js, or with
+// --handler pipe bench/servers/pipe-echo.js, with --tls-cert),
 // a plain node `tls` echo server (pipe, or with --for-await the very loop of examples/echo.js), or HAProxy terminating TLS (mode tcp, nbthread 1) in front of
 // the node:net echo. All: node's/OpenSSL's defaults, so TLS 1.3 with X25519 and the same suite;
 // Nagle off in each (tcpdaemon --tcp-nodelay, node's noDelay, HAProxy's own default), else a
@@ -7,7 +8,7 @@
 // the handshake rows measure that wait instead of the servers.
 // One `listening` line with the TLS port; SIGTERM stops everything and removes the key.
 // usage: node --import tsx bench/servers/tls-stack.ts --server tcpdaemon|node-tls|haproxy
-//          [--workers N] [--key ecdsa|rsa] [--for-await]
+//          [--workers N] [--key ecdsa|rsa] [--for-await] [--handler echo|pipe]
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '1' },
     key: { type: 'string', default: 'ecdsa' },
     'for-await': { type: 'boolean', default: false },
+    handler: { type: 'string', default: 'echo' },
   },
 });
 const children: ChildProcess[] = [];
@@ -130,6 +132,8 @@ async function untilAccepting(port: number): Promise<void> {
 
 async function start(): Promise<number> {
   if (values.server === 'tcpdaemon') {
+    const handler = { echo: 'examples/echo.js', pipe: 'bench/servers/pipe-echo.js' }[values.handler!];
+    if (handler === undefined) fail(`--handler ${values.handler}: echo or pipe`);
     return started([
       'bin/tcpdaemon',
       '-m',
@@ -139,7 +143,7 @@ async function start(): Promise<number> {
       '-l',
       '127.0.0.1:0',
       '-s',
-      'examples/echo.js',
+      handler,
       '--tls-cert',
       cert,
       '--tls-key',

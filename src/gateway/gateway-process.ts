@@ -7,8 +7,8 @@ import type { Socket } from 'node:net';
 import { ConnectionRunner } from '../connection.js';
 import { ConnectionTracker } from '../connection-tracker.js';
 import { createLogger } from '../logger.js';
-import { onParentLost } from '../platform/parent-lost.js';
 import { keepServingOnUncaught } from '../process-guards.js';
+import { onParentLost } from '../supervisor/parent-lost.js';
 import { joinSupervisor } from '../supervisor/worker-channel.js';
 import { readTlsSnapshot } from '../tls/snapshot.js';
 import { outstandingPerWorker } from './balancer.js';
@@ -20,7 +20,7 @@ import type { GatewayQueue } from './queues/queue.js';
 
 /** How often closed connections are reported to the daemon in one message, ms. */
 const CLOSED_FLUSH_MS = 20;
-/** How often a lost daemon is looked for besides 'disconnect' (platform/parent-lost.ts), ms. */
+/** How often a lost daemon is looked for besides 'disconnect' (supervisor/parent-lost.ts), ms. */
 const PARENT_POLL_MS = 1000;
 
 const params = readChildParams();

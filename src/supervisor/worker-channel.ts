@@ -2,9 +2,9 @@
 // imports nothing heavy: readiness, heartbeats from the event loop, retire and log-reopen requests.
 
 import { readVar } from '../child-channel.js';
-import { onParentLost } from '../platform/parent-lost.js';
 import { MAX_TIMER_MS } from '../timer-limit.js';
 import { workerBus } from '../worker-bus.js';
+import { onParentLost } from './parent-lost.js';
 import { isProtocolMessage, type SupervisorMessage, type WorkerMessage } from './protocol.js';
 
 /** How a worker talks to its supervisor. Default: this process's IPC channel. */
