@@ -434,16 +434,27 @@ describe('supervisor with node workers', () => {
     await r.supervisor.stop(1000);
   });
 
-  test('workers do not outlive a supervisor killed with SIGKILL', async () => {
+  /** test/fixtures/supervisor-host.ts in a process of its own; `lines()` is what it printed so far. */
+  function startHost(env: NodeJS.ProcessEnv = {}) {
     const host = spawn(process.execPath, ['--import', 'tsx', `${FIXTURES}/supervisor-host.ts`], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...env },
     });
     let out = '';
     host.stdout.setEncoding('utf8').on('data', (d: string) => {
       out += d;
     });
-    const line = await waitUntil(() => out.includes('\n') && out, 'the host to report its workers', 15000);
-    const { pids } = JSON.parse(line) as { pids: number[] };
+    const lines = () => out.split('\n').slice(0, -1);
+    const workerPids = async () => {
+      const first = await waitUntil(() => lines()[0], 'the host to report its workers', 15000);
+      return (JSON.parse(first) as { pids: number[] }).pids;
+    };
+    return { host, lines, workerPids };
+  }
+
+  test('workers do not outlive a supervisor killed with SIGKILL', async () => {
+    const { host, workerPids } = startHost();
+    const pids = await workerPids();
     assert.equal(pids.length, 2);
     host.kill('SIGKILL');
     await waitUntil(() => pids.every((p) => !alive(p)), 'workers to exit after their supervisor died', 5000);
@@ -452,17 +463,10 @@ describe('supervisor with node workers', () => {
   // Node emits no 'disconnect' when the parent dies while a handle the child sent awaits its ack
   // (supervisor/parent-lost.ts); a worker that listens would live on.
   test('workers do not outlive a supervisor killed while a socket they sent it is unacknowledged', async () => {
-    const host = spawn(process.execPath, ['--import', 'tsx', `${FIXTURES}/supervisor-host.ts`], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, HOST_BLOCK_ON_HANDLES: '1' },
-    });
-    let out = '';
-    host.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    const sent = () => out.split('\n').filter((l) => l.startsWith('sent-handle ')).length;
+    const { host, lines, workerPids } = startHost({ HOST_BLOCK_ON_HANDLES: '1' });
+    const pids = await workerPids();
+    const sent = () => lines().filter((l) => l.startsWith('sent-handle ')).length;
     await waitUntil(() => sent() === 2, 'both workers to send their socket', 15000);
-    const { pids } = JSON.parse(out.split('\n')[0]!) as { pids: number[] };
     host.kill('SIGKILL');
     await waitUntil(() => pids.every((p) => !alive(p)), 'workers to exit after their supervisor died', 10000);
   });
