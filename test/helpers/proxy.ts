@@ -1,7 +1,7 @@
 // In-process pieces for proxy tests: tagged backends, a front running the proxy handler,
 // and a logger whose lines the test can read.
 import { once } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { type ForwardOptions, forward } from '../../src/proxy/forward.js';
@@ -71,11 +71,29 @@ export function taggedEcho(tag: string): Promise<TestServer> {
   });
 }
 
-/** A port nothing listens on (a server's, closed again). */
+// Dead ports are taken below 1024, outside the ephemeral range. A freed ephemeral port can be
+// taken again by another test process listening on port 0, or a connect to it can get it as its
+// own source port and meet itself (TCP self-connect): either way the connect succeeds (CI, once).
+let nextDead = 1;
+
+/** A port on 127.0.0.1 that refuses connections (checked), a new one per call in this process. */
 export async function deadPort(): Promise<number> {
-  const t = await listen(() => {});
-  await t.close();
-  return t.port;
+  while (nextDead < 1024) {
+    const port = nextDead++;
+    if (await refuses(port)) return port;
+  }
+  throw new Error('deadPort: every port below 1024 on 127.0.0.1 accepts or was handed out');
+}
+
+function refuses(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
 }
 
 export interface Front extends TestServer {
