@@ -5,7 +5,7 @@
 # systemd-socket-activate), python3 (the test receiver of sd_notify datagrams), iproute2 and
 # nftables (the multi-host tests' namespaces, partitions and loss) and libssl-dev, OpenSSL's
 # headers, which bench/connect-gen.c and bench/pipeline-gen.c (built by the tests and the benchmarks) need for --tls;
-# gcc, which builds those and the LF workers' native dup (native/dup.c, by npm run build).
+# gcc, which builds those and the LF workers' native addon (native/sockets.c, by npm run build).
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 missing=()

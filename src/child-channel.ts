@@ -73,7 +73,7 @@ export const CHANNEL_VARS = {
     holds: "the backend's port or socket path",
     handlerSees: true,
   },
-  // The operator -> every process (src/native/dup.ts): '0' turns the native dup addon off.
+  // The operator -> every process (src/native/addon.ts): '0' turns the native addon off.
   native: { name: 'TCPDAEMON_NATIVE', holds: "'0': go without the native addon", handlerSees: true },
   backendIndex: { name: 'TCPDAEMON_BACKEND_INDEX', holds: "the backend's slot, 1..N", handlerSees: true },
 } as const satisfies Record<string, ChannelVar>;

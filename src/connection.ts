@@ -4,6 +4,7 @@ import { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { closedBy } from './close-reasons.js';
 import type { ConnectionTracker } from './connection-tracker.js';
+import { packedAddress, packedPeer, packedPort, readPeer } from './peer-name.js';
 import { readProxyHeader } from './proxy-protocol/header.js';
 import { useSocketIterator } from './socket-iterator.js';
 import { kPeerLog, PeerLog } from './throttled-count.js';
@@ -52,7 +53,14 @@ const kEnv = Symbol('tcpdaemon.env');
 const kOverflowed = Symbol('tcpdaemon.overflowed');
 /** On a raw socket in its TLS handshake: the peer its PROXY header named (absent without one). */
 const kPeer = Symbol('tcpdaemon.peer');
-type ServedSocket = Socket & { [kEnv]?: ConnectionEnv; [kOverflowed]?: true; [kPeer]?: Peer };
+/** On a raw socket in its TLS handshake: its peer as packedPeer() read it (absent when node read it). */
+const kPacked = Symbol('tcpdaemon.packedPeer');
+type ServedSocket = Socket & {
+  [kEnv]?: ConnectionEnv;
+  [kOverflowed]?: true;
+  [kPeer]?: Peer;
+  [kPacked]?: number;
+};
 
 /** Errors that mean the peer went away, not that the handler is broken. */
 const PEER_ERRORS = new Set([
@@ -71,17 +79,31 @@ class ConnectionEnv implements TcpdaemonEnv {
   #logger: Logger | undefined;
   #state: Record<string, unknown> | undefined;
   #tls: TlsFacts | undefined;
+  #address: string | undefined;
 
   constructor(
     private readonly runner: ConnectionRunner,
     private readonly socket: Socket,
     private readonly seq: number,
-    readonly remoteAddress: string,
-    readonly remotePort: number,
+    /** packedPeer()'s answer; -1: `address` and `port` are the peer. */
+    private readonly packed: number,
+    address: string,
+    private readonly port: number,
     /** The accepted TCP socket (under TLS, `socket` is the TLSSocket over it). */
     private readonly raw: Socket,
     private readonly peer: Peer | undefined,
-  ) {}
+  ) {
+    if (packed < 0) this.#address = address;
+  }
+
+  // A packed peer becomes a string when someone asks (a log line, the handler).
+  get remoteAddress(): string {
+    this.#address ??= packedAddress(this.packed);
+    return this.#address;
+  }
+  get remotePort(): number {
+    return this.packed >= 0 ? packedPort(this.packed) : this.port;
+  }
 
   // Read on demand: a getsockname per connection only for handlers that look.
   get localAddress(): string {
@@ -196,8 +218,10 @@ export class ConnectionRunner {
       },
       remote(raw) {
         if (runner.opts.unix) return 'unix';
-        const peer = (raw as ServedSocket)[kPeer];
-        return peer ? `${peer.address}:${peer.port}` : `${raw.remoteAddress}:${raw.remotePort}`;
+        const { [kPeer]: peer, [kPacked]: packed } = raw as ServedSocket;
+        if (peer) return `${peer.address}:${peer.port}`;
+        if (packed !== undefined) return `${packedAddress(packed)}:${packedPort(packed)}`;
+        return `${raw.remoteAddress}:${raw.remotePort}`;
       },
     };
     opts.tls?.deliverTo(this.tlsAcceptor);
@@ -249,20 +273,26 @@ export class ConnectionRunner {
     // failed handshake reaches the terminator's tlsClientError, a later error the TLSSocket's).
     if (this.opts.tcpNodelay) raw.setNoDelay(true); // before the handshake: its flights go out at once
     if (peer) (raw as ServedSocket)[kPeer] = peer;
-    // node keeps the peer address once read: read now (env.remoteAddress reads it anyway), so a
-    // handshake that fails after the peer reset still logs where it came from.
-    else if (!this.opts.unix) raw.remoteAddress;
+    // Read now (env.remoteAddress needs it anyway), so a handshake that fails after the peer reset
+    // still logs where it came from: the addon's number, or node's read, which node keeps.
+    else if (!this.opts.unix) {
+      const packed = packedPeer(raw);
+      if (packed >= 0) (raw as ServedSocket)[kPacked] = packed;
+      else raw.remoteAddress;
+    }
     tls.accept(raw);
   }
 
   /** `socket` is what the handler gets: `raw` itself, or the TLSSocket over it. */
   private run(socket: Socket, raw: Socket, peer: Peer | undefined): void {
     const { opts } = this;
-    const name = peer !== undefined || opts.unix ? undefined : readPeer(raw);
+    const packed = peer !== undefined || opts.unix ? -1 : ((raw as ServedSocket)[kPacked] ?? packedPeer(raw));
+    const name = packed >= 0 || peer !== undefined || opts.unix ? undefined : readPeer(raw);
     const env = new ConnectionEnv(
       this,
       socket,
       ++this.seq,
+      packed,
       peer?.address ?? (opts.unix ? 'unix' : (name?.address ?? '')),
       peer?.port ?? name?.port ?? 0,
       raw,
@@ -349,38 +379,6 @@ function raiseWriteMark(socket: TLSSocket, maxOutputBuffer: number): void {
   const mark =
     maxOutputBuffer > 0 ? Math.min(TLS_WRITE_HIGH_WATER_MARK, maxOutputBuffer) : TLS_WRITE_HIGH_WATER_MARK;
   if (state && state.highWaterMark < mark) state.highWaterMark = mark;
-}
-
-interface PeerName {
-  address?: string;
-  port?: number;
-}
-type HandleSocket = Socket & {
-  _handle?: { getpeername?(out: PeerName): number } | null;
-  _peername?: PeerName;
-};
-/** readPeer's answer, overwritten by the next call (read it at once). */
-const peerName: PeerName = {};
-
-/**
- * The peer's address and port, read while the connection is surely open: after a reset the kernel
- * no longer has them, and "connection lost" is counted per peer. One getpeername(2) straight from
- * node's handle into a shared object: socket.remoteAddress makes the same call but keeps a fresh
- * object on each socket (a property more), which cost about 2.5 µs per connection more on Node 24
- * under a reset-closing connect loop (bench/loop-cost). What node has read already, or a socket
- * without a handle, comes from remoteAddress.
- */
-function readPeer(raw: Socket): PeerName {
-  const s = raw as HandleSocket;
-  const handle = s._handle;
-  if (s._peername === undefined && typeof handle?.getpeername === 'function' && !s.connecting) {
-    peerName.address = undefined;
-    peerName.port = undefined;
-    if (handle.getpeername(peerName) === 0) return peerName;
-  }
-  peerName.address = raw.remoteAddress;
-  peerName.port = raw.remotePort;
-  return peerName;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {

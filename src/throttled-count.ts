@@ -15,6 +15,8 @@ export class ThrottledCount {
     private readonly logger: Logger,
     private readonly msg: string,
     private readonly intervalMs = 1000,
+    /** Repeated on the count lines, which carry no line's own fields (what tells them apart). */
+    private readonly summary: Record<string, unknown> = {},
   ) {}
 
   add(fields: Record<string, unknown> = {}): void {
@@ -31,7 +33,10 @@ export class ThrottledCount {
   private flush(): void {
     this.timer = undefined;
     if (this.pending === 0) return;
-    this.logger.warn({ count: this.pending, total: this.total, intervalMs: this.intervalMs }, this.msg);
+    this.logger.warn(
+      { ...this.summary, count: this.pending, total: this.total, intervalMs: this.intervalMs },
+      this.msg,
+    );
     this.pending = 0;
     this.timer = setTimeout(() => this.flush(), this.intervalMs);
     this.timer.unref();

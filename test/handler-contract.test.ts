@@ -69,6 +69,32 @@ test('env carries model, ids, remote address, params, signal, state; --tcp-nodel
   );
 });
 
+// IPv4 peers come through the native addon (one number per connection), IPv6 ones and all of them
+// without the addon through node: the handler sees the same either way.
+for (const [host, listen, native] of [
+  ['127.0.0.1', '127.0.0.1:0', true],
+  ['127.0.0.1', '127.0.0.1:0', false],
+  ['::1', '[::1]:0', true],
+] as const) {
+  test(`env.remoteAddress and remotePort: ${host}, ${native ? 'with' : 'without'} the native addon`, async () => {
+    const env = { ...process.env, ...(native ? {} : { TCPDAEMON_NATIVE: '0' }) };
+    await withDaemon(
+      ['-l', listen, '-s', join(FIXTURES, 'env-report.ts')],
+      async ({ port }) => {
+        for (let i = 0; i < 2; i++) {
+          const s = await connect(port, host);
+          const localPort = s.localPort;
+          const { data } = await untilClosed(s);
+          const seen = JSON.parse(data.trim()) as Record<string, unknown>;
+          assert.equal(seen.remoteAddress, host);
+          assert.equal(seen.remotePort, localPort);
+        }
+      },
+      { env },
+    );
+  });
+}
+
 test('a resolved promise ends the connection', async () => {
   await withDaemon(
     ['-l', '127.0.0.1:0', '-s', join(FIXTURES, 'settle.mjs'), '--param', 'mode=resolve'],

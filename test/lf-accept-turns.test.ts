@@ -8,7 +8,7 @@ import { closeSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { AcceptTurns } from '../src/models/lf/accept-turns.js';
-import { type Dup, nativeDup } from '../src/native/dup.js';
+import { type Dup, nativeDup } from '../src/native/addon.js';
 import type { FromWorker } from '../src/worker/messages.js';
 import { connect, roundTrip } from './helpers/net.js';
 import { waitUntil } from './helpers/supervisor.js';

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { nativeDup } from '../src/native/dup.js';
+import { nativeDup } from '../src/native/addon.js';
 import { FIXTURES, modelArgs, readyPids, startDaemon, stopCleanly } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, roundTrip, startLoadLoop, untilClosed } from './helpers/net.js';

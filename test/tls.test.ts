@@ -190,6 +190,23 @@ function checks(daemon: DaemonProcess, port: number, model: string, workers: num
         assert.deepEqual(crashed, [], 'no worker crashed');
       },
     ],
+
+    [
+      'a peer that leaves before its client hello is logged with its address and port',
+      async () => {
+        // node has closed the socket when it reports this: only a peer read at the accept names it.
+        const s = netConnect(port, '127.0.0.1');
+        s.on('connect', () => s.end());
+        const from = await new Promise<number>((r) => s.once('connect', () => r(s.localPort!)));
+        await untilClosed(s);
+        await daemon.waitForLog(
+          (l) =>
+            l.msg === 'tls handshake failed; connection closed' &&
+            l.reason === 'peer closed during the handshake' &&
+            l.remote === `127.0.0.1:${from}`,
+        );
+      },
+    ],
   ];
 }
 

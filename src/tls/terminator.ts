@@ -42,7 +42,7 @@ class ReasonLog {
     const key = this.#counts.size < MAX_REASONS || this.#counts.has(reason) ? reason : 'other';
     let count = this.#counts.get(key);
     if (!count) {
-      count = new ThrottledCount(this.logger, this.msg);
+      count = new ThrottledCount(this.logger, this.msg, undefined, { reason: key });
       this.#counts.set(key, count);
     }
     count.add({ ...fields, reason });

@@ -25,7 +25,9 @@ function ifRules(base: WorkerBase): WorkerRules {
         base.serve(handle as Socket);
       }
     },
-    closed,
+    // The raw socket's 'close' can come just before the TLS layer reports a handshake the peer
+    // left (in the same turn): exit on the next, so that line is logged too.
+    closed: () => setImmediate(closed),
     retire: () => undefined,
   };
 }

@@ -4,7 +4,7 @@
 // descriptor is gone, so a busy worker takes nothing, not even a second connection that was
 // already queued.
 //
-// Where the next copy comes from: with the native dup (src/native/dup.ts) the worker keeps one
+// Where the next copy comes from: with the native dup (src/native/addon.ts) the worker keeps one
 // descriptor of the socket from its first copy and makes each next copy from it, so a connection
 // that ends before TOOK_REPORT_MS costs no message at all: the worker listens again at once. A
 // connection the daemon was told about ('took'), or one it handed over, ends with 'idle'
@@ -16,7 +16,7 @@
 // daemon starts accepting into its waiting queue once every worker has reported one.
 import { closeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { Dup } from '../../native/dup.js';
+import type { Dup } from '../../native/addon.js';
 import type { FromWorker } from '../../worker/messages.js';
 
 /** A connection open this long is reported to the daemon ('took'), ms. */

@@ -3,7 +3,7 @@
 // listens again on a copy of its own (a short connection, with the native dup) or says 'idle'.
 import type { SendHandle } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { nativeDup } from '../../native/dup.js';
+import { nativeDup } from '../../native/addon.js';
 import { closeHandle, type WorkerBase, type WorkerHalf, type WorkerRules } from '../../worker/half.js';
 import type { FromWorker } from '../../worker/messages.js';
 import { AcceptTurns } from './accept-turns.js';
