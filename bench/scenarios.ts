@@ -572,6 +572,13 @@ function tlsServers<S extends string>(key: 'ecdsa' | 'rsa', suffix: S) {
       tls: true,
       cores: 1,
     },
+    [`tls node cluster 2${suffix}`]: {
+      description: `node:tls echo (pipe), noDelay, node:cluster with 2 workers, round-robin (${key})`,
+      command: stack('node-tls', '--workers', '2'),
+      tls: true,
+      cores: 2,
+      children: true,
+    },
     [`tls HAProxy${suffix}`]: {
       description: `HAProxy terminating TLS, nbthread 1, mode tcp, in front of the node:net echo (${key})`,
       command: stack('haproxy'),
@@ -581,7 +588,7 @@ function tlsServers<S extends string>(key: 'ecdsa' | 'rsa', suffix: S) {
       needs: ['haproxy'],
     },
   } as Record<
-    `tls ${'tcpdaemon IOMP -c 1' | 'tcpdaemon IOMP -c 1 (pipe)' | 'tcpdaemon IOMP -c 2' | 'node tls (for await)' | 'node tls' | 'HAProxy'}${S}`,
+    `tls ${'tcpdaemon IOMP -c 1' | 'tcpdaemon IOMP -c 1 (pipe)' | 'tcpdaemon IOMP -c 2' | 'node tls (for await)' | 'node tls' | 'node cluster 2' | 'HAProxy'}${S}`,
     ServerSpec
   >;
 }
@@ -594,6 +601,7 @@ const tlsVs = (suffix: '' | ' RSA') =>
       'tls tcpdaemon IOMP -c 2',
       'tls node tls (for await)',
       'tls node tls',
+      'tls node cluster 2',
       'tls HAProxy',
     ] as const
   ).map((n) => `${n}${suffix}` as ServerName);

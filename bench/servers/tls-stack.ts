@@ -1,7 +1,8 @@
 // A TLS echo server for the benchmark runner: a certificate made now (openssl; ECDSA P-256 or
 // RSA-2048) in a temp dir, then one of: tcpdaemon IOMP -c N (examples/echo.js, or with
 // --handler pipe bench/servers/pipe-echo.js, with --tls-cert),
-// a plain node `tls` echo server (pipe, or with --for-await the very loop of examples/echo.js), or HAProxy terminating TLS (mode tcp, nbthread 1) in front of
+// a plain node `tls` echo server (pipe, or with --for-await the very loop of examples/echo.js; with
+// --workers N under node:cluster), or HAProxy terminating TLS (mode tcp, nbthread 1) in front of
 // the node:net echo. All: node's/OpenSSL's defaults, so TLS 1.3 with X25519 and the same suite;
 // Nagle off in each (tcpdaemon --tcp-nodelay, node's noDelay, HAProxy's own default), else a
 // handshake's last flight (the session tickets) and the echo behind it wait for a delayed ACK and
@@ -10,14 +11,14 @@
 // usage: node --import tsx bench/servers/tls-stack.ts --server tcpdaemon|node-tls|haproxy
 //          [--workers N] [--key ecdsa|rsa] [--for-await] [--handler echo|pipe]
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import cluster from 'node:cluster';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createServer as createTlsServer } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { announceListening } from './listen-address.js';
+import { nodeTlsEcho } from './node-tls-echo.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const { values } = parseArgs({
@@ -152,27 +153,11 @@ async function start(): Promise<number> {
     ]);
   }
   if (values.server === 'node-tls') {
-    // In this process: the reference, node's tls server with an echo by pipe, or by the loop of
-    // examples/echo.js (on node's own iterator), ended as tcpdaemon ends a connection whose handler returned.
-    const forAwait = values['for-await'];
-    const server = createTlsServer(
-      { cert: readFileSync(cert), key: readFileSync(key), noDelay: true },
-      (s) => {
-        s.on('error', () => s.destroy());
-        if (!forAwait) {
-          s.pipe(s);
-          return;
-        }
-        (async () => {
-          for await (const chunk of s) {
-            if (!s.write(chunk)) await once(s, 'drain');
-          }
-        })().then(
-          () => s.end(),
-          () => s.destroy(),
-        );
-      },
-    );
+    const forAwait = values['for-await'] === true;
+    const workers = Number(values.workers);
+    if (workers > 1) return nodeTlsCluster(workers, forAwait);
+    // In this process: the reference, node's tls server.
+    const server = nodeTlsEcho(readFileSync(cert), readFileSync(key), forAwait);
     return new Promise((res) =>
       server.listen(0, '127.0.0.1', () => res((server.address() as { port: number }).port)),
     );
@@ -213,6 +198,25 @@ async function start(): Promise<number> {
     return port;
   }
   fail(`unknown --server ${values.server}`);
+}
+
+/** node:cluster with `workers` workers (tls-cluster-worker.ts) on a port chosen here. */
+async function nodeTlsCluster(workers: number, forAwait: boolean): Promise<number> {
+  const port = await freePort();
+  cluster.setupPrimary({ exec: join(ROOT, 'bench/servers/tls-cluster-worker.ts') });
+  let listening = 0;
+  const all = new Promise<void>((res) =>
+    cluster.on('listening', () => {
+      if (++listening === workers) res();
+    }),
+  );
+  cluster.on('exit', (w, code, sig) => fail(`cluster worker ${w.process.pid} exited (${sig ?? code})`));
+  for (let i = 0; i < workers; i++) {
+    const env = { TLS_STACK_CERT: cert, TLS_STACK_KEY: key, TLS_STACK_PORT: String(port) };
+    children.push(cluster.fork({ ...env, TLS_STACK_FOR_AWAIT: forAwait ? '1' : '' }).process);
+  }
+  await all;
+  return port;
 }
 
 const port = await start();
