@@ -30,12 +30,16 @@ const echo: Tcpmain = async (socket) => {
   for await (const chunk of socket) socket.write(chunk);
 };
 
-/** Connect, send, wait for the echo (or the server's close), close (FIN or RST): events only, no timer. */
+/**
+ * Connect, send, wait for the echo (or the server's close), close (FIN or RST): events only, no
+ * timer. The message is longer than a TLS record header, so a TLS daemon refuses it at once (with
+ * fewer than 5 bytes OpenSSL waits for the rest, and the handshake timeout ends it).
+ */
 function cycle(port: number, close: 'fin' | 'rst' = 'fin'): Promise<void> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');
     s.on('error', () => undefined); // a TLS daemon resets a plain client: the close still comes
-    s.once('connect', () => s.write('ping'));
+    s.once('connect', () => s.write('ping over plain TCP'));
     s.once('data', () => (close === 'rst' ? s.resetAndDestroy() : s.end()));
     s.once('close', () => resolve());
   });

@@ -22,6 +22,15 @@ function readOr(path: string, fallback: string): string {
   }
 }
 
+/**
+ * esbuild's service run by this very process: tsx starts one (Node >= 22) the first time a lazily
+ * imported .ts file is not in its cache, so after the mark. It is the loader's, not the test's, and
+ * ends with this process (it pings its parent).
+ */
+function isOwnEsbuildService(ppid: number, cmdline: string): boolean {
+  return ppid === process.pid && /\besbuild --service=/.test(cmdline);
+}
+
 /** Live processes carrying this file's mark, plus zombies whose parent carries it. */
 export function findLeftovers(): Leftover[] {
   const marked = new Set<number>();
@@ -35,13 +44,11 @@ export function findLeftovers(): Leftover[] {
     const m = /\) (\S) (\d+)/.exec(stat);
     if (m) stats.push({ pid, state: m[1]!, ppid: Number(m[2]) });
   }
+  const ppids = new Map(stats.map((s) => [s.pid, s.ppid]));
   const out: Leftover[] = [];
   for (const pid of marked) {
-    out.push({
-      pid,
-      cmdline: readOr(`/proc/${pid}/cmdline`, '').replaceAll('\0', ' ').trim(),
-      zombie: false,
-    });
+    const cmdline = readOr(`/proc/${pid}/cmdline`, '').replaceAll('\0', ' ').trim();
+    if (!isOwnEsbuildService(ppids.get(pid) ?? 0, cmdline)) out.push({ pid, cmdline, zombie: false });
   }
   for (const s of stats) {
     if (s.state === 'Z' && marked.has(s.ppid)) out.push({ pid: s.pid, cmdline: '<zombie>', zombie: true });
