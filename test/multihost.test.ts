@@ -270,29 +270,37 @@ describe('multi-host: route table across hosts', { skip }, () => {
         ),
     );
     let caller: DaemonProcess | undefined;
+    const named = (): [string, DaemonProcess | undefined][] => [
+      ['gateway', gateway],
+      ['worker on host 1', workers[0]],
+      ['worker on host 2', workers[1]],
+      ['caller', caller],
+    ];
     try {
-      const line = await gateway.waitForMsg('listening', 30_000);
-      await Promise.all(workers.map((w) => w.waitForMsg('workers ready', 30_000)));
-      caller = new DaemonProcess(
-        ['test/fixtures/caller.mjs', `conn:${String(line.address)}`, '', String(LOOPS), '5'],
-        { command: [...host3.exec, process.execPath], cwd: ROOT },
-      );
-      const pids = new Set<number>();
-      await caller.waitForLog((l) => l.msg === 'first reply' && pids.add(Number(l.pid)).size === 2, 30_000);
-      // Host 1's node: the host-1 worker's own; the other two keep quorum.
-      await nats.kill(1);
-      caller.signal('SIGUSR2');
-      await caller.waitForMsg('marked', 15_000);
-      await caller.waitForMsg('reply after mark', 30_000);
-      caller.signal('SIGTERM');
-      const summary = await caller.waitForMsg('summary', 30_000);
-      const errors = Object.values(summary.errors as Record<string, number>).reduce((x, y) => x + y, 0);
-      assert.ok(
-        errors <= LOOPS,
-        `at most the ${LOOPS} requests in flight fail; errors: ${JSON.stringify(summary.errors)}`,
-      );
-      assert.equal((await caller.waitForExit()).code, 0);
-      await nats.restart(1);
+      await explainedBy(named, async () => {
+        const line = await gateway.waitForMsg('listening', 30_000);
+        await Promise.all(workers.map((w) => w.waitForMsg('workers ready', 30_000)));
+        caller = new DaemonProcess(
+          ['test/fixtures/caller.mjs', `conn:${String(line.address)}`, '', String(LOOPS), '5'],
+          { command: [...host3.exec, process.execPath], cwd: ROOT },
+        );
+        const pids = new Set<number>();
+        await caller.waitForLog((l) => l.msg === 'first reply' && pids.add(Number(l.pid)).size === 2, 30_000);
+        // Host 1's node: the host-1 worker's own; the other two keep quorum.
+        await nats.kill(1);
+        caller.signal('SIGUSR2');
+        await caller.waitForMsg('marked', 15_000);
+        await caller.waitForMsg('reply after mark', 30_000);
+        caller.signal('SIGTERM');
+        const summary = await caller.waitForMsg('summary', 30_000);
+        const errors = Object.values(summary.errors as Record<string, number>).reduce((x, y) => x + y, 0);
+        assert.ok(
+          errors <= LOOPS,
+          `at most the ${LOOPS} requests in flight fail; errors: ${JSON.stringify(summary.errors)}`,
+        );
+        assert.equal((await caller.waitForExit()).code, 0);
+        await nats.restart(1);
+      });
     } finally {
       await Promise.all([gateway.kill(), ...workers.map((w) => w.kill()), caller?.kill()]);
     }
@@ -318,3 +326,21 @@ describe('multi-host: route table across hosts', { skip }, () => {
     }
   });
 });
+
+/** Runs `fn`; a failure carries the last lines each process printed (what the assertion alone does not say). */
+async function explainedBy(
+  processes: () => [string, DaemonProcess | undefined][],
+  fn: () => Promise<void>,
+): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    const e = err as Error;
+    for (const [name, p] of processes()) {
+      if (!p) continue;
+      const tail = p.stdoutLines.slice(-40).join('\n');
+      e.message += `\n--- ${name}, last lines:\n${tail}${p.stderr ? `\n${p.stderr.slice(-2000)}` : ''}`;
+    }
+    throw e;
+  }
+}
