@@ -164,3 +164,32 @@ for (const [model, workers] of [
     }
   });
 }
+
+test('the days each certificate has left are logged at start and on reload; under 14 days as a warning', async () => {
+  const cert = join(pki.dir, 'expiry.crt');
+  const key = join(pki.dir, 'expiry.key');
+  copyFileSync(v1.cert, cert);
+  copyFileSync(v1.key, key);
+  const soon = pki.server('svc.test', { file: 'soon', days: 3 });
+  let daemon: DaemonProcess | undefined;
+  try {
+    ({ daemon } = await startDaemon(modelArgs('IOMP', 1, REPORT, '--tls-cert', cert, '--tls-key', key)));
+    const start = await daemon.waitForMsg('tls certificate');
+    assert.equal(start.cert, cert);
+    assert.equal(start.level, 'info');
+    // Signed for 30 days just now: 29 whole days and some hours left.
+    assert.equal(start.daysLeft, 29);
+
+    copyFileSync(soon.cert, cert);
+    copyFileSync(soon.key, key);
+    daemon.signal('SIGHUP');
+    const warned = await daemon.waitForMsg('tls certificate expires in 2 days');
+    assert.equal(warned.cert, cert);
+    assert.equal(warned.level, 'warn');
+    assert.equal(warned.daysLeft, 2);
+    assert.deepEqual(warned.names, ['svc.test']);
+    await daemon.waitForMsg('tls certificates reloaded');
+  } finally {
+    await daemon?.kill();
+  }
+});

@@ -182,7 +182,8 @@ export function logExpiry(material: TlsMaterial, logger: Logger, now = Date.now(
   for (const p of material.pairs) {
     const daysLeft = Math.floor((Date.parse(p.notAfter) - now) / DAY_MS);
     const fields = { cert: p.certFile, names: p.names, notAfter: p.notAfter, daysLeft };
-    if (daysLeft < EXPIRY_WARN_DAYS) logger.warn(fields, `tls certificate expires in ${daysLeft} days`);
+    if (daysLeft < EXPIRY_WARN_DAYS)
+      logger.warn(fields, `tls certificate expires in ${daysLeft} day${daysLeft === 1 ? '' : 's'}`);
     else logger.info(fields, 'tls certificate');
   }
 }
