@@ -1,9 +1,11 @@
 // The gateway over TLS: its gateway processes terminate TLS; MessageClient speaks TLS (tls option).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import pino from 'pino';
 import { MessageClient } from '../src/message/index.js';
 import { BIN, DaemonProcess, stopCleanly, withDaemon } from './helpers/daemon.js';
@@ -127,3 +129,73 @@ test('gateway and worker reach a TLS-only nats-server with --queue-tls-ca', asyn
     await nats.stop();
   }
 });
+
+const fingerprint = (file: string) => new X509Certificate(readFileSync(file)).fingerprint256;
+
+/** The certificate the gateway serves a new TLS connection now (its SHA-256 fingerprint). */
+function servedCertificate(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ port, host: '127.0.0.1', servername: 'gw.test', ca: readFileSync(pki.ca) }, () => {
+      resolve(s.getPeerCertificate().fingerprint256);
+      s.destroy();
+    });
+    s.once('error', reject);
+  });
+}
+
+for (const queue of ['ipc', 'nats'] as const) {
+  test(`gateway -c 2 (queue ${queue}): SIGHUP swaps the certificate for new handshakes; an open session goes on`, async () => {
+    const b = pki.server('gw.test', { file: `gw-b-${queue}` });
+    const cert = join(pki.dir, `live-${queue}.crt`);
+    const key = join(pki.dir, `live-${queue}.key`);
+    copyFileSync(a.cert, cert);
+    copyFileSync(a.key, key);
+    const nats = queue === 'nats' ? await startNats() : undefined;
+    const worker = nats && new DaemonProcess(['worker', '-s', BUSINESS, '--queue', nats.url]);
+    try {
+      await worker?.waitForMsg('workers ready');
+      const front = nats ? ['gateway', '-l', '127.0.0.1:0', '--queue', nats.url] : gatewayArgs();
+      await withDaemon(
+        [...front, '-c', '2', '--tls-cert', cert, '--tls-key', key],
+        async ({ port, daemon }) => {
+          const held = new MessageClient({
+            port,
+            codec: 'seq',
+            reconnect: false,
+            logger: pino({ level: 'silent' }),
+            tls: { ca: readFileSync(pki.ca), servername: 'gw.test' },
+          });
+          await held.connect();
+          try {
+            assert.equal((await held.request(1, 'before')).toString(), 'before');
+            assert.equal(await servedCertificate(port), fingerprint(a.cert));
+            copyFileSync(b.cert, cert);
+            copyFileSync(b.key, key);
+            daemon.signal('SIGHUP');
+            await daemon.waitForMsg('tls certificates reloaded');
+            // Each gateway process swaps when its message arrives: a few handshakes may come first.
+            const served: string[] = [];
+            while (
+              served.length < 200 &&
+              served.slice(-4).filter((f) => f === fingerprint(b.cert)).length < 4
+            )
+              served.push(await servedCertificate(port));
+            assert.deepEqual(
+              served.slice(-4),
+              Array(4).fill(fingerprint(b.cert)),
+              'new handshakes get the new certificate',
+            );
+            assert.equal((await held.request(1, 'after')).toString(), 'after', 'the open session goes on');
+          } finally {
+            await held.close();
+          }
+        },
+        { command: [BIN] },
+      );
+      if (worker) await stopCleanly(worker);
+    } finally {
+      await worker?.kill();
+      await nats?.stop();
+    }
+  });
+}

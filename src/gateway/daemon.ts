@@ -247,7 +247,9 @@ async function start(
       };
       gateways.on('message', (w, m) => rpcFor(w).receive(m));
       gateways.on('ready', (w) => {
-        hub?.addGateway(w, rpcFor(w));
+        // Made here whatever the queue: status, stats and TLS reloads reach the process through it.
+        const rpc = rpcFor(w);
+        hub?.addGateway(w, rpc);
         front.addGateway(w);
       });
       gateways.on('retire', (w) => front.retireGateway(w.spawnId));
