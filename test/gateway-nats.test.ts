@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import { connect as natsConnect } from '@nats-io/transport-node';
 import { encodeRelay, GATEWAY_MSGID } from '../src/gateway/protocol.js';
+import { Subjects } from '../src/gateway/queues/nats/protocol.js';
 import { DaemonProcess, startDaemon } from './helpers/daemon.js';
 import { BUSINESS, gatewayClient, type NatsServer, startNats } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
@@ -122,6 +124,57 @@ describe('gateway, NATS queue', () => {
       await gw.daemon.waitForLog((l) => l.msg === 'worker lost a request; retrying it once');
       assert.equal(c.client.stats.lateReplies, 0);
     } finally {
+      await c.close();
+      await Promise.all([stop(gw.daemon), stop(workers)]);
+    }
+  });
+
+  test('a batch addressed to a worker that is no longer subscribed (503) goes to another worker: no error, no timeout', async () => {
+    const p = prefix();
+    const workers = await startWorkers(p);
+    const sock = socketPath();
+    const gw = await startGateway(p, '--status-socket', sock);
+    const c = await gatewayClient(gw.port, 'seq', 5_000);
+    // A worker the gateway hears from that takes nothing: its heartbeats arrive, it has no
+    // subscription (one dead before the gateway noticed, or between its reconnect and its subscribe).
+    const nc = await natsConnect({ servers: nats.url });
+    const S = new Subjects(p);
+    const beat = () => nc.publish(S.heartbeat, 'wghost');
+    beat();
+    const beating = setInterval(beat, 100);
+    const resent = async () => {
+      const data = (await status(sock)).sections?.find((x) => x.title === 'requests')?.data;
+      return (data as { resent?: number } | undefined)?.resent ?? 0;
+    };
+    try {
+      // Each heartbeat brings the ghost back; the next batch for it gets a 503 and goes to the worker.
+      const outcomes: string[] = [];
+      for (let round = 0; round < 200 && (outcomes.length < 40 || (await resent()) < 3); round++) {
+        const burst = await Promise.all(
+          [0, 1, 2, 3].map(() =>
+            c.client.request(5, '').then(
+              (b) => b.toString(),
+              (e: Error) => `error: ${e.message}`,
+            ),
+          ),
+        );
+        outcomes.push(...burst);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(
+        (await resent()) >= 3,
+        `requests sent again: ${await resent()}; the gateway's last lines:\n${gw.daemon.stdoutLines.slice(-15).join('\n')}`,
+      );
+      const failed = outcomes.filter((o) => !o.startsWith('pid:'));
+      assert.deepEqual(failed, [], `${failed.length} of ${outcomes.length} failed`);
+      assert.equal(
+        gw.daemon.logs.filter((l) => l.msg === 'worker lost a request; error sent').length,
+        0,
+        'no request reported lost',
+      );
+    } finally {
+      clearInterval(beating);
+      await nc.close();
       await c.close();
       await Promise.all([stop(gw.daemon), stop(workers)]);
     }

@@ -54,6 +54,8 @@ export interface GatewayStats {
   timeouts: number;
   retries: number;
   lostToCrashes: number;
+  /** Requests sent again because the worker they went to had gone before taking them. */
+  resent: number;
 }
 
 export class GatewayServer {
@@ -132,6 +134,7 @@ export class GatewayServer {
       if (!this.requests.reject(id, new GatewayError('remote', message))) this.late.add({ id });
     },
     lost: (ids, reason) => this.dispatcher.lost(ids, reason),
+    undelivered: (ids) => this.dispatcher.resend(ids),
     capacity: () => this.dispatcher.pump(),
     push: (id, msgid, body) => this.names.push(id, msgid, body),
     nameTaken: (name, id) => this.names.taken(name, id),
@@ -172,6 +175,7 @@ export class GatewayServer {
       timeouts: this.requests.timeouts,
       retries: this.dispatcher.retries,
       lostToCrashes: this.dispatcher.lostToCrashes,
+      resent: this.dispatcher.resent,
     };
   }
 

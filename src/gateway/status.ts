@@ -47,11 +47,12 @@ export function gatewayStatus(f: GatewayFacts): DaemonStatus {
       lateReplies: sum(f.stats, 'lateReplies'),
       retries: sum(f.stats, 'retries'),
       lostToCrashes: sum(f.stats, 'lostToCrashes'),
+      resent: sum(f.stats, 'resent'),
       stored: f.stored,
     };
     sections.push({
       title: 'requests',
-      summary: `${totals.sessions} sessions, ${totals.inFlight} in flight, ${totals.waiting} waiting for a worker, ${totals.timeouts} timed out, ${totals.lateReplies} late replies dropped, ${totals.lostToCrashes} lost to crashes${f.stored === undefined ? '' : `, ${f.stored} messages stored`}`,
+      summary: `${totals.sessions} sessions, ${totals.inFlight} in flight, ${totals.waiting} waiting for a worker, ${totals.timeouts} timed out, ${totals.lateReplies} late replies dropped, ${totals.lostToCrashes} lost to crashes, ${totals.resent} sent again (their worker had gone)${f.stored === undefined ? '' : `, ${f.stored} messages stored`}`,
       data: totals,
     });
   }

@@ -25,6 +25,8 @@ export interface GatewayQueueEvents {
   fail(id: number, message: string): void;
   /** These requests were with a worker that is gone; each needs an error or one retry. */
   lost(ids: number[], reason: string): void;
+  /** These requests reached no worker (the one they were addressed to had gone): send them again. */
+  undelivered(ids: number[]): void;
   /** A worker has room again: dispatch what waits. */
   capacity(): void;
   /** Write a message to this gateway's session `sessionId`; false when it is not here (any more). */

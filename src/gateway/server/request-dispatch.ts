@@ -16,6 +16,7 @@ export interface RequestDispatchOptions {
 export class RequestDispatch {
   retries = 0;
   lostToCrashes = 0;
+  resent = 0;
   private queue: GatewayQueue | undefined;
   /** Requests waiting for a worker with room, oldest first, from `waitHead`. */
   private waiting: PendingRequest[] = [];
@@ -73,6 +74,16 @@ export class RequestDispatch {
     } else if (this.waitHead > 1024 && this.waitHead * 2 > this.waiting.length) {
       this.waiting = this.waiting.slice(this.waitHead);
       this.waitHead = 0;
+    }
+  }
+
+  /** These requests reached no worker: each goes out again under its id (nobody can answer the old send). */
+  resend(ids: number[]): void {
+    for (const id of ids) {
+      const r = this.requests.get(id);
+      if (!r) continue;
+      this.resent++;
+      this.submit(r);
     }
   }
 

@@ -34,7 +34,7 @@ export class NatsGatewayQueue implements GatewayQueue {
   private readonly outs = new Map<string, Outgoing>();
   private flushScheduled = false;
   private batchSeq = 0;
-  /** Batches published that no worker has answered yet: a 503 (nobody subscribed) fails or loses their requests. */
+  /** Batches published that no worker has answered yet: a 503 (nobody subscribed) sends their requests again, or fails them. */
   private readonly unclaimed = new Map<number, { ids: number[]; worker: string; sentAt: number }>();
 
   private constructor(
@@ -138,8 +138,16 @@ export class NatsGatewayQueue implements GatewayQueue {
     this.unclaimed.delete(seq);
     if (m.headers?.code === 503) {
       if (batch && batch.worker !== '') {
-        // Addressed to a worker that is no longer subscribed: it is gone.
-        this.workerGone(batch.worker, `worker ${batch.worker} is no longer subscribed`);
+        // Addressed to a worker that is no longer subscribed: it is gone. Nobody took this batch,
+        // so its requests go to another worker. What it took before is lost with it; its batches
+        // still unanswered end on their own (a 503 of theirs, an answer, or the sweep).
+        const again = batch.ids.filter((id) => this.workerBook.outstanding(id));
+        for (const id of again) this.workerBook.forget(id);
+        const unanswered = new Set<number>();
+        for (const b of this.unclaimed.values())
+          if (b.worker === batch.worker) for (const id of b.ids) unanswered.add(id);
+        this.workerGone(batch.worker, `worker ${batch.worker} is no longer subscribed`, unanswered);
+        if (again.length > 0) this.events.undelivered(again);
         return;
       }
       for (const id of batch?.ids ?? []) {
@@ -173,15 +181,24 @@ export class NatsGatewayQueue implements GatewayQueue {
 
   private checkWorkers(): void {
     const now = Date.now();
-    // Taken by nobody (the worker died before its turn ended): its requests end in their timeout.
-    for (const [seq, b] of this.unclaimed) if (now - b.sentAt > DEAD_AFTER_MS) this.unclaimed.delete(seq);
+    for (const [seq, b] of this.unclaimed) {
+      if (now - b.sentAt <= DEAD_AFTER_MS) continue;
+      this.unclaimed.delete(seq);
+      // Taken by nobody (the queue group: the worker died before its turn ended): its requests end
+      // in their timeout. Addressed to a worker since gone: lost with it. A live worker still
+      // holds its requests until it answers or goes silent.
+      if (b.worker === '' || this.workerBook.isLive(b.worker)) continue;
+      const lost = b.ids.filter((id) => this.workerBook.outstanding(id));
+      for (const id of lost) this.workerBook.forget(id);
+      if (lost.length > 0) this.events.lost(lost, `worker ${b.worker} went before answering`);
+    }
     for (const [w, silentMs] of this.workerBook.silent(now, DEAD_AFTER_MS)) {
       this.workerGone(w, `worker ${w} silent for ${silentMs} ms`);
     }
   }
 
-  private workerGone(w: string, reason: string): void {
-    const ids = this.workerBook.gone(w);
+  private workerGone(w: string, reason: string, keep?: Set<number>): void {
+    const ids = this.workerBook.gone(w, keep);
     if (ids.length > 0) this.events.lost(ids, reason);
   }
 

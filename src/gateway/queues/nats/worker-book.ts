@@ -68,15 +68,32 @@ export class WorkerBook {
     if (w) this.byWorker.get(w)?.delete(id);
   }
 
-  /** `worker` is gone: returns the requests it held (they are forgotten). */
-  gone(worker: string): number[] {
+  /** Heard from and not taken for gone. */
+  isLive(worker: string): boolean {
+    return this.lastSeen.has(worker);
+  }
+
+  /**
+   * `worker` is gone: returns the requests it held (they are forgotten), except those in `keep`,
+   * which it still holds until they are answered or forgotten.
+   */
+  gone(worker: string, keep?: Set<number>): number[] {
     this.lastSeen.delete(worker);
     this.retiring.delete(worker);
     const ids = this.byWorker.get(worker);
-    this.byWorker.delete(worker);
-    if (!ids || ids.size === 0) return [];
-    for (const id of ids) this.sent.delete(id);
-    return [...ids];
+    if (!ids || ids.size === 0) {
+      this.byWorker.delete(worker);
+      return [];
+    }
+    const out: number[] = [];
+    for (const id of ids) {
+      if (keep?.has(id)) continue;
+      this.sent.delete(id);
+      ids.delete(id);
+      out.push(id);
+    }
+    if (ids.size === 0) this.byWorker.delete(worker);
+    return out;
   }
 
   /** Workers silent for more than `ms`, with how long, ms. */
