@@ -141,13 +141,15 @@ export class NatsGatewayQueue implements GatewayQueue {
         // Addressed to a worker that is no longer subscribed: it is gone. Nobody took this batch,
         // so its requests go to another worker. What it took before is lost with it; its batches
         // still unanswered end on their own (a 503 of theirs, an answer, or the sweep).
-        const again = batch.ids.filter((id) => this.workerBook.outstanding(id));
-        for (const id of again) this.workerBook.forget(id);
         const unanswered = new Set<number>();
         for (const b of this.unclaimed.values())
           if (b.worker === batch.worker) for (const id of b.ids) unanswered.add(id);
-        this.workerGone(batch.worker, `worker ${batch.worker} is no longer subscribed`, unanswered);
-        if (again.length > 0) this.events.undelivered(again);
+        this.workerGone(
+          batch.worker,
+          `worker ${batch.worker} is no longer subscribed`,
+          unanswered,
+          batch.ids,
+        );
         return;
       }
       for (const id of batch?.ids ?? []) {
@@ -197,9 +199,18 @@ export class NatsGatewayQueue implements GatewayQueue {
     }
   }
 
-  private workerGone(w: string, reason: string, keep?: Set<number>): void {
+  /**
+   * `w` is gone: what it held is lost, except `keep` (held until answered or swept). `undelivered`
+   * (a batch that reached nobody) and this turn's batch for it, not sent yet, go to other workers.
+   */
+  private workerGone(w: string, reason: string, keep?: Set<number>, undelivered: number[] = []): void {
+    const unsent = this.outs.get(w);
+    this.outs.delete(w);
+    const again = [...undelivered, ...(unsent?.ids ?? [])].filter((id) => this.workerBook.outstanding(id));
+    for (const id of again) this.workerBook.forget(id);
     const ids = this.workerBook.gone(w, keep);
     if (ids.length > 0) this.events.lost(ids, reason);
+    if (again.length > 0) this.events.undelivered(again);
   }
 
   private onSessionMessage(m: Msg): void {
