@@ -22,17 +22,21 @@ before(() => {
 });
 after(() => pki.remove());
 
+/** A MessageClient over TLS that trusts the test CA and asks for gw.test. */
+const tlsMessageClient = (port: number) =>
+  new MessageClient({
+    port,
+    codec: 'seq',
+    reconnect: false,
+    logger: pino({ level: 'silent' }),
+    tls: { ca: readFileSync(pki.ca), servername: 'gw.test' },
+  });
+
 test('gateway -c 2 with --tls-cert: MessageClient requests over TLS; a plaintext client is refused, logged', async () => {
   await withDaemon(
     gatewayArgs('-c', '2', '--business-workers', '1', '--tls-cert', a.cert, '--tls-key', a.key),
     async ({ port, daemon }) => {
-      const client = new MessageClient({
-        port,
-        codec: 'seq',
-        reconnect: false,
-        logger: pino({ level: 'silent' }),
-        tls: { ca: readFileSync(pki.ca), servername: 'gw.test' },
-      });
+      const client = tlsMessageClient(port);
       await client.connect();
       try {
         for (let i = 0; i < 5; i++)
@@ -158,13 +162,7 @@ for (const queue of ['ipc', 'nats'] as const) {
       await withDaemon(
         [...front, '-c', '2', '--tls-cert', cert, '--tls-key', key],
         async ({ port, daemon }) => {
-          const held = new MessageClient({
-            port,
-            codec: 'seq',
-            reconnect: false,
-            logger: pino({ level: 'silent' }),
-            tls: { ca: readFileSync(pki.ca), servername: 'gw.test' },
-          });
+          const held = tlsMessageClient(port);
           await held.connect();
           try {
             assert.equal((await held.request(1, 'before')).toString(), 'before');
