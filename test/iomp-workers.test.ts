@@ -42,7 +42,10 @@ function exitsOf(daemon: DaemonProcess, pred: (l: LogLine) => boolean = () => tr
 
 test('fair share: a worker may hold the busiest other load plus a slack; never two at their ceiling', () => {
   assert.deepEqual(fairCeilings([0, 0], 0), { ceilings: [6, 6], full: false });
-  assert.deepEqual(fairCeilings([30, 10, 10], 0), { ceilings: [16, 36, 36], full: false });
+  // 50 open: a slack of ceil(3 * sqrt(50)) = 22, above a fifth of the average (4).
+  assert.deepEqual(fairCeilings([30, 10, 10], 0), { ceilings: [32, 52, 52], full: false });
+  // 3000 open: a fifth of the average (200) is the larger.
+  assert.deepEqual(fairCeilings([1500, 500, 1000], 0), { ceilings: [1200, 1700, 1700], full: false });
   assert.deepEqual(fairCeilings([7], 0), { ceilings: [null], full: false });
   assert.deepEqual(fairCeilings([2, 2], 2).full, true);
   assert.deepEqual(fairCeilings([2, 1], 2).full, false);

@@ -1,7 +1,8 @@
 // IOMP -c N workers all accept from one shared socket, and the kernel hands a new connection to
 // whichever worker asks first: fast, and even under steady churn, but a burst of long-lived
 // connections can land on one worker (node's cluster round-robin skews the same way). FairShare
-// gives each worker a ceiling: the load of the busiest other worker plus a slack. A worker at its
+// gives each worker a ceiling: the load of the busiest other worker plus a slack (the larger of a
+// fifth of the average and three times the square root of the total, at least 6). A worker at its
 // ceiling stops accepting by itself, at once (no round trip), so the kernel hands the next
 // connections to the others; it reports its load, the daemon raises the ceilings as the others
 // catch up, and it accepts again. Ceilings come from one snapshot of the loads, so no two
@@ -37,8 +38,12 @@ export interface FairCeilings {
 export function fairCeilings(loads: readonly number[], perWorkerMax: number): FairCeilings {
   const full = perWorkerMax > 0 && loads.length > 0 && loads.every((l) => l >= perWorkerMax);
   if (loads.length < 2) return { ceilings: loads.map(() => null), full };
-  const avg = loads.reduce((a, b) => a + b, 0) / loads.length;
-  const slack = Math.max(MIN_SLACK, Math.ceil(avg / 5));
+  const total = loads.reduce((a, b) => a + b, 0);
+  // Under churn (short connections opening and closing) the split wanders by about the square
+  // root of the total and evens out by itself; a worker stopping for that would cost a handle
+  // round trip each time (about 50 a second per worker at 50 connect loops, 15% more CPU per TLS
+  // handshake). So the slack is at least three times that.
+  const slack = Math.max(MIN_SLACK, Math.ceil(total / loads.length / 5), Math.ceil(3 * Math.sqrt(total)));
   // The two highest loads: each worker's busiest other is the top one, or the second for the top.
   let top = -1;
   let second = -1;
