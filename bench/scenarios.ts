@@ -579,6 +579,13 @@ function tlsServers<S extends string>(key: 'ecdsa' | 'rsa', suffix: S) {
       cores: 2,
       children: true,
     },
+    [`tls node cluster 2 shared${suffix}`]: {
+      description: `node:tls echo (pipe), noDelay, node:cluster with 2 workers, SCHED_NONE: each accepts from the shared handle, as IOMP -c 2's do (${key})`,
+      command: stack('node-tls', '--workers', '2', '--shared'),
+      tls: true,
+      cores: 2,
+      children: true,
+    },
     [`tls HAProxy${suffix}`]: {
       description: `HAProxy terminating TLS, nbthread 1, mode tcp, in front of the node:net echo (${key})`,
       command: stack('haproxy'),
@@ -588,7 +595,7 @@ function tlsServers<S extends string>(key: 'ecdsa' | 'rsa', suffix: S) {
       needs: ['haproxy'],
     },
   } as Record<
-    `tls ${'tcpdaemon IOMP -c 1' | 'tcpdaemon IOMP -c 1 (pipe)' | 'tcpdaemon IOMP -c 2' | 'node tls (for await)' | 'node tls' | 'node cluster 2' | 'HAProxy'}${S}`,
+    `tls ${'tcpdaemon IOMP -c 1' | 'tcpdaemon IOMP -c 1 (pipe)' | 'tcpdaemon IOMP -c 2' | 'node tls (for await)' | 'node tls' | 'node cluster 2' | 'node cluster 2 shared' | 'HAProxy'}${S}`,
     ServerSpec
   >;
 }
@@ -602,6 +609,7 @@ const tlsVs = (suffix: '' | ' RSA') =>
       'tls node tls (for await)',
       'tls node tls',
       'tls node cluster 2',
+      'tls node cluster 2 shared',
       'tls HAProxy',
     ] as const
   ).map((n) => `${n}${suffix}` as ServerName);

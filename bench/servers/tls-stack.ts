@@ -9,7 +9,9 @@
 // the handshake rows measure that wait instead of the servers.
 // One `listening` line with the TLS port; SIGTERM stops everything and removes the key.
 // usage: node --import tsx bench/servers/tls-stack.ts --server tcpdaemon|node-tls|haproxy
-//          [--workers N] [--key ecdsa|rsa] [--for-await] [--handler echo|pipe]
+//          [--workers N] [--key ecdsa|rsa] [--for-await] [--handler echo|pipe] [--shared]
+// --shared (node-tls --workers N): SCHED_NONE, each cluster worker accepts from the shared handle
+// itself, as IOMP -c N's workers do (node's default on Linux is round-robin by the primary).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import cluster from 'node:cluster';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     key: { type: 'string', default: 'ecdsa' },
     'for-await': { type: 'boolean', default: false },
     handler: { type: 'string', default: 'echo' },
+    shared: { type: 'boolean', default: false },
   },
 });
 const children: ChildProcess[] = [];
@@ -203,6 +206,7 @@ async function start(): Promise<number> {
 /** node:cluster with `workers` workers (tls-cluster-worker.ts) on a port chosen here. */
 async function nodeTlsCluster(workers: number, forAwait: boolean): Promise<number> {
   const port = await freePort();
+  if (values.shared) cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ exec: join(ROOT, 'bench/servers/tls-cluster-worker.ts') });
   let listening = 0;
   const all = new Promise<void>((res) =>
