@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
-import { fairCeilings } from '../src/models/iomp/fair-share.js';
+import { fairCeilings, loadReportDelay } from '../src/models/iomp/fair-share.js';
+import { LOAD_REPORT_MS, LOAD_SETTLE_MS } from '../src/worker/messages.js';
 import {
   assertSigtermDrains,
   type DaemonProcess,
@@ -58,37 +59,66 @@ test('fair share: a worker may hold the busiest other load plus a slack; never t
   );
 });
 
-test('IOMP -c 2: two worker processes serve, each many connections at once, spread evenly', async () => {
-  const { daemon, port } = await startDaemon(modelArgs('IOMP', 2, ECHO));
-  try {
-    const workers = readyPids(daemon);
-    assert.equal(workers.length, 2);
-    const listening = daemon.logs.find((l) => l.msg === 'listening')!;
-    assert.equal(listening.workers, 2);
-    // 40 connections held open together: both workers serve, neither holds them all. They come
-    // in bursts of 8, each answered before the next: the workers' load reports (every 10 ms at
-    // most) set the ceilings between bursts even on a loaded machine, where one worker's event
-    // loop can stall long enough for the other to take a single burst of 40 whole.
-    const sockets: Awaited<ReturnType<typeof connect>>[] = [];
-    const seen = new Map<number, number>();
-    for (let burst = 0; burst < 5; burst++) {
-      const batch = await Promise.all(Array.from({ length: 8 }, () => connect(port)));
-      sockets.push(...batch);
-      for (const s of batch) {
-        const [pid, id] = (await roundTrip(s, 'who\n')).trim().split(' ').map(Number) as [number, number];
-        assert.ok(workers.includes(pid), `served by a worker, not the daemon (${pid})`);
-        assert.ok(id === 1 || id === 2, `worker id ${id}`);
-        seen.set(pid, (seen.get(pid) ?? 0) + 1);
-      }
-    }
-    for (const s of sockets) s.destroy();
-    assert.equal(seen.size, 2, `both workers serve: ${JSON.stringify([...seen])}`);
-    for (const n of seen.values()) assert.ok(n >= 10, `spread ${JSON.stringify([...seen])}`);
-  } finally {
-    daemon.signal('SIGTERM');
-    assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
-  }
+test('load reports: a burst within LOAD_REPORT_MS, churn within LOAD_SETTLE_MS, no change not at all', () => {
+  assert.equal(loadReportDelay(5, 5), undefined);
+  assert.equal(loadReportDelay(1, 0), LOAD_SETTLE_MS);
+  assert.equal(loadReportDelay(2, 0), LOAD_REPORT_MS);
+  assert.equal(loadReportDelay(0, 2), LOAD_REPORT_MS);
+  // 25 open: a move of 4 is churn, of 5 (the square root) a burst, either way.
+  assert.equal(loadReportDelay(29, 25), LOAD_SETTLE_MS);
+  assert.equal(loadReportDelay(21, 25), LOAD_SETTLE_MS);
+  assert.equal(loadReportDelay(30, 25), LOAD_REPORT_MS);
+  assert.equal(loadReportDelay(20, 25), LOAD_REPORT_MS);
+  assert.equal(loadReportDelay(1100, 1000), LOAD_REPORT_MS);
+  assert.equal(loadReportDelay(1031, 1000), LOAD_SETTLE_MS);
 });
+
+/** Descriptors `pid` has open (its /proc entry). */
+function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+// A worker at its ceiling closes its listening handle and listens again on a spare: with the
+// native dup it makes the next spare itself, without it (TCPDAEMON_NATIVE=0) the daemon sends it.
+for (const native of [true, false])
+  test(`IOMP -c 2: two worker processes serve, each many connections at once, spread evenly (${native ? 'spares made by dup' : 'spares from the daemon'})`, async () => {
+    const env = { ...process.env, ...(native ? {} : { TCPDAEMON_NATIVE: '0' }) };
+    const { daemon, port } = await startDaemon(modelArgs('IOMP', 2, ECHO), { env });
+    try {
+      const workers = readyPids(daemon);
+      assert.equal(workers.length, 2);
+      const fdsBefore = workers.map(openFds);
+      const listening = daemon.logs.find((l) => l.msg === 'listening')!;
+      assert.equal(listening.workers, 2);
+      // 40 connections held open together: both workers serve, neither holds them all. They come
+      // in bursts of 8, each answered before the next: the workers' load reports (within 10 ms of a burst, at
+      // most) set the ceilings between bursts even on a loaded machine, where one worker's event
+      // loop can stall long enough for the other to take a single burst of 40 whole.
+      const sockets: Awaited<ReturnType<typeof connect>>[] = [];
+      const seen = new Map<number, number>();
+      for (let burst = 0; burst < 5; burst++) {
+        const batch = await Promise.all(Array.from({ length: 8 }, () => connect(port)));
+        sockets.push(...batch);
+        for (const s of batch) {
+          const [pid, id] = (await roundTrip(s, 'who\n')).trim().split(' ').map(Number) as [number, number];
+          assert.ok(workers.includes(pid), `served by a worker, not the daemon (${pid})`);
+          assert.ok(id === 1 || id === 2, `worker id ${id}`);
+          seen.set(pid, (seen.get(pid) ?? 0) + 1);
+        }
+      }
+      for (const s of sockets) s.destroy();
+      assert.equal(seen.size, 2, `both workers serve: ${JSON.stringify([...seen])}`);
+      for (const n of seen.values()) assert.ok(n >= 10, `spread ${JSON.stringify([...seen])}`);
+      // Each stop and start left no descriptor behind: one listening, one spare, one kept for dup.
+      await waitUntil(
+        () => workers.every((pid, i) => openFds(pid) <= fdsBefore[i]! + 2),
+        `descriptors back near ${fdsBefore.join(', ')}: ${workers.map(openFds).join(', ')}`,
+      );
+    } finally {
+      daemon.signal('SIGTERM');
+      assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null });
+    }
+  });
 
 test('kill -9 of one worker under a load loop: the other keeps serving, a replacement gets ready, nothing refused', async () => {
   const { daemon, port } = await startDaemon(modelArgs('IOMP', 2, ECHO, '--restart-delay', '0.05'));

@@ -29,7 +29,7 @@ export type ToWorker =
 export type FromWorker =
   /** Send me a copy of the listening handle (to accept on, or to keep as a spare). */
   | { tdm: 'want-listen' }
-  /** Open connections; sent on change, at most every LOAD_REPORT_MS, at once on reaching or leaving the cap (IOMP). */
+  /** Open connections (IOMP): at once on reaching or leaving the cap, within LOAD_REPORT_MS of a move by the count's square root (at least 2), else within LOAD_SETTLE_MS. */
   | { tdm: 'load'; active: number }
   /** The one connection is over: send the next, or a copy to accept on (LF). */
   | { tdm: 'idle' }
@@ -48,8 +48,10 @@ export type FromWorker =
   /** Counted connections from these addresses have closed (one entry per connection). */
   | { tdm: 'release'; addresses: string[] };
 
-/** Longest delay (ms) between a change of a worker's connection count and its report. */
+/** Longest delay (ms) between a move of a worker's connection count by its square root (at least 2) and its report. */
 export const LOAD_REPORT_MS = 10;
+/** Longest delay (ms) between a smaller move and its report (IOMP: models/iomp/worker.ts). */
+export const LOAD_SETTLE_MS = 250;
 
 export function isModelMessage(m: unknown): m is { tdm: string } {
   return channelOf(m) === 'model';

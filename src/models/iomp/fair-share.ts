@@ -15,7 +15,7 @@
 // a worker's room by one message's way at most; a worker accepting at its cap decides at the end
 // of its event-loop turn, not counting a connection that is only waiting for its close.
 import type { WorkerHandle } from '../../supervisor/supervisor.js';
-import type { ToWorker } from '../../worker/messages.js';
+import { LOAD_REPORT_MS, LOAD_SETTLE_MS, type ToWorker } from '../../worker/messages.js';
 
 export interface FairShareOptions {
   /** Connections one worker may hold (its share of --max-connections); 0 = no cap. */
@@ -62,6 +62,19 @@ export function fairCeilings(loads: readonly number[], perWorkerMax: number): Fa
   return { ceilings, full };
 }
 
+/**
+ * How soon a worker reports its count `active` when the daemon last heard `reported` (ms;
+ * undefined: nothing to report). A move by the square root of `reported` or more (at least 2)
+ * within LOAD_REPORT_MS, so the ceilings follow bursts; smaller moves, all that churn of short
+ * connections makes (well inside the slack), within LOAD_SETTLE_MS: at 10 ms each worker would
+ * wake the daemon about 100 times a second under 50 connect loops.
+ */
+export function loadReportDelay(active: number, reported: number): number | undefined {
+  const moved = Math.abs(active - reported);
+  if (moved === 0) return undefined;
+  return moved >= Math.max(2, Math.ceil(Math.sqrt(reported))) ? LOAD_REPORT_MS : LOAD_SETTLE_MS;
+}
+
 interface Entry {
   active: number;
   /** What this worker was last told (undefined: nothing yet). */
@@ -73,7 +86,7 @@ export class FairShare {
 
   constructor(private readonly opts: FairShareOptions) {}
 
-  /** Open connections reported by the accepting workers (lags by up to LOAD_REPORT_MS). */
+  /** Open connections reported by the accepting workers (exact within LOAD_SETTLE_MS of the last change). */
   get connections(): number {
     let n = 0;
     for (const l of this.loads.values()) n += l.active;

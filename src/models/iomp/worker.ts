@@ -1,11 +1,16 @@
 // IOMP -c N, the worker's half: accept on the daemon's shared socket while under the ceiling the
 // daemon sets (fair share, fair-share.ts) and under this worker's --max-connections share, report
 // the load, and keep a spare copy of the listening handle so that accepting again needs no round trip.
+// With the native dup (src/native/addon.ts) the spares are made here from a descriptor of the
+// socket kept for the worker's life, as LF's are; without it each comes from the daemon.
+import { closeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { refused } from '../../close-reasons.js';
+import { nativeDup } from '../../native/addon.js';
 import { ThrottledCount } from '../../throttled-count.js';
 import { closeHandle, type WorkerBase, type WorkerHalf, type WorkerRules } from '../../worker/half.js';
 import { LOAD_REPORT_MS } from '../../worker/messages.js';
+import { loadReportDelay } from './fair-share.js';
 
 export const iompWorker: WorkerHalf = { single: false, create: iompRules };
 
@@ -20,6 +25,9 @@ function iompRules(base: WorkerBase): WorkerRules {
   let full = false;
   /** A copy of the listening handle kept unused, so accepting again needs no round trip. */
   let spare: unknown;
+  const dup = nativeDup();
+  /** With dup: this worker's own descriptor of the listening socket, each spare is a dup of. */
+  let master: number | undefined;
   let handlesAsked = 0;
   let ready = false;
   const drops = new ThrottledCount(logger, 'connection refused: --max-connections reached');
@@ -27,28 +35,50 @@ function iompRules(base: WorkerBase): WorkerRules {
   /** Connections accepted at the cap whose fate is decided at the end of this turn (onAccepted). */
   let deciding = 0;
   const atCap = () => cap > 0 && tracker.size >= cap;
-  /** What the daemon last heard: at the cap or not (it decides "full" from that). */
+  /** What the daemon last heard: at the cap or not (it decides "full" from that), and the count. */
   let reportedAtCap = false;
+  let reported = 0;
+  /** reportTimer is a slow one (LOAD_SETTLE_MS): a larger move replaces it with a fast one. */
+  let settling = false;
   const reportNow = () => {
     clearTimeout(reportTimer);
     reportTimer = undefined;
+    settling = false;
     if (base.retiring) return;
     reportedAtCap = atCap();
-    base.send({ tdm: 'load', active: tracker.size }).catch(() => undefined);
+    reported = tracker.size;
+    base.send({ tdm: 'load', active: reported }).catch(() => undefined);
   };
   /**
    * Reaching the cap and leaving it are reported at once: the daemon tells every worker to close
    * the excess while all are at theirs, so a worker it still counts at its cap after a close
-   * would have the others refuse connections it has room for. Other changes wait LOAD_REPORT_MS.
+   * would have the others refuse connections it has room for. Other moves: loadReportDelay.
    */
   const reportSoon = () => {
     if (base.retiring) return;
-    if (atCap() !== reportedAtCap) reportNow();
-    else reportTimer ??= setTimeout(reportNow, LOAD_REPORT_MS);
+    if (atCap() !== reportedAtCap) return reportNow();
+    const delay = loadReportDelay(tracker.size, reported);
+    if (delay === LOAD_REPORT_MS && settling) {
+      clearTimeout(reportTimer);
+      reportTimer = undefined;
+    }
+    if (delay === undefined || reportTimer !== undefined) return;
+    settling = delay !== LOAD_REPORT_MS;
+    reportTimer = setTimeout(reportNow, delay);
   };
   const wantAccept = () => tracker.size < ceiling && !(atCap() && !full) && !base.spent && !base.retiring;
+  /** A spare made here ({ fd }, which listen() takes), or undefined: no dup, no master, or out of descriptors. */
+  const ownCopy = () => {
+    if (!dup || master === undefined) return undefined;
+    try {
+      return { fd: dup(master) };
+    } catch {
+      return undefined; // out of descriptors: the daemon sends the next one
+    }
+  };
   /** Keep one handle listening (when accepting) and one spare, asking the daemon for what is missing. */
   const askHandles = () => {
+    if (spare === undefined) spare = ownCopy();
     const want = (!server && wantAccept() ? 1 : 0) + (spare === undefined ? 1 : 0) - handlesAsked;
     for (let k = 0; k < want; k++) {
       handlesAsked++;
@@ -71,6 +101,14 @@ function iompRules(base: WorkerBase): WorkerRules {
       reportNow(); // the daemon raises the others' ceilings, or ours
     }
     if (!base.spent && !base.retiring) askHandles();
+    else dropCopies();
+  };
+  /** Spent or retiring: no spare and no master left open. */
+  const dropCopies = () => {
+    if (spare !== undefined) closeCopy(spare);
+    spare = undefined;
+    if (master !== undefined) closeCopy({ fd: master });
+    master = undefined;
   };
   // Counted over all of this worker's connections: a server made by an earlier listenOn still has some.
   const onAccepted = (socket: Socket) => {
@@ -107,8 +145,12 @@ function iompRules(base: WorkerBase): WorkerRules {
   };
   const onHandle = (handle: unknown) => {
     handlesAsked = Math.max(0, handlesAsked - 1);
-    if (base.spent || base.retiring) closeHandle(handle);
-    else if (!server && wantAccept()) listenOn(handle);
+    if (base.spent || base.retiring) {
+      closeHandle(handle);
+      return;
+    }
+    if (dup && master === undefined) master = keepMaster(dup, handle);
+    if (!server && wantAccept()) listenOn(handle);
     else if (spare === undefined) spare = handle;
     else closeHandle(handle);
   };
@@ -135,6 +177,7 @@ function iompRules(base: WorkerBase): WorkerRules {
     retire() {
       server?.close();
       clearTimeout(reportTimer);
+      dropCopies();
     },
     // setImmediate callbacks run in order: one queued now runs after every pending decision.
     settled: () => (deciding > 0 ? new Promise((r) => setImmediate(r)) : Promise.resolve()),
@@ -142,3 +185,27 @@ function iompRules(base: WorkerBase): WorkerRules {
 }
 
 function ignoreError(): void {}
+
+/** A descriptor of the socket behind `handle` of this worker's own, or undefined (none to read, out of descriptors). */
+function keepMaster(dup: (fd: number) => number, handle: unknown): number | undefined {
+  const fd = (handle as { fd?: unknown }).fd;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  try {
+    return dup(fd);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Closes a spare: a handle from the daemon, or a { fd } made here. */
+function closeCopy(copy: unknown): void {
+  const { fd } = copy as { fd?: unknown };
+  if (typeof (copy as { close?: unknown }).close === 'function') closeHandle(copy);
+  else if (typeof fd === 'number') {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed: nothing leaks
+    }
+  }
+}
