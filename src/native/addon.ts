@@ -2,7 +2,7 @@
 // are there: scripts/build-native.mjs): dup(2), which node lacks, and a cheap getpeername. Without
 // it, or with TCPDAEMON_NATIVE=0, every caller keeps its way without (an LF worker then asks the
 // daemon for each copy of the listening socket; peers are read through node).
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { readVar } from '../child-channel.js';
@@ -34,6 +34,29 @@ export function nativeDup(): Dup | undefined {
 /** The addon's peer4, or undefined when it is not built or turned off. */
 export function nativePeer4(): Peer4 | undefined {
   return addon()?.peer4;
+}
+
+/**
+ * A descriptor of our own of the socket behind `handle` (a node handle, which has `fd`), or
+ * undefined: no descriptor to read, or none left (EMFILE).
+ */
+export function dupHandle(dup: Dup, handle: unknown): number | undefined {
+  const fd = (handle as { fd?: unknown }).fd;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  try {
+    return dup(fd);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Closes a descriptor made by dup; one already closed is no error (nothing is left to leak). */
+export function closeDup(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
 }
 
 function load(): Addon | null {

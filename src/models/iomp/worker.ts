@@ -3,10 +3,9 @@
 // the load, and keep a spare copy of the listening handle so that accepting again needs no round trip.
 // With the native dup (src/native/addon.ts) the spares are made here from a descriptor of the
 // socket kept for the worker's life, as LF's are; without it each comes from the daemon.
-import { closeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { refused } from '../../close-reasons.js';
-import { nativeDup } from '../../native/addon.js';
+import { closeDup, dupHandle, nativeDup } from '../../native/addon.js';
 import { ThrottledCount } from '../../throttled-count.js';
 import { closeHandle, type WorkerBase, type WorkerHalf, type WorkerRules } from '../../worker/half.js';
 import { LOAD_REPORT_MS } from '../../worker/messages.js';
@@ -107,7 +106,7 @@ function iompRules(base: WorkerBase): WorkerRules {
   const dropCopies = () => {
     if (spare !== undefined) closeCopy(spare);
     spare = undefined;
-    if (master !== undefined) closeCopy({ fd: master });
+    if (master !== undefined) closeDup(master);
     master = undefined;
   };
   // Counted over all of this worker's connections: a server made by an earlier listenOn still has some.
@@ -149,7 +148,7 @@ function iompRules(base: WorkerBase): WorkerRules {
       closeHandle(handle);
       return;
     }
-    if (dup && master === undefined) master = keepMaster(dup, handle);
+    if (dup && master === undefined) master = dupHandle(dup, handle);
     if (!server && wantAccept()) listenOn(handle);
     else if (spare === undefined) spare = handle;
     else closeHandle(handle);
@@ -186,26 +185,9 @@ function iompRules(base: WorkerBase): WorkerRules {
 
 function ignoreError(): void {}
 
-/** A descriptor of the socket behind `handle` of this worker's own, or undefined (none to read, out of descriptors). */
-function keepMaster(dup: (fd: number) => number, handle: unknown): number | undefined {
-  const fd = (handle as { fd?: unknown }).fd;
-  if (typeof fd !== 'number' || fd < 0) return undefined;
-  try {
-    return dup(fd);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Closes a spare: a handle from the daemon, or a { fd } made here. */
 function closeCopy(copy: unknown): void {
   const { fd } = copy as { fd?: unknown };
   if (typeof (copy as { close?: unknown }).close === 'function') closeHandle(copy);
-  else if (typeof fd === 'number') {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed: nothing leaks
-    }
-  }
+  else if (typeof fd === 'number') closeDup(fd);
 }

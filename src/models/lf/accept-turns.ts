@@ -14,9 +14,8 @@
 // The daemon learns that a worker is busy only from connections that last: one still open after
 // TOOK_REPORT_MS is reported ('took'), so short connections cost no message for it, and the
 // daemon starts accepting into its waiting queue once every worker has reported one.
-import { closeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { Dup } from '../../native/addon.js';
+import { closeDup, type Dup, dupHandle } from '../../native/addon.js';
 import type { FromWorker } from '../../worker/messages.js';
 
 /** A connection open this long is reported to the daemon ('took'), ms. */
@@ -86,14 +85,8 @@ export class AcceptTurns {
   /** With dup, once: a descriptor of the socket of our own, kept for the worker's life. */
   #keepMaster(handle: unknown): void {
     const { dup } = this.opts;
-    if (!dup || this.#master !== undefined) return;
-    const fd = (handle as { fd?: unknown }).fd;
-    if (typeof fd !== 'number' || fd < 0) return;
-    try {
-      this.#master = dup(fd);
-    } catch {
-      // out of descriptors: this turn's copy serves, the next ones come from the daemon
-    }
+    // Out of descriptors: this turn's copy serves, the next ones come from the daemon.
+    if (dup && this.#master === undefined) this.#master = dupHandle(dup, handle);
   }
 
   /** A 'listen' without a copy: --max-connections leaves no room; wait for a connection from the daemon. */
@@ -147,13 +140,8 @@ export class AcceptTurns {
     this.#stopped = true;
     this.#close();
     if (this.#master !== undefined) {
-      const master = this.#master;
+      closeDup(this.#master); // never throws: retire goes on to exit
       this.#master = undefined;
-      try {
-        closeSync(master);
-      } catch {
-        // already gone: nothing is left to close, and stopping must not throw (retire goes on to exit)
-      }
     }
   }
 
