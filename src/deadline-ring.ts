@@ -11,7 +11,8 @@
 // retried request, a shorter timeout) waits in a small heap instead. A full ring whose live items
 // are at most half of it moves the live items of its older half to that heap (one slow item does
 // not hold every slot behind it), else it doubles. Tickets never change.
-// An item expires no earlier than its deadline and at most `toleranceMs` (plus timer lateness) after.
+// An item expires no earlier than its deadline and at most `toleranceMs` (plus timer lateness) after;
+// a run that finds items due in both the ring and the heap expires them in deadline order.
 
 export interface DeadlineRingOptions {
   /** The clock deadlines are given on, ms (Date.now by default). */
@@ -131,27 +132,30 @@ export class DeadlineRing {
     this.timer = undefined;
     this.timerAt = Number.POSITIVE_INFINITY;
     const now = this.now();
-    // onExpire may add and remove items: every step reads the ring afresh.
-    while (this.head < this.tail) {
-      const slot = this.head & this.mask;
-      const key = this.keys[slot]!;
-      if (key !== EMPTY) {
-        if (this.dues[slot]! > now) break;
+    // In deadline order across the ring and the heap (a late timer finds both due). onExpire may
+    // add and remove items: every step reads both afresh.
+    for (;;) {
+      while (this.head < this.tail && this.keys[this.head & this.mask] === EMPTY) this.head++;
+      // Heap entries of removed items are dropped without waking up for them.
+      while (this.heap.length > 0 && this.heap[0]!.key === EMPTY) this.unpark();
+      const ringDue = this.head < this.tail ? this.dues[this.head & this.mask]! : Number.POSITIVE_INFINITY;
+      const heapDue = this.heap.length > 0 ? this.heap[0]!.due : Number.POSITIVE_INFINITY;
+      if (ringDue <= heapDue) {
+        if (ringDue > now) break;
+        const slot = this.head & this.mask;
+        const key = this.keys[slot]!;
         this.keys[slot] = EMPTY;
         this.inRing--;
         this.head++;
         this.onExpire(key);
-      } else this.head++;
+      } else {
+        if (heapDue > now) break;
+        const p = this.unpark();
+        this.parked.delete(p.ticket);
+        this.onExpire(p.key);
+      }
     }
     if (this.head === this.tail) this.maxDue = Number.NEGATIVE_INFINITY;
-    while (this.heap.length > 0 && this.heap[0]!.due <= now) {
-      const p = this.unpark();
-      if (p.key === EMPTY) continue;
-      this.parked.delete(p.ticket);
-      this.onExpire(p.key);
-    }
-    // Heap entries of removed items are dropped without waking up for them.
-    while (this.heap.length > 0 && this.heap[0]!.key === EMPTY) this.unpark();
     let next = Number.POSITIVE_INFINITY;
     if (this.head < this.tail) next = this.dues[this.head & this.mask]!;
     if (this.heap.length > 0) next = Math.min(next, this.heap[0]!.due);

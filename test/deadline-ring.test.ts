@@ -112,6 +112,28 @@ describe('DeadlineRing', () => {
     ring.clear();
   });
 
+  test('a late run expires the ring and the heap merged in deadline order', () => {
+    let clock = 0;
+    const expired: number[] = [];
+    const ring = new DeadlineRing((key) => expired.push(key), { now: () => clock, toleranceMs: 2 });
+    ring.add(1, 10);
+    ring.add(2, 40);
+    ring.add(3, 15); // earlier than the ring's latest: the heap
+    ring.add(4, 60);
+    ring.add(5, 20); // the heap
+    try {
+      clock = 45; // the timer was due at 10 and ran late
+      ring.runDue();
+      assert.deepEqual(expired, [1, 3, 5, 2]);
+      clock = 60;
+      ring.runDue();
+      assert.deepEqual(expired, [1, 3, 5, 2, 4]);
+      assert.equal(ring.size, 0);
+    } finally {
+      ring.clear();
+    }
+  });
+
   test('keys must be 1..2^32-1', () => {
     const ring = new DeadlineRing(() => undefined);
     assert.throws(() => ring.add(0, Date.now()), RangeError);
