@@ -267,18 +267,18 @@ describe('--max-conns-per-ip: the limit+1th connection from one address is refus
 describe('--max-conn-rate-per-ip: new connections per second from one address', () => {
   for (const c of CASES) {
     test(c.name, async () => {
-      // 0.5 per second: a burst of 1, then one every 2 s.
-      await withCase(c, ['--max-conn-rate-per-ip', '0.5'], async ({ daemon, port }) => {
+      // 0.25 per second: a burst of 1, then one every 4 s.
+      await withCase(c, ['--max-conn-rate-per-ip', '0.25'], async ({ daemon, port }) => {
         const first = await visit(port, '127.0.0.1');
         assert.equal(first.outcome, 'served');
         await closeVisit(first);
         const second = await visit(port, '127.0.0.1');
-        assert.equal(second.outcome, 'refused', 'the second within 2 s is refused, though the first closed');
+        assert.equal(second.outcome, 'refused', 'the second within 4 s is refused, though the first closed');
         const other = await visit(port, '127.0.0.2');
         assert.equal(other.outcome, 'served', '127.0.0.2 has its own bucket');
         const line = await daemon.waitForMsg(RATE_MSG);
         assert.equal(line.remote, '127.0.0.1');
-        assert.equal(line.max, 0.5);
+        assert.equal(line.max, 0.25);
         // Once the bucket refilled, the address is served again.
         const later = await servedAgain(port, '127.0.0.1');
         await closeVisit(later);

@@ -252,7 +252,7 @@ describe('tcpdaemon agent', () => {
     const c = await local(agent);
     try {
       const answers = await Promise.all(
-        Array.from({ length: 50 }, (_, i) => outcome(c.request(2, late(400, `l${i}`)))),
+        Array.from({ length: 50 }, (_, i) => outcome(c.request(2, late(2000, `l${i}`)))),
       );
       assert.ok(
         answers.every((a) => a.startsWith('error: timeout:')),

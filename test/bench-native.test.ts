@@ -97,7 +97,11 @@ describe('connect-gen', () => {
         const l = json.latencyMs;
         assert.ok(l.p50 > 0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max);
         assert.ok(json.cpu.userSeconds + json.cpu.systemSeconds > 0 && json.cpu.cores > 0);
-        await new Promise((r) => setTimeout(r, 100)); // the last closes reach the server
+        // The last closes reach the server.
+        const ends = () => (kind === 'fin' ? s.fins : s.resets);
+        for (const end = Date.now() + 10_000; ends() < json.completed && Date.now() < end; ) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
         if (kind === 'fin') {
           assert.ok(s.fins >= json.completed, `${s.fins} FINs for ${json.completed} cycles`);
         } else {

@@ -18,8 +18,9 @@ const BACK = 'file descriptors available again';
 const LOW_LIMIT = ['bash', '-c', 'ulimit -n 256; exec "$0" "$@"', BIN];
 
 async function floodedDaemonKeepsServing(model: string, workers: number): Promise<void> {
-  // --hang-timeout 1: a worker whose heartbeats stopped would be killed while the flood lasts.
-  const args = modelArgs(model, workers, echo, '--hang-timeout', '1');
+  // --hang-timeout 2: a worker whose heartbeats stopped would be killed while the flood lasts (1 s
+  // could be a worker busy with the flood on a loaded machine).
+  const args = modelArgs(model, workers, echo, '--hang-timeout', '2');
   const { daemon, port } = await startDaemon(args, { command: LOW_LIMIT });
   const flood: Socket[] = [];
   try {
@@ -34,7 +35,7 @@ async function floodedDaemonKeepsServing(model: string, workers: number): Promis
     assert.equal(out.level, 'warn');
     assert.match(String(out.code), /^E[MN]FILE$/);
     // Long enough for heartbeats (every second) to have failed, and --hang-timeout to have struck.
-    const until = Date.now() + 2500;
+    const until = Date.now() + 4500;
     for (let round = 0; Date.now() < until; round++) {
       for (const [i, c] of clients.entries()) {
         assert.equal(await roundTrip(c, `again ${i}.${round}`), `again ${i}.${round}`);

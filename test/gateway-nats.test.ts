@@ -86,7 +86,7 @@ describe('gateway, NATS queue', () => {
     const sock = socketPath();
     const workers = await startWorkers(p, '-c', '2', '--status-socket', sock);
     const gw = await startGateway(p, '--retry-on-crash');
-    const c = await gatewayClient(gw.port);
+    const c = await gatewayClient(gw.port, 'seq', 30_000);
     try {
       const pids = workers.logs
         .filter((l) => l.msg === 'worker ready' && l.supervisor === 'workers')
@@ -101,8 +101,10 @@ describe('gateway, NATS queue', () => {
         both = new Set(burst.map(String)).size === 2;
       }
       assert.ok(both, 'a burst spreads over both workers');
+      // Long enough that the kill lands while they run: the status shows them a heartbeat (up to
+      // a second) and a CLI process after they start.
       const outcomes = Array.from({ length: 12 }, () =>
-        c.client.request(2, '1200').then(
+        c.client.request(2, '4000').then(
           (b) => b.toString(),
           (e: Error) => `error: ${e.message}`,
         ),

@@ -80,9 +80,10 @@ describe('gateway, ipc queue', () => {
     await withDaemon(
       gatewayArgs('--business-workers', '1', '--worker-concurrency', '1', '--status-socket', sock),
       async ({ port }) => {
-        const c = await gatewayClient(port);
+        const c = await gatewayClient(port, 'seq', 20_000);
         try {
-          const answers = [1, 2, 3].map(() => c.client.request(2, '1500'));
+          // Three in flight until the first ends: a status poll (a CLI process) must land in that time.
+          const answers = [1, 2, 3].map(() => c.client.request(2, '3000'));
           let requests: { inFlight: number; waiting: number } | undefined;
           for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
             const report = await status(sock);

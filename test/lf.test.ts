@@ -199,32 +199,40 @@ test('LF: idle workers take connections themselves: served while the daemon is s
 
 test('LF with the native dup: with the daemon stopped (SIGSTOP), the workers serve short connection after connection', {
   skip: nativeDup() ? false : 'the native dup is not built',
-  timeout: 30_000,
+  timeout: 90_000,
 }, async () => {
-  await whileDaemonStopped(async (port, workerPids) => {
-    // Without the dup each worker takes one and then waits for its next copy from the daemon.
-    // (A connection that happens to stay open 10 ms is reported and ends the same way, so the
-    // loop stops at the first one not served within 5 s; the SIGCONT after serves it.)
-    const pids = new Set<number>();
-    let served = 0;
-    const open: Socket[] = [];
-    for (let i = 0; i < 20; i++) {
-      const s = await connect(port);
-      open.push(s);
-      const who = await Promise.race([ask(s, 'who\n'), sleep(5000, undefined, { ref: false })]);
-      if (who === undefined) break;
-      served++;
-      pids.add(Number(who.split(' ')[0]));
-      s.end();
-      await untilClosed(s);
-    }
-    for (const s of open) s.destroy();
-    assert.ok(served > 2, `more connections than workers served (${served})`);
-    assert.ok(
-      [...pids].every((p) => workerPids().includes(p)),
-      'served by the workers',
-    );
-  });
+  // Without the dup each worker takes one and then waits for its next copy from the daemon: 2
+  // served, every time. With it a connection that happens to stay open 10 ms (a loaded machine)
+  // is reported and ends the same way, so the loop stops at the first one not served within 5 s
+  // (the SIGCONT after serves it), and a daemon whose both workers did that early is tried again.
+  const counts: number[] = [];
+  for (let attempt = 0; attempt < 3 && !(counts.at(-1)! > 2); attempt++) {
+    await whileDaemonStopped(async (port, workerPids) => {
+      const pids = new Set<number>();
+      let served = 0;
+      const open: Socket[] = [];
+      for (let i = 0; i < 20; i++) {
+        const s = await connect(port);
+        open.push(s);
+        const who = await Promise.race([ask(s, 'who\n'), sleep(5000, undefined, { ref: false })]);
+        if (who === undefined) break;
+        served++;
+        pids.add(Number(who.split(' ')[0]));
+        s.end();
+        await untilClosed(s);
+      }
+      for (const s of open) s.destroy();
+      counts.push(served);
+      assert.ok(
+        [...pids].every((p) => workerPids().includes(p)),
+        'served by the workers',
+      );
+    });
+  }
+  assert.ok(
+    counts.at(-1)! > 2,
+    `more connections than workers served (served per daemon: ${counts.join(', ')})`,
+  );
 });
 
 test('LF -c 1: a busy worker takes no second connection; it waits and is served next', async () => {

@@ -12,7 +12,7 @@ checkNoLeftoverProcesses();
 const echo = join(EXAMPLES, 'echo.js');
 
 test('--timeout closes an idle peer, not an active one', async () => {
-  await withDaemon(['-l', '127.0.0.1:0', '-s', echo, '--timeout', '0.4'], async ({ daemon, port }) => {
+  await withDaemon(['-l', '127.0.0.1:0', '-s', echo, '--timeout', '1'], async ({ daemon, port }) => {
     const idle = await connect(port);
     const active = await connect(port);
     const idleClosed = untilClosed(idle);
@@ -20,7 +20,8 @@ test('--timeout closes an idle peer, not an active one', async () => {
     active.on('close', () => {
       activeClosed = true;
     });
-    // The active peer talks every 100 ms, well inside the 400 ms idle timeout, until the idle one is cut.
+    // The active peer talks every 100 ms, well inside the 1 s idle timeout (a loaded machine may
+    // stall it for some hundreds of ms), until the idle one is cut and a while after.
     let done = false;
     const talking = (async () => {
       let i = 0;
@@ -32,7 +33,7 @@ test('--timeout closes an idle peer, not an active one', async () => {
       return i;
     })();
     await idleClosed;
-    await sleep(600);
+    await sleep(1500);
     done = true;
     const pings = await talking;
     assert.ok(pings >= 5, `active peer exchanged ${pings} messages`);

@@ -62,6 +62,7 @@ test('a 4 s RST storm: 600 connections reset by their peer cost a few `connectio
     ['-m', 'IOMP', '-l', '127.0.0.1:0', '-s', `${EXAMPLES}/echo.js`],
     async ({ daemon, port }) => {
       const storm = 600;
+      const started = Date.now();
       for (let i = 0; i < storm; i++) {
         const s = await connect(port);
         s.write('x');
@@ -71,7 +72,12 @@ test('a 4 s RST storm: 600 connections reset by their peer cost a few `connectio
       const msg = 'connection lost';
       await daemon.waitForLog(() => events(daemon, msg) === storm);
       const written = lines(daemon, msg);
-      assert.ok(written.length <= 12, `${written.length} lines for ${storm} resets`);
+      // The first line, then a summary a second at most while the storm lasts (longer on a slow machine).
+      const seconds = Math.ceil((Date.now() - started) / 1000);
+      assert.ok(
+        written.length <= Math.min(2 + seconds, storm / 20),
+        `${written.length} lines for ${storm} resets in ${seconds} s`,
+      );
       // The first is written at once, naming the connection's peer (read before its reset).
       assert.match(String(written[0]?.remote), /^127\.0\.0\.1:[1-9]\d*$/);
       const summary = written.find((l) => typeof l.suppressed === 'number');
@@ -107,6 +113,7 @@ test('gateway: 10,000 pipelined refused requests log no stack and a bounded coun
     ],
     async ({ daemon, port }) => {
       const before = daemon.logs.length;
+      const started = Date.now();
       // Reserved msgids are refused by the gateway itself, request by request.
       const reserved = await pipelined(port, 10_000, -50, '');
       assert.equal(reserved.frames.length, 10_000);
@@ -127,7 +134,12 @@ test('gateway: 10,000 pipelined refused requests log no stack and a bounded coun
       );
       assert.deepEqual(stacks, [], 'no stack for a refusal');
       const warned = flood.filter((l) => l.level === 'warn' || l.level === 'error');
-      assert.ok(warned.length <= 8, `${warned.length} warnings for 20,000 refused requests`);
+      // Two kinds of line, each a first one and a summary a second at most while its flood lasts.
+      const seconds = Math.ceil((Date.now() - started) / 1000);
+      assert.ok(
+        warned.length <= Math.min(4 + 2 * seconds, 100),
+        `${warned.length} warnings for 20,000 refused requests in ${seconds} s`,
+      );
       if (refused > 0) assert.ok(lines(daemon, msg).some((l) => typeof l.suppressed === 'number'));
     },
   );

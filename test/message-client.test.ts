@@ -13,6 +13,7 @@ import {
 } from '../src/message/index.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { captureLogs, type InProcessServer, serveInProcess, until } from './helpers/message.js';
+import { deadPort } from './helpers/proxy.js';
 
 checkNoLeftoverProcesses();
 
@@ -97,7 +98,7 @@ describe('reconnect', () => {
   });
 
   test('reconnect: false gives up on the first failure, with the reason', async () => {
-    const c = client(await freePort(), { reconnect: false });
+    const c = client(await deadPort(), { reconnect: false });
     await assert.rejects(c.connect(), /ECONNREFUSED/);
     assert.equal(c.stats.failedConnects, 1);
     await c.close();
@@ -312,7 +313,7 @@ describe('while disconnected', () => {
   });
 
   test('the byte bound counts too', async () => {
-    const c = client(await freePort(), { maxQueueBytes: 10 });
+    const c = client(await deadPort(), { maxQueueBytes: 10 });
     void c.connect().catch(() => undefined);
     c.send(1, '12345678');
     assert.throws(
@@ -356,7 +357,7 @@ describe('while disconnected', () => {
   });
 
   test('a queued request times out if no connection comes', async () => {
-    const c = client(await freePort());
+    const c = client(await deadPort());
     void c.connect().catch(() => undefined);
     await rejectsWith(c.request(1, 'x', { timeout: 100 }), 'ERR_MESSAGE_TIMEOUT', /never sent/);
     assert.equal(c.queued, 0);

@@ -212,15 +212,20 @@ describe('tcpdaemon proxy: serving', () => {
 
   it('--timeout closes an idle connection, both sides, while a busy one lives on', async () => {
     const b = await backend('b');
-    const p = await proxy(['-l', '127.0.0.1:0', '--backend', `127.0.0.1:${b.port}`, '--timeout', '0.4']);
+    const p = await proxy(['-l', '127.0.0.1:0', '--backend', `127.0.0.1:${b.port}`, '--timeout', '1']);
     const idle = await connect(p.port);
     const busy = await connect(p.port);
-    const idleClosed = untilClosed(idle);
-    // Traffic in either direction keeps a connection alive: here the backend's echo of each write.
-    for (let i = 0; i < 8; i++) {
+    let cut = false;
+    const idleClosed = untilClosed(idle).finally(() => {
+      cut = true;
+    });
+    // Traffic in either direction keeps a connection alive: here the backend's echo of each write,
+    // every 100 ms until the idle one is cut and five times after.
+    for (let i = 0, after = 0; after < 5 && i < 200; i++) {
       busy.write('.');
       await readBytes(busy, i === 0 ? 3 : 1);
       await new Promise((r) => setTimeout(r, 100));
+      if (cut) after++;
     }
     assert.equal((await idleClosed).data, 'b\n');
     assert.equal(busy.destroyed, false, 'the busy connection is still open');

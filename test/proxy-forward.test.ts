@@ -393,8 +393,9 @@ describe('stream semantics', () => {
     for (const s of bs[0]!.sockets) s.resetAndDestroy();
     for (const c of await Promise.all(closing)) assert.equal(c.data, '');
     for (const c of onB1) assert.equal(await roundTrip(c.s, 'alive'), 'alive');
-    await sleep(50);
-    const b0 = p.snapshot().backends.find((b) => b.id.endsWith(`:${bs[0]!.port}`))!;
+    const b0of = () => p.snapshot().backends.find((b) => b.id.endsWith(`:${bs[0]!.port}`))!;
+    await until(() => b0of().active === 0 && b0of().errors === 2, 'both of b0 counted closed, as errors');
+    const b0 = b0of();
     assert.equal(b0.active, 0);
     assert.equal(b0.errors, 2);
   });
@@ -406,8 +407,7 @@ describe('stream semantics', () => {
     const { s } = await via(f);
     assert.equal(await roundTrip(s, 'x'), 'x');
     await untilClosed(s);
-    await sleep(50);
-    assert.equal(b!.sockets.size, 0, 'the backend connection is closed too');
+    await until(() => b!.sockets.size === 0, 'the backend connection is closed too');
     assert.equal(log.find('idle timeout; connection closed').length, 1);
   });
 

@@ -127,15 +127,19 @@ describe('supervisor with node workers', () => {
     const cpu0 = cpuSecondsWithChildren();
     const t0 = Date.now();
     void r.supervisor.start();
-    await new Promise((res) => setTimeout(res, 2500));
+    // At least 2.5 s and three exits (a fork can take a second on a loaded machine).
+    await waitUntil(() => r.logs('worker exited').length >= 3, 'three exits', 20_000);
+    const rest = t0 + 2500 - Date.now();
+    if (rest > 0) await new Promise((res) => setTimeout(res, rest));
     const exits = r.logs('worker exited');
     await r.supervisor.stop(500);
     const wallS = (Date.now() - t0) / 1000;
     const cpuShare = (cpuSecondsWithChildren() - cpu0) / wallS;
     const delays = exits.map((l) => l.nextDelayMs as number);
     assert.ok(exits.length >= 3, `expected a few restarts, got ${exits.length}`);
-    // Without backoff a 2.5 s window would hold dozens of restarts.
-    assert.ok(exits.length <= 12, `too many restarts: ${exits.length}`);
+    // Without backoff a 2.5 s window would hold dozens of restarts; with it, after 50 + 100 + 200
+    // ms, one each 400 ms at most.
+    assert.ok(exits.length <= 6 + 3 * wallS, `too many restarts: ${exits.length} in ${wallS.toFixed(1)} s`);
     assert.ok(delays[0]! < delays[1]! && delays[1]! < delays[2]!, `delays grow: ${delays.join(', ')}`);
     assert.ok(
       delays.every((d) => d <= 400),
@@ -272,9 +276,9 @@ describe('supervisor with node workers', () => {
     await r.supervisor.start();
     const [w] = r.supervisor.readyWorkers() as [WorkerHandle];
     r.supervisor.take(w);
-    r.tell(w.pid!, { fixture: 'busy', ms: 400 });
+    r.tell(w.pid!, { fixture: 'busy', ms: 3000 });
     await r.waitEvent('busy', w.pid);
-    await r.supervisor.stop(5000);
+    await r.supervisor.stop(10_000);
     assert.equal((await r.waitEvent('retiring', w.pid)).active, 1);
     assert.ok(r.events.some((e) => e.event === 'work done' && e.pid === w.pid));
     const info = await r.waitExit(w.pid!);
