@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
-import { fairCeilings, loadReportDelay } from '../src/models/iomp/fair-share.js';
+import { FairShare, fairCeilings, loadReportDelay } from '../src/models/iomp/fair-share.js';
+import type { WorkerHandle } from '../src/supervisor/supervisor.js';
 import { LOAD_REPORT_MS, LOAD_SETTLE_MS } from '../src/worker/messages.js';
 import {
   assertSigtermDrains,
@@ -58,6 +59,38 @@ test('fair share: a worker may hold the busiest other load plus a slack; never t
       return loads.filter((l, i) => l >= ceilings[i]!).length <= 1;
     }),
   );
+});
+
+test('fair share: a worker hears of a moved ceiling when it moved by half the slack, or when the worker is near it', () => {
+  const told: Record<string, unknown[]> = { a: [], b: [] };
+  const worker = (name: string) =>
+    ({
+      send: (m: unknown) => {
+        told[name]!.push(m);
+        return Promise.resolve();
+      },
+    }) as unknown as WorkerHandle;
+  const fair = new FairShare({ perWorkerMax: 0, enabled: true });
+  const a = worker('a');
+  const b = worker('b');
+  fair.add(a);
+  fair.add(b);
+  const lastToB = () => (told.b!.at(-1) as { ceiling: number }).ceiling;
+  fair.report(a, 25); // 25 open, a slack of 15: b may hold 40
+  fair.report(b, 25); // 50 open, a slack of 22: b's ceiling 47, 7 from what it was told
+  assert.equal(lastToB(), 40);
+  const heard = told.b!.length;
+  // Churn: a's count wanders and b's ceiling with it (43 to 50), by less than half the slack from 40.
+  for (const n of [28, 22, 26, 20]) fair.report(a, n);
+  assert.equal(told.b!.length, heard, JSON.stringify(told.b!.slice(heard)));
+  fair.report(a, 33); // 58 open, a slack of 23: 56, 16 from 40
+  assert.equal(lastToB(), 56);
+  // Near its ceiling every move is told: b may be holding back for a raise.
+  fair.report(b, 62); // 95 open, a slack of 30: 63
+  assert.equal(lastToB(), 63);
+  fair.report(a, 34); // 64
+  assert.equal(lastToB(), 64);
+  assert.deepEqual(told.b!.at(-1), { tdm: 'accept', ceiling: 64, full: false });
 });
 
 test('load reports: a burst within LOAD_REPORT_MS, churn within LOAD_SETTLE_MS, no change not at all', () => {

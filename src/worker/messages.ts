@@ -50,6 +50,8 @@ export type FromWorker =
 
 /** Longest delay (ms) between a move of a worker's connection count by its square root (at least 2) and its report. */
 export const LOAD_REPORT_MS = 10;
+/** Such reports come at least this far apart (ms); reaching or leaving the cap, and stopping accepting, go at once. */
+export const LOAD_REPORT_GAP_MS = 50;
 /** Longest delay (ms) between a smaller move and its report (IOMP: models/iomp/worker.ts). */
 export const LOAD_SETTLE_MS = 250;
 

@@ -38,12 +38,7 @@ export interface FairCeilings {
 export function fairCeilings(loads: readonly number[], perWorkerMax: number): FairCeilings {
   const full = perWorkerMax > 0 && loads.length > 0 && loads.every((l) => l >= perWorkerMax);
   if (loads.length < 2) return { ceilings: loads.map(() => null), full };
-  const total = loads.reduce((a, b) => a + b, 0);
-  // Under churn (short connections opening and closing) the split wanders by about the square
-  // root of the total and evens out by itself; a worker stopping for that would cost a handle
-  // round trip each time (about 50 a second per worker at 50 connect loops, 15% more CPU per TLS
-  // handshake). So the slack is at least three times that.
-  const slack = Math.max(MIN_SLACK, Math.ceil(total / loads.length / 5), Math.ceil(3 * Math.sqrt(total)));
+  const slack = fairSlack(loads);
   // The two highest loads: each worker's busiest other is the top one, or the second for the top.
   let top = -1;
   let second = -1;
@@ -60,6 +55,21 @@ export function fairCeilings(loads: readonly number[], perWorkerMax: number): Fa
     return (isTop ? second : top) + slack;
   });
   return { ceilings, full };
+}
+
+/** How many connections more than the busiest other one a worker may hold, for `loads`. */
+export function fairSlack(loads: readonly number[]): number {
+  let total = 0;
+  for (const l of loads) total += l;
+  // Under churn (short connections opening and closing) the split wanders by about the square
+  // root of the total and evens out by itself; a worker stopping for that would cost a handle
+  // round trip each time (about 50 a second per worker at 50 connect loops, 15% more CPU per TLS
+  // handshake). So the slack is at least three times that.
+  return Math.max(
+    MIN_SLACK,
+    Math.ceil(total / Math.max(1, loads.length) / 5),
+    Math.ceil(3 * Math.sqrt(total)),
+  );
 }
 
 /**
@@ -119,16 +129,15 @@ export class FairShare {
   private update(): void {
     const workers = [...this.loads.keys()];
     const entries = [...this.loads.values()];
+    const loads = entries.map((e) => e.active);
     const { ceilings, full } = this.opts.enabled
-      ? fairCeilings(
-          entries.map((e) => e.active),
-          this.opts.perWorkerMax,
-        )
+      ? fairCeilings(loads, this.opts.perWorkerMax)
       : { ceilings: entries.map(() => null), full: true }; // never pause: at the cap, close the excess
+    const slack = fairSlack(loads);
     workers.forEach((w, i) => {
       const e = entries[i]!;
       const ceiling = ceilings[i] ?? null;
-      if (e.told && !this.worthTelling(e, ceiling, full)) return;
+      if (e.told && !this.worthTelling(e, ceiling, full, slack)) return;
       e.told = { ceiling, full };
       const msg: ToWorker = { tdm: 'accept', ceiling, full };
       w.send(msg).catch(() => undefined);
@@ -137,13 +146,15 @@ export class FairShare {
 
   /**
    * Ceilings move with every report; a worker hears of it only when it matters: it is near its
-   * ceiling (it may be holding back and waits for a raise), or the ceiling moved by half a slack.
+   * ceiling (it may be holding back and waits for a raise), or the ceiling moved by half the
+   * slack (under churn the ceilings move with every report: telling each move woke every worker
+   * about 80 times a second at 50 TLS connect loops).
    */
-  private worthTelling(e: Entry, ceiling: number | null, full: boolean): boolean {
+  private worthTelling(e: Entry, ceiling: number | null, full: boolean, slack: number): boolean {
     const told = e.told!;
     if (told.full !== full) return true;
     if (told.ceiling === null || ceiling === null) return told.ceiling !== ceiling;
     if (e.active >= told.ceiling - 1 || e.active >= ceiling) return told.ceiling !== ceiling;
-    return Math.abs(ceiling - told.ceiling) >= MIN_SLACK / 2;
+    return Math.abs(ceiling - told.ceiling) >= slack / 2;
   }
 }

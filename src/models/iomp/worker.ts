@@ -8,7 +8,7 @@ import { refused } from '../../close-reasons.js';
 import { closeDup, dupHandle, nativeDup } from '../../native/addon.js';
 import { ThrottledCount } from '../../throttled-count.js';
 import { closeHandle, type WorkerBase, type WorkerHalf, type WorkerRules } from '../../worker/half.js';
-import { LOAD_REPORT_MS } from '../../worker/messages.js';
+import { LOAD_REPORT_GAP_MS, LOAD_REPORT_MS } from '../../worker/messages.js';
 import { loadReportDelay } from './fair-share.js';
 
 export const iompWorker: WorkerHalf = { single: false, create: iompRules };
@@ -37,6 +37,8 @@ function iompRules(base: WorkerBase): WorkerRules {
   /** What the daemon last heard: at the cap or not (it decides "full" from that), and the count. */
   let reportedAtCap = false;
   let reported = 0;
+  /** Date.now() of the last report. */
+  let reportedAt = 0;
   /** reportTimer is a slow one (LOAD_SETTLE_MS): a larger move replaces it with a fast one. */
   let settling = false;
   const reportNow = () => {
@@ -46,6 +48,7 @@ function iompRules(base: WorkerBase): WorkerRules {
     if (base.retiring) return;
     reportedAtCap = atCap();
     reported = tracker.size;
+    reportedAt = Date.now();
     base.send({ tdm: 'load', active: reported }).catch(() => undefined);
   };
   /**
@@ -63,7 +66,9 @@ function iompRules(base: WorkerBase): WorkerRules {
     }
     if (delay === undefined || reportTimer !== undefined) return;
     settling = delay !== LOAD_REPORT_MS;
-    reportTimer = setTimeout(reportNow, delay);
+    // Under churn the count moves by that much all the time: one report per gap is enough.
+    const wait = settling ? delay : Math.max(delay, reportedAt + LOAD_REPORT_GAP_MS - Date.now());
+    reportTimer = setTimeout(reportNow, wait);
   };
   const wantAccept = () => tracker.size < ceiling && !(atCap() && !full) && !base.spent && !base.retiring;
   /** A spare made here ({ fd }, which listen() takes), or undefined: no dup, no master, or out of descriptors. */
