@@ -48,7 +48,7 @@ export type FromWorker =
   /** Counted connections from these addresses have closed (one entry per connection). */
   | { tdm: 'release'; addresses: string[] };
 
-/** Longest delay (ms) between a move of a worker's connection count by its square root (at least 2) and its report. */
+/** Delay (ms) between a move of a worker's connection count by its square root (at least 2) and its report, LOAD_REPORT_GAP_MS after the last one at the soonest. */
 export const LOAD_REPORT_MS = 10;
 /** Such reports come at least this far apart (ms); reaching or leaving the cap, and stopping accepting, go at once. */
 export const LOAD_REPORT_GAP_MS = 50;

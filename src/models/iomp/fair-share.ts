@@ -35,10 +35,13 @@ export interface FairCeilings {
 }
 
 /** Ceilings for `loads` (open connections per accepting worker). Pure, so it is tested alone. */
-export function fairCeilings(loads: readonly number[], perWorkerMax: number): FairCeilings {
+export function fairCeilings(
+  loads: readonly number[],
+  perWorkerMax: number,
+  slack = fairSlack(loads),
+): FairCeilings {
   const full = perWorkerMax > 0 && loads.length > 0 && loads.every((l) => l >= perWorkerMax);
   if (loads.length < 2) return { ceilings: loads.map(() => null), full };
-  const slack = fairSlack(loads);
   // The two highest loads: each worker's busiest other is the top one, or the second for the top.
   let top = -1;
   let second = -1;
@@ -75,9 +78,10 @@ export function fairSlack(loads: readonly number[]): number {
 /**
  * How soon a worker reports its count `active` when the daemon last heard `reported` (ms;
  * undefined: nothing to report). A move by the square root of `reported` or more (at least 2)
- * within LOAD_REPORT_MS, so the ceilings follow bursts; smaller moves, all that churn of short
- * connections makes (well inside the slack), within LOAD_SETTLE_MS: at 10 ms each worker would
- * wake the daemon about 100 times a second under 50 connect loops.
+ * within LOAD_REPORT_MS (the worker spaces these LOAD_REPORT_GAP_MS apart), so the ceilings
+ * follow bursts; smaller moves, all that churn of short connections makes (well inside the
+ * slack), within LOAD_SETTLE_MS: at 10 ms each worker would wake the daemon about 100 times a
+ * second under 50 connect loops.
  */
 export function loadReportDelay(active: number, reported: number): number | undefined {
   const moved = Math.abs(active - reported);
@@ -130,10 +134,10 @@ export class FairShare {
     const workers = [...this.loads.keys()];
     const entries = [...this.loads.values()];
     const loads = entries.map((e) => e.active);
-    const { ceilings, full } = this.opts.enabled
-      ? fairCeilings(loads, this.opts.perWorkerMax)
-      : { ceilings: entries.map(() => null), full: true }; // never pause: at the cap, close the excess
     const slack = fairSlack(loads);
+    const { ceilings, full } = this.opts.enabled
+      ? fairCeilings(loads, this.opts.perWorkerMax, slack)
+      : { ceilings: entries.map(() => null), full: true }; // never pause: at the cap, close the excess
     workers.forEach((w, i) => {
       const e = entries[i]!;
       const ceiling = ceilings[i] ?? null;
