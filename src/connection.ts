@@ -327,6 +327,10 @@ export class ConnectionRunner {
       return;
     }
     if (isThenable(result)) {
+      // The connection is the promise's until it settles: node's default (allowHalfOpen false)
+      // would end our side at the peer's FIN, and what the handler writes after it (the bytes
+      // still waiting in its loop) would fail with EPIPE instead of reaching the peer.
+      socket.allowHalfOpen = true;
       result.then(
         () => {
           if (!socket.destroyed) this.finish(socket, raw);

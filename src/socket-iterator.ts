@@ -8,7 +8,8 @@
 // And at the end of the input node's destroys the socket, dropping whatever the handler wrote
 // that the kernel has not taken yet (an echo of 32 MiB followed by FIN lost 28 MiB); this one
 // leaves the socket to the connection path, which ends it once the handler settles, so the tail
-// is sent.
+// is sent. (That path also makes the socket half-open for a handler's promise: with node's default
+// the peer's FIN would end our side while chunks still wait in this iterator's queue.)
 //
 // Otherwise it behaves as node's: chunks in order (strings after setEncoding), reading only as
 // fast as the loop consumes (the socket is paused at its highWaterMark), an error or a close

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useSocketIterator } from '../src/socket-iterator.js';
-import { EXAMPLES, withDaemon } from './helpers/daemon.js';
+import { EXAMPLES, FIXTURES, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes, untilClosed } from './helpers/net.js';
 
@@ -277,6 +277,22 @@ for (const [model, workers] of [
         assert.equal(back.length, data.length);
         assert.ok(back.equals(data));
         await untilClosed(s);
+      },
+    );
+  });
+
+  test(`${model} -c ${workers}: what the peer sent before its FIN is echoed even when the handler gets to it after the FIN`, async () => {
+    await withDaemon(
+      ['-m', model!, '-c', workers!, '-l', '127.0.0.1:0', '-s', join(FIXTURES, 'echo-after-fin.mjs')],
+      async ({ port }) => {
+        const s = await connect(port);
+        s.write('first');
+        assert.equal((await readBytes(s, 5)).toString(), 'first');
+        // The handler now waits for the FIN, so 'tail' is still in its loop's hands when it arrives.
+        s.end('tail');
+        const { data, error } = await untilClosed(s);
+        assert.equal(error, undefined);
+        assert.equal(data, 'tail');
       },
     );
   });

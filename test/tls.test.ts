@@ -1,6 +1,7 @@
 // TLS termination in every model, with Debian's openssl s_client as the client: handshake, echo,
 // SNI picks the certificate, ALPN, client certificates required and refused, bad input logged.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { type DaemonProcess, FIXTURES, modelArgs, runCli, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
-import { untilClosed } from './helpers/net.js';
+import { readBytes, untilClosed } from './helpers/net.js';
 import { makePki, type Pki, sClient } from './helpers/tls.js';
 
 checkNoLeftoverProcesses();
@@ -323,6 +324,31 @@ describe('TLS bad input and start-up checks', () => {
       await daemon.kill();
     }
   });
+});
+
+describe('TLS half-close', () => {
+  for (const [model, workers] of [
+    ['IOMP', 1],
+    ['IF', 2],
+  ] as const) {
+    test(`${model} -c ${workers}: what the client sent before its FIN is echoed even when the handler gets to it after the FIN`, async () => {
+      const { daemon, port } = await startDaemon(
+        modelArgs(model, workers, `${FIXTURES}/echo-after-fin.mjs`, '--tls-cert', a.cert, '--tls-key', a.key),
+      );
+      try {
+        const s = tlsConnect({ port, host: '127.0.0.1', servername: 'a.test', ca: readFileSync(pki.ca) });
+        await once(s, 'secureConnect');
+        s.write('first');
+        assert.equal((await readBytes(s, 5)).toString(), 'first');
+        s.end('tail');
+        const { data, error } = await untilClosed(s);
+        assert.equal(error, undefined);
+        assert.equal(data, 'tail');
+      } finally {
+        await daemon.kill();
+      }
+    });
+  }
 });
 
 describe('TLS from the library', () => {
