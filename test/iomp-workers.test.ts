@@ -174,11 +174,12 @@ test('kill -9 of one worker under a load loop: the other keeps serving, a replac
     const before = load.stats.ok;
     await waitUntil(() => load.stats.ok >= before + 50, 'load after the replacement');
     const stats = await load.stop();
-    // Only the connections the killed worker was serving at that moment may be lost (reset).
+    // Only the connections the killed worker was serving at that moment may be lost: reset, or
+    // closed with nothing echoed (the kernel sends a FIN for a socket with no unread input).
     assert.ok(!stats.errors.includes('ECONNREFUSED'), `refused: ${stats.errors.join(', ')}`);
     assert.ok(stats.failed <= 3, `failed: ${stats.errors.join(', ')}`);
     assert.ok(
-      stats.errors.every((e) => e === 'ECONNRESET'),
+      stats.errors.every((e) => e === 'ECONNRESET' || /^socket closed after 0\/\d+ bytes$/.test(e)),
       stats.errors.join(', '),
     );
   } finally {
