@@ -332,6 +332,37 @@ describe('supervisor with node workers', () => {
     await r.supervisor.stop(1000);
   });
 
+  test('reload done waits for the old workers to say they take no new work (one read the retire late)', async () => {
+    const r = recorded({ size: 1, spec: { start: forkFixture(WORKER) } });
+    await r.supervisor.start();
+    const [old] = r.pids();
+    r.tell(old!, { fixture: 'block', ms: 1500 });
+    await r.waitEvent('blocking', old);
+    // The replacement is ready while the old worker's loop is still blocked: it reads the retire after.
+    assert.deepEqual(await r.supervisor.reload(), { ok: true, replaced: 1 });
+    assert.ok(
+      r.events.some((e) => e.event === 'retiring' && e.pid === old),
+      'the old worker had taken the retire before the reload was done',
+    );
+    await r.supervisor.stop(1000);
+  });
+
+  test('an old worker that answers no retire (a hung loop) within 2 s is named in a warning; the reload is done anyway', async () => {
+    const r = recorded({ size: 1, spec: { start: forkFixture(WORKER) } });
+    await r.supervisor.start();
+    const [old] = r.pids();
+    r.tell(old!, { fixture: 'hang' }); // it never reads the retire: stop() kills it at its deadline
+    await r.waitEvent('hanging', old);
+    assert.deepEqual(await r.supervisor.reload(), { ok: true, replaced: 1 });
+    const warned = r.logs(
+      'reload: old workers did not answer the retire in time; they may still take connections until they do',
+    );
+    assert.equal(warned.length, 1);
+    assert.deepEqual(warned[0]!.workerPids, [old]);
+    await r.supervisor.stop(500);
+    assert.equal((await r.waitExit(old!)).signal, 'SIGKILL');
+  });
+
   test('a reload whose new code cannot start keeps the old workers serving', async () => {
     let broken = false;
     const r = recorded({

@@ -28,6 +28,8 @@ export type WorkerMessage =
   | { tdw: 'hb'; served: number; active: number; rssBytes: number; report?: unknown; metrics?: unknown }
   /** The worker asks to be replaced (served its `-n` connections, ...); it keeps serving until retired. */
   | { tdw: 'recycle'; reason: string }
+  /** The answer to a retire: it takes no new work from now on (its listener is closed), and drains. */
+  | { tdw: 'retiring' }
   /** A message for every worker's bus (worker-bus.ts); `data` is base64. */
   | { tdw: 'bcast'; topic: string; data: string };
 

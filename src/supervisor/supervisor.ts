@@ -160,6 +160,11 @@ class Worker implements WorkerHandle {
   readonly readyAbort = new AbortController();
   readonly gone: Promise<void>;
   markGone!: () => void;
+  /** It sent a supervisor-protocol message (it joined with joinSupervisor), so it answers a retire. */
+  speaksProtocol = false;
+  /** Resolves when a retired worker answered that it takes no new work, or exited. */
+  readonly stoppedTaking: Promise<void>;
+  markStoppedTaking!: () => void;
   /** Resolves when ready, rejects when it exits or times out first. */
   ready!: Promise<void>;
 
@@ -170,6 +175,9 @@ class Worker implements WorkerHandle {
   ) {
     this.gone = new Promise((resolve) => {
       this.markGone = resolve;
+    });
+    this.stoppedTaking = new Promise((resolve) => {
+      this.markStoppedTaking = resolve;
     });
   }
 
@@ -208,6 +216,8 @@ interface Slot {
 
 /** Bus messages (base64 bytes) the daemon holds for one worker before that worker misses some. */
 const RELAY_MAX_BYTES = 16 * 1024 * 1024;
+/** How long a reload waits for its old workers to say they take no new work before it is done anyway, ms. */
+const RETIRE_ANSWER_MS = 2000;
 
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly size: number;
@@ -564,6 +574,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       return;
     }
     const msg = m as WorkerMessage;
+    w.speaksProtocol = true;
     if (msg.tdw === 'hb') {
       w.served = Number(msg.served) || 0;
       w.active = Number(msg.active) || 0;
@@ -572,6 +583,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (msg.metrics !== undefined) this.emit('metrics', w, msg.metrics);
     } else if (msg.tdw === 'recycle') {
       this.wantRecycle(w, String(msg.reason), true);
+    } else if (msg.tdw === 'retiring') {
+      w.markStoppedTaking();
     } else if (msg.tdw === 'bcast') {
       this.relay(w.workerId, msg.topic, msg.data);
     }
@@ -602,6 +615,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private onExit(w: Worker, code: number | null, sig: NodeJS.Signals | null): void {
     if (w.exited) return;
     w.exited = true;
+    w.markStoppedTaking();
     clearTimeout(w.killTimer);
     w.readyAbort.abort(new Error(`exited (code ${code}, signal ${sig}) before it was ready`));
     const slot = this.slots[w.slot]!;
@@ -761,12 +775,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private async runReload(): Promise<ReloadResult> {
     this.log.info({ workers: this.size }, 'reload started');
     let replaced = 0;
+    const retired: Worker[] = [];
     for (const slot of this.slots) {
       await slot.replacing?.catch(() => undefined);
       if (this.stopping) return { ok: false, slot: slot.index, error: 'stopping' };
       try {
-        if (slot.current?.state === 'ready') {
+        const old = slot.current;
+        if (old?.state === 'ready') {
           await this.replace(slot, 'reload');
+          retired.push(old);
         } else {
           // Nothing in service here (crashed, backing off, or starting old code): start afresh now.
           clearTimeout(slot.restartTimer);
@@ -788,8 +805,30 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         return { ok: false, slot: slot.index, error };
       }
     }
+    // Done means the old code takes nothing new: each old worker closes its listener when it gets
+    // the retire message, which a busy one reads late (IOMP and TLF accept on the shared socket).
+    const late = await this.untilStoppedTaking(retired.filter((w) => w.speaksProtocol));
+    if (late.length > 0 && !this.stopping)
+      this.log.warn(
+        { workerPids: late.map((w) => w.pid), waitedMs: RETIRE_ANSWER_MS },
+        'reload: old workers did not answer the retire in time; they may still take connections until they do',
+      );
     this.log.info({ replaced }, 'reload done');
     return { ok: true, replaced };
+  }
+
+  /** The workers of `retired` that did not say they stopped taking work within RETIRE_ANSWER_MS. */
+  private async untilStoppedTaking(retired: Worker[]): Promise<Worker[]> {
+    const answered = new Set<Worker>();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(retired.map((w) => w.stoppedTaking.then(() => answered.add(w)))),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, RETIRE_ANSWER_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    return retired.filter((w) => !answered.has(w));
   }
 
   /** Hang detection and recycling checks, every heartbeatMs. */

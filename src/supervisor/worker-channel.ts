@@ -101,8 +101,10 @@ export function joinSupervisor(opts: WorkerChannelOptions = {}): WorkerChannel {
       // Nobody is left to SIGKILL us at the deadline: do it ourselves.
       setTimeout(() => process.exit(0), Math.min(graceMs, MAX_TIMER_MS)).unref();
     }
-    if (opts.onRetire) opts.onRetire(graceMs);
-    else process.exit(0);
+    if (!opts.onRetire) process.exit(0);
+    opts.onRetire(graceMs);
+    // onRetire stops taking work before it returns: the supervisor's reload may count this one done.
+    send({ tdw: 'retiring' });
   };
 
   const beat = setInterval(() => heartbeat(), heartbeatMs);
