@@ -6,7 +6,7 @@ import { closedBy } from './close-reasons.js';
 import type { ConnectionTracker } from './connection-tracker.js';
 import { packedAddress, packedPeer, packedPort, readPeer } from './peer-name.js';
 import { readProxyHeader } from './proxy-protocol/header.js';
-import { useSocketIterator } from './socket-iterator.js';
+import { endsWhenSettled, useSocketIterator } from './socket-iterator.js';
 import { kPeerLog, PeerLog } from './throttled-count.js';
 import type { TlsAcceptor, TlsTerminator } from './tls/terminator.js';
 import type { Logger, ModelName, TcpdaemonEnv, Tcpmain, TlsFacts } from './types.js';
@@ -327,10 +327,7 @@ export class ConnectionRunner {
       return;
     }
     if (isThenable(result)) {
-      // The connection is the promise's until it settles: node's default (allowHalfOpen false)
-      // would end our side at the peer's FIN, and what the handler writes after it (the bytes
-      // still waiting in its loop) would fail with EPIPE instead of reaching the peer.
-      socket.allowHalfOpen = true;
+      endsWhenSettled(socket); // a for-await loop keeps it half-open until then (socket-iterator.ts)
       result.then(
         () => {
           if (!socket.destroyed) this.finish(socket, raw);

@@ -8,8 +8,10 @@
 // And at the end of the input node's destroys the socket, dropping whatever the handler wrote
 // that the kernel has not taken yet (an echo of 32 MiB followed by FIN lost 28 MiB); this one
 // leaves the socket to the connection path, which ends it once the handler settles, so the tail
-// is sent. (That path also makes the socket half-open for a handler's promise: with node's default
-// the peer's FIN would end our side while chunks still wait in this iterator's queue.)
+// is sent. For that a loop in a handler that returns a promise keeps the socket half-open
+// (allowHalfOpen) until the promise settles: node's default would end our side at the peer's FIN
+// while chunks still wait in this iterator's queue, and fail the handler's writes after it with
+// EPIPE. A handler that does not loop (event style) keeps node's default.
 //
 // Otherwise it behaves as node's: chunks in order (strings after setEncoding), reading only as
 // fast as the loop consumes (the socket is paused at its highWaterMark), an error or a close
@@ -31,9 +33,27 @@ const AsyncIteratorPrototype: object = Object.getPrototypeOf(
   Object.getPrototypeOf(async function* () {}).prototype,
 );
 
+/** Set once the connection path ends the socket when the handler's promise settles. */
+const kEndsOnSettle = Symbol('tcpdaemon.endsOnSettle');
+/** Set once a loop started on the socket. */
+const kLooped = Symbol('tcpdaemon.looped');
+
+type Marked = Socket & { [kEndsOnSettle]?: true; [kLooped]?: true };
+
 /** Installs the iterator on `socket` (an own property: the prototype's stays node's). */
 export function useSocketIterator(socket: Socket): void {
   socket[Symbol.asyncIterator] = iterateSocket;
+}
+
+/**
+ * The handler returned a promise, and the connection path ends `socket` when it settles: a loop
+ * on it, started already (in the handler's first synchronous step) or later, keeps it half-open
+ * until then.
+ */
+export function endsWhenSettled(socket: Socket): void {
+  const marked = socket as Marked;
+  marked[kEndsOnSettle] = true;
+  if (marked[kLooped]) socket.allowHalfOpen = true;
 }
 
 function iterateSocket(this: Socket): AsyncIterableIterator<Chunk> {
@@ -72,6 +92,9 @@ class SocketIterator {
 
   constructor(socket: Socket) {
     this.#socket = socket;
+    const marked = socket as Marked;
+    marked[kLooped] = true;
+    if (marked[kEndsOnSettle]) socket.allowHalfOpen = true;
     this.#onData = (chunk) => this.#take(chunk);
     this.#wait = (resolve, reject) => {
       if (this.#resolve === undefined) {
