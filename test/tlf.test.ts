@@ -115,8 +115,10 @@ test('a throw from handler code in a thread is logged; the thread keeps serving'
 });
 
 test('SIGHUP reloads thread by thread with no refused connection; a blocked thread is terminated, the rest keep serving', async () => {
-  // A retiring thread's drain outlasts a loaded machine's turn (0.2 s once cut an accepted connection).
-  await withDaemon(modelArgs('TLF', 2, commands, '--shutdown-timeout', '2'), async ({ daemon, port }) => {
+  // A retiring thread's drain outlasts a loaded machine's turn (0.2 s once cut an accepted connection),
+  // and the blocked thread's kill (its drain plus 2 s) comes well after 'reload done', which waits up
+  // to 2 s for that thread's answer to the retire: the loop below ends before the kill.
+  await withDaemon(modelArgs('TLF', 2, commands, '--shutdown-timeout', '5'), async ({ daemon, port }) => {
     const [blocked, other] = await onTwoThreads(port);
     const blockedClosed = untilClosed(blocked.socket);
     blocked.socket.write('block\n'); // its thread's event loop never turns again
