@@ -143,6 +143,37 @@ test('SIGHUP reloads thread by thread with no refused connection; a blocked thre
   });
 });
 
+test('a blocked thread killed while connections keep coming: the other threads serve every one of them', async () => {
+  // The blocked thread still has its copy of the listening socket in its event loop when it is
+  // terminated; connections queued on the socket meanwhile belong to no thread and must not be reset.
+  await withDaemon(modelArgs('TLF', 2, commands, '--shutdown-timeout', '1'), async ({ daemon, port }) => {
+    const [blocked, other] = await onTwoThreads(port);
+    const blockedClosed = untilClosed(blocked.socket);
+    blocked.socket.write('block\n');
+    assert.equal(await ask(other.socket, 'other thread'), 'other thread');
+    other.socket.end();
+    daemon.signal('SIGHUP');
+    const killed = () => daemon.logs.some((l) => l.msg === 'worker did not finish in time; killing it');
+    let served = 0;
+    let afterKill = 0;
+    // Eight loops at once, so that connections wait in the backlog when the kill comes.
+    const loop = async () => {
+      while (afterKill < 200 && served < 20_000) {
+        if (killed()) afterKill++;
+        const w = await who(port); // a reset or a refusal throws
+        assert.notEqual(w.threadId, blocked.threadId);
+        w.socket.destroy();
+        served++;
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, loop));
+    assert.ok(afterKill >= 200, `the kill came within ${served} connections`);
+    await blockedClosed;
+    await daemon.waitForMsg('reload done');
+    assert.equal(daemon.child.exitCode, null);
+  });
+});
+
 test('a unix socket: threads serve it; stop removes the socket file', async () => {
   const path = join(mkdtempSync(join(tmpdir(), 'tcpdaemon-tlf-')), 'tlf.sock');
   await withDaemon(['-m', 'TLF', '-c', '2', '-l', path, '-s', commands], async ({ daemon }) => {
