@@ -2,10 +2,9 @@
 // and (ipc) N business workers through src/supervisor, accepts client connections once and hands
 // them out (acceptor.ts), hosts the ipc queue's directory (queues/ipc-hub.ts), and carries signals.
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { rmSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { type AddressGate, addressGateFor } from '../address-gate.js';
 import { childEnv } from '../child-channel.js';
 import { WorkerStartError } from '../errors.js';
@@ -17,6 +16,7 @@ import { createCodec } from '../message/codecs/index.js';
 import type { DaemonOps } from '../metrics/daemon-ops.js';
 import { attachSignals, HostFiles, stopInOrder } from '../platform/host.js';
 import { type ConfigSource, describeChange, logApplied, planReload } from '../platform/reload-config.js';
+import { makePrivateDir } from '../private-dir.js';
 import type { SignalInbox } from '../signals.js';
 import type { DaemonStatus } from '../status.js';
 import { Supervisor, type WorkerHandle, type WorkerSpec } from '../supervisor/index.js';
@@ -128,7 +128,7 @@ async function start(
   }
 
   const ipc = resolved.queue.kind === 'ipc';
-  const socketDir = ipc && role === 'gateway' ? mkdtempSync(join(tmpdir(), 'tcpdaemon-gw-')) : undefined;
+  const socketDir = ipc && role === 'gateway' ? makePrivateDir('tcpdaemon-gw-') : undefined;
   if (socketDir) files.onRemove(() => rmSync(socketDir, { recursive: true, force: true }));
   const childVars: GatewayChildVars = {
     gatewayParams: JSON.stringify(resolved),

@@ -4,11 +4,11 @@
 // pool hears of every change at once: a backend whose process exits is out of rotation before
 // the next connection is picked, and back once its replacement accepts.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { childEnv } from '../child-channel.js';
+import { makePrivateDir } from '../private-dir.js';
 import { readyWhenAccepting, Supervisor } from '../supervisor/index.js';
 import type { Logger } from '../types.js';
 import { type BackendAddress, type BackendSpec, backendId } from './backend.js';
@@ -39,7 +39,7 @@ export interface SpawnTuning {
 export async function planAddresses(plan: SpawnPlan): Promise<{ addresses: BackendAddress[]; dir?: string }> {
   const slots = Array.from({ length: plan.count }, (_, i) => i);
   if (plan.unix) {
-    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-backends-'));
+    const dir = makePrivateDir('tcpdaemon-backends-');
     return { addresses: slots.map((i) => ({ path: join(dir, `backend-${i + 1}.sock`) })), dir };
   }
   if (plan.basePort !== undefined) {

@@ -3,9 +3,9 @@
 // started after a reload whose new files were broken still gets the certificates being served,
 // and every worker shares one set of session ticket keys (a session resumes on any worker).
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makePrivateDir } from '../private-dir.js';
 import type { TlsMaterial } from './context.js';
 
 interface SnapshotFile {
@@ -25,8 +25,7 @@ export class TlsSnapshot {
   readonly #dir: string;
 
   constructor(material: TlsMaterial) {
-    removeStale();
-    this.#dir = mkdtempSync(join(tmpdir(), `${PREFIX}${process.pid}-`)); // mode 0700
+    this.#dir = makePrivateDir('tcpdaemon-tls-'); // key material: a killed daemon's is removed by the next
     this.path = join(this.#dir, 'tls.json');
     this.write(material);
   }
@@ -40,39 +39,6 @@ export class TlsSnapshot {
 
   remove(): void {
     rmSync(this.#dir, { recursive: true, force: true });
-  }
-}
-
-const PREFIX = 'tcpdaemon-tls-';
-
-/**
- * A daemon killed with SIGKILL cannot remove its snapshot (key material): the next TLS daemon
- * removes every one whose daemon (the pid in its name) is gone. Others' (EPERM) stay.
- */
-function removeStale(): void {
-  let names: string[];
-  try {
-    names = readdirSync(tmpdir());
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const pid = Number(/^tcpdaemon-tls-(\d+)-/.exec(name)?.[1]);
-    if (!pid || isAlive(pid)) continue;
-    try {
-      rmSync(join(tmpdir(), name), { recursive: true, force: true });
-    } catch {
-      // not ours
-    }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
