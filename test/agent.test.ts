@@ -3,9 +3,8 @@
 // that asked. Real processes: upstream message servers (test/fixtures/agent-upstream.mjs), the
 // agent, MessageClients as the local processes; nats-server for --upstream SERVICE.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { AgentSnapshot } from '../src/agent/agent.js';
@@ -26,11 +25,12 @@ import { startNats } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { httpGet, metricsPort, promtoolCheck, scrape, waitForSample } from './helpers/metrics.js';
 import { deadPort } from './helpers/proxy.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 after(checkNoLeftoverProcesses);
 
 const UPSTREAM = join(FIXTURES, 'agent-upstream.mjs');
-const tmp = mkdtempSync(join(tmpdir(), 'tcpd-agent-'));
+const tmp = tempDir('tcpd-agent-');
 let sockets = 0;
 
 /** An upstream message server (seq codec), one process. */

@@ -4,21 +4,21 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { benchMain } from '../src/bench/cli.js';
 import { unescapeBytes } from '../src/bench/options.js';
 import type { BenchResult } from '../src/bench/report.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const CHECKER = join(FIXTURES, 'kv-checker.mjs');
-const tmp = mkdtempSync(join(tmpdir(), 'bench-request-'));
+const tmp = tempDir('bench-request-');
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 interface Outcome {

@@ -2,9 +2,8 @@
 // BENCHMARKS.md section. (The runner as a whole is smoke-tested by `npm run bench -- --quick`.)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
@@ -36,6 +35,7 @@ function tlsOpen(port: number): Promise<Socket> {
 }
 
 import { connect, readBytes } from './helpers/net.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 const transfers = await canTransferSockets();
@@ -95,7 +95,7 @@ describe('servers of the scenario table', () => {
 
 test('--node PATH (TCPDAEMON_BENCH_NODE): servers run on that node, found first on PATH by bin/tcpdaemon', async () => {
   // A "node" that marks the processes it runs, then is the real one.
-  const dir = mkdtempSync(join(tmpdir(), 'tcpd-bench-node-'));
+  const dir = tempDir('tcpd-bench-node-');
   const wrapper = join(dir, 'node');
   writeFileSync(wrapper, `#!/bin/sh\nexport BENCH_WRAPPED=yes\nexec '${process.execPath}' "$@"\n`);
   chmodSync(wrapper, 0o755);

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { type AddressInfo, createServer as netCreateServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { benchMain } from '../src/bench/cli.js';
@@ -12,6 +11,7 @@ import type { BenchResult } from '../src/bench/report.js';
 import { tcpdaemon } from '../src/daemon.js';
 import { createCodec, createMessageHandler } from '../src/message/index.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 
@@ -191,7 +191,7 @@ describe('echo mode', () => {
   });
 
   test('works over a unix socket (--path)', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'bench-'));
+    const dir = tempDir('bench-');
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const path = join(dir, 'echo.sock');
     const server = createServer(echo);
@@ -589,7 +589,7 @@ describe('bench --tls', () => {
     const { execFileSync } = await import('node:child_process');
     const { readFileSync } = await import('node:fs');
     const { createServer: createTlsServer } = await import('node:tls');
-    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-bench-tls-'));
+    const dir = tempDir('tcpdaemon-bench-tls-');
     try {
       execFileSync(
         'openssl',

@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { EXAMPLES, FIXTURES, runCli } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 
 const echo = join(EXAMPLES, 'echo.js');
-const tmp = mkdtempSync(join(tmpdir(), 'tcpdaemon-cli-'));
+const tmp = tempDir('tcpdaemon-cli-');
 
 /** Asserts: exit 1, one reason line naming `reason`, then usage, and nothing listened. */
 async function rejects(args: string[], reason: RegExp): Promise<void> {

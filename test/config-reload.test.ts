@@ -1,9 +1,8 @@
 // SIGHUP with --config: the file is read again, live values apply without dropping a connection,
 // the others are reported as needing a restart, a broken file changes nothing (real processes).
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { DAEMON_COMMAND } from '../src/params.js';
@@ -23,13 +22,14 @@ import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { ask, connect, readLine, roundTrip, startLoadLoop, untilClosed } from './helpers/net.js';
 import { type TestServer, taggedEcho } from './helpers/proxy.js';
 import { waitUntil } from './helpers/supervisor.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 
 const ECHO = join(FIXTURES, 'worker-echo.mjs');
 
 function configFile(config: object): { path: string; write(config: object | string): void } {
-  const path = join(mkdtempSync(join(tmpdir(), 'tcpd-config-')), 'config.json');
+  const path = join(tempDir('tcpd-config-'), 'config.json');
   const write = (c: object | string) => writeFileSync(path, typeof c === 'string' ? c : JSON.stringify(c));
   write(config);
   return { path, write };
@@ -104,7 +104,7 @@ const limitCases = [
 for (const { model, workers } of limitCases) {
   test(`${model} -c ${workers}: --max-connections raised in the file applies after SIGHUP, zero failed connections under a connect loop`, async () => {
     const file = configFile({ maxConnections: 2, handler: ECHO });
-    const statusSocket = join(mkdtempSync(join(tmpdir(), 'tcpd-status-')), 'status.sock');
+    const statusSocket = join(tempDir('tcpd-status-'), 'status.sock');
     // Flags still override the file: -c and -m come from argv.
     const { daemon, port } = await startDaemon([
       '--config',

@@ -3,9 +3,7 @@
 // process's entry leaves it within its TTL.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -17,6 +15,7 @@ import { EXAMPLES, startDaemon, stopCleanly } from './helpers/daemon.js';
 import { type NatsServer, startNats } from './helpers/gateway.js';
 import { assertNoLeftoverProcesses } from './helpers/leftovers.js';
 import { captureLogger } from './helpers/supervisor.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const ECHO = `${EXAMPLES}/echo.js`;
 const silent = pino({ level: 'silent' });
@@ -229,7 +228,7 @@ test('RouteTable.open: NATS down is a ConnectError naming the URL', async () => 
 });
 
 test('RouteTable: while NATS is lost the entries are kept past their TTL (one line each way); once back, one TTL for refreshes, then an entry not refreshed goes', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-rt-lost-'));
+  const dir = tempDir('tcpdaemon-rt-lost-');
   let own = await startNats(dir);
   const logs = captureLogger();
   const table = await RouteTable.open({ servers: [own.url], logger: logs.logger, sweepMs: 100 });

@@ -2,8 +2,7 @@
 // the graceful stop's order, and the signals, as every command gets them. The commands' own runs
 // are in test/signals.test.ts, test/platform.test.ts (gateway), test/pid-file.test.ts, test/status.test.ts.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Announcer } from '../src/fleet/announcer.js';
@@ -12,8 +11,9 @@ import type { DaemonSignal, SignalInbox } from '../src/signals.js';
 import { readStatus } from '../src/status.js';
 import type { ServiceManager } from '../src/systemd/notify.js';
 import { captureLogs } from './helpers/message.js';
+import { tempDir } from './helpers/temp-dir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-host-'));
+const dir = tempDir('tcpdaemon-host-');
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const report = () => ({

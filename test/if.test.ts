@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,6 +7,7 @@ import { assertSigtermDrains, FIXTURES, modelArgs, withDaemon } from './helpers/
 import { checkNoLeftoverProcesses, findLeftovers } from './helpers/leftovers.js';
 import { ask, connect, readBytes, readLine, untilClosed } from './helpers/net.js';
 import { waitUntil } from './helpers/supervisor.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 const counter = join(FIXTURES, 'counter.mjs');
@@ -141,7 +141,7 @@ test('SIGTERM: a connection that finishes in time ends normally; env.signal is a
 });
 
 test('a unix socket: every connection gets its own process; stop removes the socket file', async () => {
-  const path = join(mkdtempSync(join(tmpdir(), 'tcpdaemon-if-')), 'if.sock');
+  const path = join(tempDir('tcpdaemon-if-'), 'if.sock');
   await withDaemon(['-m', 'IF', '-c', '2', '-l', path, '-s', counter], async ({ daemon }) => {
     const pids = new Set<string>();
     for (let i = 0; i < 3; i++) {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +22,7 @@ import {
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { backToBack, connect, roundTrip, startLoadLoop, untilClosed } from './helpers/net.js';
 import { waitUntil } from './helpers/supervisor.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 
@@ -333,7 +333,7 @@ test('kill -9 of the daemon: its workers drain and exit on their own', async () 
 });
 
 test('IOMP -c 2 on a unix socket', async () => {
-  const path = join(mkdtempSync(join(tmpdir(), 'tcpd-')), 'd.sock');
+  const path = join(tempDir('tcpd-'), 'd.sock');
   const { daemon } = await startDaemon(['-m', 'IOMP', '-c', '2', '-l', path, '-s', ECHO]);
   try {
     const [pid] = await who(path);

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseListenAddress } from '../src/listen-address.js';
 import { EXAMPLES, runCli, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, roundTrip } from './helpers/net.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 const echo = join(EXAMPLES, 'echo.js');
@@ -47,7 +47,7 @@ test('0:port listens on all IPv4 addresses', async () => {
 });
 
 test('unix socket, and a stale socket file from a crashed daemon is replaced', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-unix-'));
+  const dir = tempDir('tcpdaemon-unix-');
   const path = join(dir, 'echo.sock');
   // A socket file nobody listens on: what a SIGKILLed daemon leaves behind.
   const crashed = spawn(process.execPath, [
@@ -67,7 +67,7 @@ test('unix socket, and a stale socket file from a crashed daemon is replaced', a
 });
 
 test('a live unix socket is not taken over', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-unix-'));
+  const dir = tempDir('tcpdaemon-unix-');
   const path = join(dir, 'busy.sock');
   const live = createServer();
   await new Promise<void>((r) => live.listen(path, r));
@@ -101,7 +101,7 @@ for (const [what, args] of [
   ],
 ] as const) {
   test(`${what}: a regular file at the -l path is left untouched and the start fails naming it`, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-unix-'));
+    const dir = tempDir('tcpdaemon-unix-');
     const path = join(dir, 'data1.db');
     writeFileSync(path, 'precious rows\n');
     const res = await runCli(args(path));

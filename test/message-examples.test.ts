@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { createCodec } from '../src/message/index.js';
@@ -10,6 +9,7 @@ import { validateParams } from '../src/params.js';
 import { FIXTURES, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { FramedSocket, runProgram } from './helpers/message.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 
@@ -78,7 +78,7 @@ describe('examples/lars-echo.ts', () => {
   test('a C client framing with the Lars struct layout interoperates', {
     skip: gcc ? false : 'no gcc',
   }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'lars-c-'));
+    const dir = tempDir('lars-c-');
     try {
       const exe = join(dir, 'lars-client');
       const built = spawnSync('gcc', ['-O1', '-o', exe, join(FIXTURES, 'lars-client.c')], {

@@ -2,9 +2,7 @@
 // with connections, crashes, reloads and proxy errors, the merge over workers, /healthz and /readyz
 // (failing first on SIGTERM, --drain-delay still accepting), and the listener's own limits.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FIXTURES, modelArgs, runCli, startDaemon, stopCleanly } from './helpers/daemon.js';
@@ -22,6 +20,7 @@ import {
 import { connect, readLine, roundTrip, untilClosed } from './helpers/net.js';
 import { deadPort, taggedEcho } from './helpers/proxy.js';
 import { status } from './helpers/status.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 
@@ -113,7 +112,7 @@ test('/healthz, /readyz, 404 elsewhere, 405 for other methods, 431 for oversized
 });
 
 test('IOMP -c 2: the merged counters equal the sum of what each worker served (replies and status agree)', async () => {
-  const sock = join(mkdtempSync(join(tmpdir(), 'tcpd-metrics-')), 'status.sock');
+  const sock = join(tempDir('tcpd-metrics-'), 'status.sock');
   const { daemon, port } = await startDaemon([
     ...modelArgs('IOMP', 2, HANDLER),
     ...METRICS,

@@ -4,14 +4,14 @@
 // node killed, a host partitioned and healed. Traffic only between the namespaces' own addresses.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BIN, DaemonProcess, EXAMPLES, FIXTURES, type LogLine, ROOT, stopCleanly } from './helpers/daemon.js';
 import { assertNoLeftoverProcesses } from './helpers/leftovers.js';
 import { NatsCluster } from './helpers/nats-cluster.js';
 import { type Host, Network, netnsUnavailable } from './helpers/netns.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const skip = netnsUnavailable();
 const ECHO = `${EXAMPLES}/echo.js`;
@@ -193,7 +193,7 @@ describe('multi-host: route table across hosts', { skip }, () => {
   test('agent --upstream SERVICE on host 3: kill -9 of host 1 moves requests to host 2; at most those in flight fail', async () => {
     await failover('mh-agent', async (service, dead) => {
       const host = net.host(3);
-      const dir = mkdtempSync(join(tmpdir(), 'td-mh-agent-'));
+      const dir = tempDir('td-mh-agent-');
       const sock = join(dir, 'agent.sock');
       const agent = new DaemonProcess(
         ['agent', '-l', `unix:${sock}`, '--upstream', service, '--discovery', nats.urlsFrom(host).join(',')],

@@ -6,9 +6,8 @@
 // and must show up, so the counters are known to see the work they look for.
 import assert from 'node:assert/strict';
 import { createHook } from 'node:async_hooks';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { TLSSocket, connect as tlsConnect } from 'node:tls';
@@ -19,6 +18,7 @@ import { createProxyHandler } from '../src/proxy/front.js';
 import { BackendPool } from '../src/proxy/pool.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { memoryLogger } from './helpers/proxy.js';
+import { tempDir } from './helpers/temp-dir.js';
 import { makePki, type Pki } from './helpers/tls.js';
 
 checkNoLeftoverProcesses();
@@ -126,7 +126,7 @@ async function measure(params: Partial<TcpdaemonParams>, close: 'fin' | 'rst' = 
 let dir: string;
 let pki: Pki;
 before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-work-'));
+  dir = tempDir('tcpdaemon-work-');
   pki = makePki(dir);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));

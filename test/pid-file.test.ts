@@ -3,19 +3,19 @@
 // the proxy (through the daemon) and the gateway each write one.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, lstatSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { EXAMPLES, runCli, startDaemon, stopCleanly } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 
 const ECHO = join(EXAMPLES, 'echo.js');
 
-function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'tcpd-pid-'));
+function pidDir(): string {
+  return tempDir('tcpd-pid-');
 }
 
 const COMMANDS = {
@@ -44,7 +44,7 @@ const COMMANDS = {
 
 for (const [command, args] of Object.entries(COMMANDS)) {
   test(`${command}: a pid file that is a symlink is refused and nothing is written through it`, async () => {
-    const dir = tempDir();
+    const dir = pidDir();
     const target = join(dir, 'target.txt');
     writeFileSync(target, 'keep me\n');
     const pidFile = join(dir, 'd.pid');
@@ -68,7 +68,7 @@ for (const [command, args] of Object.entries(COMMANDS)) {
   });
 
   test(`${command}: a second instance with a live daemon's pid file is refused; the first's file stays`, async () => {
-    const pidFile = join(tempDir(), 'd.pid');
+    const pidFile = join(pidDir(), 'd.pid');
     const first = await startDaemon(args(pidFile));
     try {
       assert.equal(readFileSync(pidFile, 'utf8'), `${first.daemon.pid}\n`);
@@ -94,7 +94,7 @@ for (const [command, args] of Object.entries(COMMANDS)) {
 }
 
 test('a stale pid file (its process is gone, or no pid in it) is replaced with a log line', async () => {
-  const dir = tempDir();
+  const dir = pidDir();
   const pidFile = join(dir, 'd.pid');
   const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
   const deadPid = Number(gone.stdout.toString());
@@ -119,7 +119,7 @@ test('a stale pid file (its process is gone, or no pid in it) is replaced with a
 });
 
 test('at exit the pid file is removed only while it still holds our pid', async () => {
-  const pidFile = join(tempDir(), 'd.pid');
+  const pidFile = join(pidDir(), 'd.pid');
   const { daemon } = await startDaemon(COMMANDS.daemon(pidFile));
   try {
     // Another start took the file over (say, after an operator removed ours by hand).
@@ -132,7 +132,7 @@ test('at exit the pid file is removed only while it still holds our pid', async 
 });
 
 test('a start that fails after the pid file was created removes it', async () => {
-  const dir = tempDir();
+  const dir = pidDir();
   const pidFile = join(dir, 'd.pid');
   const file = join(dir, 'data.db');
   writeFileSync(file, 'rows\n');

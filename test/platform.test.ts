@@ -1,8 +1,7 @@
 // One platform under every command: the same shared flags, "did you mean", old spellings refused
 // with the new name, --config with the library's keys, help generated from the declarations.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { AGENT_COMMAND, validateAgentConfig } from '../src/agent/params.js';
@@ -25,10 +24,11 @@ import { BUSINESS, gatewayArgs, gatewayClient } from './helpers/gateway.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes } from './helpers/net.js';
 import { taggedEcho } from './helpers/proxy.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 after(checkNoLeftoverProcesses);
 
-const tmp = mkdtempSync(join(tmpdir(), 'tcpd-platform-'));
+const tmp = tempDir('tcpd-platform-');
 const echo = join(EXAMPLES, 'echo.js');
 
 interface CommandCase {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer, connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { ParamError } from '../src/errors.js';
@@ -13,6 +12,7 @@ import { BIN, type Listening, runCli, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes, roundTrip, untilClosed } from './helpers/net.js';
 import { listen, type TestServer, taggedEcho } from './helpers/proxy.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -23,7 +23,7 @@ checkNoLeftoverProcesses();
 
 /** `tcpdaemon proxy` (through its entry until the CLI dispatcher routes the subcommand). */
 const PROXY = { command: [BIN, 'proxy'] };
-const tmp = mkdtempSync(join(tmpdir(), 'tcpdaemon-proxy-cli-'));
+const tmp = tempDir('tcpdaemon-proxy-cli-');
 
 async function proxy(args: string[]): Promise<Listening> {
   const p = await startDaemon(args, PROXY);

@@ -4,8 +4,7 @@
 // a killed backend leaves within its TTL while passive health covers the gap, NATS away at start
 // stops it with one line, NATS lost while running keeps the last known backends.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Kvm } from '@nats-io/kv';
@@ -18,6 +17,7 @@ import { connect, readLine, roundTrip } from './helpers/net.js';
 import { deadPort } from './helpers/proxy.js';
 import { socketPath, status } from './helpers/status.js';
 import { waitUntil } from './helpers/supervisor.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const TAG_ECHO = join(FIXTURES, 'tag-echo.mjs');
 
@@ -201,7 +201,7 @@ describe('proxy --discover', () => {
     const b = await backend(service, 'b', nats.url, '--announce-ttl', '2');
     // No active checks: passive (Lars) health alone takes a out of rotation until the TTL does;
     // 3 errors in a row overload it (Lars' 15 would need more connections than a slow machine makes in 2 s).
-    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-disc-kill-'));
+    const dir = tempDir('tcpdaemon-disc-kill-');
     const config = join(dir, 'proxy.json');
     writeFileSync(config, JSON.stringify({ passive: { continErrLimit: 3 } }));
     const { daemon, port } = await startDaemon(
@@ -244,7 +244,7 @@ describe('proxy --discover', () => {
   });
 
   test('NATS lost while running (-c 2): the last known backends stay past their TTL, a front restarted meanwhile has them, one line each way, changes follow again', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-nats-lost-'));
+    const dir = tempDir('tcpdaemon-nats-lost-');
     let own = await startNats(dir);
     const service = 'disc-lost';
     const a = await backend(service, 'a', own.url, '--announce-ttl', '1');
@@ -303,7 +303,7 @@ describe('proxy --discover', () => {
   test('SIGHUP with --config keeps --discover (needs a restart); a file with --backend beside it is refused, nothing changes', async () => {
     const service = 'disc-reload';
     const a = await backend(service, 'a', nats.url);
-    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-disc-reload-'));
+    const dir = tempDir('tcpdaemon-disc-reload-');
     const config = join(dir, 'proxy.json');
     const write = (c: object) => writeFileSync(config, JSON.stringify({ listen: '127.0.0.1:0', ...c }));
     write({ discover: service, discovery: nats.url });

@@ -3,9 +3,8 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +13,7 @@ import { BIN, FIXTURES, startDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { untilClosed } from './helpers/net.js';
 import { listen } from './helpers/proxy.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -24,7 +24,7 @@ checkNoLeftoverProcesses();
 
 const PROXY = { command: [BIN, 'proxy'] };
 const haproxyMissing = spawnSync('haproxy', ['-v']).error !== undefined;
-const tmp = mkdtempSync(join(tmpdir(), 'tcpdaemon-haproxy-'));
+const tmp = tempDir('tcpdaemon-haproxy-');
 
 /** A port free right now (HAProxy cannot listen on port 0 and tell us which port it got). */
 async function freePort(): Promise<number> {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,6 +9,7 @@ import { DEFAULT_PASSIVE_HEALTH, type HealthChange, HealthTracker } from '../src
 import { parseBackendSpec } from '../src/proxy/backend.js';
 import { ConnectChecker } from '../src/proxy/health-check.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 
@@ -169,7 +169,7 @@ describe('passive health (Lars rules)', () => {
 });
 
 describe('active connect checks', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpd-health-'));
+  const dir = tempDir('tcpd-health-');
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   async function listen(path: string): Promise<Server> {

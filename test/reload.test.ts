@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,12 +15,13 @@ import {
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, roundTrip, startLoadLoop } from './helpers/net.js';
 import { waitUntil } from './helpers/supervisor.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 
 /** A copy of worker-echo.mjs in a fresh folder, so a test can rewrite it. */
 function handlerCopy(): string {
-  const path = join(mkdtempSync(join(tmpdir(), 'tcpd-reload-')), 'handler.mjs');
+  const path = join(tempDir('tcpd-reload-'), 'handler.mjs');
   copyFileSync(join(FIXTURES, 'worker-echo.mjs'), path);
   return path;
 }
@@ -204,7 +204,7 @@ test('a reload to a broken handler keeps the old workers; a crashed worker then 
 });
 
 test('SIGUSR1: the daemon and every worker reopen the log file', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpd-log-'));
+  const dir = tempDir('tcpd-log-');
   const logfile = join(dir, 'd.log');
   const daemon = new DaemonProcess(
     modelArgs('IOMP', 2, join(FIXTURES, 'worker-echo.mjs'), '--logfile', logfile, '--loglevel', 'debug'),

@@ -2,7 +2,7 @@
 // the daemon holds. Needs Node >= 22.12: on an older Node the flag is refused by name, and the
 // tests that need the kernel's balancing skip, saying why (CI runs this file on 22 and 24 too).
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import {
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { ask, backToBack, connect, pingOnce, roundTrip } from './helpers/net.js';
 import { waitUntil } from './helpers/supervisor.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 const commands = join(FIXTURES, 'commands.mjs');
@@ -322,7 +323,7 @@ for (const model of ['IOMP', 'TLF'] as const) {
   test(`${model} -c 2 --reuse-port: SIGHUP under a connect loop refuses nothing; the new code answers`, {
     skip: SKIP_OLD,
   }, async () => {
-    const handler = join(mkdtempSync(join(tmpdir(), 'tcpd-reuseport-')), 'handler.mjs');
+    const handler = join(tempDir('tcpd-reuseport-'), 'handler.mjs');
     copyFileSync(commands, handler);
     const { daemon, port } = await startDaemon(modelArgs(model, 2, handler, '--reuse-port'));
     try {

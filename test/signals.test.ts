@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DaemonProcess, EXAMPLES, FIXTURES, runCli, startDaemon, withDaemon } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes, roundTrip, untilClosed } from './helpers/net.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 const drain = join(FIXTURES, 'drain.mjs');
@@ -98,7 +98,7 @@ test('a SIGTERM during start-up is not lost: the daemon stops cleanly', async ()
 });
 
 test('SIGUSR1 reopens the log file after it was moved away', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-log-'));
+  const dir = tempDir('tcpdaemon-log-');
   const logfile = join(dir, 'app.log');
   const daemon = new DaemonProcess([
     '-l',
@@ -127,7 +127,7 @@ test('SIGUSR1 reopens the log file after it was moved away', async () => {
 });
 
 test('--daemon-level detaches, writes --pid-file, logs to --logfile; start-up errors reach the terminal', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-detach-'));
+  const dir = tempDir('tcpdaemon-detach-');
   const logfile = join(dir, 'd.log');
   const pidFile = join(dir, 'd.pid');
   const res = await runCli([
@@ -175,7 +175,7 @@ test('--daemon-level detaches, writes --pid-file, logs to --logfile; start-up er
 });
 
 test('SIGHUP (IOMP -c 1) re-reads the handler: new connections get it, open ones keep theirs, a broken module is refused', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-hup-'));
+  const dir = tempDir('tcpdaemon-hup-');
   const handler = join(dir, 'versioned.mjs');
   const version = (v: string) =>
     `export default async (s) => { for await (const c of s) s.write('${v}:' + c); };\n`;

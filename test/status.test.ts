@@ -1,7 +1,7 @@
 // --status-socket and `tcpdaemon status`: what a running daemon reports about itself.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { connect, readBytes, roundTrip } from './helpers/net.js';
 import { socketPath, status } from './helpers/status.js';
 import { waitUntil } from './helpers/supervisor.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 
@@ -148,7 +149,7 @@ test('tcpdaemon status: a missing socket, a socket that is not a daemon, bad arg
 });
 
 test('--status-socket at a regular file: the file is left untouched and the start fails naming it', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpd-status-'));
+  const dir = tempDir('tcpd-status-');
   const path = join(dir, 'precious.txt');
   writeFileSync(path, 'do not delete\n');
   const res = await runCli(modelArgs('IOMP', 1, ECHO, '--status-socket', path));

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -17,6 +16,7 @@ import {
 } from './helpers/daemon.js';
 import { checkNoLeftoverProcesses } from './helpers/leftovers.js';
 import { ask, connect, roundTrip, untilClosed } from './helpers/net.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 checkNoLeftoverProcesses();
 const commands = join(FIXTURES, 'commands.mjs');
@@ -175,7 +175,7 @@ test('a blocked thread killed while connections keep coming: the other threads s
 });
 
 test('a unix socket: threads serve it; stop removes the socket file', async () => {
-  const path = join(mkdtempSync(join(tmpdir(), 'tcpdaemon-tlf-')), 'tlf.sock');
+  const path = join(tempDir('tcpdaemon-tlf-'), 'tlf.sock');
   await withDaemon(['-m', 'TLF', '-c', '2', '-l', path, '-s', commands], async ({ daemon }) => {
     const [a, b] = await onTwoThreads(path);
     assert.equal(await ask(b.socket, 'unix'), 'unix');
@@ -188,7 +188,7 @@ test('a unix socket: threads serve it; stop removes the socket file', async () =
 });
 
 test('threads that cannot load the handler: start-up fails with the reason, exit 1, no socket or pid file left', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-tlf-'));
+  const dir = tempDir('tcpdaemon-tlf-');
   const [path, pidFile] = [join(dir, 'tlf.sock'), join(dir, 'tlf.pid')];
   const res = await runCli([
     ...['-m', 'TLF', '-c', '2', '-l', path, '-s', join(FIXTURES, 'throws-in-workers.mjs')],
@@ -211,7 +211,7 @@ test('threads that cannot load the handler: start-up fails with the reason, exit
 });
 
 test('threads that load the handler: listening once every thread is ready; a thread that failed once is retried', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-tlf-'));
+  const dir = tempDir('tcpdaemon-tlf-');
   const pidFile = join(dir, 'tlf.pid');
   const { daemon, port } = await startDaemon(
     modelArgs(

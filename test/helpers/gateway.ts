@@ -1,14 +1,14 @@
 // Helpers for gateway tests: message-layer clients that keep what the gateway pushes, and a
 // nats-server of the test's own on a free port.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { MessageClient } from '../../src/message/index.js';
 import { FIXTURES } from './daemon.js';
 import { waitUntil } from './supervisor.js';
+import { tempDir } from './temp-dir.js';
 
 export const BUSINESS = join(FIXTURES, 'gateway-business.ts');
 
@@ -86,7 +86,7 @@ export async function startNats(
   extraArgs: string[] = [],
   fixedPort?: number,
 ): Promise<NatsServer> {
-  const dir = storeDir ?? mkdtempSync(join(tmpdir(), 'tcpdaemon-nats-'));
+  const dir = storeDir ?? tempDir('tcpdaemon-nats-');
   for (let attempt = 1; ; attempt++) {
     const port = fixedPort ?? (await freePort());
     const child = spawn(

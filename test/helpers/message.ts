@@ -2,9 +2,8 @@
 // process) serving a handler with its log read back, and a raw socket that speaks a codec.
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { type AddressInfo, createConnection, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { type TcpdaemonHandle, type Tcpmain, tcpdaemon } from '../../src/index.js';
@@ -15,6 +14,7 @@ import {
   type MessageHandlerOptions,
 } from '../../src/message/index.js';
 import { type LogLine, ROOT } from './daemon.js';
+import { tempDir } from './temp-dir.js';
 
 export interface LogReader {
   readonly lines: LogLine[];
@@ -131,7 +131,7 @@ export async function serveInProcess(
   opts: { port?: number } = {},
 ): Promise<InProcessServer> {
   if (logDir === undefined) {
-    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-msg-'));
+    const dir = tempDir('tcpdaemon-msg-');
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     logDir = dir;
   }

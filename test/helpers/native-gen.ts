@@ -2,11 +2,10 @@
 // directory, and run to its end: exit code, its JSON (if it printed one) and stderr.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { after, before } from 'node:test';
 import { buildNative, type NativeProgram } from '../../bench/native.js';
+import { tempDir } from './temp-dir.js';
 
 export interface GenRun<T> {
   code: number | null;
@@ -16,7 +15,7 @@ export interface GenRun<T> {
 
 /** Registers the build (before) and the clean-up (after); returns the runner. */
 export function nativeGenerator<T>(program: NativeProgram): (args: string[]) => Promise<GenRun<T>> {
-  const outDir = mkdtempSync(join(tmpdir(), `${program}-`));
+  const outDir = tempDir(`${program}-`);
   after(() => rmSync(outDir, { recursive: true, force: true }));
   let binary = '';
   before(() => {

@@ -1,11 +1,11 @@
 // A NATS cluster with JetStream, one node per simulated host (netns.ts): what --discovery points at
 // in the multi-host tests. Ready once every node has logged that it joined the JetStream cluster.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, DaemonProcess, type LogLine, ROOT } from './daemon.js';
 import type { Host } from './netns.js';
+import { tempDir } from './temp-dir.js';
 
 const CLIENT_PORT = 4222;
 const ROUTE_PORT = 6222;
@@ -38,7 +38,7 @@ export class NatsCluster {
   }
 
   static async start(hosts: Host[], timeoutMs = 30_000): Promise<NatsCluster> {
-    const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-nats-cluster-'));
+    const dir = tempDir('tcpdaemon-nats-cluster-');
     const routes = hosts.map((h) => `nats://${h.ip}:${ROUTE_PORT}`).join(',');
     const nodes = hosts.map((host) => spawnNode(host, dir, routes));
     const cluster = new NatsCluster(nodes, dir, routes);

@@ -6,10 +6,10 @@
 // loopback) and healed, random loss per host. Needs root, iproute2, nft (Debian's nftables), gcc.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES } from './daemon.js';
+import { tempDir } from './temp-dir.js';
 
 export interface Host {
   /** 1-based, as in the test's prose ("host 3"). */
@@ -211,7 +211,7 @@ async function startDelaySwitch(
   delayUs: number,
   taps: string[],
 ): Promise<{ child: ChildProcess; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-delay-switch-'));
+  const dir = tempDir('tcpdaemon-delay-switch-');
   const exe = join(dir, 'delay-switch');
   const built = spawnSync('gcc', ['-O2', '-o', exe, join(FIXTURES, 'delay-switch.c')], { encoding: 'utf8' });
   if (built.status !== 0) {

@@ -1,13 +1,12 @@
 // `tcpdaemon status` from tests: a fresh socket path and the JSON report.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DaemonStatus } from '../../src/status.js';
 import { runCli } from './daemon.js';
+import { tempDir } from './temp-dir.js';
 
 export function socketPath(): string {
-  return join(mkdtempSync(join(tmpdir(), 'tcpd-status-')), 'status.sock');
+  return join(tempDir('tcpd-status-'), 'status.sock');
 }
 
 export async function status(path: string): Promise<DaemonStatus> {
