@@ -11,6 +11,11 @@ import { join } from 'node:path';
 const listen = process.argv[2] ?? '127.0.0.1:0';
 const dir = mkdtempSync(join(tmpdir(), 'tcpdaemon-bench-nats-'));
 const children: ChildProcess[] = [];
+// On any exit, a failed start's included: nothing of the three and no JetStream data left behind.
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
 
 const port = await new Promise<number>((resolve) => {
   const s = createServer().listen(0, '127.0.0.1', () => {
@@ -52,13 +57,18 @@ const gateway = spawn('bin/tcpdaemon', ['gateway', '-l', listen, '--codec', 'lar
 });
 children.push(gateway);
 
+/** SIGTERM to each, the gateway first; SIGKILL to what is left after 3 s; exit once all are gone. */
 function stop(): void {
-  for (const c of children.reverse()) if (c.exitCode === null) c.kill('SIGTERM');
-  setTimeout(() => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+  const alive = children.filter((c) => c.exitCode === null && c.signalCode === null);
+  const gone = Promise.all(alive.map((c) => new Promise((res) => c.once('exit', res))));
+  for (const c of [...alive].reverse()) c.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    for (const c of alive) c.kill('SIGKILL');
+  }, 3000);
+  void gone.then(() => {
+    clearTimeout(timer);
     process.exit(0);
-  }, 3000).unref();
+  });
 }
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -6,15 +6,13 @@
 // usage: node --import tsx bench/servers/proxy-stack.ts --backend echo|redis
 //          --front none|tcpdaemon|haproxy|node-minimal
 //          [--strategy NAME] [--backends N] [--slow-ms MS]   (N echo backends, the first answering MS late)
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ChildStack, freePort } from './child-stack.js';
 import { announceListening } from './listen-address.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const { values } = parseArgs({
   options: {
     backend: { type: 'string', default: 'echo' },
@@ -26,71 +24,9 @@ const { values } = parseArgs({
 });
 const backendCount = Number(values.backends);
 const slowMs = Number(values['slow-ms']);
-const children: ChildProcess[] = [];
-const tmp = mkdtempSync(join(tmpdir(), 'tcpdaemon-bench-stack-'));
-
-function stop(code: number): never {
-  for (const c of children) c.kill('SIGKILL');
-  rmSync(tmp, { recursive: true, force: true });
-  process.exit(code);
-}
-for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop(0));
-
-function fail(why: string): never {
-  process.stderr.write(`proxy-stack: ${why}\n`);
-  stop(1);
-}
-
-function run(argv: string[], onLine?: (line: string) => void): ChildProcess {
-  const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  child.once('error', (err: NodeJS.ErrnoException) =>
-    fail(`cannot run ${argv[0]}: ${err.code ?? err.message}`),
-  );
-  child.once('exit', (code, sig) => fail(`${argv[0]} exited (${sig ?? code})`));
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      onLine?.(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  return child;
-}
-
-/** A port free right now: for programs that cannot listen on port 0 and report it. */
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
-}
-
-async function untilAccepting(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((res) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => res(true)).once('error', () => res(false));
-      s.once('connect', () => s.destroy());
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  fail(`nothing accepts on port ${port}`);
-}
-
-function listeningPort(line: string): number | undefined {
-  try {
-    const l = JSON.parse(line) as { msg?: string; address?: string };
-    if (l.msg === 'listening' && l.address) return Number(/:(\d+)$/.exec(l.address)?.[1]);
-  } catch {
-    // not a log line
-  }
-  return undefined;
-}
+const stack = new ChildStack('proxy-stack');
+const { tmp } = stack;
+const fail: (why: string) => never = (why) => stack.fail(why);
 
 /** Echo backends; with --slow-ms, the first one answers each chunk that much later. */
 function startEchoBackends(): Promise<number[]> {
@@ -100,12 +36,7 @@ function startEchoBackends(): Promise<number[]> {
         i === 0 && slowMs > 0
           ? [process.execPath, '--import', 'tsx', 'bench/servers/slow-echo.ts', '127.0.0.1:0', String(slowMs)]
           : [process.execPath, '--import', 'tsx', 'bench/servers/plain-echo.ts', '127.0.0.1:0'];
-      return new Promise<number>((res) => {
-        run(argv, (line) => {
-          const port = listeningPort(line);
-          if (port) res(port);
-        });
-      });
+      return stack.started(argv);
     }),
   );
 }
@@ -113,8 +44,9 @@ function startEchoBackends(): Promise<number[]> {
 async function startBackends(): Promise<number[]> {
   if (values.backend === 'redis') {
     const port = await freePort();
-    run(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
-    await untilAccepting(port);
+    const redis = ['redis-server', '--port', String(port), '--bind', '127.0.0.1'];
+    stack.run([...redis, '--save', '', '--appendonly', 'no']);
+    await stack.untilAccepting(port);
     return [port];
   }
   return startEchoBackends();
@@ -148,19 +80,14 @@ async function startFront(backendPorts: number[]): Promise<number> {
         '',
       ].join('\n'),
     );
-    run(['haproxy', '-db', '-f', cfg]);
-    await untilAccepting(port);
+    stack.run(['haproxy', '-db', '-f', cfg]);
+    await stack.untilAccepting(port);
     return port;
   }
   if (values.front === 'node-minimal') {
     if (backendPorts.length !== 1) fail('--front node-minimal takes one backend');
     const argv = [process.execPath, '--import', 'tsx', 'bench/servers/minimal-proxy.ts'];
-    return new Promise((res) => {
-      run([...argv, '127.0.0.1:0', `127.0.0.1:${backendPorts[0]}`], (line) => {
-        const port = listeningPort(line);
-        if (port) res(port);
-      });
-    });
+    return stack.started([...argv, '127.0.0.1:0', `127.0.0.1:${backendPorts[0]}`]);
   }
   if (values.front !== 'tcpdaemon') fail(`unknown --front ${values.front}`);
   // The same timeouts as HAProxy's defaults above: 5 s to connect, 60 s idle (our --timeout
@@ -168,12 +95,7 @@ async function startFront(backendPorts: number[]): Promise<number> {
   const args = ['-l', '127.0.0.1:0', '--connect-timeout', '5', '--timeout', '60'];
   args.push(...backendPorts.flatMap((p) => ['--backend', `127.0.0.1:${p}`]));
   if (values.strategy) args.push('--strategy', values.strategy);
-  return new Promise((res) => {
-    run(['bin/tcpdaemon', 'proxy', ...args], (line) => {
-      const port = listeningPort(line);
-      if (port) res(port);
-    });
-  });
+  return stack.started(['bin/tcpdaemon', 'proxy', ...args]);
 }
 
 /**

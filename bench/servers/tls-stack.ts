@@ -12,17 +12,15 @@
 //          [--workers N] [--key ecdsa|rsa] [--for-await] [--handler echo|pipe] [--shared]
 // --shared (node-tls --workers N): SCHED_NONE, each cluster worker accepts from the shared handle
 // itself, as IOMP -c N's workers do (node's default on Linux is round-robin by the primary).
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import cluster from 'node:cluster';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ChildStack, freePort, ROOT } from './child-stack.js';
 import { announceListening } from './listen-address.js';
 import { nodeTlsEcho } from './node-tls-echo.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const { values } = parseArgs({
   options: {
     server: { type: 'string', default: 'tcpdaemon' },
@@ -33,19 +31,9 @@ const { values } = parseArgs({
     shared: { type: 'boolean', default: false },
   },
 });
-const children: ChildProcess[] = [];
-const tmp = mkdtempSync(join(tmpdir(), 'tcpdaemon-bench-tls-'));
-
-function stop(code: number): never {
-  for (const c of children) c.kill('SIGKILL');
-  rmSync(tmp, { recursive: true, force: true });
-  process.exit(code);
-}
-for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop(0));
-function fail(why: string): never {
-  process.stderr.write(`tls-stack: ${why}\n`);
-  stop(1);
-}
+const stack = new ChildStack('tls-stack');
+const { tmp, children } = stack;
+const fail: (why: string) => never = (why) => stack.fail(why);
 
 const cert = join(tmp, 'server.crt');
 const key = join(tmp, 'server.key');
@@ -76,69 +64,11 @@ execFileSync(
   { stdio: 'ignore' },
 );
 
-function run(argv: string[], onLine?: (line: string) => void): ChildProcess {
-  const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  child.once('error', (err: NodeJS.ErrnoException) =>
-    fail(`cannot run ${argv[0]}: ${err.code ?? err.message}`),
-  );
-  child.once('exit', (c, sig) => fail(`${argv[0]} exited (${sig ?? c})`));
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      onLine?.(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  return child;
-}
-
-function portOf(line: string): number | undefined {
-  try {
-    const l = JSON.parse(line) as { msg?: string; address?: string };
-    if (l.msg === 'listening' && l.address) return Number(/:(\d+)$/.exec(l.address)?.[1]);
-  } catch {
-    // not a log line
-  }
-  return undefined;
-}
-
-const started = (argv: string[]) =>
-  new Promise<number>((res) => {
-    run(argv, (line) => {
-      const p = portOf(line);
-      if (p) res(p);
-    });
-  });
-
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
-}
-
-async function untilAccepting(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((res) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => res(true)).once('error', () => res(false));
-      s.once('connect', () => s.destroy());
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  fail(`nothing accepts on port ${port}`);
-}
-
 async function start(): Promise<number> {
   if (values.server === 'tcpdaemon') {
     const handler = { echo: 'examples/echo.js', pipe: 'bench/servers/pipe-echo.js' }[values.handler!];
     if (handler === undefined) fail(`--handler ${values.handler}: echo or pipe`);
-    return started([
+    return stack.started([
       'bin/tcpdaemon',
       '-m',
       'IOMP',
@@ -166,7 +96,7 @@ async function start(): Promise<number> {
     );
   }
   if (values.server === 'haproxy') {
-    const backend = await started([
+    const backend = await stack.started([
       process.execPath,
       '--import',
       'tsx',
@@ -196,8 +126,8 @@ async function start(): Promise<number> {
         '',
       ].join('\n'),
     );
-    run(['haproxy', '-db', '-f', cfg]);
-    await untilAccepting(port);
+    stack.run(['haproxy', '-db', '-f', cfg]);
+    await stack.untilAccepting(port);
     return port;
   }
   fail(`unknown --server ${values.server}`);
