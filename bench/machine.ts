@@ -23,6 +23,11 @@ export interface Machine {
   openFiles: string;
   /** Commit of the code measured, with `+dirty` when the tree has changes. */
   commit: string;
+  /**
+   * RSA-2048 signatures per second on one core (`openssl speed`), when the run started and when it
+   * ended: how fast the machine was, so that runs on a slowed-down (shared) host can be told apart.
+   */
+  rsaSignsPerSecond?: { start?: number; end?: number };
 }
 
 export function describeMachine(): Machine {
@@ -37,7 +42,23 @@ export function describeMachine(): Machine {
     load1: Math.round(loadavg()[0]! * 100) / 100,
     openFiles: hardOpenFiles(),
     commit: commit(),
+    rsaSignsPerSecond: { start: rsaSignsPerSecond() },
   };
+}
+
+/** One core's RSA-2048 signatures per second over 1 s (`openssl speed`); undefined without openssl. */
+export function rsaSignsPerSecond(): number | undefined {
+  try {
+    const out = execFileSync('openssl', ['speed', '-seconds', '1', 'rsa2048'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 30_000,
+    });
+    const m = /^rsa 2048 bits\s+\S+\s+\S+\s+([\d.]+)/m.exec(out);
+    return m ? Math.round(Number(m[1])) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function hardOpenFiles(): string {

@@ -91,6 +91,11 @@ export function renderSection(report: RunReport): string {
       : `| node | ${m.node} |`,
   );
   out.push(`| load average at start | ${m.load1} |`);
+  const speed = m.rsaSignsPerSecond;
+  if (speed?.start !== undefined || speed?.end !== undefined)
+    out.push(
+      `| speed (openssl speed rsa2048, signs/s, one core) | start ${speed.start ?? 'n/a'}, end ${speed.end ?? 'n/a'} |`,
+    );
   out.push(`| commit | ${m.commit} |`);
   const repeated = [
     ...new Set(report.runs.filter((r) => r.rounds).map((r) => `${r.scenario} (${r.rounds!.length})`)),

@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchResult } from '../src/bench/report.js';
-import { describeMachine } from './machine.js';
+import { describeMachine, rsaSignsPerSecond } from './machine.js';
 import {
   type MessageMicro,
   type RunRecord,
@@ -292,6 +292,7 @@ async function main(): Promise<number> {
     );
   }
 
+  report.machine.rsaSignsPerSecond = { ...report.machine.rsaSignsPerSecond, end: rsaSignsPerSecond() };
   const outDir = join(ROOT, '.bench-out');
   mkdirSync(outDir, { recursive: true });
   const json = `${JSON.stringify(report, null, 2)}\n`;

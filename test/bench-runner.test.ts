@@ -263,6 +263,16 @@ describe('BENCHMARKS.md section', () => {
     assert.match(section, /load \*\*echo-50x1-64B\*\*: `tcpdaemon bench --port PORT`/);
   });
 
+  test("the machine's speed at the start and the end of the run, when openssl measured it", () => {
+    assert.doesNotMatch(section, /openssl speed/, 'no row without a figure');
+    const timed = renderSection({
+      machine: { ...machine, rsaSignsPerSecond: { start: 1100, end: 2450 } },
+      quick: true,
+      runs: [failed],
+    });
+    assert.match(timed, /\| speed \(openssl speed rsa2048, signs\/s, one core\) \| start 1100, end 2450 \|/);
+  });
+
   test('the connect table shows the offered rate and late starts of paced rows, blank for loops', () => {
     const connect = (server: string, paced?: BenchResult['paced']): RunRecord => ({
       scenario: paced ? 'connect-if-paced' : 'connect-4-if',
