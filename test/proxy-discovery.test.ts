@@ -218,8 +218,10 @@ describe('proxy --discover', () => {
       await a.daemon.waitForExit();
       const removed = await daemon.waitForLog(removedLine(`127.0.0.1:${a.port}`), 20_000);
       const goneMs = Date.parse(String(removed.time)) - killedAt;
-      // The last refresh was at most a third of the TTL before the kill; the sweep runs every second.
-      assert.ok(goneMs <= 2000 + 1000 + 1000, `left the pool ${goneMs} ms after the kill (TTL 2 s)`);
+      // The last refresh was at most a third of the TTL before the kill and the sweep runs every
+      // second, so about 4 s; the bound is generous for a loaded machine, and far below what an entry
+      // kept for good (or until a longer default TTL) would show.
+      assert.ok(goneMs <= 10_000, `left the pool ${goneMs} ms after the kill (TTL 2 s)`);
       const bAfter = loop.seen('b');
       await waitUntil(() => loop.seen('b') >= bAfter + 20 || undefined, 'load after the removal', 30_000);
       await loop.stop();
