@@ -2,6 +2,7 @@
 // live daemon's), removed at exit only while it still holds our pid.
 import { closeSync, constants, fstatSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { TcpdaemonError } from './errors.js';
+import { processExists } from './process-exists.js';
 import type { Logger } from './types.js';
 
 export class PidFileError extends TcpdaemonError {
@@ -44,7 +45,7 @@ export function createPidFile(path: string, logger: Logger): void {
       throw new PidFileError(
         `--pid-file ${path}: the path exists and is not a regular file (a symlink is not followed); left untouched`,
       );
-    if (typeof holder === 'number' && holder !== process.pid && isAlive(holder))
+    if (typeof holder === 'number' && holder !== process.pid && processExists(holder))
       throw new PidFileError(
         `--pid-file ${path}: process ${holder} named in it is running (another daemon?); not started`,
       );
@@ -90,15 +91,5 @@ function readHolder(path: string): Holder {
     return pid > 0 && pid <= 0x7fffffff ? pid : 'no pid';
   } finally {
     closeSync(fd);
-  }
-}
-
-/** A process with this pid exists (EPERM: it does, another user's). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
