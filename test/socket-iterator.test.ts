@@ -281,31 +281,24 @@ for (const [model, workers] of [
     );
   });
 
-  test(`${model} -c ${workers}: a reply written after the loop ended at the peer's FIN reaches the peer`, async () => {
-    await withDaemon(
-      ['-m', model!, '-c', workers!, '-l', '127.0.0.1:0', '-s', join(FIXTURES, 'reply-after-loop.mjs')],
+  /** Sends `sent` and FIN to a daemon serving `fixture`; the connection must end cleanly with `reply`. */
+  const repliesAfterFin = (fixture: string, sent: string, reply: string) =>
+    withDaemon(
+      ['-m', model!, '-c', workers!, '-l', '127.0.0.1:0', '-s', join(FIXTURES, fixture)],
       async ({ port }) => {
         const s = await connect(port);
-        s.end('12345');
+        s.end(sent);
         const { data, error } = await untilClosed(s);
         assert.equal(error, undefined);
-        assert.equal(data, 'got 5\n');
+        assert.equal(data, reply);
       },
     );
-  });
 
-  test(`${model} -c ${workers}: an async handler in event style that waits for 'close' ends at the peer's FIN (node's default half-close)`, async () => {
-    await withDaemon(
-      ['-m', model!, '-c', workers!, '-l', '127.0.0.1:0', '-s', join(FIXTURES, 'await-close.mjs')],
-      async ({ port }) => {
-        const s = await connect(port);
-        s.end('ping');
-        const { data, error } = await untilClosed(s);
-        assert.equal(error, undefined);
-        assert.equal(data, 'ping');
-      },
-    );
-  });
+  test(`${model} -c ${workers}: a reply written after the loop ended at the peer's FIN reaches the peer`, () =>
+    repliesAfterFin('reply-after-loop.mjs', '12345', 'got 5\n'));
+
+  test(`${model} -c ${workers}: an async handler in event style that waits for 'close' ends at the peer's FIN (node's default half-close)`, () =>
+    repliesAfterFin('await-close.mjs', 'ping', 'ping'));
 
   test(`${model} -c ${workers}: what the peer sent before its FIN is echoed even when the handler gets to it after the FIN`, async () => {
     await withDaemon(
