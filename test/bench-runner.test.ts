@@ -131,6 +131,35 @@ import { join } from 'node:path';
   ]);
 });
 
+test("a TLS stack's stop lets the tcpdaemon in it remove its private dirs (the key copy) before the stack exits", async () => {
+  // The stack and the daemon make their dirs under TMPDIR (tsx its cache): none of ours may be left.
+  const dir = tempDir('tcpd-bench-tmp-');
+  const script = `
+    import { readdirSync } from 'node:fs';
+    import { startServer } from './bench/processes.ts';
+    import { SERVERS } from './bench/scenarios.ts';
+    process.env.TMPDIR = ${JSON.stringify(dir)};
+    const server = await startServer(SERVERS['tls tcpdaemon IOMP -c 2'].command);
+    const running = readdirSync(process.env.TMPDIR);
+    await server.stop();
+    console.log(JSON.stringify({ running, after: readdirSync(process.env.TMPDIR) }));
+  `;
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(run.status, 0, run.stderr);
+  const { running, after } = JSON.parse(run.stdout.trim().split('\n').at(-1)!);
+  assert.ok(
+    running.some((d: string) => d.startsWith('tcpdaemon-tls-')),
+    `the daemon made its dir: ${running}`,
+  );
+  assert.deepEqual(
+    after.filter((d: string) => d.startsWith('tcpdaemon-')),
+    [],
+  );
+});
+
 test('the built tool runs as a child and prints one JSON result', async () => {
   const server = await startServer(SERVERS['node net'].command);
   try {

@@ -17,7 +17,21 @@ export class ChildStack {
   /** `name` prefixes error lines and the temp dir; SIGTERM and SIGINT stop the stack with exit 0. */
   constructor(private readonly name: string) {
     this.tmp = mkdtempSync(join(tmpdir(), `tcpdaemon-bench-${name}-`));
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => this.stop(0));
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => void this.shutdown());
+  }
+
+  private stopping = false;
+
+  /** SIGTERM to the children first, so that a tcpdaemon among them removes its private dirs (a
+   *  copy of the TLS keys); up to 3 s for them to exit, inside the runner's 5 s grace. */
+  private async shutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const live = this.children.filter((c) => c.exitCode === null && c.signalCode === null);
+    const exited = live.map((c) => new Promise((res) => c.once('exit', res)));
+    for (const c of live) c.kill('SIGTERM');
+    await Promise.race([Promise.all(exited), new Promise((res) => setTimeout(res, 3000))]);
+    this.stop(0);
   }
 
   stop(code: number): never {
@@ -38,7 +52,9 @@ export class ChildStack {
     child.once('error', (err: NodeJS.ErrnoException) =>
       this.fail(`cannot run ${argv[0]}: ${err.code ?? err.message}`),
     );
-    child.once('exit', (code, sig) => this.fail(`${argv[0]} exited (${sig ?? code})`));
+    child.once('exit', (code, sig) => {
+      if (!this.stopping) this.fail(`${argv[0]} exited (${sig ?? code})`);
+    });
     let buf = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       buf += d;
