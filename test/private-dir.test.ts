@@ -43,7 +43,9 @@ test('a gateway killed with SIGKILL leaves its socket folder; the next gateway r
   const first = await startDaemon(gatewayArgs('--business-workers', '1'));
   const firstDirs = dirsOf(`tcpdaemon-gw-${first.daemon.pid}-`);
   assert.equal(firstDirs.length, 1, 'the gateway made its folder, named with its pid');
-  await first.daemon.kill();
+  // (Not daemon.kill(): the test helper removes a killed daemon's dirs itself.)
+  first.daemon.signal('SIGKILL');
+  await first.daemon.waitForExit();
   assert.ok(existsSync(firstDirs[0]!), 'SIGKILL: nothing could remove it');
 
   const second = await startDaemon(gatewayArgs('--business-workers', '1'));
@@ -55,5 +57,6 @@ test('a gateway killed with SIGKILL leaves its socket folder; the next gateway r
     assert.equal(dirsOf(`tcpdaemon-gw-${second.daemon.pid}-`).length, 0, 'removed at the stop');
   } finally {
     await second.daemon.kill();
+    await first.daemon.kill();
   }
 });

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { dirname, resolve } from 'node:path';
+import { readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, readBytes, untilClosed } from './net.js';
 
@@ -133,10 +135,11 @@ export class DaemonProcess {
     this.child.kill(sig);
   }
 
-  /** SIGKILL if still running; resolves when it has exited. */
+  /** SIGKILL if still running; resolves when it has exited and its private dirs are gone. */
   async kill(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     await this.exited;
+    if (this.child.pid !== undefined) removePrivateDirsOf(this.child.pid);
   }
 }
 
@@ -221,4 +224,13 @@ export function readyPids(daemon: DaemonProcess): number[] {
 export async function stopCleanly(daemon: DaemonProcess): Promise<void> {
   daemon.signal('SIGTERM');
   assert.deepEqual(await daemon.waitForExit(), { code: 0, signal: null }, 'a clean stop');
+}
+
+/** A killed daemon's private dirs (src/private-dir.ts: `tcpdaemon-KIND-PID-XXXXXX`, the TLS
+ *  snapshot among them): the next daemon would sweep them, but the suite's last one has no next. */
+function removePrivateDirsOf(pid: number): void {
+  const own = new RegExp(`^tcpdaemon-[a-z]+-${pid}-`);
+  for (const name of readdirSync(tmpdir())) {
+    if (own.test(name)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
 }
