@@ -10,10 +10,27 @@ export const ROOT = resolve(import.meta.dirname, '..');
 
 const live = new Set<ChildProcess>();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    for (const child of live) killGroup(child, 'SIGKILL');
-    process.exit(130);
-  });
+  process.once(sig, () => void stopLive().then(() => process.exit(130)));
+}
+
+/** How long an interrupted runner's children get after SIGTERM before their groups are SIGKILLed. */
+const INTERRUPT_GRACE_MS = 3000;
+
+/**
+ * Interrupted: SIGTERM to every child, so a stack stops its own children and a tcpdaemon removes
+ * its private dirs (a copy of the TLS keys); then SIGKILL to their groups, whatever is left.
+ */
+async function stopLive(): Promise<void> {
+  const children = [...live];
+  const exits = children.map((c) => new Promise((res) => c.once('exit', res)));
+  for (const child of children) child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(exits),
+    new Promise((res) => (timer = setTimeout(res, INTERRUPT_GRACE_MS))),
+  ]);
+  clearTimeout(timer);
+  for (const child of children) killGroup(child, 'SIGKILL');
 }
 
 /** Spawns argv in ROOT after `ulimit -n <hard limit>`, in a new process group. */

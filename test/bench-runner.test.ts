@@ -2,7 +2,7 @@
 // BENCHMARKS.md section. (The runner as a whole is smoke-tested by `npm run bench -- --quick`.)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -156,6 +156,34 @@ test("a TLS stack's stop lets the tcpdaemon in it remove its private dirs (the k
   );
   assert.deepEqual(
     after.filter((d: string) => d.startsWith('tcpdaemon-')),
+    [],
+  );
+});
+
+test('an interrupted runner stops its TLS stack with SIGTERM first, so no key copy is left in TMPDIR', async () => {
+  const dir = tempDir('tcpd-bench-tmp-');
+  const script = `
+    import { readdirSync } from 'node:fs';
+    import { startServer } from './bench/processes.ts';
+    import { SERVERS } from './bench/scenarios.ts';
+    process.env.TMPDIR = ${JSON.stringify(dir)};
+    await startServer(SERVERS['tls tcpdaemon IOMP -c 2'].command);
+    console.log(JSON.stringify({ running: readdirSync(process.env.TMPDIR) }));
+    process.kill(process.pid, 'SIGTERM');
+    setInterval(() => {}, 1000); // the handler's exit ends it
+  `;
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(run.status, 130, run.stderr);
+  const { running } = JSON.parse(run.stdout.trim().split('\n').at(-1)!);
+  assert.ok(
+    running.some((d: string) => d.startsWith('tcpdaemon-tls-')),
+    `the daemon made its dir: ${running}`,
+  );
+  assert.deepEqual(
+    readdirSync(dir).filter((d) => d.startsWith('tcpdaemon-')),
     [],
   );
 });
