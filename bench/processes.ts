@@ -160,6 +160,16 @@ export function treeRss(pid: number): number {
 
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
+/** Pins every thread of the server `pid` and its worker processes to `cpus` (taskset's list, e.g. '1'); children forked later inherit it. */
+export function pinTree(pid: number, cpus: string): void {
+  for (const p of serverTree(pid)) {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(p)], { stdio: 'ignore' });
+    const allowed = /^Cpus_allowed_list:\s+(\S+)$/m.exec(readOr(`/proc/${p}/status`))?.[1];
+    if (allowed !== undefined && allowed !== cpus)
+      throw new Error(`pid ${p}: CPUs ${allowed} after taskset -c ${cpus}`);
+  }
+}
+
 /** CPU seconds (user + system) the server `pid` and its worker processes have used so far. */
 export function treeCpuSeconds(pid: number): number {
   let ticks = 0;
