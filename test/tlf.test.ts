@@ -148,8 +148,11 @@ test('a blocked thread killed while connections keep coming: the other threads s
   // terminated; connections queued on the socket meanwhile belong to no thread and must not be reset.
   await withDaemon(modelArgs('TLF', 2, commands, '--shutdown-timeout', '1'), async ({ daemon, port }) => {
     const [blocked, other] = await onTwoThreads(port);
+    // 'freeze' answers before it blocks: after the answer that thread accepts nothing more, so no
+    // connection of the loops below can be one it took just before blocking (those are its own,
+    // and die with it).
+    assert.equal(await ask(blocked.socket, 'freeze'), 'frozen');
     const blockedClosed = untilClosed(blocked.socket);
-    blocked.socket.write('block\n');
     assert.equal(await ask(other.socket, 'other thread'), 'other thread');
     other.socket.end();
     daemon.signal('SIGHUP');
