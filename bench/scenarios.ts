@@ -560,6 +560,13 @@ function tlsServers<S extends string>(key: 'ecdsa' | 'rsa', suffix: S) {
       cores: 2,
       children: true,
     },
+    [`tls tcpdaemon IOMP -c 2 (pipe)${suffix}`]: {
+      description: `tcpdaemon IOMP -c 2, bench/servers/pipe-echo.js (node's pipe echo as the handler), --tls-cert, --tcp-nodelay (${key})`,
+      command: stack('tcpdaemon', '--workers', '2', '--handler', 'pipe'),
+      tls: true,
+      cores: 2,
+      children: true,
+    },
     [`tls node tls (for await)${suffix}`]: {
       description: `node:tls echo with the for-await loop of examples/echo.js, noDelay, one process (${key})`,
       command: stack('node-tls', '--for-await'),
@@ -595,7 +602,7 @@ function tlsServers<S extends string>(key: 'ecdsa' | 'rsa', suffix: S) {
       needs: ['haproxy'],
     },
   } as Record<
-    `tls ${'tcpdaemon IOMP -c 1' | 'tcpdaemon IOMP -c 1 (pipe)' | 'tcpdaemon IOMP -c 2' | 'node tls (for await)' | 'node tls' | 'node cluster 2' | 'node cluster 2 shared' | 'HAProxy'}${S}`,
+    `tls ${'tcpdaemon IOMP -c 1' | 'tcpdaemon IOMP -c 1 (pipe)' | 'tcpdaemon IOMP -c 2' | 'tcpdaemon IOMP -c 2 (pipe)' | 'node tls (for await)' | 'node tls' | 'node cluster 2' | 'node cluster 2 shared' | 'HAProxy'}${S}`,
     ServerSpec
   >;
 }
